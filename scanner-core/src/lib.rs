@@ -1,0 +1,9 @@
+//! scanner-core: the one source of truth for the ticket format and every decision made on it.
+//!
+//! The issuer signs tickets with it, the offline scanner and the browser (wasm32) verify with it, and the
+//! edge Worker reuses it. It knows nothing of HTTP, SQL or the browser: file and terminal code lives behind
+//! the `cli` feature so that the core builds for `wasm32-unknown-unknown`.
+//!
+//! The byte layout and signing rules are specified in `docs/ticket-format.md`.
+
+pub mod qr;

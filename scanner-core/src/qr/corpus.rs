@@ -1,0 +1,1 @@
+//! Deterministic generator of degraded camera frames for tests and benchmarks.
