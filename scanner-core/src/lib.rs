@@ -6,4 +6,14 @@
 //!
 //! The byte layout and signing rules are specified in `docs/ticket-format.md`.
 
+pub mod base45;
+pub mod keyring;
 pub mod qr;
+pub mod revocation;
+pub mod ticket;
+pub mod verify;
+
+pub use keyring::{IssuerKey, Keyring, PublicKeyEntry};
+pub use revocation::{RevocationDelta, RevocationHash, RevocationList};
+pub use ticket::{EntryPolicy, KeyId, SignedTicket, Ticket, TicketId};
+pub use verify::{verify_text, Refusal, VerifyContext};
