@@ -8,7 +8,9 @@
 
 pub mod base45;
 pub mod keyring;
+pub mod manifest;
 pub mod qr;
+pub mod redemption;
 pub mod revocation;
 pub mod ticket;
 pub mod verify;

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The one test command (README: "Test it"). Installs what it needs idempotently, then runs every check:
+# formatting, lints, all Rust tests, the wasm32 build of scanner-core's core, and a short fuzz run.
+# Caches (Cargo target dirs, Python venv, installed tools) live under $HOME/.cache/tickets, outside the clone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+cache="${TICKETS_CACHE:-$HOME/.cache/tickets}"
+mkdir -p "$cache"
+export CARGO_TARGET_DIR="$cache/target"
+export TICKETS_PYTHON="$cache/venv/bin/python"
+export CARGO_TERM_COLOR=never
+step() { printf '\n==> %s\n' "$*"; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+step "system packages"
+# wasm32 toolchain (Debian's rustc-web builds std for wasm from source; see ../shared/wasm-toolchain.md).
+apt_pkgs=(rustc-web cargo-web rust-web-src lld-22)
+missing=()
+for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+else
+  echo "all present"
+fi
+
+step "python test tools (venv in $cache/venv)"
+[ -x "$TICKETS_PYTHON" ] || python3 -m venv "$cache/venv"
+reqs=$(cat issuer/tests/requirements.txt 2>/dev/null | sort -u || true)
+stamp="$cache/venv/.reqs"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$reqs" ]; then
+  printf '%s\n' "$reqs" > "$cache/venv/requirements.txt"
+  "$cache/venv/bin/pip" install -q --disable-pip-version-check -r "$cache/venv/requirements.txt"
+  printf '%s' "$reqs" > "$stamp"
+fi
+echo "ok"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "cargo test (workspace)"
+cargo test --workspace
+
+step "wasm32 build of scanner-core's core (no files, no clock)"
+scripts/wasm-build.sh -p scanner-core --lib --no-default-features
+ls -l "$cache"/target-wasm*/wasm32-unknown-unknown/release/libscanner_core.rlib 2>/dev/null | tail -n1
+
+step "fuzz the QR-text decoder (cargo fuzz, ${FUZZ_SECONDS:-20} s)"
+if rustup run nightly rustc --version >/dev/null 2>&1; then
+  tools="$cache/tools"
+  if [ ! -x "$tools/bin/cargo-fuzz" ]; then
+    cargo install --quiet --root "$tools" --locked cargo-fuzz
+  fi
+  (cd scanner-core/fuzz && PATH="$tools/bin:$PATH" cargo +nightly fuzz run decode_text \
+     --target-dir "$cache/target-fuzz" -- -max_total_time="${FUZZ_SECONDS:-20}" -rss_limit_mb=2048 2>&1 | tail -n 3)
+  # cargo fuzz exits non-zero on a crash, which set -o pipefail turns into a failure here.
+else
+  echo "fuzz: NOT RUN (no nightly toolchain on this machine; the fuzz target still builds with: cargo +nightly fuzz build)"
+fi
+
+step "all checks passed"
+echo "root: $root"
