@@ -1,1 +1,184 @@
-fn main() {}
+//! Benchmark: prints ONE JSON object on stdout. Each part of the system adds its own top-level section to
+//! the map built in `main`, so results from different parts can be compared run over run.
+//!
+//! `cargo run --release -p scanner-core --bin bench -- [--frames-per-variant N] [--corpus-dir DIR]`
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Parser;
+use scanner_core::qr::corpus::{self, Variant};
+use scanner_core::qr::decode::decode_luma;
+use serde_json::{json, Map, Value};
+
+#[derive(Parser, Debug)]
+#[command(about = "Benchmarks scanner-core and prints one JSON object")]
+struct Args {
+    /// Degraded frames generated per corpus variant.
+    #[arg(long, default_value_t = 30)]
+    frames_per_variant: usize,
+    /// Also write the corpus as PNG files plus expected.json here (for bench/peers.py).
+    #[arg(long)]
+    corpus_dir: Option<PathBuf>,
+    /// Corpus seed; the default keeps runs comparable.
+    #[arg(long, default_value_t = corpus::DEFAULT_SEED)]
+    seed: u64,
+    /// Print each frame that fails to decode on stderr.
+    #[arg(long)]
+    verbose: bool,
+}
+
+/// Median and 99th percentile (nearest rank) of `samples`, in milliseconds.
+fn percentiles(samples: &mut [f64]) -> (f64, f64) {
+    if samples.is_empty() {
+        return (0.0, 0.0);
+    }
+    samples.sort_by(f64::total_cmp);
+    let rank = |q: f64| samples[((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len()) - 1];
+    let median = if samples.len() % 2 == 1 {
+        samples[samples.len() / 2]
+    } else {
+        (samples[samples.len() / 2 - 1] + samples[samples.len() / 2]) / 2.0
+    };
+    (median, rank(0.99))
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Decodes every frame of the generated corpus, timing each decode separately.
+fn decode_section(args: &Args) -> anyhow::Result<Value> {
+    let frames = corpus::generate(args.frames_per_variant, args.seed);
+    if let Some(dir) = &args.corpus_dir {
+        corpus::write_corpus(&frames, dir).with_context(|| format!("writing corpus to {}", dir.display()))?;
+    }
+
+    // Warm up caches and lazy statics so the first frame is not charged for them.
+    if let Some(frame) = frames.first() {
+        let _ = decode_luma(frame.width, frame.height, &frame.luma);
+    }
+
+    let mut per_variant: BTreeMap<Variant, (usize, Vec<f64>)> = BTreeMap::new();
+    let mut all_times = Vec::with_capacity(frames.len());
+    let mut all_decoded = 0;
+    for frame in &frames {
+        let start = Instant::now();
+        let result = decode_luma(frame.width, frame.height, &frame.luma);
+        let ms = start.elapsed().as_secs_f64() * 1000.0;
+        // A wrong text is a failure, not a partial success.
+        let ok = result.as_deref() == Some(frame.expected.as_str());
+        if !ok && args.verbose {
+            eprintln!("FAIL {} severity {:.2}: {:?}", frame.file_name(), frame.severity, result.map(|r| r.len()));
+        }
+        let entry = per_variant.entry(frame.variant).or_default();
+        entry.0 += usize::from(ok);
+        entry.1.push(ms);
+        all_decoded += usize::from(ok);
+        all_times.push(ms);
+    }
+
+    let mut variants = Map::new();
+    for (variant, (decoded, mut times)) in per_variant {
+        let (median, p99) = percentiles(&mut times);
+        variants.insert(
+            variant.name().to_string(),
+            json!({
+                "frames": times.len(),
+                "decoded": decoded,
+                "median_ms": round3(median),
+                "p99_ms": round3(p99),
+            }),
+        );
+    }
+    let (median, p99) = percentiles(&mut all_times);
+    Ok(json!({
+        "decoder": "scanner-core qr::decode::decode_luma",
+        "frame": format!("{}x{}", corpus::FRAME_WIDTH, corpus::FRAME_HEIGHT),
+        "seed": args.seed,
+        "variants": variants,
+        "totals": {
+            "frames": all_times.len(),
+            "decoded": all_decoded,
+            "median_ms": round3(median),
+            "p99_ms": round3(p99),
+        },
+    }))
+}
+
+/// Median of `f` over `n` runs, in microseconds.
+fn median_us(n: usize, mut f: impl FnMut()) -> f64 {
+    let mut samples: Vec<f64> = (0..n)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    percentiles(&mut samples).0
+}
+
+/// The ticket format: how big its QR code is and how long signing, rendering and verifying take.
+fn ticket_section() -> anyhow::Result<Value> {
+    use scanner_core::qr::render;
+    use scanner_core::{EntryPolicy, IssuerKey, KeyId, Keyring, Ticket, TicketId, VerifyContext};
+
+    let key = IssuerKey::from_seed(KeyId(1), [7; 32]);
+    let mut keyring = Keyring::new();
+    keyring.insert(key.public_entry(0, None))?;
+    let typical = Ticket {
+        key_id: KeyId(1),
+        event_id: 1234,
+        ticket_id: TicketId::random(),
+        ticket_type: 1,
+        addons: 0b10,
+        policy: EntryPolicy::SingleEntry,
+        valid_from: None,
+        valid_until: None,
+    };
+    let largest = Ticket { valid_from: Some(1_700_000_000), valid_until: Some(1_900_000_000), ..typical.clone() };
+    let mut sizes = Map::new();
+    for (name, t) in [("typical", &typical), ("largest", &largest)] {
+        let text = key.sign_ticket(t)?.to_qr_text();
+        sizes.insert(
+            name.to_string(),
+            json!({
+                "bytes": key.sign_ticket(t)?.to_bytes().len(),
+                "qr_text_len": text.len(),
+                "qr_version": render::qr_version(&text)?,
+                "ecc": "M",
+            }),
+        );
+    }
+    let text = key.sign_ticket(&typical)?.to_qr_text();
+    let ctx = VerifyContext { keyring: &keyring, revocations: None, event_id: Some(1234), now: 1_800_000_000 };
+    let verify_us = median_us(2000, || {
+        let _ = std::hint::black_box(scanner_core::verify_text(std::hint::black_box(&text), &ctx));
+    });
+    let mut render_err = None;
+    let encode_render_us = median_us(200, || {
+        let result = key.sign_ticket(&typical).map(|s| s.to_qr_text()).map(|t| render::png(&t, 8));
+        if let Ok(Err(e)) = result {
+            render_err = Some(e);
+        }
+    });
+    if let Some(e) = render_err {
+        return Err(e.into());
+    }
+    Ok(json!({
+        "sizes": sizes,
+        "verify_us_median": round3(verify_us),
+        "sign_encode_render_png_ms_median": round3(encode_render_us / 1000.0),
+    }))
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut report = Map::new();
+    report.insert("ticket".to_string(), ticket_section()?);
+    report.insert("decode".to_string(), decode_section(&args)?);
+    println!("{}", serde_json::to_string_pretty(&Value::Object(report))?);
+    Ok(())
+}
