@@ -1,1 +1,18 @@
-//! The edge verifier (a Cloudflare Worker over scanner-core) is not built yet; see README.md.
+//! The edge verifier: a Cloudflare Worker that answers "admit?" for online scanners, exactly once per
+//! ticket across all gates, and relays the redemption log so edge and offline scans converge.
+//!
+//! It is a thin shell over `scanner-core`: every format, signature, revocation, scan-decision and log
+//! decision is made there. This crate only adds HTTP (parsing, limits, auth, CORS, JSON errors), sharding
+//! onto Durable Objects, and storage layout.
+//!
+//! Everything here except [`worker_shell`] is plain Rust, compiled and unit-tested natively; the Workers
+//! runtime binding (crate `worker`) exists only in the wasm32 build.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod history;
+pub mod shard;
+
+#[cfg(target_arch = "wasm32")]
+mod worker_shell;

@@ -1,0 +1,315 @@
+//! The public HTTP API's request and response bodies, limits and errors — transport-independent.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use scanner_core::redemption::{DeviceId, RefusalCode, ScanKind, Verdict};
+use scanner_core::verify::Refusal;
+
+/// Largest `/v1/redeem` body accepted. A ticket's QR text is at most ~150 bytes
+/// (`scanner_core::ticket::MAX_QR_TEXT_LEN`); the rest is room for names, so anything larger is abuse.
+pub const MAX_REDEEM_BODY: usize = 4 * 1024;
+/// Largest `/v1/sync` body accepted. Far below scanner-core's own 64 MiB cap: a device that has been offline
+/// all day has ~50k scans ≈ 2 MiB of log; larger messages would also risk the Worker's memory limit.
+pub const MAX_SYNC_BODY: usize = 16 * 1024 * 1024;
+/// Longest gate or device name accepted (same cap as scanner-core's log: `MAX_TEXT_BYTES`).
+pub const MAX_NAME_BYTES: usize = scanner_core::redemption::document::MAX_TEXT_BYTES;
+
+/// `POST /v1/redeem` body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedeemRequest {
+    /// The text read from the QR code.
+    pub qr_text: String,
+    /// The event this scanner admits to. Tickets for other events are refused as `wrong_event`.
+    pub event: u32,
+    /// The scanning device's id: 16 lowercase hex digits, the same id it has in the redemption log.
+    pub device: String,
+    /// Optional human name of the device, shown in "already used" verdicts.
+    #[serde(default)]
+    pub device_name: Option<String>,
+    /// The gate's name.
+    pub gate: String,
+    /// `entry` (default) or `exit`.
+    #[serde(default = "default_kind")]
+    pub kind: Kind,
+}
+
+fn default_kind() -> Kind {
+    Kind::Entry
+}
+
+/// Entry or exit, as spelled in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Entry,
+    Exit,
+}
+
+impl From<Kind> for ScanKind {
+    fn from(k: Kind) -> Self {
+        match k {
+            Kind::Entry => ScanKind::Entry,
+            Kind::Exit => ScanKind::Exit,
+        }
+    }
+}
+
+/// A redeem request that passed validation.
+#[derive(Debug, Clone)]
+pub struct ValidRedeem {
+    pub qr_text: String,
+    pub event: u32,
+    pub device: DeviceId,
+    pub device_name: String,
+    pub gate: String,
+    pub kind: Kind,
+}
+
+/// What the Worker sends a redemption shard: a request that passed validation and edge verification,
+/// with the edge's clock. Internal (Worker → Durable Object) only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShardRedeem {
+    pub qr_text: String,
+    pub event: u32,
+    pub device: String,
+    pub device_name: String,
+    pub gate: String,
+    pub kind: Kind,
+    pub now_ms: u64,
+}
+
+impl ShardRedeem {
+    pub fn new(req: &ValidRedeem, now_ms: u64) -> Self {
+        Self {
+            qr_text: req.qr_text.clone(),
+            event: req.event,
+            device: req.device.to_hex(),
+            device_name: req.device_name.clone(),
+            gate: req.gate.clone(),
+            kind: req.kind,
+            now_ms,
+        }
+    }
+
+    /// Back to a validated request (the Worker validated it; the device id is re-parsed, not trusted).
+    pub fn into_valid(self) -> Result<(ValidRedeem, u64), ApiError> {
+        let device = DeviceId::from_hex(&self.device).ok_or_else(|| ApiError::BadRequest("device".into()))?;
+        let valid = ValidRedeem {
+            qr_text: self.qr_text,
+            event: self.event,
+            device,
+            device_name: self.device_name,
+            gate: self.gate,
+            kind: self.kind,
+        };
+        Ok((valid, self.now_ms))
+    }
+}
+
+/// A client error with its HTTP status and a stable machine-readable code.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ApiError {
+    #[error("missing or unknown scanner token")]
+    Unauthorized,
+    #[error("no such endpoint")]
+    NotFound,
+    #[error("method not allowed here")]
+    MethodNotAllowed,
+    #[error("body must be {0}")]
+    UnsupportedMediaType(&'static str),
+    #[error("body is larger than the {0} bytes allowed")]
+    TooLarge(usize),
+    #[error("invalid request: {0}")]
+    BadRequest(String),
+    #[error("the edge is not configured: {0}")]
+    Misconfigured(String),
+    #[error("not implemented: {0}")]
+    NotImplemented(&'static str),
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::Unauthorized => 401,
+            ApiError::NotFound => 404,
+            ApiError::MethodNotAllowed => 405,
+            ApiError::UnsupportedMediaType(_) => 415,
+            ApiError::TooLarge(_) => 413,
+            ApiError::BadRequest(_) => 400,
+            ApiError::NotImplemented(_) => 501,
+            ApiError::Misconfigured(_) | ApiError::Internal => 500,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::TooLarge(_) => "too_large",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Misconfigured(_) => "misconfigured",
+            ApiError::NotImplemented(_) => "not_implemented",
+            ApiError::Internal => "internal",
+        }
+    }
+
+    /// The JSON error body: `{"error": code, "message": text}`.
+    pub fn to_json(&self) -> String {
+        serde_json::json!({ "error": self.code(), "message": self.to_string() }).to_string()
+    }
+}
+
+/// Checks a declared `Content-Length` before the body is read, so oversized bodies are refused unread.
+pub fn check_declared_length(content_length: Option<&str>, limit: usize) -> Result<(), ApiError> {
+    match content_length.map(|v| v.trim().parse::<u64>()) {
+        Some(Ok(n)) if n > limit as u64 => Err(ApiError::TooLarge(limit)),
+        Some(Err(_)) => Err(ApiError::BadRequest("Content-Length is not a number".into())),
+        _ => Ok(()),
+    }
+}
+
+/// Whether a `Content-Type` header names JSON (parameters such as `charset` are allowed).
+pub fn is_json(content_type: Option<&str>) -> bool {
+    content_type
+        .and_then(|ct| ct.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Parses and validates a `/v1/redeem` body (its length already checked against the declared length;
+/// checked again here because a chunked body declares none).
+pub fn parse_redeem(body: &[u8]) -> Result<ValidRedeem, ApiError> {
+    if body.len() > MAX_REDEEM_BODY {
+        return Err(ApiError::TooLarge(MAX_REDEEM_BODY));
+    }
+    let req: RedeemRequest =
+        serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("body is not a redeem request: {e}")))?;
+    let device = DeviceId::from_hex(&req.device)
+        .ok_or_else(|| ApiError::BadRequest("device must be 16 lowercase hex digits".into()))?;
+    let gate = req.gate.trim().to_owned();
+    if gate.is_empty() || gate.len() > MAX_NAME_BYTES {
+        return Err(ApiError::BadRequest(format!("gate must be 1 to {MAX_NAME_BYTES} bytes")));
+    }
+    let device_name = req.device_name.unwrap_or_default().trim().to_owned();
+    if device_name.len() > MAX_NAME_BYTES {
+        return Err(ApiError::BadRequest(format!("device_name must be at most {MAX_NAME_BYTES} bytes")));
+    }
+    Ok(ValidRedeem { qr_text: req.qr_text, event: req.event, device, device_name, gate, kind: req.kind })
+}
+
+/// The verdict JSON: scanner-core's [`Verdict`] (tagged `verdict`: `admit`, `exit`, `already_used`,
+/// `refused`) plus the steward's one-line message and which path decided.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerdictBody<'a> {
+    #[serde(flatten)]
+    pub verdict: &'a Verdict,
+    pub message: String,
+    /// Always `"edge"`: lets a scanner record which path decided.
+    pub decided_by: &'static str,
+}
+
+pub fn verdict_json(verdict: &Verdict) -> String {
+    let body = VerdictBody { verdict, message: verdict.message(), decided_by: "edge" };
+    serde_json::to_string(&body).unwrap_or_else(|_| ApiError::Internal.to_json())
+}
+
+/// The refused verdict for a verification failure, exactly as scanner-core words it.
+pub fn refused(refusal: &Refusal) -> Verdict {
+    Verdict::Refused { code: RefusalCode::of(refusal), message: refusal.to_string() }
+}
+
+/// CORS: the `Access-Control-Allow-Origin` value for a request's `Origin`, if that origin is allowed.
+/// `allowed` is the configured list; `*` in it allows any origin (credentials are bearer tokens in a
+/// header, never cookies, so a wildcard cannot leak them).
+pub fn cors_origin<'a>(origin: Option<&'a str>, allowed: &[String]) -> Option<&'a str> {
+    let origin = origin?;
+    allowed.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(origin)).then_some(origin)
+}
+
+/// Splits a comma- or whitespace-separated configuration list.
+pub fn split_list(value: &str) -> Vec<String> {
+    value.split(|c: char| c == ',' || c.is_whitespace()).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(json: serde_json::Value) -> Vec<u8> {
+        json.to_string().into_bytes()
+    }
+
+    #[test]
+    fn valid_redeem_request_parses() {
+        let r = parse_redeem(&body(serde_json::json!({
+            "qr_text": "TK1:ABC", "event": 42, "device": "00000000000000aa", "gate": " North ",
+        })))
+        .unwrap();
+        assert_eq!(r.event, 42);
+        assert_eq!(r.device, DeviceId(0xaa));
+        assert_eq!(r.gate, "North");
+        assert_eq!(r.kind, Kind::Entry);
+        assert_eq!(r.device_name, "");
+    }
+
+    #[test]
+    fn bad_redeem_requests_are_400_and_oversized_413() {
+        let cases = [
+            b"not json".to_vec(),
+            body(serde_json::json!({"qr_text": "x", "event": 1, "device": "xyz", "gate": "g"})),
+            body(serde_json::json!({"qr_text": "x", "event": 1, "device": "00000000000000AA", "gate": "g"})),
+            body(serde_json::json!({"qr_text": "x", "event": 1, "device": "00000000000000aa", "gate": ""})),
+            body(serde_json::json!({"qr_text": "x", "event": -1, "device": "00000000000000aa", "gate": "g"})),
+            body(
+                serde_json::json!({"qr_text": "x", "event": 1, "device": "00000000000000aa", "gate": "g", "kind": "x"}),
+            ),
+            body(
+                serde_json::json!({"qr_text": "x", "event": 1, "device": "00000000000000aa", "gate": "g", "extra": 1}),
+            ),
+            body(serde_json::json!({"event": 1, "device": "00000000000000aa", "gate": "g"})),
+        ];
+        for c in cases {
+            let err = parse_redeem(&c).unwrap_err();
+            assert_eq!(err.status(), 400, "{}", String::from_utf8_lossy(&c));
+        }
+        let big = vec![b' '; MAX_REDEEM_BODY + 1];
+        assert_eq!(parse_redeem(&big).unwrap_err(), ApiError::TooLarge(MAX_REDEEM_BODY));
+        assert_eq!(check_declared_length(Some("99999"), MAX_REDEEM_BODY), Err(ApiError::TooLarge(MAX_REDEEM_BODY)));
+        assert!(check_declared_length(Some("12"), MAX_REDEEM_BODY).is_ok());
+        assert!(check_declared_length(None, MAX_REDEEM_BODY).is_ok());
+        assert_eq!(check_declared_length(Some("x"), 1).unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn error_json_has_code_and_message() {
+        let v: serde_json::Value = serde_json::from_str(&ApiError::TooLarge(10).to_json()).unwrap();
+        assert_eq!(v["error"], "too_large");
+        assert!(v["message"].as_str().unwrap().contains("10"));
+    }
+
+    #[test]
+    fn refusal_verdict_json_uses_scanner_core_code_and_message() {
+        let v: serde_json::Value = serde_json::from_str(&verdict_json(&refused(&Refusal::BadSignature))).unwrap();
+        assert_eq!(v["verdict"], "refused");
+        assert_eq!(v["code"], "bad_signature");
+        assert_eq!(v["decided_by"], "edge");
+        assert!(v["message"].as_str().unwrap().starts_with("REFUSED: Fake ticket"));
+    }
+
+    #[test]
+    fn cors_and_content_type() {
+        let allowed = split_list("https://scan.example.org, http://127.0.0.1:8080");
+        assert_eq!(cors_origin(Some("https://scan.example.org"), &allowed), Some("https://scan.example.org"));
+        assert_eq!(cors_origin(Some("https://evil.example"), &allowed), None);
+        assert_eq!(cors_origin(None, &allowed), None);
+        assert_eq!(cors_origin(Some("https://x"), &["*".to_owned()]), Some("https://x"));
+        assert!(is_json(Some("application/json; charset=utf-8")));
+        assert!(!is_json(Some("text/plain")));
+        assert!(!is_json(None));
+    }
+}

@@ -1,0 +1,83 @@
+//! Writes the test fixtures for the Worker's end-to-end tests: a keyring, a signed revocation list, real
+//! signed tickets (good, revoked, forged, wrong event, re-entry) and a scanner token with its hash.
+//! Deterministic (fixed seeds), so the same fixtures come out on every machine.
+//!
+//! Usage: edge-fixtures OUT.json
+
+use std::process::ExitCode;
+
+use scanner_core::{EntryPolicy, IssuerKey, KeyId, Keyring, RevocationHash, RevocationList, Ticket, TicketId};
+
+const EVENT: u32 = 4242;
+/// Test-only token; its SHA-256 goes into the Worker's SCANNER_TOKEN_HASHES binding.
+const TOKEN: &str = "edge-test-device-token";
+
+fn ticket(key: &IssuerKey, id: u32, event: u32, policy: EntryPolicy) -> Result<String, String> {
+    let mut ticket_id = [0u8; 12];
+    ticket_id[..4].copy_from_slice(b"edge");
+    ticket_id[8..].copy_from_slice(&id.to_be_bytes());
+    let t = Ticket {
+        key_id: key.key_id(),
+        event_id: event,
+        ticket_id: TicketId(ticket_id),
+        ticket_type: 1,
+        addons: 0b10,
+        policy,
+        valid_from: None,
+        valid_until: None,
+    };
+    key.sign_ticket(&t).map(|s| s.to_qr_text()).map_err(|e| e.to_string())
+}
+
+fn run(out: &str) -> Result<(), String> {
+    let issuer = IssuerKey::from_seed(KeyId(1), [0x11; 32]);
+    // Same key id, different secret: what a forger without the issuer's key produces.
+    let forger = IssuerKey::from_seed(KeyId(1), [0x22; 32]);
+    let mut keyring = Keyring::new();
+    keyring.insert(issuer.public_entry(0, None)).map_err(|e| e.to_string())?;
+
+    let good: Vec<String> =
+        (1..=20).map(|i| ticket(&issuer, i, EVENT, EntryPolicy::SingleEntry)).collect::<Result<_, _>>()?;
+    // Distinct tickets for scripts/edge-bench.sh (each admitted once).
+    let bench: Vec<String> =
+        (10_000..12_000).map(|i| ticket(&issuer, i, EVENT, EntryPolicy::SingleEntry)).collect::<Result<_, _>>()?;
+    let revoked_id = 900;
+    let revoked = ticket(&issuer, revoked_id, EVENT, EntryPolicy::SingleEntry)?;
+    let mut revoked_ticket = [0u8; 12];
+    revoked_ticket[..4].copy_from_slice(b"edge");
+    revoked_ticket[8..].copy_from_slice(&revoked_id.to_be_bytes());
+    let mut revocations = RevocationList::new();
+    revocations.publish(&issuer, [RevocationHash::of(&TicketId(revoked_ticket))]);
+
+    let fixtures = serde_json::json!({
+        "event": EVENT,
+        "keyring": keyring.to_json(),
+        "revocations": revocations.to_json(),
+        "token": TOKEN,
+        "token_hash": edge_verifier::auth::token_hash_hex(TOKEN),
+        "tickets": {
+            "good": good,
+            "reentry": ticket(&issuer, 500, EVENT, EntryPolicy::ReEntry)?,
+            "revoked": revoked,
+            "forged": ticket(&forger, 600, EVENT, EntryPolicy::SingleEntry)?,
+            "wrong_event": ticket(&issuer, 700, EVENT + 1, EntryPolicy::SingleEntry)?,
+            "bench": bench,
+        },
+    });
+    let text = serde_json::to_string_pretty(&fixtures).map_err(|e| e.to_string())?;
+    std::fs::write(out, text).map_err(|e| format!("cannot write {out}: {e}"))
+}
+
+fn main() -> ExitCode {
+    let Some(out) = std::env::args().nth(1) else {
+        eprintln!("usage: edge-fixtures OUT.json");
+        return ExitCode::from(2);
+    };
+    match run(&out) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("edge-fixtures: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

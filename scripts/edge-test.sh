@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Builds the edge verifier Worker and runs its end-to-end tests under workerd (Miniflare from npm):
+#   scripts/edge-build.sh → edge-fixtures (real signed tickets) → npm ci (once) → node --test.
+# Native unit tests of the crate are part of `cargo test --workspace`.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${TICKETS_CACHE:-$HOME/.cache/tickets}/target}"
+"$root/scripts/edge-build.sh"
+cargo run -q -p edge-verifier --bin edge-fixtures -- "$root/edge-verifier/build/fixtures.json"
+cd "$root/edge-verifier"
+# npm ci only when the lockfile changed since the last install (it deletes node_modules each time).
+stamp=node_modules/.package-lock.json
+if [ ! -f "$stamp" ] || ! cmp -s <(sha256sum < package-lock.json) node_modules/.lock-sha256 2>/dev/null; then
+  npm ci --no-audit --no-fund --loglevel=error
+  sha256sum < package-lock.json > node_modules/.lock-sha256
+fi
+WRANGLER_SEND_METRICS=false node --test test/*.test.mjs
