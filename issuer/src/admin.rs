@@ -1,0 +1,119 @@
+//! Admin API (bearer admin token): orders (view, refund, cancel), the email outbox and scanner devices.
+//! Catalog administration lives in `catalog`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::app::AppState;
+use crate::auth::Admin;
+use crate::error::{Error, Result};
+use crate::extract::{Json, Query};
+use crate::util::{clean_text, hash_secret, now, random_id, random_token};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/v1/orders/{id}", get(get_order))
+        .route("/admin/v1/orders/{id}/refund", post(refund))
+        .route("/admin/v1/orders/{id}/cancel", post(cancel))
+        .route("/admin/v1/email-jobs", get(email_jobs))
+        .route("/admin/v1/email-jobs/{id}/retry", post(retry_email))
+        .route("/admin/v1/devices", post(create_device).get(list_devices))
+        .route("/admin/v1/devices/{id}/revoke", post(revoke_device))
+        .route("/admin/v1/revocations", get(revocation_info))
+}
+
+async fn get_order(_: Admin, State(state): State<AppState>, Path(id): Path<String>) -> Result<axum::Json<Value>> {
+    let order = crate::orders::load_order(&state, &id, None).await?;
+    let mut v = serde_json::to_value(&order).map_err(Error::internal)?;
+    // The admin sees the order, not the bearer secrets of its tickets.
+    if let Some(tickets) = v["tickets"].as_array_mut() {
+        for t in tickets {
+            t["qr_text"] = Value::Null;
+        }
+    }
+    Ok(axum::Json(v))
+}
+
+async fn refund(_: Admin, State(state): State<AppState>, Path(id): Path<String>) -> Result<axum::Json<Value>> {
+    let (status, version) = crate::orders::refund_or_cancel(&state, &id, "refunded").await?;
+    Ok(axum::Json(json!({ "order_id": id, "status": status, "revocation_version": version })))
+}
+
+async fn cancel(_: Admin, State(state): State<AppState>, Path(id): Path<String>) -> Result<axum::Json<Value>> {
+    let (status, version) = crate::orders::refund_or_cancel(&state, &id, "cancelled").await?;
+    Ok(axum::Json(json!({ "order_id": id, "status": status, "revocation_version": version })))
+}
+
+#[derive(Debug, Deserialize)]
+struct JobFilter {
+    status: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn email_jobs(_: Admin, State(state): State<AppState>, Query(f): Query<JobFilter>) -> Result<axum::Json<Value>> {
+    let jobs = crate::email::list_jobs(&state, f.status.as_deref(), f.limit.unwrap_or(500)).await?;
+    Ok(axum::Json(json!({ "jobs": jobs })))
+}
+
+async fn retry_email(_: Admin, State(state): State<AppState>, Path(id): Path<i64>) -> Result<StatusCode> {
+    crate::email::retry_job(&state, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewDevice {
+    name: String,
+}
+
+async fn create_device(
+    _: Admin,
+    State(state): State<AppState>,
+    Json(d): Json<NewDevice>,
+) -> Result<(StatusCode, axum::Json<Value>)> {
+    let name = clean_text("name", &d.name, 100)?;
+    let id = random_id("dev");
+    let token = random_token(32);
+    sqlx::query("INSERT INTO devices (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(&id)
+        .bind(&name)
+        .bind(hash_secret(&token))
+        .bind(now())
+        .execute(&state.db.write)
+        .await?;
+    tracing::info!(device = %id, "scanner device registered");
+    Ok((StatusCode::CREATED, axum::Json(json!({ "id": id, "name": name, "token": token }))))
+}
+
+async fn list_devices(_: Admin, State(state): State<AppState>) -> Result<axum::Json<Value>> {
+    let rows: Vec<(String, String, i64, Option<i64>)> =
+        sqlx::query_as("SELECT id, name, created_at, revoked_at FROM devices ORDER BY created_at")
+            .fetch_all(&state.db.read)
+            .await?;
+    let devices: Vec<Value> = rows
+        .into_iter()
+        .map(|(id, name, created_at, revoked_at)| json!({ "id": id, "name": name, "created_at": created_at, "revoked_at": revoked_at }))
+        .collect();
+    Ok(axum::Json(json!({ "devices": devices })))
+}
+
+async fn revoke_device(_: Admin, State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode> {
+    let r = sqlx::query("UPDATE devices SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+        .bind(now())
+        .bind(&id)
+        .execute(&state.db.write)
+        .await?;
+    if r.rows_affected() == 0 {
+        return Err(Error::NotFound("active device"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn revocation_info(_: Admin, State(state): State<AppState>) -> axum::Json<Value> {
+    let list = state.revocations.lock().await;
+    axum::Json(json!({ "version": list.version(), "entries": list.len() }))
+}

@@ -1,0 +1,217 @@
+//! Application state, startup (data directory, store, keys, demo seed, background workers) and the router.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use scanner_core::{IssuerKey, Keyring, RevocationList};
+use tokio::sync::{watch, Mutex, Notify};
+use tower_http::services::ServeDir;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::payments::Payments;
+use crate::{admin, catalog, email, keys, orders, payments, scanner, sync, util};
+
+/// The signing key and the keyring it is published in.
+pub struct Signer {
+    pub key: IssuerKey,
+    pub keyring: Keyring,
+}
+
+pub struct Inner {
+    pub db: Db,
+    pub config: Config,
+    pub signer: Signer,
+    /// The current revocation list; the lock also serialises publishing new versions.
+    pub revocations: Mutex<RevocationList>,
+    pub payments: Payments,
+    /// Wakes the email worker when a job is enqueued.
+    pub mail_wakeup: Notify,
+    pub admin_token: String,
+    /// Secret that order access tokens are derived from (DATA_DIR/link-secret, 0600).
+    pub link_secret: Vec<u8>,
+    pub public_url: String,
+}
+
+pub type AppState = Arc<Inner>;
+
+/// Errors that stop the server from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data directory {path}: {source}")]
+    DataDir { path: std::path::PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Keys(#[from] keys::KeyFileError),
+    #[error("store: {0}")]
+    Store(#[from] Error),
+    #[error("stored revocation list does not verify against the keyring: {0}")]
+    Revocations(String),
+    #[error("listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("email transport: {0}")]
+    Mail(String),
+}
+
+/// A running server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// `http://ADDR`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn admin_token(&self) -> &str {
+        &self.state.admin_token
+    }
+
+    /// Stops accepting requests, lets the workers finish their current step and closes the store.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.state.db.close().await;
+    }
+
+    /// Waits until the server stops (after a shutdown signal on `shutdown_rx` of [`start`]).
+    pub async fn wait(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.state.db.close().await;
+    }
+
+    pub fn shutdown_handle(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+fn admin_token(config: &Config) -> Result<String, StartError> {
+    if let Some(t) = &config.admin_token {
+        return Ok(t.clone());
+    }
+    let path = config.data_dir.join("admin-token");
+    match std::fs::read_to_string(&path) {
+        Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_owned()),
+        _ => {
+            let token = util::random_token(32);
+            let _ = std::fs::remove_file(&path);
+            keys::write_secret_new(&path, token.as_bytes())?;
+            tracing::info!(path = %path.display(), "generated admin token (0600)");
+            Ok(token)
+        }
+    }
+}
+
+fn link_secret(config: &Config) -> Result<Vec<u8>, StartError> {
+    let path = config.data_dir.join("link-secret");
+    match std::fs::read(&path) {
+        Ok(s) if s.len() >= 32 => Ok(s),
+        _ => {
+            let secret = util::random_token(32).into_bytes();
+            let _ = std::fs::remove_file(&path);
+            keys::write_secret_new(&path, &secret)?;
+            Ok(secret)
+        }
+    }
+}
+
+async fn load_revocations(db: &Db, keyring: &Keyring) -> Result<RevocationList, StartError> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT list_json FROM revocation_state WHERE id = 1")
+        .fetch_optional(&db.read)
+        .await
+        .map_err(Error::from)?;
+    match row {
+        None => Ok(RevocationList::new()),
+        Some((json,)) => RevocationList::from_json(&json, keyring).map_err(|e| StartError::Revocations(e.to_string())),
+    }
+}
+
+/// Builds the router over `state`.
+pub fn router(state: AppState) -> Router {
+    let mut api = Router::new()
+        .merge(catalog::router())
+        .merge(orders::router())
+        .merge(payments::router())
+        .merge(scanner::router())
+        .merge(admin::router())
+        .merge(sync::router())
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(crate::extract::MAX_BODY_BYTES))
+        .with_state(state.clone());
+    let web = &state.config.web_dir;
+    if web.is_dir() {
+        api = api.fallback_service(ServeDir::new(web));
+    } else {
+        api = api.fallback(|| async { Error::NotFound("page") });
+    }
+    api
+}
+
+fn create_dir(path: &Path) -> Result<(), StartError> {
+    std::fs::create_dir_all(path).map_err(|source| StartError::DataDir { path: path.to_owned(), source })
+}
+
+/// Starts the server: opens the store (running migrations), loads or creates the signing key, seeds the
+/// demo event if asked, binds the listener and spawns the HTTP server, the email worker and the hold sweeper.
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    create_dir(&config.data_dir)?;
+    let key_dir = config.data_dir.join("keys");
+    create_dir(&key_dir)?;
+    let db = Db::open(&config.data_dir, config.sqlite_synchronous).await?;
+    let (key, keyring) = keys::load_or_generate(&config.keyring_path(), &key_dir, util::now() as u64)?;
+    tracing::info!(kid = key.key_id().0, "signing key loaded");
+    let revocations = load_revocations(&db, &keyring).await?;
+    let admin_token = admin_token(&config)?;
+    let link_secret = link_secret(&config)?;
+    let mailer = email::Mailer::from_config(&config).map_err(|e| StartError::Mail(e.to_string()))?;
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|source| StartError::Bind { addr: config.bind, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.bind, source })?;
+    let public_url =
+        config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_owned();
+    let payments = Payments::from_config(&config);
+    let state: AppState = Arc::new(Inner {
+        db,
+        signer: Signer { key, keyring },
+        revocations: Mutex::new(revocations),
+        payments,
+        mail_wakeup: Notify::new(),
+        admin_token,
+        link_secret,
+        public_url,
+        config,
+    });
+    if state.config.demo {
+        catalog::seed_demo(&state).await?;
+    }
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let app = router(state.clone());
+    let mut rx = shutdown_rx.clone();
+    tasks.push(tokio::spawn(async move {
+        let signal = async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(signal).await {
+            tracing::error!(error = %e, "http server failed");
+        }
+    }));
+    tasks.push(tokio::spawn(email::run_worker(state.clone(), mailer, shutdown_rx.clone())));
+    tasks.push(tokio::spawn(orders::run_hold_sweeper(state.clone(), shutdown_rx.clone(), Duration::from_millis(500))));
+    tracing::info!(%addr, "issuer listening");
+    Ok(Running { addr, state, shutdown, tasks })
+}

@@ -1,0 +1,156 @@
+//! `issuer-bench`: durable orders per second and latency at a fixed offered load.
+//!
+//! Starts the `issuer` binary (next to this one) on a fresh data directory, measures its idle RSS, creates an
+//! event whose capacity is smaller than the number of orders offered, then sends orders open-loop at a fixed
+//! rate from a load generator on loopback (latency is measured from each request's scheduled time, so a
+//! stalled server cannot hide queueing). Prints one JSON object. Every 201 is a committed (fsynced with the
+//! default `--sqlite-synchronous full`) order with its tickets and email job.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use serde_json::{json, Value};
+
+#[derive(Parser)]
+struct Args {
+    /// Offered load, orders per second.
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Ticket capacity (default: 90% of the orders offered, so the run also proves 0 oversold).
+    #[arg(long)]
+    capacity: Option<u64>,
+    /// SQLite synchronous mode passed to the issuer.
+    #[arg(long, default_value = "full")]
+    sqlite_synchronous: String,
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let total = args.rate * args.seconds;
+    let capacity = args.capacity.unwrap_or(total * 9 / 10);
+    let exe = std::env::current_exe()?.with_file_name("issuer");
+    if !exe.exists() {
+        bail!("{} not found: build it with `cargo build --release -p issuer`", exe.display());
+    }
+    let dir = tempfile::tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let base = format!("http://127.0.0.1:{port}");
+    let token = "bench-admin-token";
+    let mut child = Command::new(&exe)
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--admin-token", token])
+        .args(["--sqlite-synchronous", &args.sqlite_synchronous])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting the issuer")?;
+    let http = reqwest::Client::builder().pool_max_idle_per_host(256).timeout(Duration::from_secs(30)).build()?;
+    let up = Instant::now();
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        if up.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            bail!("issuer did not start");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_rss = rss_kib(child.id());
+
+    let ev: Value = http
+        .post(format!("{base}/admin/v1/events"))
+        .bearer_auth(token)
+        .json(&json!({"name":"Bench","venue":"Loopback","starts_at":2_000_000_000i64,"ends_at":2_000_010_000i64,"timezone":"UTC"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let event = ev["id"].as_i64().context("event id")?;
+    http.post(format!("{base}/admin/v1/events/{event}/ticket-types"))
+        .bearer_auth(token)
+        .json(&json!({"name":"GA","price_cents":0,"currency":"EUR","capacity":capacity}))
+        .send()
+        .await?
+        .error_for_status()?;
+
+    let interval = Duration::from_nanos(1_000_000_000 / args.rate.max(1));
+    let start = Instant::now();
+    let mut handles = Vec::with_capacity(total as usize);
+    for i in 0..total {
+        let scheduled = start + interval * i as u32;
+        tokio::time::sleep_until(scheduled.into()).await;
+        let (http, base) = (http.clone(), base.clone());
+        handles.push(tokio::spawn(async move {
+            let body = json!({"event_id":event,"name":format!("Bench {i}"),"email":"bench@example.org","items":[{"ticket_type":0,"quantity":1}]});
+            let status = match http.post(format!("{base}/v1/orders")).json(&body).send().await {
+                Ok(r) => r.status().as_u16(),
+                Err(_) => 0,
+            };
+            (status, scheduled.elapsed().as_secs_f64() * 1000.0)
+        }));
+    }
+    let (mut ok, mut sold_out, mut errors) = (0u64, 0u64, 0u64);
+    let mut lat = Vec::with_capacity(total as usize);
+    let mut ok_lat = Vec::new();
+    for h in handles {
+        let (status, ms) = h.await?;
+        lat.push(ms);
+        match status {
+            201 => {
+                ok += 1;
+                ok_lat.push(ms);
+            }
+            409 => sold_out += 1,
+            _ => errors += 1,
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    lat.sort_by(f64::total_cmp);
+    ok_lat.sort_by(f64::total_cmp);
+    let ev: Value = http.get(format!("{base}/v1/events/{event}")).send().await?.json().await?;
+    let available = ev["ticket_types"][0]["available"].as_i64().unwrap_or(-1);
+    let loaded_rss = rss_kib(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    let sold = capacity as i64 - available;
+    let out = json!({
+        "offered_rate_per_s": args.rate,
+        "seconds": args.seconds,
+        "orders_offered": total,
+        "capacity": capacity,
+        "orders_committed": ok,
+        "sold_out_409": sold_out,
+        "errors": errors,
+        "durable_orders_per_s": ok as f64 / elapsed,
+        "p50_ms": percentile(&lat, 0.50),
+        "p99_ms": percentile(&lat, 0.99),
+        "p99_ms_committed_only": percentile(&ok_lat, 0.99),
+        "max_ms": lat.last().copied().unwrap_or(0.0),
+        "tickets_sold": sold,
+        "oversold": (ok as i64 - capacity as i64).max(0) + (sold - ok as i64).abs(),
+        "idle_rss_mib": idle_rss.map(|k| k as f64 / 1024.0),
+        "rss_after_load_mib": loaded_rss.map(|k| k as f64 / 1024.0),
+        "sqlite_synchronous": args.sqlite_synchronous,
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}

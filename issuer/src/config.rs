@@ -1,0 +1,127 @@
+//! Configuration of `issuer serve`: every option is a flag and an environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Synchronous {
+    /// fsync the WAL on every commit: a committed order survives power loss.
+    Full,
+    /// fsync at checkpoints only: a committed order survives a crash of the process (kill -9), not
+    /// necessarily a power loss.
+    Normal,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "ISSUER_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// Data directory: SQLite database, signing keys, keyring, revocation list, outgoing mail (.eml).
+    #[arg(long, env = "ISSUER_DATA_DIR", default_value = "issuer-data")]
+    pub data_dir: PathBuf,
+
+    /// Public keyring file to publish the signing key in (default: DATA_DIR/keyring.json).
+    #[arg(long, env = "ISSUER_KEYRING")]
+    pub keyring: Option<PathBuf>,
+
+    /// Base URL customers reach this server at, used in email links (default: http://BIND).
+    #[arg(long, env = "ISSUER_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Bearer token for the admin API. If unset, one is generated on first start and written (0600) to
+    /// DATA_DIR/admin-token.
+    #[arg(long, env = "ISSUER_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Seed a demo event (two ticket types, two add-ons) if the database has no events.
+    #[arg(long, env = "ISSUER_DEMO")]
+    pub demo: bool,
+
+    /// How long an unpaid order holds its seats, in seconds.
+    #[arg(long, env = "ISSUER_HOLD_SECONDS", default_value_t = 900)]
+    pub hold_seconds: u64,
+
+    /// SQLite durability of each commit.
+    #[arg(long, env = "ISSUER_SQLITE_SYNCHRONOUS", value_enum, default_value = "full")]
+    pub sqlite_synchronous: Synchronous,
+
+    /// Directory served as static files at / (the web order page), if it exists.
+    #[arg(long, env = "ISSUER_WEB_DIR", default_value = "web")]
+    pub web_dir: PathBuf,
+
+    /// SMTP server host. Without it, mail is written as .eml files to DATA_DIR/outbox.
+    #[arg(long, env = "ISSUER_SMTP_HOST")]
+    pub smtp_host: Option<String>,
+
+    /// SMTP port (submission with STARTTLS).
+    #[arg(long, env = "ISSUER_SMTP_PORT", default_value_t = 587)]
+    pub smtp_port: u16,
+
+    /// SMTP user name (AUTH is used when user and password are set).
+    #[arg(long, env = "ISSUER_SMTP_USER")]
+    pub smtp_user: Option<String>,
+
+    /// SMTP password.
+    #[arg(long, env = "ISSUER_SMTP_PASSWORD", hide_env_values = true)]
+    pub smtp_password: Option<String>,
+
+    /// Extra trusted CA certificate (PEM) for the SMTP server's STARTTLS certificate.
+    #[arg(long, env = "ISSUER_SMTP_CA_FILE")]
+    pub smtp_ca_file: Option<PathBuf>,
+
+    /// Sender address of ticket mail.
+    #[arg(long, env = "ISSUER_MAIL_FROM", default_value = "Tickets <tickets@localhost>")]
+    pub mail_from: String,
+
+    /// Attempts before an email job is dead-lettered.
+    #[arg(long, env = "ISSUER_EMAIL_MAX_ATTEMPTS", default_value_t = 10)]
+    pub email_max_attempts: u32,
+
+    /// First retry delay in milliseconds; doubles each attempt (with jitter).
+    #[arg(long, env = "ISSUER_EMAIL_BACKOFF_MS", default_value_t = 5_000)]
+    pub email_backoff_ms: u64,
+
+    /// Longest retry delay in milliseconds.
+    #[arg(long, env = "ISSUER_EMAIL_BACKOFF_MAX_MS", default_value_t = 3_600_000)]
+    pub email_backoff_max_ms: u64,
+
+    /// Stripe secret API key; enables the Stripe Checkout payment provider.
+    #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true)]
+    pub stripe_secret_key: Option<String>,
+
+    /// Stripe webhook signing secret (whsec_...).
+    #[arg(long, env = "STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub stripe_webhook_secret: Option<String>,
+
+    /// Stripe API base URL.
+    #[arg(long, env = "STRIPE_API_BASE", default_value = "https://api.stripe.com")]
+    pub stripe_api_base: String,
+
+    /// Accepted age of a webhook signature timestamp, in seconds.
+    #[arg(long, env = "STRIPE_WEBHOOK_TOLERANCE", default_value_t = 300)]
+    pub stripe_webhook_tolerance: u64,
+}
+
+impl Config {
+    /// The defaults with `data_dir`, listening on a random loopback port: for tests and the bench.
+    pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            config: Config,
+        }
+        let mut config = <Wrapper as clap::Parser>::parse_from(["issuer"]).config;
+        config.data_dir = data_dir.into();
+        config.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.web_dir = PathBuf::from("/nonexistent");
+        config
+    }
+
+    pub fn keyring_path(&self) -> PathBuf {
+        self.keyring.clone().unwrap_or_else(|| self.data_dir.join("keyring.json"))
+    }
+}

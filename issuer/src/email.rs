@@ -1,0 +1,300 @@
+//! The transactional email outbox and its worker.
+//!
+//! [`enqueue`] writes the job row inside the transaction that issues the tickets, so a committed order
+//! always has its email job and an aborted one never does. The worker sends due jobs with lettre (SMTP
+//! with STARTTLS and AUTH when configured, otherwise .eml files in DATA_DIR/outbox), retries failures with
+//! exponential backoff and jitter, and dead-letters a job after the configured number of attempts. Delivery
+//! is at-least-once; every attempt of a job carries the same Message-ID so duplicates are recognisable.
+
+use std::time::Duration;
+
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use rand::Rng;
+use sqlx::{Sqlite, Transaction};
+use tokio::sync::watch;
+
+use crate::app::AppState;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::orders::{load_order, money, OrderView};
+use crate::util::{html_escape, now_ms};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("SMTP: {0}")]
+    Smtp(#[from] lettre::transport::smtp::Error),
+    #[error("file transport: {0}")]
+    File(#[from] lettre::transport::file::Error),
+    #[error("message: {0}")]
+    Message(String),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Where mail goes.
+pub enum Mailer {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    File(AsyncFileTransport<Tokio1Executor>),
+}
+
+impl Mailer {
+    pub fn from_config(config: &Config) -> std::result::Result<Self, MailError> {
+        let Some(host) = &config.smtp_host else {
+            let dir = config.data_dir.join("outbox");
+            std::fs::create_dir_all(&dir).map_err(|e| MailError::Config(format!("{}: {e}", dir.display())))?;
+            return Ok(Mailer::File(AsyncFileTransport::<Tokio1Executor>::new(dir)));
+        };
+        let mut tls = TlsParameters::builder(host.clone());
+        if let Some(ca) = &config.smtp_ca_file {
+            let pem = std::fs::read(ca).map_err(|e| MailError::Config(format!("{}: {e}", ca.display())))?;
+            tls = tls.add_root_certificate(Certificate::from_pem(&pem)?);
+        }
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+            .port(config.smtp_port)
+            .tls(Tls::Required(tls.build_rustls()?))
+            .timeout(Some(Duration::from_secs(20)));
+        if let (Some(user), Some(password)) = (&config.smtp_user, &config.smtp_password) {
+            builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+        }
+        Ok(Mailer::Smtp(builder.build()))
+    }
+
+    async fn send(&self, message: Message) -> std::result::Result<(), MailError> {
+        match self {
+            Mailer::Smtp(t) => t.send(message).await.map(|_| ()).map_err(MailError::from),
+            Mailer::File(t) => t.send(message).await.map(|_| ()).map_err(MailError::from),
+        }
+    }
+}
+
+fn mail_domain(config: &Config) -> String {
+    config.mail_from.parse::<Mailbox>().map(|m| m.email.domain().to_owned()).unwrap_or_else(|_| "localhost".to_owned())
+}
+
+/// Adds the ticket email job of `order_id` to the outbox, inside the caller's transaction.
+pub async fn enqueue(tx: &mut Transaction<'_, Sqlite>, state: &AppState, order_id: &str) -> Result<()> {
+    let message_id = format!("<tickets.{order_id}@{}>", mail_domain(&state.config));
+    let t = now_ms();
+    sqlx::query(
+        "INSERT INTO email_jobs (order_id, kind, message_id, status, attempts, next_attempt_at, created_at)
+         VALUES ($1, 'tickets', $2, 'pending', 0, $3, $3) ON CONFLICT (message_id) DO NOTHING",
+    )
+    .bind(order_id)
+    .bind(message_id)
+    .bind(t)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The ticket email: HTML + text, each ticket's QR inline as a PNG referenced by Content-ID.
+pub fn build_message(
+    config: &Config,
+    public_url: &str,
+    order: &OrderView,
+    token_url: &str,
+    message_id: &str,
+) -> std::result::Result<Message, MailError> {
+    let from: Mailbox = config.mail_from.parse().map_err(|e| MailError::Message(format!("mail_from: {e}")))?;
+    let to_addr = order.customer_email.parse().map_err(|e| MailError::Message(format!("recipient: {e}")))?;
+    let to = Mailbox::new(Some(order.customer_name.clone()), to_addr);
+    let live: Vec<_> = order.tickets.iter().filter(|t| !t.revoked).collect();
+    let event = &order.event;
+    let mut text = format!(
+        "Hello {},\n\nyour order {} for {} ({}) is confirmed. Total: {}.\n\n",
+        order.customer_name,
+        order.id,
+        event.name,
+        event.venue,
+        money(order.total_cents, &order.currency)
+    );
+    let mut html = format!(
+        "<!doctype html><html><body style=\"font-family:sans-serif\"><p>Hello {},</p>\
+<p>your order {} for <strong>{}</strong> ({}) is confirmed. Total: {}.</p>",
+        html_escape(&order.customer_name),
+        html_escape(&order.id),
+        html_escape(&event.name),
+        html_escape(&event.venue),
+        html_escape(&money(order.total_cents, &order.currency))
+    );
+    let mut related = MultiPart::related().build();
+    let mut images = Vec::new();
+    for t in &live {
+        let cid = format!("ticket-{}-{}", order.id, t.seq);
+        let png = scanner_core::qr::render::png(&t.qr_text, 6).map_err(|e| MailError::Message(e.to_string()))?;
+        text.push_str(&format!("Ticket {}: {} — {}\n", t.seq + 1, t.ticket_type_name, t.holder_name));
+        let addons = if t.addons.is_empty() { String::new() } else { format!(" + {}", t.addons.join(", ")) };
+        html.push_str(&format!(
+            "<h3>Ticket {}: {}{}</h3><p>Holder: {}</p><p><img src=\"cid:{}\" alt=\"Ticket QR code\" width=\"240\" height=\"240\"></p>",
+            t.seq + 1,
+            html_escape(&t.ticket_type_name),
+            html_escape(&addons),
+            html_escape(&t.holder_name),
+            html_escape(&cid)
+        ));
+        images.push(
+            Attachment::new_inline(cid)
+                .body(png, ContentType::parse("image/png").map_err(|e| MailError::Message(e.to_string()))?),
+        );
+    }
+    text.push_str(&format!("\nShow the QR codes at the entrance. View your tickets any time: {token_url}\n"));
+    html.push_str(&format!(
+        "<p>Show the QR codes at the entrance. <a href=\"{}\">View your tickets online</a>.</p><p style=\"color:#777\">{}</p></body></html>",
+        html_escape(token_url),
+        html_escape(public_url)
+    ));
+    related = related.singlepart(SinglePart::html(html));
+    for img in images {
+        related = related.singlepart(img);
+    }
+    Message::builder()
+        .from(from)
+        .to(to)
+        .subject(format!("Your tickets for {}", event.name))
+        .message_id(Some(message_id.to_owned()))
+        .multipart(MultiPart::alternative().singlepart(SinglePart::plain(text)).multipart(related))
+        .map_err(|e| MailError::Message(e.to_string()))
+}
+
+#[derive(Debug, sqlx::FromRow, serde::Serialize)]
+pub struct EmailJob {
+    pub id: i64,
+    pub order_id: String,
+    pub kind: String,
+    pub message_id: String,
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+}
+
+/// Delay before attempt `attempts + 1`: base·2^(attempts−1), capped, with ±50% jitter.
+pub fn backoff_ms(config: &Config, attempts: u32) -> i64 {
+    let exp = config.email_backoff_ms.saturating_mul(1u64 << attempts.saturating_sub(1).min(30));
+    let capped = exp.min(config.email_backoff_max_ms).max(1);
+    let jittered = rand::thread_rng().gen_range(capped / 2..=capped + capped / 2);
+    jittered as i64
+}
+
+async fn send_job(state: &AppState, mailer: &Mailer, job: &EmailJob) -> std::result::Result<&'static str, String> {
+    let order = load_order(state, &job.order_id, None).await.map_err(|e| e.to_string())?;
+    if order.tickets.iter().all(|t| t.revoked) {
+        return Ok("skipped");
+    }
+    let token_url = crate::orders::order_link(state, &order.id);
+    let message = build_message(&state.config, &state.public_url, &order, &token_url, &job.message_id)
+        .map_err(|e| e.to_string())?;
+    mailer.send(message).await.map_err(|e| e.to_string())?;
+    Ok("sent")
+}
+
+/// Sends every due job once. Returns how many jobs were attempted.
+pub async fn process_due(state: &AppState, mailer: &Mailer) -> Result<usize> {
+    let jobs: Vec<EmailJob> = sqlx::query_as(
+        "SELECT id, order_id, kind, message_id, status, attempts, next_attempt_at, last_error, created_at, sent_at
+         FROM email_jobs WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT 32",
+    )
+    .bind(now_ms())
+    .fetch_all(&state.db.read)
+    .await?;
+    for job in &jobs {
+        match send_job(state, mailer, job).await {
+            Ok(status) => {
+                sqlx::query("UPDATE email_jobs SET status = $1, attempts = attempts + 1, sent_at = $2, last_error = NULL WHERE id = $3")
+                    .bind(status)
+                    .bind(now_ms())
+                    .bind(job.id)
+                    .execute(&state.db.write)
+                    .await?;
+                tracing::info!(job = job.id, order = %job.order_id, status, "email job done");
+            }
+            Err(err) => {
+                let attempts = job.attempts + 1;
+                let dead = attempts >= i64::from(state.config.email_max_attempts);
+                let next = now_ms() + backoff_ms(&state.config, attempts as u32);
+                let err: String = err.chars().take(500).collect();
+                sqlx::query("UPDATE email_jobs SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4 WHERE id = $5")
+                    .bind(if dead { "dead" } else { "pending" })
+                    .bind(attempts)
+                    .bind(next)
+                    .bind(&err)
+                    .bind(job.id)
+                    .execute(&state.db.write)
+                    .await?;
+                if dead {
+                    tracing::error!(job = job.id, order = %job.order_id, attempts, error = %err, "email job dead-lettered");
+                } else {
+                    tracing::warn!(job = job.id, order = %job.order_id, attempts, error = %err, "email send failed; will retry");
+                }
+            }
+        }
+    }
+    Ok(jobs.len())
+}
+
+async fn next_due_in(state: &AppState) -> Result<Option<Duration>> {
+    let row: Option<(Option<i64>,)> =
+        sqlx::query_as("SELECT MIN(next_attempt_at) FROM email_jobs WHERE status = 'pending'")
+            .fetch_optional(&state.db.read)
+            .await?;
+    Ok(row.and_then(|(t,)| t).map(|t| Duration::from_millis((t - now_ms()).max(0) as u64)))
+}
+
+/// The outbox worker: runs until shutdown.
+pub async fn run_worker(state: AppState, mailer: Mailer, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let attempted = match process_due(&state, &mailer).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "email outbox pass failed");
+                0
+            }
+        };
+        if attempted > 0 {
+            continue;
+        }
+        let wait =
+            next_due_in(&state).await.ok().flatten().unwrap_or(Duration::from_secs(5)).min(Duration::from_secs(5));
+        tokio::select! {
+            _ = state.mail_wakeup.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Admin view of the outbox.
+pub async fn list_jobs(state: &AppState, status: Option<&str>, limit: i64) -> Result<Vec<EmailJob>> {
+    let jobs = sqlx::query_as(
+        "SELECT id, order_id, kind, message_id, status, attempts, next_attempt_at, last_error, created_at, sent_at
+         FROM email_jobs WHERE ($1 IS NULL OR status = $1) ORDER BY id DESC LIMIT $2",
+    )
+    .bind(status)
+    .bind(limit.clamp(1, 100_000))
+    .fetch_all(&state.db.read)
+    .await?;
+    Ok(jobs)
+}
+
+/// Puts a (dead) job back in the queue.
+pub async fn retry_job(state: &AppState, id: i64) -> Result<()> {
+    let r = sqlx::query("UPDATE email_jobs SET status = 'pending', attempts = 0, next_attempt_at = $1 WHERE id = $2 AND status <> 'sent'")
+        .bind(now_ms())
+        .bind(id)
+        .execute(&state.db.write)
+        .await?;
+    if r.rows_affected() == 0 {
+        return Err(Error::NotFound("unsent email job"));
+    }
+    state.mail_wakeup.notify_one();
+    Ok(())
+}

@@ -1,0 +1,23 @@
+//! The issuer: catalog, orders without oversell, payments, signed tickets, the email outbox, the admin
+//! API and the scanner support endpoints. `main.rs` is a thin command-line shell over [`app::start`] and
+//! [`keys::generate`].
+
+pub mod admin;
+pub mod app;
+pub mod auth;
+pub mod catalog;
+pub mod config;
+pub mod db;
+pub mod email;
+pub mod error;
+pub mod extract;
+pub mod keys;
+pub mod orders;
+pub mod payments;
+pub mod scanner;
+pub mod sync;
+pub mod util;
+
+pub use app::{start, Running};
+pub use config::Config;
+pub use error::Error;

@@ -1,0 +1,792 @@
+//! Orders: reservation without oversell, unpaid holds, ticket issuance, the customer's order view, and
+//! refund/cancel with revocation.
+//!
+//! Capacity is never oversold: within one transaction every line is reserved with a conditional
+//! `UPDATE ... SET reserved = reserved + n WHERE id = ? AND reserved + n <= capacity`; if any line fails,
+//! the whole transaction rolls back. The statement is atomic under SQLite's single writer and under
+//! PostgreSQL's row locks alike. Unpaid orders keep their reservation until `hold_expires_at`; the sweeper
+//! then releases it. Tickets and the confirmation email job are written in the same transaction that
+//! confirms the order.
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use rand::RngCore;
+use scanner_core::{EntryPolicy, RevocationHash, Ticket, TicketId};
+use serde::{Deserialize, Serialize};
+use sqlx::{Sqlite, Transaction};
+use tokio::sync::watch;
+
+use crate::app::AppState;
+use crate::error::{Error, Result};
+use crate::extract::{Json, Query};
+use crate::payments::CheckoutRequest;
+use crate::util::{clean_email, clean_text, constant_time_eq, hash_secret, html_escape, now, now_ms, random_id};
+
+/// Most tickets one order may contain.
+pub const MAX_TICKETS_PER_ORDER: i64 = 20;
+/// Tickets admit until this long after the event's end.
+const VALID_AFTER_END_SECS: i64 = 6 * 3600;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/orders", post(create_order))
+        .route("/v1/orders/{id}", get(order_json))
+        .route("/orders/{id}", get(order_html))
+        .route("/orders/{id}/tickets/{seq}/qr.png", get(ticket_png))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrder {
+    pub event_id: i64,
+    pub name: String,
+    pub email: String,
+    pub items: Vec<NewItem>,
+    /// `free`, `at_door` or `stripe`; default: `free` for a zero total, else `stripe`.
+    #[serde(default)]
+    pub payment: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewItem {
+    /// Index of the ticket type within the event.
+    pub ticket_type: i64,
+    pub quantity: i64,
+    /// Indices of the add-ons each ticket of this line includes.
+    #[serde(default)]
+    pub addons: Vec<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OrderCreated {
+    pub order_id: String,
+    /// The access token: shown once, stored only as a hash.
+    pub token: String,
+    pub status: String,
+    pub order_url: String,
+    pub total_cents: i64,
+    pub currency: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkout_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold_expires_at: Option<i64>,
+}
+
+struct Line {
+    ticket_type_id: i64,
+    type_name: String,
+    quantity: i64,
+    unit_cents: i64,
+    addon_mask: i64,
+    addon_lines: Vec<(String, i64)>,
+}
+
+/// Validates the request against the catalog and prices it.
+async fn plan(state: &AppState, req: &NewOrder) -> Result<(Vec<Line>, i64, String)> {
+    if req.items.is_empty() || req.items.len() > 16 {
+        return Err(Error::validation("items", "must contain between 1 and 16 lines"));
+    }
+    let event = crate::catalog::load_event(state, req.event_id).await?;
+    let mut total_qty = 0;
+    let mut lines = Vec::new();
+    let mut currency: Option<String> = None;
+    let mut total = 0i64;
+    for item in &req.items {
+        if !(1..=MAX_TICKETS_PER_ORDER).contains(&item.quantity) {
+            return Err(Error::validation("quantity", format!("must be between 1 and {MAX_TICKETS_PER_ORDER}")));
+        }
+        total_qty += item.quantity;
+        let tt = event.ticket_types.iter().find(|t| t.index == item.ticket_type).ok_or_else(|| {
+            Error::validation("ticket_type", format!("event has no ticket type {}", item.ticket_type))
+        })?;
+        if !tt.on_sale {
+            return Err(Error::validation("ticket_type", format!("{} is not on sale now", tt.name)));
+        }
+        if currency.get_or_insert_with(|| tt.currency.clone()) != &tt.currency {
+            return Err(Error::validation("items", "all tickets of one order must be in the same currency"));
+        }
+        let mut mask = 0i64;
+        let mut addon_lines = Vec::new();
+        let mut unit = tt.price_cents;
+        for &a in &item.addons {
+            let addon = event
+                .addons
+                .iter()
+                .find(|x| x.index == a)
+                .ok_or_else(|| Error::validation("addons", format!("event has no add-on {a}")))?;
+            if mask & (1 << addon.index) != 0 {
+                return Err(Error::validation("addons", "an add-on is listed twice"));
+            }
+            mask |= 1 << addon.index;
+            unit += addon.price_cents;
+            addon_lines.push((addon.name.clone(), addon.price_cents));
+        }
+        total += unit * item.quantity;
+        lines.push(Line {
+            ticket_type_id: tt.id,
+            type_name: tt.name.clone(),
+            quantity: item.quantity,
+            unit_cents: tt.price_cents,
+            addon_mask: mask,
+            addon_lines,
+        });
+    }
+    if total_qty > MAX_TICKETS_PER_ORDER {
+        return Err(Error::validation(
+            "items",
+            format!("an order may contain at most {MAX_TICKETS_PER_ORDER} tickets"),
+        ));
+    }
+    Ok((lines, total, currency.unwrap_or_else(|| "EUR".into())))
+}
+
+/// Reserves every line; `Ok(false)` if any is sold out (the caller rolls back).
+async fn reserve(tx: &mut Transaction<'_, Sqlite>, event_id: i64, lines: &[Line]) -> Result<Option<String>> {
+    for line in lines {
+        let r =
+            sqlx::query("UPDATE ticket_types SET reserved = reserved + $1 WHERE id = $2 AND reserved + $1 <= capacity")
+                .bind(line.quantity)
+                .bind(line.ticket_type_id)
+                .execute(&mut **tx)
+                .await?;
+        if r.rows_affected() != 1 {
+            return Ok(Some(format!("sold out: not enough {} tickets left", line.type_name)));
+        }
+        for bit in 0..16 {
+            if line.addon_mask & (1 << bit) != 0 {
+                let r = sqlx::query(
+                    "UPDATE addons SET reserved = reserved + $1 WHERE event_id = $2 AND idx = $3 AND reserved + $1 <= capacity",
+                )
+                .bind(line.quantity)
+                .bind(event_id)
+                .bind(bit)
+                .execute(&mut **tx)
+                .await?;
+                if r.rows_affected() != 1 {
+                    return Ok(Some("sold out: not enough of an add-on left".to_owned()));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Gives back the capacity an order reserved.
+pub async fn release(tx: &mut Transaction<'_, Sqlite>, order_id: &str) -> Result<()> {
+    let items: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT i.ticket_type_id, i.quantity, i.addon_mask, o.event_id FROM order_items i JOIN orders o ON o.id = i.order_id
+         WHERE i.order_id = $1",
+    )
+    .bind(order_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    for (tt, qty, mask, event_id) in items {
+        sqlx::query("UPDATE ticket_types SET reserved = reserved - $1 WHERE id = $2")
+            .bind(qty)
+            .bind(tt)
+            .execute(&mut **tx)
+            .await?;
+        for bit in 0..16 {
+            if mask & (1 << bit) != 0 {
+                sqlx::query("UPDATE addons SET reserved = reserved - $1 WHERE event_id = $2 AND idx = $3")
+                    .bind(qty)
+                    .bind(event_id)
+                    .bind(bit)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Re-reserves the capacity of an order whose hold expired before its payment arrived. `false` if sold out.
+async fn re_reserve(tx: &mut Transaction<'_, Sqlite>, order_id: &str) -> Result<bool> {
+    let items: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT i.ticket_type_id, i.quantity, i.addon_mask, o.event_id FROM order_items i JOIN orders o ON o.id = i.order_id
+         WHERE i.order_id = $1",
+    )
+    .bind(order_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let event_id = items.first().map(|i| i.3).unwrap_or_default();
+    let lines: Vec<Line> = items
+        .into_iter()
+        .map(|(tt, qty, mask, _)| Line {
+            ticket_type_id: tt,
+            type_name: String::new(),
+            quantity: qty,
+            unit_cents: 0,
+            addon_mask: mask,
+            addon_lines: Vec::new(),
+        })
+        .collect();
+    Ok(reserve(tx, event_id, &lines).await?.is_none())
+}
+
+/// Signs and stores the tickets of an order and enqueues its confirmation email, inside `tx`.
+pub async fn issue_tickets(tx: &mut Transaction<'_, Sqlite>, state: &AppState, order_id: &str) -> Result<usize> {
+    let rows: Vec<(i64, i64, i64, bool, i64, String)> = sqlx::query_as(
+        "SELECT i.quantity, i.addon_mask, t.idx, t.reentry, e.ends_at, o.customer_name
+         FROM order_items i JOIN ticket_types t ON t.id = i.ticket_type_id JOIN orders o ON o.id = i.order_id
+         JOIN events e ON e.id = o.event_id WHERE i.order_id = $1 ORDER BY i.id",
+    )
+    .bind(order_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let (event_id,): (i64,) =
+        sqlx::query_as("SELECT event_id FROM orders WHERE id = $1").bind(order_id).fetch_one(&mut **tx).await?;
+    let key = &state.signer.key;
+    let created = now();
+    let mut seq = 0i64;
+    for (qty, mask, idx, reentry, ends_at, holder) in rows {
+        for _ in 0..qty {
+            let ticket = Ticket {
+                key_id: key.key_id(),
+                event_id: u32::try_from(event_id).map_err(Error::internal)?,
+                ticket_id: TicketId::random(),
+                ticket_type: u8::try_from(idx).map_err(Error::internal)?,
+                addons: u16::try_from(mask).map_err(Error::internal)?,
+                policy: if reentry { EntryPolicy::ReEntry } else { EntryPolicy::SingleEntry },
+                valid_from: None,
+                valid_until: u32::try_from(ends_at + VALID_AFTER_END_SECS).ok(),
+            };
+            let signed = key.sign_ticket(&ticket).map_err(Error::internal)?;
+            sqlx::query(
+                "INSERT INTO tickets (ticket_id, order_id, seq, event_id, ticket_type, addon_mask, holder_name, key_id, qr_text, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(ticket.ticket_id.to_hex())
+            .bind(order_id)
+            .bind(seq)
+            .bind(event_id)
+            .bind(idx)
+            .bind(mask)
+            .bind(&holder)
+            .bind(i64::from(key.key_id().0))
+            .bind(signed.to_qr_text())
+            .bind(created)
+            .execute(&mut **tx)
+            .await?;
+            seq += 1;
+        }
+    }
+    crate::email::enqueue(tx, state, order_id).await?;
+    Ok(seq as usize)
+}
+
+async fn create_order(
+    State(state): State<AppState>,
+    Json(req): Json<NewOrder>,
+) -> Result<(StatusCode, axum::Json<OrderCreated>)> {
+    let name = clean_text("name", &req.name, 100)?;
+    let email = clean_email(&req.email)?;
+    let (lines, total, currency) = plan(&state, &req).await?;
+    let provider = state.payments.select(req.payment.as_deref(), total)?;
+    let order_id = random_id("ord");
+    let token = order_token(&state, &order_id);
+    let created = now();
+    let settles = provider.settles_at_order();
+    let hold_expires_at = (!settles).then(|| created + state.config.hold_seconds as i64);
+    let status = if settles { "confirmed" } else { "pending" };
+
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut tx = state.db.write.begin().await?;
+        if let Some(sold_out) = reserve(&mut tx, req.event_id, &lines).await? {
+            drop(tx);
+            // Expired holds may not have been swept yet: release them and try once more.
+            if attempt == 1 && expire_holds(&state).await? > 0 {
+                continue;
+            }
+            return Err(Error::Conflict(sold_out));
+        }
+        sqlx::query(
+            "INSERT INTO orders (id, event_id, token_hash, customer_name, customer_email, status, payment_method, total_cents,
+                                 currency, hold_expires_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+        )
+        .bind(&order_id)
+        .bind(req.event_id)
+        .bind(hash_secret(&token))
+        .bind(&name)
+        .bind(&email)
+        .bind(status)
+        .bind(provider.method())
+        .bind(total)
+        .bind(&currency)
+        .bind(hold_expires_at)
+        .bind(created)
+        .execute(&mut *tx)
+        .await?;
+        for line in &lines {
+            sqlx::query(
+                "INSERT INTO order_items (order_id, ticket_type_id, quantity, addon_mask) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&order_id)
+            .bind(line.ticket_type_id)
+            .bind(line.quantity)
+            .bind(line.addon_mask)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if settles {
+            issue_tickets(&mut tx, &state, &order_id).await?;
+        }
+        tx.commit().await?;
+        break;
+    }
+    if settles {
+        state.mail_wakeup.notify_one();
+    }
+    let order_url = order_link(&state, &order_id);
+    let mut created_resp = OrderCreated {
+        order_id: order_id.clone(),
+        token,
+        status: status.to_owned(),
+        order_url,
+        total_cents: total,
+        currency: currency.clone(),
+        checkout_url: None,
+        hold_expires_at,
+    };
+    tracing::info!(order = %order_id, method = provider.method(), total, "order created");
+    if !settles {
+        let mut checkout_lines = Vec::new();
+        for l in &lines {
+            checkout_lines.push((l.type_name.clone(), l.unit_cents, l.quantity));
+            for (n, p) in &l.addon_lines {
+                checkout_lines.push((n.clone(), *p, l.quantity));
+            }
+        }
+        let request = CheckoutRequest {
+            order_id: order_id.clone(),
+            currency,
+            total_cents: total,
+            customer_email: email,
+            lines: checkout_lines,
+            success_url: format!("{}&paid=1", created_resp.order_url),
+            cancel_url: format!("{}&cancelled=1", created_resp.order_url),
+            hold_expires_at: hold_expires_at.unwrap_or(created),
+        };
+        match provider.checkout(&request).await {
+            Ok(checkout) => {
+                sqlx::query("UPDATE orders SET payment_ref = $1, updated_at = $2 WHERE id = $3")
+                    .bind(&checkout.session_id)
+                    .bind(now())
+                    .bind(&order_id)
+                    .execute(&state.db.write)
+                    .await?;
+                created_resp.checkout_url = Some(checkout.url);
+            }
+            Err(e) => {
+                // Nothing was paid: give the seats back at once.
+                let _ = close_unpaid(&state, &order_id, "cancelled").await;
+                return Err(e);
+            }
+        }
+    }
+    Ok((StatusCode::CREATED, axum::Json(created_resp)))
+}
+
+/// Moves a pending order to `status` (expired / cancelled) and releases its seats. `true` if it was pending.
+pub async fn close_unpaid(state: &AppState, order_id: &str, status: &str) -> Result<bool> {
+    let mut tx = state.db.write.begin().await?;
+    let r = sqlx::query("UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3 AND status = 'pending'")
+        .bind(status)
+        .bind(now())
+        .bind(order_id)
+        .execute(&mut *tx)
+        .await?;
+    if r.rows_affected() == 1 {
+        release(&mut tx, order_id).await?;
+    }
+    tx.commit().await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Releases every expired hold. Returns how many orders expired.
+pub async fn expire_holds(state: &AppState) -> Result<usize> {
+    let due: Vec<(String, Option<String>, String)> = sqlx::query_as(
+        "SELECT id, payment_ref, payment_method FROM orders WHERE status = 'pending' AND hold_expires_at <= $1 LIMIT 200",
+    )
+    .bind(now())
+    .fetch_all(&state.db.write)
+    .await?;
+    let mut n = 0;
+    for (id, payment_ref, method) in due {
+        if close_unpaid(state, &id, "expired").await? {
+            n += 1;
+            tracing::info!(order = %id, "hold expired; seats released");
+            if let (Some(session), Ok(provider)) = (payment_ref, state.payments.by_method(&method)) {
+                let state = state.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = provider_expire(&state, &method, &session).await {
+                        tracing::warn!(error = %e, "could not expire the payment session");
+                    }
+                    let _ = provider;
+                });
+            }
+        }
+    }
+    Ok(n)
+}
+
+async fn provider_expire(state: &AppState, method: &str, session: &str) -> Result<()> {
+    state.payments.by_method(method)?.expire(session).await
+}
+
+/// Releases expired holds periodically until shutdown.
+pub async fn run_hold_sweeper(state: AppState, mut shutdown: watch::Receiver<bool>, every: Duration) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        if let Err(e) = expire_holds(&state).await {
+            tracing::warn!(error = %e, "hold sweep failed");
+        }
+    }
+}
+
+/// Marks a paid order confirmed and issues its tickets, once. Used by payment webhooks.
+/// Returns the new status, or `None` if the order was already settled (idempotent repeat).
+pub async fn confirm_paid(
+    state: &AppState,
+    order_id: &str,
+    payment_intent: Option<&str>,
+) -> Result<Option<&'static str>> {
+    let mut tx = state.db.write.begin().await?;
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT status FROM orders WHERE id = $1").bind(order_id).fetch_optional(&mut *tx).await?;
+    let (status,) = row.ok_or(Error::NotFound("order"))?;
+    let new_status = match status.as_str() {
+        "pending" => "confirmed",
+        "expired" | "cancelled" => {
+            if re_reserve(&mut tx, order_id).await? {
+                "confirmed"
+            } else {
+                drop(tx);
+                let mut tx = state.db.write.begin().await?;
+                sqlx::query(
+                    "UPDATE orders SET status = 'payment_conflict', payment_intent = $1, updated_at = $2 WHERE id = $3",
+                )
+                .bind(payment_intent)
+                .bind(now())
+                .bind(order_id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                tracing::warn!(order = %order_id, "paid after its hold expired and the seats are gone: refund needed");
+                return Ok(Some("payment_conflict"));
+            }
+        }
+        _ => return Ok(None),
+    };
+    sqlx::query(
+        "UPDATE orders SET status = $1, payment_intent = $2, hold_expires_at = NULL, updated_at = $3 WHERE id = $4",
+    )
+    .bind(new_status)
+    .bind(payment_intent)
+    .bind(now())
+    .bind(order_id)
+    .execute(&mut *tx)
+    .await?;
+    issue_tickets(&mut tx, state, order_id).await?;
+    tx.commit().await?;
+    state.mail_wakeup.notify_one();
+    tracing::info!(order = %order_id, "payment confirmed; tickets issued");
+    Ok(Some(new_status))
+}
+
+/// Refunds or cancels an order (admin). Confirmed orders' tickets go on the revocation list, which gets a
+/// new version in the same transaction. Returns (new status, revocation version).
+pub async fn refund_or_cancel(state: &AppState, order_id: &str, new_status: &'static str) -> Result<(String, u64)> {
+    let row: Option<(String, String, Option<String>)> =
+        sqlx::query_as("SELECT status, payment_method, payment_intent FROM orders WHERE id = $1")
+            .bind(order_id)
+            .fetch_optional(&state.db.write)
+            .await?;
+    let (status, method, intent) = row.ok_or(Error::NotFound("order"))?;
+    match status.as_str() {
+        "pending" => {
+            close_unpaid(state, order_id, "cancelled").await?;
+            let v = state.revocations.lock().await.version();
+            return Ok(("cancelled".into(), v));
+        }
+        "confirmed" | "payment_conflict" => {}
+        other => return Err(Error::Conflict(format!("order is already {other}"))),
+    }
+    if new_status == "refunded" {
+        if let Some(intent) = intent.as_deref() {
+            state.payments.by_method(&method)?.refund(intent).await?;
+        }
+    }
+    let mut list = state.revocations.lock().await;
+    let mut tx = state.db.write.begin().await?;
+    let r = sqlx::query("UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4")
+        .bind(new_status)
+        .bind(now())
+        .bind(order_id)
+        .bind(&status)
+        .execute(&mut *tx)
+        .await?;
+    if r.rows_affected() != 1 {
+        return Err(Error::Conflict("order changed concurrently; try again".into()));
+    }
+    let ids: Vec<(String,)> = sqlx::query_as("SELECT ticket_id FROM tickets WHERE order_id = $1 AND revoked = FALSE")
+        .bind(order_id)
+        .fetch_all(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE tickets SET revoked = TRUE WHERE order_id = $1").bind(order_id).execute(&mut *tx).await?;
+    if status == "confirmed" {
+        release(&mut tx, order_id).await?;
+    }
+    let hashes: Vec<RevocationHash> =
+        ids.iter().filter_map(|(h,)| TicketId::from_hex(h)).map(|id| RevocationHash::of(&id)).collect();
+    let mut next = list.clone();
+    let version = if hashes.is_empty() {
+        next.version()
+    } else {
+        let v = next.publish(&state.signer.key, hashes);
+        sqlx::query(
+            "INSERT INTO revocation_state (id, version, list_json) VALUES (1, $1, $2)
+             ON CONFLICT (id) DO UPDATE SET version = excluded.version, list_json = excluded.list_json",
+        )
+        .bind(v as i64)
+        .bind(next.to_json())
+        .execute(&mut *tx)
+        .await?;
+        v
+    };
+    tx.commit().await?;
+    *list = next;
+    tracing::info!(order = %order_id, status = new_status, revocation_version = version, tickets = ids.len(), "order closed");
+    Ok((new_status.to_owned(), version))
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The customer's view of an order.
+
+#[derive(Debug, Deserialize)]
+pub struct TokenQuery {
+    #[serde(default)]
+    pub token: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TicketView {
+    pub seq: i64,
+    pub ticket_type: i64,
+    pub ticket_type_name: String,
+    pub addons: Vec<String>,
+    pub holder_name: String,
+    pub revoked: bool,
+    pub qr_text: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OrderView {
+    pub id: String,
+    pub status: String,
+    pub event: crate::catalog::EventView,
+    pub customer_name: String,
+    pub customer_email: String,
+    pub total_cents: i64,
+    pub currency: String,
+    pub payment_method: String,
+    pub hold_expires_at: Option<i64>,
+    pub created_at: i64,
+    pub tickets: Vec<TicketView>,
+}
+
+/// Loads an order for display. With `token`, the token must match (else: not found, revealing nothing).
+pub async fn load_order(state: &AppState, id: &str, token: Option<&str>) -> Result<OrderView> {
+    type Row = (String, i64, String, String, String, String, i64, String, Option<i64>, i64, String);
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT status, event_id, customer_name, customer_email, payment_method, token_hash, total_cents, currency,
+                hold_expires_at, created_at, id FROM orders WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&state.db.read)
+    .await?;
+    let (
+        status,
+        event_id,
+        customer_name,
+        customer_email,
+        payment_method,
+        token_hash,
+        total_cents,
+        currency,
+        hold,
+        created_at,
+        id,
+    ) = row.ok_or(Error::NotFound("order"))?;
+    if let Some(token) = token {
+        if !constant_time_eq(hash_secret(token).as_bytes(), token_hash.as_bytes()) {
+            return Err(Error::NotFound("order"));
+        }
+    }
+    let event = crate::catalog::load_event(state, event_id).await?;
+    let rows: Vec<(i64, i64, i64, String, bool, String)> = sqlx::query_as(
+        "SELECT seq, ticket_type, addon_mask, holder_name, revoked, qr_text FROM tickets WHERE order_id = $1 ORDER BY seq",
+    )
+    .bind(&id)
+    .fetch_all(&state.db.read)
+    .await?;
+    let tickets = rows
+        .into_iter()
+        .map(|(seq, tt, mask, holder_name, revoked, qr_text)| TicketView {
+            seq,
+            ticket_type: tt,
+            ticket_type_name: event
+                .ticket_types
+                .iter()
+                .find(|t| t.index == tt)
+                .map(|t| t.name.clone())
+                .unwrap_or_default(),
+            addons: event.addons.iter().filter(|a| mask & (1 << a.index) != 0).map(|a| a.name.clone()).collect(),
+            holder_name,
+            revoked,
+            qr_text,
+        })
+        .collect();
+    Ok(OrderView {
+        id,
+        status,
+        event,
+        customer_name,
+        customer_email,
+        total_cents,
+        currency,
+        payment_method,
+        hold_expires_at: hold,
+        created_at,
+        tickets,
+    })
+}
+
+async fn order_json(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<TokenQuery>,
+) -> Result<axum::Json<OrderView>> {
+    Ok(axum::Json(load_order(&state, &id, Some(&q.token)).await?))
+}
+
+/// Formats minor units as `12.34 EUR`.
+pub fn money(cents: i64, currency: &str) -> String {
+    format!("{}.{:02} {}", cents / 100, cents % 100, currency)
+}
+
+fn inline_svg(text: &str) -> String {
+    match scanner_core::qr::render::svg(text) {
+        Ok(svg) => match svg.find("<svg") {
+            Some(i) => svg[i..].to_owned(),
+            None => String::new(),
+        },
+        Err(_) => String::new(),
+    }
+}
+
+/// A minimal server-rendered order page. Every customer-supplied string is escaped.
+pub fn render_order_html(o: &OrderView) -> String {
+    let mut tickets = String::new();
+    for t in &o.tickets {
+        let addons =
+            if t.addons.is_empty() { String::new() } else { format!(" + {}", html_escape(&t.addons.join(", "))) };
+        let body = if t.revoked {
+            "<p class=\"revoked\">This ticket was revoked (refunded or cancelled).</p>".to_owned()
+        } else {
+            format!("<div class=\"qr\">{}</div>", inline_svg(&t.qr_text))
+        };
+        tickets.push_str(&format!(
+            "<section class=\"ticket\"><h2>Ticket {} — {}{}</h2><p>Holder: {}</p>{}</section>\n",
+            t.seq + 1,
+            html_escape(&t.ticket_type_name),
+            addons,
+            html_escape(&t.holder_name),
+            body
+        ));
+    }
+    if o.tickets.is_empty() {
+        tickets.push_str(&format!("<p>No tickets yet: this order is <strong>{}</strong>.</p>", html_escape(&o.status)));
+    }
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+<title>Order {id}</title><style>body{{font-family:sans-serif;max-width:40em;margin:auto;padding:1em}}\
+.qr svg{{width:16em;height:16em}}.revoked{{color:#a00}}</style></head><body>\
+<h1>{event}</h1><p>{venue}</p><p>Order {id} for {name} — status <strong>{status}</strong> — total {total}</p>\n{tickets}</body></html>\n",
+        id = html_escape(&o.id),
+        event = html_escape(&o.event.name),
+        venue = html_escape(&o.event.venue),
+        name = html_escape(&o.customer_name),
+        status = html_escape(&o.status),
+        total = html_escape(&money(o.total_cents, &o.currency)),
+        tickets = tickets
+    )
+}
+
+async fn order_html(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<TokenQuery>,
+) -> Result<Response> {
+    let order = load_order(&state, &id, Some(&q.token)).await?;
+    let mut resp = Html(render_order_html(&order)).into_response();
+    resp.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:"),
+    );
+    resp.headers_mut().insert("referrer-policy", header::HeaderValue::from_static("no-referrer"));
+    Ok(resp)
+}
+
+async fn ticket_png(
+    State(state): State<AppState>,
+    Path((id, seq)): Path<(String, i64)>,
+    Query(q): Query<TokenQuery>,
+) -> Result<Response> {
+    let order = load_order(&state, &id, Some(&q.token)).await?;
+    let t = order.tickets.iter().find(|t| t.seq == seq && !t.revoked).ok_or(Error::NotFound("ticket"))?;
+    let png = scanner_core::qr::render::png(&t.qr_text, 8).map_err(Error::internal)?;
+    Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "no-store")], png).into_response())
+}
+
+/// The access token of an order: HMAC-SHA256(link secret, order id), so the server can put the order link
+/// in the email without storing the token (the database keeps only its hash).
+pub fn order_token(state: &AppState, order_id: &str) -> String {
+    use base64::Engine as _;
+    use hmac::Mac;
+    let mut mac =
+        <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&state.link_secret).unwrap_or_else(|_| unreachable!());
+    mac.update(b"order-token\0");
+    mac.update(order_id.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&mac.finalize().into_bytes()[..24])
+}
+
+/// The customer's order page URL, with its access token.
+pub fn order_link(state: &AppState, order_id: &str) -> String {
+    format!("{}/orders/{}?token={}", state.public_url, order_id, order_token(state, order_id))
+}
+
+/// Fresh random nonce for manifest sealing.
+pub fn random_nonce() -> [u8; 12] {
+    let mut n = [0u8; 12];
+    rand::rngs::OsRng.fill_bytes(&mut n);
+    n
+}
+
+/// Current Unix milliseconds (re-exported for the email module's scheduling).
+pub fn now_millis() -> i64 {
+    now_ms()
+}

@@ -1,0 +1,126 @@
+//! The payment seam. A [`PaymentProvider`] either settles at order time (free tickets, pay at the door:
+//! tickets are issued in the order's own transaction) or sends the customer to a hosted checkout and
+//! confirms later through a verified webhook (Stripe Checkout). No card data ever reaches this server.
+
+pub mod stripe;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::Router;
+
+use crate::app::AppState;
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a hosted checkout needs to know about an order.
+#[derive(Debug, Clone)]
+pub struct CheckoutRequest {
+    pub order_id: String,
+    pub currency: String,
+    pub total_cents: i64,
+    pub customer_email: String,
+    /// (name, unit price in minor units, quantity)
+    pub lines: Vec<(String, i64, i64)>,
+    pub success_url: String,
+    pub cancel_url: String,
+    pub hold_expires_at: i64,
+}
+
+/// A started hosted checkout.
+#[derive(Debug, Clone)]
+pub struct Checkout {
+    pub session_id: String,
+    pub url: String,
+}
+
+pub trait PaymentProvider: Send + Sync {
+    /// Stored in `orders.payment_method`.
+    fn method(&self) -> &'static str;
+    /// Whether the order is confirmed (and its tickets issued) when it is placed.
+    fn settles_at_order(&self) -> bool;
+    /// Starts a hosted checkout (only called when `settles_at_order` is false).
+    fn checkout<'a>(&'a self, req: &'a CheckoutRequest) -> BoxFuture<'a, Result<Checkout>>;
+    /// Expires a checkout whose hold ran out, so it can no longer be paid.
+    fn expire<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, Result<()>>;
+    /// Pays back a settled payment (`payment_ref` as recorded by the webhook).
+    fn refund<'a>(&'a self, payment_ref: &'a str) -> BoxFuture<'a, Result<()>>;
+}
+
+/// Free tickets and pay-at-the-door: settle at once; nothing to refund online.
+pub struct Offline {
+    method: &'static str,
+}
+
+impl PaymentProvider for Offline {
+    fn method(&self) -> &'static str {
+        self.method
+    }
+    fn settles_at_order(&self) -> bool {
+        true
+    }
+    fn checkout<'a>(&'a self, _req: &'a CheckoutRequest) -> BoxFuture<'a, Result<Checkout>> {
+        Box::pin(async { Err(Error::internal("offline payments have no checkout")) })
+    }
+    fn expire<'a>(&'a self, _session_id: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn refund<'a>(&'a self, _payment_ref: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// The configured providers.
+pub struct Payments {
+    free: Arc<dyn PaymentProvider>,
+    at_door: Arc<dyn PaymentProvider>,
+    stripe: Option<Arc<stripe::Stripe>>,
+}
+
+impl Payments {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            free: Arc::new(Offline { method: "free" }),
+            at_door: Arc::new(Offline { method: "at_door" }),
+            stripe: stripe::Stripe::from_config(config).map(Arc::new),
+        }
+    }
+
+    pub fn stripe(&self) -> Option<&stripe::Stripe> {
+        self.stripe.as_deref()
+    }
+
+    /// The provider for a new order: `free` only for a zero total; default `stripe` for a paid one.
+    pub fn select(&self, requested: Option<&str>, total_cents: i64) -> Result<Arc<dyn PaymentProvider>> {
+        match (requested, total_cents) {
+            (None | Some("free"), 0) => Ok(self.free.clone()),
+            (Some("free"), _) => Err(Error::validation("payment", "this order is not free")),
+            (Some("at_door"), _) => Ok(self.at_door.clone()),
+            (None | Some("stripe"), _) => match &self.stripe {
+                Some(s) => Ok(s.clone()),
+                None => Err(Error::validation("payment", "online payment is not configured; choose at_door")),
+            },
+            (Some(_), _) => Err(Error::validation("payment", "must be one of free, at_door, stripe")),
+        }
+    }
+
+    pub fn by_method(&self, method: &str) -> Result<Arc<dyn PaymentProvider>> {
+        match method {
+            "free" => Ok(self.free.clone()),
+            "at_door" => Ok(self.at_door.clone()),
+            "stripe" => self
+                .stripe
+                .clone()
+                .map(|s| s as Arc<dyn PaymentProvider>)
+                .ok_or_else(|| Error::Payment("Stripe is not configured".into())),
+            _ => Err(Error::internal("unknown payment method")),
+        }
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    stripe::router()
+}

@@ -1,0 +1,141 @@
+//! Shared helpers of the issuer's integration tests: a real server on a random port over a temporary
+//! SQLite file, an HTTP client, catalog setup and QR decoding.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use issuer::{Config, Running};
+use serde_json::{json, Value};
+
+pub struct App {
+    pub running: Running,
+    pub dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+}
+
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt().with_env_filter("warn,issuer=info").with_test_writer().try_init();
+}
+
+pub async fn start_with(edit: impl FnOnce(&mut Config)) -> App {
+    init_tracing();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::for_data_dir(dir.path().join("data"));
+    config.email_backoff_ms = 200;
+    config.email_backoff_max_ms = 1_000;
+    edit(&mut config);
+    let running = issuer::start(config).await.expect("issuer starts");
+    App { running, dir, http: reqwest::Client::new() }
+}
+
+pub async fn start() -> App {
+    start_with(|_| {}).await
+}
+
+impl App {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.running.url(), path)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.running.state.config.data_dir
+    }
+
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(self.running.admin_token());
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let resp = self.http.post(self.url(path)).json(&body).send().await.expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let resp = self.http.get(self.url(path)).send().await.expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Creates an event with one ticket type of `capacity` (price in cents) and one add-on. Returns its id.
+    pub async fn event(&self, capacity: i64, price_cents: i64) -> i64 {
+        let (s, v) = self
+            .admin(
+                reqwest::Method::POST,
+                "/admin/v1/events",
+                Some(json!({"name":"Test Night","venue":"Hall","starts_at":2_000_000_000i64,"ends_at":2_000_010_000i64,"timezone":"Europe/Berlin"})),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        let id = v["id"].as_i64().expect("event id");
+        let (s, v) = self
+            .admin(
+                reqwest::Method::POST,
+                &format!("/admin/v1/events/{id}/ticket-types"),
+                Some(json!({"name":"Standard","price_cents":price_cents,"currency":"EUR","capacity":capacity})),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        let (s, v) = self
+            .admin(
+                reqwest::Method::POST,
+                &format!("/admin/v1/events/{id}/addons"),
+                Some(json!({"name":"Drink","price_cents":0,"capacity":10_000})),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        id
+    }
+
+    pub async fn order(&self, event: i64, name: &str, qty: i64, payment: &str) -> (u16, Value) {
+        self.post(
+            "/v1/orders",
+            json!({"event_id":event,"name":name,"email":"buyer@example.org","items":[{"ticket_type":0,"quantity":qty,"addons":[0]}],"payment":payment}),
+        )
+        .await
+    }
+
+    pub async fn device_token(&self) -> String {
+        let (s, v) = self.admin(reqwest::Method::POST, "/admin/v1/devices", Some(json!({"name":"Gate 1"}))).await;
+        assert_eq!(s, 201, "{v}");
+        v["token"].as_str().expect("token").to_owned()
+    }
+}
+
+/// Polls `f` until it returns Some or the timeout passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        if start.elapsed() > timeout {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Decodes the QR code in a PNG: scanner-core's decoder first, rqrr if that finds nothing.
+pub fn decode_qr_png(png: &[u8]) -> Option<String> {
+    let img = image::load_from_memory(png).ok()?.to_luma8();
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    if let Some(text) = scanner_core::qr::decode::decode_luma(w, h, img.as_raw()) {
+        return Some(text);
+    }
+    let mut prepared = rqrr::PreparedImage::prepare(img);
+    let grids = prepared.detect_grids();
+    grids.first().and_then(|g| g.decode().ok()).map(|(_, text)| text)
+}
