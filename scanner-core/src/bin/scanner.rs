@@ -1,11 +1,15 @@
 //! `scanner`: the door-side command line. A thin shell over scanner-core.
 
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use scanner_core::redemption::decision::{ScanInput, Verdict};
+use scanner_core::redemption::store::RecordedScan;
+use scanner_core::redemption::{RedemptionLog, ScanKind};
 use scanner_core::verify::verify_text;
 use scanner_core::{Keyring, RevocationList, VerifyContext};
 use serde_json::json;
@@ -13,6 +17,10 @@ use serde_json::json;
 #[derive(Parser)]
 #[command(name = "scanner", version, about = "Verify and decode offline-first signed tickets")]
 struct Cli {
+    /// Directory of this device's redemption log (default: $SCANNER_DATA, else
+    /// ~/.local/share/offline-tickets/scanner).
+    #[arg(long, global = true)]
+    data: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -51,6 +59,71 @@ enum Command {
         #[arg(required_unless_present = "image")]
         text: Option<String>,
     },
+    /// Set up this device: fetch the keyring, revocation list and attendee manifest from the issuer
+    /// (--server/--token), or take them from files for a fully offline setup (--keyring ...).
+    Init {
+        /// The issuer's base URL, e.g. https://tickets.example.org
+        #[arg(long, requires = "token")]
+        server: Option<String>,
+        /// This device's scanner token (from the admin API).
+        #[arg(long)]
+        token: Option<String>,
+        /// The event this device admits to (needed for the manifest; refuses other events' tickets).
+        #[arg(long)]
+        event: Option<u32>,
+        /// A name for this device in reports (default: the host name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Public keyring JSON file (offline setup).
+        #[arg(long, conflicts_with = "server")]
+        keyring: Option<PathBuf>,
+        /// Revocation list JSON file (offline setup).
+        #[arg(long, conflicts_with = "server")]
+        revocations: Option<PathBuf>,
+        /// Attendee manifest JSON file (offline setup).
+        #[arg(long, conflicts_with = "server")]
+        manifest: Option<PathBuf>,
+    },
+    /// Scan a ticket: decide, record durably, then print the verdict. Exit code 0 = admitted (or exit
+    /// recorded), 1 = already used or refused, 2 = error.
+    Scan {
+        /// Gate name recorded with the scan.
+        #[arg(long, default_value = "main")]
+        gate: String,
+        /// This is an exit scan (re-entry tickets may come back in after one).
+        #[arg(long)]
+        exit: bool,
+        /// Admit anyway, for this reason, if the ticket is genuine but refused; recorded as an override.
+        #[arg(long = "override", value_name = "REASON")]
+        override_reason: Option<String>,
+        /// Decide at this Unix time instead of now.
+        #[arg(long)]
+        now: Option<u64>,
+        /// Print the verdict as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Read one ticket text per line from standard input until it ends (the door loop).
+        #[arg(long, conflicts_with_all = ["text", "image"])]
+        stdin: bool,
+        /// Read the ticket from a QR code in this image instead of TEXT.
+        #[arg(long, conflicts_with = "text")]
+        image: Option<PathBuf>,
+        /// The ticket's QR text.
+        #[arg(required_unless_present_any = ["image", "stdin"])]
+        text: Option<String>,
+    },
+    /// Exchange the redemption log with the sync server and refresh the revocation list.
+    Sync,
+    /// The organizer's report: admitted per gate and hour, conflicts (duplicates), refusals by reason.
+    Report {
+        #[arg(long)]
+        json: bool,
+        /// Also merge these exported logs (from `scanner export`) into the report, not into this log.
+        #[arg(long)]
+        merge: Vec<PathBuf>,
+    },
+    /// Write this device's whole redemption log to a file (for offline merging with `report --merge`).
+    Export { out: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -73,6 +146,7 @@ fn decode_image(path: &Path) -> Result<Option<String>> {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    let data = cli.data;
     match cli.command {
         Command::Decode { json, images } => {
             for path in images {
@@ -108,8 +182,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let text = match (text, image) {
                 (Some(text), _) => text,
-                (None, Some(path)) => decode_image(&path)?
-                    .with_context(|| format!("no QR code found in {}", path.display()))?,
+                (None, Some(path)) => {
+                    decode_image(&path)?.with_context(|| format!("no QR code found in {}", path.display()))?
+                }
                 (None, None) => anyhow::bail!("give the ticket text or --image"),
             };
             let now = match now {
@@ -129,13 +204,294 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     "VALID: event {}, ticket type {}, add-ons {:#06x}, {:?}, signed by key {}",
                     t.event_id, t.ticket_type, t.addons, t.policy, t.key_id
                 ),
-                (Err(r), true) => println!(
-                    "{}",
-                    json!({"valid": false, "reason": r.code(), "message": r.to_string()})
-                ),
+                (Err(r), true) => println!("{}", json!({"valid": false, "reason": r.code(), "message": r.to_string()})),
                 (Err(r), false) => println!("REFUSED: {r}"),
             }
             Ok(if verdict.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
+        Command::Init { server, token, event, name, keyring, revocations, manifest } => {
+            init(&data_dir(data)?, server, token, event, name, keyring, revocations, manifest)
+        }
+        Command::Scan { gate, exit, override_reason, now, json, stdin, image, text } => {
+            let mut log = open_log(&data_dir(data)?)?;
+            let kind = if exit { ScanKind::Exit } else { ScanKind::Entry };
+            let options = ScanOptions { gate: &gate, kind, override_reason: override_reason.as_deref(), now, json };
+            if stdin {
+                let mut code = ExitCode::SUCCESS;
+                for line in std::io::stdin().lock().lines() {
+                    let line = line.context("cannot read standard input")?;
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    code = scan_one(&mut log, &line, &options)?;
+                    if log.should_fold() {
+                        log.fold_pending(now_secs(now)?)?;
+                    }
+                }
+                log.fold_pending(now_secs(now)?)?;
+                return Ok(code);
+            }
+            let text = match (text, image) {
+                (Some(text), _) => text,
+                // Nothing readable is still a scan: it is recorded and refused.
+                (None, Some(path)) => decode_image(&path)?.unwrap_or_default(),
+                (None, None) => anyhow::bail!("give the ticket text, --image or --stdin"),
+            };
+            let code = scan_one(&mut log, &text, &options)?;
+            if log.should_fold() {
+                log.fold_pending(now_secs(now)?)?;
+            }
+            Ok(code)
+        }
+        Command::Sync => sync(&data_dir(data)?),
+        Command::Report { json, merge } => {
+            let mut log = open_log(&data_dir(data)?)?;
+            let now = now_secs(None)?;
+            let report = if merge.is_empty() {
+                log.report(now)?
+            } else {
+                let mut logs = vec![log.export(now)?];
+                for path in &merge {
+                    logs.push(std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?);
+                }
+                let merged = scanner_core::redemption::RedemptionDoc::merge_saved(logs.iter().map(Vec::as_slice))
+                    .context("cannot merge the logs")?;
+                scanner_core::redemption::EventReport::from_logs(&merged.device_logs()?)
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.to_table());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export { out } => {
+            let mut log = open_log(&data_dir(data)?)?;
+            let bytes = log.export(now_secs(None)?)?;
+            std::fs::write(&out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
+            eprintln!("{} records, {} bytes written to {}", log.record_count(), bytes.len(), out.display());
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+fn data_dir(arg: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(dir) = arg.or_else(|| std::env::var_os("SCANNER_DATA").map(PathBuf::from)) {
+        return Ok(dir);
+    }
+    let home = std::env::var_os("HOME").context("set --data, $SCANNER_DATA or $HOME")?;
+    Ok(PathBuf::from(home).join(".local/share/offline-tickets/scanner"))
+}
+
+fn open_log(dir: &Path) -> Result<RedemptionLog> {
+    RedemptionLog::open(dir).with_context(|| format!("cannot open the redemption log in {}", dir.display()))
+}
+
+fn now_ms(now: Option<u64>) -> Result<u64> {
+    match now {
+        Some(secs) => Ok(secs.saturating_mul(1000)),
+        None => {
+            Ok(SystemTime::now().duration_since(UNIX_EPOCH).context("system clock before 1970")?.as_millis() as u64)
+        }
+    }
+}
+
+fn now_secs(now: Option<u64>) -> Result<i64> {
+    Ok(i64::try_from(now_ms(now)? / 1000).unwrap_or(i64::MAX))
+}
+
+struct ScanOptions<'a> {
+    gate: &'a str,
+    kind: ScanKind,
+    override_reason: Option<&'a str>,
+    now: Option<u64>,
+    json: bool,
+}
+
+fn scan_one(log: &mut RedemptionLog, text: &str, options: &ScanOptions<'_>) -> Result<ExitCode> {
+    let input = ScanInput { text, kind: options.kind, override_reason: options.override_reason };
+    let RecordedScan { verdict, seq, .. } = log.scan(input, options.gate, now_ms(options.now)?)?;
+    // The scan is on disk: only now is the verdict shown.
+    let mut out = std::io::stdout().lock();
+    if options.json {
+        let mut value = serde_json::to_value(&verdict)?;
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert("seq".into(), json!(seq));
+            obj.insert("message".into(), json!(verdict.message()));
+        }
+        writeln!(out, "{value}")?;
+    } else {
+        writeln!(out, "{}", verdict.message())?;
+    }
+    out.flush()?;
+    Ok(match verdict {
+        Verdict::Admit(_) | Verdict::Exit { .. } => ExitCode::SUCCESS,
+        Verdict::AlreadyUsed(_) | Verdict::Refused { .. } => ExitCode::from(1),
+    })
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_owned()).unwrap_or_else(|_| "scanner".to_owned())
+}
+
+/// A blocking HTTP client for the issuer.
+struct Issuer {
+    base: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl Issuer {
+    fn new(base: &str, token: &str) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(std::time::Duration::from_secs(60)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Self { base: base.trim_end_matches('/').to_owned(), token: token.to_owned(), agent }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn check(&self, path: &str, status: u16) -> Result<()> {
+        match status {
+            200..=299 => Ok(()),
+            401 | 403 => anyhow::bail!("{path}: the server refused this device's token (HTTP {status})"),
+            _ => anyhow::bail!("{path}: HTTP {status}"),
+        }
+    }
+
+    fn get_text(&self, path: &str) -> Result<String> {
+        let mut resp = self
+            .agent
+            .get(&self.url(path))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .call()
+            .with_context(|| format!("cannot reach {}", self.url(path)))?;
+        self.check(path, resp.status().as_u16())?;
+        Ok(resp.body_mut().with_config().limit(256 << 20).read_to_string()?)
+    }
+
+    /// One sync round trip: POST the message, get the reply (204 = nothing to say).
+    fn sync(&self, event: Option<u32>, message: &[u8]) -> Result<Option<Vec<u8>>> {
+        let path = match event {
+            Some(e) => format!("/v1/sync?event={e}"),
+            None => "/v1/sync".to_owned(),
+        };
+        let mut resp = self
+            .agent
+            .post(&self.url(&path))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .header("Content-Type", "application/octet-stream")
+            .send(message)
+            .with_context(|| format!("cannot reach {}", self.url(&path)))?;
+        let status = resp.status().as_u16();
+        if status == 204 {
+            return Ok(None);
+        }
+        if status == 501 {
+            anyhow::bail!("the server does not support redemption sync yet (HTTP 501)");
+        }
+        self.check(&path, status)?;
+        let body = resp.body_mut().with_config().limit(64 << 20).read_to_vec()?;
+        Ok(if body.is_empty() { None } else { Some(body) })
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn init(
+    dir: &Path,
+    server: Option<String>,
+    token: Option<String>,
+    event: Option<u32>,
+    name: Option<String>,
+    keyring: Option<PathBuf>,
+    revocations: Option<PathBuf>,
+    manifest: Option<PathBuf>,
+) -> Result<ExitCode> {
+    let read = |p: &PathBuf| std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()));
+    if server.is_none() && keyring.is_none() {
+        anyhow::bail!("give --server URL --token T, or --keyring FILE for an offline setup");
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut log = RedemptionLog::open_or_create(dir, &name.unwrap_or_else(host_name))?;
+    if let Some(event) = event {
+        log.set_event(event)?;
+    }
+    match (server, token) {
+        (Some(server), Some(token)) => {
+            let issuer = Issuer::new(&server, &token);
+            log.set_keyring(&issuer.get_text("/v1/scanner/keyring")?).context("the server's keyring is invalid")?;
+            log.set_revocations(&issuer.get_text("/v1/scanner/revocations?since=0")?)
+                .context("the server's revocation list is invalid")?;
+            if let Some(event) = event {
+                log.set_manifest(&issuer.get_text(&format!("/v1/scanner/events/{event}/manifest"))?)
+                    .context("the server's manifest is invalid")?;
+            }
+            log.set_server(&server, &token)?;
+        }
+        _ => {
+            if let Some(path) = &keyring {
+                log.set_keyring(&read(path)?).context("invalid keyring")?;
+            }
+            if let Some(path) = &revocations {
+                log.set_revocations(&read(path)?).context("invalid revocation list")?;
+            }
+            if let Some(path) = &manifest {
+                log.set_manifest(&read(path)?).context("invalid manifest")?;
+            }
+        }
+    }
+    println!(
+        "device {} ({}) ready in {}: {} keys, revocation list version {}, {} records in the log",
+        log.device(),
+        log.device_name(),
+        dir.display(),
+        log.keyring().map_or(0, |k| k.entries().count()),
+        log.revocations_version(),
+        log.record_count()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sync(dir: &Path) -> Result<ExitCode> {
+    let mut log = open_log(dir)?;
+    let (server, token) = log.server()?.context("this scanner has no server (run `scanner init --server`)")?;
+    let issuer = Issuer::new(&server, &token);
+    let event = log.event_id();
+    let started = Instant::now();
+    let before = log.record_count();
+    let mut sent = 0usize;
+    let mut received = 0usize;
+    let summary = log.sync_with(&server, now_secs(None)?, |message| {
+        sent += message.len();
+        let reply = issuer.sync(event, message);
+        if let Ok(Some(r)) = &reply {
+            received += r.len();
+        }
+        eprint!("\rsync: sent {:>9} B, received {:>9} B", sent, received);
+        reply
+    });
+    eprintln!();
+    let summary = summary?;
+    let since = log.revocations_version();
+    match issuer.get_text(&format!("/v1/scanner/revocations?since={since}")) {
+        Ok(delta) => log.apply_revocation_delta(&delta).context("the server's revocation update is invalid")?,
+        Err(e) => eprintln!("warning: revocation list not refreshed: {e:#}"),
+    }
+    println!(
+        "synced with {server} in {:.1} s: {} round trips, {} B sent, {} B received, {} new records ({} → {}), \
+         revocation list version {}",
+        started.elapsed().as_secs_f64(),
+        summary.round_trips,
+        summary.bytes_sent,
+        summary.bytes_received,
+        summary.new_records,
+        before,
+        log.record_count(),
+        log.revocations_version()
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,591 @@
+//! The redemption log as an automerge document, shared by every device, the sync server and the browser.
+//!
+//! ## Model
+//!
+//! ```text
+//! ROOT
+//!  └─ "<device id, 16 hex digits>": Map          created and only ever written by that device
+//!       ├─ "name":      Str                       the device's human name
+//!       ├─ "gates":     List<Str>                 gate table; records name a gate by its index
+//!       ├─ "batches":   List<Bytes>               each element = N fixed-size ScanRecords back to back
+//!       └─ "overrides": Map<hlc hex, Str>         operator override reasons, by the record's clock
+//! ```
+//!
+//! Concurrent writers never touch the same key: each device appends to its own map only, and the root keys
+//! are distinct random device ids. So there are no automerge conflicts to resolve or to hide: a ticket
+//! admitted on two devices shows up as two records in two devices' lists, and duplicates are computed from
+//! the union of all records (see [`crate::redemption::report`]). Merging is automerge's union of change
+//! sets, which is commutative, associative and idempotent; the record set is a function of the change set.
+//!
+//! Scans are folded in batches: one automerge change appends one `Bytes` value holding many 32-byte
+//! records, instead of several ops per scan. That is what keeps sync at a few bytes above the record size
+//! per scan and merging 50k scans in milliseconds.
+//!
+//! ## Validation
+//!
+//! Everything that enters a document from outside (a sync message, another log to merge, a saved file) is
+//! applied to a copy first and checked: root keys are device ids, each device's objects and values were
+//! written by that device's actor, every batch decodes to valid records, and nothing already in the log
+//! was removed or replaced (the log only grows). A message that fails is rejected and the log is left
+//! exactly as it was.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use automerge::sync::{self, SyncDoc};
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{ActorId, Automerge, ChangeHash, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
+use thiserror::Error;
+
+use super::record::{DeviceId, Hlc, RecordError, ScanRecord};
+
+pub const KEY_NAME: &str = "name";
+pub const KEY_GATES: &str = "gates";
+pub const KEY_BATCHES: &str = "batches";
+pub const KEY_OVERRIDES: &str = "overrides";
+
+/// A peer's sync state (automerge's), for servers that do not depend on automerge themselves.
+pub use automerge::sync::State as PeerState;
+
+/// Sync messages larger than this are refused unread.
+pub const MAX_SYNC_MESSAGE_BYTES: usize = 64 << 20;
+/// Longest device name, gate name or override reason accepted into the log, in bytes.
+pub const MAX_TEXT_BYTES: usize = 200;
+
+/// Why a document, a merge or a local append was refused.
+#[derive(Debug, Error)]
+pub enum LogError {
+    #[error("automerge: {0}")]
+    Automerge(#[from] automerge::AutomergeError),
+    #[error("the log's root key {0:?} is not a device id")]
+    RootKey(String),
+    #[error("device {device}: {what}")]
+    Structure { device: DeviceId, what: String },
+    #[error("device {device}: bad scan record: {source}")]
+    Record { device: DeviceId, source: RecordError },
+    #[error("device {device}: {what} written by another actor ({actor})")]
+    ForeignWrite { device: DeviceId, what: &'static str, actor: String },
+    #[error("device {device}: the update removes or rewrites {what} already in the log")]
+    NotGrowOnly { device: DeviceId, what: &'static str },
+    #[error("this document belongs to actor {actor}, not device {device}")]
+    WrongActor { device: DeviceId, actor: String },
+    #[error("{0} is longer than {MAX_TEXT_BYTES} bytes")]
+    TextTooLong(&'static str),
+    #[error("the device has more than 65536 gates")]
+    TooManyGates,
+    #[error("automerge panicked on this input")]
+    Panicked,
+}
+
+/// Why a sync message was refused. The log and the sync state are unchanged after any of these.
+#[derive(Debug, Error)]
+pub enum SyncError {
+    #[error("sync message is {0} bytes, more than the {MAX_SYNC_MESSAGE_BYTES} allowed")]
+    TooLarge(usize),
+    #[error("sync message cannot be decoded: {0}")]
+    Decode(String),
+    #[error("sync message rejected: {0}")]
+    Rejected(#[from] LogError),
+    #[error("sync state cannot be decoded: {0}")]
+    State(String),
+}
+
+/// What is known about one device's objects, kept to check that updates only grow the log.
+#[derive(Debug, Clone, PartialEq)]
+struct DeviceShape {
+    map: ObjId,
+    batches: ObjId,
+    gates: ObjId,
+    overrides: ObjId,
+    /// Op ids of the batch values, in list order.
+    batch_ids: Vec<ObjId>,
+    gate_ids: Vec<ObjId>,
+    override_ids: BTreeMap<String, ObjId>,
+    records: usize,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Shape {
+    devices: BTreeMap<DeviceId, DeviceShape>,
+}
+
+/// One device's part of the log, read out of the document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceLog {
+    pub device: DeviceId,
+    pub name: String,
+    pub gates: Vec<String>,
+    pub records: Vec<ScanRecord>,
+    pub overrides: BTreeMap<Hlc, String>,
+}
+
+impl DeviceLog {
+    /// The gate's name, or `#i` if the table does not have it.
+    pub fn gate_name(&self, gate: u16) -> String {
+        self.gates.get(usize::from(gate)).cloned().unwrap_or_else(|| format!("#{gate}"))
+    }
+}
+
+/// What a device folds into the log in one change.
+#[derive(Debug, Clone, Copy)]
+pub struct Batch<'a> {
+    pub device_name: &'a str,
+    /// The device's whole gate table; names beyond those already in the log are appended.
+    pub gates: &'a [String],
+    pub records: &'a [ScanRecord],
+    pub overrides: &'a [(Hlc, String)],
+    /// Unix seconds, stored as the change's advisory time.
+    pub time: i64,
+}
+
+/// The result of receiving a sync message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Received {
+    /// The document changed (new records, names or gates arrived).
+    pub changed: bool,
+    /// How many more records the log holds than before.
+    pub new_records: usize,
+}
+
+/// The redemption log document. See the module documentation for the model.
+#[derive(Debug, Clone)]
+pub struct RedemptionDoc {
+    doc: Automerge,
+    shape: Shape,
+    saved_heads: Vec<ChangeHash>,
+}
+
+fn actor_of(id: &ObjId) -> Option<&ActorId> {
+    match id {
+        ObjId::Root => None,
+        ObjId::Id(_, actor, _) => Some(actor),
+    }
+}
+
+fn check_actor(device: DeviceId, id: &ObjId, what: &'static str) -> Result<(), LogError> {
+    match actor_of(id) {
+        Some(actor) if actor.to_bytes() == device.actor_bytes() => Ok(()),
+        other => Err(LogError::ForeignWrite {
+            device,
+            what,
+            actor: other.map(|a| a.to_hex_string()).unwrap_or_else(|| "root".into()),
+        }),
+    }
+}
+
+fn structure(device: DeviceId, what: impl Into<String>) -> LogError {
+    LogError::Structure { device, what: what.into() }
+}
+
+/// The single object at `key` of `obj`, which must be of type `ty` and created by the device.
+fn child_object(
+    doc: &Automerge,
+    device: DeviceId,
+    obj: &ObjId,
+    key: &str,
+    ty: ObjType,
+    what: &'static str,
+) -> Result<ObjId, LogError> {
+    let all = doc.get_all(obj, key)?;
+    let [(value, id)] = all.as_slice() else {
+        return Err(structure(device, format!("{what} has {} values", all.len())));
+    };
+    if !matches!(value, Value::Object(t) if *t == ty) {
+        return Err(structure(device, format!("{what} is not a {ty:?}")));
+    }
+    check_actor(device, id, what)?;
+    Ok(id.clone())
+}
+
+fn single_str(doc: &Automerge, device: DeviceId, obj: &ObjId, key: &str) -> Result<Option<String>, LogError> {
+    let all = doc.get_all(obj, key)?;
+    match all.as_slice() {
+        [] => Ok(None),
+        [(Value::Scalar(s), id)] => {
+            check_actor(device, id, "name")?;
+            match s.as_ref() {
+                ScalarValue::Str(text) => Ok(Some(text.to_string())),
+                _ => Err(structure(device, "name is not text")),
+            }
+        }
+        _ => Err(structure(device, "name is not a single text value")),
+    }
+}
+
+/// Reads and checks the whole document. Batches already known in `previous` (same op id at the same
+/// position) are not decoded again; everything else is. Fails if the document is not a valid log or if
+/// it does not extend `previous`.
+fn read_shape(doc: &Automerge, previous: Option<&Shape>) -> Result<Shape, LogError> {
+    let mut shape = Shape::default();
+    for key in doc.keys(ROOT) {
+        let device = DeviceId::from_hex(&key).ok_or_else(|| LogError::RootKey(key.clone()))?;
+        let map = child_object(doc, device, &ROOT, &key, ObjType::Map, "device map")?;
+        let old = previous.and_then(|p| p.devices.get(&device));
+        if let Some(old) = old {
+            if old.map != map {
+                return Err(LogError::NotGrowOnly { device, what: "the device map" });
+            }
+        }
+        let batches = child_object(doc, device, &map, KEY_BATCHES, ObjType::List, "batch list")?;
+        let gates = child_object(doc, device, &map, KEY_GATES, ObjType::List, "gate table")?;
+        let overrides = child_object(doc, device, &map, KEY_OVERRIDES, ObjType::Map, "override map")?;
+        single_str(doc, device, &map, KEY_NAME)?;
+        for k in doc.keys(&map) {
+            if ![KEY_NAME, KEY_GATES, KEY_BATCHES, KEY_OVERRIDES].contains(&k.as_str()) {
+                return Err(structure(device, format!("unknown key {k:?}")));
+            }
+        }
+
+        let mut batch_ids = Vec::new();
+        let mut records = 0;
+        for (i, (value, id)) in doc.values(&batches).enumerate() {
+            check_actor(device, &id, "a batch")?;
+            let known = old.and_then(|o| o.batch_ids.get(i)).is_some_and(|old_id| *old_id == id);
+            let bytes = value.as_bytes().ok_or_else(|| structure(device, "a batch is not bytes"))?;
+            if !known {
+                ScanRecord::decode_batch(bytes).map_err(|source| LogError::Record { device, source })?;
+            }
+            records += bytes.len() / super::record::RECORD_LEN;
+            batch_ids.push(id);
+        }
+        let mut gate_ids = Vec::new();
+        for (value, id) in doc.values(&gates) {
+            check_actor(device, &id, "a gate name")?;
+            if !matches!(value, Value::Scalar(ref s) if matches!(s.as_ref(), ScalarValue::Str(_))) {
+                return Err(structure(device, "a gate name is not text"));
+            }
+            gate_ids.push(id);
+        }
+        if gate_ids.len() > usize::from(u16::MAX) + 1 {
+            return Err(LogError::TooManyGates);
+        }
+        let mut override_ids = BTreeMap::new();
+        for key in doc.keys(&overrides) {
+            let all = doc.get_all(&overrides, key.as_str())?;
+            let [(Value::Scalar(s), id)] = all.as_slice() else {
+                return Err(structure(device, "an override reason is not a single value"));
+            };
+            if !matches!(s.as_ref(), ScalarValue::Str(_)) || parse_hlc_key(&key).is_none() {
+                return Err(structure(device, "bad override entry"));
+            }
+            check_actor(device, id, "an override reason")?;
+            override_ids.insert(key, id.clone());
+        }
+
+        if let Some(old) = old {
+            if !batch_ids.starts_with(&old.batch_ids) {
+                return Err(LogError::NotGrowOnly { device, what: "scan records" });
+            }
+            if !gate_ids.starts_with(&old.gate_ids) {
+                return Err(LogError::NotGrowOnly { device, what: "gate names" });
+            }
+            if old.override_ids.iter().any(|(k, id)| override_ids.get(k) != Some(id)) {
+                return Err(LogError::NotGrowOnly { device, what: "override reasons" });
+            }
+        }
+        shape
+            .devices
+            .insert(device, DeviceShape { map, batches, gates, overrides, batch_ids, gate_ids, override_ids, records });
+    }
+    if let Some(previous) = previous {
+        if let Some(device) = previous.devices.keys().find(|d| !shape.devices.contains_key(d)) {
+            return Err(LogError::NotGrowOnly { device: *device, what: "the device map" });
+        }
+    }
+    Ok(shape)
+}
+
+fn hlc_key(hlc: Hlc) -> String {
+    format!("{:016x}", hlc.0)
+}
+
+fn parse_hlc_key(key: &str) -> Option<Hlc> {
+    DeviceId::from_hex(key).map(|d| Hlc(d.0))
+}
+
+fn check_text(text: &str, what: &'static str) -> Result<(), LogError> {
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(LogError::TextTooLong(what));
+    }
+    Ok(())
+}
+
+impl Default for RedemptionDoc {
+    fn default() -> Self {
+        Self::new_relay()
+    }
+}
+
+impl RedemptionDoc {
+    /// An empty log that `device` will write to.
+    pub fn new_for_device(device: DeviceId) -> Self {
+        Self {
+            doc: Automerge::new().with_actor(ActorId::from(device.actor_bytes())),
+            shape: Shape::default(),
+            saved_heads: Vec::new(),
+        }
+    }
+
+    /// An empty log that only receives and relays (the sync server, the organizer's report).
+    pub fn new_relay() -> Self {
+        Self { doc: Automerge::new(), shape: Shape::default(), saved_heads: Vec::new() }
+    }
+
+    /// Loads and validates a saved log (a full save, incremental chunks, or both concatenated).
+    pub fn load(bytes: &[u8]) -> Result<Self, LogError> {
+        let doc = catch_unwind(|| Automerge::load(bytes)).map_err(|_| LogError::Panicked)??;
+        let shape = read_shape(&doc, None)?;
+        let saved_heads = doc.get_heads();
+        Ok(Self { doc, shape, saved_heads })
+    }
+
+    /// Loads a log that `device` will write to.
+    pub fn load_for_device(bytes: &[u8], device: DeviceId) -> Result<Self, LogError> {
+        let mut log = Self::load(bytes)?;
+        log.doc.set_actor(ActorId::from(device.actor_bytes()));
+        Ok(log)
+    }
+
+    /// Merges saved logs (from any number of devices, in any order) into one validated log.
+    pub fn merge_saved<'a>(logs: impl IntoIterator<Item = &'a [u8]>) -> Result<Self, LogError> {
+        let doc = catch_unwind(AssertUnwindSafe(|| -> Result<Automerge, LogError> {
+            let mut doc = Automerge::new();
+            for bytes in logs {
+                doc.load_incremental(bytes)?;
+            }
+            Ok(doc)
+        }))
+        .map_err(|_| LogError::Panicked)??;
+        let shape = read_shape(&doc, None)?;
+        Ok(Self { doc, shape, saved_heads: Vec::new() })
+    }
+
+    /// The full document, compressed.
+    pub fn save(&self) -> Vec<u8> {
+        self.doc.save()
+    }
+
+    /// The changes since the previous call (or load), to append to durable storage. Loading the first
+    /// save followed by every chunk returned here gives back the whole log.
+    pub fn take_unsaved(&mut self) -> Vec<u8> {
+        let bytes = self.doc.save_after(&self.saved_heads);
+        self.saved_heads = self.doc.get_heads();
+        bytes
+    }
+
+    /// Marks everything as saved (after writing [`Self::save`] somewhere).
+    pub fn mark_saved(&mut self) {
+        self.saved_heads = self.doc.get_heads();
+    }
+
+    pub fn heads(&self) -> Vec<ChangeHash> {
+        self.doc.get_heads()
+    }
+
+    /// The devices in the log.
+    pub fn devices(&self) -> impl Iterator<Item = DeviceId> + '_ {
+        self.shape.devices.keys().copied()
+    }
+
+    /// How many records the log holds.
+    pub fn record_count(&self) -> usize {
+        self.shape.devices.values().map(|d| d.records).sum()
+    }
+
+    /// How many records one device has in the log.
+    pub fn device_record_count(&self, device: DeviceId) -> usize {
+        self.shape.devices.get(&device).map_or(0, |d| d.records)
+    }
+
+    /// How many gate names one device has in the log.
+    pub fn gate_count(&self, device: DeviceId) -> usize {
+        self.shape.devices.get(&device).map_or(0, |d| d.gate_ids.len())
+    }
+
+    /// Reads one device's part of the log.
+    pub fn device_log(&self, device: DeviceId) -> Result<Option<DeviceLog>, LogError> {
+        let Some(shape) = self.shape.devices.get(&device) else { return Ok(None) };
+        let name = single_str(&self.doc, device, &shape.map, KEY_NAME)?.unwrap_or_default();
+        let gates =
+            self.doc.values(&shape.gates).map(|(v, _)| v.as_str().map(str::to_owned).unwrap_or_default()).collect();
+        let mut records = Vec::with_capacity(shape.records);
+        for (value, _) in self.doc.values(&shape.batches) {
+            let bytes = value.as_bytes().ok_or_else(|| structure(device, "a batch is not bytes"))?;
+            for chunk in bytes.chunks_exact(super::record::RECORD_LEN) {
+                records.push(ScanRecord::decode(chunk).map_err(|source| LogError::Record { device, source })?);
+            }
+        }
+        let mut overrides = BTreeMap::new();
+        for key in shape.override_ids.keys() {
+            if let (Some(hlc), Some((value, _))) = (parse_hlc_key(key), self.doc.get(&shape.overrides, key.as_str())?) {
+                overrides.insert(hlc, value.as_str().unwrap_or_default().to_owned());
+            }
+        }
+        Ok(Some(DeviceLog { device, name, gates, records, overrides }))
+    }
+
+    /// Reads every device's part of the log.
+    pub fn device_logs(&self) -> Result<Vec<DeviceLog>, LogError> {
+        let mut out = Vec::with_capacity(self.shape.devices.len());
+        for device in self.shape.devices.keys() {
+            if let Some(log) = self.device_log(*device)? {
+                out.push(log);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Appends one batch of `device`'s records (and any new gate names, overrides, a changed name) as one
+    /// change. The document must belong to `device`.
+    pub fn append_batch(&mut self, device: DeviceId, batch: Batch<'_>) -> Result<(), LogError> {
+        if self.doc.get_actor().to_bytes() != device.actor_bytes() {
+            return Err(LogError::WrongActor { device, actor: self.doc.get_actor().to_hex_string() });
+        }
+        check_text(batch.device_name, "device name")?;
+        for gate in batch.gates {
+            check_text(gate, "gate name")?;
+        }
+        for (_, reason) in batch.overrides {
+            check_text(reason, "override reason")?;
+        }
+        if batch.gates.len() > usize::from(u16::MAX) + 1 {
+            return Err(LogError::TooManyGates);
+        }
+        let existing = self.shape.devices.get(&device).cloned();
+        let old_name = match &existing {
+            Some(shape) => single_str(&self.doc, device, &shape.map, KEY_NAME)?,
+            None => None,
+        };
+        let mut tx = self.doc.transaction();
+        let (map, batches, gates, overrides, known_gates) = match &existing {
+            Some(s) => (s.map.clone(), s.batches.clone(), s.gates.clone(), s.overrides.clone(), s.gate_ids.len()),
+            None => {
+                let map = tx.put_object(ROOT, device.to_hex(), ObjType::Map)?;
+                let batches = tx.put_object(&map, KEY_BATCHES, ObjType::List)?;
+                let gates = tx.put_object(&map, KEY_GATES, ObjType::List)?;
+                let overrides = tx.put_object(&map, KEY_OVERRIDES, ObjType::Map)?;
+                (map, batches, gates, overrides, 0)
+            }
+        };
+        if old_name.as_deref() != Some(batch.device_name) {
+            tx.put(&map, KEY_NAME, batch.device_name)?;
+        }
+        for (i, gate) in batch.gates.iter().enumerate().skip(known_gates) {
+            tx.insert(&gates, i, gate.as_str())?;
+        }
+        for (hlc, reason) in batch.overrides {
+            tx.put(&overrides, hlc_key(*hlc), reason.as_str())?;
+        }
+        if !batch.records.is_empty() {
+            let mut bytes = Vec::with_capacity(batch.records.len() * super::record::RECORD_LEN);
+            for r in batch.records {
+                bytes.extend_from_slice(&r.encode());
+            }
+            let at = existing.as_ref().map_or(0, |s| s.batch_ids.len());
+            tx.insert(&batches, at, ScalarValue::Bytes(bytes))?;
+        }
+        tx.commit_with(CommitOptions::default().with_time(batch.time));
+        let shape = read_shape(&self.doc, Some(&self.shape))?;
+        self.shape = shape;
+        Ok(())
+    }
+
+    /// The next sync message for a peer, if there is anything to say.
+    pub fn generate_sync_message(&self, state: &mut sync::State) -> Option<Vec<u8>> {
+        self.doc.generate_sync_message(state).map(sync::Message::encode)
+    }
+
+    /// Receives a sync message from a peer. Hostile or damaged messages are rejected and leave both the
+    /// log and `state` exactly as they were.
+    pub fn receive_sync_message(&mut self, state: &mut sync::State, bytes: &[u8]) -> Result<Received, SyncError> {
+        if bytes.len() > MAX_SYNC_MESSAGE_BYTES {
+            return Err(SyncError::TooLarge(bytes.len()));
+        }
+        let message = catch_unwind(|| sync::Message::decode(bytes))
+            .map_err(|_| SyncError::Decode("decoder panicked".into()))?
+            .map_err(|e| SyncError::Decode(e.to_string()))?;
+        let mut candidate_state = state.clone();
+        if message.changes.is_empty() {
+            // No changes: only the sync state can move.
+            self.doc.receive_sync_message(&mut candidate_state, message).map_err(LogError::from)?;
+            *state = candidate_state;
+            return Ok(Received::default());
+        }
+        let before = self.doc.get_heads();
+        let mut candidate = self.doc.clone();
+        catch_unwind(AssertUnwindSafe(|| candidate.receive_sync_message(&mut candidate_state, message)))
+            .map_err(|_| LogError::Panicked)?
+            .map_err(LogError::from)?;
+        let shape = read_shape(&candidate, Some(&self.shape))?;
+        let old_count = self.record_count();
+        self.doc = candidate;
+        self.shape = shape;
+        *state = candidate_state;
+        Ok(Received {
+            changed: self.doc.get_heads() != before,
+            new_records: self.record_count().saturating_sub(old_count),
+        })
+    }
+
+    /// Merges another log into this one. If the result would not be a valid log, this one is unchanged.
+    pub fn merge(&mut self, other: &RedemptionDoc) -> Result<Received, LogError> {
+        let before = self.doc.get_heads();
+        let mut candidate = self.doc.clone();
+        let mut other_doc = other.doc.clone();
+        catch_unwind(AssertUnwindSafe(|| candidate.merge(&mut other_doc))).map_err(|_| LogError::Panicked)??;
+        let shape = read_shape(&candidate, Some(&self.shape))?;
+        let old_count = self.record_count();
+        self.doc = candidate;
+        self.shape = shape;
+        Ok(Received {
+            changed: self.doc.get_heads() != before,
+            new_records: self.record_count().saturating_sub(old_count),
+        })
+    }
+
+    /// The set of all records in the log with their devices, in a canonical order: two logs holding the
+    /// same scans give equal vectors whatever order they were merged in.
+    pub fn record_set(&self) -> Result<BTreeSet<(DeviceId, [u8; super::record::RECORD_LEN])>, LogError> {
+        let mut out = BTreeSet::new();
+        for log in self.device_logs()? {
+            for r in &log.records {
+                out.insert((log.device, r.encode()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The underlying automerge document (read-only).
+    pub fn automerge(&self) -> &Automerge {
+        &self.doc
+    }
+}
+
+/// Encodes a peer's sync state for storage. Only what survives a reconnect is kept (the shared heads),
+/// so a resumed sync starts from where the last one got to instead of from nothing.
+pub fn encode_peer_state(state: &sync::State) -> Vec<u8> {
+    state.encode()
+}
+
+pub fn decode_peer_state(bytes: &[u8]) -> Result<sync::State, SyncError> {
+    catch_unwind(|| sync::State::decode(bytes))
+        .map_err(|_| SyncError::State("decoder panicked".into()))?
+        .map_err(|e| SyncError::State(e.to_string()))
+}
+
+/// The sync server's side of one exchange, independent of transport: receives a device's message into the
+/// server's copy of the log and returns the reply to send back (`None` = nothing to say). `peer` is the
+/// server's sync state for that device (decode it with [`decode_peer_state`], store it back with
+/// [`encode_peer_state`]). On error, `doc` and `peer` are unchanged and the request should be refused.
+pub fn serve_sync(doc: &mut RedemptionDoc, peer: &mut sync::State, incoming: &[u8]) -> Result<ServerReply, SyncError> {
+    let received = doc.receive_sync_message(peer, incoming)?;
+    let reply = doc.generate_sync_message(peer);
+    Ok(ServerReply { reply, received })
+}
+
+/// What [`serve_sync`] answers.
+#[derive(Debug, Clone)]
+pub struct ServerReply {
+    pub reply: Option<Vec<u8>>,
+    pub received: Received,
+}

@@ -1,0 +1,466 @@
+//! One scan as an immutable, fixed-size binary record, and the identifiers it is built from.
+//!
+//! Record layout (version 1, 32 bytes, integers big-endian):
+//!
+//! | offset | size | field                                                                 |
+//! |--------|------|-----------------------------------------------------------------------|
+//! | 0      | 1    | record version = 1                                                    |
+//! | 1      | 12   | ticket reference ([`TicketRef`]; all zero when no ticket was readable) |
+//! | 13     | 8    | hybrid logical clock of the scanning device ([`Hlc`])                  |
+//! | 21     | 4    | wall-clock time, Unix seconds, as the device's clock said              |
+//! | 25     | 2    | gate: index into the scanning device's gate table                      |
+//! | 27     | 1    | flags: bit0 exit scan, bit1 ticket allows re-entry; others zero        |
+//! | 28     | 1    | outcome: 0 admitted, 1 admitted by operator override, 2 already used,  |
+//! |        |      | 3 refused                                                              |
+//! | 29     | 1    | refusal code when refused ([`RefusalCode`]), else 0                    |
+//! | 30     | 1    | ticket type (index within the event), 0 when unknown                   |
+//! | 31     | 1    | reserved, zero                                                         |
+//!
+//! The device is not in the record: records live in their device's own part of the log.
+
+use std::fmt;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::ticket::TicketId;
+use crate::verify::Refusal;
+
+/// Size of one encoded [`ScanRecord`].
+pub const RECORD_LEN: usize = 32;
+/// The current record layout version.
+pub const RECORD_VERSION: u8 = 1;
+/// Domain separation for [`TicketRef`].
+pub const DOMAIN_SCAN_REF: &[u8] = b"offline-tickets/v1/scan-ref\0";
+
+const FLAG_EXIT: u8 = 1 << 0;
+const FLAG_REENTRY: u8 = 1 << 1;
+const KNOWN_FLAGS: u8 = FLAG_EXIT | FLAG_REENTRY;
+
+/// Why a byte string is not a valid record.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RecordError {
+    #[error("scan record has {0} bytes, expected {RECORD_LEN}")]
+    Length(usize),
+    #[error("scan record version {0} is not supported")]
+    Version(u8),
+    #[error("scan record has unknown flag bits {0:#04x}")]
+    Flags(u8),
+    #[error("scan record has unknown outcome {0}")]
+    Outcome(u8),
+    #[error("scan record has unknown refusal code {0}")]
+    RefusalCode(u8),
+    #[error("scan record's reserved byte is not zero")]
+    Reserved,
+}
+
+/// Names a ticket in the redemption log without revealing its id: the first 12 bytes of
+/// SHA-256(`DOMAIN_SCAN_REF` ‖ ticket id). Ticket ids are bearer secrets; the log is synced to other
+/// devices and the server, so it only ever holds this one-way reference. The issuer, which knows every id,
+/// maps references back to tickets for the organizer.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct TicketRef(pub [u8; 12]);
+
+impl TicketRef {
+    /// The reference recorded when a scan carried no readable ticket.
+    pub const NONE: TicketRef = TicketRef([0; 12]);
+
+    pub fn of(ticket_id: &TicketId) -> Self {
+        let digest = Sha256::new().chain_update(DOMAIN_SCAN_REF).chain_update(ticket_id.as_bytes()).finalize();
+        let mut out = [0u8; 12];
+        out.copy_from_slice(&digest[..12]);
+        Self(out)
+    }
+
+    pub fn is_none(&self) -> bool {
+        *self == Self::NONE
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex(&self.0)
+    }
+}
+
+impl fmt::Debug for TicketRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TicketRef({})", self.to_hex())
+    }
+}
+
+impl Serialize for TicketRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A scanning device. Random 64 bits chosen when the device is set up; it is also the device's automerge
+/// actor id, so every change in the device's part of the log can be checked to come from the device.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeviceId(pub u64);
+
+impl DeviceId {
+    pub fn to_hex(&self) -> String {
+        format!("{:016x}", self.0)
+    }
+
+    /// Parses exactly 16 lowercase hex digits (the form used as the device's key in the log).
+    pub fn from_hex(text: &str) -> Option<Self> {
+        if text.len() != 16 || !text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return None;
+        }
+        u64::from_str_radix(text, 16).ok().map(Self)
+    }
+
+    pub fn actor_bytes(&self) -> [u8; 8] {
+        self.0.to_be_bytes()
+    }
+}
+
+impl fmt::Debug for DeviceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DeviceId({})", self.to_hex())
+    }
+}
+
+impl fmt::Display for DeviceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl Serialize for DeviceId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+/// A hybrid logical clock value: milliseconds since the Unix epoch in the high 48 bits, a counter in the
+/// low 16. Strictly increasing on each device even when its wall clock jumps back, and never behind any
+/// record the device has seen, so it orders a device's scans (and causally related scans across devices)
+/// whatever the wall clocks say.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Debug, Serialize)]
+#[serde(transparent)]
+pub struct Hlc(pub u64);
+
+impl Hlc {
+    pub fn millis(&self) -> u64 {
+        self.0 >> 16
+    }
+
+    pub fn counter(&self) -> u16 {
+        (self.0 & 0xffff) as u16
+    }
+}
+
+/// A device's hybrid logical clock.
+#[derive(Debug, Clone, Default)]
+pub struct HybridClock {
+    last: Hlc,
+}
+
+impl HybridClock {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The next timestamp given the wall clock in Unix milliseconds. Never equal to or below a previous one.
+    pub fn tick(&mut self, wall_ms: u64) -> Hlc {
+        let physical = (wall_ms & 0xffff_ffff_ffff) << 16;
+        self.last = Hlc(physical.max(self.last.0.saturating_add(1)));
+        self.last
+    }
+
+    /// Moves the clock past a timestamp seen in another device's record.
+    pub fn observe(&mut self, seen: Hlc) {
+        self.last = self.last.max(seen);
+    }
+
+    pub fn last(&self) -> Hlc {
+        self.last
+    }
+}
+
+/// Entry or exit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanKind {
+    Entry,
+    Exit,
+}
+
+/// A stable one-byte code for each [`Refusal`], plus the refusals that only the log can give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalCode {
+    NotATicket = 1,
+    Malformed = 2,
+    UnsupportedVersion = 3,
+    UnknownKey = 4,
+    BadSignature = 5,
+    KeyNotActive = 6,
+    WrongEvent = 7,
+    NotYetValid = 8,
+    Expired = 9,
+    Revoked = 10,
+}
+
+impl RefusalCode {
+    pub fn of(refusal: &Refusal) -> Self {
+        match refusal {
+            Refusal::NotATicket => Self::NotATicket,
+            Refusal::Malformed(_) => Self::Malformed,
+            Refusal::UnsupportedVersion(_) => Self::UnsupportedVersion,
+            Refusal::UnknownKey(_) => Self::UnknownKey,
+            Refusal::BadSignature => Self::BadSignature,
+            Refusal::KeyNotActive(_) => Self::KeyNotActive,
+            Refusal::WrongEvent { .. } => Self::WrongEvent,
+            Refusal::NotYetValid { .. } => Self::NotYetValid,
+            Refusal::Expired { .. } => Self::Expired,
+            Refusal::Revoked => Self::Revoked,
+        }
+    }
+
+    pub fn from_byte(b: u8) -> Option<Self> {
+        Some(match b {
+            1 => Self::NotATicket,
+            2 => Self::Malformed,
+            3 => Self::UnsupportedVersion,
+            4 => Self::UnknownKey,
+            5 => Self::BadSignature,
+            6 => Self::KeyNotActive,
+            7 => Self::WrongEvent,
+            8 => Self::NotYetValid,
+            9 => Self::Expired,
+            10 => Self::Revoked,
+            _ => return None,
+        })
+    }
+
+    /// The same machine-readable code as [`Refusal::code`].
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::NotATicket => "not_a_ticket",
+            Self::Malformed => "malformed",
+            Self::UnsupportedVersion => "unsupported_version",
+            Self::UnknownKey => "unknown_key",
+            Self::BadSignature => "bad_signature",
+            Self::KeyNotActive => "key_not_active",
+            Self::WrongEvent => "wrong_event",
+            Self::NotYetValid => "not_yet_valid",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+/// What the scan decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome", content = "reason")]
+pub enum Outcome {
+    /// Admitted (entry) or let out (exit).
+    Admitted,
+    /// Admitted by an operator who overrode the scanner's refusal; the reason is in the log beside it.
+    AdmittedOverride,
+    /// Refused because the log already shows the ticket inside or used.
+    AlreadyUsed,
+    Refused(RefusalCode),
+}
+
+impl Outcome {
+    /// Whether the holder went through the gate.
+    pub fn passed(&self) -> bool {
+        matches!(self, Outcome::Admitted | Outcome::AdmittedOverride)
+    }
+}
+
+/// One scan, immutable once recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ScanRecord {
+    pub ticket: TicketRef,
+    pub hlc: Hlc,
+    /// Unix seconds by the device's wall clock (for people; ordering uses `hlc`).
+    pub wall_time: u32,
+    /// Index into the scanning device's gate table.
+    pub gate: u16,
+    pub kind: ScanKind,
+    /// The ticket's policy allows re-entry after an exit.
+    pub reentry: bool,
+    pub outcome: Outcome,
+    pub ticket_type: u8,
+}
+
+impl ScanRecord {
+    pub fn encode(&self) -> [u8; RECORD_LEN] {
+        let mut out = [0u8; RECORD_LEN];
+        out[0] = RECORD_VERSION;
+        out[1..13].copy_from_slice(&self.ticket.0);
+        out[13..21].copy_from_slice(&self.hlc.0.to_be_bytes());
+        out[21..25].copy_from_slice(&self.wall_time.to_be_bytes());
+        out[25..27].copy_from_slice(&self.gate.to_be_bytes());
+        let mut flags = 0;
+        if self.kind == ScanKind::Exit {
+            flags |= FLAG_EXIT;
+        }
+        if self.reentry {
+            flags |= FLAG_REENTRY;
+        }
+        out[27] = flags;
+        let (outcome, code) = match self.outcome {
+            Outcome::Admitted => (0, 0),
+            Outcome::AdmittedOverride => (1, 0),
+            Outcome::AlreadyUsed => (2, 0),
+            Outcome::Refused(code) => (3, code as u8),
+        };
+        out[28] = outcome;
+        out[29] = code;
+        out[30] = self.ticket_type;
+        out
+    }
+
+    /// Parses one record strictly: every valid byte string decodes to one record that re-encodes to it.
+    pub fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
+        let b: &[u8; RECORD_LEN] = bytes.try_into().map_err(|_| RecordError::Length(bytes.len()))?;
+        if b[0] != RECORD_VERSION {
+            return Err(RecordError::Version(b[0]));
+        }
+        let flags = b[27];
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err(RecordError::Flags(flags));
+        }
+        let outcome = match (b[28], b[29]) {
+            (0, 0) => Outcome::Admitted,
+            (1, 0) => Outcome::AdmittedOverride,
+            (2, 0) => Outcome::AlreadyUsed,
+            (3, code) => Outcome::Refused(RefusalCode::from_byte(code).ok_or(RecordError::RefusalCode(code))?),
+            (o, _) => return Err(RecordError::Outcome(o)),
+        };
+        if b[31] != 0 {
+            return Err(RecordError::Reserved);
+        }
+        let mut ticket = [0u8; 12];
+        ticket.copy_from_slice(&b[1..13]);
+        let mut hlc = [0u8; 8];
+        hlc.copy_from_slice(&b[13..21]);
+        Ok(Self {
+            ticket: TicketRef(ticket),
+            hlc: Hlc(u64::from_be_bytes(hlc)),
+            wall_time: u32::from_be_bytes([b[21], b[22], b[23], b[24]]),
+            gate: u16::from_be_bytes([b[25], b[26]]),
+            kind: if flags & FLAG_EXIT != 0 { ScanKind::Exit } else { ScanKind::Entry },
+            reentry: flags & FLAG_REENTRY != 0,
+            outcome,
+            ticket_type: b[30],
+        })
+    }
+
+    /// Decodes a batch: a whole number of records back to back.
+    pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Self>, RecordError> {
+        if !bytes.len().is_multiple_of(RECORD_LEN) {
+            return Err(RecordError::Length(bytes.len() % RECORD_LEN));
+        }
+        bytes.chunks_exact(RECORD_LEN).map(Self::decode).collect()
+    }
+}
+
+/// Formats Unix seconds as `YYYY-MM-DD HH:MM:SSZ` (UTC), without a date library.
+pub fn format_utc(secs: u64) -> String {
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let s = secs % 86_400;
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z", s / 3600, (s / 60) % 60, s % 60)
+}
+
+/// The UTC hour a time falls in, as `YYYY-MM-DDTHH:00Z`.
+pub fn utc_hour(secs: u64) -> String {
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:00Z", (secs % 86_400) / 3600)
+}
+
+// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> ScanRecord {
+        ScanRecord {
+            ticket: TicketRef::of(&TicketId([3; 12])),
+            hlc: Hlc(0x0123_4567_89ab_cdef),
+            wall_time: 1_750_000_000,
+            gate: 7,
+            kind: ScanKind::Exit,
+            reentry: true,
+            outcome: Outcome::Refused(RefusalCode::Expired),
+            ticket_type: 2,
+        }
+    }
+
+    #[test]
+    fn record_round_trip_and_strictness() {
+        let r = sample();
+        let bytes = r.encode();
+        assert_eq!(ScanRecord::decode(&bytes), Ok(r));
+        for outcome in [Outcome::Admitted, Outcome::AdmittedOverride, Outcome::AlreadyUsed] {
+            let r = ScanRecord { outcome, kind: ScanKind::Entry, ..r };
+            assert_eq!(ScanRecord::decode(&r.encode()), Ok(r));
+        }
+        assert_eq!(ScanRecord::decode(&bytes[..31]), Err(RecordError::Length(31)));
+        let mut bad = bytes;
+        bad[31] = 1;
+        assert_eq!(ScanRecord::decode(&bad), Err(RecordError::Reserved));
+        let mut bad = bytes;
+        bad[29] = 0;
+        assert_eq!(ScanRecord::decode(&bad), Err(RecordError::RefusalCode(0)));
+        let mut bad = bytes;
+        bad[28] = 0;
+        assert_eq!(ScanRecord::decode(&bad), Err(RecordError::Outcome(0)));
+        let mut bad = bytes;
+        bad[0] = 2;
+        assert_eq!(ScanRecord::decode(&bad), Err(RecordError::Version(2)));
+        assert!(ScanRecord::decode_batch(&[0u8; 33]).is_err());
+    }
+
+    #[test]
+    fn clock_is_strictly_increasing_when_the_wall_clock_goes_back() {
+        let mut c = HybridClock::new();
+        let a = c.tick(10_000);
+        let b = c.tick(9_000);
+        let d = c.tick(10_000);
+        assert!(a < b && b < d);
+        assert_eq!(a.millis(), 10_000);
+        c.observe(Hlc(50_000 << 16));
+        assert!(c.tick(10_001).millis() == 50_000);
+    }
+
+    #[test]
+    fn utc_formatting() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00Z");
+        assert_eq!(format_utc(1_700_000_000), "2023-11-14 22:13:20Z");
+        assert_eq!(utc_hour(1_700_000_000), "2023-11-14T22:00Z");
+        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00Z");
+    }
+
+    #[test]
+    fn device_id_hex() {
+        let d = DeviceId(0xdead_beef_0000_0001);
+        assert_eq!(DeviceId::from_hex(&d.to_hex()), Some(d));
+        assert_eq!(DeviceId::from_hex("DEADBEEF00000001"), None);
+        assert_eq!(DeviceId::from_hex("123"), None);
+    }
+}

@@ -1,0 +1,106 @@
+//! Shared helpers for the redemption tests: an issuer, tickets, records, device logs and sync.
+#![allow(dead_code)]
+
+use automerge::sync;
+use scanner_core::redemption::document::Batch;
+use scanner_core::redemption::{DeviceId, Hlc, Outcome, RedemptionDoc, ScanKind, ScanRecord, TicketRef};
+use scanner_core::{EntryPolicy, IssuerKey, KeyId, Keyring, Ticket, TicketId};
+
+pub const EVENT: u32 = 77;
+/// 2026-06-01 18:00:00 UTC.
+pub const NOW: u64 = 1_780_336_800;
+
+pub fn issuer() -> (IssuerKey, Keyring) {
+    let key = IssuerKey::from_seed(KeyId(1), [42; 32]);
+    let mut ring = Keyring::new();
+    ring.insert(key.public_entry(0, None)).expect("fresh keyring");
+    (key, ring)
+}
+
+pub fn ticket_id(n: u64) -> TicketId {
+    let mut id = [0u8; 12];
+    id[..8].copy_from_slice(&n.to_be_bytes());
+    id[8] = 0xa5;
+    TicketId(id)
+}
+
+pub fn ticket(n: u64, policy: EntryPolicy, event: u32) -> Ticket {
+    Ticket {
+        key_id: KeyId(1),
+        event_id: event,
+        ticket_id: ticket_id(n),
+        ticket_type: (n % 3) as u8,
+        addons: (n % 4) as u16,
+        policy,
+        valid_from: None,
+        valid_until: None,
+    }
+}
+
+pub fn qr(key: &IssuerKey, t: &Ticket) -> String {
+    key.sign_ticket(t).expect("key matches").to_qr_text()
+}
+
+/// A record that let ticket `n` in (or out) at `secs`.
+pub fn record(n: u64, secs: u64, kind: ScanKind, outcome: Outcome) -> ScanRecord {
+    ScanRecord {
+        ticket: TicketRef::of(&ticket_id(n)),
+        hlc: Hlc((secs * 1000) << 16),
+        wall_time: secs as u32,
+        gate: 0,
+        kind,
+        reentry: false,
+        outcome,
+        ticket_type: 0,
+    }
+}
+
+pub fn admit(n: u64, secs: u64) -> ScanRecord {
+    record(n, secs, ScanKind::Entry, Outcome::Admitted)
+}
+
+/// A device log holding `batches`, one change per batch.
+pub fn device_doc(device: DeviceId, batches: &[Vec<ScanRecord>]) -> RedemptionDoc {
+    let mut doc = RedemptionDoc::new_for_device(device);
+    let gates = vec!["gate-a".to_owned(), "gate-b".to_owned()];
+    for b in batches {
+        doc.append_batch(
+            device,
+            Batch { device_name: &format!("door-{}", device.0), gates: &gates, records: b, overrides: &[], time: 0 },
+        )
+        .expect("append");
+    }
+    doc
+}
+
+/// Runs the sync protocol between two documents until neither has anything to say. Returns the bytes
+/// exchanged (a→b, b→a).
+pub fn sync_docs(
+    a: &mut RedemptionDoc,
+    a_state: &mut sync::State,
+    b: &mut RedemptionDoc,
+    b_state: &mut sync::State,
+) -> (usize, usize) {
+    let (mut ab, mut ba) = (0, 0);
+    for _ in 0..100 {
+        let m1 = a.generate_sync_message(a_state);
+        if let Some(m) = &m1 {
+            ab += m.len();
+            b.receive_sync_message(b_state, m).expect("valid message");
+        }
+        let m2 = b.generate_sync_message(b_state);
+        if let Some(m) = &m2 {
+            ba += m.len();
+            a.receive_sync_message(a_state, m).expect("valid message");
+        }
+        if m1.is_none() && m2.is_none() {
+            return (ab, ba);
+        }
+    }
+    panic!("sync did not converge");
+}
+
+/// Syncs a device with a relay (server) from fresh states, the way a device does over HTTP.
+pub fn sync_with_relay(device: &mut RedemptionDoc, relay: &mut RedemptionDoc) -> (usize, usize) {
+    sync_docs(device, &mut sync::State::new(), relay, &mut sync::State::new())
+}
