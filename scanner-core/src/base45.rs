@@ -37,11 +37,7 @@ pub fn encode(bytes: &[u8]) -> String {
 }
 
 fn value_of(c: u8) -> Result<u32, Base45Error> {
-    ALPHABET
-        .iter()
-        .position(|&a| a == c)
-        .map(|p| p as u32)
-        .ok_or(Base45Error::InvalidCharacter(char::from(c)))
+    ALPHABET.iter().position(|&a| a == c).map(|p| p as u32).ok_or(Base45Error::InvalidCharacter(char::from(c)))
 }
 
 /// Decodes base45 text. Every byte string has exactly one encoding: values out of range are rejected, so

@@ -140,11 +140,8 @@ impl Keyring {
             if k.alg != "Ed25519" {
                 return Err(KeyError::Format(k.alg));
             }
-            let bytes: [u8; 32] = B64
-                .decode(&k.public_key)
-                .ok()
-                .and_then(|b| b.try_into().ok())
-                .ok_or(KeyError::Base64(k.kid))?;
+            let bytes: [u8; 32] =
+                B64.decode(&k.public_key).ok().and_then(|b| b.try_into().ok()).ok_or(KeyError::Base64(k.kid))?;
             let key = VerifyingKey::from_bytes(&bytes).map_err(|_| KeyError::PublicKey(k.kid))?;
             // A weak (small-order) key would let anyone forge signatures that verify under it.
             if key.is_weak() {
@@ -251,11 +248,8 @@ impl IssuerKey {
         if parsed.format != PRIVATE_KEY_FORMAT {
             return Err(KeyError::Format(parsed.format));
         }
-        let seed: [u8; 32] = B64
-            .decode(&parsed.seed)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or(KeyError::Base64(parsed.kid))?;
+        let seed: [u8; 32] =
+            B64.decode(&parsed.seed).ok().and_then(|b| b.try_into().ok()).ok_or(KeyError::Base64(parsed.kid))?;
         Ok(Self::from_seed(parsed.kid, seed))
     }
 }
@@ -296,10 +290,7 @@ mod tests {
     #[test]
     fn bad_keyrings_are_rejected() {
         assert!(Keyring::from_json("{").is_err());
-        assert!(matches!(
-            Keyring::from_json(r#"{"format":"other","keys":[]}"#),
-            Err(KeyError::Format(_))
-        ));
+        assert!(matches!(Keyring::from_json(r#"{"format":"other","keys":[]}"#), Err(KeyError::Format(_))));
         let short = format!(
             r#"{{"format":"{KEYRING_FORMAT}","keys":[{{"kid":1,"alg":"Ed25519","public_key":"AAAA","not_before":0}}]}}"#
         );

@@ -213,9 +213,7 @@ impl RevocationList {
             let entries = b
                 .entries
                 .iter()
-                .map(|e| {
-                    B64.decode(e).ok().and_then(|v| <[u8; 16]>::try_from(v).ok()).map(RevocationHash)
-                })
+                .map(|e| B64.decode(e).ok().and_then(|v| <[u8; 16]>::try_from(v).ok()).map(RevocationHash))
                 .collect::<Option<Vec<_>>>()
                 .ok_or(RevocationError::Entry)?;
             let batch = RevocationBatch { version: b.version, entries };

@@ -237,10 +237,8 @@ impl SignedTicket {
         if bytes.len() > MAX_SIGNED_LEN {
             return Err(Refusal::Malformed("ticket too long".to_owned()));
         }
-        let split = bytes
-            .len()
-            .checked_sub(SIGNATURE_LEN)
-            .ok_or_else(|| Refusal::Malformed("ticket too short".to_owned()))?;
+        let split =
+            bytes.len().checked_sub(SIGNATURE_LEN).ok_or_else(|| Refusal::Malformed("ticket too short".to_owned()))?;
         let (payload, sig) = bytes.split_at(split);
         let ticket = Ticket::from_bytes(payload)?;
         let sig: [u8; SIGNATURE_LEN] =

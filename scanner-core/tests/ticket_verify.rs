@@ -6,8 +6,8 @@ use scanner_core::qr::render::qr_version;
 use scanner_core::ticket::{MAX_QR_TEXT_LEN, QR_PREFIX};
 use scanner_core::verify::verify_signed;
 use scanner_core::{
-    base45, verify_text, EntryPolicy, IssuerKey, KeyId, Keyring, Refusal, RevocationHash, RevocationList,
-    SignedTicket, Ticket, TicketId, VerifyContext,
+    base45, verify_text, EntryPolicy, IssuerKey, KeyId, Keyring, Refusal, RevocationHash, RevocationList, SignedTicket,
+    Ticket, TicketId, VerifyContext,
 };
 
 const NOW: u64 = 1_750_000_000;
@@ -204,7 +204,15 @@ fn a_revocation_signature_is_not_a_ticket_signature() {
 }
 
 fn arb_ticket() -> impl Strategy<Value = Ticket> {
-    (any::<u32>(), any::<[u8; 12]>(), any::<u8>(), any::<u16>(), any::<bool>(), any::<Option<u32>>(), any::<Option<u32>>())
+    (
+        any::<u32>(),
+        any::<[u8; 12]>(),
+        any::<u8>(),
+        any::<u16>(),
+        any::<bool>(),
+        any::<Option<u32>>(),
+        any::<Option<u32>>(),
+    )
         .prop_map(|(event_id, id, ticket_type, addons, reentry, valid_from, valid_until)| Ticket {
             key_id: KeyId(3),
             event_id,

@@ -133,7 +133,12 @@ pub fn generate() -> Value {
 
     let tickets = vec![
         signed_vector("basic", "single entry, no validity window", &basic, valid.clone()),
-        signed_vector("windowed_reentry", "re-entry allowed, valid one hour either side of NOW", &windowed, valid.clone()),
+        signed_vector(
+            "windowed_reentry",
+            "re-entry allowed, valid one hour either side of NOW",
+            &windowed,
+            valid.clone(),
+        ),
         signed_vector("largest", "every optional field present: the largest ticket", &full, valid),
         signed_vector("revoked", "its ticket id hash is in the revocation list", &revoked, refused("revoked")),
         signed_vector(
@@ -166,7 +171,12 @@ pub fn generate() -> Value {
             &sign(&k.stranger, Ticket { key_id: KeyId(9), ..base_ticket(0x09) }),
             refused("unknown_key"),
         ),
-        signed_vector("forged_signature", "claims key 2, signed by another key", &wrong_key_claim, refused("bad_signature")),
+        signed_vector(
+            "forged_signature",
+            "claims key 2, signed by another key",
+            &wrong_key_claim,
+            refused("bad_signature"),
+        ),
         raw_vector(
             "tampered_payload",
             "basic with one bit of the ticket id flipped",
@@ -191,9 +201,7 @@ pub fn generate() -> Value {
         raw_vector("empty", "empty text", String::new(), "not_a_ticket"),
     ];
 
-    let key_json = |key: &IssuerKey, seed: u8| {
-        json!({"kid": key.key_id().0, "seed_hex": hex(&[seed; 32]), "public_key_hex": hex(key.verifying_key().as_bytes())})
-    };
+    let key_json = |key: &IssuerKey, seed: u8| json!({"kid": key.key_id().0, "seed_hex": hex(&[seed; 32]), "public_key_hex": hex(key.verifying_key().as_bytes())});
     json!({
         "format": "offline-tickets/test-vectors/v1",
         "warning": "TEST-ONLY keys: these seeds are public. Never use them for real tickets.",

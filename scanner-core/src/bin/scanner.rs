@@ -141,8 +141,7 @@ fn main() -> ExitCode {
 }
 
 fn decode_image(path: &Path) -> Result<Option<String>> {
-    let img = image::open(path).with_context(|| format!("cannot read image {}", path.display()))?.to_luma8();
-    Ok(scanner_core::qr::decode::decode_luma(img.width() as usize, img.height() as usize, img.as_raw()))
+    Ok(scanner_core::qr::decode::decode_file(path)?)
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
