@@ -177,15 +177,20 @@ async fn reserve(tx: &mut Transaction<'_, Sqlite>, event_id: i64, lines: &[Line]
     Ok(None)
 }
 
-/// Gives back the capacity an order reserved.
-pub async fn release(tx: &mut Transaction<'_, Sqlite>, order_id: &str) -> Result<()> {
-    let items: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
+/// An order's items as (ticket type id, quantity, add-on mask, event id).
+async fn order_items(tx: &mut Transaction<'_, Sqlite>, order_id: &str) -> Result<Vec<(i64, i64, i64, i64)>> {
+    Ok(sqlx::query_as(
         "SELECT i.ticket_type_id, i.quantity, i.addon_mask, o.event_id FROM order_items i JOIN orders o ON o.id = i.order_id
          WHERE i.order_id = $1",
     )
     .bind(order_id)
     .fetch_all(&mut **tx)
-    .await?;
+    .await?)
+}
+
+/// Gives back the capacity an order reserved.
+pub async fn release(tx: &mut Transaction<'_, Sqlite>, order_id: &str) -> Result<()> {
+    let items = order_items(tx, order_id).await?;
     for (tt, qty, mask, event_id) in items {
         sqlx::query("UPDATE ticket_types SET reserved = reserved - $1 WHERE id = $2")
             .bind(qty)
@@ -208,13 +213,7 @@ pub async fn release(tx: &mut Transaction<'_, Sqlite>, order_id: &str) -> Result
 
 /// Re-reserves the capacity of an order whose hold expired before its payment arrived. `false` if sold out.
 async fn re_reserve(tx: &mut Transaction<'_, Sqlite>, order_id: &str) -> Result<bool> {
-    let items: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
-        "SELECT i.ticket_type_id, i.quantity, i.addon_mask, o.event_id FROM order_items i JOIN orders o ON o.id = i.order_id
-         WHERE i.order_id = $1",
-    )
-    .bind(order_id)
-    .fetch_all(&mut **tx)
-    .await?;
+    let items = order_items(tx, order_id).await?;
     let event_id = items.first().map(|i| i.3).unwrap_or_default();
     let lines: Vec<Line> = items
         .into_iter()

@@ -516,15 +516,9 @@ impl RedemptionDoc {
         catch_unwind(AssertUnwindSafe(|| candidate.receive_sync_message(&mut candidate_state, message)))
             .map_err(|_| LogError::Panicked)?
             .map_err(LogError::from)?;
-        let shape = read_shape(&candidate, Some(&self.shape))?;
-        let old_count = self.record_count();
-        self.doc = candidate;
-        self.shape = shape;
+        let received = self.adopt(candidate, &before)?;
         *state = candidate_state;
-        Ok(Received {
-            changed: self.doc.get_heads() != before,
-            new_records: self.record_count().saturating_sub(old_count),
-        })
+        Ok(received)
     }
 
     /// Merges another log into this one. If the result would not be a valid log, this one is unchanged.
@@ -533,6 +527,11 @@ impl RedemptionDoc {
         let mut candidate = self.doc.clone();
         let mut other_doc = other.doc.clone();
         catch_unwind(AssertUnwindSafe(|| candidate.merge(&mut other_doc))).map_err(|_| LogError::Panicked)??;
+        self.adopt(candidate, &before)
+    }
+
+    /// Replaces this log with `candidate` if it is a valid log that only grew; otherwise changes nothing.
+    fn adopt(&mut self, candidate: Automerge, before: &[ChangeHash]) -> Result<Received, LogError> {
         let shape = read_shape(&candidate, Some(&self.shape))?;
         let old_count = self.record_count();
         self.doc = candidate;
