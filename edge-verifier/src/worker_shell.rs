@@ -145,17 +145,14 @@ async fn handle_redeem(mut req: Request, env: &Env) -> std::result::Result<Respo
     let trust = load_trust(env).await?;
     let now = now_ms();
     // Verify here, statelessly, so forged, revoked and wrong-event tickets never reach a Durable Object.
-    if let Err(refusal) =
-        scanner_core::verify_text(redeem_req.qr_text.trim(), &trust.context(redeem_req.event, now / 1000))
-    {
-        return json_response(verdict_json(&api::refused(&refusal)), 200).map_err(|_| ApiError::Internal);
-    }
-    let (ticket, _) = match ticket_of(&redeem_req.qr_text) {
-        Ok(t) => t,
-        Err(refusal) => {
-            return json_response(verdict_json(&api::refused(&refusal)), 200).map_err(|_| ApiError::Internal)
-        }
-    };
+    let ticket =
+        match scanner_core::verify_text(redeem_req.qr_text.trim(), &trust.context(redeem_req.event, now / 1000)) {
+            // The verified ticket also names the shard: no second parse of the QR text.
+            Ok(t) => scanner_core::redemption::TicketRef::of(&t.ticket_id),
+            Err(refusal) => {
+                return json_response(verdict_json(&api::refused(&refusal)), 200).map_err(|_| ApiError::Internal)
+            }
+        };
     let name = shard_name(redeem_req.event, shard_of(&ticket));
     let stub = env
         .durable_object("REDEMPTIONS")

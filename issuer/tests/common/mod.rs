@@ -128,14 +128,8 @@ where
     }
 }
 
-/// Decodes the QR code in a PNG: scanner-core's decoder first, rqrr if that finds nothing.
+/// Decodes the QR code in a PNG with scanner-core's decoder (which has its own rqrr fallback pass).
 pub fn decode_qr_png(png: &[u8]) -> Option<String> {
     let img = image::load_from_memory(png).ok()?.to_luma8();
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    if let Some(text) = scanner_core::qr::decode::decode_luma(w, h, img.as_raw()) {
-        return Some(text);
-    }
-    let mut prepared = rqrr::PreparedImage::prepare(img);
-    let grids = prepared.detect_grids();
-    grids.first().and_then(|g| g.decode().ok()).map(|(_, text)| text)
+    scanner_core::qr::decode::decode_luma(img.width() as usize, img.height() as usize, img.as_raw())
 }
