@@ -284,12 +284,20 @@ async fn create_order(
     State(state): State<AppState>,
     Json(req): Json<NewOrder>,
 ) -> Result<(StatusCode, axum::Json<OrderCreated>)> {
+    let created = place_order(&state, req).await?;
+    Ok((StatusCode::CREATED, axum::Json(created)))
+}
+
+/// Validates, prices and places an order: the seats are reserved and the order (with its tickets and
+/// email job when it settles at once) committed in one transaction. Shared by the JSON API and the
+/// order page's form post.
+pub async fn place_order(state: &AppState, req: NewOrder) -> Result<OrderCreated> {
     let name = clean_text("name", &req.name, 100)?;
     let email = clean_email(&req.email)?;
-    let (lines, total, currency) = plan(&state, &req).await?;
+    let (lines, total, currency) = plan(state, &req).await?;
     let provider = state.payments.select(req.payment.as_deref(), total)?;
     let order_id = random_id("ord");
-    let token = order_token(&state, &order_id);
+    let token = order_token(state, &order_id);
     let created = now();
     let settles = provider.settles_at_order();
     let hold_expires_at = (!settles).then(|| created + state.config.hold_seconds as i64);
@@ -302,7 +310,7 @@ async fn create_order(
         if let Some(sold_out) = reserve(&mut tx, req.event_id, &lines).await? {
             drop(tx);
             // Expired holds may not have been swept yet: release them and try once more.
-            if attempt == 1 && expire_holds(&state).await? > 0 {
+            if attempt == 1 && expire_holds(state).await? > 0 {
                 continue;
             }
             return Err(Error::Conflict(sold_out));
@@ -337,7 +345,7 @@ async fn create_order(
             .await?;
         }
         if settles {
-            issue_tickets(&mut tx, &state, &order_id).await?;
+            issue_tickets(&mut tx, state, &order_id).await?;
         }
         tx.commit().await?;
         break;
@@ -345,7 +353,7 @@ async fn create_order(
     if settles {
         state.mail_wakeup.notify_one();
     }
-    let order_url = order_link(&state, &order_id);
+    let order_url = order_link(state, &order_id);
     let mut created_resp = OrderCreated {
         order_id: order_id.clone(),
         token,
@@ -387,12 +395,12 @@ async fn create_order(
             }
             Err(e) => {
                 // Nothing was paid: give the seats back at once.
-                let _ = close_unpaid(&state, &order_id, "cancelled").await;
+                let _ = close_unpaid(state, &order_id, "cancelled").await;
                 return Err(e);
             }
         }
     }
-    Ok((StatusCode::CREATED, axum::Json(created_resp)))
+    Ok(created_resp)
 }
 
 /// Moves a pending order to `status` (expired / cancelled) and releases its seats. `true` if it was pending.
