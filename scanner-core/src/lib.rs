@@ -13,6 +13,7 @@ pub mod qr;
 pub mod redemption;
 pub mod revocation;
 pub mod ticket;
+pub mod token;
 pub mod verify;
 
 pub use keyring::{IssuerKey, Keyring, PublicKeyEntry};

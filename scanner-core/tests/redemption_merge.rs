@@ -226,6 +226,7 @@ fn simulation_20_offline_devices_50k_tickets_1_percent_duplicates() {
                 reentry: false,
                 outcome,
                 ticket_type: 0,
+                decided_by_edge: false,
             };
             index.add(device, &r);
             pending.push(r);

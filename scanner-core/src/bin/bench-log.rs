@@ -223,6 +223,7 @@ fn device_logs(args: &Args) -> Result<(Vec<RedemptionDoc>, usize)> {
                 reentry: false,
                 outcome,
                 ticket_type: (n % 3) as u8,
+                decided_by_edge: false,
             };
             index.add(device, &r);
             pending.push(r);

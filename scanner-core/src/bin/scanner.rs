@@ -3,13 +3,17 @@
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use scanner_core::redemption::decision::{ScanInput, Verdict};
+use scanner_core::redemption::online::{
+    RedeemRequest, DEFAULT_EDGE_TIMEOUT_MS, EDGE_REDEEM_PATH, MAX_EDGE_REPLY_BYTES,
+};
 use scanner_core::redemption::store::RecordedScan;
-use scanner_core::redemption::{RedemptionLog, ScanKind};
+use scanner_core::redemption::{DeviceId, EdgeVerdict, RedemptionLog, ScanKind};
 use scanner_core::verify::verify_text;
 use scanner_core::{Keyring, RevocationList, VerifyContext};
 use serde_json::json;
@@ -24,6 +28,25 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
 }
+
+/// `scanner scan --help`: the output format, which scripts and tests rely on.
+const SCAN_OUTPUT_HELP: &str = "\
+Output (one line per scan, printed only after the scan is on disk):
+  text:   the steward's verdict line, then two spaces and [edge] or [offline] (which path decided);
+          why the edge was not used goes to standard error.
+  --json: one JSON object per line with these keys:
+    verdict     \"admit\" | \"exit\" | \"already_used\" | \"refused\", plus that verdict's fields:
+                admit: holder, ticket_type, addons, policy, gate, override_reason, overridden
+                exit: gate
+                already_used: wall_time, at, gate, device, device_name, this_device
+                refused: code (e.g. \"bad_signature\", \"revoked\"); the reason is in message
+    message     the steward's one-line verdict (\"ADMIT ...\", \"REFUSED: <reason>\", ...)
+    seq         the scan's sequence number in this device's log
+    path        \"edge\" (the edge Worker decided) | \"offline\" (this device decided)
+    edge_error  why the edge did not decide (\"timeout\", \"unreachable: ...\", \"edge answered 401 ...\",
+                \"not asked: ...\"), or null when it did, no edge is configured or --override was given
+    edge_ms     milliseconds spent waiting for the edge, or null when it was not asked
+";
 
 #[derive(Subcommand)]
 enum Command {
@@ -65,7 +88,7 @@ enum Command {
         /// The issuer's base URL, e.g. https://tickets.example.org
         #[arg(long, requires = "token")]
         server: Option<String>,
-        /// This device's scanner token (from the admin API).
+        /// This device's scanner token (from the admin API); also sent to the edge Worker.
         #[arg(long)]
         token: Option<String>,
         /// The event this device admits to (needed for the manifest; refuses other events' tickets).
@@ -83,9 +106,20 @@ enum Command {
         /// Attendee manifest JSON file (offline setup).
         #[arg(long, conflicts_with = "server")]
         manifest: Option<PathBuf>,
+        /// The edge Worker's base URL: `scan` asks it first while online (with this device's --token).
+        #[arg(long, value_name = "URL")]
+        edge: Option<String>,
     },
     /// Scan a ticket: decide, record durably, then print the verdict. Exit code 0 = admitted (or exit
     /// recorded), 1 = already used or refused, 2 = error.
+    ///
+    /// With an edge Worker configured (`init --edge` or `--edge`), the scan is first sent to
+    /// `POST {edge}/v1/redeem` with this device's token; if the edge answers within --edge-timeout-ms its
+    /// verdict is shown and recorded in this device's log as decided by the edge. If it does not answer in
+    /// time, cannot be reached, or answers with an error, this device decides offline by itself. The edge
+    /// is not asked for an override (--override), nor for an entry this device's own log already shows
+    /// used (the edge may not have that scan yet): those are decided offline.
+    #[command(after_long_help = SCAN_OUTPUT_HELP)]
     Scan {
         /// Gate name recorded with the scan.
         #[arg(long, default_value = "main")]
@@ -111,9 +145,28 @@ enum Command {
         /// The ticket's QR text.
         #[arg(required_unless_present_any = ["image", "stdin"])]
         text: Option<String>,
+        /// Ask this edge Worker first (base URL), instead of the one stored by `init --edge`.
+        #[arg(long, value_name = "URL", conflicts_with = "no_edge")]
+        edge: Option<String>,
+        /// Decide offline only, even if an edge Worker is configured.
+        #[arg(long)]
+        no_edge: bool,
+        /// How long to wait for the edge before deciding offline, in milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = DEFAULT_EDGE_TIMEOUT_MS)]
+        edge_timeout_ms: u64,
     },
     /// Exchange the redemption log with the sync server and refresh the revocation list.
-    Sync,
+    ///
+    /// The server is the one stored by `init --server`, unless --server or --edge names another: the edge
+    /// Worker speaks the same protocol, so a device can sync with both, in any order, any number of times.
+    Sync {
+        /// Sync with this server (base URL) instead, with this device's token.
+        #[arg(long, value_name = "URL", conflicts_with = "edge")]
+        server: Option<String>,
+        /// Sync with the edge Worker stored by `init --edge`.
+        #[arg(long)]
+        edge: bool,
+    },
     /// The organizer's report: admitted per gate and hour, conflicts (duplicates), refusals by reason.
     Report {
         #[arg(long)]
@@ -208,13 +261,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(if verdict.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
-        Command::Init { server, token, event, name, keyring, revocations, manifest } => {
-            init(&data_dir(data)?, server, token, event, name, keyring, revocations, manifest)
+        Command::Init { server, token, event, name, keyring, revocations, manifest, edge } => {
+            let files = SetupFiles { keyring, revocations, manifest };
+            init(&data_dir(data)?, server, token, event, name, files, edge)
         }
-        Command::Scan { gate, exit, override_reason, now, json, stdin, image, text } => {
+        Command::Scan {
+            gate,
+            exit,
+            override_reason,
+            now,
+            json,
+            stdin,
+            image,
+            text,
+            edge,
+            no_edge,
+            edge_timeout_ms,
+        } => {
             let mut log = open_log(&data_dir(data)?)?;
             let kind = if exit { ScanKind::Exit } else { ScanKind::Entry };
-            let options = ScanOptions { gate: &gate, kind, override_reason: override_reason.as_deref(), now, json };
+            let edge = if no_edge { None } else { EdgeClient::new(&log, edge, edge_timeout_ms)? };
+            let options =
+                ScanOptions { gate: &gate, kind, override_reason: override_reason.as_deref(), now, json, edge };
             if stdin {
                 let mut code = ExitCode::SUCCESS;
                 for line in std::io::stdin().lock().lines() {
@@ -242,7 +310,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(code)
         }
-        Command::Sync => sync(&data_dir(data)?),
+        Command::Sync { server, edge } => sync(&data_dir(data)?, server, edge),
         Command::Report { json, merge } => {
             let mut log = open_log(&data_dir(data)?)?;
             let now = now_secs(None)?;
@@ -305,11 +373,126 @@ struct ScanOptions<'a> {
     override_reason: Option<&'a str>,
     now: Option<u64>,
     json: bool,
+    edge: Option<EdgeClient>,
+}
+
+/// The edge Worker a scan asks first.
+struct EdgeClient {
+    url: String,
+    token: Option<String>,
+    event: Option<u32>,
+    device: DeviceId,
+    device_name: String,
+    timeout: Duration,
+    agent: ureq::Agent,
+}
+
+impl EdgeClient {
+    /// The edge to ask: `--edge` if given, else the one stored by `init --edge`; None if neither.
+    fn new(log: &RedemptionLog, url: Option<String>, timeout_ms: u64) -> Result<Option<Self>> {
+        let Some(url) = url.or(log.edge()?) else {
+            return Ok(None);
+        };
+        let timeout = Duration::from_millis(timeout_ms);
+        let agent = ureq::Agent::config_builder()
+            // Bounds the request thread too, so a blackholed edge leaves no thread behind for long.
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Ok(Some(Self {
+            url: format!("{}{EDGE_REDEEM_PATH}", url.trim_end_matches('/')),
+            token: log.token()?,
+            event: log.event_id(),
+            device: log.device(),
+            device_name: log.device_name().to_owned(),
+            timeout,
+            agent,
+        }))
+    }
+
+    /// Asks the edge to decide a scan. Err is why its answer cannot be used (the caller decides offline).
+    /// The deadline is kept by waiting on a channel, not only by the HTTP client's timeout, so a slow name
+    /// lookup cannot hold the steward up either.
+    fn redeem(&self, text: &str, kind: ScanKind, gate: &str) -> Result<EdgeVerdict, String> {
+        let event = self.event.ok_or("this scanner has no event (run `scanner init --event ID`)")?;
+        let body = RedeemRequest {
+            qr_text: text.trim(),
+            event,
+            device: self.device,
+            device_name: &self.device_name,
+            gate,
+            kind,
+        }
+        .to_json();
+        let (agent, url, token) = (self.agent.clone(), self.url.clone(), self.token.clone());
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut request = agent.post(&url).header("Content-Type", "application/json");
+            if let Some(token) = &token {
+                request = request.header("Authorization", &format!("Bearer {token}"));
+            }
+            let reply = request.send(body.as_str()).map_err(|e| e.to_string()).and_then(|mut resp| {
+                let status = resp.status().as_u16();
+                let body = resp
+                    .body_mut()
+                    .with_config()
+                    .limit(MAX_EDGE_REPLY_BYTES as u64)
+                    .read_to_vec()
+                    .map_err(|e| e.to_string())?;
+                Ok((status, body))
+            });
+            // The receiver is gone if the scan already fell back: nothing to do then.
+            let _ = tx.send(reply);
+        });
+        match rx.recv_timeout(self.timeout) {
+            Ok(Ok((status, body))) => EdgeVerdict::from_reply(status, &body).map_err(|e| e.to_string()),
+            Ok(Err(e)) if e.contains("timeout") || e.contains("Timeout") => Err("timeout".to_owned()),
+            Ok(Err(e)) => Err(format!("unreachable: {e}")),
+            Err(_) => Err("timeout".to_owned()),
+        }
+    }
 }
 
 fn scan_one(log: &mut RedemptionLog, text: &str, options: &ScanOptions<'_>) -> Result<ExitCode> {
-    let input = ScanInput { text, kind: options.kind, override_reason: options.override_reason };
-    let RecordedScan { verdict, seq, .. } = log.scan(input, options.gate, now_ms(options.now)?)?;
+    let now_ms = now_ms(options.now)?;
+    // An operator override is a local decision: the edge never overrides, so it is not asked. Nor is it
+    // asked about a ticket this device's own log already shows used: it may not have that scan yet.
+    let mut edge_error = None;
+    let edge = match options.edge.as_ref().filter(|_| options.override_reason.is_none()) {
+        Some(_) if log.blocked_locally(text, options.kind)? => {
+            edge_error = Some("not asked: this device's log already shows the ticket used".to_owned());
+            None
+        }
+        edge => edge,
+    };
+    let mut edge_ms = None;
+    let mut recorded = None;
+    if let Some(edge) = edge {
+        let started = Instant::now();
+        let answer = edge.redeem(text, options.kind, options.gate);
+        edge_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+        match answer {
+            Ok(verdict) => match log.record_edge_verdict(text, options.kind, options.gate, &verdict, now_ms) {
+                Ok(scan) => recorded = Some(scan),
+                Err(scanner_core::redemption::store::StoreError::Device(e))
+                    if matches!(*e, scanner_core::redemption::DeviceError::EdgeReply(_)) =>
+                {
+                    edge_error = Some(e.to_string());
+                }
+                Err(e) => return Err(e.into()),
+            },
+            Err(e) => edge_error = Some(e),
+        }
+    }
+    let recorded = match recorded {
+        Some(scan) => scan,
+        None => {
+            let input = ScanInput { text, kind: options.kind, override_reason: options.override_reason };
+            log.scan(input, options.gate, now_ms)?
+        }
+    };
+    let RecordedScan { verdict, seq, path, .. } = recorded;
     // The scan is on disk: only now is the verdict shown.
     let mut out = std::io::stdout().lock();
     if options.json {
@@ -317,12 +500,18 @@ fn scan_one(log: &mut RedemptionLog, text: &str, options: &ScanOptions<'_>) -> R
         if let Some(obj) = value.as_object_mut() {
             obj.insert("seq".into(), json!(seq));
             obj.insert("message".into(), json!(verdict.message()));
+            obj.insert("path".into(), json!(path.as_str()));
+            obj.insert("edge_error".into(), json!(edge_error));
+            obj.insert("edge_ms".into(), json!(edge_ms));
         }
         writeln!(out, "{value}")?;
     } else {
-        writeln!(out, "{}", verdict.message())?;
+        writeln!(out, "{}  [{}]", verdict.message(), path.as_str())?;
     }
     out.flush()?;
+    if let Some(e) = &edge_error {
+        eprintln!("note: decided offline, the edge was not used: {e}");
+    }
     Ok(match verdict {
         Verdict::Admit(_) | Verdict::Exit { .. } => ExitCode::SUCCESS,
         Verdict::AlreadyUsed(_) | Verdict::Refused { .. } => ExitCode::from(1),
@@ -399,17 +588,23 @@ impl Issuer {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Trust material from files, for a fully offline setup.
+struct SetupFiles {
+    keyring: Option<PathBuf>,
+    revocations: Option<PathBuf>,
+    manifest: Option<PathBuf>,
+}
+
 fn init(
     dir: &Path,
     server: Option<String>,
     token: Option<String>,
     event: Option<u32>,
     name: Option<String>,
-    keyring: Option<PathBuf>,
-    revocations: Option<PathBuf>,
-    manifest: Option<PathBuf>,
+    files: SetupFiles,
+    edge: Option<String>,
 ) -> Result<ExitCode> {
+    let SetupFiles { keyring, revocations, manifest } = files;
     let read = |p: &PathBuf| std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()));
     if server.is_none() && keyring.is_none() {
         anyhow::bail!("give --server URL --token T, or --keyring FILE for an offline setup");
@@ -431,7 +626,12 @@ fn init(
             }
             log.set_server(&server, &token)?;
         }
-        _ => {
+        (Some(_), None) => anyhow::bail!("--server needs --token"),
+        (None, token) => {
+            // An offline setup may still be given a token, for the edge Worker.
+            if let Some(token) = &token {
+                log.set_token(token)?;
+            }
             if let Some(path) = &keyring {
                 log.set_keyring(&read(path)?).context("invalid keyring")?;
             }
@@ -442,6 +642,9 @@ fn init(
                 log.set_manifest(&read(path)?).context("invalid manifest")?;
             }
         }
+    }
+    if let Some(edge) = &edge {
+        log.set_edge(Some(edge))?;
     }
     println!(
         "device {} ({}) ready in {}: {} keys, revocation list version {}, {} records in the log",
@@ -455,9 +658,14 @@ fn init(
     Ok(ExitCode::SUCCESS)
 }
 
-fn sync(dir: &Path) -> Result<ExitCode> {
+fn sync(dir: &Path, server: Option<String>, edge: bool) -> Result<ExitCode> {
     let mut log = open_log(dir)?;
-    let (server, token) = log.server()?.context("this scanner has no server (run `scanner init --server`)")?;
+    let (stored, token) = log.server()?.context("this scanner has no server (run `scanner init --server`)")?;
+    let server = match (server, edge) {
+        (Some(url), _) => url,
+        (None, true) => log.edge()?.context("this scanner has no edge (run `scanner init --edge URL`)")?,
+        (None, false) => stored,
+    };
     let issuer = Issuer::new(&server, &token);
     let event = log.event_id();
     let started = Instant::now();

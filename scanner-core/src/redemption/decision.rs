@@ -1,12 +1,13 @@
 //! The scan decision: verification (signature, key window, event, validity window, revocation) and then
 //! everything the log knows about the ticket (this device's scans and all it has merged).
 //!
-//! This module decides; it does not record. The durable log ([`super::store::RedemptionLog`]) records the
-//! decision's [`ScanRecord`] on disk and only then hands the verdict to the steward.
+//! This module decides; it does not record. The scanning [`super::device::Device`] turns the decision into a
+//! [`ScanRecord`] that its storage (sled for the CLI, IndexedDB in the browser) writes durably before the
+//! verdict reaches the steward.
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::document::DeviceLog;
 use super::record::{format_utc, DeviceId, Hlc, Outcome, RefusalCode, ScanKind, ScanRecord, TicketRef};
@@ -141,7 +142,7 @@ impl ScanIndex {
 }
 
 /// The ticket admits: what the steward sees.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Admission {
     /// The holder's name, if the manifest has the ticket.
     pub holder: Option<String>,
@@ -157,7 +158,7 @@ pub struct Admission {
 }
 
 /// The ticket was let through before: when, where and by which device.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlreadyUsed {
     pub wall_time: u32,
     /// `wall_time` as UTC text.
@@ -170,7 +171,7 @@ pub struct AlreadyUsed {
 }
 
 /// What a scan answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "verdict", rename_all = "snake_case")]
 pub enum Verdict {
     Admit(Admission),
@@ -245,6 +246,7 @@ impl Decision {
             reentry: self.reentry,
             outcome: self.outcome,
             ticket_type: self.ticket_type,
+            decided_by_edge: false,
         }
     }
 }

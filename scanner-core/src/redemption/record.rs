@@ -9,7 +9,8 @@
 //! | 13     | 8    | hybrid logical clock of the scanning device ([`Hlc`])                  |
 //! | 21     | 4    | wall-clock time, Unix seconds, as the device's clock said              |
 //! | 25     | 2    | gate: index into the scanning device's gate table                      |
-//! | 27     | 1    | flags: bit0 exit scan, bit1 ticket allows re-entry; others zero        |
+//! | 27     | 1    | flags: bit0 exit scan, bit1 ticket allows re-entry, bit2 decided by    |
+//! |        |      | the edge (online); others zero                                        |
 //! | 28     | 1    | outcome: 0 admitted, 1 admitted by operator override, 2 already used,  |
 //! |        |      | 3 refused                                                              |
 //! | 29     | 1    | refusal code when refused ([`RefusalCode`]), else 0                    |
@@ -20,7 +21,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
@@ -36,7 +37,8 @@ pub const DOMAIN_SCAN_REF: &[u8] = b"offline-tickets/v1/scan-ref\0";
 
 const FLAG_EXIT: u8 = 1 << 0;
 const FLAG_REENTRY: u8 = 1 << 1;
-const KNOWN_FLAGS: u8 = FLAG_EXIT | FLAG_REENTRY;
+const FLAG_EDGE: u8 = 1 << 2;
+const KNOWN_FLAGS: u8 = FLAG_EXIT | FLAG_REENTRY | FLAG_EDGE;
 
 /// Why a byte string is not a valid record.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -100,7 +102,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 /// A scanning device. Random 64 bits chosen when the device is set up; it is also the device's automerge
 /// actor id, so every change in the device's part of the log can be checked to come from the device.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct DeviceId(pub u64);
 
 impl DeviceId {
@@ -139,11 +141,18 @@ impl Serialize for DeviceId {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for DeviceId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::from_hex(&text).ok_or_else(|| serde::de::Error::custom("device id must be 16 lowercase hex digits"))
+    }
+}
+
 /// A hybrid logical clock value: milliseconds since the Unix epoch in the high 48 bits, a counter in the
 /// low 16. Strictly increasing on each device even when its wall clock jumps back, and never behind any
 /// record the device has seen, so it orders a device's scans (and causally related scans across devices)
 /// whatever the wall clocks say.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Debug, Serialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Debug, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Hlc(pub u64);
 
@@ -186,7 +195,7 @@ impl HybridClock {
 }
 
 /// Entry or exit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ScanKind {
     Entry,
@@ -194,7 +203,7 @@ pub enum ScanKind {
 }
 
 /// A stable one-byte code for each [`Refusal`], plus the refusals that only the log can give.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RefusalCode {
     NotATicket = 1,
@@ -292,6 +301,10 @@ pub struct ScanRecord {
     pub reentry: bool,
     pub outcome: Outcome,
     pub ticket_type: u8,
+    /// The edge Worker decided this scan (online): on the edge's own records, and on the record a device
+    /// keeps of an edge verdict it showed (its "mirror" of the edge's record). The report counts an
+    /// edge-decided admission once however many of these copies it sees.
+    pub decided_by_edge: bool,
 }
 
 impl ScanRecord {
@@ -308,6 +321,9 @@ impl ScanRecord {
         }
         if self.reentry {
             flags |= FLAG_REENTRY;
+        }
+        if self.decided_by_edge {
+            flags |= FLAG_EDGE;
         }
         out[27] = flags;
         let (outcome, code) = match self.outcome {
@@ -355,6 +371,7 @@ impl ScanRecord {
             reentry: flags & FLAG_REENTRY != 0,
             outcome,
             ticket_type: b[30],
+            decided_by_edge: flags & FLAG_EDGE != 0,
         })
     }
 
@@ -408,6 +425,7 @@ mod tests {
             reentry: true,
             outcome: Outcome::Refused(RefusalCode::Expired),
             ticket_type: 2,
+            decided_by_edge: false,
         }
     }
 
@@ -420,6 +438,12 @@ mod tests {
             let r = ScanRecord { outcome, kind: ScanKind::Entry, ..r };
             assert_eq!(ScanRecord::decode(&r.encode()), Ok(r));
         }
+        let edge = ScanRecord { decided_by_edge: true, ..r };
+        assert_eq!(edge.encode()[27], 0b111);
+        assert_eq!(ScanRecord::decode(&edge.encode()), Ok(edge));
+        let mut bad = bytes;
+        bad[27] |= 1 << 3;
+        assert_eq!(ScanRecord::decode(&bad), Err(RecordError::Flags(0b1011)));
         assert_eq!(ScanRecord::decode(&bytes[..31]), Err(RecordError::Length(31)));
         let mut bad = bytes;
         bad[31] = 1;

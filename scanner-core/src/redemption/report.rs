@@ -3,12 +3,22 @@
 //!
 //! Computed from the union of all devices' records only, so any two logs holding the same scans give the
 //! same report, whatever order they were merged in: a duplicate cannot hide behind a merge.
+//!
+//! Scans decided by the edge Worker can appear twice: in the edge's own part of the log and as the
+//! scanning device's mirror of the verdict it showed (both flagged `decided_by_edge`). The edge decides
+//! each ticket's scans one at a time against everything it knows, so its decisions about one ticket never
+//! conflict with each other: among a ticket's edge-decided passes, an entry after an edge-decided entry of
+//! a single-entry ticket, or a pass of the same kind (entry/entry, exit/exit) right after another
+//! edge-decided pass of a re-entry ticket, is a copy of that admission and is counted once. A mirror whose
+//! edge record is not merged yet simply counts alone. Offline admissions are never collapsed, so a ticket
+//! admitted offline somewhere and also by the edge, or twice offline, is still a conflict.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::device::DecisionPath;
 use super::document::DeviceLog;
 use super::record::{format_utc, utc_hour, DeviceId, Hlc, Outcome, ScanKind, TicketRef};
 
@@ -23,6 +33,8 @@ pub struct ReportedScan {
     pub at: String,
     pub hlc: Hlc,
     pub kind: ScanKind,
+    /// Which path decided: the edge Worker (online) or the device by itself.
+    pub path: DecisionPath,
     #[serde(flatten)]
     pub outcome: Outcome,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -56,6 +68,11 @@ pub struct EventReport {
     pub exits: u64,
     pub already_used: u64,
     pub refused: u64,
+    /// Of `admitted`, how many the edge Worker decided (online).
+    pub decided_by_edge: u64,
+    /// Extra copies of edge-decided passes (the edge's record and a device's mirror of the same verdict),
+    /// counted once and left out of every other figure.
+    pub edge_copies: u64,
     pub admitted_by_gate: BTreeMap<String, u64>,
     pub admitted_by_hour: BTreeMap<String, u64>,
     pub refused_by_reason: BTreeMap<String, u64>,
@@ -71,23 +88,15 @@ impl EventReport {
         let mut report = EventReport::default();
         // (ticket, clock, device index, record index) of every scan that let a ticket through.
         let mut passed: Vec<(TicketRef, Hlc, usize, usize)> = Vec::new();
-        // Counted by number first, named once at the end (naming per record costs more than the rest).
-        let mut by_gate: HashMap<(usize, u16), u64> = HashMap::new();
-        let mut by_hour: HashMap<u32, u64> = HashMap::new();
+        // Passes that count (copies of edge decisions left out), as (device index, record index).
+        let mut counted: Vec<(usize, usize)> = Vec::new();
         for (d, log) in logs.iter().enumerate() {
-            let mut summary = DeviceSummary { device: log.device, name: log.name.clone(), scans: 0, admitted: 0 };
+            report.devices.push(DeviceSummary { device: log.device, name: log.name.clone(), scans: 0, admitted: 0 });
             for (i, r) in log.records.iter().enumerate() {
-                summary.scans += 1;
-                match (r.outcome, r.kind) {
-                    (Outcome::Admitted | Outcome::AdmittedOverride, ScanKind::Entry) => {
-                        report.admitted += 1;
-                        summary.admitted += 1;
-                        *by_gate.entry((d, r.gate)).or_default() += 1;
-                        *by_hour.entry(r.wall_time / 3600).or_default() += 1;
-                    }
-                    (Outcome::Admitted | Outcome::AdmittedOverride, ScanKind::Exit) => report.exits += 1,
-                    (Outcome::AlreadyUsed, _) => report.already_used += 1,
-                    (Outcome::Refused(code), _) => {
+                match r.outcome {
+                    Outcome::Admitted | Outcome::AdmittedOverride => {}
+                    Outcome::AlreadyUsed => report.already_used += 1,
+                    Outcome::Refused(code) => {
                         report.refused += 1;
                         *report.refused_by_reason.entry(code.as_str().to_owned()).or_default() += 1;
                     }
@@ -95,30 +104,47 @@ impl EventReport {
                 if r.outcome == Outcome::AdmittedOverride {
                     report.overrides.push(reported(log, i));
                 }
-                if r.outcome.passed() && !r.ticket.is_none() {
-                    passed.push((r.ticket, r.hlc, d, i));
+                if r.outcome.passed() {
+                    if r.ticket.is_none() {
+                        counted.push((d, i));
+                    } else {
+                        passed.push((r.ticket, r.hlc, d, i));
+                    }
                 }
             }
-            report.scans += summary.scans;
-            report.devices.push(summary);
-        }
-        for ((d, gate), n) in by_gate {
-            *report.admitted_by_gate.entry(logs[d].gate_name(gate)).or_default() += n;
-        }
-        for (hour, n) in by_hour {
-            *report.admitted_by_hour.entry(utc_hour(u64::from(hour) * 3600)).or_default() += n;
+            report.scans += log.records.len() as u64;
+            report.devices[d].scans = log.records.len() as u64;
         }
         report.overrides.sort_by_key(|s| (s.hlc, s.device));
         // A total order every merge agrees on: ticket, then clock, then device.
         passed.sort_unstable_by_key(|&(t, h, d, _)| (t, h, logs[d].device));
+        let record = |&(_, _, d, i): &(TicketRef, Hlc, usize, usize)| &logs[d].records[i];
         for group in passed.chunk_by(|a, b| a.0 == b.0) {
-            let reentry = group.iter().any(|&(_, _, d, i)| logs[d].records[i].reentry);
+            let reentry = group.iter().any(|p| record(p).reentry);
+            // The passes that count, in order: copies of an edge decision left out.
+            let mut kept: Vec<usize> = Vec::with_capacity(group.len());
+            let mut last_edge: Option<ScanKind> = None;
+            let mut edge_entered = false;
+            for (n, p) in group.iter().enumerate() {
+                let r = record(p);
+                if r.decided_by_edge {
+                    let copy = last_edge == Some(r.kind) || (!reentry && r.kind == ScanKind::Entry && edge_entered);
+                    if copy {
+                        report.edge_copies += 1;
+                        continue;
+                    }
+                    last_edge = Some(r.kind);
+                    edge_entered |= r.kind == ScanKind::Entry;
+                }
+                kept.push(n);
+                counted.push((p.2, p.3));
+            }
             let mut involved = BTreeSet::new();
             if reentry {
                 // Entry while already inside (no exit in between) is a conflict with the entry before it.
                 let mut inside: Option<usize> = None;
-                for (n, &(_, _, d, i)) in group.iter().enumerate() {
-                    match logs[d].records[i].kind {
+                for &n in &kept {
+                    match record(&group[n]).kind {
                         ScanKind::Entry => {
                             if let Some(prev) = inside {
                                 involved.insert(prev);
@@ -130,9 +156,8 @@ impl EventReport {
                     }
                 }
             } else {
-                let entries: Vec<usize> = (0..group.len())
-                    .filter(|&n| logs[group[n].2].records[group[n].3].kind == ScanKind::Entry)
-                    .collect();
+                let entries: Vec<usize> =
+                    kept.iter().copied().filter(|&n| record(&group[n]).kind == ScanKind::Entry).collect();
                 if entries.len() > 1 {
                     involved.extend(entries);
                 }
@@ -145,6 +170,30 @@ impl EventReport {
                 });
             }
         }
+        // Counted by number first, named once at the end (naming per record costs more than the rest).
+        let mut by_gate: HashMap<(usize, u16), u64> = HashMap::new();
+        let mut by_hour: HashMap<u32, u64> = HashMap::new();
+        for (d, i) in counted {
+            let r = &logs[d].records[i];
+            match r.kind {
+                ScanKind::Entry => {
+                    report.admitted += 1;
+                    report.devices[d].admitted += 1;
+                    if r.decided_by_edge {
+                        report.decided_by_edge += 1;
+                    }
+                    *by_gate.entry((d, r.gate)).or_default() += 1;
+                    *by_hour.entry(r.wall_time / 3600).or_default() += 1;
+                }
+                ScanKind::Exit => report.exits += 1,
+            }
+        }
+        for ((d, gate), n) in by_gate {
+            *report.admitted_by_gate.entry(logs[d].gate_name(gate)).or_default() += n;
+        }
+        for (hour, n) in by_hour {
+            *report.admitted_by_hour.entry(utc_hour(u64::from(hour) * 3600)).or_default() += n;
+        }
         report
     }
 
@@ -153,9 +202,11 @@ impl EventReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "Scans: {}   admitted: {}   exits: {}   already used: {}   refused: {}   conflicts: {}   overrides: {}",
+            "Scans: {}   admitted: {} (by the edge: {})   exits: {}   already used: {}   refused: {}   conflicts: {}   \
+             overrides: {}",
             self.scans,
             self.admitted,
+            self.decided_by_edge,
             self.exits,
             self.already_used,
             self.refused,
@@ -200,7 +251,8 @@ impl EventReport {
 fn scan_line(s: &ReportedScan) -> String {
     let device = if s.device_name.is_empty() { s.device.to_hex() } else { format!("{} ({})", s.device_name, s.device) };
     let over = s.override_reason.as_deref().map(|r| format!("  OVERRIDE: {r}")).unwrap_or_default();
-    format!("{}  gate {:<12} device {device}{over}", s.at, s.gate)
+    let path = if s.path == DecisionPath::Edge { "  (decided by the edge)" } else { "" };
+    format!("{}  gate {:<12} device {device}{path}{over}", s.at, s.gate)
 }
 
 fn reported(log: &DeviceLog, i: usize) -> ReportedScan {
@@ -213,7 +265,9 @@ fn reported(log: &DeviceLog, i: usize) -> ReportedScan {
         at: format_utc(u64::from(r.wall_time)),
         hlc: r.hlc,
         kind: r.kind,
+        path: DecisionPath::of(r),
         outcome: r.outcome,
-        override_reason: log.overrides.get(&r.hlc).cloned(),
+        // Only an override has a reason; looked up by clock value, which another record could share.
+        override_reason: if r.outcome == Outcome::AdmittedOverride { log.overrides.get(&r.hlc).cloned() } else { None },
     }
 }

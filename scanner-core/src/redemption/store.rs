@@ -1,4 +1,6 @@
-//! The durable device-local redemption log, on sled.
+//! The durable device-local redemption log, on sled: a thin persistence wrapper over
+//! [`super::device::Device`], which holds all the scanning logic. It follows the persistence contract in
+//! the `device` module's documentation.
 //!
 //! sled holds, in one database directory:
 //!
@@ -10,7 +12,7 @@
 //!   pending sequence number already in the document. Both change in one atomic batch, so a crash never
 //!   folds a scan twice or loses one. Chunks are compacted into one full save now and then.
 //! - `config`: device id and name, gate table, event id, cached keyring, revocation list and manifest,
-//!   sync server address and device token.
+//!   sync server address and device token, edge Worker address.
 //! - `peers`: per-peer sync state (the heads both sides had at the last exchange), so that a resumed or
 //!   repeated sync only exchanges what is new.
 //!
@@ -22,17 +24,17 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use super::decision::{decide, HolderDirectory, ManifestDirectory, ScanIndex, ScanInput, Verdict};
-use super::document::{decode_peer_state, encode_peer_state, Batch, LogError, RedemptionDoc, SyncError};
-use super::record::{DeviceId, Hlc, HybridClock, ScanRecord, RECORD_LEN};
+use super::decision::{ScanIndex, ScanInput};
+use super::device::{Device, DeviceError, Fold, PendingWrite, Receipt, SavedDevice, ScanOutcome};
+use super::document::{decode_peer_state, encode_peer_state, LogError, RedemptionDoc, SyncError};
+use super::online::EdgeVerdict;
+use super::record::{DeviceId, ScanKind};
 use super::report::EventReport;
-use crate::keyring::{KeyError, Keyring};
-use crate::manifest::{Manifest, ManifestError};
-use crate::revocation::{RevocationDelta, RevocationError, RevocationList};
-use crate::verify::VerifyContext;
+use crate::keyring::Keyring;
+use crate::revocation::RevocationList;
 
-/// Pending scans are folded into the document once this many have accumulated.
-pub const DEFAULT_FOLD_EVERY: usize = 256;
+pub use super::device::DEFAULT_FOLD_EVERY;
+
 /// Incremental chunks are compacted into one full save beyond this many.
 pub const COMPACT_AFTER_CHUNKS: u64 = 64;
 /// A sync that has not converged after this many round trips is abandoned (and can be resumed).
@@ -47,6 +49,7 @@ const CFG_REVOCATIONS: &[u8] = b"revocations";
 const CFG_MANIFEST: &[u8] = b"manifest";
 const CFG_SERVER: &[u8] = b"server";
 const CFG_TOKEN: &[u8] = b"token";
+const CFG_EDGE: &[u8] = b"edge";
 const STATE_FOLDED: &[u8] = b"folded";
 const CHUNK_PREFIX: &[u8] = b"chunk/";
 
@@ -54,32 +57,27 @@ const CHUNK_PREFIX: &[u8] = b"chunk/";
 pub enum StoreError {
     #[error("storage: {0}")]
     Sled(#[from] sled::Error),
+    // Boxed: the device's errors are large and the store's functions return this on every path.
+    #[error(transparent)]
+    Device(Box<DeviceError>),
     #[error("redemption log: {0}")]
     Log(#[from] LogError),
     #[error("sync: {0}")]
     Sync(#[from] SyncError),
     #[error("no scanner set up in {0} (run `scanner init` first)")]
     NotInitialized(PathBuf),
-    #[error("this scanner has no keyring yet (run `scanner init`)")]
-    NoKeyring,
-    #[error("keyring: {0}")]
-    Keyring(#[from] KeyError),
-    #[error("revocation list: {0}")]
-    Revocations(#[from] RevocationError),
-    #[error("manifest: {0}")]
-    Manifest(#[from] ManifestError),
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
     #[error("sync transport: {0}")]
     Transport(String),
     #[error("sync did not converge after {0} round trips; run it again to resume")]
     SyncStalled(usize),
-    #[error("gate name is empty or longer than {max} bytes", max = super::document::MAX_TEXT_BYTES)]
-    GateName,
-    #[error("device name is longer than {max} bytes", max = super::document::MAX_TEXT_BYTES)]
-    DeviceName,
-    #[error("a device can have at most 65536 gates")]
-    TooManyGates,
+}
+
+impl From<DeviceError> for StoreError {
+    fn from(e: DeviceError) -> Self {
+        StoreError::Device(Box::new(e))
+    }
 }
 
 /// How a sync went.
@@ -91,22 +89,8 @@ pub struct SyncSummary {
     pub new_records: usize,
 }
 
-/// A scan that was recorded, with the verdict to show.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordedScan {
-    pub verdict: Verdict,
-    pub record: ScanRecord,
-    pub device: DeviceId,
-    /// The scan's local sequence number.
-    pub seq: u64,
-}
-
-#[derive(Debug, Clone)]
-struct PendingScan {
-    seq: u64,
-    record: ScanRecord,
-    override_reason: Option<String>,
-}
+/// A scan that was recorded durably, with the verdict to show.
+pub type RecordedScan = ScanOutcome;
 
 /// The durable device-local redemption log.
 pub struct RedemptionLog {
@@ -116,27 +100,15 @@ pub struct RedemptionLog {
     state: sled::Tree,
     config: sled::Tree,
     peers: sled::Tree,
-    device: DeviceId,
-    name: String,
-    gates: Vec<String>,
-    doc: RedemptionDoc,
-    index: ScanIndex,
-    clock: HybridClock,
-    pending: Vec<PendingScan>,
-    next_seq: u64,
+    scanner: Device,
     next_chunk: u64,
-    keyring: Option<Keyring>,
-    revocations: Option<RevocationList>,
-    holders: Option<ManifestDirectory>,
-    event_id: Option<u32>,
-    fold_every: usize,
 }
 
 impl std::fmt::Debug for RedemptionLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedemptionLog")
             .field("path", &self.path)
-            .field("device", &self.device)
+            .field("device", &self.scanner.device())
             .field("records", &self.record_count())
             .finish_non_exhaustive()
     }
@@ -157,6 +129,27 @@ fn chunk_key(n: u64) -> Vec<u8> {
     key
 }
 
+/// How long [`open_db_file`] waits for sled's file lock before giving up.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens the sled database, waiting briefly if its file lock is still held. sled 0.34 releases the lock
+/// from its background threads some time after the last handle is dropped, so reopening a log right
+/// after closing it (a restart in the same process, a test) can find it still locked for a moment. A
+/// lock held for longer (another scanner process using the same directory) is still an error.
+fn open_db_file(path: &Path) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match sled::open(path) {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 fn random_device_id() -> DeviceId {
     loop {
         let id = rand_core::RngCore::next_u64(&mut rand_core::OsRng);
@@ -169,14 +162,13 @@ fn random_device_id() -> DeviceId {
 impl RedemptionLog {
     /// Opens the log in `path`, creating a new device (random id, named `name`) if there is none yet.
     pub fn open_or_create(path: &Path, name: &str) -> Result<Self, StoreError> {
-        let db = sled::open(path)?;
+        let db = open_db_file(path)?;
         let config = db.open_tree("config")?;
         if config.get(CFG_DEVICE)?.is_none() {
-            if name.len() > super::document::MAX_TEXT_BYTES {
-                return Err(StoreError::DeviceName);
-            }
+            // Validates the name before anything is written.
+            let device = Device::new(random_device_id(), name)?;
             config.insert(CFG_NAME, name.as_bytes())?;
-            config.insert(CFG_DEVICE, &random_device_id().0.to_be_bytes())?;
+            config.insert(CFG_DEVICE, &device.device().0.to_be_bytes())?;
             db.flush()?;
         }
         drop(config);
@@ -188,7 +180,7 @@ impl RedemptionLog {
         if !path.exists() {
             return Err(StoreError::NotInitialized(path.to_owned()));
         }
-        let db = sled::open(path)?;
+        let db = open_db_file(path)?;
         Self::open_db(path, db)
     }
 
@@ -201,10 +193,10 @@ impl RedemptionLog {
             Some(v) => DeviceId(be_u64(&v)?),
             None => return Err(StoreError::NotInitialized(path.to_owned())),
         };
-        let name = match config.get(CFG_NAME)? {
-            Some(v) => text(&v, "device name")?,
-            None => String::new(),
+        let get_text = |key: &[u8], what: &str| -> Result<Option<String>, StoreError> {
+            config.get(key)?.map(|v| text(&v, what)).transpose()
         };
+        let name = get_text(CFG_NAME, "device name")?.unwrap_or_default();
         let gates: Vec<String> = match config.get(CFG_GATES)? {
             Some(v) => serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(format!("gate table: {e}")))?,
             None => Vec::new(),
@@ -213,115 +205,55 @@ impl RedemptionLog {
             Some(v) => Some(u32::try_from(be_u64(&v)?).map_err(|_| StoreError::Corrupt("event id".into()))?),
             None => None,
         };
-
         // The document: every chunk, in order.
-        let mut bytes = Vec::new();
+        let mut doc = Vec::new();
         let mut next_chunk = 0;
         for item in state.scan_prefix(CHUNK_PREFIX) {
             let (key, value) = item?;
             next_chunk = be_u64(&key[CHUNK_PREFIX.len()..])? + 1;
-            bytes.extend_from_slice(&value);
+            doc.extend_from_slice(&value);
         }
-        let doc = if bytes.is_empty() {
-            RedemptionDoc::new_for_device(device)
-        } else {
-            RedemptionDoc::load_for_device(&bytes, device)?
-        };
-        let folded = match state.get(STATE_FOLDED)? {
+        let folded_seq = match state.get(STATE_FOLDED)? {
             Some(v) => be_u64(&v)?,
             None => 0,
         };
         let mut pending = Vec::new();
-        let mut next_seq = folded + 1;
-        for item in pending_tree.range(&(folded + 1).to_be_bytes()[..]..) {
+        for item in pending_tree.range(&(folded_seq + 1).to_be_bytes()[..]..) {
             let (key, value) = item?;
-            let seq = be_u64(&key)?;
-            if value.len() < RECORD_LEN {
-                return Err(StoreError::Corrupt(format!("pending scan {seq} is truncated")));
-            }
-            let record = ScanRecord::decode(&value[..RECORD_LEN])
-                .map_err(|e| StoreError::Corrupt(format!("pending scan {seq}: {e}")))?;
-            let override_reason =
-                if value.len() > RECORD_LEN { Some(text(&value[RECORD_LEN..], "override reason")?) } else { None };
-            pending.push(PendingScan { seq, record, override_reason });
-            next_seq = seq + 1;
+            pending.push((be_u64(&key)?, value.to_vec()));
         }
-
-        let mut log = Self {
-            path: path.to_owned(),
-            db,
-            pending_tree,
-            state,
-            config,
-            peers,
+        let saved = SavedDevice {
             device,
             name,
             gates,
-            doc,
-            index: ScanIndex::new(),
-            clock: HybridClock::new(),
-            pending,
-            next_seq,
-            next_chunk,
-            keyring: None,
-            revocations: None,
-            holders: None,
             event_id,
-            fold_every: DEFAULT_FOLD_EVERY,
+            keyring_json: get_text(CFG_KEYRING, "keyring")?,
+            revocations_json: get_text(CFG_REVOCATIONS, "revocation list")?,
+            manifest_json: get_text(CFG_MANIFEST, "manifest")?,
+            doc,
+            folded_seq,
+            pending,
         };
-        log.load_trust()?;
-        log.rebuild_index()?;
+        let scanner = Device::restore(saved)?;
         // Scans already folded before a crash may still sit in `pending`: drop them now.
-        for item in log.pending_tree.range(..&(folded + 1).to_be_bytes()[..]) {
+        for item in pending_tree.range(..&(folded_seq + 1).to_be_bytes()[..]) {
             let (key, _) = item?;
-            log.pending_tree.remove(key)?;
+            pending_tree.remove(key)?;
         }
-        Ok(log)
+        Ok(Self { path: path.to_owned(), db, pending_tree, state, config, peers, scanner, next_chunk })
     }
 
-    fn load_trust(&mut self) -> Result<(), StoreError> {
-        self.keyring = match self.config.get(CFG_KEYRING)? {
-            Some(v) => Some(Keyring::from_json(&text(&v, "keyring")?)?),
-            None => None,
-        };
-        self.revocations = match (&self.keyring, self.config.get(CFG_REVOCATIONS)?) {
-            (Some(ring), Some(v)) => Some(RevocationList::from_json(&text(&v, "revocation list")?, ring)?),
-            _ => None,
-        };
-        self.holders = match self.config.get(CFG_MANIFEST)? {
-            Some(v) => Some(ManifestDirectory::new(Manifest::from_json(&text(&v, "manifest")?)?)),
-            None => None,
-        };
-        Ok(())
-    }
-
-    /// Rebuilds the in-memory index (and moves the clock past every record) from the document and the
-    /// pending scans.
-    fn rebuild_index(&mut self) -> Result<(), StoreError> {
-        let logs = self.doc.device_logs()?;
-        let mut index = ScanIndex::from_logs(&logs);
-        let mut max = Hlc::default();
-        for log in &logs {
-            if let Some(last) = log.records.iter().map(|r| r.hlc).max() {
-                max = max.max(last);
-            }
-        }
-        index.set_device(self.device, &self.name, &self.gates);
-        for p in &self.pending {
-            index.add(self.device, &p.record);
-            max = max.max(p.record.hlc);
-        }
-        self.clock.observe(max);
-        self.index = index;
-        Ok(())
+    /// The scanning state machine this log persists.
+    pub fn scanner(&self) -> &Device {
+        &self.scanner
     }
 
     pub fn device(&self) -> DeviceId {
-        self.device
+        self.scanner.device()
     }
 
     pub fn device_name(&self) -> &str {
-        &self.name
+        self.scanner.name()
     }
 
     pub fn path(&self) -> &Path {
@@ -329,30 +261,30 @@ impl RedemptionLog {
     }
 
     pub fn event_id(&self) -> Option<u32> {
-        self.event_id
+        self.scanner.event_id()
     }
 
     /// All records known: the document's plus this device's pending ones.
     pub fn record_count(&self) -> usize {
-        self.doc.record_count() + self.pending.len()
+        self.scanner.record_count()
     }
 
     pub fn pending_count(&self) -> usize {
-        self.pending.len()
+        self.scanner.pending().len()
     }
 
     /// The document (pending scans not included until folded).
     pub fn doc(&self) -> &RedemptionDoc {
-        &self.doc
+        self.scanner.doc()
     }
 
     pub fn index(&self) -> &ScanIndex {
-        &self.index
+        self.scanner.index()
     }
 
     /// Sets how many pending scans trigger a fold (at least 1).
     pub fn set_fold_every(&mut self, n: usize) {
-        self.fold_every = n.max(1);
+        self.scanner.set_fold_every(n);
     }
 
     /// Bytes the database occupies on disk.
@@ -361,72 +293,58 @@ impl RedemptionLog {
     }
 
     pub fn keyring(&self) -> Option<&Keyring> {
-        self.keyring.as_ref()
+        self.scanner.keyring()
     }
 
     pub fn revocations(&self) -> Option<&RevocationList> {
-        self.revocations.as_ref()
+        self.scanner.revocations()
+    }
+
+    fn put_config(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.config.insert(key, value)?;
+        self.db.flush()?;
+        Ok(())
     }
 
     /// Stores a new keyring (JSON as published by the issuer).
     pub fn set_keyring(&mut self, json: &str) -> Result<(), StoreError> {
-        let ring = Keyring::from_json(json)?;
-        self.config.insert(CFG_KEYRING, json.as_bytes())?;
-        self.keyring = Some(ring);
-        self.db.flush()?;
-        Ok(())
+        self.scanner.set_keyring(json)?;
+        self.put_config(CFG_KEYRING, json.as_bytes())
     }
 
     /// Replaces the revocation list with a complete one (JSON, verified against the keyring).
     pub fn set_revocations(&mut self, json: &str) -> Result<(), StoreError> {
-        let ring = self.keyring.as_ref().ok_or(StoreError::NoKeyring)?;
-        let list = RevocationList::from_json(json, ring)?;
-        self.config.insert(CFG_REVOCATIONS, list.to_json().as_bytes())?;
-        self.revocations = Some(list);
-        self.db.flush()?;
-        Ok(())
+        let stored = self.scanner.set_revocations(json)?;
+        self.put_config(CFG_REVOCATIONS, stored.as_bytes())
     }
 
     /// Applies a revocation delta (JSON) to the cached list.
     pub fn apply_revocation_delta(&mut self, json: &str) -> Result<(), StoreError> {
-        let ring = self.keyring.as_ref().ok_or(StoreError::NoKeyring)?;
-        let delta = RevocationDelta::from_json(json)?;
-        let mut list = self.revocations.clone().unwrap_or_default();
-        list.apply(&delta, ring)?;
-        self.config.insert(CFG_REVOCATIONS, list.to_json().as_bytes())?;
-        self.revocations = Some(list);
-        self.db.flush()?;
-        Ok(())
+        let stored = self.scanner.apply_revocation_delta(json)?;
+        self.put_config(CFG_REVOCATIONS, stored.as_bytes())
     }
 
     /// The cached revocation list's version (0 if none).
     pub fn revocations_version(&self) -> u64 {
-        self.revocations.as_ref().map_or(0, RevocationList::version)
+        self.scanner.revocations_version()
     }
 
     /// Stores the attendee manifest (JSON as served by the issuer).
     pub fn set_manifest(&mut self, json: &str) -> Result<(), StoreError> {
-        let manifest = Manifest::from_json(json)?;
-        self.config.insert(CFG_MANIFEST, json.as_bytes())?;
-        self.holders = Some(ManifestDirectory::new(manifest));
-        self.db.flush()?;
-        Ok(())
+        self.scanner.set_manifest(json)?;
+        self.put_config(CFG_MANIFEST, json.as_bytes())
     }
 
     /// Restricts admission to one event.
     pub fn set_event(&mut self, event_id: u32) -> Result<(), StoreError> {
-        self.config.insert(CFG_EVENT, &u64::from(event_id).to_be_bytes())?;
-        self.event_id = Some(event_id);
-        self.db.flush()?;
-        Ok(())
+        self.scanner.set_event(event_id);
+        self.put_config(CFG_EVENT, &u64::from(event_id).to_be_bytes())
     }
 
     /// Stores the sync server's address and this device's token.
     pub fn set_server(&mut self, url: &str, token: &str) -> Result<(), StoreError> {
         self.config.insert(CFG_SERVER, url.as_bytes())?;
-        self.config.insert(CFG_TOKEN, token.as_bytes())?;
-        self.db.flush()?;
-        Ok(())
+        self.put_config(CFG_TOKEN, token.as_bytes())
     }
 
     /// The stored sync server address and device token.
@@ -437,113 +355,110 @@ impl RedemptionLog {
         }
     }
 
-    fn gate_index(&mut self, gate: &str) -> Result<u16, StoreError> {
-        if gate.is_empty() || gate.len() > super::document::MAX_TEXT_BYTES {
-            return Err(StoreError::GateName);
-        }
-        if let Some(i) = self.gates.iter().position(|g| g == gate) {
-            return u16::try_from(i).map_err(|_| StoreError::TooManyGates);
-        }
-        let i = u16::try_from(self.gates.len()).map_err(|_| StoreError::TooManyGates)?;
-        self.gates.push(gate.to_owned());
-        let json = serde_json::to_vec(&self.gates).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        // Written before the record that uses it and flushed with it.
-        self.config.insert(CFG_GATES, json)?;
-        self.index.set_device(self.device, &self.name, &self.gates);
-        Ok(i)
+    /// Stores this device's token alone (an offline setup that still talks to the edge Worker).
+    pub fn set_token(&mut self, token: &str) -> Result<(), StoreError> {
+        self.put_config(CFG_TOKEN, token.as_bytes())
     }
 
-    /// Decides a scan, records it durably, and only then returns the verdict. `now_ms` is the device's
-    /// wall clock in Unix milliseconds.
+    /// This device's token, if it has one (with or without a sync server).
+    pub fn token(&self) -> Result<Option<String>, StoreError> {
+        self.config.get(CFG_TOKEN)?.map(|v| text(&v, "token")).transpose()
+    }
+
+    /// Stores (or, with `None`, forgets) the edge Worker's base URL; scans ask it first when set.
+    pub fn set_edge(&mut self, url: Option<&str>) -> Result<(), StoreError> {
+        match url {
+            Some(url) => self.put_config(CFG_EDGE, url.as_bytes()),
+            None => {
+                self.config.remove(CFG_EDGE)?;
+                self.db.flush()?;
+                Ok(())
+            }
+        }
+    }
+
+    /// The stored edge Worker base URL.
+    pub fn edge(&self) -> Result<Option<String>, StoreError> {
+        self.config.get(CFG_EDGE)?.map(|v| text(&v, "edge")).transpose()
+    }
+
+    /// Writes one scan's pending entry (and gate table) and flushes it to disk: after this returns, a
+    /// kill -9 cannot lose the scan.
+    fn persist(&mut self, outcome: ScanOutcome) -> Result<ScanOutcome, StoreError> {
+        let PendingWrite { seq, bytes, gates } = &outcome.persist;
+        let write = || -> Result<(), StoreError> {
+            if let Some(gates) = gates {
+                let json = serde_json::to_vec(gates).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                // Written before the record that uses it and flushed with it.
+                self.config.insert(CFG_GATES, json)?;
+            }
+            self.pending_tree.insert(seq.to_be_bytes(), bytes.as_slice())?;
+            self.db.flush()?;
+            Ok(())
+        };
+        if let Err(e) = write() {
+            self.scanner.abandon_scan(*seq)?;
+            return Err(e);
+        }
+        Ok(outcome)
+    }
+
+    /// Decides a scan offline, records it durably, and only then returns the verdict. `now_ms` is the
+    /// device's wall clock in Unix milliseconds.
     pub fn scan(&mut self, input: ScanInput<'_>, gate: &str, now_ms: u64) -> Result<RecordedScan, StoreError> {
-        if self.keyring.is_none() {
-            return Err(StoreError::NoKeyring);
-        }
-        let gate_index = self.gate_index(gate)?;
-        let keyring = self.keyring.as_ref().ok_or(StoreError::NoKeyring)?;
-        let ctx = VerifyContext {
-            keyring,
-            revocations: self.revocations.as_ref(),
-            event_id: self.event_id,
-            now: now_ms / 1000,
-        };
-        let holders = self.holders.as_ref().map(|h| h as &dyn HolderDirectory);
-        let decision = decide(input, &ctx, &self.index, holders, self.device, gate);
-        let hlc = self.clock.tick(now_ms);
-        let wall = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
-        let record = decision.record(hlc, wall, gate_index);
-        let override_reason = match &decision.verdict {
-            Verdict::Admit(a) => a.override_reason.clone(),
-            _ => None,
-        };
-        let seq = self.record_durably(record, override_reason.clone())?;
-        self.index.add(self.device, &record);
-        self.pending.push(PendingScan { seq, record, override_reason });
-        Ok(RecordedScan { verdict: decision.verdict, record, device: self.device, seq })
+        let outcome = self.scanner.scan(input, gate, now_ms)?;
+        self.persist(outcome)
     }
 
-    /// Writes one record to `pending` and flushes it to disk.
-    fn record_durably(&mut self, record: ScanRecord, override_reason: Option<String>) -> Result<u64, StoreError> {
-        let seq = self.next_seq;
-        let mut value = record.encode().to_vec();
-        if let Some(reason) = &override_reason {
-            value.extend_from_slice(reason.as_bytes());
-        }
-        self.pending_tree.insert(seq.to_be_bytes(), value)?;
-        self.db.flush()?;
-        self.next_seq += 1;
-        Ok(seq)
+    /// Whether this device's own log already stops this entry (see [`Device::blocked_locally`]).
+    pub fn blocked_locally(&mut self, text: &str, kind: ScanKind) -> Result<bool, StoreError> {
+        Ok(self.scanner.blocked_locally(text, kind)?)
+    }
+
+    /// Records durably a verdict the edge Worker decided for this scan, and only then returns it.
+    pub fn record_edge_verdict(
+        &mut self,
+        text: &str,
+        kind: ScanKind,
+        gate: &str,
+        edge: &EdgeVerdict,
+        now_ms: u64,
+    ) -> Result<RecordedScan, StoreError> {
+        let outcome = self.scanner.record_edge_verdict(text, kind, gate, edge, now_ms)?;
+        self.persist(outcome)
     }
 
     /// Whether enough scans are pending that [`Self::fold_pending`] should run (call it when idle).
     pub fn should_fold(&self) -> bool {
-        self.pending.len() >= self.fold_every
+        self.scanner.should_fold()
     }
 
     /// Folds pending scans into the document as one change and saves it. Returns how many were folded.
     pub fn fold_pending(&mut self, now_secs: i64) -> Result<usize, StoreError> {
-        let known_gates = self.doc.gate_count(self.device);
-        if self.pending.is_empty() && known_gates >= self.gates.len() {
+        let folded: Vec<u64> = self.scanner.pending().iter().map(|p| p.seq).collect();
+        let Some(Fold { chunk, folded_seq, scans }) = self.scanner.fold(now_secs)? else {
             return Ok(0);
-        }
-        let records: Vec<ScanRecord> = self.pending.iter().map(|p| p.record).collect();
-        let overrides: Vec<(Hlc, String)> =
-            self.pending.iter().filter_map(|p| Some((p.record.hlc, p.override_reason.clone()?))).collect();
-        let last_seq = self.pending.last().map(|p| p.seq);
-        self.doc.append_batch(
-            self.device,
-            Batch {
-                device_name: &self.name,
-                gates: &self.gates,
-                records: &records,
-                overrides: &overrides,
-                time: now_secs,
-            },
-        )?;
-        let chunk = self.doc.take_unsaved();
+        };
         let mut batch = sled::Batch::default();
         batch.insert(chunk_key(self.next_chunk), chunk);
-        if let Some(seq) = last_seq {
+        if let Some(seq) = folded_seq {
             batch.insert(STATE_FOLDED, &seq.to_be_bytes());
         }
         self.state.apply_batch(batch)?;
         self.next_chunk += 1;
         self.db.flush()?;
-        for p in &self.pending {
-            self.pending_tree.remove(p.seq.to_be_bytes())?;
+        for seq in folded {
+            self.pending_tree.remove(seq.to_be_bytes())?;
         }
-        let folded = self.pending.len();
-        self.pending.clear();
         if self.next_chunk > COMPACT_AFTER_CHUNKS {
             self.compact()?;
         }
-        Ok(folded)
+        Ok(scans)
     }
 
     /// Replaces the incremental chunks with one full save.
     pub fn compact(&mut self) -> Result<(), StoreError> {
-        let full = self.doc.save();
-        self.doc.mark_saved();
+        let full = self.scanner.save_full();
         let mut batch = sled::Batch::default();
         for item in self.state.scan_prefix(CHUNK_PREFIX) {
             let (key, _) = item?;
@@ -556,16 +471,21 @@ impl RedemptionLog {
         Ok(())
     }
 
-    /// Saves whatever changed in the document (after a sync message) together with the peer's sync state.
-    fn persist_sync(&mut self, peer: &str, state: &automerge::sync::State) -> Result<(), StoreError> {
-        let chunk = self.doc.take_unsaved();
+    /// Saves a receipt's chunk (after a sync message or a merge), with the peer's sync state if any.
+    fn persist_receipt(
+        &mut self,
+        receipt: &Receipt,
+        peer: Option<(&str, &automerge::sync::State)>,
+    ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
-        if !chunk.is_empty() {
-            batch.insert(chunk_key(self.next_chunk), chunk);
+        if !receipt.chunk.is_empty() {
+            batch.insert(chunk_key(self.next_chunk), receipt.chunk.as_slice());
             self.next_chunk += 1;
         }
         self.state.apply_batch(batch)?;
-        self.peers.insert(peer.as_bytes(), encode_peer_state(state))?;
+        if let Some((peer, state)) = peer {
+            self.peers.insert(peer.as_bytes(), encode_peer_state(state))?;
+        }
         self.db.flush()?;
         Ok(())
     }
@@ -587,9 +507,9 @@ impl RedemptionLog {
         };
         let mut summary = SyncSummary::default();
         let mut changed = false;
-        while let Some(message) = self.doc.generate_sync_message(&mut state) {
+        while let Some(message) = self.scanner.generate_sync_message(&mut state) {
             if summary.round_trips == MAX_SYNC_ROUNDS {
-                self.persist_sync(peer, &state)?;
+                self.persist_receipt(&Receipt::default(), Some((peer, &state)))?;
                 return Err(StoreError::SyncStalled(MAX_SYNC_ROUNDS));
             }
             summary.round_trips += 1;
@@ -597,15 +517,15 @@ impl RedemptionLog {
             let reply = exchange(&message).map_err(|e| StoreError::Transport(e.to_string()))?;
             if let Some(reply) = reply {
                 summary.bytes_received += reply.len();
-                let received = self.doc.receive_sync_message(&mut state, &reply)?;
-                summary.new_records += received.new_records;
-                changed |= received.changed;
-                self.persist_sync(peer, &state)?;
+                let receipt = self.scanner.receive_sync_message(&mut state, &reply)?;
+                summary.new_records += receipt.new_records;
+                changed |= receipt.changed;
+                self.persist_receipt(&receipt, Some((peer, &state)))?;
             }
         }
-        self.persist_sync(peer, &state)?;
+        self.persist_receipt(&Receipt::default(), Some((peer, &state)))?;
         if changed {
-            self.rebuild_index()?;
+            self.scanner.rebuild_index()?;
         }
         Ok(summary)
     }
@@ -613,29 +533,23 @@ impl RedemptionLog {
     /// Merges another saved log (e.g. exported from a device that never reached the network) into this
     /// one. Invalid logs are rejected and change nothing.
     pub fn merge_saved(&mut self, bytes: &[u8]) -> Result<usize, StoreError> {
-        let other = RedemptionDoc::load(bytes)?;
-        let received = self.doc.merge(&other)?;
-        let chunk = self.doc.take_unsaved();
-        if !chunk.is_empty() {
-            self.state.insert(chunk_key(self.next_chunk), chunk)?;
-            self.next_chunk += 1;
-            self.db.flush()?;
+        let receipt = self.scanner.merge_saved(bytes)?;
+        self.persist_receipt(&receipt, None)?;
+        if receipt.changed {
+            self.scanner.rebuild_index()?;
         }
-        if received.changed {
-            self.rebuild_index()?;
-        }
-        Ok(received.new_records)
+        Ok(receipt.new_records)
     }
 
     /// The whole log (pending scans folded first) as one saved automerge document.
     pub fn export(&mut self, now_secs: i64) -> Result<Vec<u8>, StoreError> {
         self.fold_pending(now_secs)?;
-        Ok(self.doc.save())
+        Ok(self.scanner.doc().save())
     }
 
     /// The organizer's report over everything this device knows (pending scans folded first).
     pub fn report(&mut self, now_secs: i64) -> Result<EventReport, StoreError> {
         self.fold_pending(now_secs)?;
-        Ok(EventReport::from_logs(&self.doc.device_logs()?))
+        Ok(self.scanner.report()?)
     }
 }
