@@ -40,7 +40,7 @@ cat > "$out.tmp/worker.mjs" <<'JS'
 import { WorkerEntrypoint } from "cloudflare:workers";
 import * as edge from "./index.js";
 
-export { RedemptionShard } from "./index.js";
+export { RedemptionShard, RedemptionLogObject } from "./index.js";
 
 export default class extends WorkerEntrypoint {
   async fetch(request) {

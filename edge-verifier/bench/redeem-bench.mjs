@@ -1,16 +1,18 @@
-// Redemption latency under workerd (Miniflare, 127.0.0.1): N distinct tickets redeemed at a fixed
-// concurrency, measured from the client (HTTP to workerd + Worker verification + Durable Object
-// check-and-record). Prints one JSON object. Not a test: run by scripts/edge-bench.sh.
-import { startEdge, redeem, device, fixtures } from "../test/helpers.mjs";
+// Redemption latency under workerd (Miniflare, 127.0.0.1): distinct tickets redeemed one at a time, then
+// at a fixed concurrency, measured from the client (HTTP to workerd + Worker parse + Durable Object
+// verify-decide-record). Then how long the edge's log takes to hold every admission (shards forward them
+// from their outboxes after answering). Prints one JSON object. Not a test: run by scripts/edge-bench.sh.
+import { startEdge, redeem, device, fixtures, BASE } from "../test/helpers.mjs";
 
 const concurrency = Number(process.env.EDGE_BENCH_CONCURRENCY ?? 16);
 const tickets = fixtures.tickets.bench;
 const warmup = 100;
+const sequential = 400;
 
 const mf = await startEdge();
-try {
-  for (let i = 0; i < warmup; i++) await redeem(mf, { qr_text: tickets[i], device: device(7) });
-  const todo = tickets.slice(warmup);
+
+/** Redeems `todo` with `concurrency` clients; returns latency quantiles and throughput. */
+async function run(todo, concurrency) {
   const latencies = [];
   let next = 0;
   let admitted = 0;
@@ -29,16 +31,36 @@ try {
   const elapsed = (performance.now() - started) / 1000;
   latencies.sort((a, b) => a - b);
   const q = (p) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
-  console.log(
-    JSON.stringify({
-      redemptions: latencies.length,
-      admitted,
-      concurrency,
-      p50_ms: +q(0.5).toFixed(2),
-      p99_ms: +q(0.99).toFixed(2),
-      throughput_per_s: Math.round(latencies.length / elapsed),
-    }),
-  );
+  return {
+    redemptions: latencies.length,
+    admitted,
+    concurrency,
+    p50_ms: +q(0.5).toFixed(2),
+    p99_ms: +q(0.99).toFixed(2),
+    throughput_per_s: Math.round(latencies.length / elapsed),
+  };
+}
+
+/** Edge admissions in the event's log (GET /v1/report). */
+async function loggedAdmissions() {
+  const resp = await mf.dispatchFetch(`${BASE}/v1/report?event=${fixtures.event}`, {
+    headers: { authorization: `Bearer ${fixtures.token}` },
+  });
+  const report = await resp.json();
+  return report.devices?.find((d) => d.name === "edge")?.admitted ?? 0;
+}
+
+try {
+  for (let i = 0; i < warmup; i++) await redeem(mf, { qr_text: tickets[i], device: device(7) });
+  const one = await run(tickets.slice(warmup, warmup + sequential), 1);
+  const result = await run(tickets.slice(warmup + sequential), concurrency);
+  const finished = performance.now();
+  let logged = 0;
+  while ((logged = await loggedAdmissions()) < tickets.length && performance.now() - finished < 60_000) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const log = { admissions: logged, expected: tickets.length, catch_up_ms: Math.round(performance.now() - finished) };
+  console.log(JSON.stringify({ ...result, sequential: { p50_ms: one.p50_ms, p99_ms: one.p99_ms }, log }));
 } finally {
   await mf.dispose();
 }

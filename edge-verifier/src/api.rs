@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use scanner_core::redemption::{DeviceId, RefusalCode, ScanKind, Verdict};
+use scanner_core::redemption::{DeviceId, Hlc, RefusalCode, ScanKind, Verdict};
 use scanner_core::verify::Refusal;
 
 /// Largest `/v1/redeem` body accepted. A ticket's QR text is at most ~150 bytes
@@ -125,8 +125,6 @@ pub enum ApiError {
     BadRequest(String),
     #[error("the edge is not configured: {0}")]
     Misconfigured(String),
-    #[error("not implemented: {0}")]
-    NotImplemented(&'static str),
     #[error("internal error")]
     Internal,
 }
@@ -140,7 +138,6 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => 415,
             ApiError::TooLarge(_) => 413,
             ApiError::BadRequest(_) => 400,
-            ApiError::NotImplemented(_) => 501,
             ApiError::Misconfigured(_) | ApiError::Internal => 500,
         }
     }
@@ -154,7 +151,6 @@ impl ApiError {
             ApiError::TooLarge(_) => "too_large",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Misconfigured(_) => "misconfigured",
-            ApiError::NotImplemented(_) => "not_implemented",
             ApiError::Internal => "internal",
         }
     }
@@ -179,6 +175,25 @@ pub fn is_json(content_type: Option<&str>) -> bool {
     content_type
         .and_then(|ct| ct.split(';').next())
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Whether a `Content-Type` header allows a sync message body: `application/octet-stream`, or none (the
+/// body is binary either way; other declared types are a client mistake worth reporting).
+pub fn is_sync_body(content_type: Option<&str>) -> bool {
+    match content_type.and_then(|ct| ct.split(';').next()).map(str::trim) {
+        None | Some("") => true,
+        Some(mime) => mime.eq_ignore_ascii_case("application/octet-stream"),
+    }
+}
+
+/// The `event` query parameter of `/v1/sync` and `/v1/report` (the same parameter the issuer's sync
+/// server takes, so `scanner sync` works against either).
+pub fn event_param<'a>(mut pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Result<u32, ApiError> {
+    let value = pairs
+        .find(|(k, _)| *k == "event")
+        .map(|(_, v)| v)
+        .ok_or_else(|| ApiError::BadRequest("give the event: ?event=ID".into()))?;
+    value.trim().parse().map_err(|_| ApiError::BadRequest("event must be a number from 0 to 4294967295".into()))
 }
 
 /// Parses and validates a `/v1/redeem` body (its length already checked against the declared length;
@@ -211,10 +226,21 @@ pub struct VerdictBody<'a> {
     pub message: String,
     /// Always `"edge"`: lets a scanner record which path decided.
     pub decided_by: &'static str,
+    /// The clock value of the edge's own record of this scan, when it recorded one (admit, exit): a
+    /// scanner's mirror record carries the same value, so the report pairs the two exactly. A JSON
+    /// number up to 2^64 (parse it as a 64-bit integer, not a float).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hlc: Option<Hlc>,
 }
 
+/// The verdict JSON for a verdict that recorded nothing.
 pub fn verdict_json(verdict: &Verdict) -> String {
-    let body = VerdictBody { verdict, message: verdict.message(), decided_by: "edge" };
+    recorded_verdict_json(verdict, None)
+}
+
+/// The verdict JSON, with the clock value of the record the edge made for it, if any.
+pub fn recorded_verdict_json(verdict: &Verdict, hlc: Option<Hlc>) -> String {
+    let body = VerdictBody { verdict, message: verdict.message(), decided_by: "edge", hlc };
     serde_json::to_string(&body).unwrap_or_else(|_| ApiError::Internal.to_json())
 }
 
@@ -299,6 +325,22 @@ mod tests {
         assert_eq!(v["code"], "bad_signature");
         assert_eq!(v["decided_by"], "edge");
         assert!(v["message"].as_str().unwrap().starts_with("REFUSED: Fake ticket"));
+        assert!(v.get("hlc").is_none());
+        let exit = Verdict::Exit { gate: "North".into() };
+        let v: serde_json::Value = serde_json::from_str(&recorded_verdict_json(&exit, Some(Hlc(u64::MAX)))).unwrap();
+        assert_eq!(v["hlc"].as_u64(), Some(u64::MAX));
+        assert_eq!(v["verdict"], "exit");
+    }
+
+    #[test]
+    fn sync_query_and_content_type() {
+        assert_eq!(event_param([("x", "1"), ("event", "42")].into_iter()), Ok(42));
+        for bad in [vec![], vec![("event", "-1")], vec![("event", "x")], vec![("event", "4294967296")]] {
+            assert_eq!(event_param(bad.into_iter()).unwrap_err().status(), 400);
+        }
+        assert!(is_sync_body(None));
+        assert!(is_sync_body(Some("application/octet-stream")));
+        assert!(!is_sync_body(Some("application/json")));
     }
 
     #[test]

@@ -1,30 +1,16 @@
 //! Scanner device tokens. Every call carries `Authorization: Bearer <token>`; the Worker holds only
 //! SHA-256 hashes of the allowed tokens (secret `SCANNER_TOKEN_HASHES`, lowercase hex, comma- or
 //! space-separated) — the same hash the issuer stores for its device tokens, so a token list can be
-//! exported from the issuer without ever exporting a token. Tokens are never logged.
+//! exported from the issuer without ever exporting a token (both use [`scanner_core::token`]). Tokens are
+//! never logged.
 
-use sha2::{Digest, Sha256};
+pub use scanner_core::token::token_hash_hex;
+use scanner_core::token::{parse_token_hash, token_hash};
 
 /// The set of allowed token hashes.
 #[derive(Debug, Clone, Default)]
 pub struct TokenSet {
     hashes: Vec<[u8; 32]>,
-}
-
-/// SHA-256 of a token, hex (what goes into `SCANNER_TOKEN_HASHES`).
-pub fn token_hash_hex(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn parse_hex32(hex: &str) -> Option<[u8; 32]> {
-    if hex.len() != 64 || !hex.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
 }
 
 impl TokenSet {
@@ -34,7 +20,7 @@ impl TokenSet {
         let mut hashes = Vec::new();
         let mut bad = Vec::new();
         for entry in crate::api::split_list(list) {
-            match parse_hex32(&entry.to_ascii_lowercase()) {
+            match parse_token_hash(&entry) {
                 Some(h) => hashes.push(h),
                 None => bad.push(format!("{}…", entry.chars().take(8).collect::<String>())),
             }
@@ -50,14 +36,21 @@ impl TokenSet {
         self.hashes.is_empty()
     }
 
-    /// Whether an `Authorization` header value carries an allowed bearer token. Compares hashes in
-    /// constant time against every entry, so timing reveals neither which entry matched nor how much.
+    /// Whether an `Authorization` header value carries an allowed bearer token.
     pub fn allows(&self, authorization: Option<&str>) -> bool {
-        let Some(token) = bearer(authorization) else { return false };
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        self.hashes
+        self.device_of(authorization).is_some()
+    }
+
+    /// The allowed token's hash if an `Authorization` header value carries an allowed bearer token: the
+    /// device's identity for per-device state (sync), never the token itself. Compares hashes in constant
+    /// time against every entry, so timing reveals neither which entry matched nor how much.
+    pub fn device_of(&self, authorization: Option<&str>) -> Option<[u8; 32]> {
+        let digest = token_hash(bearer(authorization)?);
+        let found = self
+            .hashes
             .iter()
-            .fold(false, |found, h| found | (h.iter().zip(digest.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0))
+            .fold(false, |found, h| found | (h.iter().zip(digest.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0));
+        found.then_some(digest)
     }
 }
 
@@ -82,6 +75,8 @@ mod tests {
         assert!(!set.allows(Some("Bearer ")));
         assert!(!set.allows(None));
         assert!(!TokenSet::default().allows(Some("Bearer alpha")));
+        assert_eq!(set.device_of(Some("Bearer alpha")), Some(scanner_core::token::token_hash("alpha")));
+        assert_eq!(set.device_of(Some("Bearer gamma")), None);
     }
 
     #[test]

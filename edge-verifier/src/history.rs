@@ -142,6 +142,8 @@ pub struct Redemption {
     pub verdict: Verdict,
     /// The scan to store (in the history, and in the outbox for the log) if it let the ticket through.
     pub recorded: Option<StoredScan>,
+    /// The recorded scan's clock value (sent back so the scanner's mirror record can carry it).
+    pub hlc: Option<Hlc>,
 }
 
 /// Decides one redemption against the ticket's history with scanner-core's scan decision. `now_ms` is
@@ -155,14 +157,19 @@ pub fn redeem(
     let index = history.index()?;
     let input = ScanInput { text: &req.qr_text, kind: req.kind.into(), override_reason: None };
     let decision = decide(input, ctx, &index, None, req.device, &req.gate);
-    let recorded = decision.outcome.passed().then(|| {
-        // Strictly after every scan of this ticket seen so far, even if the edge clock lags a device's.
-        let hlc = Hlc(((now_ms & 0xffff_ffff_ffff) << 16).max(history.last_hlc().0.saturating_add(1)));
+    // Strictly after every scan of this ticket seen so far, even if the edge clock lags a device's.
+    let hlc = decision
+        .outcome
+        .passed()
+        .then(|| Hlc(((now_ms & 0xffff_ffff_ffff) << 16).max(history.last_hlc().0.saturating_add(1))));
+    let recorded = hlc.map(|hlc| {
         let wall = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
-        let record = decision.record(hlc, wall, 0);
+        let mut record = decision.record(hlc, wall, 0);
+        // Flagged like a device's mirror of this verdict, so the report counts the two as one admission.
+        record.decided_by_edge = true;
         StoredScan::new(req.device, &req.device_name, &req.gate, &record, true)
     });
-    Ok(Redemption { verdict: decision.verdict, recorded })
+    Ok(Redemption { verdict: decision.verdict, recorded, hlc })
 }
 
 #[cfg(test)]
@@ -212,6 +219,9 @@ mod tests {
     /// Runs a redemption and stores what it records, like the Durable Object does.
     fn run(h: &mut TicketHistory, trust: &Trust, r: &ValidRedeem, now_ms: u64) -> Verdict {
         let out = redeem(h, r, &trust.context(r.event, now_ms / 1000), now_ms).unwrap();
+        let recorded = out.recorded.as_ref().map(|s| s.scan_record().unwrap());
+        assert_eq!(out.hlc, recorded.map(|r| r.hlc));
+        assert!(recorded.is_none_or(|r| r.decided_by_edge));
         if let Some(s) = out.recorded {
             assert!(h.insert(s));
         }
@@ -284,6 +294,7 @@ mod tests {
             reentry: false,
             outcome: Outcome::Admitted,
             ticket_type: 0,
+            decided_by_edge: false,
         };
         let mut h = TicketHistory::default();
         assert!(h.insert(StoredScan::new(DeviceId(9), "phone", "East", &offline, false)));

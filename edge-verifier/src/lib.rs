@@ -12,6 +12,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod history;
+pub mod relay;
 pub mod shard;
 
 #[cfg(target_arch = "wasm32")]

@@ -2,44 +2,31 @@
 // scripts/edge-build.sh) under the real workerd through Miniflare, with fixtures written by the
 // `edge-fixtures` binary (real tickets signed by scanner-core).
 import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import path from "node:path";
-import { Miniflare } from "miniflare";
+import { buildDir, startWorker } from "../local/miniflare.mjs";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-export const buildDir = process.env.EDGE_BUILD_DIR ?? path.join(here, "..", "build");
+export { buildDir };
 export const fixtures = JSON.parse(
   readFileSync(process.env.EDGE_FIXTURES ?? path.join(buildDir, "fixtures.json"), "utf8"),
 );
 export const ORIGIN = "https://scanner.example.org";
 export const BASE = "http://edge.test";
 
-/** A fresh Worker with empty Durable Object storage (in memory). */
-export async function startEdge(extraBindings = {}) {
-  const mf = new Miniflare({
-    modules: true,
-    scriptPath: path.join(buildDir, "worker.mjs"),
-    modulesRoot: buildDir,
-    modulesRules: [
-      { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
-      { type: "CompiledWasm", include: ["**/*.wasm"] },
-    ],
-    compatibilityDate: "2025-06-01",
-    cf: false,
-    host: "127.0.0.1",
-    durableObjects: {
-      REDEMPTIONS: { className: "RedemptionShard", useSQLite: true },
-    },
-    bindings: {
+/**
+ * A fresh Worker with empty Durable Object storage (in memory), trusting the fixtures' keyring and token.
+ * `options` go to Miniflare as they are (e.g. `port` to listen for the scanner CLI, `kvNamespaces`).
+ */
+export async function startEdge(extraBindings = {}, options = {}) {
+  return startWorker(
+    {
       KEYRING_JSON: fixtures.keyring,
       REVOCATIONS_JSON: fixtures.revocations,
       SCANNER_TOKEN_HASHES: fixtures.token_hash,
       ALLOWED_ORIGINS: ORIGIN,
       ...extraBindings,
     },
-  });
-  await mf.ready;
-  return mf;
+    options,
+  );
 }
 
 let deviceCounter = 0;

@@ -1,25 +1,32 @@
 //! Writes the test fixtures for the Worker's end-to-end tests: a keyring, a signed revocation list, real
-//! signed tickets (good, revoked, forged, wrong event, re-entry) and a scanner token with its hash.
+//! signed tickets (good, revoked, forged, wrong event, re-entry), the good tickets' references in the
+//! redemption log, an attendee manifest for them, and a scanner token with its hash.
 //! Deterministic (fixed seeds), so the same fixtures come out on every machine.
 //!
 //! Usage: edge-fixtures OUT.json
 
 use std::process::ExitCode;
 
+use scanner_core::manifest::{seal_entry, Manifest, ManifestEntry};
+use scanner_core::redemption::TicketRef;
 use scanner_core::{EntryPolicy, IssuerKey, KeyId, Keyring, RevocationHash, RevocationList, Ticket, TicketId};
 
 const EVENT: u32 = 4242;
 /// Test-only token; its SHA-256 goes into the Worker's SCANNER_TOKEN_HASHES binding.
 const TOKEN: &str = "edge-test-device-token";
 
-fn ticket(key: &IssuerKey, id: u32, event: u32, policy: EntryPolicy) -> Result<String, String> {
+fn ticket_id(id: u32) -> TicketId {
     let mut ticket_id = [0u8; 12];
     ticket_id[..4].copy_from_slice(b"edge");
     ticket_id[8..].copy_from_slice(&id.to_be_bytes());
+    TicketId(ticket_id)
+}
+
+fn ticket(key: &IssuerKey, id: u32, event: u32, policy: EntryPolicy) -> Result<String, String> {
     let t = Ticket {
         key_id: key.key_id(),
         event_id: event,
-        ticket_id: TicketId(ticket_id),
+        ticket_id: ticket_id(id),
         ticket_type: 1,
         addons: 0b10,
         policy,
@@ -43,11 +50,19 @@ fn run(out: &str) -> Result<(), String> {
         (10_000..12_000).map(|i| ticket(&issuer, i, EVENT, EntryPolicy::SingleEntry)).collect::<Result<_, _>>()?;
     let revoked_id = 900;
     let revoked = ticket(&issuer, revoked_id, EVENT, EntryPolicy::SingleEntry)?;
-    let mut revoked_ticket = [0u8; 12];
-    revoked_ticket[..4].copy_from_slice(b"edge");
-    revoked_ticket[8..].copy_from_slice(&revoked_id.to_be_bytes());
     let mut revocations = RevocationList::new();
-    revocations.publish(&issuer, [RevocationHash::of(&TicketId(revoked_ticket))]);
+    revocations.publish(&issuer, [RevocationHash::of(&ticket_id(revoked_id))]);
+
+    // Holder names for the good tickets, as the issuer would publish them. Fixed nonces keep the fixtures
+    // deterministic; each entry has its own key (derived from its ticket id), so no key sees a nonce twice.
+    let mut manifest = Manifest::new(EVENT, 1_750_000_000);
+    for i in 1..=20u32 {
+        let entry = ManifestEntry { ticket_type: 1, addons: 0b10, holder_name: format!("Holder {i}") };
+        let mut nonce = [0u8; 12];
+        nonce[8..].copy_from_slice(&i.to_be_bytes());
+        manifest.entries.push(seal_entry(EVENT, &ticket_id(i), &entry, nonce).map_err(|e| e.to_string())?);
+    }
+    let good_refs: Vec<String> = (1..=20).map(|i| TicketRef::of(&ticket_id(i)).to_hex()).collect();
 
     let fixtures = serde_json::json!({
         "event": EVENT,
@@ -55,6 +70,8 @@ fn run(out: &str) -> Result<(), String> {
         "revocations": revocations.to_json(),
         "token": TOKEN,
         "token_hash": edge_verifier::auth::token_hash_hex(TOKEN),
+        "manifest": manifest.to_json(),
+        "good_refs": good_refs,
         "tickets": {
             "good": good,
             "reentry": ticket(&issuer, 500, EVENT, EntryPolicy::ReEntry)?,

@@ -1,0 +1,368 @@
+//! An event's redemption log at the edge: the automerge [`RedemptionDoc`] that devices sync with over
+//! `/v1/sync` (the same protocol as the issuer's sync server, through scanner-core's [`serve_sync`]), into
+//! which the edge writes its own admissions as the records of one device, [`edge_device`].
+//!
+//! Records flow both ways between this log and the redemption shards (the Durable Object shell moves
+//! them; this module decides what moves):
+//! - shard → log: every scan a shard let through is appended here as an edge record, under the gate name
+//!   the scanner gave. A shard re-sends its outbox until the log acknowledges it, so appending is
+//!   idempotent (a record already here is skipped).
+//! - log → shards: records that devices synced in (offline admissions) are handed to the shard that owns
+//!   their ticket, so a ticket admitted offline is refused online as already used. Per device, the log
+//!   remembers how many of its records were relayed (a device's records only ever grow, in order).
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use scanner_core::redemption::document::{PeerState, ServerReply};
+use scanner_core::redemption::{
+    serve_sync, Batch, DeviceId, EventReport, Hlc, LogError, RedemptionDoc, SyncError, TicketRef,
+};
+
+use crate::history::{HistoryError, StoredScan};
+use crate::shard::{edge_device, shard_of};
+
+/// The edge's device name in the log and in reports.
+pub const EDGE_DEVICE_NAME: &str = "edge";
+
+#[derive(Debug, Error)]
+pub enum RelayError {
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("the sync message carries changes written as the edge's own device; only the edge writes those")]
+    ForgedEdgeChange,
+    #[error("a relayed scan is not valid: {0}")]
+    Scan(#[from] HistoryError),
+}
+
+/// Shard → log: scans the shard let through, to append as edge records. Internal (Durable Object to
+/// Durable Object) only.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AppendRequest {
+    pub event: u32,
+    pub scans: Vec<StoredScan>,
+}
+
+/// Log → shard: records devices synced in, for the shard's per-ticket history. Internal only.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RelayRequest {
+    pub scans: Vec<StoredScan>,
+}
+
+/// Records not yet relayed to the shards, and how far each device's cursor moves once they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Scans by owning shard.
+    pub by_shard: BTreeMap<u16, Vec<StoredScan>>,
+    /// Each device's record count once this backlog is delivered.
+    pub cursors: BTreeMap<DeviceId, usize>,
+}
+
+impl Backlog {
+    pub fn is_empty(&self) -> bool {
+        self.cursors.is_empty()
+    }
+}
+
+/// One event's log at the edge.
+#[derive(Debug, Clone)]
+pub struct LogRelay {
+    event: u32,
+    edge: DeviceId,
+    doc: RedemptionDoc,
+    /// The edge device's gate table, as in the log (records name a gate by index into it).
+    edge_gates: Vec<String>,
+    /// Every edge record already in the log, by (ticket, clock): unique per record because a shard gives
+    /// each record of a ticket a strictly later clock.
+    edge_seen: HashSet<(TicketRef, Hlc)>,
+}
+
+impl LogRelay {
+    /// An empty log for `event`.
+    pub fn new(event: u32) -> Self {
+        let edge = edge_device(event);
+        Self {
+            event,
+            edge,
+            doc: RedemptionDoc::new_for_device(edge),
+            edge_gates: Vec::new(),
+            edge_seen: HashSet::new(),
+        }
+    }
+
+    /// The log from its stored bytes (a full save and incremental chunks, concatenated; empty = new).
+    pub fn load(event: u32, saved: &[u8]) -> Result<Self, LogError> {
+        if saved.is_empty() {
+            return Ok(Self::new(event));
+        }
+        let edge = edge_device(event);
+        let doc = RedemptionDoc::load_for_device(saved, edge)?;
+        let mut relay = Self { event, edge, doc, edge_gates: Vec::new(), edge_seen: HashSet::new() };
+        if let Some(log) = relay.doc.device_log(edge)? {
+            relay.edge_seen = log.records.iter().map(|r| (r.ticket, r.hlc)).collect();
+            relay.edge_gates = log.gates;
+        }
+        Ok(relay)
+    }
+
+    pub fn event(&self) -> u32 {
+        self.event
+    }
+
+    pub fn doc(&self) -> &RedemptionDoc {
+        &self.doc
+    }
+
+    /// What changed since the last call, to append to storage (empty if nothing did).
+    pub fn take_unsaved(&mut self) -> Vec<u8> {
+        self.doc.take_unsaved()
+    }
+
+    /// The whole log as one compressed save (to compact storage); marks everything saved.
+    pub fn save_all(&mut self) -> Vec<u8> {
+        let bytes = self.doc.save();
+        self.doc.mark_saved();
+        bytes
+    }
+
+    /// Appends the edge's admissions (from a shard's outbox) as one change. Scans already in the log are
+    /// skipped. Returns how many were added.
+    pub fn append_edge(&mut self, scans: &[StoredScan], now_secs: i64) -> Result<usize, RelayError> {
+        let mut gates = self.edge_gates.clone();
+        let mut records = Vec::with_capacity(scans.len());
+        let mut keys = Vec::with_capacity(scans.len());
+        for scan in scans {
+            let mut record = scan.scan_record()?;
+            let key = (record.ticket, record.hlc);
+            if self.edge_seen.contains(&key) || keys.contains(&key) {
+                continue;
+            }
+            let gate = match gates.iter().position(|g| *g == scan.gate) {
+                Some(at) => at,
+                None => {
+                    gates.push(scan.gate.clone());
+                    gates.len() - 1
+                }
+            };
+            record.gate = u16::try_from(gate).map_err(|_| LogError::TooManyGates)?;
+            records.push(record);
+            keys.push(key);
+        }
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let batch =
+            Batch { device_name: EDGE_DEVICE_NAME, gates: &gates, records: &records, overrides: &[], time: now_secs };
+        self.doc.append_batch(self.edge, batch)?;
+        self.edge_gates = gates;
+        self.edge_seen.extend(keys);
+        Ok(records.len())
+    }
+
+    /// One sync exchange with a device (`peer` is the log's sync state for it). A message that is
+    /// damaged, that would do anything but add records, or that carries changes under the edge's own
+    /// automerge actor, is refused and changes neither the log nor `peer`. The last check matters here
+    /// (unlike on the issuer, a pure relay): the edge writes as that actor, and a forged change with the
+    /// next sequence number would collide with the edge's own next change.
+    pub fn serve(&mut self, peer: &mut PeerState, message: &[u8]) -> Result<ServerReply, RelayError> {
+        let mut candidate = self.doc.clone();
+        let mut candidate_peer = peer.clone();
+        let reply = serve_sync(&mut candidate, &mut candidate_peer, message)?;
+        if reply.received.changed {
+            let edge_actor = self.edge.actor_bytes();
+            let added = self.doc.automerge().get_changes_added(candidate.automerge());
+            if added.iter().any(|change| change.actor_id().to_bytes() == edge_actor.as_slice()) {
+                return Err(RelayError::ForgedEdgeChange);
+            }
+        }
+        self.doc = candidate;
+        *peer = candidate_peer;
+        Ok(reply)
+    }
+
+    /// The organizer's report over everything the edge's log holds.
+    pub fn report(&self) -> Result<EventReport, LogError> {
+        Ok(EventReport::from_logs(&self.doc.device_logs()?))
+    }
+
+    /// The device records beyond `relayed` (records already relayed, per device) that the shards must
+    /// know: those that let a ticket through, by owning shard. The edge's own records, and devices'
+    /// mirrors of them, are never relayed (the shards decided them).
+    pub fn backlog(&self, relayed: &BTreeMap<DeviceId, usize>) -> Result<Backlog, LogError> {
+        let mut backlog = Backlog::default();
+        for device in self.doc.devices().filter(|d| *d != self.edge).collect::<Vec<_>>() {
+            let done = relayed.get(&device).copied().unwrap_or(0);
+            let total = self.doc.device_record_count(device);
+            if total <= done {
+                continue;
+            }
+            let Some(log) = self.doc.device_log(device)? else { continue };
+            for record in log.records.iter().skip(done) {
+                // A device's mirror of a verdict the edge gave it adds nothing the shard does not know
+                // (the shard decided it), and its clock is the device's: left out, it cannot reorder the
+                // shard's history of a re-entry ticket.
+                if record.ticket.is_none() || !record.outcome.passed() || record.decided_by_edge {
+                    continue;
+                }
+                let scan = StoredScan::new(device, &log.name, &log.gate_name(record.gate), record, false);
+                backlog.by_shard.entry(shard_of(&record.ticket)).or_default().push(scan);
+            }
+            backlog.cursors.insert(device, log.records.len());
+        }
+        Ok(backlog)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scanner_core::redemption::document::encode_peer_state;
+    use scanner_core::redemption::{Outcome, ScanKind, ScanRecord};
+
+    const EVENT: u32 = 4242;
+
+    fn record(ticket: u8, hlc: u64, gate: u16) -> ScanRecord {
+        ScanRecord {
+            ticket: TicketRef([ticket; 12]),
+            hlc: Hlc(hlc),
+            wall_time: 1_750_000_000,
+            gate,
+            kind: ScanKind::Entry,
+            reentry: false,
+            outcome: Outcome::Admitted,
+            ticket_type: 0,
+            decided_by_edge: false,
+        }
+    }
+
+    fn edge_scan(ticket: u8, hlc: u64, gate: &str) -> StoredScan {
+        StoredScan::new(DeviceId(7), "phone", gate, &record(ticket, hlc, 0), true)
+    }
+
+    /// A device's log with the given records, and a full sync of it into `relay`.
+    fn sync_device(relay: &mut LogRelay, device: &mut RedemptionDoc) -> usize {
+        let mut device_state = PeerState::new();
+        let mut relay_state = PeerState::new();
+        let mut new_records = 0;
+        for _ in 0..10 {
+            let Some(message) = device.generate_sync_message(&mut device_state) else { break };
+            let reply = relay.serve(&mut relay_state, &message).unwrap();
+            new_records += reply.received.new_records;
+            if let Some(reply) = reply.reply {
+                device.receive_sync_message(&mut device_state, &reply).unwrap();
+            }
+        }
+        new_records
+    }
+
+    #[test]
+    fn edge_appends_are_idempotent_and_name_their_gates() {
+        let mut relay = LogRelay::new(EVENT);
+        let scans = [edge_scan(1, 10, "North"), edge_scan(2, 11, "South"), edge_scan(3, 12, "North")];
+        assert_eq!(relay.append_edge(&scans, 1).unwrap(), 3);
+        // A shard that lost the acknowledgement sends the same outbox again.
+        assert_eq!(relay.append_edge(&scans, 2).unwrap(), 0);
+        let log = relay.doc().device_log(edge_device(EVENT)).unwrap().unwrap();
+        assert_eq!(log.name, EDGE_DEVICE_NAME);
+        assert_eq!(log.records.len(), 3);
+        let gates: Vec<_> = log.records.iter().map(|r| log.gate_name(r.gate)).collect();
+        assert_eq!(gates, ["North", "South", "North"]);
+
+        // Reloaded from storage (full save + a later chunk), it still knows what it has.
+        let mut saved = relay.save_all();
+        relay.append_edge(&[edge_scan(4, 13, "East")], 3).unwrap();
+        saved.extend(relay.take_unsaved());
+        let mut reloaded = LogRelay::load(EVENT, &saved).unwrap();
+        assert_eq!(reloaded.append_edge(&scans, 4).unwrap(), 0);
+        assert_eq!(reloaded.append_edge(&[edge_scan(5, 14, "East")], 4).unwrap(), 1);
+        let log = reloaded.doc().device_log(edge_device(EVENT)).unwrap().unwrap();
+        assert_eq!(log.gates, ["North", "South", "East"]);
+        assert_eq!(log.records.len(), 5);
+    }
+
+    #[test]
+    fn synced_device_records_are_relayed_once_to_their_shards() {
+        let mut relay = LogRelay::new(EVENT);
+        relay.append_edge(&[edge_scan(9, 5, "North")], 1).unwrap();
+        let phone = DeviceId(0xabc);
+        let mut device = RedemptionDoc::new_for_device(phone);
+        let mut refused = record(2, 21, 0);
+        refused.outcome = Outcome::AlreadyUsed;
+        let mut mirror = record(4, 23, 0);
+        mirror.decided_by_edge = true;
+        let records = [record(1, 20, 0), refused, record(3, 22, 1), mirror];
+        let gates = ["East".to_owned(), "West".to_owned()];
+        let batch = Batch { device_name: "Phone", gates: &gates, records: &records, overrides: &[], time: 0 };
+        device.append_batch(phone, batch).unwrap();
+        assert_eq!(sync_device(&mut relay, &mut device), 4);
+        // The device received the edge's record in the same exchange.
+        assert_eq!(device.device_record_count(edge_device(EVENT)), 1);
+
+        let backlog = relay.backlog(&BTreeMap::new()).unwrap();
+        assert_eq!(backlog.cursors, BTreeMap::from([(phone, 4)]));
+        let relayed: Vec<_> = backlog.by_shard.values().flatten().collect();
+        // Only scans that let a ticket through, named by device and gate; not the mirror of an edge verdict.
+        assert_eq!(relayed.len(), 2);
+        for scan in &relayed {
+            let r = scan.scan_record().unwrap();
+            assert_eq!(backlog.by_shard[&shard_of(&r.ticket)].iter().filter(|s| s == scan).count(), 1);
+            assert_eq!(scan.device_id().unwrap(), phone);
+            assert_eq!(scan.device_name, "Phone");
+            assert!(!scan.edge);
+        }
+        let gate_names: BTreeMap<_, _> =
+            relayed.iter().map(|s| (s.scan_record().unwrap().ticket, s.gate.clone())).collect();
+        assert_eq!(gate_names[&TicketRef([1; 12])], "East");
+        assert_eq!(gate_names[&TicketRef([3; 12])], "West");
+        assert!(relay.backlog(&backlog.cursors).unwrap().is_empty());
+    }
+
+    #[test]
+    fn forged_edge_changes_and_garbage_are_refused_and_change_nothing() {
+        // Before the edge has written anything, a forged edge map would pass the log's own checks.
+        let mut relay = LogRelay::new(EVENT);
+        let heads = relay.doc().heads();
+
+        // A device that writes as the edge's actor.
+        let edge = edge_device(EVENT);
+        let mut forger = RedemptionDoc::new_for_device(edge);
+        let records = [record(2, 2, 0)];
+        let gates = ["Fake".to_owned()];
+        let batch = Batch { device_name: "edge", gates: &gates, records: &records, overrides: &[], time: 0 };
+        forger.append_batch(edge, batch).unwrap();
+        let mut forger_state = PeerState::new();
+        let mut relay_state = PeerState::new();
+        let before_state = encode_peer_state(&relay_state);
+        let mut refused = false;
+        for _ in 0..10 {
+            let Some(message) = forger.generate_sync_message(&mut forger_state) else { break };
+            match relay.serve(&mut relay_state, &message) {
+                Ok(reply) => {
+                    if let Some(reply) = reply.reply {
+                        forger.receive_sync_message(&mut forger_state, &reply).unwrap();
+                    }
+                }
+                Err(RelayError::ForgedEdgeChange) => {
+                    refused = true;
+                    break;
+                }
+                Err(other) => panic!("unexpected error {other}"),
+            }
+        }
+        assert!(refused);
+        assert_eq!(relay.doc().heads(), heads);
+        assert_eq!(relay.doc().record_count(), 0);
+        // The edge's own next change still goes in.
+        assert_eq!(relay.append_edge(&[edge_scan(1, 1, "North")], 1).unwrap(), 1);
+        let heads = relay.doc().heads();
+
+        let mut state = PeerState::new();
+        assert!(matches!(relay.serve(&mut state, b"\x42garbage"), Err(RelayError::Sync(_))));
+        assert_eq!(encode_peer_state(&state), before_state);
+        assert_eq!(relay.doc().heads(), heads);
+    }
+}
