@@ -1,11 +1,12 @@
-//! Admin API (bearer admin token): orders (view, refund, cancel), the email outbox and scanner devices.
+//! Admin API (bearer admin token): orders (view, refund, cancel), the email outbox and scanner devices
+//! (with the setup link a phone opens to configure the PWA scanner).
 //! Catalog administration lives in `catalog`.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::app::AppState;
@@ -68,6 +69,37 @@ async fn retry_email(_: Admin, State(state): State<AppState>, Path(id): Path<i64
 #[serde(deny_unknown_fields)]
 struct NewDevice {
     name: String,
+    /// The event the device will scan for: with it, the answer carries the device's setup link and QR.
+    #[serde(default)]
+    event: Option<i64>,
+}
+
+/// What a scanner's setup link carries (base64url JSON after `#setup=`). Field order is the documented
+/// format, so it is a struct rather than a map.
+#[derive(Debug, Serialize)]
+struct SetupPayload<'a> {
+    v: u8,
+    server: &'a str,
+    token: &'a str,
+    event: i64,
+    edge: Option<&'a str>,
+    device_name: &'a str,
+}
+
+/// `{public_url}/scanner/#setup=<base64url(JSON)>`: opening it on a phone configures the PWA scanner. The
+/// token travels in the fragment, which browsers never send to a server or put in a Referer.
+fn setup_url(state: &AppState, token: &str, event: i64, device_name: &str) -> Result<String> {
+    use base64::Engine as _;
+    let payload = SetupPayload {
+        v: 1,
+        server: &state.public_url,
+        token,
+        event,
+        edge: state.config.edge_url.as_deref().map(|u| u.trim_end_matches('/')),
+        device_name,
+    };
+    let json = serde_json::to_vec(&payload).map_err(Error::internal)?;
+    Ok(format!("{}/scanner/#setup={}", state.public_url, base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)))
 }
 
 async fn create_device(
@@ -76,6 +108,9 @@ async fn create_device(
     Json(d): Json<NewDevice>,
 ) -> Result<(StatusCode, axum::Json<Value>)> {
     let name = clean_text("name", &d.name, 100)?;
+    if let Some(event) = d.event {
+        crate::catalog::load_event(&state, event).await?;
+    }
     let id = random_id("dev");
     let token = random_token(32);
     sqlx::query("INSERT INTO devices (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)")
@@ -86,7 +121,16 @@ async fn create_device(
         .execute(&state.db.write)
         .await?;
     tracing::info!(device = %id, "scanner device registered");
-    Ok((StatusCode::CREATED, axum::Json(json!({ "id": id, "name": name, "token": token }))))
+    let mut body = json!({ "id": id, "name": name, "token": token });
+    if let Some(event) = d.event {
+        let url = setup_url(&state, &token, event, &name)?;
+        let svg = scanner_core::qr::render::svg(&url).map_err(Error::internal)?;
+        // The SVG as an element for inline use: without the XML declaration.
+        body["setup_qr_svg"] = json!(svg.find("<svg").map(|i| &svg[i..]).unwrap_or(&svg));
+        body["setup_url"] = json!(url);
+        body["event"] = json!(event);
+    }
+    Ok((StatusCode::CREATED, axum::Json(body)))
 }
 
 async fn list_devices(_: Admin, State(state): State<AppState>) -> Result<axum::Json<Value>> {

@@ -36,6 +36,9 @@ pub struct Inner {
     /// Secret that order access tokens are derived from (DATA_DIR/link-secret, 0600).
     pub link_secret: Vec<u8>,
     pub public_url: String,
+    /// Hands validated orders to the group committer.
+    pub order_queue: crate::order_queue::OrderQueue,
+    pub pricing: crate::catalog::PricingCache,
 }
 
 pub type AppState = Arc<Inner>;
@@ -147,15 +150,17 @@ pub fn router(state: AppState) -> Router {
         .merge(scanner::router())
         .merge(admin::router())
         .merge(sync::router())
+        .merge(crate::pages::router())
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(crate::extract::MAX_BODY_BYTES))
         .with_state(state.clone());
-    let web = &state.config.web_dir;
-    if web.is_dir() {
-        api = api.fallback_service(ServeDir::new(web));
-    } else {
-        api = api.fallback(|| async { Error::NotFound("page") });
+    // Only the scanner PWA is served from files (the order pages and the dashboard are compiled in):
+    // never the rest of web/, which holds tests and their node_modules.
+    let scanner_dir = state.config.web_dir.join("scanner");
+    if scanner_dir.is_dir() {
+        api = api.nest_service("/scanner", ServeDir::new(scanner_dir));
     }
+    api = api.fallback(|| async { Error::NotFound("page") });
     api
 }
 
@@ -183,6 +188,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let public_url =
         config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_owned();
     let payments = Payments::from_config(&config);
+    let (order_queue, order_queue_rx) = crate::order_queue::channel();
     let state: AppState = Arc::new(Inner {
         db,
         signer: Signer { key, keyring },
@@ -192,6 +198,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         admin_token,
         link_secret,
         public_url,
+        order_queue,
+        pricing: Default::default(),
         config,
     });
     if state.config.demo {
@@ -210,6 +218,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             tracing::error!(error = %e, "http server failed");
         }
     }));
+    tasks.push(tokio::spawn(crate::order_queue::run(state.clone(), order_queue_rx, shutdown_rx.clone())));
     tasks.push(tokio::spawn(email::run_worker(state.clone(), mailer, shutdown_rx.clone())));
     tasks.push(tokio::spawn(orders::run_hold_sweeper(state.clone(), shutdown_rx.clone(), Duration::from_millis(500))));
     tracing::info!(%addr, "issuer listening");

@@ -32,6 +32,10 @@ pub struct Config {
     #[arg(long, env = "ISSUER_PUBLIC_URL")]
     pub public_url: Option<String>,
 
+    /// Base URL of the edge verifier Worker that scanners should try first (put into scanner setup links).
+    #[arg(long, env = "ISSUER_EDGE_URL")]
+    pub edge_url: Option<String>,
+
     /// Bearer token for the admin API. If unset, one is generated on first start and written (0600) to
     /// DATA_DIR/admin-token.
     #[arg(long, env = "ISSUER_ADMIN_TOKEN", hide_env_values = true)]

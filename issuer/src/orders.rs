@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use rand::RngCore;
@@ -78,8 +78,11 @@ pub struct OrderCreated {
     pub hold_expires_at: Option<i64>,
 }
 
-struct Line {
+pub(crate) struct Line {
     ticket_type_id: i64,
+    /// The ticket type's index within the event (what the ticket carries).
+    type_index: i64,
+    reentry: bool,
     type_name: String,
     quantity: i64,
     unit_cents: i64,
@@ -87,12 +90,86 @@ struct Line {
     addon_lines: Vec<(String, i64)>,
 }
 
+/// A validated, priced order ready to be written: what the group committer needs.
+pub(crate) struct OrderRow {
+    pub order_id: String,
+    token_hash: String,
+    name: String,
+    email: String,
+    event_id: i64,
+    event_ends_at: i64,
+    status: &'static str,
+    method: &'static str,
+    total: i64,
+    currency: String,
+    hold_expires_at: Option<i64>,
+    created: i64,
+    /// The order is confirmed at once (free / pay at door): its tickets and email job are written too.
+    pub settles: bool,
+    lines: Vec<Line>,
+}
+
+/// Writes one order inside `tx`: reserves every line (`Ok(Some(reason))` if sold out: the caller rolls
+/// back), inserts the order and its items, and for an order that settles at once its tickets and email job.
+pub(crate) async fn write_order(
+    tx: &mut Transaction<'_, Sqlite>,
+    state: &AppState,
+    row: &OrderRow,
+) -> Result<Option<String>> {
+    if let Some(sold_out) = reserve(tx, row.event_id, &row.lines).await? {
+        return Ok(Some(sold_out));
+    }
+    sqlx::query(
+        "INSERT INTO orders (id, event_id, token_hash, customer_name, customer_email, status, payment_method, total_cents,
+                             currency, hold_expires_at, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+    )
+    .bind(&row.order_id)
+    .bind(row.event_id)
+    .bind(&row.token_hash)
+    .bind(&row.name)
+    .bind(&row.email)
+    .bind(row.status)
+    .bind(row.method)
+    .bind(row.total)
+    .bind(&row.currency)
+    .bind(row.hold_expires_at)
+    .bind(row.created)
+    .execute(&mut **tx)
+    .await?;
+    for line in &row.lines {
+        sqlx::query("INSERT INTO order_items (order_id, ticket_type_id, quantity, addon_mask) VALUES ($1, $2, $3, $4)")
+            .bind(&row.order_id)
+            .bind(line.ticket_type_id)
+            .bind(line.quantity)
+            .bind(line.addon_mask)
+            .execute(&mut **tx)
+            .await?;
+    }
+    if row.settles {
+        // Everything the tickets need is in hand: no need to read back what was just written.
+        let lines: Vec<TicketLine> = row
+            .lines
+            .iter()
+            .map(|l| TicketLine {
+                quantity: l.quantity,
+                addon_mask: l.addon_mask,
+                type_index: l.type_index,
+                reentry: l.reentry,
+            })
+            .collect();
+        sign_and_store(tx, state, &row.order_id, row.event_id, row.event_ends_at, &row.name, &lines).await?;
+    }
+    Ok(None)
+}
+
 /// Validates the request against the catalog and prices it.
-async fn plan(state: &AppState, req: &NewOrder) -> Result<(Vec<Line>, i64, String)> {
+async fn plan(state: &AppState, req: &NewOrder) -> Result<(Vec<Line>, i64, String, i64)> {
     if req.items.is_empty() || req.items.len() > 16 {
         return Err(Error::validation("items", "must contain between 1 and 16 lines"));
     }
-    let event = crate::catalog::load_event(state, req.event_id).await?;
+    let event = crate::catalog::event_for_pricing(state, req.event_id).await?;
+    let t = now();
     let mut total_qty = 0;
     let mut lines = Vec::new();
     let mut currency: Option<String> = None;
@@ -105,7 +182,7 @@ async fn plan(state: &AppState, req: &NewOrder) -> Result<(Vec<Line>, i64, Strin
         let tt = event.ticket_types.iter().find(|t| t.index == item.ticket_type).ok_or_else(|| {
             Error::validation("ticket_type", format!("event has no ticket type {}", item.ticket_type))
         })?;
-        if !tt.on_sale {
+        if !tt.on_sale_at(t) {
             return Err(Error::validation("ticket_type", format!("{} is not on sale now", tt.name)));
         }
         if currency.get_or_insert_with(|| tt.currency.clone()) != &tt.currency {
@@ -130,6 +207,8 @@ async fn plan(state: &AppState, req: &NewOrder) -> Result<(Vec<Line>, i64, Strin
         total += unit * item.quantity;
         lines.push(Line {
             ticket_type_id: tt.id,
+            type_index: tt.index,
+            reentry: tt.reentry,
             type_name: tt.name.clone(),
             quantity: item.quantity,
             unit_cents: tt.price_cents,
@@ -143,7 +222,7 @@ async fn plan(state: &AppState, req: &NewOrder) -> Result<(Vec<Line>, i64, Strin
             format!("an order may contain at most {MAX_TICKETS_PER_ORDER} tickets"),
         ));
     }
-    Ok((lines, total, currency.unwrap_or_else(|| "EUR".into())))
+    Ok((lines, total, currency.unwrap_or_else(|| "EUR".into()), event.ends_at))
 }
 
 /// Reserves every line; `Ok(false)` if any is sold out (the caller rolls back).
@@ -219,6 +298,8 @@ async fn re_reserve(tx: &mut Transaction<'_, Sqlite>, order_id: &str) -> Result<
         .into_iter()
         .map(|(tt, qty, mask, _)| Line {
             ticket_type_id: tt,
+            type_index: 0,
+            reentry: false,
             type_name: String::new(),
             quantity: qty,
             unit_cents: 0,
@@ -229,32 +310,59 @@ async fn re_reserve(tx: &mut Transaction<'_, Sqlite>, order_id: &str) -> Result<
     Ok(reserve(tx, event_id, &lines).await?.is_none())
 }
 
+/// What one line of tickets is signed with.
+pub(crate) struct TicketLine {
+    quantity: i64,
+    addon_mask: i64,
+    /// The ticket type's index within the event.
+    type_index: i64,
+    reentry: bool,
+}
+
 /// Signs and stores the tickets of an order and enqueues its confirmation email, inside `tx`.
 pub async fn issue_tickets(tx: &mut Transaction<'_, Sqlite>, state: &AppState, order_id: &str) -> Result<usize> {
-    let rows: Vec<(i64, i64, i64, bool, i64, String)> = sqlx::query_as(
-        "SELECT i.quantity, i.addon_mask, t.idx, t.reentry, e.ends_at, o.customer_name
+    let rows: Vec<(i64, i64, i64, bool, i64, String, i64)> = sqlx::query_as(
+        "SELECT i.quantity, i.addon_mask, t.idx, t.reentry, e.ends_at, o.customer_name, o.event_id
          FROM order_items i JOIN ticket_types t ON t.id = i.ticket_type_id JOIN orders o ON o.id = i.order_id
          JOIN events e ON e.id = o.event_id WHERE i.order_id = $1 ORDER BY i.id",
     )
     .bind(order_id)
     .fetch_all(&mut **tx)
     .await?;
-    let (event_id,): (i64,) =
-        sqlx::query_as("SELECT event_id FROM orders WHERE id = $1").bind(order_id).fetch_one(&mut **tx).await?;
+    let Some((_, _, _, _, ends_at, holder, event_id)) = rows.first().cloned() else {
+        return Err(Error::internal(format!("order {order_id} has no items")));
+    };
+    let lines: Vec<TicketLine> = rows
+        .into_iter()
+        .map(|(quantity, addon_mask, type_index, reentry, ..)| TicketLine { quantity, addon_mask, type_index, reentry })
+        .collect();
+    sign_and_store(tx, state, order_id, event_id, ends_at, &holder, &lines).await
+}
+
+/// Signs each ticket of `lines`, stores it, and enqueues the order's confirmation email, inside `tx`.
+async fn sign_and_store(
+    tx: &mut Transaction<'_, Sqlite>,
+    state: &AppState,
+    order_id: &str,
+    event_id: i64,
+    event_ends_at: i64,
+    holder: &str,
+    lines: &[TicketLine],
+) -> Result<usize> {
     let key = &state.signer.key;
     let created = now();
     let mut seq = 0i64;
-    for (qty, mask, idx, reentry, ends_at, holder) in rows {
-        for _ in 0..qty {
+    for line in lines {
+        for _ in 0..line.quantity {
             let ticket = Ticket {
                 key_id: key.key_id(),
                 event_id: u32::try_from(event_id).map_err(Error::internal)?,
                 ticket_id: TicketId::random(),
-                ticket_type: u8::try_from(idx).map_err(Error::internal)?,
-                addons: u16::try_from(mask).map_err(Error::internal)?,
-                policy: if reentry { EntryPolicy::ReEntry } else { EntryPolicy::SingleEntry },
+                ticket_type: u8::try_from(line.type_index).map_err(Error::internal)?,
+                addons: u16::try_from(line.addon_mask).map_err(Error::internal)?,
+                policy: if line.reentry { EntryPolicy::ReEntry } else { EntryPolicy::SingleEntry },
                 valid_from: None,
-                valid_until: u32::try_from(ends_at + VALID_AFTER_END_SECS).ok(),
+                valid_until: u32::try_from(event_ends_at + VALID_AFTER_END_SECS).ok(),
             };
             let signed = key.sign_ticket(&ticket).map_err(Error::internal)?;
             sqlx::query(
@@ -265,9 +373,9 @@ pub async fn issue_tickets(tx: &mut Transaction<'_, Sqlite>, state: &AppState, o
             .bind(order_id)
             .bind(seq)
             .bind(event_id)
-            .bind(idx)
-            .bind(mask)
-            .bind(&holder)
+            .bind(line.type_index)
+            .bind(line.addon_mask)
+            .bind(holder)
             .bind(i64::from(key.key_id().0))
             .bind(signed.to_qr_text())
             .bind(created)
@@ -294,7 +402,7 @@ async fn create_order(
 pub async fn place_order(state: &AppState, req: NewOrder) -> Result<OrderCreated> {
     let name = clean_text("name", &req.name, 100)?;
     let email = clean_email(&req.email)?;
-    let (lines, total, currency) = plan(state, &req).await?;
+    let (lines, total, currency, event_ends_at) = plan(state, &req).await?;
     let provider = state.payments.select(req.payment.as_deref(), total)?;
     let order_id = random_id("ord");
     let token = order_token(state, &order_id);
@@ -303,53 +411,26 @@ pub async fn place_order(state: &AppState, req: NewOrder) -> Result<OrderCreated
     let hold_expires_at = (!settles).then(|| created + state.config.hold_seconds as i64);
     let status = if settles { "confirmed" } else { "pending" };
 
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let mut tx = state.db.write.begin().await?;
-        if let Some(sold_out) = reserve(&mut tx, req.event_id, &lines).await? {
-            drop(tx);
-            // Expired holds may not have been swept yet: release them and try once more.
-            if attempt == 1 && expire_holds(state).await? > 0 {
-                continue;
-            }
-            return Err(Error::Conflict(sold_out));
-        }
-        sqlx::query(
-            "INSERT INTO orders (id, event_id, token_hash, customer_name, customer_email, status, payment_method, total_cents,
-                                 currency, hold_expires_at, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
-        )
-        .bind(&order_id)
-        .bind(req.event_id)
-        .bind(hash_secret(&token))
-        .bind(&name)
-        .bind(&email)
-        .bind(status)
-        .bind(provider.method())
-        .bind(total)
-        .bind(&currency)
-        .bind(hold_expires_at)
-        .bind(created)
-        .execute(&mut *tx)
-        .await?;
-        for line in &lines {
-            sqlx::query(
-                "INSERT INTO order_items (order_id, ticket_type_id, quantity, addon_mask) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&order_id)
-            .bind(line.ticket_type_id)
-            .bind(line.quantity)
-            .bind(line.addon_mask)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if settles {
-            issue_tickets(&mut tx, state, &order_id).await?;
-        }
-        tx.commit().await?;
-        break;
-    }
+    let row = OrderRow {
+        order_id: order_id.clone(),
+        token_hash: hash_secret(&token),
+        name,
+        email: email.clone(),
+        event_id: req.event_id,
+        event_ends_at,
+        status,
+        method: provider.method(),
+        total,
+        currency: currency.clone(),
+        hold_expires_at,
+        created,
+        settles,
+        lines,
+    };
+    // The group committer writes it together with other orders arriving at the same moment: one fsync
+    // for the batch instead of one per order (see order_queue).
+    let row = state.order_queue.place(row).await?;
+    let lines = row.lines;
     if settles {
         state.mail_wakeup.notify_one();
     }
@@ -691,7 +772,9 @@ async fn order_json(
 
 /// Formats minor units as `12.34 EUR`.
 pub fn money(cents: i64, currency: &str) -> String {
-    format!("{}.{:02} {}", cents / 100, cents % 100, currency)
+    let sign = if cents < 0 { "-" } else { "" };
+    let cents = cents.unsigned_abs();
+    format!("{sign}{}.{:02} {}", cents / 100, cents % 100, currency)
 }
 
 fn inline_svg(text: &str) -> String {
@@ -704,56 +787,125 @@ fn inline_svg(text: &str) -> String {
     }
 }
 
-/// A minimal server-rendered order page. Every customer-supplied string is escaped.
-pub fn render_order_html(o: &OrderView) -> String {
-    let mut tickets = String::new();
+/// The query of the customer's order page: the access token, and the flag the payment provider's return
+/// links add.
+#[derive(Debug, Deserialize)]
+pub struct OrderPageQuery {
+    #[serde(default)]
+    pub token: String,
+    /// Back from a completed checkout (the webhook may not have arrived yet).
+    #[serde(default)]
+    pub paid: Option<String>,
+    /// Back from a checkout the customer left.
+    #[serde(default)]
+    pub cancelled: Option<String>,
+}
+
+/// The customer's order page: status, and each ticket's QR large enough to scan from a phone screen. Every
+/// customer-supplied string is escaped. `token` is the order's access token (for the PNG download links).
+pub fn render_order_html(o: &OrderView, token: &str, query: &OrderPageQuery) -> String {
+    let id = html_escape(&o.id);
+    let token_q = html_escape(&urlencode_token(token));
+    let mut main = format!(
+        "<h1>{event}</h1><p class=\"meta\">{venue}</p>",
+        event = html_escape(&o.event.name),
+        venue = html_escape(&o.event.venue)
+    );
+    let status_line = match o.status.as_str() {
+        "confirmed" => format!(
+            "<div class=\"notice\" role=\"status\"><p><strong>Your order is confirmed.</strong> Your tickets are on \
+their way to <strong>{}</strong>. You can also show them from this page at the door.</p></div>",
+            html_escape(&o.customer_email)
+        ),
+        "pending" if query.paid.is_some() => {
+            "<div class=\"notice\" role=\"status\"><p><strong>Thank you!</strong> We are confirming your payment; \
+this page refreshes by itself in a few seconds.</p></div>"
+                .to_owned()
+        }
+        "pending" if query.cancelled.is_some() => format!(
+            "<div class=\"error-summary\" role=\"alert\"><p>You left the payment page, so nothing was charged. Your \
+tickets stay reserved for a short while: <a href=\"/events/{}\">order again</a>.</p></div>",
+            o.event.id
+        ),
+        "pending" => "<div class=\"notice\" role=\"status\"><p>This order is waiting for payment.</p></div>".to_owned(),
+        "expired" | "cancelled" => format!(
+            "<div class=\"error-summary\" role=\"alert\"><p>This order is <strong>{}</strong>: the reservation ran \
+out before a payment arrived, and nothing was charged. <a href=\"/events/{}\">Order again</a>.</p></div>",
+            html_escape(&o.status),
+            o.event.id
+        ),
+        "refunded" => "<div class=\"error-summary\" role=\"alert\"><p>This order was refunded; its tickets are no \
+longer valid.</p></div>"
+            .to_owned(),
+        other => format!("<p>Status: <strong>{}</strong></p>", html_escape(other)),
+    };
+    main.push_str(&status_line);
+    if o.payment_method == "at_door" && o.status == "confirmed" && o.total_cents > 0 {
+        main.push_str(&format!(
+            "<p><strong>Please pay {} at the door.</strong></p>",
+            html_escape(&money(o.total_cents, &o.currency))
+        ));
+    }
+    main.push_str(&format!(
+        "<p>Order <code>{id}</code> for {name} · total {total}</p>",
+        name = html_escape(&o.customer_name),
+        total = html_escape(&money(o.total_cents, &o.currency))
+    ));
     for t in &o.tickets {
         let addons =
             if t.addons.is_empty() { String::new() } else { format!(" + {}", html_escape(&t.addons.join(", "))) };
         let body = if t.revoked {
             "<p class=\"revoked\">This ticket was revoked (refunded or cancelled).</p>".to_owned()
         } else {
-            format!("<div class=\"qr\">{}</div>", inline_svg(&t.qr_text))
+            format!(
+                "<div class=\"qr\" role=\"img\" aria-label=\"QR code of ticket {n}\">{svg}</div>\
+<p><a href=\"/orders/{id}/tickets/{seq}/qr.png?token={token_q}\" download=\"ticket-{n}.png\">Download ticket {n} as \
+an image</a></p>",
+                n = t.seq + 1,
+                seq = t.seq,
+                svg = inline_svg(&t.qr_text)
+            )
         };
-        tickets.push_str(&format!(
-            "<section class=\"ticket\"><h2>Ticket {} — {}{}</h2><p>Holder: {}</p>{}</section>\n",
-            t.seq + 1,
-            html_escape(&t.ticket_type_name),
-            addons,
-            html_escape(&t.holder_name),
-            body
+        main.push_str(&format!(
+            "<section class=\"ticket\" data-seq=\"{seq}\"><h2>Ticket {n} — {ty}{addons}</h2><p>Holder: {holder}</p>{body}\
+</section>\n",
+            seq = t.seq,
+            n = t.seq + 1,
+            ty = html_escape(&t.ticket_type_name),
+            holder = html_escape(&t.holder_name),
         ));
     }
-    if o.tickets.is_empty() {
-        tickets.push_str(&format!("<p>No tickets yet: this order is <strong>{}</strong>.</p>", html_escape(&o.status)));
+    let mut html = crate::pages::layout(&format!("Order {id}"), &main, None);
+    if o.status == "pending" && query.paid.is_some() {
+        // Works without JavaScript: the browser reloads until the webhook has confirmed the order.
+        html = html.replacen("<head>", "<head><meta http-equiv=\"refresh\" content=\"3\">", 1);
     }
-    format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
-<title>Order {id}</title><style>body{{font-family:sans-serif;max-width:40em;margin:auto;padding:1em}}\
-.qr svg{{width:16em;height:16em}}.revoked{{color:#a00}}</style></head><body>\
-<h1>{event}</h1><p>{venue}</p><p>Order {id} for {name} — status <strong>{status}</strong> — total {total}</p>\n{tickets}</body></html>\n",
-        id = html_escape(&o.id),
-        event = html_escape(&o.event.name),
-        venue = html_escape(&o.event.venue),
-        name = html_escape(&o.customer_name),
-        status = html_escape(&o.status),
-        total = html_escape(&money(o.total_cents, &o.currency)),
-        tickets = tickets
-    )
+    html
+}
+
+/// Order tokens are base64url already; anything else is percent-encoded so it stays one query value.
+fn urlencode_token(token: &str) -> String {
+    token
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 async fn order_html(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<TokenQuery>,
+    Query(q): Query<OrderPageQuery>,
 ) -> Result<Response> {
     let order = load_order(&state, &id, Some(&q.token)).await?;
-    let mut resp = Html(render_order_html(&order)).into_response();
-    resp.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
-    resp.headers_mut().insert(
-        header::CONTENT_SECURITY_POLICY,
-        header::HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:"),
-    );
+    let html = render_order_html(&order, &q.token, &q);
+    let mut resp = crate::pages::html_response(StatusCode::OK, html);
+    // The URL holds the order's access token: never send it to another site.
     resp.headers_mut().insert("referrer-policy", header::HeaderValue::from_static("no-referrer"));
     Ok(resp)
 }

@@ -19,9 +19,16 @@ pub fn now_ms() -> i64 {
 
 /// `n` random bytes from the OS CSPRNG, base64url.
 pub fn random_token(n: usize) -> String {
-    let mut bytes = vec![0u8; n];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    B64.encode(bytes)
+    loop {
+        let mut bytes = vec![0u8; n];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        let token = B64.encode(bytes);
+        // A token that starts with '-' reads as an option when pasted into a command line
+        // (`scanner init --token -9Px...`): draw again (1 in 64), at no cost to its entropy that matters.
+        if !token.starts_with('-') {
+            return token;
+        }
+    }
 }
 
 /// A random identifier with a readable prefix, e.g. `ord_3f9a...` (80 random bits).
@@ -31,9 +38,10 @@ pub fn random_id(prefix: &str) -> String {
     format!("{prefix}_{}", hex::encode(bytes))
 }
 
-/// SHA-256 hex of a secret: what the database stores instead of tokens.
+/// SHA-256 hex of a secret: what the database stores instead of tokens. scanner-core defines it, so the
+/// edge Worker's list of allowed device-token hashes is the same hash.
 pub fn hash_secret(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    scanner_core::token::token_hash_hex(secret)
 }
 
 /// Constant-time equality of two byte strings of possibly different lengths (compares their hashes).

@@ -5,34 +5,11 @@ mod common;
 
 use std::time::Duration;
 
-use axum::routing::post;
-use common::{eventually, start_with};
+use common::{eventually, fake_stripe, start_with};
 use issuer::payments::stripe::sign;
 use serde_json::{json, Value};
 
 const WHSEC: &str = "whsec_test_secret";
-
-async fn fake_stripe() -> String {
-    let counter = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let app = axum::Router::new()
-        .route(
-            "/v1/checkout/sessions",
-            post(move || {
-                let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                async move {
-                    axum::Json(
-                        json!({"id": format!("cs_test_{n}"), "url": format!("https://checkout.example/cs_test_{n}")}),
-                    )
-                }
-            }),
-        )
-        .route("/v1/checkout/sessions/{id}/expire", post(|| async { axum::Json(json!({"status":"expired"})) }))
-        .route("/v1/refunds", post(|| async { axum::Json(json!({"id":"re_1","status":"succeeded"})) }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
-}
 
 fn paid_event(event_id: &str, order_id: &str, session: &str, amount: i64) -> Vec<u8> {
     serde_json::to_vec(&json!({

@@ -133,3 +133,30 @@ pub fn decode_qr_png(png: &[u8]) -> Option<String> {
     let img = image::load_from_memory(png).ok()?.to_luma8();
     scanner_core::qr::decode::decode_luma(img.width() as usize, img.height() as usize, img.as_raw())
 }
+
+/// A local stand-in for Stripe's API (the real one cannot run here): a real HTTP server on a random port
+/// that creates checkout sessions, expires them and accepts refunds. Webhooks are signed by the tests.
+pub async fn fake_stripe() -> String {
+    let counter = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let app = axum::Router::new()
+        .route(
+            "/v1/checkout/sessions",
+            axum::routing::post(move || {
+                let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async move {
+                    axum::Json(
+                        json!({"id": format!("cs_test_{n}"), "url": format!("https://checkout.example/cs_test_{n}")}),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/v1/checkout/sessions/{id}/expire",
+            axum::routing::post(|| async { axum::Json(json!({"status":"expired"})) }),
+        )
+        .route("/v1/refunds", axum::routing::post(|| async { axum::Json(json!({"id":"re_1","status":"succeeded"})) }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}

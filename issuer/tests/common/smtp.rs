@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! A real local SMTP server (aiosmtpd with STARTTLS and AUTH) run by the test harness. If it cannot be
 //! started the test fails: it is never skipped.
 
@@ -99,7 +100,8 @@ pub fn start(dir: &Path, port: u16) -> Smtp {
         make_certs(dir)
     };
     let out = dir.join("mail");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_server.py");
+    // Relative to the workspace, so the cross-component tests (another crate) can include this module too.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../issuer/tests/support/smtp_server.py");
     let mut child = Command::new(python())
         .arg(script)
         .args(["--port", &port.to_string(), "--user", USER, "--password", PASSWORD])

@@ -1,0 +1,158 @@
+//! Group commit for orders.
+//!
+//! SQLite has one writer and, with `synchronous = FULL`, one fsync per transaction. Committing each order
+//! in its own transaction caps durable orders per second at the disk's fsync rate, which is exactly the
+//! ceiling a sales spike hits. Instead, every handler hands its validated order to one committer task,
+//! which takes whatever has queued up (up to [`MAX_BATCH`]) and writes it in ONE transaction: each order in
+//! its own savepoint, so a sold-out or failing order rolls back alone while the others commit, and every
+//! handler is answered only after the commit that made its order durable.
+//!
+//! Under light load a batch is a single order and nothing waits for company: latency stays one commit.
+//! The oversell guarantee is unchanged, because each reservation is still the conditional `UPDATE` in
+//! `orders::reserve`, executed by the one writer.
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::app::AppState;
+use crate::error::{Error, Result};
+use crate::orders::{expire_holds, write_order, OrderRow};
+
+/// Most orders written by one transaction. Large enough to amortise the fsync, small enough that the
+/// writer connection is never held for long.
+pub const MAX_BATCH: usize = 128;
+/// Orders that may wait for the committer before new ones are pushed back (the handlers then wait).
+const QUEUE_DEPTH: usize = 4096;
+
+struct Placement {
+    row: OrderRow,
+    /// Whether this order already went through a batch and was sold out, and holds were then expired.
+    retried: bool,
+    reply: oneshot::Sender<Result<OrderRow>>,
+}
+
+/// The handlers' side of the committer.
+#[derive(Clone)]
+pub struct OrderQueue {
+    tx: mpsc::Sender<Placement>,
+}
+
+/// The committer's side, handed to [`run`].
+pub struct OrderQueueReceiver {
+    rx: mpsc::Receiver<Placement>,
+}
+
+pub fn channel() -> (OrderQueue, OrderQueueReceiver) {
+    let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+    (OrderQueue { tx }, OrderQueueReceiver { rx })
+}
+
+fn stopped() -> Error {
+    Error::Internal("the order committer has stopped (server shutting down)".into())
+}
+
+impl OrderQueue {
+    /// Writes `row` durably (returned back on success), or fails with the order's own error: `Conflict`
+    /// when sold out, a database error when its transaction could not commit.
+    pub(crate) async fn place(&self, row: OrderRow) -> Result<OrderRow> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(Placement { row, retried: false, reply }).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+/// Runs the committer until shutdown. Orders already queued when shutdown arrives are still written.
+pub async fn run(state: AppState, mut queue: OrderQueueReceiver, mut shutdown: watch::Receiver<bool>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        let stopping = tokio::select! {
+            biased;
+            n = queue.rx.recv_many(&mut batch, MAX_BATCH) => {
+                if n == 0 {
+                    return;
+                }
+                false
+            }
+            _ = shutdown.wait_for(|stop| *stop) => true,
+        };
+        if stopping {
+            queue.rx.close();
+            while queue.rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                commit_batch(&state, std::mem::take(&mut batch)).await;
+            }
+            return;
+        }
+        commit_batch(&state, std::mem::take(&mut batch)).await;
+    }
+}
+
+/// Writes one batch and answers every handler in it.
+async fn commit_batch(state: &AppState, batch: Vec<Placement>) {
+    let mut batch = batch;
+    loop {
+        let results = match write_batch(state, &batch).await {
+            Ok(results) => results,
+            Err(e) => {
+                // The transaction itself failed (disk full, I/O error): nothing of the batch is committed.
+                tracing::error!(error = %e, orders = batch.len(), "order batch failed to commit");
+                let message = e.to_string();
+                for p in batch {
+                    let _ = p.reply.send(Err(Error::Internal(message.clone())));
+                }
+                return;
+            }
+        };
+        let mut sold_out = Vec::new();
+        for (p, result) in batch.into_iter().zip(results) {
+            match result {
+                Err(Error::Conflict(reason)) if !p.retried => sold_out.push((p, reason)),
+                other => {
+                    let _ = p.reply.send(other.map(|()| p.row));
+                }
+            }
+        }
+        if sold_out.is_empty() {
+            return;
+        }
+        // Expired holds may not have been swept yet: release them, then try the sold-out orders once more.
+        let released = match expire_holds(state).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "releasing expired holds failed");
+                0
+            }
+        };
+        if released == 0 {
+            for (p, reason) in sold_out {
+                let _ = p.reply.send(Err(Error::Conflict(reason)));
+            }
+            return;
+        }
+        batch = sold_out.into_iter().map(|(p, _)| Placement { retried: true, ..p }).collect();
+    }
+}
+
+/// One transaction for the whole batch, a savepoint per order. The outer `Err` means nothing committed.
+async fn write_batch(state: &AppState, batch: &[Placement]) -> Result<Vec<Result<()>>> {
+    let mut tx = state.db.write.begin().await?;
+    let mut results = Vec::with_capacity(batch.len());
+    for p in batch {
+        let mut order = sqlx::Acquire::begin(&mut *tx).await?;
+        match write_order(&mut order, state, &p.row).await {
+            Ok(None) => {
+                order.commit().await?;
+                results.push(Ok(()));
+            }
+            Ok(Some(reason)) => {
+                order.rollback().await?;
+                results.push(Err(Error::Conflict(reason)));
+            }
+            Err(e) => {
+                order.rollback().await?;
+                tracing::warn!(order = %p.row.order_id, error = %e, "order rolled back");
+                results.push(Err(e));
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(results)
+}

@@ -1,0 +1,155 @@
+// Progressive enhancement of the server-rendered order form. The form works without this script (a plain
+// POST, priced and validated by the server); the script only adds a live total, messages next to a field
+// as soon as it is left, a fresh availability count every 20 s, and the event time in the event's zone.
+// It never decides a price: the server prices the order again.
+'use strict';
+
+(function () {
+  // Focus the error summary of a rejected form so keyboard and screen reader users land on it.
+  const summary = document.getElementById('error-summary');
+  if (summary) summary.focus();
+
+  for (const t of document.querySelectorAll('time[data-tz]')) {
+    try {
+      const when = new Date(t.getAttribute('datetime'));
+      const fmt = new Intl.DateTimeFormat(undefined, {
+        dateStyle: 'full',
+        timeStyle: 'short',
+        timeZone: t.dataset.tz,
+        timeZoneName: 'short',
+      });
+      t.textContent = fmt.format(when);
+    } catch {
+      // Unknown time zone in this browser: keep the server's UTC text.
+    }
+  }
+
+  const form = document.getElementById('order-form');
+  if (!form) return;
+  const currency = form.dataset.currency || 'EUR';
+  const totalEl = document.getElementById('total');
+  const money = new Intl.NumberFormat(undefined, { style: 'currency', currency });
+
+  function total() {
+    let cents = 0;
+    for (const fs of form.querySelectorAll('fieldset.ticket-type')) {
+      const qty = Number.parseInt(fs.querySelector('input[type=number]').value, 10);
+      if (!Number.isFinite(qty) || qty <= 0) continue;
+      let unit = Number(fs.dataset.price);
+      for (const cb of fs.querySelectorAll('input[type=checkbox]:checked')) unit += Number(cb.dataset.price);
+      cents += unit * qty;
+    }
+    return cents;
+  }
+  function showTotal() {
+    totalEl.textContent = money.format(total() / 100);
+  }
+  form.addEventListener('input', showTotal);
+  form.addEventListener('change', showTotal);
+  showTotal();
+
+  // Inline validation with the browser's own constraint checks, shown in words next to the field.
+  function fieldMessage(input) {
+    if (input.validity.valid) return '';
+    if (input.validity.valueMissing) return 'Please fill this in.';
+    if (input.validity.typeMismatch && input.type === 'email') return 'Please enter an email address like name@example.org.';
+    if (input.validity.rangeOverflow) return `At most ${input.max} tickets of this type are available.`;
+    if (input.validity.rangeUnderflow) return 'Quantity cannot be negative.';
+    if (input.validity.badInput || input.validity.stepMismatch) return 'Please enter a whole number.';
+    return input.validationMessage;
+  }
+  function check(input) {
+    const id = `${input.id}-live-error`;
+    let el = document.getElementById(id);
+    const msg = fieldMessage(input);
+    if (!msg) {
+      // Fixed: drop our message and the server's earlier one about this field.
+      if (el) el.remove();
+      document.getElementById(`${input.id}-error`)?.remove();
+      input.removeAttribute('aria-invalid');
+      input.removeAttribute('aria-describedby');
+      return true;
+    }
+    if (!el) {
+      el = document.createElement('p');
+      el.className = 'field-error';
+      el.id = id;
+      input.insertAdjacentElement('afterend', el);
+    }
+    el.textContent = msg;
+    input.setAttribute('aria-invalid', 'true');
+    input.setAttribute('aria-describedby', id);
+    return false;
+  }
+  for (const input of form.querySelectorAll('input[type=text], input[type=email], input[type=number]')) {
+    input.addEventListener('blur', () => check(input));
+  }
+  form.addEventListener('submit', (ev) => {
+    let firstBad = null;
+    for (const input of form.querySelectorAll('input[type=text], input[type=email], input[type=number]')) {
+      if (!input.disabled && !check(input) && !firstBad) firstBad = input;
+    }
+    if (!firstBad && total() === 0 && !hasTickets()) {
+      firstBad = form.querySelector('fieldset.ticket-type input[type=number]:not([disabled])');
+      if (firstBad) {
+        firstBad.setCustomValidity('Choose at least one ticket.');
+        check(firstBad);
+        firstBad.setCustomValidity('');
+      }
+    }
+    if (firstBad) {
+      ev.preventDefault();
+      firstBad.focus();
+      return;
+    }
+    // One order per click: a double click must not place two orders.
+    const button = form.querySelector('button[type=submit]');
+    if (button.disabled) ev.preventDefault();
+    button.disabled = true;
+    button.textContent = 'Placing your order…';
+  });
+  function hasTickets() {
+    return [...form.querySelectorAll('fieldset.ticket-type input[type=number]')].some(
+      (i) => Number.parseInt(i.value, 10) > 0,
+    );
+  }
+  // Browsers keep a form's disabled button when the page comes back from the back/forward cache.
+  window.addEventListener('pageshow', () => {
+    const button = form.querySelector('button[type=submit]');
+    button.disabled = false;
+    button.textContent = 'Order tickets';
+  });
+
+  async function refreshAvailability() {
+    let event;
+    try {
+      const res = await fetch(`/v1/events/${form.dataset.event}`, { headers: { accept: 'application/json' } });
+      if (!res.ok) return;
+      event = await res.json();
+    } catch {
+      return; // Offline for a moment: the server checks availability again on submit anyway.
+    }
+    for (const tt of event.ticket_types) {
+      const span = form.querySelector(`[data-ticket-type="${tt.index}"]`);
+      const input = form.querySelector(`#qty_${tt.index}`);
+      if (!span || !input) continue;
+      const left = Math.max(0, tt.available);
+      span.textContent = left === 0 ? 'Sold out' : `${left} left`;
+      span.className = left === 0 ? 'availability soldout' : 'availability';
+      input.max = String(Math.min(left, 20));
+      input.disabled = left === 0;
+    }
+    for (const a of event.addons) {
+      for (const span of form.querySelectorAll(`[data-addon="${a.index}"]`)) {
+        const left = Math.max(0, a.available);
+        span.textContent = left === 0 ? 'sold out' : `${left} left`;
+        const cb = span.closest('label')?.querySelector('input[type=checkbox]');
+        if (cb && left === 0 && !cb.checked) cb.disabled = true;
+      }
+    }
+  }
+  setInterval(refreshAvailability, 20_000);
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible') refreshAvailability();
+  });
+})();
