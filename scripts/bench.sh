@@ -1,21 +1,39 @@
 #!/usr/bin/env bash
-# Runs the project's benchmarks (release builds) and writes their JSON into bench/out/.
-#   scanner-core: ticket size/QR version, verify µs, sign+render ms, decode on the degraded corpus
-#   bench-log:    scan pipeline p50/p99, bytes/scan synced, merge + report of 20 logs / 50k scans
-#   issuer-bench: durable orders/s and latency at a fixed offered load, idle RSS
-#   edge-bench:   redemption latency under workerd, wasm size
+# The one benchmark command (README: "Benchmarks"). Runs every bench of the project on release builds,
+# keeps each raw JSON in bench/out/, and writes bench/results.json + bench/results.md (the table):
+#   bench (scanner-core): ticket size/QR version, verify µs, sign+render ms, decode on the degraded corpus
+#   bench/peers.py:       zxing-cpp and zbar (PyPI) on the same corpus, in the same run, for the ratio
+#   bench-log:            scan pipeline p50/p99, bytes/scan synced, merge + report of 20 logs / 50k scans
+#   issuer-bench:         durable orders/s, latency, oversold, idle and loaded RSS at a fixed offered load
+#   edge-bench:           redemption p50/p99 under workerd at a fixed concurrency, Worker wasm size
+#   web-build + web/scanner-wasm/bench.mjs: the scanner PWA's wasm size, the decode corpus in Chromium
+# Installs what it needs (Python venv packages) like the test command; run scripts/test.sh once first on a
+# fresh machine for the apt packages and the wasm toolchain.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tickets/target}"
+cache="${TICKETS_CACHE:-$HOME/.cache/tickets}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
 out=bench/out
 mkdir -p "$out"
+rm -f "$out"/*.json
 cargo build --release -q -p scanner-core --bins -p issuer
+echo "bench: scanner-core (ticket, decode corpus)" >&2
 "$CARGO_TARGET_DIR/release/bench" --corpus-dir "$out/corpus" > "$out/scanner-core.json"
+venv="$cache/venv"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install -q -r bench/requirements.txt
+echo "bench: peers (zxing-cpp, zbar) on the same corpus" >&2
+"$venv/bin/python" bench/peers.py "$out/corpus" > "$out/peers.json"
+echo "bench: redemption log" >&2
 "$CARGO_TARGET_DIR/release/bench-log" > "$out/redemption.json"
-"$CARGO_TARGET_DIR/release/issuer-bench" --rate "${ISSUER_BENCH_RATE:-1000}" --seconds 10 > "$out/issuer.json"
+echo "bench: issuer" >&2
+"$CARGO_TARGET_DIR/release/issuer-bench" --rate "${ISSUER_BENCH_RATE:-1000}" --seconds "${ISSUER_BENCH_SECONDS:-10}" \
+  > "$out/issuer.json"
+echo "bench: edge" >&2
 scripts/edge-bench.sh > "$out/edge.json"
-if [ -x "$HOME/.cache/tickets/venv/bin/python" ]; then
-  "$HOME/.cache/tickets/venv/bin/pip" install -q -r bench/requirements.txt
-  "$HOME/.cache/tickets/venv/bin/python" bench/peers.py "$out/corpus" > "$out/peers.json"
-fi
-ls -l "$out"/*.json
+echo "bench: scanner PWA wasm" >&2
+scripts/web-build.sh > "$out/web.json"
+echo "bench: the same decode corpus in Chromium through the PWA's wasm" >&2
+scripts/npm-ci.sh web/tests >&2
+node web/scanner-wasm/bench.mjs "$out/corpus" > "$out/web-decode.json"
+python3 bench/report.py "$out" bench/results.json bench/results.md

@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${TICKETS_CACHE:-$HOME/.cache/ticke
 "$root/scripts/edge-build.sh" >&2
 cargo run -q -p edge-verifier --bin edge-fixtures -- "$root/edge-verifier/build/fixtures.json"
 cd "$root/edge-verifier"
-[ -d node_modules/miniflare ] || npm ci --no-audit --no-fund --loglevel=error >&2
+"$root/scripts/npm-ci.sh" . >&2
 wasm=build/index_bg.wasm
 raw=$(wc -c < "$wasm")
 gz=$(gzip -9 -c "$wasm" | wc -c)

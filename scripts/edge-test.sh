@@ -11,10 +11,5 @@ cargo run -q -p edge-verifier --bin edge-fixtures -- "$root/edge-verifier/build/
 cargo build -q -p scanner-core --bin scanner
 export SCANNER_BIN="$CARGO_TARGET_DIR/debug/scanner"
 cd "$root/edge-verifier"
-# npm ci only when the lockfile changed since the last install (it deletes node_modules each time).
-stamp=node_modules/.package-lock.json
-if [ ! -f "$stamp" ] || ! cmp -s <(sha256sum < package-lock.json) node_modules/.lock-sha256 2>/dev/null; then
-  npm ci --no-audit --no-fund --loglevel=error
-  sha256sum < package-lock.json > node_modules/.lock-sha256
-fi
+"$root/scripts/npm-ci.sh" .
 WRANGLER_SEND_METRICS=false node --test test/*.test.mjs

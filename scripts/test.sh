@@ -16,7 +16,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 step "system packages"
 # wasm32 toolchain (Debian's rustc-web builds std for wasm from source; see ../shared/wasm-toolchain.md).
-apt_pkgs=(rustc-web cargo-web rust-web-src lld-22 openssl python3-venv)
+# chromium: the browser tests (driven by playwright-core; no browser download).
+apt_pkgs=(rustc-web cargo-web rust-web-src lld-22 openssl python3-venv chromium)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -47,15 +48,20 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 logs="$cache/test-logs"
 mkdir -p "$logs"
 
+step "wasm32 builds: the edge Worker and the scanner PWA (scanner-core's core without files or clock)"
+# Before the Rust tests: the end-to-end test runs the built Worker under workerd.
+scripts/edge-build.sh
+scripts/npm-ci.sh edge-verifier
+scripts/web-build.sh
+
 step "cargo test (workspace)"
 cargo test --workspace 2>&1 | tee "$logs/cargo-test.log"
 
-step "wasm32 build of scanner-core's core (no files, no clock)"
-scripts/wasm-build.sh -p scanner-core --lib --no-default-features
-ls -l "$cache"/target-wasm*/wasm32-unknown-unknown/release/libscanner_core.rlib 2>/dev/null | tail -n1
-
 step "edge verifier under workerd (Miniflare)"
 scripts/edge-test.sh 2>&1 | tee "$logs/edge-test.log"
+
+step "web: order page, dashboard and PWA scanner in Chromium"
+scripts/web-test.sh 2>&1 | tee "$logs/web-test.log"
 
 step "fuzz the QR-text decoder (cargo fuzz, ${FUZZ_SECONDS:-20} s)"
 if rustup run nightly rustc --version >/dev/null 2>&1; then
@@ -73,5 +79,6 @@ fi
 step "all checks passed"
 # One plain summary line over every test runner above (cargo's "test result" lines and node's "# pass").
 passed=$( (grep -ho 'test result: ok\. [0-9]* passed' "$logs/cargo-test.log" | grep -o '[0-9]*' ; \
-           grep -ho '^# pass [0-9]*' "$logs/edge-test.log" | grep -o '[0-9]*') | awk '{s+=$1} END {print s+0}')
+           grep -ho '^# pass [0-9]*' "$logs/edge-test.log" "$logs/web-test.log" | grep -o '[0-9]*') \
+         | awk '{s+=$1} END {print s+0}')
 echo "tests: ${passed} passed, 0 failed"

@@ -157,7 +157,11 @@ fn binarize(width: usize, height: usize, luma: &[u8], min_range: u32) -> Option<
                 }
                 word |= byte << (k * BLOCK);
             }
-            row_bits.setBulk(word_index * 64, word as usize);
+            // rxing's bit words are `usize`: on a 32-bit target (wasm32) one 64-pixel word is two of them,
+            // and a row's last word exists only as far as the row has pixels.
+            for shift in (0..pixels.len()).step_by(usize::BITS as usize) {
+                row_bits.setBulk(word_index * 64 + shift, (word >> shift) as usize);
+            }
         }
         matrix.setRow(y as u32, &row_bits);
     }
@@ -306,8 +310,9 @@ const MAX_UPSCALE_PIXELS: usize = 1 << 20;
 const MAX_RQRR_PIXELS: usize = 1 << 22;
 
 /// Runs one decoder attempt, turning a panic inside a third-party decoder into "not found": a steward's
-/// scanner must keep scanning whatever the camera delivers. (On targets built with `panic = "abort"` this
-/// is a no-op, so the passes themselves also avoid any input-dependent panic.)
+/// scanner must keep scanning whatever the camera delivers. On targets built with `panic = "abort"`
+/// (wasm32) this cannot catch anything and a panic inside rxing or rqrr ends the module: the browser
+/// scanner runs decoding in a worker that it restarts and restores from storage when that happens.
 fn attempt(f: impl FnOnce() -> Option<String>) -> Option<String> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok().flatten()
 }

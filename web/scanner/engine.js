@@ -1,0 +1,588 @@
+// The scanner's engine, in a module Worker so the page stays responsive on a slow phone: it owns the wasm
+// build of scanner-core (QR decoding, the scanning Device), the IndexedDB storage and every network call
+// (setup, edge-first redemption, log sync, revocation refresh). The page sends it camera frames and
+// manual codes and shows what it answers.
+//
+// Every decision is scanner-core's. Each scan's record is written durably to IndexedDB before its verdict
+// is posted to the page (scanner-core/src/redemption/device.rs, "Persistence contract").
+//
+// The device token never leaves this worker (the page only learns whether a scanner is set up).
+
+import init, { decodeLuma, edgeTimeoutMs, Restore, Scanner } from './pkg/scanner_wasm.js';
+import { openStore } from './store.js';
+
+/** The same code read again within this window is ignored (the window restarts at every read, so a
+ *  ticket held in front of the camera is decided once, not every couple of seconds). */
+const SUPPRESS_REPEAT_MS = 2500;
+/** Background sync period while online. */
+const SYNC_EVERY_MS = 30_000;
+/** A sync soon after a scan, so the issuer and other gates learn of it quickly. */
+const SYNC_AFTER_SCAN_MS = 2_000;
+/** Timeout of one setup or sync request. */
+const REQUEST_TIMEOUT_MS = 15_000;
+/** Timeout of one sync request to the edge: it answers in milliseconds when it is there at all, and a
+ *  hanging edge must not hold back the next sync with the issuer. */
+const EDGE_SYNC_TIMEOUT_MS = 3_000;
+/** A sync session that has not converged after this many round trips is abandoned (the CLI's limit). */
+const MAX_SYNC_ROUNDS = 64;
+/** Stored document chunks are replaced by one full save beyond this many. */
+const COMPACT_AFTER_CHUNKS = 64;
+
+let store = null;
+let scanner = null;
+/** {v, server, token, event, edge, device_name} from the setup link (server/edge without trailing /). */
+let setup = null;
+/** The event as the issuer's catalog describes it (names of ticket types and add-ons, time zone). */
+let eventInfo = null;
+let gate = 'Main entrance';
+let kind = 'entry';
+let nextChunk = 0;
+let chunkCount = 0;
+let status = { lastSyncAt: null, lastSyncError: null, edgeSyncError: null, revocationsAt: null };
+let syncing = null;
+let syncAgain = false;
+let syncTimer = null;
+const recentReads = new Map();
+let scanChain = Promise.resolve();
+let canvas = null;
+let context2d = null;
+
+function post(message, transfer) {
+  self.postMessage(message, transfer ?? []);
+}
+
+function snapshot() {
+  return {
+    configured: Boolean(scanner && setup),
+    deviceId: scanner?.deviceId ?? null,
+    deviceName: scanner?.name ?? null,
+    event: setup?.event ?? null,
+    eventInfo,
+    server: setup?.server ?? null,
+    edge: setup?.edge ?? null,
+    gate,
+    kind,
+    records: scanner?.recordCount ?? 0,
+    pending: scanner?.pendingCount ?? 0,
+    revocationsVersion: scanner?.revocationsVersion ?? 0,
+    online: navigator.onLine,
+    syncing: Boolean(syncing),
+    offscreenFrames: typeof OffscreenCanvas !== 'undefined',
+    ...status,
+  };
+}
+
+function publish() {
+  post({ type: 'state', state: snapshot() });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Storage
+
+async function loadDevice() {
+  const all = await store.readAll();
+  const c = all.config;
+  gate = c.gate ?? gate;
+  kind = c.kind ?? kind;
+  status = { ...status, ...(c.status ?? {}) };
+  eventInfo = c.event ?? null;
+  setup = c.setup ?? null;
+  scanner?.free();
+  scanner = null;
+  if (!c.device) return;
+  const restore = new Restore(
+    JSON.stringify({
+      device: c.device.id,
+      name: c.device.name,
+      gates: c.gates ? JSON.parse(c.gates) : [],
+      event_id: setup?.event ?? null,
+      keyring_json: c.keyring ?? null,
+      revocations_json: c.revocations ?? null,
+      manifest_json: c.manifest ?? null,
+      folded_seq: c.folded ?? 0,
+    }),
+  );
+  for (const chunk of all.chunks) restore.addChunk(chunk);
+  for (const [seq, bytes] of all.pending) restore.addPending(seq, bytes);
+  scanner = Scanner.restore(restore);
+  chunkCount = all.chunkKeys.length;
+  nextChunk = chunkCount ? all.chunkKeys[chunkCount - 1] + 1 : 0;
+  const folded = c.folded ?? 0;
+  if (all.pending.some(([seq]) => seq <= folded)) {
+    // A crash between a fold's write and the pending entries' removal leaves them behind: the contract
+    // says to delete them.
+    await store.write(['pending'], ({ pending }) => pending.delete(IDBKeyRange.upperBound(folded)));
+  }
+}
+
+/** Folds pending scans into the document (when due, or always with `force`) and stores the chunk. */
+async function fold(force) {
+  if (!scanner || (!force && !scanner.shouldFold())) return;
+  const result = scanner.fold(Math.floor(Date.now() / 1000));
+  if (!result) return;
+  const chunk = result.chunk;
+  const folded = result.foldedSeq;
+  result.free();
+  const key = nextChunk++;
+  try {
+    await store.write(['chunks', 'config', 'pending'], (s) => {
+      s.chunks.put(chunk, key);
+      if (folded !== undefined) {
+        s.config.put(folded, 'folded');
+        s.pending.delete(IDBKeyRange.upperBound(folded));
+      }
+    });
+  } catch (e) {
+    // Memory and storage disagree now: storage is still consistent (the transaction did nothing), so
+    // the device is rebuilt from it.
+    await loadDevice();
+    throw e;
+  }
+  chunkCount++;
+  if (chunkCount > COMPACT_AFTER_CHUNKS) {
+    const full = scanner.saveFull();
+    const fullKey = nextChunk++;
+    await store.write(['chunks'], (s) => {
+      s.chunks.clear();
+      s.chunks.put(full, fullKey);
+    });
+    chunkCount = 1;
+  }
+}
+
+async function saveStatus() {
+  await store.setConfig({ status }, { durable: false });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Network
+
+function withTimeout(ms) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), ms);
+  return { signal: controller.signal, done: () => clearTimeout(timer) };
+}
+
+async function request(url, init, timeoutMs = REQUEST_TIMEOUT_MS) {
+  const t = withTimeout(timeoutMs);
+  try {
+    const response = await fetch(url, { ...init, signal: t.signal, cache: 'no-store' });
+    const body = new Uint8Array(await response.arrayBuffer());
+    return { status: response.status, body };
+  } catch (e) {
+    throw new Error(e.name === 'AbortError' ? `${new URL(url).host} did not answer in time` : `cannot reach ${new URL(url).host}`);
+  } finally {
+    t.done();
+  }
+}
+
+function httpError(what, res) {
+  let detail = '';
+  try {
+    const j = JSON.parse(new TextDecoder().decode(res.body));
+    detail = j?.error?.message ?? j?.message ?? '';
+  } catch {
+    // Not JSON: the status says enough.
+  }
+  if (res.status === 401 || res.status === 403) return new Error(`${what}: the server refused this scanner's token`);
+  return new Error(`${what}: HTTP ${res.status}${detail ? ` (${detail})` : ''}`);
+}
+
+async function getText(base, path, token) {
+  const res = await request(`${base}${path}`, { headers: { authorization: `Bearer ${token}` } });
+  if (res.status !== 200) throw httpError(path.split('?')[0], res);
+  return new TextDecoder().decode(res.body);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Setup
+
+function checkSetup(s) {
+  const fail = (what) => {
+    throw new Error(`This setup link is not valid (${what}). Ask the organizer for a new one.`);
+  };
+  if (!s || typeof s !== 'object' || s.v !== 1) fail('unknown version');
+  const url = (u, what) => {
+    let parsed;
+    try {
+      parsed = new URL(u);
+    } catch {
+      fail(what);
+    }
+    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') fail(what);
+    return parsed.href.replace(/\/+$/, '');
+  };
+  if (typeof s.token !== 'string' || !s.token || s.token.length > 512) fail('token');
+  if (!Number.isInteger(s.event) || s.event < 0 || s.event > 0xffffffff) fail('event');
+  const name = typeof s.device_name === 'string' ? s.device_name.trim().slice(0, 64) : '';
+  return {
+    v: 1,
+    server: url(s.server, 'server'),
+    token: s.token,
+    event: s.event,
+    edge: s.edge == null || s.edge === '' ? null : url(s.edge, 'edge'),
+    device_name: name || 'scanner',
+  };
+}
+
+function randomDeviceId() {
+  const bytes = new Uint8Array(8);
+  do crypto.getRandomValues(bytes);
+  while (bytes.every((b) => b === 0));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+async function doSetup(raw) {
+  const s = checkSetup(raw);
+  const [keyring, eventJson, manifest] = await Promise.all([
+    getText(s.server, '/v1/scanner/keyring', s.token),
+    getText(s.server, `/v1/events/${s.event}`, s.token),
+    getText(s.server, `/v1/scanner/events/${s.event}/manifest`, s.token),
+  ]);
+  if (scanner && setup && setup.event !== s.event && scanner.recordCount > 0) {
+    throw new Error(
+      `This scanner holds ${scanner.recordCount} scans of event ${setup.event}. Sync them, then reset the scanner before setting it up for event ${s.event}.`,
+    );
+  }
+  const fresh = !scanner;
+  const candidate = fresh ? Scanner.create(randomDeviceId(), s.device_name) : scanner;
+  try {
+    candidate.setEvent(s.event);
+    candidate.setKeyring(keyring);
+    const delta = await getText(s.server, `/v1/scanner/revocations?since=${candidate.revocationsVersion}`, s.token);
+    const revocations = candidate.applyRevocationDelta(delta);
+    candidate.setManifest(manifest);
+    const now = Date.now();
+    status = { ...status, revocationsAt: now, lastSyncError: null };
+    eventInfo = JSON.parse(eventJson);
+    await store.setConfig({
+      device: { id: candidate.deviceId, name: candidate.name },
+      setup: s,
+      keyring,
+      revocations,
+      manifest,
+      event: eventInfo,
+      status,
+    });
+  } catch (e) {
+    if (fresh) candidate.free();
+    throw e;
+  }
+  scanner = candidate;
+  setup = s;
+  publish();
+  scheduleSync(0);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Scanning
+
+function isRepeat(text) {
+  const now = Date.now();
+  for (const [t, at] of recentReads) if (now - at > SUPPRESS_REPEAT_MS) recentReads.delete(t);
+  const repeat = recentReads.has(text);
+  recentReads.set(text, now);
+  return repeat;
+}
+
+async function askEdge(text) {
+  const body = scanner.edgeRequestJson(text, gate, kind);
+  return request(
+    `${setup.edge}/v1/redeem`,
+    { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${setup.token}` }, body },
+    edgeTimeoutMs(),
+  );
+}
+
+async function scanOnce(text, source) {
+  if (!scanner || !setup) {
+    post({ type: 'verdict', error: 'This scanner is not set up yet: open the setup link from the organizer.' });
+    return;
+  }
+  const started = performance.now();
+  let result = null;
+  let edgeNote = null;
+  if (setup.edge && navigator.onLine) {
+    try {
+      const reply = await askEdge(text);
+      result = scanner.recordEdgeReply(text, gate, kind, reply.status, reply.body, Date.now());
+    } catch (e) {
+      // No usable edge answer in time: this device decides by itself (and records that it did).
+      edgeNote = e.message;
+    }
+  }
+  if (!result) {
+    try {
+      result = scanner.scan(text, gate, kind, undefined, Date.now());
+    } catch (e) {
+      if (e instanceof WebAssembly.RuntimeError) throw e;
+      post({ type: 'verdict', error: `Cannot check this code: ${e.message}` });
+      return;
+    }
+  }
+  const seq = result.seq;
+  const pendingBytes = result.pendingBytes;
+  const gatesJson = result.gatesJson;
+  const verdict = JSON.parse(result.verdictJson);
+  result.free();
+  try {
+    await store.write(['pending', 'config'], (s) => {
+      s.pending.put(pendingBytes, seq);
+      if (gatesJson !== undefined) s.config.put(gatesJson, 'gates');
+    });
+  } catch (e) {
+    // Not on disk: the verdict must not be shown. Forget the scan (or rebuild from storage).
+    if (!scanner.abandonScan(seq)) await loadDevice();
+    post({ type: 'verdict', error: `This scan could not be saved (${e.message}). Scan the ticket again.` });
+    return;
+  }
+  if (verdict.verdict === 'admit' && verdict.holder == null && verdict.path === 'edge') {
+    // The edge holds no names; the local manifest does.
+    const entry = scanner.manifestEntryJson(text);
+    if (entry) verdict.holder = JSON.parse(entry).holder_name;
+  }
+  post({ type: 'verdict', verdict, source, edgeNote, ms: performance.now() - started });
+  publish();
+  try {
+    await fold(false);
+  } catch (e) {
+    status.lastSyncError = `storage: ${e.message}`;
+  }
+  scheduleSync(SYNC_AFTER_SCAN_MS);
+}
+
+function enqueueScan(text, source) {
+  const run = scanChain.then(() => scanOnce(text, source));
+  scanChain = run.catch(() => {});
+  return run;
+}
+
+function frameLuma(message) {
+  let width;
+  let height;
+  let rgba;
+  if (message.bitmap) {
+    ({ width, height } = message.bitmap);
+    if (!canvas || canvas.width !== width || canvas.height !== height) {
+      canvas = new OffscreenCanvas(width, height);
+      context2d = canvas.getContext('2d', { willReadFrequently: true });
+    }
+    context2d.drawImage(message.bitmap, 0, 0);
+    message.bitmap.close();
+    rgba = context2d.getImageData(0, 0, width, height).data;
+  } else {
+    ({ width, height } = message);
+    rgba = new Uint8ClampedArray(message.rgba);
+  }
+  const luma = new Uint8Array(width * height);
+  for (let i = 0, j = 0; i < luma.length; i++, j += 4) {
+    // ITU-R BT.601 weights in 8-bit fixed point.
+    luma[i] = (77 * rgba[j] + 150 * rgba[j + 1] + 29 * rgba[j + 2]) >> 8;
+  }
+  return { width, height, luma };
+}
+
+function onFrame(message) {
+  const started = performance.now();
+  let text;
+  try {
+    const { width, height, luma } = frameLuma(message);
+    text = decodeLuma(width, height, luma);
+  } catch (e) {
+    post({ type: 'frameDone', ms: performance.now() - started, error: e.message });
+    if (e instanceof WebAssembly.RuntimeError) post({ type: 'crashed', message: e.message });
+    return;
+  }
+  post({ type: 'frameDone', ms: performance.now() - started, found: Boolean(text) });
+  if (!text) return;
+  if (/#(?:.*&)?setup=/.test(text)) {
+    // A setup QR from the organizer's dashboard, not a ticket.
+    if (!isRepeat(text)) post({ type: 'setupLink', link: text });
+    return;
+  }
+  // Until setup is done there is nothing to check a ticket against; the code stays unread, so it is
+  // checked as soon as setup finishes.
+  if (!scanner || !setup) return;
+  if (!isRepeat(text)) enqueueScan(text, 'camera').catch(failed);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Sync
+
+async function syncPeer(peer, url, timeoutMs = REQUEST_TIMEOUT_MS) {
+  const stored = await store.get('peers', peer);
+  scanner.beginSync(peer, stored ?? new Uint8Array(0));
+  let newRecords = 0;
+  for (let round = 0; ; round++) {
+    const message = scanner.syncMessage(peer);
+    if (!message) break;
+    if (round === MAX_SYNC_ROUNDS) throw new Error(`sync did not finish after ${MAX_SYNC_ROUNDS} round trips`);
+    const res = await request(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream', authorization: `Bearer ${setup.token}` },
+      body: message,
+    }, timeoutMs);
+    if (res.status === 204 || (res.status === 200 && res.body.length === 0)) continue;
+    if (res.status !== 200) throw httpError('sync', res);
+    const receipt = scanner.receiveSync(peer, res.body);
+    const chunk = receipt.chunk;
+    const peerState = receipt.peerState;
+    newRecords += receipt.newRecords;
+    receipt.free();
+    const key = chunk.length ? nextChunk++ : null;
+    await store.write(['chunks', 'peers'], (s) => {
+      if (key !== null) s.chunks.put(chunk, key);
+      s.peers.put(peerState, peer);
+    });
+    if (key !== null) chunkCount++;
+  }
+  const finalState = scanner.peerState(peer);
+  await store.write(['peers'], (s) => s.peers.put(finalState, peer), { durable: false });
+  return newRecords;
+}
+
+async function refreshRevocations() {
+  const delta = await getText(setup.server, `/v1/scanner/revocations?since=${scanner.revocationsVersion}`, setup.token);
+  const list = scanner.applyRevocationDelta(delta);
+  status.revocationsAt = Date.now();
+  await store.setConfig({ revocations: list, status });
+}
+
+function syncNow() {
+  if (syncing) {
+    // Scans made while a sync runs go out in one more round right after it.
+    syncAgain = true;
+    return syncing;
+  }
+  if (!scanner || !setup) return null;
+  syncing = (async () => {
+    publish();
+    try {
+      await fold(true);
+      try {
+        await syncPeer(`issuer ${setup.server}`, `${setup.server}/v1/sync?event=${setup.event}`);
+        await refreshRevocations();
+        status.lastSyncAt = Date.now();
+        status.lastSyncError = null;
+      } catch (e) {
+        status.lastSyncError = e.message;
+      }
+      if (setup.edge) {
+        try {
+          await syncPeer(`edge ${setup.edge}`, `${setup.edge}/v1/sync?event=${setup.event}`, EDGE_SYNC_TIMEOUT_MS);
+          status.edgeSyncError = null;
+        } catch (e) {
+          status.edgeSyncError = e.message;
+        }
+      }
+      await saveStatus();
+    } catch (e) {
+      status.lastSyncError = e.message;
+    } finally {
+      syncing = null;
+      publish();
+      if (syncAgain && navigator.onLine) {
+        syncAgain = false;
+        syncNow();
+      }
+    }
+  })();
+  return syncing;
+}
+
+function scheduleSync(delayMs) {
+  clearTimeout(syncTimer);
+  syncTimer = setTimeout(() => {
+    syncTimer = null;
+    if (navigator.onLine) syncNow();
+    scheduleSync(SYNC_EVERY_MS);
+  }, delayMs);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Messages from the page
+
+async function handle(message) {
+  switch (message.type) {
+    case 'frame':
+      onFrame(message);
+      break;
+    case 'manual':
+      // Typed on purpose: never suppressed as a repeat, but a camera read right after it is.
+      isRepeat(message.text.trim());
+      await enqueueScan(message.text.trim(), 'manual');
+      break;
+    case 'setup':
+      try {
+        await doSetup(message.setup);
+        post({ type: 'setupDone' });
+      } catch (e) {
+        post({ type: 'setupFailed', message: e.message });
+      }
+      break;
+    case 'settings':
+      if (typeof message.gate === 'string' && message.gate.trim()) gate = message.gate.trim().slice(0, 64);
+      if (message.kind === 'entry' || message.kind === 'exit') kind = message.kind;
+      await store.setConfig({ gate, kind }, { durable: false });
+      publish();
+      break;
+    case 'sync':
+      await syncNow();
+      break;
+    case 'online':
+      publish();
+      if (navigator.onLine) scheduleSync(0);
+      break;
+    case 'report':
+      post({ type: 'report', report: scanner ? JSON.parse(scanner.reportJson()) : null });
+      break;
+    default:
+      break;
+  }
+}
+
+function failed(err) {
+  // A trapped wasm instance is unusable from now on: the page starts a fresh engine from storage.
+  if (err instanceof WebAssembly.RuntimeError) post({ type: 'crashed', message: err.message });
+  else post({ type: 'error', message: err?.message ?? String(err) });
+}
+
+/**
+ * Holds the device lock for the life of this worker. Two open scanner tabs (or the installed app and a
+ * browser tab) would otherwise both hand out the same pending sequence numbers and overwrite each other's
+ * scans in IndexedDB. Resolves false if another tab holds it.
+ */
+function holdDeviceLock() {
+  if (!navigator.locks) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    navigator.locks.request('ticket-scanner-device', { ifAvailable: true }, (lock) => {
+      resolve(Boolean(lock));
+      // Never settles: the lock is released only when this worker ends.
+      return lock ? new Promise(() => {}) : undefined;
+    });
+  });
+}
+
+async function start() {
+  if (!(await holdDeviceLock())) {
+    post({ type: 'fatal', message: 'The scanner is already open in another tab or window: use that one.' });
+    return;
+  }
+  await init({ module_or_path: new URL('./pkg/scanner_wasm_bg.wasm', import.meta.url) });
+  store = await openStore();
+  await loadDevice();
+  self.onmessage = (e) =>
+    handle(e.data).catch(failed);
+  post({ type: 'ready' });
+  publish();
+  if (scanner && setup) scheduleSync(navigator.onLine ? 0 : SYNC_EVERY_MS);
+}
+
+// Frames and commands that arrive while the wasm module loads wait for it.
+const early = [];
+self.onmessage = (e) => early.push(e.data);
+start()
+  .then(() => {
+    for (const m of early.splice(0)) self.onmessage({ data: m });
+  })
+  .catch((e) => post({ type: 'fatal', message: `The scanner could not start: ${e?.message ?? e}` }));
