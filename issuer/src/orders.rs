@@ -109,6 +109,14 @@ pub(crate) struct OrderRow {
     lines: Vec<Line>,
 }
 
+impl OrderRow {
+    /// Whether reserving this order takes more than one conditional `UPDATE` (several lines or add-ons),
+    /// so that a sold-out later reservation must roll back earlier ones.
+    pub(crate) fn reserves_several(&self) -> bool {
+        self.lines.len() > 1 || self.lines.iter().any(|l| l.addon_mask != 0)
+    }
+}
+
 /// Writes one order inside `tx`: reserves every line (`Ok(Some(reason))` if sold out: the caller rolls
 /// back), inserts the order and its items, and for an order that settles at once its tickets and email job.
 pub(crate) async fn write_order(

@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Combine the raw bench outputs in bench/out/ into bench/results.json and a markdown table.
+
+    python3 bench/report.py bench/out bench/results.json bench/results.md
+
+Each row says what was measured, the figure, the goal where the issues set one, and whether the goal is
+met. A figure whose bench did not run (or failed) is reported as missing, never guessed. Where a peer ran in
+the same run (zxing-cpp and zbar on the same QR corpus), the ratio is printed beside our figure.
+Standard library only.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+
+def load(out_dir, name):
+    path = Path(out_dir) / name
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def dig(obj, *keys):
+    for k in keys:
+        if not isinstance(obj, dict) or k not in obj:
+            return None
+        obj = obj[k]
+    return obj
+
+
+def row(metric, value, unit, goal=None, met=None, source="", note=""):
+    return {
+        "metric": metric,
+        "value": value,
+        "unit": unit,
+        "goal": goal,
+        "goal_met": met,
+        "source": source,
+        "note": note,
+    }
+
+
+def at_most(value, limit):
+    return None if value is None else value <= limit
+
+
+def at_least(value, limit):
+    return None if value is None else value >= limit
+
+
+def build(out_dir):
+    core = load(out_dir, "scanner-core.json") or {}
+    log = dig(load(out_dir, "redemption.json"), "redemption_log") or {}
+    issuer = load(out_dir, "issuer.json") or {}
+    edge = load(out_dir, "edge.json") or {}
+    peers = load(out_dir, "peers.json") or {}
+    web = load(out_dir, "web.json") or {}
+    web_decode = load(out_dir, "web-decode.json") or {}
+    rows = []
+
+    typical = dig(core, "ticket", "sizes", "typical") or {}
+    largest = dig(core, "ticket", "sizes", "largest") or {}
+    rows.append(row("QR version of a ticket (typical / largest)",
+                    None if not typical else f"{typical.get('qr_version')}-M / {largest.get('qr_version')}-M",
+                    "", "small enough for a phone screen", None, "bench (scanner-core)",
+                    f"{typical.get('bytes')}–{largest.get('bytes')} bytes signed, "
+                    f"{typical.get('qr_text_len')}–{largest.get('qr_text_len')} QR characters" if typical else ""))
+
+    totals = dig(core, "decode", "totals") or {}
+    frames, decoded = totals.get("frames"), totals.get("decoded")
+    zx = dig(peers, "zxing-cpp", "totals") or {}
+    zb = dig(peers, "zbar", "totals") or {}
+    note = []
+    if zx.get("decoded") is not None:
+        note.append(f"zxing-cpp {zx['decoded']}/{zx.get('frames')} at {zx.get('median_ms')} ms")
+        if zx.get("decoded"):
+            note.append(f"ratio ours/zxing-cpp decoded {decoded / zx['decoded']:.2f}" if decoded is not None else "")
+    if zb.get("decoded") is not None:
+        note.append(f"zbar {zb['decoded']}/{zb.get('frames')} at {zb.get('median_ms')} ms")
+    rows.append(row("QR decode success on the degraded corpus", None if frames is None else f"{decoded}/{frames}",
+                    "frames", "≥ zxing-cpp on the same frames",
+                    None if not zx.get("decoded") or decoded is None else decoded >= zx["decoded"],
+                    "bench (scanner-core) + bench/peers.py", "; ".join(n for n in note if n)))
+    median = totals.get("median_ms")
+    ratio = None
+    if median is not None and zx.get("median_ms"):
+        ratio = f"ours/zxing-cpp median time {median / zx['median_ms']:.2f}"
+    rows.append(row("QR decode median time", median, "ms", None, None, "bench (scanner-core)",
+                    ratio or "", ))
+    rows.append(row("QR decode p99 time", totals.get("p99_ms"), "ms", None, None, "bench (scanner-core)"))
+    wt = dig(web_decode, "totals") or {}
+    rows.append(row("QR decode in Chromium (PWA wasm): decoded, median",
+                    None if wt.get("frames") is None
+                    else f"{wt.get('decoded')}/{wt.get('frames')}, {wt.get('median_ms')} ms",
+                    "", None, None, "web/scanner-wasm/bench.mjs", f"p99 {wt.get('p99_ms')} ms" if wt else ""))
+
+    verify = dig(core, "ticket", "verify_us_median")
+    rows.append(row("Ticket signature + policy verification (median)", verify, "µs", None, None,
+                    "bench (scanner-core)"))
+    rows.append(row("Sign + encode + render PNG (median)", dig(core, "ticket", "sign_encode_render_png_ms_median"),
+                    "ms", None, None, "bench (scanner-core)"))
+
+    pipe = log.get("pipeline") or {}
+    rows.append(row("Scan pipeline p50 (decode → verify → decide → durable record)", pipe.get("p50_ms"), "ms",
+                    "≤ 2 ms", at_most(pipe.get("p50_ms"), 2.0), "bench-log"))
+    rows.append(row("Scan pipeline p99", pipe.get("p99_ms"), "ms", None, None, "bench-log"))
+    rows.append(row("Durable record p50 / p99",
+                    None if pipe.get("durable_record_p50_ms") is None
+                    else f"{pipe['durable_record_p50_ms']} / {pipe.get('durable_record_p99_ms')}",
+                    "ms", "≤ 1 ms", at_most(pipe.get("durable_record_p99_ms"), 1.0), "bench-log"))
+    sync = log.get("sync") or {}
+    rows.append(row("Bytes per scan synced", sync.get("upload_bytes_per_scan"), "B", "≤ 48 B",
+                    at_most(sync.get("upload_bytes_per_scan"), 48), "bench-log"))
+    mr = log.get("merge_report") or {}
+    rows.append(row("Merge + report, 20 logs / 50k scans", mr.get("merge_and_report_ms"), "ms", "≤ 100 ms",
+                    at_most(mr.get("merge_and_report_ms"), 100), "bench-log",
+                    f"{mr.get('conflicts_found')}/{mr.get('conflicts_injected')} injected duplicates found"
+                    if mr else ""))
+
+    rows.append(row("Issuer durable orders/s", issuer.get("durable_orders_per_s"), "orders/s", "≥ 1000",
+                    at_least(issuer.get("durable_orders_per_s"), 1000), "issuer-bench",
+                    f"offered {issuer.get('offered_rate_per_s')}/s for {issuer.get('seconds')} s, "
+                    f"sqlite synchronous={issuer.get('sqlite_synchronous')}" if issuer else ""))
+    rows.append(row("Issuer order latency p99 (all responses)", issuer.get("p99_ms"), "ms", "< 50 ms",
+                    None if issuer.get("p99_ms") is None else issuer["p99_ms"] < 50, "issuer-bench",
+                    f"p50 {issuer.get('p50_ms')} ms" if issuer else ""))
+    rows.append(row("Issuer oversold tickets", issuer.get("oversold"), "tickets", "0",
+                    None if issuer.get("oversold") is None else issuer["oversold"] == 0, "issuer-bench",
+                    f"{issuer.get('orders_committed')} committed, {issuer.get('sold_out_409')} refused sold out"
+                    if issuer else ""))
+    rows.append(row("Issuer idle RSS", issuer.get("idle_rss_mib"), "MiB", "≤ 30 MB",
+                    at_most(issuer.get("idle_rss_mib"), 30 * 1e6 / 2**20), "issuer-bench"))
+    rows.append(row("Issuer RSS after load", issuer.get("rss_after_load_mib"), "MiB", None, None, "issuer-bench"))
+
+    red = edge.get("redemption") or {}
+    rows.append(row("Edge redemption p50 under workerd", red.get("p50_ms"), "ms", "≤ 5 ms",
+                    at_most(red.get("p50_ms"), 5), "scripts/edge-bench.sh",
+                    f"concurrency {red.get('concurrency')}" if red else ""))
+    rows.append(row("Edge redemption p99 under workerd", red.get("p99_ms"), "ms", None, None,
+                    "scripts/edge-bench.sh"))
+    rows.append(row("Edge Worker wasm (raw / gzip)",
+                    None if edge.get("wasm_bytes") is None else f"{edge['wasm_bytes']} / {edge.get('wasm_gzip_bytes')}",
+                    "bytes", "≤ 3 MB gzip (Workers free tier)",
+                    at_most(edge.get("wasm_gzip_bytes"), 3 * 2**20), "scripts/edge-bench.sh"))
+    if web:
+        rows.append(row("Scanner PWA wasm (raw / gzip)",
+                        f"{web.get('wasm_raw_bytes')} / {web.get('wasm_gzip_bytes')}", "bytes", None, None,
+                        "scripts/web-build.sh", "after wasm-opt -Oz" if web.get("wasm_opt") else "no wasm-opt"))
+    return rows
+
+
+def fmt(v):
+    if v is None:
+        return "not measured"
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
+    return str(v)
+
+
+def markdown(rows):
+    lines = ["| metric | measured | goal | met | source | note |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        met = {True: "yes", False: "**no**", None: ""}[r["goal_met"]]
+        value = fmt(r["value"]) + (f" {r['unit']}" if r["value"] is not None and r["unit"] else "")
+        lines.append(f"| {r['metric']} | {value} | {r['goal'] or ''} | {met} | {r['source']} | {r['note']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    if len(argv) != 4:
+        sys.exit("usage: report.py OUT_DIR RESULTS_JSON RESULTS_MD")
+    out_dir, results_json, results_md = argv[1:]
+    rows = build(out_dir)
+    raw = {name: load(out_dir, name) for name in
+           ("scanner-core.json", "redemption.json", "issuer.json", "edge.json", "peers.json", "web.json",
+            "web-decode.json")}
+    Path(results_json).write_text(json.dumps({"rows": rows, "raw": raw}, indent=2, ensure_ascii=False) + "\n")
+    table = markdown(rows)
+    Path(results_md).write_text("# Benchmark results\n\nWritten by `scripts/bench.sh`.\n\n" + table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
