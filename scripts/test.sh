@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The one test command (README: "Test it"). Installs what it needs idempotently, then runs every check:
-# formatting, lints, all Rust tests, the wasm32 build of scanner-core's core, and a short fuzz run.
+# formatting, lints, the wasm32 builds (edge Worker, PWA scanner: scanner-core's core without files or
+# clock), all Rust tests (including the whole-event end-to-end test), the Worker under workerd, the web
+# parts in real Chromium with a fake camera, and a short fuzz run.
 # Caches (Cargo target dirs, Python venv, installed tools) live under $HOME/.cache/tickets, outside the clone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,21 +14,11 @@ export TICKETS_PYTHON="$cache/venv/bin/python"
 export CARGO_TERM_COLOR=never
 step() { printf '\n==> %s\n' "$*"; }
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-
 step "system packages"
-# wasm32 toolchain (Debian's rustc-web builds std for wasm from source; see ../shared/wasm-toolchain.md).
-# chromium: the browser tests (driven by playwright-core; no browser download).
-apt_pkgs=(rustc-web cargo-web rust-web-src lld-22 openssl python3-venv chromium)
-missing=()
-for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing: ${missing[*]}"
-  as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-else
-  echo "all present"
-fi
+# wasm32 toolchain (Debian's rustc-web builds std for wasm from source; see ../shared/wasm-toolchain.md);
+# chromium for the browser tests (driven by playwright-core; no browser download).
+scripts/apt-install.sh rustc-web cargo-web rust-web-src lld-22 openssl python3-venv chromium
+echo "ok"
 
 step "python test tools (venv in $cache/venv)"
 [ -x "$TICKETS_PYTHON" ] || python3 -m venv "$cache/venv"

@@ -10,14 +10,14 @@ export const buildDir = process.env.EDGE_BUILD_DIR ?? path.join(here, "..", "bui
 
 /**
  * Starts the Worker with these variables (KEYRING_JSON, REVOCATIONS_JSON, SCANNER_TOKEN_HASHES,
- * ALLOWED_ORIGINS, ...) and empty in-memory Durable Object storage. `options` go to Miniflare as they are
- * (e.g. `port` to listen on, `kvNamespaces`).
+ * ALLOWED_ORIGINS, ...) and empty in-memory Durable Object storage. `options.buildDir` serves another copy
+ * of the build; the other options go to Miniflare as they are (e.g. `port` to listen on, `kvNamespaces`).
  */
-export async function startWorker(bindings, options = {}) {
+export async function startWorker(bindings, { buildDir: dir = buildDir, ...options } = {}) {
   const mf = new Miniflare({
     modules: true,
-    scriptPath: path.join(buildDir, "worker.mjs"),
-    modulesRoot: buildDir,
+    scriptPath: path.join(dir, "worker.mjs"),
+    modulesRoot: dir,
     modulesRules: [
       { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
       { type: "CompiledWasm", include: ["**/*.wasm"] },

@@ -2,34 +2,19 @@
 // port) and decides offline by itself when the edge cannot answer in time.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFile, execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir, homedir } from "node:os";
+import { tmpdir } from "node:os";
 import path from "node:path";
-import { startEdge, redeem, device, fixtures } from "./helpers.mjs";
+import { startEdge, redeem, device, fixtures, scanner } from "./helpers.mjs";
 
-const SCANNER =
-  process.env.SCANNER_BIN ??
-  path.join(process.env.CARGO_TARGET_DIR ?? path.join(homedir(), ".cache", "tickets", "target"), "debug", "scanner");
 const TIMEOUT_MS = 800;
 
-// The flag comes with the scanner's edge-first scanning; without it there is nothing to test here.
-const help = execFileSync(SCANNER, ["scan", "--help"], { encoding: "utf8" });
-const skip = help.includes("--edge") ? false : "this scanner build has no `scan --edge`";
 
 const good = (i) => fixtures.tickets.good[i];
 const dirs = [];
 after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-function scanner(args) {
-  return new Promise((resolve) => {
-    execFile(SCANNER, args, { timeout: 60_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (error.code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
 
 async function edgeWithDevice(name) {
   const mf = await startEdge({}, { port: 0, kvNamespaces: ["CONFIG"] });
@@ -53,7 +38,7 @@ async function edgeScan(dir, url, text, gate) {
   return { ...r, out: JSON.parse(line) };
 }
 
-test("edge up: the edge decides, and says a ticket admitted at another gate is already used", { skip }, async () => {
+test("edge up: the edge decides, and says a ticket admitted at another gate is already used", async () => {
   const { mf, url, dir } = await edgeWithDevice("Phone E");
   try {
     // Admitted online elsewhere; this device has never seen the ticket, so only the edge can refuse it.
@@ -80,7 +65,7 @@ test("edge up: the edge decides, and says a ticket admitted at another gate is a
   }
 });
 
-test("edge stopped: the device decides offline, without waiting for a dead edge", { skip }, async () => {
+test("edge stopped: the device decides offline, without waiting for a dead edge", async () => {
   const { mf, url, dir } = await edgeWithDevice("Phone F");
   await mf.dispose();
   const started = performance.now();

@@ -1,7 +1,9 @@
 // Shared setup for the edge verifier's end-to-end tests: runs the built Worker (edge-verifier/build, from
 // scripts/edge-build.sh) under the real workerd through Miniflare, with fixtures written by the
 // `edge-fixtures` binary (real tickets signed by scanner-core).
+import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { homedir } from "node:os";
 import path from "node:path";
 import { buildDir, startWorker } from "../local/miniflare.mjs";
 
@@ -59,4 +61,18 @@ export async function post(mf, pathName, body, { token = fixtures.token, headers
     json = undefined;
   }
   return { status: resp.status, headers: resp.headers, body: json, text };
+}
+
+/** The `scanner` CLI that cargo built (scripts/edge-test.sh builds it; SCANNER_BIN overrides the path). */
+export const SCANNER =
+  process.env.SCANNER_BIN ??
+  path.join(process.env.CARGO_TARGET_DIR ?? path.join(homedir(), ".cache", "tickets", "target"), "debug", "scanner");
+
+/** Runs the scanner CLI; resolves with { code, stdout, stderr } whatever the exit code. */
+export function scanner(args) {
+  return new Promise((resolve) => {
+    execFile(SCANNER, args, { timeout: 60_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? (error.code ?? 1) : 0, stdout, stderr });
+    });
+  });
 }

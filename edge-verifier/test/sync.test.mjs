@@ -3,15 +3,10 @@
 // (scripts/edge-test.sh builds it; SCANNER_BIN overrides the path).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir, homedir } from "node:os";
+import { tmpdir } from "node:os";
 import path from "node:path";
-import { startEdge, redeem, device, fixtures, BASE } from "./helpers.mjs";
-
-const SCANNER =
-  process.env.SCANNER_BIN ??
-  path.join(process.env.CARGO_TARGET_DIR ?? path.join(homedir(), ".cache", "tickets", "target"), "debug", "scanner");
+import { startEdge, redeem, device, fixtures, BASE, scanner } from "./helpers.mjs";
 
 const good = (i) => fixtures.tickets.good[i];
 const ref = (i) => fixtures.good_refs[i];
@@ -31,15 +26,6 @@ after(async () => {
   await mf?.dispose();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-/** Runs the scanner CLI; resolves with { code, stdout, stderr } whatever the exit code. */
-function scanner(args) {
-  return new Promise((resolve) => {
-    execFile(SCANNER, args, { timeout: 60_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (error.code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
 
 /** A device set up against the edge (keyring, revocations and manifest come from the Worker). */
 async function newDevice(name) {

@@ -321,7 +321,8 @@ function feedback(kind) {
       tone(660, 0.22, 0.15, 'square');
     } else tone(220, 0, 0.5, 'sawtooth');
   }
-  if (navigator.vibrate) {
+  // Browsers refuse (and complain about) vibration before the steward has touched the page once.
+  if (navigator.vibrate && navigator.userActivation?.hasBeenActive !== false) {
     const pattern = { admit: 80, exit: 80, used: [120, 80, 120], refused: [400], error: [400] }[kind];
     navigator.vibrate(pattern);
   }

@@ -11,7 +11,6 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { tmpdir } from 'node:os';
@@ -331,46 +330,22 @@ function freePort() {
 }
 
 const edgeBuildDir = join(repoRoot, 'edge-verifier', 'build');
-const edgeBuilt =
-  existsSync(join(edgeBuildDir, 'worker.mjs')) && existsSync(join(repoRoot, 'edge-verifier', 'node_modules', 'miniflare'));
 
 /**
- * The edge Worker as built by scripts/edge-build.sh, under the real workerd (Miniflare from the edge's own
- * npm packages), listening on `port`, with the Durable Object bindings wrangler.toml declares.
+ * The edge Worker as built by scripts/edge-build.sh (which the test command runs first), under the real
+ * workerd through the edge's own Miniflare setup, listening on `port`.
  */
 async function startEdgeWorker(bindings, port) {
+  assert.ok(existsSync(join(edgeBuildDir, 'worker.mjs')), 'edge Worker not built: run scripts/edge-build.sh');
   // A private copy: a rebuild of edge-verifier/build while the test runs must not pull files from under it.
   const buildDir = join(work, 'edge-build');
   if (!existsSync(buildDir)) cpSync(edgeBuildDir, buildDir, { recursive: true });
-  const require = createRequire(join(repoRoot, 'edge-verifier', 'package.json'));
-  const { Miniflare } = await import(pathToFileURL(require.resolve('miniflare')).href);
-  const toml = readFileSync(join(repoRoot, 'wrangler.toml'), 'utf8');
-  const durableObjects = {};
-  for (const m of toml.matchAll(/\[\[durable_objects\.bindings\]\]\s*name\s*=\s*"(\w+)"\s*class_name\s*=\s*"(\w+)"/g)) {
-    durableObjects[m[1]] = { className: m[2], useSQLite: true };
-  }
-  const mf = new Miniflare({
-    modules: true,
-    scriptPath: join(buildDir, 'worker.mjs'),
-    modulesRoot: buildDir,
-    modulesRules: [
-      { type: 'ESModule', include: ['**/*.js', '**/*.mjs'] },
-      { type: 'CompiledWasm', include: ['**/*.wasm'] },
-    ],
-    compatibilityDate: '2025-06-01',
-    cf: false,
-    host: '127.0.0.1',
-    port,
-    durableObjects,
-    bindings,
-  });
-  await mf.ready;
-  return mf;
+  const { startWorker } = await import(pathToFileURL(join(repoRoot, 'edge-verifier', 'local', 'miniflare.mjs')).href);
+  return startWorker(bindings, { buildDir, port });
 }
 
 test(
   'edge first: the real Worker (workerd) decides online; when it is gone or hangs the phone decides offline',
-  { skip: edgeBuilt ? false : 'edge Worker not built (scripts/edge-build.sh) or its npm packages missing' },
   async () => {
     const created = await adminFetch(issuer, '/admin/v1/devices', { method: 'POST', json: { name: 'Edge door phone' } });
     assert.equal(created.status, 201);
