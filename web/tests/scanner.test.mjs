@@ -4,8 +4,10 @@
 // a fresh browser process starts the scanner from its service worker and admits a second ticket from the
 // camera → back online, the log syncs and the issuer's report counts both admissions.
 //
-// The camera frames are the issuer's own QR PNGs, drawn on a 640×480 canvas in Chromium and written as a
-// one-frame Y4M file (Chromium loops it). Screenshots of each screen go to $TICKETS_ARTIFACTS.
+// The first two tickets are bought through the order page (one with JavaScript off, one with it on) and
+// their camera frames are screenshots of the QR on the confirmation page; the others' are the issuer's QR
+// PNGs. Each is drawn on a 640×480 canvas in Chromium and written as a one-frame Y4M file (Chromium loops
+// it). Screenshots of each screen go to $TICKETS_ARTIFACTS.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -65,11 +67,33 @@ async function buyTicket(name) {
 }
 
 /**
- * Writes a 640×480 one-frame Y4M (4:2:0, grey chroma) showing the QR PNG at `pngUrl` on white, as a
- * phone camera would see a ticket held up to it. The PNG is drawn by Chromium's own canvas.
+ * Buys one General admission ticket with the T-shirt through the order page — a real form post, with
+ * JavaScript on or off — and returns it with its QR as the confirmation page shows it (a screenshot).
  */
-async function qrToY4m(browser, pngUrl, file) {
-  const png = Buffer.from(await (await fetch(pngUrl)).arrayBuffer());
+async function buyThroughOrderPage(browser, name, javaScriptEnabled) {
+  const context = await browser.newContext({ javaScriptEnabled });
+  const page = await context.newPage();
+  await page.goto(`${issuer.url}/events/${EVENT}`);
+  await page.getByLabel('Number of General admission tickets').fill('1');
+  await page.getByRole('checkbox', { name: /Festival T-shirt/ }).first().check();
+  await page.getByLabel('Name on the tickets').fill(name);
+  await page.getByLabel(/^Email/).fill(`${name.split(' ')[0].toLowerCase()}@example.org`);
+  await page.getByRole('button', { name: 'Order tickets' }).click();
+  await page.waitForURL(/\/orders\/ord_[0-9a-f]+\?token=/);
+  const png = await page.locator('.ticket .qr').first().screenshot();
+  const url = new URL(page.url());
+  const view = await (await fetch(`${issuer.url}/v1${url.pathname}?token=${url.searchParams.get('token')}`)).json();
+  await context.close();
+  return { name, qrText: view.tickets[0].qr_text, png };
+}
+
+/**
+ * Writes a 640×480 one-frame Y4M (4:2:0, grey chroma) showing the ticket's QR (the confirmation page's
+ * screenshot, or the PNG at `pngUrl`) on white, as a phone camera would see a ticket held up to it. The
+ * image is drawn by Chromium's own canvas.
+ */
+async function qrToY4m(browser, ticket, file) {
+  const png = ticket.png ?? Buffer.from(await (await fetch(ticket.pngUrl)).arrayBuffer());
   const page = await browser.newPage();
   const lumaB64 = await page.evaluate(async (pngB64) => {
     const img = new Image();
@@ -187,16 +211,14 @@ before(async () => {
   issuer = await startIssuer();
   work = mkdtempSync(join(tmpdir(), 'tickets-scanner-'));
   mkdirSync(artifactsDir, { recursive: true });
-  tickets.ada = await buyTicket('Ada Lovelace');
-  tickets.grace = await buyTicket('Grace Hopper');
   tickets.linus = await buyTicket('Linus Torvalds');
   tickets.katherine = await buyTicket('Katherine Johnson');
   const browser = await launchBrowser();
   try {
-    tickets.ada.y4m = await qrToY4m(browser, tickets.ada.pngUrl, join(work, 'ada.y4m'));
-    tickets.grace.y4m = await qrToY4m(browser, tickets.grace.pngUrl, join(work, 'grace.y4m'));
-    tickets.linus.y4m = await qrToY4m(browser, tickets.linus.pngUrl, join(work, 'linus.y4m'));
-    tickets.katherine.y4m = await qrToY4m(browser, tickets.katherine.pngUrl, join(work, 'katherine.y4m'));
+    // The customer's path: the order page without and with JavaScript, the QR from the confirmation page.
+    tickets.ada = await buyThroughOrderPage(browser, 'Ada Lovelace', false);
+    tickets.grace = await buyThroughOrderPage(browser, 'Grace Hopper', true);
+    for (const [key, t] of Object.entries(tickets)) t.y4m = await qrToY4m(browser, t, join(work, `${key}.y4m`));
   } finally {
     await browser.close();
   }
