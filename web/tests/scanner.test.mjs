@@ -326,6 +326,14 @@ test('setup link, camera admit, already used, forged code, offline start and adm
     );
     await page.waitForFunction(() => /^Online · synced /.test(document.getElementById('status-line').textContent));
     await screenshot(page, 'scanner-05-synced');
+    // The organizer's dashboard counts both admissions.
+    const dashboard = await context.newPage();
+    await dashboard.goto(`${issuer.url}/dashboard/`);
+    await dashboard.getByLabel('Admin token').fill(issuer.adminToken);
+    await dashboard.getByRole('button', { name: 'Sign in' }).click();
+    await dashboard.waitForFunction(() => document.getElementById('admitted').textContent === '2');
+    await screenshot(dashboard, 'scanner-06-dashboard');
+    await dashboard.close();
     const frameMs = await page.evaluate(() => document.getElementById('camera-state').dataset.decodeMs);
     console.log(JSON.stringify({ scanner_decode_ms_last_frame: Number(frameMs) }));
     assert.deepEqual(unexpected(errors), []);
