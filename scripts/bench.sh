@@ -5,6 +5,7 @@
 #   bench/peers.py:       zxing-cpp and zbar (PyPI) on the same corpus, in the same run, for the ratio
 #   bench-log:            scan pipeline p50/p99, bytes/scan synced, merge + report of 20 logs / 50k scans
 #   issuer-bench:         durable orders/s, latency, oversold, idle and loaded RSS at a fixed offered load
+#                         (1,200/s by default: above the 1,000/s goal, so meeting it is not an artefact of the offer)
 #   edge-bench:           redemption p50/p99 under workerd at a fixed concurrency, Worker wasm size
 #   web-build + web/scanner-wasm/bench.mjs: the scanner PWA's wasm size, the decode corpus in Chromium
 # Installs what it needs (Python venv packages) like the test command; run scripts/test.sh once first on a
@@ -27,7 +28,7 @@ echo "bench: peers (zxing-cpp, zbar) on the same corpus" >&2
 echo "bench: redemption log" >&2
 "$CARGO_TARGET_DIR/release/bench-log" > "$out/redemption.json"
 echo "bench: issuer" >&2
-"$CARGO_TARGET_DIR/release/issuer-bench" --rate "${ISSUER_BENCH_RATE:-1000}" --seconds "${ISSUER_BENCH_SECONDS:-10}" \
+"$CARGO_TARGET_DIR/release/issuer-bench" --rate "${ISSUER_BENCH_RATE:-1200}" --seconds "${ISSUER_BENCH_SECONDS:-10}" \
   > "$out/issuer.json"
 echo "bench: edge" >&2
 scripts/edge-bench.sh > "$out/edge.json"
