@@ -1,11 +1,21 @@
 // Serves the built Worker under workerd on 127.0.0.1 until this process is stopped (SIGTERM/SIGINT) or
 // its standard input closes. The Worker's variables come from the environment: KEYRING_JSON,
-// REVOCATIONS_JSON, SCANNER_TOKEN_HASHES (required), ALLOWED_ORIGINS, LOG_FORWARD_DELAY_MS (optional).
+// REVOCATIONS_JSON, SCANNER_TOKEN_HASHES (required), ALLOWED_ORIGINS, LOG_FORWARD_DELAY_MS, ISSUER_URL,
+// ISSUER_TOKEN, REVOCATIONS_REFRESH_MS (optional).
 // EDGE_PORT chooses the port (default: a free one). Prints "READY http://127.0.0.1:PORT" once it serves.
 //   node edge-verifier/local/serve.mjs
 import { startWorker } from "./miniflare.mjs";
 
-const names = ["KEYRING_JSON", "REVOCATIONS_JSON", "SCANNER_TOKEN_HASHES", "ALLOWED_ORIGINS", "LOG_FORWARD_DELAY_MS"];
+const names = [
+  "KEYRING_JSON",
+  "REVOCATIONS_JSON",
+  "SCANNER_TOKEN_HASHES",
+  "ALLOWED_ORIGINS",
+  "LOG_FORWARD_DELAY_MS",
+  "ISSUER_URL",
+  "ISSUER_TOKEN",
+  "REVOCATIONS_REFRESH_MS",
+];
 const bindings = {};
 for (const name of names) {
   if (process.env[name] !== undefined) bindings[name] = process.env[name];

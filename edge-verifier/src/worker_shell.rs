@@ -84,15 +84,72 @@ fn now_ms() -> u64 {
     Date::now().as_millis()
 }
 
+/// How often revocations are pulled from the issuer (variable `REVOCATIONS_REFRESH_MS` overrides it).
+const REVOCATIONS_REFRESH_MS: u64 = 30_000;
+
+/// The revocation list last pulled from the issuer, and when it was asked.
+struct PulledRevocations {
+    asked_ms: u64,
+    json: Option<String>,
+}
+
+thread_local! {
+    static PULLED: RefCell<Option<PulledRevocations>> = const { RefCell::new(None) };
+}
+
+/// The issuer's current revocation list, when the Worker is told where the issuer is (variable
+/// `ISSUER_URL`, secret `ISSUER_TOKEN`: a scanner device token from the issuer's admin API). A refund then
+/// reaches the edge within `REVOCATIONS_REFRESH_MS` with no one publishing anything. The list is signed
+/// and verified against the pinned keyring, so the transport need not be trusted: it can only withhold a
+/// list, and then the last good one stays in use. The issuer being down never stops redemption.
+async fn pull_revocations(env: &Env, now: u64) -> Option<String> {
+    let base = var(env, "ISSUER_URL").filter(|u| !u.is_empty())?;
+    let refresh = var(env, "REVOCATIONS_REFRESH_MS").and_then(|v| v.parse().ok()).unwrap_or(REVOCATIONS_REFRESH_MS);
+    let (last, due) = PULLED.with(|p| {
+        let p = p.borrow();
+        let last = p.as_ref().and_then(|p| p.json.clone());
+        (last, p.as_ref().is_none_or(|p| now.saturating_sub(p.asked_ms) >= refresh))
+    });
+    if !due {
+        return last;
+    }
+    // Marked as asked before the request, so concurrent requests do not all ask at once.
+    PULLED.with(|p| *p.borrow_mut() = Some(PulledRevocations { asked_ms: now, json: last.clone() }));
+    let url = format!("{}/v1/scanner/revocations", base.trim_end_matches('/'));
+    let token = var(env, "ISSUER_TOKEN").unwrap_or_default();
+    let pulled = async {
+        let req = internal_request(&url, Method::Get, None, &[("Authorization", &format!("Bearer {token}"))]).ok()?;
+        let mut resp = worker::Fetch::Request(req).send().await.ok()?;
+        if resp.status_code() != 200 {
+            console_error!("revocations from the issuer: HTTP {}", resp.status_code());
+            return None;
+        }
+        resp.text().await.ok()
+    }
+    .await;
+    match pulled {
+        Some(json) => {
+            PULLED.with(|p| *p.borrow_mut() = Some(PulledRevocations { asked_ms: now, json: Some(json.clone()) }));
+            Some(json)
+        }
+        None => {
+            console_error!("revocations from the issuer unavailable; keeping the last good list");
+            last
+        }
+    }
+}
+
 fn var(env: &Env, name: &str) -> Option<String> {
     env.var(name).ok().map(|v| v.to_string()).or_else(|| env.secret(name).ok().map(|v| v.to_string()))
 }
 
-/// The keyring and revocation list: from KV `CONFIG` if bound and populated, else from the variables.
+/// The keyring and revocation list: from KV `CONFIG` if bound and populated, else from the variables;
+/// the revocation list pulled from the issuer instead when `ISSUER_URL` is set (see [`pull_revocations`]).
 async fn load_trust(env: &Env) -> std::result::Result<Rc<Trust>, ApiError> {
     let now = now_ms();
+    let pulled = pull_revocations(env, now).await;
     let kv = env.kv("CONFIG").ok();
-    if kv.is_some() {
+    if kv.is_some() && pulled.is_none() {
         let fresh = TRUST.with(|t| {
             t.borrow()
                 .as_ref()
@@ -111,7 +168,7 @@ async fn load_trust(env: &Env) -> std::result::Result<Rc<Trust>, ApiError> {
             from_kv = Some((keyring, revocations));
         }
     }
-    let (source, keyring, revocations) = match from_kv {
+    let (mut source, keyring, mut revocations) = match from_kv {
         Some((k, r)) => ("kv".to_owned(), Some(k), r),
         None => {
             let k = var(env, "KEYRING_JSON");
@@ -120,14 +177,28 @@ async fn load_trust(env: &Env) -> std::result::Result<Rc<Trust>, ApiError> {
             (format!("env:{}:{}", k.as_deref().unwrap_or(""), r.as_deref().unwrap_or("")), k, r)
         }
     };
+    let configured = revocations.clone();
+    if let Some(json) = pulled {
+        // The pulled list is the cache key too: a new version re-parses, the same one does not.
+        source = format!("issuer:{}:{json}", keyring.as_deref().unwrap_or(""));
+        revocations = Some(json);
+    }
     let cached =
         TRUST.with(|t| t.borrow().as_ref().filter(|c| c.source == source && source != "kv").map(|c| c.trust.clone()));
     if let Some(trust) = cached {
         return Ok(trust);
     }
-    let trust = Rc::new(
-        Trust::parse(keyring.as_deref(), revocations.as_deref()).map_err(|e| ApiError::Misconfigured(e.to_string()))?,
-    );
+    let trust = match Trust::parse(keyring.as_deref(), revocations.as_deref()) {
+        Ok(trust) => trust,
+        // A pulled list that does not verify (a key the pinned keyring lacks, a broken chain) is ignored.
+        Err(e) if source.starts_with("issuer:") => {
+            console_error!("revocations from the issuer rejected: {e}");
+            Trust::parse(keyring.as_deref(), configured.as_deref())
+                .map_err(|e| ApiError::Misconfigured(e.to_string()))?
+        }
+        Err(e) => return Err(ApiError::Misconfigured(e.to_string())),
+    };
+    let trust = Rc::new(trust);
     TRUST.with(|t| *t.borrow_mut() = Some(CachedTrust { source, loaded_ms: now, trust: trust.clone() }));
     Ok(trust)
 }

@@ -252,6 +252,27 @@ async fn a_whole_event_day() {
     let all: BTreeSet<String> = issued.keys().cloned().collect();
     assert_eq!(mailed, all, "every ticket was mailed, and every mailed QR is a ticket");
 
+    // --- the edge goes live before the refunds: they must reach it without anyone publishing anything ---
+    let mut tokens = Vec::new();
+    for name in ["North A", "North B", "South C", "South D", "Edge"] {
+        let (s, v) = app.admin(Method::POST, "/admin/v1/devices", Some(json!({"name": name}))).await;
+        assert_eq!(s, 201, "{v}");
+        tokens.push(v["token"].as_str().expect("token").to_owned());
+    }
+    let edge_token = tokens.pop().expect("the edge's token");
+    let (_, keyring) = app.get_json("/v1/keyring").await;
+    let revocations = app
+        .http
+        .get(app.url("/v1/scanner/revocations"))
+        .bearer_auth(&tokens[0])
+        .send()
+        .await
+        .expect("revocations")
+        .text()
+        .await
+        .expect("revocations body");
+    let edge = Edge::start(&keyring.to_string(), &revocations, &tokens, &app.running.url(), &edge_token).await;
+
     // --- 4. refunds ---
     let mut revoked = BTreeSet::new();
     let mut last_version = 0;
@@ -267,25 +288,7 @@ async fn a_whole_event_day() {
     assert_eq!(revoked.len(), REFUNDED);
     let valid: Vec<String> = all.iter().filter(|t| !revoked.contains(*t)).cloned().collect();
 
-    // --- 5. the doors open: the edge and four devices ---
-    let mut tokens = Vec::new();
-    for name in ["North A", "North B", "South C", "South D"] {
-        let (s, v) = app.admin(Method::POST, "/admin/v1/devices", Some(json!({"name": name}))).await;
-        assert_eq!(s, 201, "{v}");
-        tokens.push(v["token"].as_str().expect("token").to_owned());
-    }
-    let (_, keyring) = app.get_json("/v1/keyring").await;
-    let revocations = app
-        .http
-        .get(app.url("/v1/scanner/revocations"))
-        .bearer_auth(&tokens[0])
-        .send()
-        .await
-        .expect("revocations")
-        .text()
-        .await
-        .expect("revocations body");
-    let edge = Edge::start(work.path(), &keyring.to_string(), &revocations, &tokens).await;
+    // --- 5. the doors open: four devices ---
     let mut devices = Vec::new();
     for (i, name) in ["North A", "North B", "South C", "South D"].iter().enumerate() {
         let online = i < 2;
@@ -341,12 +344,22 @@ async fn a_whole_event_day() {
         assert_eq!(v["verdict"], "refused", "{v}");
         assert_eq!(v["code"], "revoked", "{v}");
     }
+    let revoked_at_edge = verdicts[..2]
+        .iter()
+        .flat_map(|m| m.iter())
+        .filter(|(t, v)| revoked.contains(*t) && v["path"] == "edge")
+        .count();
+    assert!(revoked_at_edge > 0, "the edge itself refused refunded tickets: it pulled the new revocation list");
     for t in &online_pairs {
         let seen: Vec<&Value> = verdicts.iter().filter_map(|m| m.get(t)).collect();
         assert!(seen.iter().any(|v| v["verdict"] == "already_used"), "the edge refuses an online duplicate: {seen:?}");
     }
     for (i, m) in verdicts.iter().enumerate().take(2) {
         assert!(m.values().any(|v| v["path"] == "edge"), "online device {i} asked the edge");
+        // The edge holds no names: the device names the holder from its own attendee manifest.
+        for v in m.values().filter(|v| v["path"] == "edge" && v["verdict"] == "admit") {
+            assert!(v["holder"].as_str().is_some_and(|h| h.contains("Customer ")), "holder shown: {v}");
+        }
     }
 
     // --- 6. sync: the online devices through the edge and the issuer, the offline ones through the issuer ---

@@ -336,11 +336,6 @@ async function scanOnce(text, source) {
     post({ type: 'verdict', error: `This scan could not be saved (${e.message}). Scan the ticket again.` });
     return;
   }
-  if (verdict.verdict === 'admit' && verdict.holder == null && verdict.path === 'edge') {
-    // The edge holds no names; the local manifest does.
-    const entry = scanner.manifestEntryJson(text);
-    if (entry) verdict.holder = JSON.parse(entry).holder_name;
-  }
   post({ type: 'verdict', verdict, source, edgeNote, ms: performance.now() - started });
   publish();
   try {

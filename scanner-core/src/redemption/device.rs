@@ -547,7 +547,14 @@ impl Device {
             ticket_type,
             decided_by_edge: true,
         };
-        Ok(self.apply(edge.verdict.clone(), record, override_reason, new_gate))
+        let mut verdict = edge.verdict.clone();
+        // The edge holds no names; this device's attendee manifest does, so the steward sees who it is.
+        if let (Verdict::Admit(a), Some(signed)) = (&mut verdict, &parsed) {
+            if a.holder.is_none() {
+                a.holder = self.holders.as_ref().and_then(|h| h.entry(&signed.ticket.ticket_id)).map(|e| e.holder_name);
+            }
+        }
+        Ok(self.apply(verdict, record, override_reason, new_gate))
     }
 
     fn apply(

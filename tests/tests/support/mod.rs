@@ -111,9 +111,10 @@ impl Drop for Edge {
 }
 
 impl Edge {
-    /// Starts the built Worker (scripts/edge-build.sh) with the issuer's keyring and revocation list and
-    /// the devices' tokens (stored as hashes, as in production).
-    pub async fn start(_work: &Path, keyring: &str, revocations: &str, tokens: &[String]) -> Edge {
+    /// Starts the built Worker (scripts/edge-build.sh) with the issuer's keyring and revocation list, the
+    /// devices' tokens (stored as hashes, as in production), and the issuer to pull newer revocation lists
+    /// from (with a device token of its own).
+    pub async fn start(keyring: &str, revocations: &str, tokens: &[String], issuer: &str, issuer_token: &str) -> Edge {
         let hashes: Vec<String> = tokens.iter().map(|t| scanner_core::token::token_hash_hex(t)).collect();
         let script = root().join("edge-verifier/local/serve.mjs");
         let mut child = Command::new("node")
@@ -121,6 +122,9 @@ impl Edge {
             .env("KEYRING_JSON", keyring)
             .env("REVOCATIONS_JSON", revocations)
             .env("SCANNER_TOKEN_HASHES", hashes.join(","))
+            .env("ISSUER_URL", issuer)
+            .env("ISSUER_TOKEN", issuer_token)
+            .env("REVOCATIONS_REFRESH_MS", "100")
             // Edge admissions reach the edge's log quickly (production batches them every 5 s).
             .env("LOG_FORWARD_DELAY_MS", "100")
             .env("WRANGLER_SEND_METRICS", "false")

@@ -16,7 +16,6 @@ use scanner_core::redemption::device::{decode_peer_state, encode_peer_state, Sav
 use scanner_core::redemption::document::PeerState;
 use scanner_core::redemption::online::RedeemRequest;
 use scanner_core::redemption::{DecisionPath, Device, DeviceId, EdgeVerdict, ScanKind, ScanOutcome, Verdict};
-use scanner_core::SignedTicket;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
@@ -394,16 +393,6 @@ impl Scanner {
             .record_edge_verdict(text, scan_kind(kind)?, gate, &edge, whole_number(now_ms, "now_ms")?)
             .map_err(js_error)?;
         ScanResult::of(outcome)
-    }
-
-    /// The attendee manifest's entry (`{ticket_type, addons, holder_name}` JSON) of the ticket in `text`, if
-    /// the text is a ticket and the manifest has it. Used to name the holder of an edge admission (the edge
-    /// holds no names); never to decide anything.
-    #[wasm_bindgen(js_name = manifestEntryJson)]
-    pub fn manifest_entry_json(&self, text: &str) -> Option<String> {
-        let signed = SignedTicket::from_qr_text(text.trim()).ok()?;
-        let entry = self.device.manifest()?.lookup(&signed.ticket.ticket_id).ok()??;
-        serde_json::to_string(&entry).ok()
     }
 
     /// Forgets the latest scan when storage could not persist it. Returns whether `seq` was the latest.
