@@ -26,6 +26,8 @@ const ui = {
   detail: $('verdict-detail'),
   path: $('verdict-path'),
   manualForm: $('manual-form'),
+  overrideForm: $('override-form'),
+  overrideReason: $('override-reason'),
   manualCode: $('manual-code'),
   settingsForm: $('settings-form'),
   gate: $('gate'),
@@ -243,8 +245,16 @@ function addonName(index) {
   return state?.eventInfo?.addons?.find((a) => a.index === index)?.name ?? `Add-on ${index}`;
 }
 
+/** Refusals a steward may override for a genuine ticket (scanner-core decides; forgeries never pass). */
+const OVERRIDABLE = new Set(['key_not_active', 'wrong_event', 'not_yet_valid', 'expired', 'revoked']);
+/** The code of the last refused scan, while the steward may still override it. */
+let overridable = null;
+
 function showVerdict(m) {
   const v = m.verdict;
+  overridable = v && (v.verdict === 'already_used' || (v.verdict === 'refused' && OVERRIDABLE.has(v.code))) ? m.text : null;
+  ui.overrideForm.hidden = !overridable;
+  ui.overrideReason.value = '';
   let cls;
   let headline;
   let who = '';
@@ -408,6 +418,13 @@ ui.manualForm.addEventListener('submit', (e) => {
   if (!text) return;
   engine.postMessage({ type: 'manual', text });
   ui.manualCode.value = '';
+});
+
+ui.overrideForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  const reason = ui.overrideReason.value.trim();
+  if (!reason || !overridable) return;
+  engine.postMessage({ type: 'override', text: overridable, reason });
 });
 
 ui.setupForm.addEventListener('submit', (e) => {

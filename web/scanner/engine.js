@@ -294,7 +294,7 @@ async function askEdge(text) {
   );
 }
 
-async function scanOnce(text, source) {
+async function scanOnce(text, source, overrideReason) {
   if (!scanner || !setup) {
     post({ type: 'verdict', error: 'This scanner is not set up yet: open the setup link from the organizer.' });
     return;
@@ -302,7 +302,8 @@ async function scanOnce(text, source) {
   const started = performance.now();
   let result = null;
   let edgeNote = null;
-  if (setup.edge && navigator.onLine) {
+  // An operator override is this steward's own decision: the edge is not asked (as with `scanner scan`).
+  if (setup.edge && navigator.onLine && !overrideReason) {
     try {
       const reply = await askEdge(text);
       result = scanner.recordEdgeReply(text, gate, kind, reply.status, reply.body, Date.now());
@@ -313,7 +314,7 @@ async function scanOnce(text, source) {
   }
   if (!result) {
     try {
-      result = scanner.scan(text, gate, kind, undefined, Date.now());
+      result = scanner.scan(text, gate, kind, overrideReason || undefined, Date.now());
     } catch (e) {
       if (e instanceof WebAssembly.RuntimeError) throw e;
       post({ type: 'verdict', error: `Cannot check this code: ${e.message}` });
@@ -336,7 +337,8 @@ async function scanOnce(text, source) {
     post({ type: 'verdict', error: `This scan could not be saved (${e.message}). Scan the ticket again.` });
     return;
   }
-  post({ type: 'verdict', verdict, source, edgeNote, ms: performance.now() - started });
+  // The code goes back with its verdict so the steward can override a refusal of this very ticket.
+  post({ type: 'verdict', verdict, text, source, edgeNote, ms: performance.now() - started });
   publish();
   try {
     await fold(false);
@@ -346,8 +348,8 @@ async function scanOnce(text, source) {
   scheduleSync(SYNC_AFTER_SCAN_MS);
 }
 
-function enqueueScan(text, source) {
-  const run = scanChain.then(() => scanOnce(text, source));
+function enqueueScan(text, source, overrideReason) {
+  const run = scanChain.then(() => scanOnce(text, source, overrideReason));
   scanChain = run.catch(() => {});
   return run;
 }
@@ -506,6 +508,13 @@ async function handle(message) {
       // Typed on purpose: never suppressed as a repeat, but a camera read right after it is.
       isRepeat(message.text.trim());
       await enqueueScan(message.text.trim(), 'manual');
+      break;
+    case 'override':
+      // The steward admits a refused (genuine) ticket anyway, for a reason recorded beside the scan;
+      // scanner-core decides whether the refusal can be overridden at all (never for a forgery).
+      if (typeof message.reason === 'string' && message.reason.trim()) {
+        await enqueueScan(message.text.trim(), 'override', message.reason.trim().slice(0, 200));
+      }
       break;
     case 'setup':
       try {

@@ -500,6 +500,21 @@ test('a verdict on screen is on disk: Chromium killed (SIGKILL) right after ADMI
     await page.click('#sync-now');
     const r = await waitForReport((x) => admittedHere(x) === 1, 'the admission made before the kill');
     assert.equal(r.conflicts.length, 0);
+
+    // The steward admits the ticket anyway, for a reason: shown as an override and reported as one.
+    assert.equal(await page.isVisible('#override-form'), true, 'an already-used ticket can be overridden');
+    await page.fill('#override-reason', 'wristband torn, checked at the desk');
+    await page.click('#override-form button[type=submit]');
+    await page.waitForSelector('#verdict[data-verdict="admit"]', WAIT);
+    assert.equal((await verdict(page)).headline, 'ADMIT (override)');
+    assert.equal(await page.isVisible('#override-form'), false);
+    await screenshot(page, 'scanner-09-override');
+    await page.click('#sync-now');
+    const o = await waitForReport(
+      (x) => x.overrides.some((s) => s.override_reason === 'wristband torn, checked at the desk'),
+      'the override in the organizer report',
+    );
+    assert.equal(o.overrides.length, 1);
   } finally {
     await context.close();
   }
