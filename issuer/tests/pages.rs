@@ -328,3 +328,74 @@ async fn dashboard_admin_json_lists_orders_and_gives_device_setup_links() {
     let (s, _) = app.admin(reqwest::Method::POST, "/admin/v1/devices", Some(json!({"name": "X", "event": 999}))).await;
     assert_eq!(s, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_finds_orders_by_name_email_or_id_and_pages_through_them() {
+    let app = start().await;
+    let event = app.event(100, 0).await;
+    let mut ids = Vec::new();
+    for (name, email) in [
+        ("Ada Lovelace", "ada@example.org"),
+        ("Grace Hopper", "grace@navy.example"),
+        ("Alan Turing", "alan@example.org"),
+        ("100% Percent", "percent@example.org"),
+        ("Under_Score", "under@example.org"),
+    ] {
+        let (s, v) = app
+            .post(
+                "/v1/orders",
+                json!({"event_id": event, "name": name, "email": email, "items": [{"ticket_type": 0, "quantity": 1}]}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        ids.push(v["order_id"].as_str().unwrap().to_owned());
+    }
+    let find = |q: &str, extra: &str| {
+        let path = format!("/admin/v1/orders?event={event}&q={}{extra}", urlencode(q));
+        let app = &app;
+        async move {
+            let (s, v) = app.admin(reqwest::Method::GET, &path, None).await;
+            assert_eq!(s, 200, "{v}");
+            let names: Vec<String> = v["orders"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o["customer_name"].as_str().unwrap().to_owned())
+                .collect();
+            (names, v["total"].as_i64().unwrap())
+        }
+    };
+    // Part of a name, any case; part of an email; a whole order id.
+    assert_eq!(find("hopper", "").await, (vec!["Grace Hopper".to_owned()], 1));
+    assert_eq!(find("NAVY", "").await, (vec!["Grace Hopper".to_owned()], 1));
+    assert_eq!(find(&ids[2], "").await, (vec!["Alan Turing".to_owned()], 1));
+    // LIKE's own characters are taken literally.
+    assert_eq!(find("%", "").await, (vec!["100% Percent".to_owned()], 1));
+    assert_eq!(find("_", "").await, (vec!["Under_Score".to_owned()], 1));
+    assert_eq!(find("nobody", "").await, (vec![], 0));
+    // Paging: newest first, `total` counts every match.
+    let (first, total) = find("example.org", "&limit=2").await;
+    let (second, _) = find("example.org", "&limit=2&offset=2").await;
+    assert_eq!(total, 4);
+    assert_eq!(first.len(), 2);
+    assert_eq!(second.len(), 2);
+    assert!(first.iter().all(|n| !second.contains(n)), "{first:?} / {second:?}");
+    // Bad input is a clear 4xx.
+    for bad in ["&offset=-1", "&limit=0", "&limit=5000"] {
+        let (s, v) = app.admin(reqwest::Method::GET, &format!("/admin/v1/orders?event={event}{bad}"), None).await;
+        assert_eq!(s, 422, "{bad}: {v}");
+    }
+    let long = "x".repeat(101);
+    let (s, _) = app.admin(reqwest::Method::GET, &format!("/admin/v1/orders?q={long}"), None).await;
+    assert_eq!(s, 422);
+}
+
+/// Percent-encodes a query value (only what these tests send needs it).
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
