@@ -68,8 +68,11 @@ const COMPACT_AFTER_PARTS: i64 = 256;
 /// Request header carrying the syncing device's identity (its token hash) from the Worker to the log.
 const PEER_HEADER: &str = "X-Peer";
 
+/// The parsed trust. With KV bound it is re-read every `KV_CACHE_MS`; the variables are fixed for the
+/// isolate's life.
 struct CachedTrust {
-    source: String,
+    /// The generation of the pulled revocation list it was built with, if any.
+    pulled: Option<u64>,
     loaded_ms: u64,
     trust: Rc<Trust>,
 }
@@ -90,7 +93,15 @@ const REVOCATIONS_REFRESH_MS: u64 = 30_000;
 /// The revocation list last pulled from the issuer, and when it was asked.
 struct PulledRevocations {
     asked_ms: u64,
-    json: Option<String>,
+    latest: Option<Pulled>,
+}
+
+/// One pulled list; `generation` changes only when the list's text does, so the cached trust built from
+/// it is reused until then.
+#[derive(Clone)]
+struct Pulled {
+    generation: u64,
+    json: Rc<str>,
 }
 
 thread_local! {
@@ -102,22 +113,22 @@ thread_local! {
 /// reaches the edge within `REVOCATIONS_REFRESH_MS` with no one publishing anything. The list is signed
 /// and verified against the pinned keyring, so the transport need not be trusted: it can only withhold a
 /// list, and then the last good one stays in use. The issuer being down never stops redemption.
-async fn pull_revocations(env: &Env, now: u64) -> Option<String> {
+async fn pull_revocations(env: &Env, now: u64) -> Option<Pulled> {
     let base = var(env, "ISSUER_URL").filter(|u| !u.is_empty())?;
     let refresh = var(env, "REVOCATIONS_REFRESH_MS").and_then(|v| v.parse().ok()).unwrap_or(REVOCATIONS_REFRESH_MS);
     let (last, due) = PULLED.with(|p| {
         let p = p.borrow();
-        let last = p.as_ref().and_then(|p| p.json.clone());
+        let last = p.as_ref().and_then(|p| p.latest.clone());
         (last, p.as_ref().is_none_or(|p| now.saturating_sub(p.asked_ms) >= refresh))
     });
     if !due {
         return last;
     }
     // Marked as asked before the request, so concurrent requests do not all ask at once.
-    PULLED.with(|p| *p.borrow_mut() = Some(PulledRevocations { asked_ms: now, json: last.clone() }));
+    PULLED.with(|p| *p.borrow_mut() = Some(PulledRevocations { asked_ms: now, latest: last.clone() }));
     let url = format!("{}/v1/scanner/revocations", base.trim_end_matches('/'));
     let token = var(env, "ISSUER_TOKEN").unwrap_or_default();
-    let pulled = async {
+    let fetched = async {
         let req = internal_request(&url, Method::Get, None, &[("Authorization", &format!("Bearer {token}"))]).ok()?;
         let mut resp = worker::Fetch::Request(req).send().await.ok()?;
         if resp.status_code() != 200 {
@@ -127,16 +138,16 @@ async fn pull_revocations(env: &Env, now: u64) -> Option<String> {
         resp.text().await.ok()
     }
     .await;
-    match pulled {
-        Some(json) => {
-            PULLED.with(|p| *p.borrow_mut() = Some(PulledRevocations { asked_ms: now, json: Some(json.clone()) }));
-            Some(json)
-        }
-        None => {
-            console_error!("revocations from the issuer unavailable; keeping the last good list");
-            last
-        }
-    }
+    let Some(json) = fetched else {
+        console_error!("revocations from the issuer unavailable; keeping the last good list");
+        return last;
+    };
+    let latest = match last {
+        Some(last) if *last.json == *json => last,
+        last => Pulled { generation: last.map_or(1, |l| l.generation + 1), json: json.into() },
+    };
+    PULLED.with(|p| *p.borrow_mut() = Some(PulledRevocations { asked_ms: now, latest: Some(latest.clone()) }));
+    Some(latest)
 }
 
 fn var(env: &Env, name: &str) -> Option<String> {
@@ -145,20 +156,22 @@ fn var(env: &Env, name: &str) -> Option<String> {
 
 /// The keyring and revocation list: from KV `CONFIG` if bound and populated, else from the variables;
 /// the revocation list pulled from the issuer instead when `ISSUER_URL` is set (see [`pull_revocations`]).
+///
+/// On the redemption path this is one thread-local look-up: the parsed trust is reused until the pulled
+/// list changes or, with KV bound, `KV_CACHE_MS` passes. Variables cannot change within an isolate.
 async fn load_trust(env: &Env) -> std::result::Result<Rc<Trust>, ApiError> {
     let now = now_ms();
     let pulled = pull_revocations(env, now).await;
+    let generation = pulled.as_ref().map(|p| p.generation);
     let kv = env.kv("CONFIG").ok();
-    if kv.is_some() && pulled.is_none() {
-        let fresh = TRUST.with(|t| {
-            t.borrow()
-                .as_ref()
-                .filter(|c| c.source == "kv" && now.saturating_sub(c.loaded_ms) < KV_CACHE_MS)
-                .map(|c| c.trust.clone())
-        });
-        if let Some(trust) = fresh {
-            return Ok(trust);
-        }
+    let cached = TRUST.with(|t| {
+        t.borrow()
+            .as_ref()
+            .filter(|c| c.pulled == generation && (kv.is_none() || now.saturating_sub(c.loaded_ms) < KV_CACHE_MS))
+            .map(|c| c.trust.clone())
+    });
+    if let Some(trust) = cached {
+        return Ok(trust);
     }
     let mut from_kv = None;
     if let Some(kv) = kv {
@@ -168,30 +181,15 @@ async fn load_trust(env: &Env) -> std::result::Result<Rc<Trust>, ApiError> {
             from_kv = Some((keyring, revocations));
         }
     }
-    let (mut source, keyring, mut revocations) = match from_kv {
-        Some((k, r)) => ("kv".to_owned(), Some(k), r),
-        None => {
-            let k = var(env, "KEYRING_JSON");
-            let r = var(env, "REVOCATIONS_JSON");
-            // The variables themselves are the cache key: a redeploy with new ones re-parses.
-            (format!("env:{}:{}", k.as_deref().unwrap_or(""), r.as_deref().unwrap_or("")), k, r)
-        }
+    let (keyring, configured) = match from_kv {
+        Some((k, r)) => (Some(k), r),
+        None => (var(env, "KEYRING_JSON"), var(env, "REVOCATIONS_JSON")),
     };
-    let configured = revocations.clone();
-    if let Some(json) = pulled {
-        // The pulled list is the cache key too: a new version re-parses, the same one does not.
-        source = format!("issuer:{}:{json}", keyring.as_deref().unwrap_or(""));
-        revocations = Some(json);
-    }
-    let cached =
-        TRUST.with(|t| t.borrow().as_ref().filter(|c| c.source == source && source != "kv").map(|c| c.trust.clone()));
-    if let Some(trust) = cached {
-        return Ok(trust);
-    }
+    let revocations = pulled.as_ref().map(|p| p.json.to_string()).or_else(|| configured.clone());
     let trust = match Trust::parse(keyring.as_deref(), revocations.as_deref()) {
         Ok(trust) => trust,
         // A pulled list that does not verify (a key the pinned keyring lacks, a broken chain) is ignored.
-        Err(e) if source.starts_with("issuer:") => {
+        Err(e) if pulled.is_some() => {
             console_error!("revocations from the issuer rejected: {e}");
             Trust::parse(keyring.as_deref(), configured.as_deref())
                 .map_err(|e| ApiError::Misconfigured(e.to_string()))?
@@ -199,7 +197,7 @@ async fn load_trust(env: &Env) -> std::result::Result<Rc<Trust>, ApiError> {
         Err(e) => return Err(ApiError::Misconfigured(e.to_string())),
     };
     let trust = Rc::new(trust);
-    TRUST.with(|t| *t.borrow_mut() = Some(CachedTrust { source, loaded_ms: now, trust: trust.clone() }));
+    TRUST.with(|t| *t.borrow_mut() = Some(CachedTrust { pulled: generation, loaded_ms: now, trust: trust.clone() }));
     Ok(trust)
 }
 

@@ -124,7 +124,9 @@ pub(crate) async fn write_order(
     state: &AppState,
     row: &OrderRow,
 ) -> Result<Option<String>> {
-    if let Some(sold_out) = reserve(tx, row.event_id, &row.lines).await? {
+    if let Some(sold_out) =
+        reserve(tx, row.event_id, &row.lines.iter().map(Line::reservation).collect::<Vec<_>>()).await?
+    {
         return Ok(Some(sold_out));
     }
     sqlx::query(
@@ -234,7 +236,28 @@ async fn plan(state: &AppState, req: &NewOrder) -> Result<(Vec<Line>, i64, Strin
 }
 
 /// Reserves every line; `Ok(false)` if any is sold out (the caller rolls back).
-async fn reserve(tx: &mut Transaction<'_, Sqlite>, event_id: i64, lines: &[Line]) -> Result<Option<String>> {
+/// What reserving one line takes: the order's lines, or an order's stored items when an expired hold is
+/// paid after all.
+struct Reservation<'a> {
+    ticket_type_id: i64,
+    quantity: i64,
+    addon_mask: i64,
+    /// For the sold-out message.
+    type_name: &'a str,
+}
+
+impl Line {
+    fn reservation(&self) -> Reservation<'_> {
+        Reservation {
+            ticket_type_id: self.ticket_type_id,
+            quantity: self.quantity,
+            addon_mask: self.addon_mask,
+            type_name: &self.type_name,
+        }
+    }
+}
+
+async fn reserve(tx: &mut Transaction<'_, Sqlite>, event_id: i64, lines: &[Reservation<'_>]) -> Result<Option<String>> {
     for line in lines {
         let r =
             sqlx::query("UPDATE ticket_types SET reserved = reserved + $1 WHERE id = $2 AND reserved + $1 <= capacity")
@@ -302,17 +325,13 @@ pub async fn release(tx: &mut Transaction<'_, Sqlite>, order_id: &str) -> Result
 async fn re_reserve(tx: &mut Transaction<'_, Sqlite>, order_id: &str) -> Result<bool> {
     let items = order_items(tx, order_id).await?;
     let event_id = items.first().map(|i| i.3).unwrap_or_default();
-    let lines: Vec<Line> = items
-        .into_iter()
-        .map(|(tt, qty, mask, _)| Line {
-            ticket_type_id: tt,
-            type_index: 0,
-            reentry: false,
-            type_name: String::new(),
-            quantity: qty,
-            unit_cents: 0,
-            addon_mask: mask,
-            addon_lines: Vec::new(),
+    let lines: Vec<Reservation> = items
+        .iter()
+        .map(|&(ticket_type_id, quantity, addon_mask, _)| Reservation {
+            ticket_type_id,
+            quantity,
+            addon_mask,
+            type_name: "",
         })
         .collect();
     Ok(reserve(tx, event_id, &lines).await?.is_none())
