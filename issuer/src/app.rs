@@ -6,9 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use scanner_core::{IssuerKey, Keyring, RevocationList};
 use tokio::sync::{watch, Mutex, Notify};
+use tower_governor::governor::{GovernorConfig, GovernorConfigBuilder};
+use tower_governor::key_extractor::PeerIpKeyExtractor;
+use tower_governor::{GovernorError, GovernorLayer};
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::ServeDir;
 
 use crate::config::Config;
@@ -39,7 +45,15 @@ pub struct Inner {
     /// Hands validated orders to the group committer.
     pub order_queue: crate::order_queue::OrderQueue,
     pub pricing: crate::catalog::PricingCache,
+    /// Per-client-IP budget for placing orders, shared by the JSON API and the order form; none when
+    /// `--order-rate-per-minute 0`.
+    pub order_limit: Option<Arc<OrderLimit>>,
 }
+
+/// tower_governor's limiter keyed by the peer IP address (from `ConnectInfo`, so the server must be served
+/// with `into_make_service_with_connect_info`). Behind a reverse proxy every client has the proxy's
+/// address: put the limit in the proxy then, or raise this one.
+pub type OrderLimit = GovernorConfig<PeerIpKeyExtractor, governor::middleware::NoOpMiddleware>;
 
 pub type AppState = Arc<Inner>;
 
@@ -141,18 +155,87 @@ async fn load_revocations(db: &Db, keyring: &Keyring) -> Result<RevocationList, 
     }
 }
 
+/// The order budget per client IP address from the configuration; `None` when it is turned off.
+pub fn order_limit(config: &Config) -> Option<Arc<OrderLimit>> {
+    if config.order_rate_per_minute == 0 {
+        return None;
+    }
+    // One order's worth of budget comes back every 60 s / rate (at least 1 ms: the limiter refuses zero).
+    let period = Duration::from_micros((60_000_000 / u64::from(config.order_rate_per_minute)).max(1_000));
+    GovernorConfigBuilder::default()
+        .period(period)
+        .burst_size(config.order_rate_burst.max(1))
+        // Every POST of the routers it wraps places an order (`POST /v1/orders`, `POST /events/{id}/order`);
+        // reading events, orders and tickets is not limited.
+        .methods(vec![Method::POST])
+        .finish()
+        .map(Arc::new)
+}
+
+/// The project's JSON error for a request the limiter refused: 429 with `Retry-After`.
+fn rate_limited(e: GovernorError) -> Response {
+    match e {
+        GovernorError::TooManyRequests { wait_time, .. } => {
+            // The limiter rounds the wait down to whole seconds; one more never sends a client back too early.
+            let retry_after = wait_time.saturating_add(1);
+            let body = serde_json::json!({"error": {
+                "code": "rate_limited",
+                "message": format!("too many orders from this address; try again in {retry_after} s"),
+            }});
+            let mut resp = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            resp
+        }
+        GovernorError::UnableToExtractKey => {
+            Error::internal("rate limit: no peer address (serve with into_make_service_with_connect_info)")
+                .into_response()
+        }
+        GovernorError::Other { code, msg, .. } => {
+            let body = serde_json::json!({"error": {"code": "rate_limited", "message": msg.unwrap_or_default()}});
+            (code, axum::Json(body)).into_response()
+        }
+    }
+}
+
+/// A request body limit for a group of routes: axum's extractors (JSON, forms) and every raw body read
+/// alike stop at `max` bytes, and a `Content-Length` over it is refused before the body is read. The
+/// answer is the project's JSON error (413).
+fn body_limit(routes: Router<AppState>, max: usize) -> Router<AppState> {
+    routes.layer(DefaultBodyLimit::max(max)).layer(RequestBodyLimitLayer::new(max)).layer(
+        axum::middleware::map_response(move |resp: Response| async move {
+            // tower-http answers an oversized Content-Length itself, in plain text.
+            let json =
+                resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+            if resp.status() == StatusCode::PAYLOAD_TOO_LARGE && !json {
+                Error::PayloadTooLarge(max).into_response()
+            } else {
+                resp
+            }
+        }),
+    )
+}
+
 /// Builds the router over `state`.
 pub fn router(state: AppState) -> Router {
-    let mut api = Router::new()
+    let mut order_routes = orders::router();
+    let mut page_routes = crate::pages::router();
+    if let Some(limit) = &state.order_limit {
+        // One budget (the same limiter) for both ways of placing an order.
+        order_routes = order_routes.layer(GovernorLayer::new(limit.clone()).error_handler(rate_limited));
+        page_routes = page_routes.layer(GovernorLayer::new(limit.clone()).error_handler(rate_limited));
+    }
+    // Every route gets the small default body limit but the two whose bodies legitimately run larger, which
+    // keep their own: Stripe's webhook events and the scanners' redemption-log sync messages.
+    let small = Router::new()
         .merge(catalog::router())
-        .merge(orders::router())
-        .merge(payments::router())
+        .merge(order_routes)
         .merge(scanner::router())
         .merge(admin::router())
-        .merge(sync::router())
-        .merge(crate::pages::router())
-        .route("/healthz", axum::routing::get(|| async { "ok" }))
-        .layer(DefaultBodyLimit::max(crate::extract::MAX_BODY_BYTES))
+        .merge(page_routes)
+        .route("/healthz", axum::routing::get(|| async { "ok" }));
+    let mut api = body_limit(small, crate::extract::MAX_BODY_BYTES)
+        .merge(body_limit(payments::router(), payments::stripe::MAX_WEBHOOK_BYTES))
+        .merge(body_limit(sync::router(), sync::MAX_SYNC_BODY_BYTES))
         .with_state(state.clone());
     // Only the scanner PWA is served from files (the order pages and the dashboard are compiled in):
     // never the rest of web/, which holds tests and their node_modules.
@@ -189,6 +272,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_owned();
     let payments = Payments::from_config(&config);
     let (order_queue, order_queue_rx) = crate::order_queue::channel();
+    let order_limit = order_limit(&config);
     let state: AppState = Arc::new(Inner {
         db,
         signer: Signer { key, keyring },
@@ -200,6 +284,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         public_url,
         order_queue,
         pricing: Default::default(),
+        order_limit,
         config,
     });
     if state.config.demo {
@@ -214,13 +299,31 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         let signal = async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
+        // The order rate limit is keyed by the peer address, which only ConnectInfo carries.
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(signal).await {
             tracing::error!(error = %e, "http server failed");
         }
     }));
     tasks.push(tokio::spawn(crate::order_queue::run(state.clone(), order_queue_rx, shutdown_rx.clone())));
     tasks.push(tokio::spawn(email::run_worker(state.clone(), mailer, shutdown_rx.clone())));
+    if let Some(limit) = state.order_limit.clone() {
+        tasks.push(tokio::spawn(forget_idle_clients(limit, shutdown_rx.clone())));
+    }
     tasks.push(tokio::spawn(orders::run_hold_sweeper(state.clone(), shutdown_rx.clone(), Duration::from_millis(500))));
     tracing::info!(%addr, "issuer listening");
     Ok(Running { addr, state, shutdown, tasks })
+}
+
+/// Drops the limiter's state of addresses whose budget is full again, once a minute, so that the memory it
+/// takes follows the clients of the last minutes rather than every address ever seen.
+async fn forget_idle_clients(limit: Arc<OrderLimit>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        limit.limiter().retain_recent();
+        limit.limiter().shrink_to_fit();
+    }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 
@@ -29,8 +29,31 @@ pub fn router() -> Router<AppState> {
         .route("/v1/events", get(list_events))
         .route("/v1/events/{id}", get(get_event))
         .route("/admin/v1/events", post(create_event).get(admin_list_events))
+        .route("/admin/v1/events/{id}", patch(update_event))
         .route("/admin/v1/events/{id}/ticket-types", post(create_ticket_type))
+        .route("/admin/v1/events/{id}/ticket-types/{index}", patch(update_ticket_type))
         .route("/admin/v1/events/{id}/addons", post(create_addon))
+}
+
+/// A present field, with `null` told apart from absence: absent = `None`, `null` = `Some(None)`.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// `PATCH /admin/v1/events/{id}`: the organizer's settings of an event; absent fields stay as they are.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventSettings {
+    /// `null` removes the cap.
+    #[serde(default, deserialize_with = "present")]
+    pub max_tickets_per_email: Option<Option<i64>>,
+}
+
+/// `PATCH /admin/v1/events/{id}/ticket-types/{index}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketTypeSettings {
+    pub at_door_allowed: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -43,6 +66,9 @@ pub struct NewEvent {
     pub ends_at: i64,
     /// IANA time zone name, e.g. `Europe/Berlin`.
     pub timezone: String,
+    /// Most tickets one email address may order for the event (see [`email_key`]); none: no cap.
+    #[serde(default)]
+    pub max_tickets_per_email: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,6 +84,10 @@ pub struct NewTicketType {
     pub sales_end: Option<i64>,
     #[serde(default)]
     pub reentry: bool,
+    /// Whether customers may choose to pay at the door for this type. Off unless the organizer turns it on:
+    /// an at-door order is confirmed (and its tickets issued) before anyone has paid.
+    #[serde(default)]
+    pub at_door_allowed: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,6 +111,7 @@ pub struct TicketTypeView {
     pub sales_start: Option<i64>,
     pub sales_end: Option<i64>,
     pub reentry: bool,
+    pub at_door_allowed: bool,
     #[sqlx(skip)]
     pub on_sale: bool,
 }
@@ -111,6 +142,7 @@ pub struct EventView {
     pub starts_at: i64,
     pub ends_at: i64,
     pub timezone: String,
+    pub max_tickets_per_email: Option<i64>,
     #[sqlx(skip)]
     pub ticket_types: Vec<TicketTypeView>,
     #[sqlx(skip)]
@@ -139,6 +171,55 @@ fn validate_money(field: &'static str, cents: i64) -> Result<i64> {
     } else {
         Err(Error::validation(field, "must be between 0 and 100000000 (minor units)"))
     }
+}
+
+/// Most tickets per email address an organizer can set as the cap (more would be no cap at all).
+pub const MAX_TICKETS_PER_EMAIL_CAP: i64 = 1_000_000;
+
+fn validate_email_cap(cap: Option<i64>) -> Result<Option<i64>> {
+    match cap {
+        Some(c) if !(1..=MAX_TICKETS_PER_EMAIL_CAP).contains(&c) => Err(Error::validation(
+            "max_tickets_per_email",
+            format!("must be between 1 and {MAX_TICKETS_PER_EMAIL_CAP}, or absent for no cap"),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// The address an order counts against for an event's ticket cap: lower case, without a `+tag` in the
+/// local part, because `Ada+1@Example.org` reaches the same mailbox as `ada@example.org`. (Provider-specific
+/// aliases such as dots in Gmail addresses are not folded: the cap is a brake on casual hoarding, not an
+/// identity check.)
+pub fn email_key(email: &str) -> String {
+    let email = email.trim().to_lowercase();
+    match email.rsplit_once('@') {
+        Some((local, domain)) => {
+            let local = local.split_once('+').map_or(local, |(base, _)| base);
+            // `+tag@x` has no base: keep it whole rather than fold every such address into one.
+            if local.is_empty() {
+                email
+            } else {
+                format!("{local}@{domain}")
+            }
+        }
+        None => email,
+    }
+}
+
+/// Refuses pay-at-the-door for an order (`items` already validated and priced against `event`) unless
+/// every line that costs money is of a ticket type whose organizer allows it.
+pub fn check_at_door(event: &EventView, items: &[crate::orders::NewItem]) -> Result<()> {
+    for item in items {
+        let Some(tt) = event.ticket_types.iter().find(|t| t.index == item.ticket_type) else {
+            return Err(Error::validation("ticket_type", format!("event has no ticket type {}", item.ticket_type)));
+        };
+        let addons: i64 = event.addons.iter().filter(|a| item.addons.contains(&a.index)).map(|a| a.price_cents).sum();
+        let paid = (tt.price_cents + addons).saturating_mul(item.quantity) > 0;
+        if paid && !tt.at_door_allowed {
+            return Err(Error::validation("payment", format!("at the door is not offered for {} tickets", tt.name)));
+        }
+    }
+    Ok(())
 }
 
 fn validate_capacity(capacity: i64) -> Result<i64> {
@@ -206,11 +287,13 @@ pub async fn insert_event(state: &AppState, e: NewEvent) -> Result<i64> {
     let name = clean_text("name", &e.name, 200)?;
     let venue = clean_text("venue", &e.venue, 200)?;
     let timezone = validate_timezone(&e.timezone)?;
+    let cap = validate_email_cap(e.max_tickets_per_email)?;
     if e.ends_at < e.starts_at || e.starts_at < 0 || e.ends_at > i64::from(u32::MAX) - 86_400 {
         return Err(Error::validation("ends_at", "must be a Unix time not before starts_at (and before 2106)"));
     }
     let (id,): (i64,) = sqlx::query_as(
-        "INSERT INTO events (name, venue, starts_at, ends_at, timezone, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        "INSERT INTO events (name, venue, starts_at, ends_at, timezone, created_at, max_tickets_per_email)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )
     .bind(name)
     .bind(venue)
@@ -218,6 +301,7 @@ pub async fn insert_event(state: &AppState, e: NewEvent) -> Result<i64> {
     .bind(e.ends_at)
     .bind(timezone)
     .bind(now())
+    .bind(cap)
     .fetch_one(&state.db.write)
     .await?;
     if id > i64::from(u32::MAX) {
@@ -255,8 +339,9 @@ pub async fn insert_ticket_type(state: &AppState, event_id: i64, t: NewTicketTyp
         return Err(Error::Conflict(format!("an event can have at most {MAX_TICKET_TYPES} ticket types")));
     }
     sqlx::query(
-        "INSERT INTO ticket_types (event_id, idx, name, price_cents, currency, capacity, sales_start, sales_end, reentry)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO ticket_types (event_id, idx, name, price_cents, currency, capacity, sales_start, sales_end, reentry,
+                                   at_door_allowed)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(event_id)
     .bind(next)
@@ -267,6 +352,7 @@ pub async fn insert_ticket_type(state: &AppState, event_id: i64, t: NewTicketTyp
     .bind(t.sales_start)
     .bind(t.sales_end)
     .bind(t.reentry)
+    .bind(t.at_door_allowed)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -306,16 +392,17 @@ pub async fn insert_addon(state: &AppState, event_id: i64, a: NewAddon) -> Resul
 /// connection when `fresh` is set, so the answer includes the very latest commits.
 pub async fn load_event(state: &AppState, id: i64) -> Result<EventView> {
     let pool = &state.db.read;
-    let mut event: EventView =
-        sqlx::query_as("SELECT id, name, venue, starts_at, ends_at, timezone FROM events WHERE id = $1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?
-            .ok_or(Error::NotFound("event"))?;
+    let mut event: EventView = sqlx::query_as(
+        "SELECT id, name, venue, starts_at, ends_at, timezone, max_tickets_per_email FROM events WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(Error::NotFound("event"))?;
     let t = now();
     event.ticket_types = sqlx::query_as(
         "SELECT id, idx AS \"index\", name, price_cents, currency, capacity, capacity - reserved AS available,
-                sales_start, sales_end, reentry
+                sales_start, sales_end, reentry, at_door_allowed
          FROM ticket_types WHERE event_id = $1 ORDER BY idx",
     )
     .bind(id)
@@ -375,6 +462,46 @@ async fn create_ticket_type(
     Ok((StatusCode::CREATED, axum::Json(serde_json::json!({ "event_id": event_id, "index": index }))))
 }
 
+async fn update_event(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Json(body): Json<EventSettings>,
+) -> Result<axum::Json<EventView>> {
+    event_exists(&state, id).await?;
+    if let Some(cap) = body.max_tickets_per_email {
+        let cap = validate_email_cap(cap)?;
+        sqlx::query("UPDATE events SET max_tickets_per_email = $1 WHERE id = $2")
+            .bind(cap)
+            .bind(id)
+            .execute(&state.db.write)
+            .await?;
+        state.pricing.invalidate();
+        tracing::info!(event_id = id, ?cap, "ticket cap per email changed");
+    }
+    Ok(axum::Json(load_event(&state, id).await?))
+}
+
+async fn update_ticket_type(
+    _: Admin,
+    State(state): State<AppState>,
+    Path((event_id, index)): Path<(i64, i64)>,
+    Json(body): Json<TicketTypeSettings>,
+) -> Result<axum::Json<serde_json::Value>> {
+    let r = sqlx::query("UPDATE ticket_types SET at_door_allowed = $1 WHERE event_id = $2 AND idx = $3")
+        .bind(body.at_door_allowed)
+        .bind(event_id)
+        .bind(index)
+        .execute(&state.db.write)
+        .await?;
+    if r.rows_affected() != 1 {
+        return Err(Error::NotFound("ticket type"));
+    }
+    state.pricing.invalidate();
+    tracing::info!(event_id, index, at_door_allowed = body.at_door_allowed, "ticket type changed");
+    Ok(axum::Json(serde_json::json!({ "event_id": event_id, "index": index, "at_door_allowed": body.at_door_allowed })))
+}
+
 async fn create_addon(
     _: Admin,
     State(state): State<AppState>,
@@ -385,6 +512,9 @@ async fn create_addon(
     let index = insert_addon(&state, event_id, body).await?;
     Ok((StatusCode::CREATED, axum::Json(serde_json::json!({ "event_id": event_id, "index": index }))))
 }
+
+/// The demo event's cap of tickets per email address.
+pub const DEMO_MAX_TICKETS_PER_EMAIL: i64 = 10;
 
 /// Seeds the demo event (two ticket types, two add-ons) unless the store already has events.
 pub async fn seed_demo(state: &AppState) -> Result<()> {
@@ -401,6 +531,8 @@ pub async fn seed_demo(state: &AppState) -> Result<()> {
             starts_at: start,
             ends_at: start + 8 * 3600,
             timezone: "Europe/Berlin".into(),
+            // Enough for a family or a group of friends; stops one address from taking all 50 VIP seats.
+            max_tickets_per_email: Some(DEMO_MAX_TICKETS_PER_EMAIL),
         },
     )
     .await?;
@@ -413,6 +545,9 @@ pub async fn seed_demo(state: &AppState) -> Result<()> {
             sales_start: None,
             sales_end: None,
             reentry,
+            // Pay at the door stays off: it would confirm paid VIP tickets (and General admission with the
+            // paid parking add-on) before anyone paid. Organizers turn it on per ticket type.
+            at_door_allowed: false,
         };
         insert_ticket_type(state, id, t).await?;
     }

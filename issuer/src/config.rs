@@ -108,10 +108,22 @@ pub struct Config {
     /// Accepted age of a webhook signature timestamp, in seconds.
     #[arg(long, env = "STRIPE_WEBHOOK_TOLERANCE", default_value_t = 300)]
     pub stripe_webhook_tolerance: u64,
+
+    /// Orders one client IP address may place per minute, sustained (JSON API and order form together;
+    /// placing an order is the only public way to make this server send mail). 0 turns the limit off,
+    /// e.g. for a load test from one address. Past the limit: 429 with Retry-After.
+    #[arg(long, env = "ISSUER_ORDER_RATE_PER_MINUTE", default_value_t = 30)]
+    pub order_rate_per_minute: u32,
+
+    /// Orders one client IP address may place in a burst before the per-minute rate applies.
+    #[arg(long, env = "ISSUER_ORDER_RATE_BURST", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub order_rate_burst: u32,
 }
 
 impl Config {
-    /// The defaults with `data_dir`, listening on a random loopback port: for tests and the bench.
+    /// The defaults with `data_dir`, listening on a random loopback port: for tests and the bench. The
+    /// order rate limit is off: tests drive hundreds of orders from the one loopback address (the tests of
+    /// the limit turn it on).
     pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
         #[derive(clap::Parser)]
         struct Wrapper {
@@ -122,6 +134,7 @@ impl Config {
         config.data_dir = data_dir.into();
         config.bind = SocketAddr::from(([127, 0, 0, 1], 0));
         config.web_dir = PathBuf::from("/nonexistent");
+        config.order_rate_per_minute = 0;
         config
     }
 

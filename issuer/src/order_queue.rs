@@ -10,7 +10,13 @@
 //! Under light load a batch is a single order and nothing waits for company: latency stays one commit.
 //! The oversell guarantee is unchanged, because each reservation is still the conditional `UPDATE` in
 //! `orders::reserve`, executed by the one writer.
+//!
+//! The event's cap of tickets per email address is checked here too, inside the transaction that writes
+//! the order ([`write_one`]): the committer is the only writer of orders and handles one order at a time,
+//! and the check reads the earlier orders of the same batch, so two concurrent orders for one address can
+//! never both pass a cap that only one of them fits under.
 
+use sqlx::{Sqlite, Transaction};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::app::AppState;
@@ -151,14 +157,14 @@ async fn write_batch(state: &AppState, batch: &[Placement]) -> Result<Vec<Result
     let mut results = Vec::with_capacity(batch.len());
     for p in batch {
         if !p.row.reserves_several() && batch.len() > 1 {
-            results.push(match write_order(&mut tx, state, &p.row).await? {
+            results.push(match write_one(&mut tx, state, &p.row).await? {
                 None => Ok(()),
                 Some(reason) => Err(Error::Conflict(reason)),
             });
             continue;
         }
         let mut order = sqlx::Acquire::begin(&mut *tx).await?;
-        match write_order(&mut order, state, &p.row).await {
+        match write_one(&mut order, state, &p.row).await {
             Ok(None) => {
                 order.commit().await?;
                 results.push(Ok(()));
@@ -176,4 +182,39 @@ async fn write_batch(state: &AppState, batch: &[Placement]) -> Result<Vec<Result
     }
     tx.commit().await?;
     Ok(results)
+}
+
+/// Tickets per email address that still count against an event's cap: those of orders holding or having
+/// their seats (pending, confirmed, payment_conflict), not of expired, cancelled or refunded ones.
+const HELD_BY_EMAIL: &str = "SELECT CAST(COALESCE(SUM(i.quantity), 0) AS BIGINT)
+     FROM order_email_keys k
+     JOIN orders o ON o.id = k.order_id
+     JOIN order_items i ON i.order_id = k.order_id
+     WHERE k.event_id = $1 AND k.email_key = $2 AND o.status IN ('pending', 'confirmed', 'payment_conflict')";
+
+/// Writes one order inside `tx` like [`write_order`], refusing it first (`Ok(Some(reason))`, nothing
+/// written) when it would take its email address over the event's cap, and recording the address it
+/// counts against. Writes nothing else before the cap check, so a refused order needs no rollback.
+async fn write_one(tx: &mut Transaction<'_, Sqlite>, state: &AppState, row: &OrderRow) -> Result<Option<String>> {
+    let key = crate::catalog::email_key(row.email());
+    if let Some(cap) = row.email_cap {
+        let (held,): (i64,) =
+            sqlx::query_as(HELD_BY_EMAIL).bind(row.event_id()).bind(&key).fetch_one(&mut **tx).await?;
+        if held + row.tickets() > cap {
+            return Ok(Some(format!(
+                "ticket limit: this event allows at most {cap} tickets per email address and {held} are already \
+                 ordered with this one"
+            )));
+        }
+    }
+    if let Some(sold_out) = write_order(tx, state, row).await? {
+        return Ok(Some(sold_out));
+    }
+    sqlx::query("INSERT INTO order_email_keys (order_id, event_id, email_key) VALUES ($1, $2, $3)")
+        .bind(&row.order_id)
+        .bind(row.event_id())
+        .bind(&key)
+        .execute(&mut **tx)
+        .await?;
+    Ok(None)
 }

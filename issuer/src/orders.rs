@@ -107,6 +107,8 @@ pub(crate) struct OrderRow {
     /// The order is confirmed at once (free / pay at door): its tickets and email job are written too.
     pub settles: bool,
     lines: Vec<Line>,
+    /// The event's cap of tickets per email address, checked by the committer in the order's transaction.
+    pub(crate) email_cap: Option<i64>,
 }
 
 impl OrderRow {
@@ -114,6 +116,19 @@ impl OrderRow {
     /// so that a sold-out later reservation must roll back earlier ones.
     pub(crate) fn reserves_several(&self) -> bool {
         self.lines.len() > 1 || self.lines.iter().any(|l| l.addon_mask != 0)
+    }
+
+    pub(crate) fn event_id(&self) -> i64 {
+        self.event_id
+    }
+
+    pub(crate) fn email(&self) -> &str {
+        &self.email
+    }
+
+    /// How many tickets the order contains.
+    pub(crate) fn tickets(&self) -> i64 {
+        self.lines.iter().map(|l| l.quantity).sum()
     }
 }
 
@@ -430,6 +445,12 @@ pub async fn place_order(state: &AppState, req: NewOrder) -> Result<OrderCreated
     let name = clean_text("name", &req.name, 100)?;
     let email = clean_email(&req.email)?;
     let (lines, total, currency, event_ends_at) = plan(state, &req).await?;
+    // From the cache `plan` just filled: the organizer's at-door choices and the event's email cap.
+    let event = crate::catalog::event_for_pricing(state, req.event_id).await?;
+    if req.payment.as_deref() == Some("at_door") && total > 0 {
+        // At the door confirms the order before anyone paid: only where the organizer allows it.
+        crate::catalog::check_at_door(&event, &req.items)?;
+    }
     let provider = state.payments.select(req.payment.as_deref(), total)?;
     let order_id = random_id("ord");
     let token = order_token(state, &order_id);
@@ -453,6 +474,7 @@ pub async fn place_order(state: &AppState, req: NewOrder) -> Result<OrderCreated
         created,
         settles,
         lines,
+        email_cap: event.max_tickets_per_email,
     };
     // The group committer writes it together with other orders arriving at the same moment: one fsync
     // for the batch instead of one per order (see order_queue).

@@ -343,6 +343,9 @@ async fn submit_order(
     let event = load_event(&state, id).await?;
     let pairs = match form {
         Ok(Form(pairs)) => pairs,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(Error::PayloadTooLarge(crate::extract::MAX_BODY_BYTES))
+        }
         Err(rejection) => return Err(Error::BadRequest(format!("not a form submission: {}", rejection.body_text()))),
     };
     let form = OrderForm::from_pairs(pairs);
@@ -372,8 +375,14 @@ async fn submit_order(
         Ok(items) => items,
         Err(e) => return Ok(rerender(&event, e)),
     };
-    // Pay at the door only means something for a paid order; a free one is always `free`.
-    let payment = (form.payment == "at_door" && form.display_total(&event) > 0).then(|| "at_door".to_owned());
+    // Pay at the door only means something for a paid order; a free one is always `free`. Whether the
+    // organizer allows it for these tickets is place_order's decision (a 422 on `payment` otherwise).
+    let paid = form.display_total(&event) > 0;
+    let payment = (form.payment == "at_door" && paid).then(|| "at_door".to_owned());
+    if paid && payment.is_none() && state.payments.stripe().is_none() {
+        let message = "Paying online is not available here, so these tickets cannot be ordered now. Free tickets can.";
+        return Ok(rerender(&event, FormError::field("payment", message)));
+    }
     let request = NewOrder { event_id: id, name: form.name.clone(), email: form.email.clone(), items, payment };
     match orders::place_order(&state, request).await {
         Ok(created) => {
@@ -462,7 +471,7 @@ data-currency=\"{cur}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">",
             format!("{available} left")
         };
         out.push_str(&format!(
-            "<fieldset class=\"ticket-type\" data-index=\"{idx}\" data-price=\"{cents}\">\
+            "<fieldset class=\"ticket-type\" data-index=\"{idx}\" data-price=\"{cents}\" data-at-door=\"{door}\">\
 <legend>{name}</legend><p><span class=\"price\">{price}</span> · <span class=\"availability\" \
 data-ticket-type=\"{idx}\" aria-live=\"polite\">{availability}</span></p>\
 <label for=\"qty_{idx}\">Number of {name} tickets</label>\
@@ -470,6 +479,7 @@ data-ticket-type=\"{idx}\" aria-live=\"polite\">{availability}</span></p>\
 value=\"{qty}\"{disabled}{invalid}>",
             idx = tt.index,
             cents = tt.price_cents,
+            door = tt.at_door_allowed,
             name = html_escape(&tt.name),
             disabled = if available == 0 { " disabled" } else { "" },
             invalid = field_attrs("quantity"),
@@ -518,11 +528,21 @@ data-addon=\"{a}\">{left_text}</span></label>",
     let any_priced = on_sale.iter().any(|t| t.price_cents > 0) || event.addons.iter().any(|a| a.price_cents > 0);
     if any_priced {
         let online = state.payments.stripe().is_some();
-        let at_door_checked = !online || form.payment == "at_door";
+        // Pay at the door only where the organizer allows it; the server checks the order again
+        // (catalog::check_at_door), whatever the form posts.
+        let door_types: Vec<&str> = on_sale.iter().filter(|t| t.at_door_allowed).map(|t| t.name.as_str()).collect();
+        let at_door = !door_types.is_empty();
+        let at_door_checked = at_door && (!online || form.payment == "at_door");
         out.push_str(&format!(
             "<fieldset id=\"payment\" tabindex=\"-1\"><legend>Payment (for paid tickets)</legend>{}",
             field_error("payment")
         ));
+        if !online && !at_door {
+            out.push_str(
+                "<p class=\"hint\">Paid tickets cannot be ordered here at the moment: there is no online payment and \
+the organizer does not take payment at the door. Free tickets can be ordered.</p>",
+            );
+        }
         if online {
             out.push_str(&format!(
                 "<label class=\"check\"><input type=\"radio\" id=\"payment-online\" name=\"payment\" value=\"online\"{}> \
@@ -530,11 +550,19 @@ Pay now by card (secure checkout)</label>",
                 if at_door_checked { "" } else { " checked" }
             ));
         }
-        out.push_str(&format!(
-            "<label class=\"check\"><input type=\"radio\" id=\"payment-at-door\" name=\"payment\" value=\"at_door\"{}> \
-Pay at the door</label></fieldset>",
-            if at_door_checked { " checked" } else { "" }
-        ));
+        if at_door {
+            let only = if door_types.len() == on_sale.len() {
+                String::new()
+            } else {
+                format!(" (only for {} tickets)", html_escape(&door_types.join(", ")))
+            };
+            out.push_str(&format!(
+                "<label class=\"check\"><input type=\"radio\" id=\"payment-at-door\" name=\"payment\" \
+value=\"at_door\"{}> Pay at the door{only}</label>",
+                if at_door_checked { " checked" } else { "" }
+            ));
+        }
+        out.push_str("</fieldset>");
     }
 
     let total = form.display_total(event);

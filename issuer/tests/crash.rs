@@ -14,6 +14,8 @@ const TOKEN: &str = "crash-test-admin-token";
 fn spawn(data: &std::path::Path, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_issuer"))
         .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--admin-token", TOKEN, "--email-backoff-ms", "200"])
+        // Eight workers on one loopback address: far over the per-address order limit on purpose.
+        .args(["--order-rate-per-minute", "0"])
         .arg("--data-dir")
         .arg(data)
         .env("RUST_LOG", "warn")

@@ -97,6 +97,12 @@ test('buying with JavaScript: live total, inline validation, pay at the door', a
   const context = await browser.newContext(phone);
   const page = await context.newPage();
   const errors = collectPageErrors(page);
+  // The demo leaves pay at the door off for paid types; the organizer allows it for VIP first.
+  const allowed = await adminFetch(issuer, '/admin/v1/events/1/ticket-types/1', {
+    method: 'PATCH',
+    json: { at_door_allowed: true },
+  });
+  assert.equal(allowed.status, 200);
   await page.goto(`${issuer.url}/events/1`);
   // The availability reflects the two tickets sold in the other test (or none if it ran alone).
   assert.match(await page.locator('[data-ticket-type="0"]').textContent(), /^\d+ left$/);

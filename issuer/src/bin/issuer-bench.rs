@@ -28,6 +28,10 @@ struct Args {
     /// SQLite synchronous mode passed to the issuer.
     #[arg(long, default_value = "full")]
     sqlite_synchronous: String,
+    /// The issuer's per-address order limit (`--order-rate-per-minute`). Every bench order comes from one
+    /// loopback address, so the default 0 turns the limit off; give a rate to measure with it on.
+    #[arg(long, default_value_t = 0)]
+    order_rate_per_minute: u32,
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -58,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
     let mut child = Command::new(&exe)
         .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--admin-token", token])
         .args(["--sqlite-synchronous", &args.sqlite_synchronous])
+        .args(["--order-rate-per-minute", &args.order_rate_per_minute.to_string()])
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .env("RUST_LOG", "warn")

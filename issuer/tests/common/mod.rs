@@ -80,7 +80,8 @@ impl App {
             .admin(
                 reqwest::Method::POST,
                 &format!("/admin/v1/events/{id}/ticket-types"),
-                Some(json!({"name":"Standard","price_cents":price_cents,"currency":"EUR","capacity":capacity})),
+                // Pay at the door allowed: these events test orders, not the organizer's payment choices.
+                Some(json!({"name":"Standard","price_cents":price_cents,"currency":"EUR","capacity":capacity,"at_door_allowed":true})),
             )
             .await;
         assert_eq!(s, 201, "{v}");
