@@ -307,6 +307,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     }));
     tasks.push(tokio::spawn(crate::order_queue::run(state.clone(), order_queue_rx, shutdown_rx.clone())));
     tasks.push(tokio::spawn(email::run_worker(state.clone(), mailer, shutdown_rx.clone())));
+    tasks.push(tokio::spawn(payments::refunds::run_worker(state.clone(), shutdown_rx.clone())));
     if let Some(limit) = state.order_limit.clone() {
         tasks.push(tokio::spawn(forget_idle_clients(limit, shutdown_rx.clone())));
     }

@@ -601,12 +601,30 @@ pub async fn confirm_paid(
     payment_intent: Option<&str>,
 ) -> Result<Option<&'static str>> {
     let mut tx = state.db.write.begin().await?;
-    let row: Option<(String,)> =
-        sqlx::query_as("SELECT status FROM orders WHERE id = $1").bind(order_id).fetch_optional(&mut *tx).await?;
-    let (status,) = row.ok_or(Error::NotFound("order"))?;
+    let row: Option<(String, String, Option<String>)> =
+        sqlx::query_as("SELECT status, payment_method, payment_intent FROM orders WHERE id = $1")
+            .bind(order_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let (status, method, paid_intent) = row.ok_or(Error::NotFound("order"))?;
     let new_status = match status.as_str() {
         "pending" => "confirmed",
-        "expired" | "cancelled" => {
+        // Cancelled by the organizer before it was paid: the payment that still arrived goes back (a
+        // refund recorded as pending, see payments::refunds); the order is never re-confirmed.
+        "cancelled" => {
+            let (None, Some(intent)) = (paid_intent, payment_intent) else { return Ok(None) };
+            sqlx::query("UPDATE orders SET payment_intent = $1, updated_at = $2 WHERE id = $3")
+                .bind(intent)
+                .bind(now())
+                .bind(order_id)
+                .execute(&mut *tx)
+                .await?;
+            crate::payments::refunds::record(&mut tx, order_id, &method, intent, "late_payment").await?;
+            tx.commit().await?;
+            tracing::warn!(order = %order_id, "payment arrived for a cancelled order: refund recorded");
+            return Ok(Some("refund_pending"));
+        }
+        "expired" => {
             if re_reserve(&mut tx, order_id).await? {
                 "confirmed"
             } else {
@@ -646,6 +664,19 @@ pub async fn confirm_paid(
 /// Refunds or cancels an order (admin). Confirmed orders' tickets go on the revocation list, which gets a
 /// new version in the same transaction. Returns (new status, revocation version).
 pub async fn refund_or_cancel(state: &AppState, order_id: &str, new_status: &'static str) -> Result<(String, u64)> {
+    close_order(state, order_id, new_status, new_status == "refunded").await
+}
+
+/// Closes a paid (or free) order as `new_status` and revokes its tickets, as [`refund_or_cancel`]. With
+/// `pay_back`, a refund of the online payment is recorded as pending in the same transaction (the caller
+/// or the refund worker then asks the provider, see `payments::refunds`); without it the money already
+/// went back, or is disputed, at the provider.
+pub async fn close_order(
+    state: &AppState,
+    order_id: &str,
+    new_status: &'static str,
+    pay_back: bool,
+) -> Result<(String, u64)> {
     let row: Option<(String, String, Option<String>)> =
         sqlx::query_as("SELECT status, payment_method, payment_intent FROM orders WHERE id = $1")
             .bind(order_id)
@@ -661,11 +692,6 @@ pub async fn refund_or_cancel(state: &AppState, order_id: &str, new_status: &'st
         "confirmed" | "payment_conflict" => {}
         other => return Err(Error::Conflict(format!("order is already {other}"))),
     }
-    if new_status == "refunded" {
-        if let Some(intent) = intent.as_deref() {
-            state.payments.by_method(&method)?.refund(intent).await?;
-        }
-    }
     let mut list = state.revocations.lock().await;
     let mut tx = state.db.write.begin().await?;
     let r = sqlx::query("UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4")
@@ -677,6 +703,9 @@ pub async fn refund_or_cancel(state: &AppState, order_id: &str, new_status: &'st
         .await?;
     if r.rows_affected() != 1 {
         return Err(Error::Conflict("order changed concurrently; try again".into()));
+    }
+    if let (true, Some(intent)) = (pay_back, intent.as_deref()) {
+        crate::payments::refunds::record(&mut tx, order_id, &method, intent, "admin_refund").await?;
     }
     let ids: Vec<(String,)> = sqlx::query_as("SELECT ticket_id FROM tickets WHERE order_id = $1 AND revoked = FALSE")
         .bind(order_id)

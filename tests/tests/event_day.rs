@@ -24,7 +24,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use common::{eventually, fake_stripe, start_with};
+use common::{eventually, start_with, FakeStripe};
 use issuer::payments::stripe::sign;
 use mail_parser::{MessageParser, MimeHeaders};
 use reqwest::Method;
@@ -134,7 +134,7 @@ async fn a_whole_event_day() {
     let certs = work.path().join("certs");
     std::fs::create_dir_all(&certs).expect("certs dir");
     let mail_server = smtp::start(&certs, 0);
-    let stripe = fake_stripe().await;
+    let stripe = FakeStripe::start("sk_test_event_day").await.url();
     let (smtp_port, smtp_ca) = (mail_server.port, mail_server.ca.clone());
     let app = start_with(move |c| {
         c.smtp_host = Some("127.0.0.1".into());

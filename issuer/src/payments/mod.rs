@@ -2,6 +2,7 @@
 //! tickets are issued in the order's own transaction) or sends the customer to a hosted checkout and
 //! confirms later through a verified webhook (Stripe Checkout). No card data ever reaches this server.
 
+pub mod refunds;
 pub mod stripe;
 
 use std::future::Future;
@@ -46,8 +47,34 @@ pub trait PaymentProvider: Send + Sync {
     fn checkout<'a>(&'a self, req: &'a CheckoutRequest) -> BoxFuture<'a, Result<Checkout>>;
     /// Expires a checkout whose hold ran out, so it can no longer be paid.
     fn expire<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, Result<()>>;
-    /// Pays back a settled payment (`payment_ref` as recorded by the webhook).
-    fn refund<'a>(&'a self, payment_ref: &'a str) -> BoxFuture<'a, Result<()>>;
+    /// Pays back a settled payment in full (`payment_ref` as recorded by the webhook). The same
+    /// `idempotency_key` is sent on every retry, so the provider executes the refund at most once per key.
+    /// `Ok` carries the provider's refund id, if it has one.
+    fn refund<'a>(
+        &'a self,
+        payment_ref: &'a str,
+        idempotency_key: &'a str,
+    ) -> BoxFuture<'a, std::result::Result<Option<String>, RefundError>>;
+}
+
+/// Why a refund call did not succeed, sorted by what the retry worker must do next.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RefundError {
+    /// No answer, or an answer that says "try again" (network error, timeout, 409 in-flight, 429): retry
+    /// with the same idempotency key, which the provider may already have executed.
+    #[error("{0}")]
+    Retry(String),
+    /// A server error the provider saved under the idempotency key (Stripe replays a 5xx for its key):
+    /// retry with a fresh key. A second refund cannot go through because the payment is refunded in
+    /// full, which the provider refuses twice ([`RefundError::AlreadyRefunded`]).
+    #[error("{0}")]
+    RetryNewKey(String),
+    /// Refused for good (bad request, unknown payment, disputed charge): a person has to look.
+    #[error("{0}")]
+    Permanent(String),
+    /// The payment is already refunded in full: the money is back with the customer.
+    #[error("the payment is already refunded")]
+    AlreadyRefunded,
 }
 
 /// Free tickets and pay-at-the-door: settle at once; nothing to refund online.
@@ -68,8 +95,12 @@ impl PaymentProvider for Offline {
     fn expire<'a>(&'a self, _session_id: &'a str) -> BoxFuture<'a, Result<()>> {
         Box::pin(async { Ok(()) })
     }
-    fn refund<'a>(&'a self, _payment_ref: &'a str) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async { Ok(()) })
+    fn refund<'a>(
+        &'a self,
+        _payment_ref: &'a str,
+        _idempotency_key: &'a str,
+    ) -> BoxFuture<'a, std::result::Result<Option<String>, RefundError>> {
+        Box::pin(async { Ok(None) })
     }
 }
 

@@ -12,7 +12,7 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
-use super::{BoxFuture, Checkout, CheckoutRequest, PaymentProvider};
+use super::{BoxFuture, Checkout, CheckoutRequest, PaymentProvider, RefundError};
 use crate::app::AppState;
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -125,6 +125,38 @@ struct EventData {
     object: serde_json::Value,
 }
 
+/// Stripe accepts a Checkout Session's `expires_at` from 30 minutes to 24 hours after the session's
+/// creation (checked against Stripe's clock when the request arrives).
+pub const SESSION_MIN_SECS: i64 = 30 * 60;
+pub const SESSION_MAX_SECS: i64 = 24 * 3600;
+/// Kept clear of both ends of that window, so that clock skew between this server and Stripe and the
+/// request's transit time never push `expires_at` outside it.
+pub const SESSION_MARGIN_SECS: i64 = 5 * 60;
+
+/// The `expires_at` sent for a session created at `now` for an order whose seats are held until
+/// `hold_expires_at`. The session may outlive a short hold (the hold sweeper then expires the session
+/// through the API); it never outlives Stripe's 24 hours.
+pub fn session_expires_at(hold_expires_at: i64, now: i64) -> i64 {
+    hold_expires_at.clamp(now + SESSION_MIN_SECS + SESSION_MARGIN_SECS, now + SESSION_MAX_SECS - SESSION_MARGIN_SECS)
+}
+
+/// How a call to Stripe's API failed.
+#[derive(Debug, thiserror::Error)]
+enum CallError {
+    /// No usable answer (connection, timeout, unreadable body): the request may or may not have run.
+    #[error("Stripe request failed: {0}")]
+    Network(String),
+    /// Stripe answered with an error object.
+    #[error("Stripe answered {status}: {message}")]
+    Api { status: u16, code: Option<String>, message: String },
+}
+
+impl From<CallError> for Error {
+    fn from(e: CallError) -> Self {
+        Error::Payment(e.to_string())
+    }
+}
+
 impl Stripe {
     pub fn from_config(config: &Config) -> Option<Self> {
         let secret_key = config.stripe_secret_key.clone()?;
@@ -133,16 +165,17 @@ impl Stripe {
             webhook_secret: config.stripe_webhook_secret.clone(),
             api_base: config.stripe_api_base.trim_end_matches('/').to_owned(),
             tolerance: config.stripe_webhook_tolerance,
-            http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).build().unwrap_or_default(),
+            http: reqwest::Client::builder().timeout(HTTP_TIMEOUT).build().unwrap_or_default(),
         })
     }
 
+    /// POSTs `form` (Stripe's bracket syntax, form-encoded) with the secret key and an idempotency key.
     async fn post_form(
         &self,
         path: &str,
         form: &[(String, String)],
         idempotency_key: &str,
-    ) -> Result<serde_json::Value> {
+    ) -> std::result::Result<serde_json::Value, CallError> {
         let resp = self
             .http
             .post(format!("{}{}", self.api_base, path))
@@ -151,17 +184,23 @@ impl Stripe {
             .form(form)
             .send()
             .await
-            .map_err(|e| Error::Payment(format!("Stripe request failed: {e}")))?;
+            .map_err(|e| CallError::Network(e.without_url().to_string()))?;
         let status = resp.status();
         let body: serde_json::Value =
-            resp.json().await.map_err(|e| Error::Payment(format!("Stripe answered with invalid JSON: {e}")))?;
+            resp.json().await.map_err(|e| CallError::Network(format!("invalid JSON in the answer: {e}")))?;
         if !status.is_success() {
-            let msg = body["error"]["message"].as_str().unwrap_or("unknown error");
-            return Err(Error::Payment(format!("Stripe answered {status}: {msg}")));
+            return Err(CallError::Api {
+                status: status.as_u16(),
+                code: body["error"]["code"].as_str().map(str::to_owned),
+                message: body["error"]["message"].as_str().unwrap_or("unknown error").to_owned(),
+            });
         }
         Ok(body)
     }
 }
+
+/// Timeout of one call to Stripe's API. The refund worker's lease is longer (see `refunds`).
+pub const HTTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 impl PaymentProvider for Stripe {
     fn method(&self) -> &'static str {
@@ -175,9 +214,7 @@ impl PaymentProvider for Stripe {
     fn checkout<'a>(&'a self, req: &'a CheckoutRequest) -> BoxFuture<'a, Result<Checkout>> {
         Box::pin(async move {
             let cur = req.currency.to_ascii_lowercase();
-            // Stripe requires a session to live at least 30 minutes; a payment after the hold expired
-            // re-reserves or is flagged for refund.
-            let expires = req.hold_expires_at.max(now() + 1800);
+            let expires = session_expires_at(req.hold_expires_at, now());
             let mut form: Vec<(String, String)> = vec![
                 ("mode".into(), "payment".into()),
                 ("client_reference_id".into(), req.order_id.clone()),
@@ -204,14 +241,29 @@ impl PaymentProvider for Stripe {
     fn expire<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let path = format!("/v1/checkout/sessions/{session_id}/expire");
-            self.post_form(&path, &[], &format!("expire-{session_id}")).await.map(|_| ())
+            self.post_form(&path, &[], &format!("expire-{session_id}")).await.map(|_| ()).map_err(Error::from)
         })
     }
 
-    fn refund<'a>(&'a self, payment_intent: &'a str) -> BoxFuture<'a, Result<()>> {
+    fn refund<'a>(
+        &'a self,
+        payment_intent: &'a str,
+        idempotency_key: &'a str,
+    ) -> BoxFuture<'a, std::result::Result<Option<String>, RefundError>> {
         Box::pin(async move {
             let form = vec![("payment_intent".to_owned(), payment_intent.to_owned())];
-            self.post_form("/v1/refunds", &form, &format!("refund-{payment_intent}")).await.map(|_| ())
+            match self.post_form("/v1/refunds", &form, idempotency_key).await {
+                Ok(body) => Ok(body["id"].as_str().map(str::to_owned)),
+                Err(e @ CallError::Network(_)) => Err(RefundError::Retry(e.to_string())),
+                Err(CallError::Api { code, .. }) if code.as_deref() == Some("charge_already_refunded") => {
+                    Err(RefundError::AlreadyRefunded)
+                }
+                // 409: another request with this key is still running; 429: rate limited. Neither saved
+                // a result under the key.
+                Err(e @ CallError::Api { status: 409 | 429, .. }) => Err(RefundError::Retry(e.to_string())),
+                Err(e @ CallError::Api { status: 500.., .. }) => Err(RefundError::RetryNewKey(e.to_string())),
+                Err(e @ CallError::Api { .. }) => Err(RefundError::Permanent(e.to_string())),
+            }
         })
     }
 }
@@ -242,9 +294,20 @@ async fn webhook(State(state): State<AppState>, req: Request) -> Result<axum::Js
         {
             // Confirming is itself idempotent (only a pending/expired order moves), so a crash between
             // confirming and recording the event id is harmless: Stripe's retry confirms nothing twice.
+            // A cancelled order is never confirmed: its payment is recorded as a refund owed instead.
             check_session(&state, &order_id, obj).await?;
             let intent = obj["payment_intent"].as_str();
             let outcome = crate::orders::confirm_paid(&state, &order_id, intent).await?.unwrap_or("already_settled");
+            if outcome == "refund_pending" {
+                // Stripe wants a quick answer to its webhook: the refund call runs beside it (and, should
+                // it never finish, the refund worker takes over).
+                let (state, order_id) = (state.clone(), order_id.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = super::refunds::attempt_for_order(&state, &order_id).await {
+                        tracing::warn!(order = %order_id, error = %e, "refund attempt could not be recorded");
+                    }
+                });
+            }
             if !record_event(&state, &event.id).await? {
                 "duplicate"
             } else {
@@ -259,10 +322,66 @@ async fn webhook(State(state): State<AppState>, req: Request) -> Result<axum::Js
                 "ignored"
             }
         }
+        ("charge.refunded", _) if obj["object"].as_str() == Some("charge") => {
+            // Also fires for partial refunds (then `refunded` is false): the organizer refunded part of
+            // the money by hand, and the tickets stay valid.
+            if obj["refunded"].as_bool() == Some(true) {
+                money_went_back(&state, &event.id, obj, "refunded").await?
+            } else {
+                record_event(&state, &event.id).await?;
+                "ignored_partial_refund"
+            }
+        }
+        ("charge.dispute.created", _) if obj["object"].as_str() == Some("dispute") => {
+            money_went_back(&state, &event.id, obj, "disputed").await?
+        }
         _ => "ignored",
     };
     tracing::info!(kind = %event.kind, outcome, "Stripe webhook processed");
     Ok(axum::Json(serde_json::json!({ "received": true, "outcome": outcome })))
+}
+
+/// The payment of an order was refunded in Stripe's dashboard, or the customer disputed it with their
+/// bank: the order is closed as `new_status` and its tickets revoked exactly as an admin refund revokes
+/// them (a new revocation list version), without asking Stripe for a refund. Idempotent: a replayed event
+/// id is reported as a duplicate, and a closed order does not move again.
+async fn money_went_back(
+    state: &AppState,
+    event_id: &str,
+    obj: &serde_json::Value,
+    new_status: &'static str,
+) -> Result<&'static str> {
+    if event_seen(state, event_id).await? {
+        return Ok("duplicate");
+    }
+    let Some(intent) = obj["payment_intent"].as_str() else {
+        record_event(state, event_id).await?;
+        return Ok("ignored");
+    };
+    let order: Option<(String,)> =
+        sqlx::query_as("SELECT id FROM orders WHERE payment_intent = $1 AND payment_method = 'stripe'")
+            .bind(intent)
+            .fetch_optional(&state.db.write)
+            .await?;
+    let outcome = match order {
+        // Not one of ours (another integration on the same Stripe account).
+        None => "ignored",
+        Some((order_id,)) => match crate::orders::close_order(state, &order_id, new_status, false).await {
+            Ok(_) => new_status,
+            // Already refunded or cancelled (for example our own refund coming back as charge.refunded).
+            Err(Error::Conflict(_)) => "already_closed",
+            Err(e) => return Err(e),
+        },
+    };
+    // Recorded after the work: a crash in between makes Stripe retry, and closing is idempotent.
+    record_event(state, event_id).await?;
+    Ok(outcome)
+}
+
+async fn event_seen(state: &AppState, id: &str) -> Result<bool> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT id FROM stripe_events WHERE id = $1").bind(id).fetch_optional(&state.db.write).await?;
+    Ok(row.is_some())
 }
 
 /// Records a processed event id; `false` if it was seen before.
@@ -297,6 +416,18 @@ async fn check_session(state: &AppState, order_id: &str, obj: &serde_json::Value
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_expiry_stays_inside_stripes_window() {
+        let now = 1_000_000;
+        for hold in [now - 10, now + 1, now + 900, now + 3 * 3600, now + 3 * 86_400] {
+            let e = session_expires_at(hold, now);
+            assert!(
+                e >= now + SESSION_MIN_SECS + SESSION_MARGIN_SECS && e <= now + SESSION_MAX_SECS - SESSION_MARGIN_SECS
+            );
+        }
+        assert_eq!(session_expires_at(now + 3 * 3600, now), now + 3 * 3600);
+    }
 
     #[test]
     fn signature_good_bad_old() {

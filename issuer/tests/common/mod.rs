@@ -2,11 +2,15 @@
 //! SQLite file, an HTTP client, catalog setup and QR decoding.
 #![allow(dead_code)]
 
+mod stripe_fake;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use issuer::{Config, Running};
 use serde_json::{json, Value};
+#[allow(unused_imports)] // not every test binary asserts on the recorded calls
+pub use stripe_fake::{Call as StripeCall, FakeStripe};
 
 pub struct App {
     pub running: Running,
@@ -135,29 +139,8 @@ pub fn decode_qr_png(png: &[u8]) -> Option<String> {
     scanner_core::qr::decode::decode_luma(img.width() as usize, img.height() as usize, img.as_raw())
 }
 
-/// A local stand-in for Stripe's API (the real one cannot run here): a real HTTP server on a random port
-/// that creates checkout sessions, expires them and accepts refunds. Webhooks are signed by the tests.
+/// The Stripe fake for tests that only need an API base URL; it accepts the secret key `sk_test_x`. Tests
+/// that assert on what Stripe received use [`FakeStripe`] directly.
 pub async fn fake_stripe() -> String {
-    let counter = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let app = axum::Router::new()
-        .route(
-            "/v1/checkout/sessions",
-            axum::routing::post(move || {
-                let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                async move {
-                    axum::Json(
-                        json!({"id": format!("cs_test_{n}"), "url": format!("https://checkout.example/cs_test_{n}")}),
-                    )
-                }
-            }),
-        )
-        .route(
-            "/v1/checkout/sessions/{id}/expire",
-            axum::routing::post(|| async { axum::Json(json!({"status":"expired"})) }),
-        )
-        .route("/v1/refunds", axum::routing::post(|| async { axum::Json(json!({"id":"re_1","status":"succeeded"})) }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
+    FakeStripe::start("sk_test_x").await.url()
 }
