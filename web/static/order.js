@@ -41,8 +41,38 @@
     }
     return cents;
   }
+  // Pay at the door only for the ticket types the organizer allows it for (data-at-door); the server
+  // checks the order again, this only says so before the customer submits.
+  const atDoor = document.getElementById('payment-at-door');
+  function updateAtDoor() {
+    if (!atDoor) return;
+    const blocked = [];
+    for (const fs of form.querySelectorAll('fieldset.ticket-type')) {
+      const qty = Number.parseInt(fs.querySelector('input[type=number]').value, 10);
+      if (!Number.isFinite(qty) || qty <= 0 || fs.dataset.atDoor !== 'false') continue;
+      let unit = Number(fs.dataset.price);
+      for (const cb of fs.querySelectorAll('input[type=checkbox]:checked')) unit += Number(cb.dataset.price);
+      if (unit > 0) blocked.push(fs.querySelector('legend').textContent);
+    }
+    atDoor.disabled = blocked.length > 0;
+    let hint = document.getElementById('payment-at-door-hint');
+    if (blocked.length === 0) {
+      hint?.remove();
+      return;
+    }
+    if (!hint) {
+      hint = document.createElement('p');
+      hint.className = 'hint';
+      hint.id = 'payment-at-door-hint';
+      atDoor.closest('label').insertAdjacentElement('afterend', hint);
+    }
+    hint.textContent = `Pay at the door is not offered for ${blocked.join(', ')} tickets.`;
+    const online = document.getElementById('payment-online');
+    if (atDoor.checked && online) online.checked = true;
+  }
   function showTotal() {
     totalEl.textContent = money.format(total() / 100);
+    updateAtDoor();
   }
   form.addEventListener('input', showTotal);
   form.addEventListener('change', showTotal);

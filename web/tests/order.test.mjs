@@ -132,6 +132,14 @@ test('buying with JavaScript: live total, inline validation, pay at the door', a
 
   const total = page.locator('#total');
   assert.match(await total.textContent(), /0[.,]00/);
+  // General admission with the paid parking cannot be paid at the door: the choice is disabled, with why.
+  await page.getByLabel('Number of General admission tickets').fill('1');
+  await page.locator('fieldset.ticket-type[data-index="0"]').getByRole('checkbox', { name: /Parking/ }).check();
+  assert.ok(await page.locator('#payment-at-door').isDisabled());
+  assert.match(await page.locator('#payment-at-door-hint').textContent(), /not offered for General admission/);
+  await page.getByLabel('Number of General admission tickets').fill('0');
+  assert.ok(await page.locator('#payment-at-door').isEnabled());
+  assert.equal(await page.locator('#payment-at-door-hint').count(), 0);
   await page.getByLabel('Number of VIP tickets').fill('2');
   await page.locator('fieldset.ticket-type[data-index="1"]').getByRole('checkbox', { name: /Parking/ }).check();
   // 2 × (49.00 + 10.00) = 118.00, shown without a round trip.
