@@ -557,3 +557,19 @@ pub async fn seed_demo(state: &AppState) -> Result<()> {
     tracing::info!(event_id = id, "seeded demo event");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::email_key;
+
+    #[test]
+    fn email_key_folds_case_and_plus_tags_only() {
+        assert_eq!(email_key("Ada@Example.org"), "ada@example.org");
+        assert_eq!(email_key("ada+tickets@example.org"), "ada@example.org");
+        assert_eq!(email_key("ADA+1+2@EXAMPLE.ORG"), "ada@example.org");
+        // Different mailboxes stay different; a bare `+tag` is not folded into one shared key.
+        assert_eq!(email_key("a.da@example.org"), "a.da@example.org");
+        assert_eq!(email_key("+x@example.org"), "+x@example.org");
+        assert_ne!(email_key("ada@example.org"), email_key("ada@example.com"));
+    }
+}
