@@ -27,7 +27,7 @@ cat > "$out.tmp/worker.mjs" <<'JS'
 import { WorkerEntrypoint } from "cloudflare:workers";
 import * as edge from "./index.js";
 
-export { RedemptionShard, RedemptionLogObject } from "./index.js";
+export { RedemptionShard, RedemptionLogObject, TrustStore } from "./index.js";
 
 export default class extends WorkerEntrypoint {
   async fetch(request) {

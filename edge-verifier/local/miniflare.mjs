@@ -28,6 +28,7 @@ export async function startWorker(bindings, { buildDir: dir = buildDir, ...optio
     durableObjects: {
       REDEMPTIONS: { className: "RedemptionShard", useSQLite: true },
       REDEMPTION_LOG: { className: "RedemptionLogObject", useSQLite: true },
+      TRUST: { className: "TrustStore", useSQLite: true },
     },
     bindings,
     ...options,

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod config;
 pub mod history;
 pub mod relay;
+pub mod revocations;
 pub mod shard;
 
 #[cfg(target_arch = "wasm32")]

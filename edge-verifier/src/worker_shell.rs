@@ -6,11 +6,16 @@
 //!   event and ticket reference);
 //! - `REDEMPTION_LOG`: Durable Object namespace of [`RedemptionLogObject`] (one per event: the automerge
 //!   redemption log that `/v1/sync` serves, and the edge's admissions in it);
+//! - `TRUST`: Durable Object namespace of [`TrustStore`] (one object: the newest verified revocation list,
+//!   so that no instance ever falls back to an older one);
 //! - `CONFIG` (optional KV): keys `keyring` and `revocations`, which override the variables below, and
 //!   `manifest:<event id>` (the issuer's attendee manifest, served to scanners at setup);
 //! - variables `KEYRING_JSON`, `REVOCATIONS_JSON` (optional), `ALLOWED_ORIGINS`, `LOG_FORWARD_DELAY_MS`
 //!   (optional);
-//! - secret `SCANNER_TOKEN_HASHES`: SHA-256 hex of each allowed scanner device token.
+//! - secret `SCANNER_TOKEN_HASHES`: SHA-256 hex of each allowed scanner device token (`<hash>` for any
+//!   event or `<hash>:<event>`), for deployments without an issuer; with `ISSUER_URL` (and the edge
+//!   token `ISSUER_TOKEN`) the Worker pulls the issuer's device list, each token bound to its event,
+//!   merged with these (see `config::DeviceTokens`).
 //!
 //! Record flow: a shard decides a redemption and, in the same storage write, puts the record in its
 //! outbox; an alarm drains the outbox into the event's log object (retried until acknowledged), so the
@@ -30,16 +35,17 @@ use worker::{
 };
 
 use scanner_core::redemption::document::{decode_peer_state, encode_peer_state, MAX_SYNC_MESSAGE_BYTES};
-use scanner_core::redemption::{DeviceId, SyncError, TicketRef};
+use scanner_core::redemption::{Accept, DeviceId, SyncChannel, SyncError, TicketRef};
 
 use crate::api::{
     self, check_declared_length, cors_origin, event_param, is_json, is_sync_body, parse_redeem, recorded_verdict_json,
     split_list, verdict_json, ApiError, ShardRedeem, MAX_REDEEM_BODY, MAX_SYNC_BODY,
 };
 use crate::auth::TokenSet;
-use crate::config::Trust;
+use crate::config::{pull_interval, DeviceTokens, PullOutcome, Trust};
 use crate::history::{redeem, ticket_of, StoredScan, TicketHistory};
 use crate::relay::{AppendRequest, LogRelay, RelayError, RelayRequest};
+use crate::revocations::{FloorDecision, FloorRequest};
 use crate::shard::{log_name, shard_name, shard_of};
 
 /// How long a keyring / revocation list read from KV is reused before KV is read again. KV itself is
@@ -109,7 +115,7 @@ thread_local! {
 }
 
 /// The issuer's current revocation list, when the Worker is told where the issuer is (variable
-/// `ISSUER_URL`, secret `ISSUER_TOKEN`: a scanner device token from the issuer's admin API). A refund then
+/// `ISSUER_URL`, secret `ISSUER_TOKEN`: an edge token from the issuer's admin API). A refund then
 /// reaches the edge within `REVOCATIONS_REFRESH_MS` with no one publishing anything. The list is signed
 /// and verified against the pinned keyring, so the transport need not be trusted: it can only withhold a
 /// list, and then the last good one stays in use. The issuer being down never stops redemption.
@@ -185,20 +191,103 @@ async fn load_trust(env: &Env) -> std::result::Result<Rc<Trust>, ApiError> {
         Some((k, r)) => (Some(k), r),
         None => (var(env, "KEYRING_JSON"), var(env, "REVOCATIONS_JSON")),
     };
-    let revocations = pulled.as_ref().map(|p| p.json.to_string()).or_else(|| configured.clone());
-    let trust = match Trust::parse(keyring.as_deref(), revocations.as_deref()) {
-        Ok(trust) => trust,
-        // A pulled list that does not verify (a key the pinned keyring lacks, a broken chain) is ignored.
-        Err(e) if pulled.is_some() => {
-            console_error!("revocations from the issuer rejected: {e}");
-            Trust::parse(keyring.as_deref(), configured.as_deref())
-                .map_err(|e| ApiError::Misconfigured(e.to_string()))?
+    // The keyring and the configured list must verify: a configured list that does not is a
+    // misconfiguration, never silently ignored (that would un-revoke tickets).
+    let configured_trust =
+        Trust::parse(keyring.as_deref(), configured.as_deref()).map_err(|e| ApiError::Misconfigured(e.to_string()))?;
+    // The list in use is the newest verified one among the durably stored, the pulled and the configured
+    // (`revocations::choose`, run by the trust store): never older than one this edge has seen before.
+    let candidates: Vec<String> = pulled.iter().map(|p| p.json.to_string()).chain(configured).collect();
+    let keyring_json = configured_trust.keyring.to_json();
+    let trust = match revocation_floor(env, &keyring_json, candidates).await? {
+        Some(list) => {
+            Trust::parse(Some(&keyring_json), Some(&list)).map_err(|e| ApiError::Misconfigured(e.to_string()))?
         }
-        Err(e) => return Err(ApiError::Misconfigured(e.to_string())),
+        None => configured_trust,
     };
     let trust = Rc::new(trust);
     TRUST.with(|t| *t.borrow_mut() = Some(CachedTrust { pulled: generation, loaded_ms: now, trust: trust.clone() }));
     Ok(trust)
+}
+
+/// The name of the one [`TrustStore`] object.
+const TRUST_STORE_NAME: &str = "revocations";
+
+/// Asks the trust store which revocation list to use, given the lists this isolate has (see
+/// [`TrustStore`]); `None` when there is none at all (version 0).
+async fn revocation_floor(
+    env: &Env,
+    keyring: &str,
+    candidates: Vec<String>,
+) -> std::result::Result<Option<String>, ApiError> {
+    let body = serde_json::to_string(&FloorRequest { keyring: keyring.to_owned(), candidates })
+        .map_err(|_| ApiError::Internal)?;
+    let store = stub(env, "TRUST", TRUST_STORE_NAME)?;
+    let req = internal_request("https://trust/revocations", Method::Post, Some(JsValue::from_str(&body)), &[])?;
+    let mut resp = store.fetch_with_request(req).await.map_err(|e| {
+        console_error!("trust store unavailable: {e}");
+        ApiError::Internal
+    })?;
+    if resp.status_code() != 200 {
+        console_error!("trust store answered HTTP {}", resp.status_code());
+        return Err(ApiError::Internal);
+    }
+    let text = resp.text().await.map_err(|_| ApiError::Internal)?;
+    let decision: FloorDecision = serde_json::from_str(&text).map_err(|_| ApiError::Internal)?;
+    Ok(decision.list)
+}
+
+/// Durable memory of the newest revocation list this edge has verified (one object, named
+/// [`TRUST_STORE_NAME`]; storage key `revocations`). Every isolate asks it whenever it rebuilds its trust,
+/// with the lists it has (pulled, configured): the store keeps the newest verified one
+/// ([`crate::revocations::choose`]) and answers it. So a fresh instance that cannot reach the issuer uses
+/// the newest list ever seen, never the older one pinned in the configuration.
+#[durable_object]
+pub struct TrustStore {
+    state: State,
+    #[allow(dead_code)]
+    env: Env,
+}
+
+impl TrustStore {
+    async fn revocations(&self, mut req: Request) -> std::result::Result<Response, ApiError> {
+        let body = req.bytes().await.map_err(|_| ApiError::Internal)?;
+        let ask: FloorRequest =
+            serde_json::from_slice(&body).map_err(|_| ApiError::BadRequest("trust request".into()))?;
+        let keyring =
+            scanner_core::Keyring::from_json(&ask.keyring).map_err(|e| ApiError::Misconfigured(e.to_string()))?;
+        let storage = self.state.storage();
+        let stored = storage.get::<String>("revocations").await.map_err(storage_error("trust store read failed"))?;
+        let candidates: Vec<&str> = ask.candidates.iter().map(String::as_str).collect();
+        let decision = crate::revocations::choose(&keyring, stored.as_deref(), &candidates);
+        for why in &decision.refused {
+            console_error!("revocation list not used: {why}");
+        }
+        if let (true, Some(list)) = (decision.store, &decision.list) {
+            // A list too large for one value is still used, only not remembered: logged, not fatal.
+            if let Err(e) = storage.put("revocations", list.as_str()).await {
+                console_error!("trust store write failed: {e}");
+            }
+        }
+        json_ok(serde_json::to_string(&decision).map_err(|_| ApiError::Internal)?)
+    }
+}
+
+impl DurableObject for TrustStore {
+    fn new(state: State, env: Env) -> Self {
+        Self { state, env }
+    }
+
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        let result = match req.path().as_str() {
+            "/revocations" => self.revocations(req).await,
+            _ => Err(ApiError::NotFound),
+        };
+        match result {
+            Ok(resp) => Ok(resp),
+            Err(e) => error_response(&e),
+        }
+    }
 }
 
 fn json_response(body: String, status: u16) -> Result<Response> {
@@ -220,14 +309,90 @@ fn header(req: &Request, name: &str) -> Option<String> {
     req.headers().get(name).ok().flatten()
 }
 
-/// Checks the device token; returns the device's identity (its token's hash, never the token).
-fn authenticate(req: &Request, env: &Env) -> std::result::Result<[u8; 32], ApiError> {
-    let list = var(env, "SCANNER_TOKEN_HASHES").unwrap_or_default();
-    let tokens = TokenSet::parse(&list).map_err(|bad| {
+thread_local! {
+    // The device tokens: configured ones merged with the issuer's list (see `DeviceTokens` for the policy).
+    static DEVICES: RefCell<DeviceTokens> = RefCell::new(DeviceTokens::default());
+}
+
+/// Pulls the issuer's device list (`GET /v1/edge/devices`: each active device token's hash with its
+/// event) when `ISSUER_URL` is set, on the revocation list's interval and with the same edge token
+/// (`ISSUER_TOKEN`, from `POST /admin/v1/edge-tokens`: it can read these two lists and nothing else). A
+/// device revoked at the issuer is then refused here within one interval. A failed pull keeps the last
+/// good list; the decisions are `config::DeviceTokens`'s, this only fetches.
+async fn pull_devices(env: &Env, now: u64) {
+    let Some(base) = var(env, "ISSUER_URL").filter(|u| !u.is_empty()) else { return };
+    let interval = pull_interval(var(env, "REVOCATIONS_REFRESH_MS").as_deref());
+    let due = DEVICES.with(|d| {
+        let mut d = d.borrow_mut();
+        let due = d.due(now, interval);
+        if due {
+            // Marked before the request, so concurrent requests do not all ask at once.
+            d.asking(now);
+        }
+        due
+    });
+    if !due {
+        return;
+    }
+    let url = format!("{}/v1/edge/devices", base.trim_end_matches('/'));
+    let token = var(env, "ISSUER_TOKEN").unwrap_or_default();
+    let fetched: std::result::Result<String, String> = async {
+        let req = internal_request(&url, Method::Get, None, &[("Authorization", &format!("Bearer {token}"))])
+            .map_err(|e| e.to_string())?;
+        let mut resp = worker::Fetch::Request(req).send().await.map_err(|e| e.to_string())?;
+        if resp.status_code() != 200 {
+            return Err(format!("HTTP {}", resp.status_code()));
+        }
+        resp.text().await.map_err(|e| e.to_string())
+    }
+    .await;
+    let outcome = DEVICES.with(|d| d.borrow_mut().apply(fetched.as_deref().map_err(Clone::clone)));
+    if let PullOutcome::KeptLastGood(why) = outcome {
+        console_error!("device list from the issuer unavailable ({why}); keeping the last good list");
+    }
+}
+
+/// The device tokens this request is checked against (one thread-local look-up once pulled).
+async fn device_tokens(env: &Env) -> std::result::Result<Rc<TokenSet>, ApiError> {
+    pull_devices(env, now_ms()).await;
+    let configured = var(env, "SCANNER_TOKEN_HASHES").unwrap_or_default();
+    DEVICES.with(|d| d.borrow_mut().tokens(&configured)).map_err(|bad| {
         // Only the first characters of each bad entry are shown: they are hashes, but keep logs short.
-        ApiError::Misconfigured(format!("SCANNER_TOKEN_HASHES has entries that are not SHA-256 hex: {bad:?}"))
+        ApiError::Misconfigured(format!("SCANNER_TOKEN_HASHES has entries that are not SHA-256 hex[:event]: {bad:?}"))
+    })
+}
+
+/// Checks the device token, for `event` when the request is about one (`None`: any event the token is
+/// valid for); returns the device's identity (its token's hash, never the token). Unknown: 401; valid
+/// for another event: 403.
+async fn authenticate(req: &Request, env: &Env, event: Option<u32>) -> std::result::Result<[u8; 32], ApiError> {
+    let tokens = device_tokens(env).await?;
+    let authorization = header(req, "Authorization");
+    match event {
+        Some(event) => Ok(tokens.authenticate(authorization.as_deref(), event)?),
+        None => tokens.device_of(authorization.as_deref()).ok_or(ApiError::Unauthorized),
+    }
+}
+
+/// [`authenticate`] for the event of the request's `?event=` (401 before the query is looked at).
+async fn authenticate_query_event(req: &Request, env: &Env) -> std::result::Result<([u8; 32], u32), ApiError> {
+    authenticate(req, env, None).await?;
+    let event = query_event(req)?;
+    Ok((authenticate(req, env, Some(event)).await?, event))
+}
+
+/// A relay session's peer: another sync server (the issuer) holding a token whose SHA-256 is in
+/// `RELAY_TOKEN_HASHES`. Returns the token's hash (the peer's key for its sync state) and the event.
+fn authenticate_relay(req: &Request, env: &Env) -> std::result::Result<([u8; 32], u32), ApiError> {
+    let event = query_event(req)?;
+    let Some(list) = var(env, "RELAY_TOKEN_HASHES").filter(|l| !l.trim().is_empty()) else {
+        return Err(ApiError::Unauthorized);
+    };
+    let relays = TokenSet::parse(&list).map_err(|bad| {
+        ApiError::Misconfigured(format!("RELAY_TOKEN_HASHES has {} entries that are not SHA-256 hex", bad.len()))
     })?;
-    tokens.device_of(header(req, "Authorization").as_deref()).ok_or(ApiError::Unauthorized)
+    let hash = relays.authenticate(header(req, "Authorization").as_deref(), event).map_err(|_| ApiError::Unauthorized)?;
+    Ok((hash, event))
 }
 
 /// Reads a body no larger than `limit`, refusing by declared length before reading.
@@ -283,12 +448,14 @@ async fn handle_redeem(mut req: Request, env: &Env) -> std::result::Result<Respo
     if req.method() != Method::Post {
         return Err(ApiError::MethodNotAllowed);
     }
-    authenticate(&req, env)?;
+    authenticate(&req, env, None).await?;
     if !is_json(header(&req, "Content-Type").as_deref()) {
         return Err(ApiError::UnsupportedMediaType("application/json"));
     }
     let body = read_body(&mut req, MAX_REDEEM_BODY).await?;
     let redeem_req = parse_redeem(&body)?;
+    // The token must be valid for the event being scanned (403 otherwise).
+    authenticate(&req, env, Some(redeem_req.event)).await?;
     // Parse only, to route: the shard verifies and decides in one step (scanner-core's `decide`), so the
     // signature is checked exactly once per redemption. Texts that are not tickets never reach a shard.
     let ticket = match ticket_of(&redeem_req.qr_text) {
@@ -302,6 +469,16 @@ async fn handle_redeem(mut req: Request, env: &Env) -> std::result::Result<Respo
     pass_through(&shard, inner, "redemption shard").await
 }
 
+/// The `channel` query parameter of a device's sync request: `push` or `pull` (see `SyncChannel`).
+fn query_channel(req: &Request) -> std::result::Result<SyncChannel, ApiError> {
+    let url = req.url().map_err(|_| ApiError::BadRequest("bad URL".into()))?;
+    let channel = url.query_pairs().find(|(k, _)| k == "channel").map(|(_, v)| v.into_owned());
+    channel
+        .as_deref()
+        .and_then(SyncChannel::parse)
+        .ok_or_else(|| ApiError::BadRequest("give the sync channel: &channel=push or &channel=pull".into()))
+}
+
 fn query_event(req: &Request) -> std::result::Result<u32, ApiError> {
     let url = req.url().map_err(|_| ApiError::BadRequest("bad URL".into()))?;
     let pairs: Vec<(String, String)> = url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
@@ -313,19 +490,25 @@ async fn handle_sync(mut req: Request, env: &Env) -> std::result::Result<Respons
     if req.method() != Method::Post {
         return Err(ApiError::MethodNotAllowed);
     }
-    let device = authenticate(&req, env)?;
-    let event = query_event(&req)?;
+    // Who is asking comes first (a device learns 401/403 before it learns its request is malformed).
+    let channel = query_channel(&req);
+    let (device, event) = match channel {
+        Ok(SyncChannel::Relay) => authenticate_relay(&req, env)?,
+        _ => authenticate_query_event(&req, env).await?,
+    };
+    let channel = channel?;
     if !is_sync_body(header(&req, "Content-Type").as_deref()) {
         return Err(ApiError::UnsupportedMediaType("application/octet-stream"));
     }
     let body = read_body(&mut req, MAX_SYNC_BODY).await?;
-    // The log keeps automerge sync state per device, keyed by the device's token hash (as the issuer
-    // keys it by device token): every device needs its own token, or two devices would share one state
-    // and the log would think one has what only the other has.
+    // The log keeps automerge sync state per device and channel, keyed by the device's token hash: every
+    // device needs its own token, or two devices would share one state and the log would think one has
+    // what only the other has. The log takes from the device only what it wrote under the id bound to
+    // that token.
     let peer: String = device.iter().map(|b| format!("{b:02x}")).collect();
     let log = stub(env, "REDEMPTION_LOG", &log_name(event))?;
     let inner = internal_request(
-        &format!("https://log/sync?event={event}"),
+        &format!("https://log/sync?event={event}&channel={}", channel.as_str()),
         Method::Post,
         Some(Uint8Array::from(body.as_slice()).into()),
         &[(PEER_HEADER, &peer)],
@@ -338,8 +521,7 @@ async fn handle_report(req: Request, env: &Env) -> std::result::Result<Response,
     if req.method() != Method::Get {
         return Err(ApiError::MethodNotAllowed);
     }
-    authenticate(&req, env)?;
-    let event = query_event(&req)?;
+    let (_, event) = authenticate_query_event(&req, env).await?;
     let text = req.url().map_err(|_| ApiError::Internal)?.query_pairs().any(|(k, v)| k == "format" && v == "text");
     let log = stub(env, "REDEMPTION_LOG", &log_name(event))?;
     let format = if text { "&format=text" } else { "" };
@@ -356,8 +538,12 @@ async fn handle_scanner_config(req: Request, env: &Env, path: &str) -> std::resu
     if path == "/v1/scanner/keyring" {
         return json_ok(load_trust(env).await?.keyring.to_json());
     }
-    authenticate(&req, env)?;
+    authenticate(&req, env, None).await?;
     if path == "/v1/scanner/revocations" {
+        // Not about one event; a device that names one (`?event=`) must be valid for it.
+        if req.url().map_err(|_| ApiError::Internal)?.query_pairs().any(|(k, _)| k == "event") {
+            authenticate_query_event(&req, env).await?;
+        }
         let url = req.url().map_err(|_| ApiError::Internal)?;
         let since = match url.query_pairs().find(|(k, _)| k == "since") {
             Some((_, v)) => v.parse::<u64>().map_err(|_| ApiError::BadRequest("since must be a number".into()))?,
@@ -370,6 +556,7 @@ async fn handle_scanner_config(req: Request, env: &Env, path: &str) -> std::resu
         .and_then(|rest| rest.strip_suffix("/manifest"))
         .and_then(|id| id.parse::<u32>().ok())
         .ok_or(ApiError::NotFound)?;
+    authenticate(&req, env, Some(event)).await?;
     // The issuer publishes each event's manifest to KV; the edge hands it out as it is.
     let kv = env.kv("CONFIG").map_err(|_| ApiError::NotFound)?;
     match kv.get(&format!("manifest:{event}")).text().await.map_err(|_| ApiError::Internal)? {
@@ -781,7 +968,21 @@ impl RedemptionLogObject {
         Ok(())
     }
 
-    fn sync(&self, event: u32, peer: &str, message: &[u8]) -> std::result::Result<(Response, bool), ApiError> {
+    fn sync(
+        &self,
+        event: u32,
+        peer: &str,
+        channel: SyncChannel,
+        message: &[u8],
+    ) -> std::result::Result<(Response, bool), ApiError> {
+        let token_hash = scanner_core::token::parse_token_hash(peer).ok_or(ApiError::Internal)?;
+        let accept = match channel {
+            SyncChannel::Relay => Accept::relay(now_ms()),
+            SyncChannel::Push | SyncChannel::Pull => {
+                Accept::device(scanner_core::token::device_id_for_token_hash(&token_hash), now_ms())
+            }
+        };
+        let peer = &format!("{peer}.{}", channel.as_str());
         if message.len() > MAX_SYNC_MESSAGE_BYTES {
             return Err(ApiError::TooLarge(MAX_SYNC_MESSAGE_BYTES));
         }
@@ -800,7 +1001,7 @@ impl RedemptionLogObject {
             .unwrap_or_default();
         let mut guard = self.log.borrow_mut();
         let loaded = guard.as_mut().ok_or(ApiError::Internal)?;
-        let reply = loaded.relay.serve(&mut state, message).map_err(|e| match e {
+        let reply = loaded.relay.serve(&mut state, message, accept, channel).map_err(|e| match e {
             RelayError::Sync(SyncError::TooLarge(_)) => ApiError::TooLarge(MAX_SYNC_MESSAGE_BYTES),
             other => ApiError::BadRequest(other.to_string()),
         })?;
@@ -945,9 +1146,10 @@ impl RedemptionLogObject {
         match path.as_str() {
             "/sync" => {
                 let event = query_event(&req)?;
+                let channel = query_channel(&req)?;
                 let peer = header(&req, PEER_HEADER).ok_or(ApiError::Internal)?;
                 let body = req.bytes().await.map_err(|_| ApiError::BadRequest("the body could not be read".into()))?;
-                let (resp, new_records) = self.sync(event, &peer, &body)?;
+                let (resp, new_records) = self.sync(event, &peer, channel, &body)?;
                 if new_records {
                     // Before the reply: once a device has synced, its admissions hold at every gate.
                     // The alarm is the backstop if this object stops before the relay completes.

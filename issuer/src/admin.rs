@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::app::AppState;
@@ -114,37 +114,26 @@ async fn retry_email(_: Admin, State(state): State<AppState>, Path(id): Path<i64
 #[serde(deny_unknown_fields)]
 struct NewDevice {
     name: String,
-    /// The event the device will scan for: with it, the answer carries the device's setup link and QR.
+    /// The one event the device's token is valid for (required; `Option` only to say so clearly).
     #[serde(default)]
     event: Option<i64>,
 }
 
-/// What a scanner's setup link carries (base64url JSON after `#setup=`). Field order is the documented
-/// format, so it is a struct rather than a map.
-#[derive(Debug, Serialize)]
-struct SetupPayload<'a> {
-    v: u8,
-    server: &'a str,
-    token: &'a str,
-    event: i64,
-    edge: Option<&'a str>,
-    device_name: &'a str,
-}
-
-/// `{public_url}/scanner/#setup=<base64url(JSON)>`: opening it on a phone configures the PWA scanner. The
-/// token travels in the fragment, which browsers never send to a server or put in a Referer.
+/// `{public_url}/scanner/#setup=<base64url(JSON)>` (scanner-core's [`scanner_core::setup::SetupLink`]):
+/// opening it on a phone configures the PWA scanner, `scanner init --setup` the CLI. The token travels in
+/// the fragment, which browsers never send to a server or put in a Referer; the keyring's SHA-256 pins
+/// the keys the device will accept.
 fn setup_url(state: &AppState, token: &str, event: i64, device_name: &str) -> Result<String> {
-    use base64::Engine as _;
-    let payload = SetupPayload {
-        v: 1,
-        server: &state.public_url,
-        token,
-        event,
-        edge: state.config.edge_url.as_deref().map(|u| u.trim_end_matches('/')),
-        device_name,
+    let link = scanner_core::setup::SetupLink {
+        v: scanner_core::setup::SETUP_VERSION,
+        server: state.public_url.clone(),
+        token: token.to_owned(),
+        event: u32::try_from(event).map_err(|_| Error::NotFound("event"))?,
+        edge: state.config.edge_url.as_deref().map(|u| u.trim_end_matches('/').to_owned()),
+        device_name: device_name.to_owned(),
+        keyring_sha256: state.signer.keyring.sha256_hex(),
     };
-    let json = serde_json::to_vec(&payload).map_err(Error::internal)?;
-    Ok(format!("{}/scanner/#setup={}", state.public_url, base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)))
+    Ok(link.to_url(&state.public_url))
 }
 
 async fn create_device(
@@ -153,39 +142,43 @@ async fn create_device(
     Json(d): Json<NewDevice>,
 ) -> Result<(StatusCode, axum::Json<Value>)> {
     let name = clean_text("name", &d.name, 100)?;
-    if let Some(event) = d.event {
-        crate::catalog::load_event(&state, event).await?;
-    }
+    // A device token is valid for one event only (every scanner endpoint and the edge check it).
+    let event = d.event.ok_or_else(|| Error::validation("event", "required: the event this device scans for"))?;
+    crate::catalog::load_event(&state, event).await?;
     let id = random_id("dev");
     let token = random_token(32);
-    sqlx::query("INSERT INTO devices (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)")
+    sqlx::query("INSERT INTO devices (id, name, token_hash, created_at, event_id) VALUES ($1, $2, $3, $4, $5)")
         .bind(&id)
         .bind(&name)
         .bind(hash_secret(&token))
         .bind(now())
+        .bind(event)
         .execute(&state.db.write)
         .await?;
-    tracing::info!(device = %id, "scanner device registered");
-    let mut body = json!({ "id": id, "name": name, "token": token });
-    if let Some(event) = d.event {
-        let url = setup_url(&state, &token, event, &name)?;
-        let svg = scanner_core::qr::render::svg(&url).map_err(Error::internal)?;
-        // The SVG as an element for inline use: without the XML declaration.
-        body["setup_qr_svg"] = json!(svg.find("<svg").map(|i| &svg[i..]).unwrap_or(&svg));
-        body["setup_url"] = json!(url);
-        body["event"] = json!(event);
-    }
+    tracing::info!(device = %id, event, "scanner device registered");
+    let mut body = json!({ "id": id, "name": name, "token": token, "event": event });
+    let url = setup_url(&state, &token, event, &name)?;
+    let svg = scanner_core::qr::render::svg(&url).map_err(Error::internal)?;
+    // The SVG as an element for inline use: without the XML declaration.
+    body["setup_qr_svg"] = json!(svg.find("<svg").map(|i| &svg[i..]).unwrap_or(&svg));
+    body["setup_url"] = json!(url);
     Ok((StatusCode::CREATED, axum::Json(body)))
 }
 
+/// id, name, event (None: from before event scoping), created_at, revoked_at.
+type DeviceRow = (String, String, Option<i64>, i64, Option<i64>);
+
 async fn list_devices(_: Admin, State(state): State<AppState>) -> Result<axum::Json<Value>> {
-    let rows: Vec<(String, String, i64, Option<i64>)> =
-        sqlx::query_as("SELECT id, name, created_at, revoked_at FROM devices ORDER BY created_at")
+    let rows: Vec<DeviceRow> =
+        sqlx::query_as("SELECT id, name, event_id, created_at, revoked_at FROM devices ORDER BY created_at")
             .fetch_all(&state.db.read)
             .await?;
+    // `event` is null for devices created before tokens were bound to an event: they are refused.
     let devices: Vec<Value> = rows
         .into_iter()
-        .map(|(id, name, created_at, revoked_at)| json!({ "id": id, "name": name, "created_at": created_at, "revoked_at": revoked_at }))
+        .map(|(id, name, event, created_at, revoked_at)| {
+            json!({ "id": id, "name": name, "event": event, "created_at": created_at, "revoked_at": revoked_at })
+        })
         .collect();
     Ok(axum::Json(json!({ "devices": devices })))
 }
@@ -199,6 +192,7 @@ async fn revoke_device(_: Admin, State(state): State<AppState>, Path(id): Path<S
     if r.rows_affected() == 0 {
         return Err(Error::NotFound("active device"));
     }
+    tracing::info!(device = %id, "scanner device revoked");
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,5 +1,11 @@
 //! The signing key: generated with the next free key id, private half written 0600, public half added to
 //! the keyring file. `issuer keys generate` and the first start of `issuer serve` share this code.
+//!
+//! A key is created implicitly only on a first start, when there is no keyring and no private key file
+//! at all. Once a key exists, a key file that cannot be loaded (unreadable, readable by others, corrupt,
+//! wrong length, not the keyring's key) stops the issuer with an error naming the file: silently making a
+//! new key would change the issuer's identity and invalidate every ticket already sold. A new key is made
+//! on purpose with [`rotate`] (`issuer keys rotate`).
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -17,6 +23,20 @@ pub enum KeyFileError {
     Exists(PathBuf),
     #[error("no private key file in {dir} matches an active key of the keyring {keyring}")]
     NoActiveKey { dir: PathBuf, keyring: PathBuf },
+    #[error(
+        "private signing key {path} cannot be used: {why}. Refusing to start rather than make a new key (that would \
+         invalidate every ticket sold): restore the file, or make a new key on purpose with `issuer keys rotate`"
+    )]
+    BadPrivateKey { path: PathBuf, why: String },
+    #[error("private signing key {path} is readable by group or others (mode {mode:o}): run `chmod 600` on it")]
+    Permissions { path: PathBuf, mode: u32 },
+    #[error(
+        "private key files exist in {dir} but the keyring {keyring} has no keys: refusing to make a new key \
+         (restore the keyring)"
+    )]
+    OrphanKeys { dir: PathBuf, keyring: PathBuf },
+    #[error("the keyring {keyring} has no key valid now: run `issuer keys rotate`")]
+    NoValidKey { keyring: PathBuf },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyFileError + '_ {
@@ -100,29 +120,113 @@ pub fn generate(keyring_path: &Path, out_dir: &Path, not_before: u64) -> Result<
     Ok(key)
 }
 
-/// The newest active key of the keyring whose private file is in `dir`.
-pub fn load_signing_key(keyring: &Keyring, dir: &Path, now: u64) -> Option<IssuerKey> {
-    let mut active: Vec<_> = keyring.entries().filter(|e| e.is_active(now)).collect();
-    active.sort_by_key(|e| std::cmp::Reverse((e.not_before, e.key_id)));
-    active.into_iter().find_map(|entry| {
-        let json = std::fs::read_to_string(private_key_path(dir, entry.key_id)).ok()?;
-        let key = IssuerKey::from_private_json(&json).ok()?;
-        (key.verifying_key() == entry.key && key.key_id() == entry.key_id).then_some(key)
-    })
+/// Loads the private key file of a keyring entry, strictly: any problem is an error naming the file.
+pub fn load_private_key(path: &Path, entry: &scanner_core::PublicKeyEntry) -> Result<IssuerKey, KeyFileError> {
+    let bad = |why: String| KeyFileError::BadPrivateKey { path: path.to_owned(), why };
+    let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(bad("not a regular file".to_owned()));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(KeyFileError::Permissions { path: path.to_owned(), mode });
+        }
+    }
+    let json = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let key = IssuerKey::from_private_json(&json).map_err(|e| bad(e.to_string()))?;
+    if key.key_id() != entry.key_id || key.verifying_key() != entry.key {
+        return Err(bad(format!("it is not the private half of key {} in the keyring", entry.key_id)));
+    }
+    Ok(key)
 }
 
-/// Loads the signing key, generating one on first start. Returns the key and the keyring.
+/// The key new tickets are signed with: the keyring's newest key valid at `now`, loaded strictly from its
+/// private file in `dir`.
+pub fn load_signing_key(
+    keyring: &Keyring,
+    keyring_path: &Path,
+    dir: &Path,
+    now: u64,
+) -> Result<IssuerKey, KeyFileError> {
+    let entry =
+        keyring.newest_active(now).ok_or_else(|| KeyFileError::NoValidKey { keyring: keyring_path.to_owned() })?;
+    load_private_key(&private_key_path(dir, entry.key_id), entry)
+}
+
+/// Whether `dir` holds any private key file.
+fn has_private_keys(dir: &Path) -> Result<bool, KeyFileError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io(dir)(e)),
+    };
+    for entry in entries {
+        let name = entry.map_err(io(dir))?.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("issuer-key-") && name.ends_with(".json") {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Loads the signing key. Only on a first start (no keyring keys and no private key file) is a key
+/// generated; any other failure is an error. Returns the key and the keyring.
 pub fn load_or_generate(keyring_path: &Path, dir: &Path, now: u64) -> Result<(IssuerKey, Keyring), KeyFileError> {
     let ring = load_keyring(keyring_path)?;
-    if let Some(key) = load_signing_key(&ring, dir, now) {
-        return Ok((key, ring));
+    if ring.is_empty() {
+        if has_private_keys(dir)? {
+            return Err(KeyFileError::OrphanKeys { dir: dir.to_owned(), keyring: keyring_path.to_owned() });
+        }
+        let key = generate(keyring_path, dir, now)?;
+        let ring = load_keyring(keyring_path)?;
+        let loaded = load_signing_key(&ring, keyring_path, dir, now)?;
+        if loaded.key_id() != key.key_id() {
+            return Err(KeyFileError::NoActiveKey { dir: dir.to_owned(), keyring: keyring_path.to_owned() });
+        }
+        return Ok((loaded, ring));
     }
-    let key = generate(keyring_path, dir, now)?;
-    let ring = load_keyring(keyring_path)?;
-    match load_signing_key(&ring, dir, now) {
-        Some(loaded) if loaded.key_id() == key.key_id() => Ok((key, ring)),
-        _ => Err(KeyFileError::NoActiveKey { dir: dir.to_owned(), keyring: keyring_path.to_owned() }),
+    let key = load_signing_key(&ring, keyring_path, dir, now)?;
+    Ok((key, ring))
+}
+
+/// What [`rotate`] did.
+#[derive(Debug)]
+pub struct Rotation {
+    pub new_key: KeyId,
+    pub private: PathBuf,
+    /// Keys whose window now ends at `until` (Unix seconds).
+    pub retired: Vec<KeyId>,
+    pub until: u64,
+}
+
+/// Rotates the signing key: a new key with the next key id (private file 0600 in `dir`, valid from
+/// `now`) is added to the keyring, and every key still valid after `now + overlap_secs` gets that as its
+/// `not_after`, so tickets and revocation lists they signed keep verifying through the overlap. The
+/// issuer signs with the new key once restarted.
+pub fn rotate(keyring_path: &Path, dir: &Path, now: u64, overlap_secs: u64) -> Result<Rotation, KeyFileError> {
+    let mut ring = load_keyring(keyring_path)?;
+    if ring.is_empty() {
+        return Err(KeyFileError::NoValidKey { keyring: keyring_path.to_owned() });
     }
+    let key_err = |source| KeyFileError::Key { path: keyring_path.to_owned(), source };
+    let kid = ring.next_key_id().map_err(key_err)?;
+    let key = IssuerKey::generate(kid);
+    let until = now.saturating_add(overlap_secs);
+    let retired: Vec<KeyId> =
+        ring.entries().filter(|e| e.not_after.is_none_or(|end| end > until)).map(|e| e.key_id).collect();
+    for old in &retired {
+        ring.retire(*old, until);
+    }
+    ring.insert(key.public_entry(now, None)).map_err(key_err)?;
+    let private = private_key_path(dir, kid);
+    write_secret_new(&private, key.to_private_json().as_bytes())?;
+    write_atomic(keyring_path, ring.to_json().as_bytes(), 0o644)?;
+    tracing::info!(kid = kid.0, retired = ?retired, until, keyring = %keyring_path.display(), "rotated signing key");
+    Ok(Rotation { new_key: kid, private, retired, until })
 }
 
 #[cfg(test)]
@@ -147,6 +251,70 @@ mod tests {
             Err(KeyFileError::Exists(_))
         ));
         let ring = load_keyring(&ring_path).unwrap();
-        assert_eq!(load_signing_key(&ring, dir.path(), 10).unwrap().key_id(), KeyId(2));
+        assert_eq!(load_signing_key(&ring, &ring_path, dir.path(), 10).unwrap().key_id(), KeyId(2));
+    }
+
+    #[test]
+    fn broken_key_files_are_errors_and_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring_path = dir.path().join("keyring.json");
+        let keys = dir.path().join("keys");
+        let (first, _) = load_or_generate(&ring_path, &keys, 100).unwrap();
+        assert_eq!(first.key_id(), KeyId(1));
+        // A second start loads the same key.
+        assert_eq!(load_or_generate(&ring_path, &keys, 200).unwrap().0.verifying_key(), first.verifying_key());
+        let path = private_key_path(&keys, KeyId(1));
+        let good = std::fs::read(&path).unwrap();
+        let wrong_length = IssuerKey::from_seed(KeyId(1), [9; 32]).to_private_json().replace("\"}", "AAAA\"}");
+        let other_key = IssuerKey::from_seed(KeyId(1), [9; 32]).to_private_json();
+        for (content, expect) in [
+            (&b"{not json"[..], "invalid"),
+            (wrong_length.as_bytes(), "base64url"),
+            (other_key.as_bytes(), "not the private half of key 1"),
+        ] {
+            std::fs::write(&path, content).unwrap();
+            let err = load_or_generate(&ring_path, &keys, 300).unwrap_err();
+            let msg = err.to_string();
+            assert!(matches!(err, KeyFileError::BadPrivateKey { .. }), "{msg}");
+            assert!(msg.contains(&path.display().to_string()) && msg.contains(expect), "{msg}");
+        }
+        std::fs::write(&path, &good).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            assert!(matches!(
+                load_or_generate(&ring_path, &keys, 300),
+                Err(KeyFileError::Permissions { mode: 0o644, .. })
+            ));
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(load_or_generate(&ring_path, &keys, 300), Err(KeyFileError::BadPrivateKey { .. })));
+        // A keyring lost while key files remain: no new key either.
+        std::fs::write(&path, &good).unwrap();
+        std::fs::remove_file(&ring_path).unwrap();
+        assert!(matches!(load_or_generate(&ring_path, &keys, 300), Err(KeyFileError::OrphanKeys { .. })));
+        // In all of that, no second key was made.
+        assert!(!private_key_path(&keys, KeyId(2)).exists());
+    }
+
+    #[test]
+    fn rotate_adds_a_key_and_ends_the_old_window_after_the_overlap() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring_path = dir.path().join("keyring.json");
+        let keys = dir.path().join("keys");
+        load_or_generate(&ring_path, &keys, 100).unwrap();
+        let r = rotate(&ring_path, &keys, 1_000, 3_600).unwrap();
+        assert_eq!((r.new_key, r.retired.as_slice(), r.until), (KeyId(2), &[KeyId(1)][..], 4_600));
+        let ring = load_keyring(&ring_path).unwrap();
+        assert_eq!(ring.get(KeyId(1)).unwrap().not_after, Some(4_600));
+        assert_eq!(ring.get(KeyId(2)).unwrap().not_before, 1_000);
+        assert_eq!(load_or_generate(&ring_path, &keys, 1_001).unwrap().0.key_id(), KeyId(2));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&r.private).unwrap().permissions().mode() & 0o777, 0o600);
+        }
     }
 }

@@ -33,6 +33,22 @@ enum KeysCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Rotate the signing key of an issuer data directory: a new key (next key id, private file 0600 in
+    /// DATA/keys) joins the keyring, valid from now, and the current key stays valid for HOURS more, so
+    /// tickets and revocation lists it signed keep verifying through the overlap. Restart the issuer to
+    /// sign with the new key; then publish the new keyring to the edge and set scanners up again.
+    Rotate {
+        /// The issuer's data directory (as given to `issuer serve --data-dir`).
+        #[arg(long)]
+        data: PathBuf,
+        /// The keyring file, if not DATA/keyring.json.
+        #[arg(long)]
+        keyring: Option<PathBuf>,
+        /// How long the old key stays valid, in hours. Tickets it signed stop verifying after that: make
+        /// it reach past the last event they are for.
+        #[arg(long, default_value_t = 720)]
+        overlap: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,6 +64,23 @@ fn main() -> anyhow::Result<()> {
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
             let key = issuer::keys::generate(&keyring, &out, now)?;
             println!("generated key {} (private key in {})", key.key_id(), out.display());
+            Ok(())
+        }
+        Command::Keys { command: KeysCommand::Rotate { data, keyring, overlap } } => {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+            let keyring = keyring.unwrap_or_else(|| data.join("keyring.json"));
+            let overlap_secs = overlap.checked_mul(3600).context("--overlap is too large")?;
+            let r = issuer::keys::rotate(&keyring, &data.join("keys"), now, overlap_secs)?;
+            let retired: Vec<String> = r.retired.iter().map(ToString::to_string).collect();
+            println!(
+                "new signing key {} (private key {}); key(s) [{}] valid until {} (Unix time, {overlap} h from now). \
+                 Restart the issuer to sign with the new key, publish {} to the edge and set scanners up again.",
+                r.new_key,
+                r.private.display(),
+                retired.join(", "),
+                r.until,
+                keyring.display()
+            );
             Ok(())
         }
         Command::Serve(config) => {

@@ -52,7 +52,7 @@ async fn ticket_mail_over_starttls_has_inline_qr_that_verifies() {
     assert_eq!(r.status().as_u16(), 200);
 
     let ring = Keyring::from_json(&app.running.state.signer.keyring.to_json()).unwrap();
-    let ctx = VerifyContext { keyring: &ring, revocations: None, event_id: Some(event as u32), now: 2_000_000_000 };
+    let ctx = VerifyContext { keyring: &ring, revocations: None, event_id: event as u32, now: 2_000_000_000 };
     let mut verified = 0;
     for part in msg.parts.iter() {
         let is_png = part.content_type().is_some_and(|ct| ct.ctype() == "image" && ct.subtype() == Some("png"));

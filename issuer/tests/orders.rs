@@ -53,7 +53,7 @@ async fn full_order_flow_with_demo_seed() {
     // Each ticket verifies against the published keyring.
     let ring = keyring_of(&app.http.get(app.url("/v1/keyring")).send().await.unwrap().text().await.unwrap());
     let now = issuer::util::now() as u64;
-    let ctx = VerifyContext { keyring: &ring, revocations: None, event_id: Some(id as u32), now };
+    let ctx = VerifyContext { keyring: &ring, revocations: None, event_id: id as u32, now };
     for t in tickets {
         let ticket = scanner_core::verify_text(t["qr_text"].as_str().unwrap(), &ctx).expect("ticket verifies");
         assert_eq!(ticket.ticket_type, 0);
@@ -150,7 +150,7 @@ async fn refund_puts_tickets_on_a_new_revocation_list_version() {
     // Scanner endpoints need a device token.
     let (s, _) = app.get_json("/v1/scanner/revocations").await;
     assert_eq!(s, 401);
-    let device = app.device_token().await;
+    let device = app.device_token(event).await;
     let ring = keyring_of(&app.http.get(app.url("/v1/keyring")).send().await.unwrap().text().await.unwrap());
     let fetch = |since: u64| {
         let req = app.http.get(app.url(&format!("/v1/scanner/revocations?since={since}"))).bearer_auth(&device);
@@ -186,7 +186,8 @@ async fn refund_puts_tickets_on_a_new_revocation_list_version() {
     let delta = scanner_core::RevocationDelta::from_json(&fetch(0).await).unwrap();
     scanner_list.apply(&delta, &ring).unwrap();
     assert_eq!(scanner_list.version(), 1);
-    let ctx = VerifyContext { keyring: &ring, revocations: Some(&scanner_list), event_id: None, now: 2_000_000_000 };
+    let ctx =
+        VerifyContext { keyring: &ring, revocations: Some(&scanner_list), event_id: event as u32, now: 2_000_000_000 };
     for q in &qr {
         assert_eq!(scanner_core::verify_text(q, &ctx), Err(scanner_core::Refusal::Revoked));
     }
@@ -358,7 +359,7 @@ async fn admin_auth_limits_and_device_revocation() {
     assert_eq!(s, 201, "{v}");
     assert_eq!(v["total_cents"], 5_000);
     // A revoked device loses access.
-    let (_, d) = app.admin(Method::POST, "/admin/v1/devices", Some(json!({"name":"Gate"}))).await;
+    let (_, d) = app.admin(Method::POST, "/admin/v1/devices", Some(json!({"name":"Gate","event":paid}))).await;
     let ok = app
         .http
         .get(app.url("/v1/scanner/revocations"))

@@ -10,6 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::ticket::{KeyId, SignedTicket, Ticket};
@@ -37,6 +38,31 @@ pub enum KeyError {
     Exhausted,
     #[error("ticket names key {ticket} but is being signed with key {key}")]
     KeyMismatch { ticket: KeyId, key: KeyId },
+    #[error("keyring pin must be 64 hex digits (SHA-256), got {0:?}")]
+    BadPin(String),
+    #[error("the keyring does not match the pinned SHA-256 (expected {expected}, got {actual}): refusing it")]
+    PinMismatch { expected: String, actual: String },
+}
+
+/// Lower-case hex of bytes.
+pub fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    bytes.iter().flat_map(|b| [DIGITS[usize::from(b >> 4)] as char, DIGITS[usize::from(b & 15)] as char]).collect()
+}
+
+/// Parses a keyring pin: 64 hex digits (either case) → 32 bytes.
+pub fn parse_pin(hex: &str) -> Result<[u8; 32], KeyError> {
+    let hex = hex.trim();
+    let bad = || KeyError::BadPin(hex.chars().take(80).collect());
+    if hex.len() != 64 || !hex.is_ascii() {
+        return Err(bad());
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
+        let s = std::str::from_utf8(pair).map_err(|_| bad())?;
+        out[i] = u8::from_str_radix(s, 16).map_err(|_| bad())?;
+    }
+    Ok(out)
 }
 
 /// One public key with its validity window (Unix seconds, inclusive).
@@ -148,6 +174,30 @@ impl Keyring {
                 return Err(KeyError::PublicKey(k.kid));
             }
             ring.insert(PublicKeyEntry { key_id: k.kid, key, not_before: k.not_before, not_after: k.not_after })?;
+        }
+        Ok(ring)
+    }
+
+    /// The keyring's pin: SHA-256 of its canonical JSON ([`Self::to_json`], exactly the bytes the issuer
+    /// serves at `/v1/scanner/keyring`, so `sha256sum` of that response gives the same value). Setup links
+    /// carry it; a device refuses a fetched keyring whose pin differs.
+    pub fn sha256(&self) -> [u8; 32] {
+        Sha256::digest(self.to_json().as_bytes()).into()
+    }
+
+    /// [`Self::sha256`] as 64 lower-case hex digits.
+    pub fn sha256_hex(&self) -> String {
+        to_hex(&self.sha256())
+    }
+
+    /// Parses a fetched keyring and checks it against a pin (64 hex digits, from a setup link or
+    /// `scanner init --keyring-sha256`): the keyring's canonical form must hash to it.
+    pub fn from_json_pinned(json: &str, pin_hex: &str) -> Result<Self, KeyError> {
+        let expected = parse_pin(pin_hex)?;
+        let ring = Self::from_json(json)?;
+        let actual = ring.sha256();
+        if actual != expected {
+            return Err(KeyError::PinMismatch { expected: to_hex(&expected), actual: to_hex(&actual) });
         }
         Ok(ring)
     }
@@ -285,6 +335,23 @@ mod tests {
         assert_eq!(back.key_id(), KeyId(3));
         let seed = B64.encode(key.signing.to_bytes());
         assert!(!format!("{key:?}").contains(&seed));
+    }
+
+    #[test]
+    fn keyring_pin_is_the_sha256_of_the_canonical_json() {
+        let mut ring = Keyring::new();
+        ring.insert(IssuerKey::from_seed(KeyId(1), [1; 32]).public_entry(100, None)).unwrap();
+        let json = ring.to_json();
+        let pin = ring.sha256_hex();
+        assert_eq!(pin, to_hex(&Sha256::digest(json.as_bytes())));
+        assert_eq!(Keyring::from_json_pinned(&json, &pin).unwrap(), ring);
+        assert_eq!(Keyring::from_json_pinned(&json, &pin.to_uppercase()).unwrap(), ring);
+        // Another key, or the same key with another window, is another keyring.
+        let mut other = ring.clone();
+        other.retire(KeyId(1), 200);
+        assert!(matches!(Keyring::from_json_pinned(&other.to_json(), &pin), Err(KeyError::PinMismatch { .. })));
+        assert!(matches!(Keyring::from_json_pinned(&json, "abc"), Err(KeyError::BadPin(_))));
+        assert!(matches!(Keyring::from_json_pinned(&json, &"g".repeat(64)), Err(KeyError::BadPin(_))));
     }
 
     #[test]

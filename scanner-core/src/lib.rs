@@ -12,6 +12,7 @@ pub mod manifest;
 pub mod qr;
 pub mod redemption;
 pub mod revocation;
+pub mod setup;
 pub mod ticket;
 pub mod token;
 pub mod verify;

@@ -5,6 +5,12 @@
 //! (`head_v = SHA-256(DOMAIN_CHAIN ‖ head_{v-1} ‖ v ‖ n ‖ entries)`) and the issuer signs the newest head.
 //! A scanner holding version `m` fetches only the batches after `m`, recomputes the chain from its own head
 //! and checks one signature: a delta can add entries but can never remove one (grow-only by construction).
+//!
+//! The signature also covers the signing time (`signed_at`), which must lie inside the signing key's
+//! window: after a key rotation, lists signed by the old key while it was valid keep verifying, and a
+//! retired key cannot sign new ones. A holder never goes back: a list (or delta) whose version is lower
+//! than the one held is a [`RevocationError::Rollback`], and one at the same version with other content (or
+//! a higher version that does not extend the held chain) a [`RevocationError::Conflict`].
 
 use std::collections::HashSet;
 
@@ -41,6 +47,14 @@ pub enum RevocationError {
     BadSignature,
     #[error("revocation update has batches but no signature")]
     Unsigned,
+    #[error("revocation list signature carries no signing time (signed_at)")]
+    NoSigningTime,
+    #[error("revocation list was signed at {signed_at} by key {kid}, outside that key's validity window")]
+    KeyNotActive { kid: KeyId, signed_at: u64 },
+    #[error("revocation list version {offered} is older than the version {have} already held: refused (rollback)")]
+    Rollback { have: u64, offered: u64 },
+    #[error("revocation list version {version} differs from the list already held at that version: refused")]
+    Conflict { version: u64 },
 }
 
 /// The 16-byte hash that stands for a revoked ticket.
@@ -73,6 +87,9 @@ pub struct RevocationDelta {
     pub kid: Option<KeyId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    /// Unix seconds when `signature` was made; signed with it, and inside the key's window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_at: Option<u64>,
     pub batches: Vec<BatchJson>,
 }
 
@@ -101,7 +118,8 @@ impl RevocationDelta {
 pub struct RevocationList {
     batches: Vec<RevocationBatch>,
     head: [u8; 32],
-    signed: Option<(KeyId, Signature)>,
+    /// Key, signature and signing time of the newest head.
+    signed: Option<(KeyId, Signature, u64)>,
     revoked: HashSet<RevocationHash>,
 }
 
@@ -127,12 +145,23 @@ fn chain(prev: &[u8; 32], batch: &RevocationBatch) -> [u8; 32] {
     h.finalize().into()
 }
 
-fn head_message(version: u64, head: &[u8; 32]) -> Vec<u8> {
-    let mut msg = Vec::with_capacity(DOMAIN_REVOCATION_HEAD.len() + 40);
+fn head_message(version: u64, head: &[u8; 32], signed_at: u64) -> Vec<u8> {
+    let mut msg = Vec::with_capacity(DOMAIN_REVOCATION_HEAD.len() + 48);
     msg.extend_from_slice(DOMAIN_REVOCATION_HEAD);
     msg.extend_from_slice(&version.to_be_bytes());
     msg.extend_from_slice(head);
+    msg.extend_from_slice(&signed_at.to_be_bytes());
     msg
+}
+
+fn decode_batch(b: &BatchJson) -> Result<RevocationBatch, RevocationError> {
+    let entries = b
+        .entries
+        .iter()
+        .map(|e| B64.decode(e).ok().and_then(|v| <[u8; 16]>::try_from(v).ok()).map(RevocationHash))
+        .collect::<Option<Vec<_>>>()
+        .ok_or(RevocationError::Entry)?;
+    Ok(RevocationBatch { version: b.version, entries })
 }
 
 impl RevocationList {
@@ -157,9 +186,47 @@ impl RevocationList {
         self.revoked.contains(&RevocationHash::of(ticket_id))
     }
 
-    /// Issuer side: publishes a new version with `entries` (already-revoked ones are skipped) and signs it.
-    /// Returns the new version.
+    /// The chain head at this list's version.
+    pub fn head(&self) -> [u8; 32] {
+        self.head
+    }
+
+    /// The key that signed the newest head and when (None for the unsigned empty list).
+    pub fn signer(&self) -> Option<(KeyId, u64)> {
+        self.signed.map(|(k, _, at)| (k, at))
+    }
+
+    /// The chain head at `version` (≤ this list's version), recomputed from the batches.
+    fn head_at(&self, version: u64) -> [u8; 32] {
+        self.batches.iter().take(version as usize).fold(genesis(), |h, b| chain(&h, b))
+    }
+
+    /// Whether `next` may replace this list on a device that holds this one: never a lower version
+    /// ([`RevocationError::Rollback`]); at the same version only the same chain, and at a higher version
+    /// only a chain that extends this one ([`RevocationError::Conflict`]). `next` must be verified already.
+    pub fn check_successor(&self, next: &RevocationList) -> Result<(), RevocationError> {
+        let (have, offered) = (self.version(), next.version());
+        if offered < have {
+            return Err(RevocationError::Rollback { have, offered });
+        }
+        if next.head_at(have) != self.head {
+            return Err(RevocationError::Conflict { version: have });
+        }
+        Ok(())
+    }
+
+    /// Issuer side: publishes a new version with `entries` at the current system time. See
+    /// [`Self::publish_at`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn publish(&mut self, key: &IssuerKey, entries: impl IntoIterator<Item = RevocationHash>) -> u64 {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.publish_at(key, now, entries)
+    }
+
+    /// Issuer side: publishes a new version with `entries` (already-revoked ones are skipped) and signs it,
+    /// with the signing time `now` (Unix seconds; it must lie in the key's window for scanners to accept
+    /// the list). Returns the new version.
+    pub fn publish_at(&mut self, key: &IssuerKey, now: u64, entries: impl IntoIterator<Item = RevocationHash>) -> u64 {
         let mut fresh = Vec::new();
         for e in entries {
             if self.revoked.insert(e) {
@@ -169,8 +236,8 @@ impl RevocationList {
         let batch = RevocationBatch { version: self.version() + 1, entries: fresh };
         self.head = chain(&self.head, &batch);
         self.batches.push(batch);
-        let signature = key.sign_raw(&head_message(self.version(), &self.head));
-        self.signed = Some((key.key_id(), signature));
+        let signature = key.sign_raw(&head_message(self.version(), &self.head, now));
+        self.signed = Some((key.key_id(), signature, now));
         self.version()
     }
 
@@ -185,44 +252,58 @@ impl RevocationList {
             format: REVOCATIONS_FORMAT.to_owned(),
             from_version: from,
             version: self.version(),
-            kid: self.signed.map(|(k, _)| k),
-            signature: self.signed.map(|(_, s)| B64.encode(s.to_bytes())),
+            kid: self.signed.map(|(k, _, _)| k),
+            signature: self.signed.map(|(_, s, _)| B64.encode(s.to_bytes())),
+            signed_at: self.signed.map(|(_, _, at)| at),
             batches,
         }
     }
 
     /// Scanner side: verifies a delta against this list's head and the keyring, then applies it. On any
-    /// error the list is left exactly as it was.
+    /// error the list is left exactly as it was. A delta that would take the list back (its `version` is
+    /// lower than this list's) is refused as [`RevocationError::Rollback`]; one at this list's version
+    /// must describe the same chain ([`RevocationError::Conflict`] otherwise).
     pub fn apply(&mut self, delta: &RevocationDelta, keyring: &Keyring) -> Result<(), RevocationError> {
         if delta.format != REVOCATIONS_FORMAT {
             return Err(RevocationError::Format(delta.format.clone()));
         }
-        if delta.from_version > self.version() {
-            return Err(RevocationError::Gap { from: delta.from_version, have: self.version() });
+        let have = self.version();
+        if delta.from_version > have {
+            return Err(RevocationError::Gap { from: delta.from_version, have });
+        }
+        if delta.version < have {
+            return Err(RevocationError::Rollback { have, offered: delta.version });
+        }
+        if delta.version == have {
+            // Nothing new. Whatever batches it carries must be ours, or it is another chain.
+            let mut head = self.head_at(delta.from_version);
+            let mut expected = delta.from_version + 1;
+            for b in &delta.batches {
+                if b.version != expected {
+                    return Err(RevocationError::Sequence);
+                }
+                head = chain(&head, &decode_batch(b)?);
+                expected += 1;
+            }
+            if expected - 1 != have || head != self.head {
+                return Err(RevocationError::Conflict { version: have });
+            }
+            return Ok(());
         }
         let mut head = self.head;
         let mut fresh = Vec::new();
-        let mut expected = self.version() + 1;
+        let mut expected = have + 1;
         for b in &delta.batches {
-            if b.version <= self.version() {
+            if b.version <= have {
                 continue; // already have it: overlapping deltas are harmless.
             }
             if b.version != expected {
                 return Err(RevocationError::Sequence);
             }
-            let entries = b
-                .entries
-                .iter()
-                .map(|e| B64.decode(e).ok().and_then(|v| <[u8; 16]>::try_from(v).ok()).map(RevocationHash))
-                .collect::<Option<Vec<_>>>()
-                .ok_or(RevocationError::Entry)?;
-            let batch = RevocationBatch { version: b.version, entries };
+            let batch = decode_batch(b)?;
             head = chain(&head, &batch);
             fresh.push(batch);
             expected += 1;
-        }
-        if fresh.is_empty() {
-            return Ok(());
         }
         let new_version = expected - 1;
         if new_version != delta.version {
@@ -232,20 +313,25 @@ impl RevocationList {
             (Some(k), Some(s)) => (k, s),
             _ => return Err(RevocationError::Unsigned),
         };
+        let signed_at = delta.signed_at.ok_or(RevocationError::NoSigningTime)?;
         let entry = keyring.get(kid).ok_or(RevocationError::UnknownKey(kid))?;
         let sig: [u8; 64] =
             B64.decode(sig).ok().and_then(|v| v.try_into().ok()).ok_or(RevocationError::BadSignature)?;
         let signature = Signature::from_bytes(&sig);
         entry
             .key
-            .verify_strict(&head_message(new_version, &head), &signature)
+            .verify_strict(&head_message(new_version, &head, signed_at), &signature)
             .map_err(|_| RevocationError::BadSignature)?;
+        // Checked after the signature, so the time is the issuer's and not a forger's.
+        if !entry.is_active(signed_at) {
+            return Err(RevocationError::KeyNotActive { kid, signed_at });
+        }
         for batch in fresh {
             self.revoked.extend(batch.entries.iter().copied());
             self.batches.push(batch);
         }
         self.head = head;
-        self.signed = Some((kid, signature));
+        self.signed = Some((kid, signature, signed_at));
         Ok(())
     }
 
@@ -330,6 +416,78 @@ mod tests {
         assert!(!scanner.contains(&TicketId([3; 12])));
         scanner.apply(&good, &ring).unwrap();
         assert!(scanner.contains(&TicketId([3; 12])));
+    }
+
+    #[test]
+    fn older_or_different_lists_are_refused() {
+        let (key, ring) = setup();
+        let mut issuer = RevocationList::new();
+        issuer.publish_at(&key, 10, [RevocationHash::of(&TicketId([1; 12]))]);
+        let v1 = issuer.clone();
+        issuer.publish_at(&key, 20, [RevocationHash::of(&TicketId([2; 12]))]);
+        let mut device = RevocationList::from_json(&issuer.to_json(), &ring).unwrap();
+        assert_eq!(device.version(), 2);
+
+        // A delta or a whole list of an older version: rollback, nothing changes.
+        assert!(matches!(
+            device.apply(&v1.delta_since(0), &ring),
+            Err(RevocationError::Rollback { have: 2, offered: 1 })
+        ));
+        assert!(matches!(device.check_successor(&v1), Err(RevocationError::Rollback { have: 2, offered: 1 })));
+        // The same version again, whole or as "nothing new": fine.
+        device.apply(&issuer.delta_since(0), &ring).unwrap();
+        device.apply(&issuer.delta_since(2), &ring).unwrap();
+        device.check_successor(&issuer).unwrap();
+
+        // Another chain at the same version (a second list signed by the same key): conflict.
+        let mut other = v1.clone();
+        other.publish_at(&key, 30, [RevocationHash::of(&TicketId([3; 12]))]);
+        assert!(matches!(device.apply(&other.delta_since(0), &ring), Err(RevocationError::Conflict { version: 2 })));
+        assert!(matches!(device.check_successor(&other), Err(RevocationError::Conflict { version: 2 })));
+        // ... or at a higher version that does not extend ours.
+        other.publish_at(&key, 40, []);
+        assert!(matches!(device.check_successor(&other), Err(RevocationError::Conflict { version: 2 })));
+        assert_eq!(device.version(), 2);
+        assert!(!device.contains(&TicketId([3; 12])));
+    }
+
+    #[test]
+    fn lists_verify_under_a_key_valid_at_their_signing_time() {
+        let old = IssuerKey::from_seed(KeyId(1), [5; 32]);
+        let new = IssuerKey::from_seed(KeyId(2), [6; 32]);
+        let mut ring = Keyring::new();
+        ring.insert(old.public_entry(100, None)).unwrap();
+        ring.insert(new.public_entry(1_000, None)).unwrap();
+        ring.retire(KeyId(1), 2_000);
+
+        let mut inside = RevocationList::new();
+        inside.publish_at(&old, 1_500, [RevocationHash::of(&TicketId([1; 12]))]);
+        let list = RevocationList::from_json(&inside.to_json(), &ring).unwrap();
+        assert_eq!(list.signer(), Some((KeyId(1), 1_500)));
+        // The new key continues the same chain.
+        let mut issuer = inside.clone();
+        issuer.publish_at(&new, 2_500, [RevocationHash::of(&TicketId([2; 12]))]);
+        let mut device = list.clone();
+        device.apply(&issuer.delta_since(1), &ring).unwrap();
+        assert_eq!(device.signer(), Some((KeyId(2), 2_500)));
+
+        // Signed by the retired key after its window, or before it began: refused.
+        for at in [2_001, 99] {
+            let mut outside = RevocationList::new();
+            outside.publish_at(&old, at, [RevocationHash::of(&TicketId([1; 12]))]);
+            assert!(matches!(
+                RevocationList::from_json(&outside.to_json(), &ring),
+                Err(RevocationError::KeyNotActive { signed_at, .. }) if signed_at == at
+            ));
+        }
+        // Moving the signing time into the window breaks the signature.
+        let mut moved = RevocationList::new();
+        moved.publish_at(&old, 2_001, [RevocationHash::of(&TicketId([1; 12]))]);
+        let mut delta = moved.delta_since(0);
+        delta.signed_at = Some(1_500);
+        assert!(matches!(RevocationList::new().apply(&delta, &ring), Err(RevocationError::BadSignature)));
+        delta.signed_at = None;
+        assert!(matches!(RevocationList::new().apply(&delta, &ring), Err(RevocationError::NoSigningTime)));
     }
 
     #[test]

@@ -60,8 +60,9 @@ impl Refusal {
 pub struct VerifyContext<'a> {
     pub keyring: &'a Keyring,
     pub revocations: Option<&'a RevocationList>,
-    /// The event this scanner admits to; `None` accepts any event of the issuer.
-    pub event_id: Option<u32>,
+    /// The event this scanner admits to: a ticket for any other event is `wrong_event`. There is no
+    /// "any event": a verifier that does not know its event must not verify.
+    pub event_id: u32,
     /// Unix seconds.
     pub now: u64,
 }
@@ -76,10 +77,8 @@ pub fn verify_signed(signed: &SignedTicket, ctx: &VerifyContext<'_>) -> Result<(
     if !key.is_active(ctx.now) {
         return Err(Refusal::KeyNotActive(t.key_id));
     }
-    if let Some(expected) = ctx.event_id {
-        if t.event_id != expected {
-            return Err(Refusal::WrongEvent { ticket_event: t.event_id, expected });
-        }
+    if t.event_id != ctx.event_id {
+        return Err(Refusal::WrongEvent { ticket_event: t.event_id, expected: ctx.event_id });
     }
     if let Some(from) = t.valid_from {
         if ctx.now < u64::from(from) {

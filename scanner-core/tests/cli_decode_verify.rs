@@ -16,6 +16,7 @@ fn ticket(id: u8) -> Ticket {
         ticket_type: 0,
         addons: 0,
         policy: EntryPolicy::SingleEntry,
+        payment_due: false,
         valid_from: None,
         valid_until: None,
     }
@@ -80,9 +81,9 @@ fn verify_prints_the_verdict_with_exit_codes() {
     let (code, out) = verify(&["--event", "77", &good]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.starts_with("VALID"), "{out}");
-    let (code, out) = verify(&["--image", png.to_str().unwrap()]);
+    let (code, out) = verify(&["--event", "77", "--image", png.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{out}");
-    let (code, out) = verify(&[&revoked]);
+    let (code, out) = verify(&["--event", "77", &revoked]);
     assert_eq!(code, Some(1));
     assert!(out.starts_with("REFUSED: Revoked"), "{out}");
     let (code, out) = verify(&["--event", "78", "--json", &good]);
@@ -91,12 +92,20 @@ fn verify_prints_the_verdict_with_exit_codes() {
     assert_eq!(v["reason"], "wrong_event");
     let mut forged = good.clone();
     forged.replace_range(20..21, if &good[20..21] == "A" { "B" } else { "A" });
-    let (code, out) = verify(&[&forged]);
+    let (code, out) = verify(&["--event", "77", &forged]);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.starts_with("REFUSED"), "{out}");
 
     // A missing keyring is an error (exit 2), not a refusal.
-    let out = Command::new(SCANNER).args(["verify", "--keyring", "/nonexistent.json", &good]).output().unwrap();
+    let out = Command::new(SCANNER)
+        .args(["verify", "--event", "77", "--keyring", "/nonexistent.json", &good])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read keyring"));
+
+    // Without an event nothing is verified: any event's ticket would pass.
+    let (code, out) = verify(&[&good]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(!out.contains("VALID"), "{out}");
 }

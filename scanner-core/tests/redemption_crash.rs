@@ -89,7 +89,10 @@ fn cli_report_and_export_merge() {
         let data = dir.path().join(name);
         let run =
             |args: &[&str]| Command::new(SCANNER).arg("--data").arg(&data).args(args).output().expect("run scanner");
-        assert!(run(&["init", "--name", name, "--keyring", keyring.to_str().expect("path")]).status.success());
+        let event = EVENT.to_string();
+        assert!(run(&["init", "--name", name, "--event", &event, "--keyring", keyring.to_str().expect("path")])
+            .status
+            .success());
         let out = run(&["scan", "--gate", name, "--now", &NOW.to_string(), "--json", &text]);
         assert_eq!(out.status.code(), Some(0));
         let verdict: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json verdict");

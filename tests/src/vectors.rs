@@ -48,13 +48,14 @@ fn base_ticket(id_byte: u8) -> Ticket {
         ticket_type: 1,
         addons: 0b0000_0000_0000_0101,
         policy: EntryPolicy::SingleEntry,
+        payment_due: false,
         valid_from: None,
         valid_until: None,
     }
 }
 
 fn fields(t: &Ticket) -> Value {
-    json!({
+    let mut fields = json!({
         "version": 1,
         "key_id": t.key_id.0,
         "event_id": t.event_id,
@@ -64,7 +65,12 @@ fn fields(t: &Ticket) -> Value {
         "policy": t.policy,
         "valid_from": t.valid_from,
         "valid_until": t.valid_until,
-    })
+    });
+    // Only on tickets that carry flag bit 3, so the vectors from before it existed stay byte-identical.
+    if t.payment_due {
+        fields["payment_due"] = json!(true);
+    }
+    fields
 }
 
 fn signed_vector(name: &str, note: &str, signed: &SignedTicket, expected: Value) -> Value {
@@ -100,6 +106,7 @@ pub fn generate() -> Value {
         &k.current,
         Ticket {
             policy: EntryPolicy::ReEntry,
+            payment_due: false,
             valid_from: Some((NOW - 3_600) as u32),
             valid_until: Some((NOW + 3_600) as u32),
             ..base_ticket(0x02)
@@ -112,6 +119,7 @@ pub fn generate() -> Value {
             ticket_type: 255,
             addons: u16::MAX,
             policy: EntryPolicy::ReEntry,
+            payment_due: false,
             valid_from: Some(0),
             valid_until: Some(u32::MAX),
             ..base_ticket(0xFE)
@@ -119,7 +127,7 @@ pub fn generate() -> Value {
     );
     let revoked = sign(&k.current, base_ticket(0x03));
     let mut revocations = RevocationList::new();
-    revocations.publish(&k.current, [RevocationHash::of(&revoked.ticket.ticket_id)]);
+    revocations.publish_at(&k.current, NOW, [RevocationHash::of(&revoked.ticket.ticket_id)]);
 
     let mut tampered = basic.to_bytes();
     tampered[10] ^= 0x01; // one bit of the ticket id
@@ -130,6 +138,11 @@ pub fn generate() -> Value {
     };
     let mut version2 = basic.to_bytes();
     version2[0] = 2;
+    let unpaid = sign(&k.current, Ticket { payment_due: true, ..base_ticket(0x0A) });
+    let mut stripped = unpaid.to_bytes();
+    stripped[1] &= !0x08; // clear "payment due at the door"
+    let mut flag4 = basic.to_bytes();
+    flag4[1] |= 0x10;
 
     let tickets = vec![
         signed_vector("basic", "single entry, no validity window", &basic, valid.clone()),
@@ -199,6 +212,24 @@ pub fn generate() -> Value {
         raw_vector("base45_out_of_range", "a base45 group above 65535", "TK1:GGW".into(), "malformed"),
         raw_vector("not_a_ticket", "a URL, not a ticket", "HTTPS://EXAMPLE.COM/".into(), "not_a_ticket"),
         raw_vector("empty", "empty text", String::new(), "not_a_ticket"),
+        signed_vector(
+            "unpaid_at_door",
+            "flag bit 3: payment due at the door (valid; the scanner asks for the amount before admitting)",
+            &unpaid,
+            json!({"valid": true}),
+        ),
+        raw_vector(
+            "payment_flag_stripped",
+            "unpaid_at_door with flag bit 3 cleared",
+            format!("{QR_PREFIX}{}", base45::encode(&stripped)),
+            "bad_signature",
+        ),
+        raw_vector(
+            "unknown_flag_bit_4",
+            "basic with flag bit 4 set",
+            format!("{QR_PREFIX}{}", base45::encode(&flag4)),
+            "malformed",
+        ),
     ];
 
     let key_json = |key: &IssuerKey, seed: u8| json!({"kid": key.key_id().0, "seed_hex": hex(&[seed; 32]), "public_key_hex": hex(key.verifying_key().as_bytes())});

@@ -25,7 +25,7 @@ fn every_vector_gets_its_expected_verdict() {
     let ctx = VerifyContext {
         keyring: &keyring,
         revocations: Some(&revocations),
-        event_id: Some(v["event_id"].as_u64().unwrap() as u32),
+        event_id: v["event_id"].as_u64().unwrap() as u32,
         now: v["now"].as_u64().unwrap(),
     };
     let tickets = v["tickets"].as_array().unwrap();
@@ -52,5 +52,9 @@ fn every_vector_gets_its_expected_verdict() {
             assert_eq!(t["fields"]["event_id"].as_u64().unwrap(), u64::from(signed.ticket.event_id));
         }
     }
-    assert_eq!(valid, 3);
+    assert_eq!(valid, 4);
+    let unpaid = tickets.iter().find(|t| t["name"] == "unpaid_at_door").expect("unpaid vector");
+    let signed = SignedTicket::from_qr_text(unpaid["qr_text"].as_str().unwrap()).unwrap();
+    assert!(signed.ticket.payment_due);
+    assert_eq!(unpaid["fields"]["payment_due"], true);
 }

@@ -23,6 +23,8 @@ const ui = {
   verdict: $('verdict'),
   headline: $('verdict-headline'),
   who: $('verdict-who'),
+  amount: $('verdict-amount'),
+  paidAdmit: $('paid-admit'),
   detail: $('verdict-detail'),
   path: $('verdict-path'),
   manualForm: $('manual-form'),
@@ -55,17 +57,10 @@ function takeSetupFromUrl() {
   return m[1];
 }
 
-function parseSetup(encoded) {
-  const b64 = encoded.replace(/=+$/, '').replace(/-/g, '+').replace(/_/g, '/');
-  const binary = atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4));
-  const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
-  return JSON.parse(new TextDecoder().decode(bytes));
-}
-
+/** What is sent to the engine: the link itself; scanner-core (in the engine) parses and checks it. */
 function setupFromLink(link) {
-  const m = /#(?:.*&)?setup=([A-Za-z0-9_-]+=*)/.exec(link);
-  if (!m) throw new Error('This is not a scanner setup link.');
-  return parseSetup(m[1]);
+  if (!/#(?:.*&)?setup=/.test(link)) throw new Error('This is not a scanner setup link.');
+  return link;
 }
 
 function startSetup(setup) {
@@ -86,7 +81,7 @@ function onEngineMessage(e) {
         const encoded = pendingSetup;
         pendingSetup = null;
         try {
-          startSetup(parseSetup(encoded));
+          startSetup(encoded);
         } catch {
           showNotice('This setup link is damaged. Ask the organizer for a new one.');
         }
@@ -249,16 +244,21 @@ function addonName(index) {
 const OVERRIDABLE = new Set(['key_not_active', 'wrong_event', 'not_yet_valid', 'expired', 'revoked']);
 /** The code of the last refused scan, while the steward may still override it. */
 let overridable = null;
+/** The code of the last unpaid ticket, while the steward may still confirm its payment. */
+let payable = null;
 
 function showVerdict(m) {
   const v = m.verdict;
   overridable = v && (v.verdict === 'already_used' || (v.verdict === 'refused' && OVERRIDABLE.has(v.code))) ? m.text : null;
   ui.overrideForm.hidden = !overridable;
   ui.overrideReason.value = '';
+  payable = v && v.verdict === 'payment_due' ? m.text : null;
+  ui.paidAdmit.hidden = !payable;
   let cls;
   let headline;
   let who = '';
   let detail = '';
+  let amount = '';
   if (!v) {
     cls = 'error';
     headline = 'NOT RECORDED';
@@ -270,6 +270,17 @@ function showVerdict(m) {
     const extras = v.addons.map(addonName);
     detail = [typeName(v.ticket_type), ...extras].join(' + ');
     if (v.overridden) detail += ` — overrode: ${v.overridden}`;
+    if (v.paid_at_door) {
+      headline = 'ADMIT — PAID';
+      detail += v.collected ? ` — paid ${v.collected.text} at the door` : ' — paid at the door';
+    }
+  } else if (v.verdict === 'payment_due') {
+    // scanner-core decided the ticket is unpaid and formatted the amount; the page only shows it.
+    cls = 'due';
+    headline = 'UNPAID';
+    amount = v.due ? `Collect ${v.due.text}` : 'Collect payment (amount unknown)';
+    who = v.holder ?? 'Name not on the attendee list';
+    detail = [typeName(v.ticket_type), ...v.addons.map(addonName)].join(' + ');
   } else if (v.verdict === 'exit') {
     cls = 'exit';
     headline = 'EXIT';
@@ -292,6 +303,7 @@ function showVerdict(m) {
   ui.verdict.dataset.path = v?.path ?? '';
   ui.headline.textContent = headline;
   ui.who.textContent = who;
+  ui.amount.textContent = amount;
   ui.detail.textContent = detail;
   ui.path.textContent = v
     ? `${v.path === 'edge' ? 'Checked online' : 'Checked on this phone'}${m.edgeNote ? ` (online check unavailable: ${m.edgeNote})` : ''}`
@@ -326,6 +338,11 @@ function tone(freq, start, duration, type = 'sine') {
 function feedback(kind) {
   if (audio && audio.state === 'running') {
     if (kind === 'admit' || kind === 'exit') tone(1320, 0, 0.15);
+    else if (kind === 'due') {
+      tone(880, 0, 0.12);
+      tone(1100, 0.16, 0.12);
+      tone(880, 0.32, 0.12);
+    }
     else if (kind === 'used') {
       tone(660, 0, 0.15, 'square');
       tone(660, 0.22, 0.15, 'square');
@@ -333,7 +350,7 @@ function feedback(kind) {
   }
   // Browsers refuse (and complain about) vibration before the steward has touched the page once.
   if (navigator.vibrate && navigator.userActivation?.hasBeenActive !== false) {
-    const pattern = { admit: 80, exit: 80, used: [120, 80, 120], refused: [400], error: [400] }[kind];
+    const pattern = { admit: 80, exit: 80, used: [120, 80, 120], due: [80, 60, 80, 60, 80], refused: [400], error: [400] }[kind];
     navigator.vibrate(pattern);
   }
 }
@@ -418,6 +435,15 @@ ui.manualForm.addEventListener('submit', (e) => {
   if (!text) return;
   engine.postMessage({ type: 'manual', text });
   ui.manualCode.value = '';
+});
+
+ui.paidAdmit.addEventListener('click', () => {
+  if (!payable) return;
+  // Once: a second tap must not ask the engine twice (it would answer "already used" anyway).
+  const text = payable;
+  payable = null;
+  ui.paidAdmit.hidden = true;
+  engine.postMessage({ type: 'paid', text });
 });
 
 ui.overrideForm.addEventListener('submit', (e) => {

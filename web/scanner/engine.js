@@ -8,7 +8,7 @@
 //
 // The device token never leaves this worker (the page only learns whether a scanner is set up).
 
-import init, { decodeLuma, edgeTimeoutMs, Restore, Scanner } from './pkg/scanner_wasm.js';
+import init, { decodeLuma, edgeTimeoutMs, parseSetupLink, Restore, Scanner } from './pkg/scanner_wasm.js';
 import { openStore } from './store.js';
 
 /** The same code read again within this window is ignored (the window restarts at every read, so a
@@ -30,7 +30,7 @@ const COMPACT_AFTER_CHUNKS = 64;
 
 let store = null;
 let scanner = null;
-/** {v, server, token, event, edge, device_name} from the setup link (server/edge without trailing /). */
+/** {v, server, token, event, edge, device_name, keyring_sha256} from the setup link, as scanner-core checked it. */
 let setup = null;
 /** The event as the issuer's catalog describes it (names of ticket types and add-ons, time zone). */
 let eventInfo = null;
@@ -197,39 +197,11 @@ async function getText(base, path, token) {
 // ---------------------------------------------------------------------------------------------------
 // Setup
 
-function checkSetup(s) {
-  const fail = (what) => {
-    throw new Error(`This setup link is not valid (${what}). Ask the organizer for a new one.`);
-  };
-  if (!s || typeof s !== 'object' || s.v !== 1) fail('unknown version');
-  const url = (u, what) => {
-    let parsed;
-    try {
-      parsed = new URL(u);
-    } catch {
-      fail(what);
-    }
-    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') fail(what);
-    return parsed.href.replace(/\/+$/, '');
-  };
-  if (typeof s.token !== 'string' || !s.token || s.token.length > 512) fail('token');
-  if (!Number.isInteger(s.event) || s.event < 0 || s.event > 0xffffffff) fail('event');
-  const name = typeof s.device_name === 'string' ? s.device_name.trim().slice(0, 64) : '';
-  return {
-    v: 1,
-    server: url(s.server, 'server'),
-    token: s.token,
-    event: s.event,
-    edge: s.edge == null || s.edge === '' ? null : url(s.edge, 'edge'),
-    device_name: name || 'scanner',
-  };
-}
-
-function randomDeviceId() {
-  const bytes = new Uint8Array(8);
-  do crypto.getRandomValues(bytes);
-  while (bytes.every((b) => b === 0));
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+/** The setup link (or its `setup=` payload), parsed and checked by scanner-core (the same code as
+ *  `scanner init --setup`): version, https (plain http only to localhost), token, event, keyring pin.
+ *  Throws the reason, before any request is made. */
+function checkSetup(link) {
+  return JSON.parse(parseSetupLink(String(link ?? '')));
 }
 
 async function doSetup(raw) {
@@ -244,11 +216,19 @@ async function doSetup(raw) {
       `This scanner holds ${scanner.recordCount} scans of event ${setup.event}. Sync them, then reset the scanner before setting it up for event ${s.event}.`,
     );
   }
-  const fresh = !scanner;
-  const candidate = fresh ? Scanner.create(randomDeviceId(), s.device_name) : scanner;
+  // The device writes under the id bound to its token (sync servers take nothing else from it).
+  const boundId = Scanner.deviceIdForToken(s.token);
+  if (scanner && scanner.deviceId !== boundId && scanner.recordCount > 0) {
+    throw new Error(
+      `This scanner holds ${scanner.recordCount} scans made with another device token. Sync them, then reset the scanner before setting it up with a new token.`,
+    );
+  }
+  const fresh = !scanner || scanner.deviceId !== boundId;
+  const candidate = fresh ? Scanner.create(boundId, s.device_name) : scanner;
   try {
     candidate.setEvent(s.event);
-    candidate.setKeyring(keyring);
+    // Only the keyring the setup link pinned: whoever answers at the server cannot swap the keys.
+    candidate.setKeyringPinned(keyring, s.keyring_sha256);
     const delta = await getText(s.server, `/v1/scanner/revocations?since=${candidate.revocationsVersion}`, s.token);
     const revocations = candidate.applyRevocationDelta(delta);
     candidate.setManifest(manifest);
@@ -268,6 +248,7 @@ async function doSetup(raw) {
     if (fresh) candidate.free();
     throw e;
   }
+  if (scanner && scanner !== candidate) scanner.free();
   scanner = candidate;
   setup = s;
   publish();
@@ -294,7 +275,7 @@ async function askEdge(text) {
   );
 }
 
-async function scanOnce(text, source, overrideReason) {
+async function scanOnce(text, source, overrideReason, paid = false) {
   if (!scanner || !setup) {
     post({ type: 'verdict', error: 'This scanner is not set up yet: open the setup link from the organizer.' });
     return;
@@ -302,8 +283,9 @@ async function scanOnce(text, source, overrideReason) {
   const started = performance.now();
   let result = null;
   let edgeNote = null;
-  // An operator override is this steward's own decision: the edge is not asked (as with `scanner scan`).
-  if (setup.edge && navigator.onLine && !overrideReason) {
+  // An operator override or a payment taken at the door is this steward's own decision: the edge is not
+  // asked (as with `scanner scan --override` / `--paid`).
+  if (setup.edge && navigator.onLine && !overrideReason && !paid) {
     try {
       const reply = await askEdge(text);
       result = scanner.recordEdgeReply(text, gate, kind, reply.status, reply.body, Date.now());
@@ -314,7 +296,9 @@ async function scanOnce(text, source, overrideReason) {
   }
   if (!result) {
     try {
-      result = scanner.scan(text, gate, kind, overrideReason || undefined, Date.now());
+      result = paid
+        ? scanner.confirmPaid(text, gate, Date.now())
+        : scanner.scan(text, gate, kind, overrideReason || undefined, Date.now());
     } catch (e) {
       if (e instanceof WebAssembly.RuntimeError) throw e;
       post({ type: 'verdict', error: `Cannot check this code: ${e.message}` });
@@ -348,8 +332,8 @@ async function scanOnce(text, source, overrideReason) {
   scheduleSync(SYNC_AFTER_SCAN_MS);
 }
 
-function enqueueScan(text, source, overrideReason) {
-  const run = scanChain.then(() => scanOnce(text, source, overrideReason));
+function enqueueScan(text, source, overrideReason, paid = false) {
+  const run = scanChain.then(() => scanOnce(text, source, overrideReason, paid));
   scanChain = run.catch(() => {});
   return run;
 }
@@ -406,7 +390,39 @@ function onFrame(message) {
 // ---------------------------------------------------------------------------------------------------
 // Sync
 
+// A sync with a server is two one-way sessions (scanner-core's SyncChannel): push this device's own
+// records, then pull everyone's. The server takes nothing but the device's own records.
 async function syncPeer(peer, url, timeoutMs = REQUEST_TIMEOUT_MS) {
+  await pushTo(`${peer}#push`, `${url}&channel=push`, timeoutMs);
+  return pullFrom(`${peer}#pull`, `${url}&channel=pull`, timeoutMs);
+}
+
+async function syncRequest(url, message, timeoutMs) {
+  const res = await request(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/octet-stream', authorization: `Bearer ${setup.token}` },
+    body: message,
+  }, timeoutMs);
+  if (res.status === 204 || (res.status === 200 && res.body.length === 0)) return null;
+  if (res.status !== 200) throw httpError('sync', res);
+  return res.body;
+}
+
+async function pushTo(peer, url, timeoutMs) {
+  const stored = await store.get('peers', peer);
+  scanner.beginSync(peer, stored ?? new Uint8Array(0));
+  for (let round = 0; ; round++) {
+    const message = scanner.pushMessage(peer);
+    if (!message) break;
+    if (round === MAX_SYNC_ROUNDS) throw new Error(`sync did not finish after ${MAX_SYNC_ROUNDS} round trips`);
+    const reply = await syncRequest(url, message, timeoutMs);
+    if (reply) scanner.receivePushReply(peer, reply);
+  }
+  const finalState = scanner.peerState(peer);
+  await store.write(['peers'], (s) => s.peers.put(finalState, peer), { durable: false });
+}
+
+async function pullFrom(peer, url, timeoutMs) {
   const stored = await store.get('peers', peer);
   scanner.beginSync(peer, stored ?? new Uint8Array(0));
   let newRecords = 0;
@@ -414,14 +430,9 @@ async function syncPeer(peer, url, timeoutMs = REQUEST_TIMEOUT_MS) {
     const message = scanner.syncMessage(peer);
     if (!message) break;
     if (round === MAX_SYNC_ROUNDS) throw new Error(`sync did not finish after ${MAX_SYNC_ROUNDS} round trips`);
-    const res = await request(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/octet-stream', authorization: `Bearer ${setup.token}` },
-      body: message,
-    }, timeoutMs);
-    if (res.status === 204 || (res.status === 200 && res.body.length === 0)) continue;
-    if (res.status !== 200) throw httpError('sync', res);
-    const receipt = scanner.receiveSync(peer, res.body);
+    const reply = await syncRequest(url, message, timeoutMs);
+    if (!reply) continue;
+    const receipt = scanner.receiveSync(peer, reply, Date.now());
     const chunk = receipt.chunk;
     const peerState = receipt.peerState;
     newRecords += receipt.newRecords;
@@ -514,6 +525,13 @@ async function handle(message) {
       // scanner-core decides whether the refusal can be overridden at all (never for a forgery).
       if (typeof message.reason === 'string' && message.reason.trim()) {
         await enqueueScan(message.text.trim(), 'override', message.reason.trim().slice(0, 200));
+      }
+      break;
+    case 'paid':
+      // The steward took the money for an unpaid ticket: scanner-core admits it (if still due) and records
+      // the amount; anything else (e.g. used meanwhile on another scanner) gets its ordinary verdict.
+      if (typeof message.text === 'string' && message.text.trim()) {
+        await enqueueScan(message.text.trim(), 'paid', undefined, true);
       }
       break;
     case 'setup':

@@ -58,7 +58,10 @@ async function buy(name, quantity) {
 
 /** A scanner device set up with the real CLI against the issuer. */
 async function device(name) {
-  const { token } = await json(await adminFetch(issuer, '/admin/v1/devices', { method: 'POST', json: { name } }), 201);
+  const { token } = await json(
+    await adminFetch(issuer, '/admin/v1/devices', { method: 'POST', json: { name, event: 1 } }),
+    201,
+  );
   const data = join(scratch, name.replace(/\W/g, '_'));
   const scanner = (...args) => run(binPath('scanner'), ['--data', data, ...args]);
   const init = await scanner('init', '--server', issuer.url, '--token', token, '--event', '1', '--name', name);
@@ -170,8 +173,9 @@ test('the dashboard shows synced admissions, the duplicate, refunds and device s
   const prefix = `${issuer.url}/scanner/#setup=`;
   assert.ok(link.startsWith(prefix), link);
   const setup = JSON.parse(Buffer.from(link.slice(prefix.length), 'base64url').toString('utf8'));
-  assert.deepEqual(Object.keys(setup), ['v', 'server', 'token', 'event', 'edge', 'device_name']);
-  assert.equal(setup.v, 1);
+  assert.deepEqual(Object.keys(setup), ['v', 'server', 'token', 'event', 'edge', 'device_name', 'keyring_sha256']);
+  assert.equal(setup.v, 2);
+  assert.match(setup.keyring_sha256, /^[0-9a-f]{64}$/);
   assert.equal(setup.server, issuer.url);
   assert.equal(setup.event, 1);
   assert.equal(setup.edge, null);

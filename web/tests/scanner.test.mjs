@@ -142,7 +142,7 @@ async function forge(qrText) {
     const digit = alphabet.indexOf(body[at]);
     if (digit <= 0) continue;
     const forged = prefix + body.slice(0, at) + alphabet[digit - 1] + body.slice(at + 1);
-    const check = await run(binPath('scanner'), ['verify', '--keyring', join(issuer.dataDir, 'keyring.json'), forged]);
+    const check = await run(binPath('scanner'), ['verify', '--event', String(EVENT), '--keyring', join(issuer.dataDir, 'keyring.json'), forged]);
     if (check.code === 1 && /signature/i.test(check.stdout + check.stderr)) return forged;
   }
   throw new Error('could not forge a bad-signature code');
@@ -343,8 +343,10 @@ test('setup link, camera admit, already used, forged code, offline start and adm
 });
 
 /** A setup link exactly as the dashboard makes it (see issuer/src/admin.rs), with an edge URL of our own. */
-function setupLink(token, edge, deviceName) {
-  const json = JSON.stringify({ v: 1, server: issuer.url, token, event: EVENT, edge, device_name: deviceName });
+async function setupLink(token, edge, deviceName) {
+  const keyring = await (await fetch(`${issuer.url}/v1/scanner/keyring`)).text();
+  const keyring_sha256 = createHash('sha256').update(keyring).digest('hex');
+  const json = JSON.stringify({ v: 2, server: issuer.url, token, event: EVENT, edge, device_name: deviceName, keyring_sha256 });
   return `${issuer.url}/scanner/#setup=${Buffer.from(json).toString('base64url')}`;
 }
 
@@ -377,7 +379,10 @@ async function startEdgeWorker(bindings, port) {
 test(
   'edge first: the real Worker (workerd) decides online; when it is gone or hangs the phone decides offline',
   async () => {
-    const created = await adminFetch(issuer, '/admin/v1/devices', { method: 'POST', json: { name: 'Edge door phone' } });
+    const created = await adminFetch(issuer, '/admin/v1/devices', {
+      method: 'POST',
+      json: { name: 'Edge door phone', event: EVENT },
+    });
     assert.equal(created.status, 201);
     const { token } = await created.json();
     const keyring = await (await fetch(`${issuer.url}/v1/keyring`)).text();
@@ -403,7 +408,7 @@ test(
 
       // Online with the edge up: the Worker decides (and records); the phone mirrors it in its own log
       // and names the holder from its local manifest (the edge holds no names).
-      await page.goto(setupLink(token, edgeUrl, 'Edge door phone'));
+      await page.goto(await setupLink(token, edgeUrl, 'Edge door phone'));
       await waitForVerdict(page, 'admit', errors, 'scanner-edge-admit');
       let v = await verdict(page);
       assert.equal(v.path, 'edge');

@@ -30,6 +30,7 @@ fn ticket(key: &IssuerKey, id: u32, event: u32, policy: EntryPolicy) -> Result<S
         ticket_type: 1,
         addons: 0b10,
         policy,
+        payment_due: false,
         valid_from: None,
         valid_until: None,
     };
@@ -51,13 +52,17 @@ fn run(out: &str) -> Result<(), String> {
     let revoked_id = 900;
     let revoked = ticket(&issuer, revoked_id, EVENT, EntryPolicy::SingleEntry)?;
     let mut revocations = RevocationList::new();
-    revocations.publish(&issuer, [RevocationHash::of(&ticket_id(revoked_id))]);
+    revocations.publish_at(&issuer, 1_750_000_000, [RevocationHash::of(&ticket_id(revoked_id))]);
+    // The issuer's next version, which also revokes ticket 901: the edge tests' issuer serves it while the
+    // configuration still pins version 1 (no rollback to it once version 2 was seen).
+    let mut revocations_v2 = revocations.clone();
+    revocations_v2.publish_at(&issuer, 1_750_000_100, [RevocationHash::of(&ticket_id(901))]);
 
     // Holder names for the good tickets, as the issuer would publish them. Fixed nonces keep the fixtures
     // deterministic; each entry has its own key (derived from its ticket id), so no key sees a nonce twice.
     let mut manifest = Manifest::new(EVENT, 1_750_000_000);
     for i in 1..=20u32 {
-        let entry = ManifestEntry { ticket_type: 1, addons: 0b10, holder_name: format!("Holder {i}") };
+        let entry = ManifestEntry { ticket_type: 1, addons: 0b10, holder_name: format!("Holder {i}"), due: None };
         let mut nonce = [0u8; 12];
         nonce[8..].copy_from_slice(&i.to_be_bytes());
         manifest.entries.push(seal_entry(EVENT, &ticket_id(i), &entry, nonce).map_err(|e| e.to_string())?);
@@ -68,6 +73,7 @@ fn run(out: &str) -> Result<(), String> {
         "event": EVENT,
         "keyring": keyring.to_json(),
         "revocations": revocations.to_json(),
+        "revocations_v2": revocations_v2.to_json(),
         "token": TOKEN,
         "token_hash": edge_verifier::auth::token_hash_hex(TOKEN),
         "manifest": manifest.to_json(),
@@ -76,6 +82,7 @@ fn run(out: &str) -> Result<(), String> {
             "good": good,
             "reentry": ticket(&issuer, 500, EVENT, EntryPolicy::ReEntry)?,
             "revoked": revoked,
+            "revoked_in_v2": ticket(&issuer, 901, EVENT, EntryPolicy::SingleEntry)?,
             "forged": ticket(&forger, 600, EVENT, EntryPolicy::SingleEntry)?,
             "wrong_event": ticket(&issuer, 700, EVENT + 1, EntryPolicy::SingleEntry)?,
             "bench": bench,

@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     let key = IssuerKey::from_seed(KeyId(1), [7; 32]);
     let mut keyring = Keyring::new();
     let _ = keyring.insert(key.public_entry(0, None));
-    let ctx = VerifyContext { keyring: &keyring, revocations: None, event_id: Some(1), now: 1_700_000_000 };
+    let ctx = VerifyContext { keyring: &keyring, revocations: None, event_id: 1, now: 1_700_000_000 };
     let _ = scanner_core::verify_text(&text, &ctx);
     let _ = scanner_core::base45::decode(&text);
 });

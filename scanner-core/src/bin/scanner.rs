@@ -13,7 +13,7 @@ use scanner_core::redemption::online::{
     RedeemRequest, DEFAULT_EDGE_TIMEOUT_MS, EDGE_REDEEM_PATH, MAX_EDGE_REPLY_BYTES,
 };
 use scanner_core::redemption::store::RecordedScan;
-use scanner_core::redemption::{DeviceId, EdgeVerdict, RedemptionLog, ScanKind};
+use scanner_core::redemption::{DeviceId, EdgeVerdict, RedemptionLog, ScanKind, SyncChannel};
 use scanner_core::verify::verify_text;
 use scanner_core::{Keyring, RevocationList, VerifyContext};
 use serde_json::json;
@@ -35,8 +35,11 @@ Output (one line per scan, printed only after the scan is on disk):
   text:   the steward's verdict line, then two spaces and [edge] or [offline] (which path decided);
           why the edge was not used goes to standard error.
   --json: one JSON object per line with these keys:
-    verdict     \"admit\" | \"exit\" | \"already_used\" | \"refused\", plus that verdict's fields:
-                admit: holder, ticket_type, addons, policy, gate, override_reason, overridden
+    verdict     \"admit\" | \"exit\" | \"already_used\" | \"refused\" | \"payment_due\", plus that verdict's fields:
+                admit: holder, ticket_type, addons, policy, gate, override_reason, overridden, and after
+                  --paid: paid_at_door (true), collected ({minor, currency, text} or absent if unknown)
+                payment_due: due ({minor, currency, text}, or null when the manifest lacks the ticket),
+                  holder, ticket_type, addons, policy, gate
                 exit: gate
                 already_used: wall_time, at, gate, device, device_name, this_device
                 refused: code (e.g. \"bad_signature\", \"revoked\"); the reason is in message
@@ -66,9 +69,9 @@ enum Command {
         /// Revocation list JSON as published by the issuer.
         #[arg(long)]
         revocations: Option<PathBuf>,
-        /// Only admit tickets for this event id.
+        /// The event to verify for (required: a ticket for any other event is wrong_event).
         #[arg(long)]
-        event: Option<u32>,
+        event: u32,
         /// Check validity windows at this Unix time instead of now.
         #[arg(long)]
         now: Option<u64>,
@@ -83,17 +86,26 @@ enum Command {
         text: Option<String>,
     },
     /// Set up this device: fetch the keyring, revocation list and attendee manifest from the issuer
-    /// (--server/--token), or take them from files for a fully offline setup (--keyring ...).
+    /// (--setup LINK, or --server/--token), or take them from files for a fully offline setup (--keyring
+    /// ...). The event is required. Servers must be https:// (plain http only to localhost).
     Init {
+        /// The setup link from the organizer (`.../scanner/#setup=...`): server, token, event, edge, name
+        /// and the keyring's SHA-256, which the fetched keyring must match.
+        #[arg(long, value_name = "URL", conflicts_with_all = ["server", "token", "event", "keyring", "keyring_sha256", "edge"])]
+        setup: Option<String>,
         /// The issuer's base URL, e.g. https://tickets.example.org
         #[arg(long, requires = "token")]
         server: Option<String>,
         /// This device's scanner token (from the admin API); also sent to the edge Worker.
         #[arg(long)]
         token: Option<String>,
-        /// The event this device admits to (needed for the manifest; refuses other events' tickets).
+        /// The event this device admits to (required: tickets for other events are refused as wrong_event).
         #[arg(long)]
         event: Option<u32>,
+        /// The SHA-256 (hex) of the keyring this device must get (the setup link's pin); any other keyring
+        /// is refused.
+        #[arg(long, value_name = "HEX")]
+        keyring_sha256: Option<String>,
         /// A name for this device in reports (default: the host name).
         #[arg(long)]
         name: Option<String>,
@@ -111,7 +123,8 @@ enum Command {
         edge: Option<String>,
     },
     /// Scan a ticket: decide, record durably, then print the verdict. Exit code 0 = admitted (or exit
-    /// recorded), 1 = already used or refused, 2 = error.
+    /// recorded), 1 = already used or refused, 2 = error, 3 = payment due at the door (not admitted:
+    /// collect the amount shown, then scan again with --paid).
     ///
     /// With an edge Worker configured (`init --edge` or `--edge`), the scan is first sent to
     /// `POST {edge}/v1/redeem` with this device's token; if the edge answers within --edge-timeout-ms its
@@ -130,6 +143,10 @@ enum Command {
         /// Admit anyway, for this reason, if the ticket is genuine but refused; recorded as an override.
         #[arg(long = "override", value_name = "REASON")]
         override_reason: Option<String>,
+        /// The holder of this unpaid ticket (exit code 3) has paid at the door: admit, and record the
+        /// amount collected. Decided on this device (the edge is not asked).
+        #[arg(long, conflicts_with_all = ["exit", "override_reason", "stdin"])]
+        paid: bool,
         /// Decide at this Unix time instead of now.
         #[arg(long)]
         now: Option<u64>,
@@ -261,14 +278,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(if verdict.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
-        Command::Init { server, token, event, name, keyring, revocations, manifest, edge } => {
+        Command::Init { setup, server, token, event, keyring_sha256, name, keyring, revocations, manifest, edge } => {
             let files = SetupFiles { keyring, revocations, manifest };
-            init(&data_dir(data)?, server, token, event, name, files, edge)
+            let options = InitOptions { setup, server, token, event, keyring_sha256, name, edge };
+            init(&data_dir(data)?, options, files)
         }
         Command::Scan {
             gate,
             exit,
             override_reason,
+            paid,
             now,
             json,
             stdin,
@@ -282,7 +301,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let kind = if exit { ScanKind::Exit } else { ScanKind::Entry };
             let edge = if no_edge { None } else { EdgeClient::new(&log, edge, edge_timeout_ms)? };
             let options =
-                ScanOptions { gate: &gate, kind, override_reason: override_reason.as_deref(), now, json, edge };
+                ScanOptions { gate: &gate, kind, override_reason: override_reason.as_deref(), paid, now, json, edge };
             if stdin {
                 let mut code = ExitCode::SUCCESS;
                 for line in std::io::stdin().lock().lines() {
@@ -371,6 +390,8 @@ struct ScanOptions<'a> {
     gate: &'a str,
     kind: ScanKind,
     override_reason: Option<&'a str>,
+    /// Confirms payment at the door (`--paid`).
+    paid: bool,
     now: Option<u64>,
     json: bool,
     edge: Option<EdgeClient>,
@@ -459,7 +480,8 @@ fn scan_one(log: &mut RedemptionLog, text: &str, options: &ScanOptions<'_>) -> R
     // An operator override is a local decision: the edge never overrides, so it is not asked. Nor is it
     // asked about a ticket this device's own log already shows used: it may not have that scan yet.
     let mut edge_error = None;
-    let edge = match options.edge.as_ref().filter(|_| options.override_reason.is_none()) {
+    // A payment confirmation is the steward's too.
+    let edge = match options.edge.as_ref().filter(|_| options.override_reason.is_none() && !options.paid) {
         Some(_) if log.blocked_locally(text, options.kind)? => {
             edge_error = Some("not asked: this device's log already shows the ticket used".to_owned());
             None
@@ -487,6 +509,7 @@ fn scan_one(log: &mut RedemptionLog, text: &str, options: &ScanOptions<'_>) -> R
     }
     let recorded = match recorded {
         Some(scan) => scan,
+        None if options.paid => log.confirm_paid(text, options.gate, now_ms)?,
         None => {
             let input = ScanInput { text, kind: options.kind, override_reason: options.override_reason };
             log.scan(input, options.gate, now_ms)?
@@ -515,6 +538,7 @@ fn scan_one(log: &mut RedemptionLog, text: &str, options: &ScanOptions<'_>) -> R
     Ok(match verdict {
         Verdict::Admit(_) | Verdict::Exit { .. } => ExitCode::SUCCESS,
         Verdict::AlreadyUsed(_) | Verdict::Refused { .. } => ExitCode::from(1),
+        Verdict::PaymentDue(_) => ExitCode::from(3),
     })
 }
 
@@ -563,10 +587,10 @@ impl Issuer {
     }
 
     /// One sync round trip: POST the message, get the reply (204 = nothing to say).
-    fn sync(&self, event: Option<u32>, message: &[u8]) -> Result<Option<Vec<u8>>> {
+    fn sync(&self, event: Option<u32>, channel: SyncChannel, message: &[u8]) -> Result<Option<Vec<u8>>> {
         let path = match event {
-            Some(e) => format!("/v1/sync?event={e}"),
-            None => "/v1/sync".to_owned(),
+            Some(e) => format!("/v1/sync?event={e}&channel={}", channel.as_str()),
+            None => format!("/v1/sync?channel={}", channel.as_str()),
         };
         let mut resp = self
             .agent
@@ -595,59 +619,109 @@ struct SetupFiles {
     manifest: Option<PathBuf>,
 }
 
-fn init(
-    dir: &Path,
+/// What `scanner init` was told, before the setup link (if any) is unpacked.
+struct InitOptions {
+    setup: Option<String>,
     server: Option<String>,
     token: Option<String>,
     event: Option<u32>,
+    keyring_sha256: Option<String>,
     name: Option<String>,
-    files: SetupFiles,
     edge: Option<String>,
-) -> Result<ExitCode> {
+}
+
+fn init(dir: &Path, options: InitOptions, files: SetupFiles) -> Result<ExitCode> {
+    use scanner_core::setup::{check_server_url, SetupLink};
+    let InitOptions { setup, mut server, mut token, mut event, mut keyring_sha256, mut name, mut edge } = options;
+    if let Some(link) = setup {
+        let link = SetupLink::parse(&link)?;
+        server = Some(link.server);
+        token = Some(link.token);
+        event = Some(link.event);
+        edge = link.edge;
+        keyring_sha256 = Some(link.keyring_sha256);
+        name = name.or(Some(link.device_name));
+    }
     let SetupFiles { keyring, revocations, manifest } = files;
     let read = |p: &PathBuf| std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()));
+    let Some(event) = event else {
+        anyhow::bail!(
+            "scanner init needs --event ID (or --setup LINK): a scanner without an event cannot tell this \
+             event's tickets from any other event's, so it refuses to start"
+        );
+    };
     if server.is_none() && keyring.is_none() {
-        anyhow::bail!("give --server URL --token T, or --keyring FILE for an offline setup");
+        anyhow::bail!("give --setup LINK, --server URL --token T, or --keyring FILE for an offline setup");
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut log = RedemptionLog::open_or_create(dir, &name.unwrap_or_else(host_name))?;
-    if let Some(event) = event {
-        log.set_event(event)?;
+    // Checked before anything is fetched or written: what was checked is what is used.
+    let server = server.map(|s| check_server_url(&s)).transpose()?;
+    let edge = edge.map(|e| check_server_url(&e)).transpose()?;
+    if let Some(pin) = &keyring_sha256 {
+        scanner_core::keyring::parse_pin(pin).context("--keyring-sha256")?;
     }
-    match (server, token) {
-        (Some(server), Some(token)) => {
-            let issuer = Issuer::new(&server, &token);
-            log.set_keyring(&issuer.get_text("/v1/scanner/keyring")?).context("the server's keyring is invalid")?;
-            log.set_revocations(&issuer.get_text("/v1/scanner/revocations?since=0")?)
-                .context("the server's revocation list is invalid")?;
-            if let Some(event) = event {
-                log.set_manifest(&issuer.get_text(&format!("/v1/scanner/events/{event}/manifest"))?)
-                    .context("the server's manifest is invalid")?;
+    let check_keyring = |json: &str| -> Result<()> {
+        match &keyring_sha256 {
+            Some(pin) => {
+                Keyring::from_json_pinned(json, pin)?;
             }
-            log.set_server(&server, &token)?;
+            None => {
+                Keyring::from_json(json)?;
+            }
+        }
+        Ok(())
+    };
+    // Everything is fetched (and the keyring checked against its pin) before the device is touched.
+    let (keyring_json, revocations_json, manifest_json) = match (&server, &token) {
+        (Some(server), Some(token)) => {
+            if keyring_sha256.is_none() {
+                eprintln!("warning: the keyring is not pinned (no --keyring-sha256): this device trusts whatever keys {server} serves");
+            }
+            let issuer = Issuer::new(server, token);
+            let keyring_json = issuer.get_text("/v1/scanner/keyring")?;
+            check_keyring(&keyring_json).context("the server's keyring is refused")?;
+            let revocations_json = issuer.get_text("/v1/scanner/revocations?since=0")?;
+            let manifest_json = issuer.get_text(&format!("/v1/scanner/events/{event}/manifest"))?;
+            (Some(keyring_json), Some(revocations_json), Some(manifest_json))
         }
         (Some(_), None) => anyhow::bail!("--server needs --token"),
-        (None, token) => {
-            // An offline setup may still be given a token, for the edge Worker.
-            if let Some(token) = &token {
-                log.set_token(token)?;
+        (None, _) => {
+            let keyring_json = keyring.as_ref().map(read).transpose()?;
+            if let Some(json) = &keyring_json {
+                check_keyring(json).context("invalid keyring")?;
             }
-            if let Some(path) = &keyring {
-                log.set_keyring(&read(path)?).context("invalid keyring")?;
-            }
-            if let Some(path) = &revocations {
-                log.set_revocations(&read(path)?).context("invalid revocation list")?;
-            }
-            if let Some(path) = &manifest {
-                log.set_manifest(&read(path)?).context("invalid manifest")?;
-            }
+            (keyring_json, revocations.as_ref().map(read).transpose()?, manifest.as_ref().map(read).transpose()?)
         }
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut log = RedemptionLog::open_or_create(dir, &name.unwrap_or_else(host_name))?;
+    if log.event_id().is_some_and(|held| held != event) && log.record_count() > 0 {
+        anyhow::bail!(
+            "this device holds {} scans of event {}: sync or export them and set up a new --data directory for event {event}",
+            log.record_count(),
+            log.event_id().unwrap_or_default()
+        );
+    }
+    log.set_event(event)?;
+    if let Some(json) = &keyring_json {
+        log.set_keyring(json).context("invalid keyring")?;
+    }
+    if let Some(json) = &revocations_json {
+        log.set_revocations(json).context("revocation list refused")?;
+    }
+    if let Some(json) = &manifest_json {
+        log.set_manifest(json).context("invalid manifest")?;
+    }
+    match (&server, &token) {
+        (Some(server), Some(token)) => log.set_server(server, token)?,
+        // An offline setup may still be given a token, for the edge Worker.
+        (None, Some(token)) => log.set_token(token)?,
+        _ => {}
     }
     if let Some(edge) = &edge {
         log.set_edge(Some(edge))?;
     }
     println!(
-        "device {} ({}) ready in {}: {} keys, revocation list version {}, {} records in the log",
+        "device {} ({}) ready in {} for event {event}: {} keys, revocation list version {}, {} records in the log",
         log.device(),
         log.device_name(),
         dir.display(),
@@ -672,9 +746,9 @@ fn sync(dir: &Path, server: Option<String>, edge: bool) -> Result<ExitCode> {
     let before = log.record_count();
     let mut sent = 0usize;
     let mut received = 0usize;
-    let summary = log.sync_with(&server, now_secs(None)?, |message| {
+    let summary = log.sync_with(&server, now_secs(None)?, |channel, message| {
         sent += message.len();
-        let reply = issuer.sync(event, message);
+        let reply = issuer.sync(event, channel, message);
         if let Ok(Some(r)) = &reply {
             received += r.len();
         }

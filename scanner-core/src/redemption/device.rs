@@ -40,8 +40,8 @@
 
 use thiserror::Error;
 
-use super::decision::{decide, HolderDirectory, ManifestDirectory, ScanIndex, ScanInput, Verdict};
-use super::document::{Batch, LogError, Received, RedemptionDoc, SyncError, MAX_TEXT_BYTES};
+use super::decision::{decide, decide_paid, HolderDirectory, ManifestDirectory, ScanIndex, ScanInput, Verdict};
+use super::document::{Accept, Batch, LogError, Received, RedemptionDoc, SyncError, MAX_TEXT_BYTES};
 use super::online::{EdgeReplyError, EdgeVerdict};
 use super::record::{DeviceId, Hlc, HybridClock, Outcome, ScanKind, ScanRecord, TicketRef, RECORD_LEN};
 use super::report::EventReport;
@@ -65,6 +65,10 @@ pub enum DeviceError {
     Sync(#[from] SyncError),
     #[error("this scanner has no keyring yet (run `scanner init`)")]
     NoKeyring,
+    #[error(
+        "this scanner has no event: it cannot tell tickets for its event from others (run `scanner init --event ID`)"
+    )]
+    NoEvent,
     #[error("keyring: {0}")]
     Keyring(#[from] KeyError),
     #[error("revocation list: {0}")]
@@ -406,15 +410,21 @@ impl Device {
 
     /// Replaces the revocation list with a complete one (JSON, verified against the keyring). Returns the
     /// JSON to store.
+    /// A list older than the one held, or another list at the same version, is refused
+    /// ([`RevocationError::Rollback`] / [`RevocationError::Conflict`]) and the held one stays.
     pub fn set_revocations(&mut self, json: &str) -> Result<String, DeviceError> {
         let ring = self.keyring.as_ref().ok_or(DeviceError::NoKeyring)?;
         let list = RevocationList::from_json(json, ring)?;
+        if let Some(held) = &self.revocations {
+            held.check_successor(&list)?;
+        }
         let stored = list.to_json();
         self.revocations = Some(list);
         Ok(stored)
     }
 
-    /// Applies a revocation delta (JSON) to the list. Returns the whole list's JSON to store.
+    /// Applies a revocation delta (JSON) to the list. Returns the whole list's JSON to store. A delta
+    /// older than the held list is refused ([`RevocationError::Rollback`]).
     pub fn apply_revocation_delta(&mut self, json: &str) -> Result<String, DeviceError> {
         let ring = self.keyring.as_ref().ok_or(DeviceError::NoKeyring)?;
         let delta = RevocationDelta::from_json(json)?;
@@ -453,27 +463,46 @@ impl Device {
     /// Decides a scan offline and applies it. `now_ms` is the device's wall clock in Unix milliseconds.
     /// Persist `outcome.persist` before showing `outcome.verdict`.
     pub fn scan(&mut self, input: ScanInput<'_>, gate: &str, now_ms: u64) -> Result<ScanOutcome, DeviceError> {
+        self.decide_and_apply(input, false, gate, now_ms)
+    }
+
+    /// The steward confirms that the holder of a ticket whose payment is due (a [`Verdict::PaymentDue`])
+    /// paid at the door: decided offline again and, if still due, admitted and recorded with the amount
+    /// collected ([`Outcome::PaidAtDoor`]). Any other ticket gets its ordinary verdict. Persist
+    /// `outcome.persist` before showing `outcome.verdict`, as for [`Self::scan`].
+    pub fn confirm_paid(&mut self, text: &str, gate: &str, now_ms: u64) -> Result<ScanOutcome, DeviceError> {
+        let input = ScanInput { text, kind: ScanKind::Entry, override_reason: None };
+        self.decide_and_apply(input, true, gate, now_ms)
+    }
+
+    fn decide_and_apply(
+        &mut self,
+        input: ScanInput<'_>,
+        paid: bool,
+        gate: &str,
+        now_ms: u64,
+    ) -> Result<ScanOutcome, DeviceError> {
         if self.keyring.is_none() {
             return Err(DeviceError::NoKeyring);
+        }
+        if self.event_id.is_none() {
+            return Err(DeviceError::NoEvent);
         }
         self.fresh_index()?;
         let (gate_index, new_gate) = self.gate_index(gate)?;
         let keyring = self.keyring.as_ref().ok_or(DeviceError::NoKeyring)?;
-        let ctx = VerifyContext {
-            keyring,
-            revocations: self.revocations.as_ref(),
-            event_id: self.event_id,
-            now: now_ms / 1000,
-        };
+        let event_id = self.event_id.ok_or(DeviceError::NoEvent)?;
+        let ctx = VerifyContext { keyring, revocations: self.revocations.as_ref(), event_id, now: now_ms / 1000 };
         let holders = self.holders.as_ref().map(|h| h as &dyn HolderDirectory);
-        let decision = decide(input, &ctx, &self.index, holders, self.device, gate);
+        let decision = if paid {
+            decide_paid(input.text, &ctx, &self.index, holders, self.device, gate)
+        } else {
+            decide(input, &ctx, &self.index, holders, self.device, gate)
+        };
         let hlc = self.clock.tick(now_ms);
         let record = decision.record(hlc, wall_secs(now_ms), gate_index);
-        let override_reason = match &decision.verdict {
-            Verdict::Admit(a) => a.override_reason.clone(),
-            _ => None,
-        };
-        Ok(self.apply(decision.verdict, record, override_reason, new_gate))
+        // The note (an override's reason, or the amount paid at the door) is kept beside the record.
+        Ok(self.apply(decision.verdict, record, decision.note, new_gate))
     }
 
     /// Whether this device's own log already stops this entry (the ticket is used, or its holder inside).
@@ -520,10 +549,16 @@ impl Device {
             (Verdict::Exit { .. }, ScanKind::Exit) => (Outcome::Admitted, None),
             (Verdict::AlreadyUsed(_), ScanKind::Entry) => (Outcome::AlreadyUsed, None),
             (Verdict::Refused { code, .. }, _) => (Outcome::Refused(*code), None),
+            // The edge only asks for payment; the steward's confirmation is decided on the device.
+            (Verdict::PaymentDue(_), ScanKind::Entry) => (Outcome::PaymentDue, None),
             _ => return Err(EdgeReplyError::Mismatch("verdict is not one for this kind of scan").into()),
         };
         if parsed.is_none() && !matches!(outcome, Outcome::Refused(_)) {
             return Err(EdgeReplyError::Mismatch("the edge let through a text that is not a ticket").into());
+        }
+        let event = self.event_id.ok_or(DeviceError::NoEvent)?;
+        if parsed.as_ref().is_some_and(|p| p.ticket.event_id != event) && !matches!(outcome, Outcome::Refused(_)) {
+            return Err(EdgeReplyError::Mismatch("the edge let through a ticket for another event").into());
         }
         self.fresh_index()?;
         let (gate_index, new_gate) = self.gate_index(gate)?;
@@ -552,6 +587,13 @@ impl Device {
         if let (Verdict::Admit(a), Some(signed)) = (&mut verdict, &parsed) {
             if a.holder.is_none() {
                 a.holder = self.holders.as_ref().and_then(|h| h.entry(&signed.ticket.ticket_id)).map(|e| e.holder_name);
+            }
+        }
+        // Nor amounts: the amount due comes from this device's manifest too.
+        if let (Verdict::PaymentDue(p), Some(signed)) = (&mut verdict, &parsed) {
+            if let Some(entry) = self.holders.as_ref().and_then(|h| h.entry(&signed.ticket.ticket_id)) {
+                p.holder = p.holder.take().or(Some(entry.holder_name));
+                p.due = p.due.take().or(entry.due);
             }
         }
         Ok(self.apply(verdict, record, override_reason, new_gate))
@@ -622,16 +664,34 @@ impl Device {
         full
     }
 
-    /// The next sync message for a peer, if there is anything to say. Fold first so the peer gets this
-    /// device's latest scans.
+    /// The next message of the pull session with a server (everyone's records come in; see
+    /// [`crate::redemption::SyncChannel`]), if there is anything to say.
     pub fn generate_sync_message(&self, state: &mut PeerState) -> Option<Vec<u8>> {
         self.doc.generate_sync_message(state)
     }
 
+    /// The next message of the push session with a server (this device's own records go out), if there is
+    /// anything to say. Fold first so the server gets the latest scans.
+    pub fn generate_push_message(&mut self, state: &mut PeerState) -> Result<Option<Vec<u8>>, DeviceError> {
+        Ok(self.doc.generate_push_message(state)?)
+    }
+
+    /// Receives the server's reply in the push session (it only moves the session's state).
+    pub fn receive_push_reply(&mut self, state: &mut PeerState, bytes: &[u8]) -> Result<(), DeviceError> {
+        Ok(self.doc.receive_push_reply(state, bytes)?)
+    }
+
     /// Receives a peer's sync message. Persist the returned chunk (if not empty) with the peer's new state.
     /// Hostile messages are rejected and change nothing.
-    pub fn receive_sync_message(&mut self, state: &mut PeerState, bytes: &[u8]) -> Result<Receipt, DeviceError> {
-        let received = self.doc.receive_sync_message(state, bytes)?;
+    /// `now_ms` is the device's wall clock: records stamped more than a few minutes after it are refused, so
+    /// no message can push this device's clock into the future.
+    pub fn receive_sync_message(
+        &mut self,
+        state: &mut PeerState,
+        bytes: &[u8],
+        now_ms: u64,
+    ) -> Result<Receipt, DeviceError> {
+        let received = self.doc.receive_sync_message(state, bytes, Accept::relay(now_ms))?;
         Ok(self.receipt(received))
     }
 
@@ -712,6 +772,7 @@ mod tests {
             ticket_type: 2,
             addons: 0,
             policy,
+            payment_due: false,
             valid_from: None,
             valid_until: None,
         };
@@ -870,6 +931,7 @@ mod tests {
         let mut a = new_device(&mut storage);
         let mut b = Device::new(DeviceId(0x5678), "door 2").unwrap();
         b.set_keyring(&keyring_json()).unwrap();
+        b.set_event(7);
         let qr = ticket(5, EntryPolicy::SingleEntry);
         assert!(a.scan(entry(&qr), "North", NOW_MS).unwrap().verdict.is_admit());
         a.fold(1).unwrap();
@@ -878,13 +940,13 @@ mod tests {
         for _ in 0..10 {
             let ma = a.generate_sync_message(&mut sa);
             if let Some(m) = &ma {
-                if !b.receive_sync_message(&mut sb, m).unwrap().chunk.is_empty() {
+                if !b.receive_sync_message(&mut sb, m, NOW_MS).unwrap().chunk.is_empty() {
                     chunks += 1;
                 }
             }
             let mb = b.generate_sync_message(&mut sb);
             if let Some(m) = &mb {
-                a.receive_sync_message(&mut sa, m).unwrap();
+                a.receive_sync_message(&mut sa, m, NOW_MS).unwrap();
             }
             if ma.is_none() && mb.is_none() {
                 break;

@@ -45,6 +45,16 @@ pub fn decode_luma(width: u32, height: u32, luma: &[u8]) -> Option<String> {
     scanner_core::qr::decode::decode_luma(width, height, luma)
 }
 
+/// Parses and checks a scanner setup link (the whole URL or what follows `setup=`) with scanner-core's
+/// `setup::SetupLink::parse`, exactly as `scanner init --setup` does: version, https (plain http only to
+/// localhost), token, event and the keyring pin. Returns the checked payload as JSON
+/// `{v, server, token, event, edge, device_name, keyring_sha256}`; throws the reason otherwise.
+#[wasm_bindgen(js_name = parseSetupLink)]
+pub fn parse_setup_link(link: &str) -> Result<String, JsError> {
+    let link = scanner_core::setup::SetupLink::parse(link).map_err(js_error)?;
+    serde_json::to_string(&link).map_err(js_error)
+}
+
 /// How long the page waits for the edge Worker before deciding offline (scanner-core's default, shared with
 /// the CLI).
 #[wasm_bindgen(js_name = edgeTimeoutMs)]
@@ -161,7 +171,7 @@ pub struct ScanResult {
 
 #[wasm_bindgen]
 impl ScanResult {
-    /// scanner-core's verdict (tagged `verdict`: `admit`, `exit`, `already_used`, `refused`) plus
+    /// scanner-core's verdict (tagged `verdict`: `admit`, `exit`, `already_used`, `refused`, `payment_due`) plus
     /// `summary` (the steward's line, as the CLI prints it) and `path` (`edge` or `offline`).
     #[wasm_bindgen(getter, js_name = verdictJson)]
     pub fn verdict_json(&self) -> String {
@@ -272,8 +282,15 @@ pub struct Scanner {
 
 #[wasm_bindgen]
 impl Scanner {
-    /// A new device. `device_hex` is a random non-zero id chosen by the page (16 hex digits); persist it
-    /// with the name.
+    /// The redemption-log id bound to a device token (16 hex digits): a device set up with a token must
+    /// be created with it, since sync servers take from it only what it wrote under that id.
+    #[wasm_bindgen(js_name = deviceIdForToken)]
+    pub fn device_id_for_token(token: &str) -> String {
+        scanner_core::token::device_id_for_token(token).to_hex()
+    }
+
+    /// A new device. `device_hex` is its id (16 hex digits, non-zero: [`Self::device_id_for_token`]);
+    /// persist it with the name.
     pub fn create(device_hex: &str, name: &str) -> Result<Scanner, JsError> {
         let id = DeviceId::from_hex(device_hex).ok_or_else(|| JsError::new("device id is not 16 hex digits"))?;
         if id.0 == 0 {
@@ -328,6 +345,14 @@ impl Scanner {
         self.device.set_keyring(json).map_err(js_error)
     }
 
+    /// Sets a fetched keyring only if it matches the setup link's pin (`keyring_sha256`, scanner-core's
+    /// `Keyring::from_json_pinned`); throws and changes nothing otherwise.
+    #[wasm_bindgen(js_name = setKeyringPinned)]
+    pub fn set_keyring_pinned(&mut self, json: &str, pin_hex: &str) -> Result<(), JsError> {
+        scanner_core::Keyring::from_json_pinned(json, pin_hex).map_err(js_error)?;
+        self.device.set_keyring(json).map_err(js_error)
+    }
+
     /// Applies a revocation delta (`/v1/scanner/revocations?since=N`) and returns the whole list's JSON to
     /// store.
     #[wasm_bindgen(js_name = applyRevocationDelta)]
@@ -357,6 +382,14 @@ impl Scanner {
     ) -> Result<ScanResult, JsError> {
         let input = ScanInput { text, kind: scan_kind(kind)?, override_reason: override_reason.as_deref() };
         let outcome = self.device.scan(input, gate, whole_number(now_ms, "now_ms")?).map_err(js_error)?;
+        ScanResult::of(outcome)
+    }
+
+    /// The steward confirms that the holder of an unpaid ticket (verdict `payment_due`) paid at the door:
+    /// decided on this device (the edge is not asked) and, if still due, admitted with the amount recorded.
+    #[wasm_bindgen(js_name = confirmPaid)]
+    pub fn confirm_paid(&mut self, text: &str, gate: &str, now_ms: f64) -> Result<ScanResult, JsError> {
+        let outcome = self.device.confirm_paid(text, gate, whole_number(now_ms, "now_ms")?).map_err(js_error)?;
         ScanResult::of(outcome)
     }
 
@@ -434,11 +467,26 @@ impl Scanner {
         self.device.generate_sync_message(state)
     }
 
-    /// Receives `peer`'s reply. Hostile messages are refused and change nothing.
-    #[wasm_bindgen(js_name = receiveSync)]
-    pub fn receive_sync(&mut self, peer: &str, message: &[u8]) -> Result<SyncReceipt, JsError> {
+    /// The next message of the push session with `peer` (this device's own records only), or `undefined`.
+    #[wasm_bindgen(js_name = pushMessage)]
+    pub fn push_message(&mut self, peer: &str) -> Result<Option<Vec<u8>>, JsError> {
         let state = self.peers.entry(peer.to_owned()).or_default();
-        let receipt = self.device.receive_sync_message(state, message).map_err(js_error)?;
+        self.device.generate_push_message(state).map_err(js_error)
+    }
+
+    /// Receives `peer`'s reply in the push session (it only moves the session's state).
+    #[wasm_bindgen(js_name = receivePushReply)]
+    pub fn receive_push_reply(&mut self, peer: &str, message: &[u8]) -> Result<(), JsError> {
+        let state = self.peers.entry(peer.to_owned()).or_default();
+        self.device.receive_push_reply(state, message).map_err(js_error)
+    }
+
+    /// Receives `peer`'s reply in the pull session. Hostile messages are refused and change nothing.
+    #[wasm_bindgen(js_name = receiveSync)]
+    pub fn receive_sync(&mut self, peer: &str, message: &[u8], now_ms: f64) -> Result<SyncReceipt, JsError> {
+        let state = self.peers.entry(peer.to_owned()).or_default();
+        let now_ms = whole_number(now_ms, "now_ms")?;
+        let receipt = self.device.receive_sync_message(state, message, now_ms).map_err(js_error)?;
         Ok(SyncReceipt {
             chunk: receipt.chunk,
             peer_state: encode_peer_state(state),

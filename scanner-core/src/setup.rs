@@ -1,0 +1,281 @@
+//! Device setup: the setup link the issuer hands out (a URL whose fragment carries everything a scanner
+//! needs to set itself up, also shown as a QR code) and the rule for which servers a device talks to.
+//!
+//! The CLI (`scanner init --setup URL`) and the PWA (through scanner-wasm) both parse links here, so they
+//! accept and refuse exactly the same ones.
+//!
+//! Link: `{issuer}/scanner/#setup=<base64url(JSON)>` with the JSON fields, in this order,
+//! `{"v": 2, "server", "token", "event", "edge", "device_name", "keyring_sha256"}`. The token travels in the
+//! fragment, which browsers never send to a server or put in a `Referer`. `keyring_sha256` pins the
+//! keyring (see [`crate::Keyring::sha256`]): a device refuses a fetched keyring that does not match it,
+//! so whoever answers at `server` cannot make the device trust other keys.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// The setup link format version this code writes and reads.
+pub const SETUP_VERSION: u8 = 2;
+/// Longest device token accepted from a link.
+const MAX_TOKEN_CHARS: usize = 512;
+/// Device names from links are cut to this many characters.
+const MAX_NAME_CHARS: usize = 64;
+/// Longest link accepted (a QR code holds less anyway).
+const MAX_LINK_CHARS: usize = 4096;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SetupError {
+    #[error("this is not a scanner setup link")]
+    NotALink,
+    #[error("this setup link is damaged ({0}); ask the organizer for a new one")]
+    Damaged(&'static str),
+    #[error("this setup link has format version {0}, this scanner reads version {SETUP_VERSION}; ask the organizer for a new one")]
+    Version(u64),
+    #[error("{0:?} is not an http(s) URL this scanner accepts: {1}")]
+    BadUrl(String, &'static str),
+    #[error("{0:?} is plain http to a host other than this machine: only https is accepted (http only for localhost, 127.0.0.1 and [::1])")]
+    PlainHttp(String),
+}
+
+/// What a setup link carries, checked: `server` and `edge` passed [`check_server_url`] (normalised, no
+/// trailing `/`), `keyring_sha256` is 64 lower-case hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetupLink {
+    pub v: u8,
+    pub server: String,
+    pub token: String,
+    pub event: u32,
+    pub edge: Option<String>,
+    pub device_name: String,
+    pub keyring_sha256: String,
+}
+
+impl SetupLink {
+    /// `{base}/scanner/#setup=<base64url(JSON)>`.
+    pub fn to_url(&self, base: &str) -> String {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        format!("{}/scanner/#setup={}", base.trim_end_matches('/'), B64.encode(json))
+    }
+
+    /// Parses a setup link (the whole URL, or just what follows `setup=`) and checks every field: the
+    /// version, the server and edge URLs ([`check_server_url`]), the token, the event and the keyring pin.
+    pub fn parse(link: &str) -> Result<Self, SetupError> {
+        let link = link.trim();
+        if link.len() > MAX_LINK_CHARS {
+            return Err(SetupError::Damaged("too long"));
+        }
+        let encoded = match link.find('#') {
+            Some(i) => {
+                let fragment = &link[i + 1..];
+                fragment.split('&').find_map(|part| part.strip_prefix("setup=")).ok_or(SetupError::NotALink)?
+            }
+            None => link.strip_prefix("setup=").unwrap_or(link),
+        };
+        let bytes = B64.decode(encoded.trim_end_matches('=')).map_err(|_| SetupError::NotALink)?;
+        let raw: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| SetupError::Damaged("not JSON"))?;
+        let version = raw.get("v").and_then(serde_json::Value::as_u64).ok_or(SetupError::Damaged("no version"))?;
+        if version != u64::from(SETUP_VERSION) {
+            return Err(SetupError::Version(version));
+        }
+        let text = |name: &'static str| raw.get(name).and_then(serde_json::Value::as_str);
+        let server = check_server_url(text("server").ok_or(SetupError::Damaged("server"))?)?;
+        let edge = match raw.get("edge") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) if s.is_empty() => None,
+            Some(serde_json::Value::String(s)) => Some(check_server_url(s)?),
+            Some(_) => return Err(SetupError::Damaged("edge")),
+        };
+        let token = text("token").filter(|t| !t.is_empty() && t.len() <= MAX_TOKEN_CHARS);
+        let token = token.ok_or(SetupError::Damaged("token"))?.to_owned();
+        let event = raw.get("event").and_then(serde_json::Value::as_u64).and_then(|e| u32::try_from(e).ok());
+        let event = event.ok_or(SetupError::Damaged("event"))?;
+        let pin = text("keyring_sha256").ok_or(SetupError::Damaged("keyring_sha256"))?;
+        let pin = crate::keyring::parse_pin(pin).map_err(|_| SetupError::Damaged("keyring_sha256"))?;
+        let name: String = text("device_name").unwrap_or("").trim().chars().take(MAX_NAME_CHARS).collect();
+        Ok(Self {
+            v: SETUP_VERSION,
+            server,
+            token,
+            event,
+            edge,
+            device_name: if name.is_empty() { "scanner".to_owned() } else { name },
+            keyring_sha256: crate::keyring::to_hex(&pin),
+        })
+    }
+}
+
+/// The one rule for the servers a device talks to (issuer, edge): `https://`, or plain `http://` only to
+/// this machine (`localhost`, `127.0.0.1`, `[::1]`), where nobody sits in between. Checked before any
+/// request. Returns the URL normalised (scheme and host lower-case, no trailing `/`), which is the one to
+/// use: what was checked is what is fetched.
+///
+/// Deliberately strict: no user info (`@`), query, fragment, backslash, whitespace or non-ASCII, so that
+/// every URL parser (browser, ureq) sees the same host.
+pub fn check_server_url(url: &str) -> Result<String, SetupError> {
+    let bad = |why| SetupError::BadUrl(url.chars().take(200).collect(), why);
+    if url.is_empty() || url.len() > 2048 {
+        return Err(bad("empty or too long"));
+    }
+    if !url.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(bad("spaces, control or non-ASCII characters"));
+    }
+    if url.contains(['@', '\\', '?', '#']) {
+        return Err(bad("user info, query, fragment or backslash"));
+    }
+    let lower = url.to_ascii_lowercase();
+    let (scheme, rest) = if lower.starts_with("https://") {
+        ("https", &url["https://".len()..])
+    } else if lower.starts_with("http://") {
+        ("http", &url["http://".len()..])
+    } else {
+        return Err(bad("not http:// or https://"));
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let authority = authority.to_ascii_lowercase();
+    let (host, port) = if let Some(after) = authority.strip_prefix('[') {
+        let end = after.find(']').ok_or_else(|| bad("unclosed [IPv6 address]"))?;
+        let ip = &after[..end];
+        if ip.is_empty() || !ip.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.') {
+            return Err(bad("bad IPv6 address"));
+        }
+        (&authority[..end + 2], &after[end + 1..])
+    } else {
+        match authority.find(':') {
+            Some(i) => (&authority[..i], &authority[i..]),
+            None => (authority.as_str(), ""),
+        }
+    };
+    if !host.starts_with('[')
+        && (host.is_empty() || !host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+    {
+        return Err(bad("bad host name"));
+    }
+    if !port.is_empty() {
+        let digits = port.strip_prefix(':').ok_or_else(|| bad("bad port"))?;
+        if digits.is_empty() || digits.len() > 5 || !digits.chars().all(|c| c.is_ascii_digit()) {
+            return Err(bad("bad port"));
+        }
+        if digits.parse::<u32>().map_or(true, |p| p > 65535) {
+            return Err(bad("bad port"));
+        }
+    }
+    if scheme == "http" && !matches!(host, "localhost" | "127.0.0.1" | "[::1]") {
+        return Err(SetupError::PlainHttp(url.chars().take(200).collect()));
+    }
+    Ok(format!("{scheme}://{host}{port}{}", path.trim_end_matches('/')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link() -> SetupLink {
+        SetupLink {
+            v: SETUP_VERSION,
+            server: "https://tickets.example.org".into(),
+            token: "tok".into(),
+            event: 7,
+            edge: Some("https://edge.example.org".into()),
+            device_name: "North door".into(),
+            keyring_sha256: "ab".repeat(32),
+        }
+    }
+
+    #[test]
+    fn links_round_trip_whole_or_as_payload() {
+        let url = link().to_url("https://tickets.example.org/");
+        assert!(url.starts_with("https://tickets.example.org/scanner/#setup="));
+        assert_eq!(SetupLink::parse(&url).unwrap(), link());
+        let payload = url.split("setup=").nth(1).unwrap();
+        assert_eq!(SetupLink::parse(payload).unwrap(), link());
+        assert_eq!(SetupLink::parse(&format!("setup={payload}")).unwrap(), link());
+    }
+
+    fn with(change: impl FnOnce(&mut serde_json::Value)) -> String {
+        let mut v = serde_json::to_value(link()).unwrap();
+        change(&mut v);
+        format!("https://x/scanner/#setup={}", B64.encode(serde_json::to_vec(&v).unwrap()))
+    }
+
+    #[test]
+    fn bad_links_are_refused() {
+        assert_eq!(SetupLink::parse("https://x/scanner/"), Err(SetupError::NotALink));
+        assert_eq!(SetupLink::parse("https://x/#setup=***"), Err(SetupError::NotALink));
+        assert_eq!(SetupLink::parse(&with(|v| v["v"] = 1.into())), Err(SetupError::Version(1)));
+        assert!(matches!(
+            SetupLink::parse(&with(|v| v.as_object_mut().unwrap().remove("keyring_sha256").map(drop).unwrap())),
+            Err(SetupError::Damaged("keyring_sha256"))
+        ));
+        assert!(matches!(SetupLink::parse(&with(|v| v["keyring_sha256"] = "zz".into())), Err(SetupError::Damaged(_))));
+        assert!(matches!(SetupLink::parse(&with(|v| v["event"] = (-1).into())), Err(SetupError::Damaged("event"))));
+        assert!(matches!(SetupLink::parse(&with(|v| v["token"] = "".into())), Err(SetupError::Damaged("token"))));
+        assert!(matches!(
+            SetupLink::parse(&with(|v| v["server"] = "http://tickets.example.org".into())),
+            Err(SetupError::PlainHttp(_))
+        ));
+        assert!(matches!(
+            SetupLink::parse(&with(|v| v["edge"] = "http://10.0.0.1:8787".into())),
+            Err(SetupError::PlainHttp(_))
+        ));
+        let local = SetupLink::parse(&with(|v| {
+            v["server"] = "http://127.0.0.1:8080/".into();
+            v["edge"] = serde_json::Value::Null;
+            v["device_name"] = "  ".into();
+        }))
+        .unwrap();
+        assert_eq!(
+            (local.server.as_str(), local.edge, local.device_name.as_str()),
+            ("http://127.0.0.1:8080", None, "scanner")
+        );
+    }
+
+    #[test]
+    fn plain_http_only_to_this_machine() {
+        for ok in [
+            "http://localhost:8080",
+            "http://127.0.0.1",
+            "http://[::1]:9/",
+            "HTTP://LocalHost",
+            "https://a.example.org/x/",
+        ] {
+            assert!(check_server_url(ok).is_ok(), "{ok}");
+        }
+        assert_eq!(
+            check_server_url("HTTPS://Tickets.Example.org:443/base/").unwrap(),
+            "https://tickets.example.org:443/base"
+        );
+        assert_eq!(check_server_url("http://[::1]:8080").unwrap(), "http://[::1]:8080");
+        for plain in [
+            "http://example.org",
+            "http://127.0.0.2",
+            "http://127.0.0.1.evil.org",
+            "http://localhost.evil.org",
+            "http://[::2]",
+        ] {
+            assert!(matches!(check_server_url(plain), Err(SetupError::PlainHttp(_))), "{plain}");
+        }
+        for bad in [
+            "",
+            "ftp://x",
+            "https://",
+            "http://localhost@evil.org",
+            "http://evil.org\\@localhost",
+            "https://x/?a",
+            "https://x/#a",
+            "https://x y",
+            "https://ex\u{e4}mple.org",
+            "https://x:99999",
+            "https://x:",
+            "https://x:1a",
+            "https://[::1",
+            "http://[::1]x",
+            "//localhost",
+        ] {
+            assert!(matches!(check_server_url(bad), Err(SetupError::BadUrl(..))), "{bad}");
+        }
+    }
+}
