@@ -199,6 +199,7 @@ mod tests {
             ticket_type: 0,
             addons: 0,
             policy,
+            payment_due: false,
             valid_from: None,
             valid_until: None,
         };

@@ -181,6 +181,9 @@ pub(crate) async fn write_order(
                 addon_mask: l.addon_mask,
                 type_index: l.type_index,
                 reentry: l.reentry,
+                // Pay at the door: a ticket with a price is unpaid until the steward confirms payment.
+                payment_due: row.method == "at_door"
+                    && l.unit_cents + l.addon_lines.iter().map(|a| a.1).sum::<i64>() > 0,
             })
             .collect();
         sign_and_store(tx, state, &row.order_id, row.event_id, row.event_ends_at, &row.name, &lines).await?;
@@ -359,6 +362,8 @@ pub(crate) struct TicketLine {
     /// The ticket type's index within the event.
     type_index: i64,
     reentry: bool,
+    /// Each ticket's price (type and add-ons) is due at the door: signed into the ticket (flag bit 3).
+    payment_due: bool,
 }
 
 /// Signs and stores the tickets of an order and enqueues its confirmation email, inside `tx`.
@@ -376,7 +381,14 @@ pub async fn issue_tickets(tx: &mut Transaction<'_, Sqlite>, state: &AppState, o
     };
     let lines: Vec<TicketLine> = rows
         .into_iter()
-        .map(|(quantity, addon_mask, type_index, reentry, ..)| TicketLine { quantity, addon_mask, type_index, reentry })
+        // Orders issued here were paid online (or are free): nothing is due at the door.
+        .map(|(quantity, addon_mask, type_index, reentry, ..)| TicketLine {
+            quantity,
+            addon_mask,
+            type_index,
+            reentry,
+            payment_due: false,
+        })
         .collect();
     sign_and_store(tx, state, order_id, event_id, ends_at, &holder, &lines).await
 }
@@ -403,6 +415,7 @@ async fn sign_and_store(
                 ticket_type: u8::try_from(line.type_index).map_err(Error::internal)?,
                 addons: u16::try_from(line.addon_mask).map_err(Error::internal)?,
                 policy: if line.reentry { EntryPolicy::ReEntry } else { EntryPolicy::SingleEntry },
+                payment_due: line.payment_due,
                 valid_from: None,
                 valid_until: u32::try_from(event_ends_at + VALID_AFTER_END_SECS).ok(),
             };

@@ -6,7 +6,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use scanner_core::manifest::{seal_entry, Manifest, ManifestEntry};
+use scanner_core::manifest::{seal_entry, Manifest, ManifestEntry, Money};
 use scanner_core::TicketId;
 use serde::Deserialize;
 
@@ -55,20 +55,32 @@ async fn manifest(
 ) -> Result<impl IntoResponse> {
     let event = u32::try_from(event_id).map_err(|_| Error::NotFound("event"))?;
     crate::catalog::load_event(&state, event_id).await?;
-    let rows: Vec<(String, i64, i64, String)> = sqlx::query_as(
-        "SELECT t.ticket_id, t.ticket_type, t.addon_mask, t.holder_name FROM tickets t JOIN orders o ON o.id = t.order_id
+    // For a ticket of a pay-at-the-door order, the amount to collect: its type's and add-ons' prices, which
+    // is what the order was priced at (catalog prices never change once set).
+    let rows: Vec<(String, i64, i64, String, i64, String)> = sqlx::query_as(
+        "SELECT t.ticket_id, t.ticket_type, t.addon_mask, t.holder_name,
+                CASE WHEN o.payment_method = 'at_door' THEN tt.price_cents + COALESCE((SELECT SUM(a.price_cents)
+                     FROM addons a WHERE a.event_id = t.event_id AND ((t.addon_mask >> a.idx) & 1) = 1), 0)
+                ELSE 0 END,
+                o.currency
+         FROM tickets t JOIN orders o ON o.id = t.order_id
+         JOIN ticket_types tt ON tt.event_id = t.event_id AND tt.idx = t.ticket_type
          WHERE t.event_id = $1 AND t.revoked = FALSE AND o.status = 'confirmed' ORDER BY t.created_at, t.ticket_id",
     )
     .bind(event_id)
     .fetch_all(&state.db.read)
     .await?;
     let mut m = Manifest::new(event, now() as u64);
-    for (id_hex, tt, mask, holder) in rows {
+    for (id_hex, tt, mask, holder, due_cents, currency) in rows {
         let Some(id) = TicketId::from_hex(&id_hex) else { continue };
         let entry = ManifestEntry {
             ticket_type: u8::try_from(tt).map_err(Error::internal)?,
             addons: u16::try_from(mask).map_err(Error::internal)?,
             holder_name: holder.chars().take(scanner_core::manifest::MAX_HOLDER_NAME_LEN / 4).collect(),
+            due: match u64::try_from(due_cents) {
+                Ok(minor) if minor > 0 => Some(Money::new(minor, &currency).map_err(Error::internal)?),
+                _ => None,
+            },
         };
         m.entries.push(seal_entry(event, &id, &entry, random_nonce()).map_err(Error::internal)?);
     }

@@ -1,5 +1,5 @@
-//! The attendee manifest: what a scanner knows about each ticket beyond its QR code (entitlements and the
-//! holder's name), without a lost scanner phone revealing any name to someone who does not hold the QR code.
+//! The attendee manifest: what a scanner knows about each ticket beyond its QR code (entitlements, the
+//! holder's name, and for a ticket paid at the door the amount to collect), without a lost scanner phone revealing any name to someone who does not hold the QR code.
 //!
 //! Each entry is stored under a lookup hash of the ticket id and sealed with a key derived from the ticket
 //! id, so it can only be found and opened by someone who has just scanned that ticket:
@@ -46,6 +46,111 @@ pub enum ManifestError {
     Open,
     #[error("holder name is longer than {MAX_HOLDER_NAME_LEN} bytes")]
     NameTooLong,
+    #[error("amount due is not a positive amount in a three-letter ISO 4217 currency")]
+    Money,
+}
+
+/// An amount of money: minor units (cents for EUR) of an ISO 4217 currency, as the issuer prices tickets.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+pub struct Money {
+    /// Minor units of `currency` (4900 = 49.00 EUR).
+    pub minor: u64,
+    /// Three upper-case ASCII letters, e.g. `EUR`.
+    pub currency: String,
+}
+
+/// Currencies whose minor unit is not a hundredth (ISO 4217): `(code, decimals)`. Every other currency
+/// has two decimals.
+const CURRENCY_DECIMALS: &[(&str, u32)] = &[
+    ("BHD", 3),
+    ("BIF", 0),
+    ("CLP", 0),
+    ("DJF", 0),
+    ("GNF", 0),
+    ("IQD", 3),
+    ("ISK", 0),
+    ("JOD", 3),
+    ("JPY", 0),
+    ("KMF", 0),
+    ("KRW", 0),
+    ("KWD", 3),
+    ("LYD", 3),
+    ("OMR", 3),
+    ("PYG", 0),
+    ("RWF", 0),
+    ("TND", 3),
+    ("UGX", 0),
+    ("VND", 0),
+    ("VUV", 0),
+    ("XAF", 0),
+    ("XOF", 0),
+    ("XPF", 0),
+];
+
+impl Money {
+    /// A valid amount: positive, in a three-letter upper-case currency code.
+    pub fn new(minor: u64, currency: &str) -> Result<Self, ManifestError> {
+        let money = Self { minor, currency: currency.to_owned() };
+        money.check()?;
+        Ok(money)
+    }
+
+    fn check(&self) -> Result<(), ManifestError> {
+        if self.minor == 0 || self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(ManifestError::Money);
+        }
+        Ok(())
+    }
+
+    /// How many decimals the currency's minor unit has (2 unless ISO 4217 says otherwise).
+    pub fn decimals(currency: &str) -> u32 {
+        CURRENCY_DECIMALS.iter().find(|(c, _)| *c == currency).map_or(2, |&(_, d)| d)
+    }
+
+    /// The amount for people: `49.00 EUR`, `5000 JPY`.
+    pub fn format(minor: u64, currency: &str) -> String {
+        let decimals = Self::decimals(currency);
+        if decimals == 0 {
+            return format!("{minor} {currency}");
+        }
+        let scale = 10u64.pow(decimals);
+        format!("{}.{:0width$} {currency}", minor / scale, minor % scale, width = decimals as usize)
+    }
+
+    /// The form kept in the redemption log beside a paid admission: `<minor units> <currency>`, e.g.
+    /// `4900 EUR` (see docs/ticket-format.md §7).
+    pub fn to_note(&self) -> String {
+        format!("{} {}", self.minor, self.currency)
+    }
+
+    /// Parses [`Self::to_note`]'s form strictly; `None` for anything else.
+    pub fn from_note(note: &str) -> Option<Self> {
+        let (minor, currency) = note.split_once(' ')?;
+        if minor.is_empty() || !minor.bytes().all(|b| b.is_ascii_digit()) || (minor.len() > 1 && minor.starts_with('0'))
+        {
+            return None;
+        }
+        Self::new(minor.parse().ok()?, currency).ok()
+    }
+}
+
+impl std::fmt::Display for Money {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&Self::format(self.minor, &self.currency))
+    }
+}
+
+// Serialized with its text for people (`"text": "49.00 EUR"`), so no client formats money itself; the text
+// is ignored when reading.
+impl Serialize for Money {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut st = s.serialize_struct("Money", 3)?;
+        st.serialize_field("minor", &self.minor)?;
+        st.serialize_field("currency", &self.currency)?;
+        st.serialize_field("text", &self.to_string())?;
+        st.end()
+    }
 }
 
 /// What a scanner learns about a ticket once it has scanned it.
@@ -57,6 +162,10 @@ pub struct ManifestEntry {
     pub addons: u16,
     /// The holder's name as given at purchase.
     pub holder_name: String,
+    /// For a ticket whose payment is due at the door (ticket flag bit 3): the amount to collect, i.e. the
+    /// price of the ticket and its add-ons. Absent otherwise (and in manifests from before this field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due: Option<Money>,
 }
 
 /// One sealed entry as carried in the manifest JSON.
@@ -114,6 +223,9 @@ pub fn seal_entry(
     if entry.holder_name.len() > MAX_HOLDER_NAME_LEN {
         return Err(ManifestError::NameTooLong);
     }
+    if let Some(due) = &entry.due {
+        due.check()?;
+    }
     let lookup = lookup_hash(ticket_id);
     let mut key = entry_key(ticket_id, &lookup);
     let cipher = ChaCha20Poly1305::new(Key::from_slice(&key));
@@ -143,7 +255,11 @@ pub fn open_entry(event_id: u32, ticket_id: &TicketId, sealed: &SealedEntry) -> 
     let plaintext = cipher
         .decrypt(Nonce::from_slice(&nonce), Payload { msg: &ciphertext, aad: &aad(event_id, &lookup) })
         .map_err(|_| ManifestError::Open)?;
-    serde_json::from_slice(&plaintext).map_err(|e| ManifestError::Json(e.to_string()))
+    let entry: ManifestEntry = serde_json::from_slice(&plaintext).map_err(|e| ManifestError::Json(e.to_string()))?;
+    if let Some(due) = &entry.due {
+        due.check()?;
+    }
+    Ok(entry)
 }
 
 impl Manifest {
@@ -183,7 +299,34 @@ mod tests {
     use super::*;
 
     fn entry() -> ManifestEntry {
-        ManifestEntry { ticket_type: 1, addons: 0b10, holder_name: "Ada <Lovelace>".to_owned() }
+        ManifestEntry { ticket_type: 1, addons: 0b10, holder_name: "Ada <Lovelace>".to_owned(), due: None }
+    }
+
+    #[test]
+    fn amount_due_round_trips_and_is_checked() {
+        let id = TicketId([3; 12]);
+        let due = Money::new(4_900, "EUR").unwrap();
+        let e = ManifestEntry { due: Some(due.clone()), ..entry() };
+        let sealed = seal_entry(42, &id, &e, [1; 12]).unwrap();
+        assert_eq!(open_entry(42, &id, &sealed).unwrap().due, Some(due.clone()));
+        // An entry without the field (older issuers) opens with no amount.
+        let old = seal_entry(42, &id, &entry(), [2; 12]).unwrap();
+        assert_eq!(open_entry(42, &id, &old).unwrap().due, None);
+        assert_eq!(Money::new(0, "EUR"), Err(ManifestError::Money));
+        assert_eq!(Money::new(1, "eur"), Err(ManifestError::Money));
+        let bad = ManifestEntry { due: Some(Money { minor: 5, currency: "EURO".into() }), ..entry() };
+        assert_eq!(seal_entry(42, &id, &bad, [0; 12]), Err(ManifestError::Money));
+        assert_eq!(due.to_string(), "49.00 EUR");
+        assert_eq!(Money::new(5_000, "JPY").unwrap().to_string(), "5000 JPY");
+        assert_eq!(Money::new(1_005, "KWD").unwrap().to_string(), "1.005 KWD");
+        assert_eq!(Money::new(7, "USD").unwrap().to_string(), "0.07 USD");
+        assert_eq!(Money::from_note(&due.to_note()), Some(due));
+        for bad in ["", "4900", "4900 eur", "04900 EUR", "-1 EUR", "0 EUR", "4900  EUR", "1e3 EUR"] {
+            assert_eq!(Money::from_note(bad), None, "{bad:?}");
+        }
+        let json = serde_json::to_value(Money::new(4_900, "EUR").unwrap()).unwrap();
+        assert_eq!(json["text"], "49.00 EUR");
+        assert_eq!(serde_json::from_value::<Money>(json).unwrap(), Money::new(4_900, "EUR").unwrap());
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! |--------|------|--------------------------------------------------------------|
 //! | 0      | 1    | format version = 1                                           |
 //! | 1      | 1    | flags: bit0 valid_from present, bit1 valid_until present,    |
-//! |        |      | bit2 re-entry allowed; bits 3–7 must be zero                 |
+//! |        |      | bit2 re-entry allowed, bit3 payment due at the door;         |
+//! |        |      | bits 4–7 must be zero                                        |
 //! | 2      | 2    | key id                                                       |
 //! | 4      | 4    | event id                                                     |
 //! | 8      | 12   | ticket id (96 random bits)                                   |
@@ -36,7 +37,8 @@ pub const DOMAIN_TICKET: &[u8] = b"offline-tickets/v1/ticket\0";
 const FLAG_VALID_FROM: u8 = 1 << 0;
 const FLAG_VALID_UNTIL: u8 = 1 << 1;
 const FLAG_REENTRY: u8 = 1 << 2;
-const KNOWN_FLAGS: u8 = FLAG_VALID_FROM | FLAG_VALID_UNTIL | FLAG_REENTRY;
+const FLAG_PAYMENT_DUE: u8 = 1 << 3;
+const KNOWN_FLAGS: u8 = FLAG_VALID_FROM | FLAG_VALID_UNTIL | FLAG_REENTRY | FLAG_PAYMENT_DUE;
 
 const FIXED_LEN: usize = 23;
 const SIGNATURE_LEN: usize = 64;
@@ -118,6 +120,9 @@ pub struct Ticket {
     /// Bit i set = add-on i of the event's catalog is included.
     pub addons: u16,
     pub policy: EntryPolicy,
+    /// The ticket is not paid yet: its price is collected at the door before its first entry (flag bit 3).
+    /// Signed, so a holder cannot strip it; the amount comes from the attendee manifest.
+    pub payment_due: bool,
     /// Unix seconds before which the ticket does not admit.
     pub valid_from: Option<u32>,
     /// Unix seconds after which the ticket no longer admits.
@@ -136,6 +141,9 @@ impl Ticket {
         }
         if self.policy == EntryPolicy::ReEntry {
             flags |= FLAG_REENTRY;
+        }
+        if self.payment_due {
+            flags |= FLAG_PAYMENT_DUE;
         }
         let mut out = Vec::with_capacity(MAX_SIGNED_LEN);
         out.push(FORMAT_VERSION);
@@ -196,6 +204,7 @@ impl Ticket {
             ticket_type: bytes[20],
             addons: u16_at(21),
             policy: if flags & FLAG_REENTRY != 0 { EntryPolicy::ReEntry } else { EntryPolicy::SingleEntry },
+            payment_due: flags & FLAG_PAYMENT_DUE != 0,
             valid_from,
             valid_until,
         })
@@ -280,6 +289,7 @@ mod tests {
             ticket_type: 1,
             addons: 0b101,
             policy: EntryPolicy::SingleEntry,
+            payment_due: false,
             valid_from: valid.then_some(1_700_000_000),
             valid_until: valid.then_some(1_800_000_000),
         }
@@ -298,11 +308,23 @@ mod tests {
     #[test]
     fn unknown_flags_and_versions_are_refused() {
         let mut bytes = sample(false).to_bytes();
-        bytes[1] |= 0x80;
-        assert!(matches!(Ticket::from_bytes(&bytes), Err(Refusal::Malformed(_))));
+        for bit in 4..8 {
+            bytes[1] = 1 << bit;
+            assert!(matches!(Ticket::from_bytes(&bytes), Err(Refusal::Malformed(_))), "flag bit {bit}");
+        }
+        bytes[1] = 0;
         bytes[1] = 0;
         bytes[0] = 2;
         assert_eq!(Ticket::from_bytes(&bytes), Err(Refusal::UnsupportedVersion(2)));
+    }
+
+    #[test]
+    fn payment_due_is_flag_bit_3_and_round_trips() {
+        let t = Ticket { payment_due: true, ..sample(true) };
+        let bytes = t.to_bytes();
+        assert_eq!(bytes[1], 0b1011);
+        assert_eq!(Ticket::from_bytes(&bytes).unwrap(), t);
+        assert!(!Ticket::from_bytes(&sample(true).to_bytes()).unwrap().payment_due);
     }
 
     #[test]

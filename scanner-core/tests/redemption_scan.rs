@@ -138,7 +138,8 @@ fn the_holder_name_comes_from_the_manifest() {
     let (mut log, key) = new_log(dir.path(), "door");
     let t = ticket(9, EntryPolicy::SingleEntry, EVENT);
     let mut manifest = Manifest::new(EVENT, NOW);
-    let e = ManifestEntry { ticket_type: t.ticket_type, addons: t.addons, holder_name: "Grace Hopper".into() };
+    let e =
+        ManifestEntry { ticket_type: t.ticket_type, addons: t.addons, holder_name: "Grace Hopper".into(), due: None };
     manifest.entries.push(seal_entry(EVENT, &t.ticket_id, &e, [1; 12]).expect("seal"));
     log.set_manifest(&manifest.to_json()).expect("manifest");
     match log.scan(entry(&qr(&key, &t)), "main", at(NOW)).expect("scan").verdict {

@@ -198,6 +198,17 @@
       'No entries yet.',
       2,
     );
+    // Amounts come formatted from scanner-core's report (`text`), in each currency's own minor unit.
+    const collectedRows = Object.entries(r.collected_by_gate ?? {}).flatMap(([gate, sums]) =>
+      sums.map((m) => row([gate, { text: m.text, num: true }])),
+    );
+    for (const m of r.collected ?? []) collectedRows.push(row(['All gates', { text: m.text, num: true }], 'total'));
+    fillTable('collected', collectedRows, 'Nothing collected at the door yet.', 2);
+    $('collected-summary').textContent = r.paid_at_door
+      ? `${r.paid_at_door} tickets paid at the door` +
+        (r.paid_at_door_amount_unknown ? ` (${r.paid_at_door_amount_unknown} without a recorded amount)` : '') +
+        `; ${r.payment_requests} payment requests scanned.`
+      : '';
     const reasons = Object.entries(r.refused_by_reason);
     if (r.already_used) reasons.unshift(['already used', r.already_used]);
     fillTable('refusals', reasons.map(([reason, n]) => row([reason, { text: n, num: true }])), 'No refused scans.', 2);

@@ -122,6 +122,7 @@ fn pipeline(args: &Args) -> Result<serde_json::Value> {
                 ticket_type: 0,
                 addons: 0,
                 policy: EntryPolicy::SingleEntry,
+                payment_due: false,
                 valid_from: None,
                 valid_until: None,
             };

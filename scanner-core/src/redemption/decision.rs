@@ -1,6 +1,11 @@
 //! The scan decision: verification (signature, key window, event, validity window, revocation) and then
 //! everything the log knows about the ticket (this device's scans and all it has merged).
 //!
+//! A ticket signed with "payment due at the door" (flag bit 3) that would admit on its first entry gets
+//! [`Verdict::PaymentDue`] instead, with the amount from the attendee manifest: it does not admit. The
+//! steward takes the money and confirms ([`decide_paid`], `Device::confirm_paid`), which admits and records
+//! the amount collected (outcome [`Outcome::PaidAtDoor`]).
+//!
 //! This module decides; it does not record. The scanning [`super::device::Device`] turns the decision into a
 //! [`ScanRecord`] that its storage (sled for the CLI, IndexedDB in the browser) writes durably before the
 //! verdict reaches the steward.
@@ -11,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::document::DeviceLog;
 use super::record::{format_utc, DeviceId, Hlc, Outcome, RefusalCode, ScanKind, ScanRecord, TicketRef};
-use crate::manifest::{open_entry, Manifest, ManifestEntry};
+use crate::manifest::{open_entry, Manifest, ManifestEntry, Money};
 use crate::ticket::{EntryPolicy, SignedTicket, TicketId};
 use crate::verify::{verify_signed, Refusal, VerifyContext};
 
@@ -155,6 +160,25 @@ pub struct Admission {
     pub override_reason: Option<String>,
     /// What the operator overrode, if anything.
     pub overridden: Option<String>,
+    /// The steward confirmed the holder paid at the door (the ticket's payment was due).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paid_at_door: bool,
+    /// The amount collected at the door, when the manifest knew it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collected: Option<Money>,
+}
+
+/// The ticket is genuine and may enter, but its price is due at the door: collect it, then confirm.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentDue {
+    /// The amount to collect (ticket and add-ons), from the attendee manifest; `None` when this scanner's
+    /// manifest has no entry for the ticket (then the steward must find the price elsewhere).
+    pub due: Option<Money>,
+    pub holder: Option<String>,
+    pub ticket_type: u8,
+    pub addons: Vec<u8>,
+    pub policy: EntryPolicy,
+    pub gate: String,
 }
 
 /// The ticket was let through before: when, where and by which device.
@@ -184,6 +208,8 @@ pub enum Verdict {
         code: RefusalCode,
         message: String,
     },
+    /// Not admitted yet: payment is due at the door (see [`PaymentDue`]).
+    PaymentDue(PaymentDue),
 }
 
 impl Verdict {
@@ -194,7 +220,20 @@ impl Verdict {
                 let who = a.holder.as_deref().map(|h| format!(" — {h}")).unwrap_or_default();
                 let over = a.override_reason.as_deref().map(|r| format!(" (OVERRIDE: {r})")).unwrap_or_default();
                 let addons = if a.addons.is_empty() { String::new() } else { format!(", add-ons {:?}", a.addons) };
-                format!("ADMIT{who}: ticket type {}{addons} at gate {}{over}", a.ticket_type, a.gate)
+                let paid = match (&a.collected, a.paid_at_door) {
+                    (Some(m), _) => format!(" (PAID AT THE DOOR: {m})"),
+                    (None, true) => " (PAID AT THE DOOR)".to_owned(),
+                    (None, false) => String::new(),
+                };
+                format!("ADMIT{who}: ticket type {}{addons} at gate {}{over}{paid}", a.ticket_type, a.gate)
+            }
+            Verdict::PaymentDue(p) => {
+                let who = p.holder.as_deref().map(|h| format!(" — {h}")).unwrap_or_default();
+                let amount = match &p.due {
+                    Some(m) => format!("collect {m}"),
+                    None => "collect payment (amount not in this scanner's manifest)".to_owned(),
+                };
+                format!("UNPAID — {amount}{who}: ticket type {} at gate {}; confirm when paid", p.ticket_type, p.gate)
             }
             Verdict::Exit { gate } => format!("EXIT recorded at gate {gate}"),
             Verdict::AlreadyUsed(u) => format!(
@@ -232,6 +271,9 @@ pub struct Decision {
     pub outcome: Outcome,
     pub reentry: bool,
     pub ticket_type: u8,
+    /// The text kept beside the record in the log: an override's reason, or a paid admission's amount
+    /// ([`Money::to_note`]).
+    pub note: Option<String>,
 }
 
 impl Decision {
@@ -277,6 +319,34 @@ pub fn decide(
     this_device: DeviceId,
     gate: &str,
 ) -> Decision {
+    decide_scan(input, false, ctx, index, holders, this_device, gate)
+}
+
+/// Decides the steward's "paid" confirmation of an entry scan: exactly like [`decide`], except that a
+/// ticket whose payment is due admits as [`Outcome::PaidAtDoor`] with the amount from the manifest (instead
+/// of [`Verdict::PaymentDue`]). Any other ticket gets its ordinary verdict (e.g. already used, if another
+/// scanner let it in meanwhile: then nothing was collected for it).
+pub fn decide_paid(
+    text: &str,
+    ctx: &VerifyContext<'_>,
+    index: &ScanIndex,
+    holders: Option<&dyn HolderDirectory>,
+    this_device: DeviceId,
+    gate: &str,
+) -> Decision {
+    let input = ScanInput { text, kind: ScanKind::Entry, override_reason: None };
+    decide_scan(input, true, ctx, index, holders, this_device, gate)
+}
+
+fn decide_scan(
+    input: ScanInput<'_>,
+    paid: bool,
+    ctx: &VerifyContext<'_>,
+    index: &ScanIndex,
+    holders: Option<&dyn HolderDirectory>,
+    this_device: DeviceId,
+    gate: &str,
+) -> Decision {
     let override_reason = input.override_reason.map(str::trim).filter(|r| !r.is_empty());
     let signed = match SignedTicket::from_qr_text(input.text.trim()) {
         Ok(signed) => signed,
@@ -295,10 +365,17 @@ pub fn decide(
             gate: gate.to_owned(),
             override_reason: overridden.as_ref().and(override_reason.map(str::to_owned)),
             overridden,
+            paid_at_door: false,
+            collected: None,
         }
     };
-    let decision =
-        |verdict, outcome| Decision { verdict, ticket, kind: input.kind, outcome, reentry, ticket_type: t.ticket_type };
+    let decision = |verdict: Verdict, outcome| {
+        let note = match &verdict {
+            Verdict::Admit(a) => a.override_reason.clone().or_else(|| a.collected.as_ref().map(Money::to_note)),
+            _ => None,
+        };
+        Decision { verdict, ticket, kind: input.kind, outcome, reentry, ticket_type: t.ticket_type, note }
+    };
     if let Err(refusal) = verify_signed(&signed, ctx) {
         return match override_reason {
             Some(_) if overridable(&refusal) => {
@@ -311,6 +388,35 @@ pub fn decide(
         return decision(Verdict::Exit { gate: gate.to_owned() }, Outcome::Admitted);
     }
     match index.blocking_scan(&ticket, t.policy) {
+        // Payment is due once, before the ticket's first entry; a re-entry after an exit is not charged again.
+        None if t.payment_due && !index.history(&ticket).iter().any(|s| s.kind == ScanKind::Entry) => {
+            let entry = holders.and_then(|h| h.entry(&t.ticket_id));
+            let (holder, due) = entry.map_or((None, None), |e| (Some(e.holder_name), e.due));
+            if paid {
+                let admit = Admission {
+                    holder,
+                    ticket_type: t.ticket_type,
+                    addons: addon_list(t.addons),
+                    policy: t.policy,
+                    gate: gate.to_owned(),
+                    override_reason: None,
+                    overridden: None,
+                    paid_at_door: true,
+                    collected: due,
+                };
+                decision(Verdict::Admit(admit), Outcome::PaidAtDoor)
+            } else {
+                let due = PaymentDue {
+                    due,
+                    holder,
+                    ticket_type: t.ticket_type,
+                    addons: addon_list(t.addons),
+                    policy: t.policy,
+                    gate: gate.to_owned(),
+                };
+                decision(Verdict::PaymentDue(due), Outcome::PaymentDue)
+            }
+        }
         None => decision(Verdict::Admit(admission(None)), Outcome::Admitted),
         Some(prior) => {
             let used = AlreadyUsed {
@@ -340,5 +446,6 @@ fn refused(refusal: &Refusal, ticket: TicketRef, kind: ScanKind, reentry: bool, 
         outcome: Outcome::Refused(code),
         reentry,
         ticket_type,
+        note: None,
     }
 }

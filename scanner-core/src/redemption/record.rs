@@ -12,7 +12,8 @@
 //! | 27     | 1    | flags: bit0 exit scan, bit1 ticket allows re-entry, bit2 decided by    |
 //! |        |      | the edge (online); others zero                                        |
 //! | 28     | 1    | outcome: 0 admitted, 1 admitted by operator override, 2 already used,  |
-//! |        |      | 3 refused                                                              |
+//! |        |      | 3 refused, 4 admitted after payment at the door (entry only),          |
+//! |        |      | 5 payment due (not admitted; entry only)                               |
 //! | 29     | 1    | refusal code when refused ([`RefusalCode`]), else 0                    |
 //! | 30     | 1    | ticket type (index within the event), 0 when unknown                   |
 //! | 31     | 1    | reserved, zero                                                         |
@@ -55,6 +56,8 @@ pub enum RecordError {
     RefusalCode(u8),
     #[error("scan record's reserved byte is not zero")]
     Reserved,
+    #[error("scan record of a payment at the door is not an entry")]
+    PaymentNotEntry,
 }
 
 /// Names a ticket in the redemption log without revealing its id: the first 12 bytes of
@@ -278,12 +281,17 @@ pub enum Outcome {
     /// Refused because the log already shows the ticket inside or used.
     AlreadyUsed,
     Refused(RefusalCode),
+    /// Admitted after the steward confirmed the holder paid at the door (a ticket flagged "payment due").
+    /// The amount collected is kept beside the record in the log (see docs/ticket-format.md §7).
+    PaidAtDoor,
+    /// Not admitted: the ticket's payment is due at the door and has not been confirmed yet.
+    PaymentDue,
 }
 
 impl Outcome {
     /// Whether the holder went through the gate.
     pub fn passed(&self) -> bool {
-        matches!(self, Outcome::Admitted | Outcome::AdmittedOverride)
+        matches!(self, Outcome::Admitted | Outcome::AdmittedOverride | Outcome::PaidAtDoor)
     }
 }
 
@@ -331,6 +339,8 @@ impl ScanRecord {
             Outcome::AdmittedOverride => (1, 0),
             Outcome::AlreadyUsed => (2, 0),
             Outcome::Refused(code) => (3, code as u8),
+            Outcome::PaidAtDoor => (4, 0),
+            Outcome::PaymentDue => (5, 0),
         };
         out[28] = outcome;
         out[29] = code;
@@ -353,8 +363,14 @@ impl ScanRecord {
             (1, 0) => Outcome::AdmittedOverride,
             (2, 0) => Outcome::AlreadyUsed,
             (3, code) => Outcome::Refused(RefusalCode::from_byte(code).ok_or(RecordError::RefusalCode(code))?),
+            (4, 0) => Outcome::PaidAtDoor,
+            (5, 0) => Outcome::PaymentDue,
             (o, _) => return Err(RecordError::Outcome(o)),
         };
+        // Payment is taken on the way in; an exit never collects or asks for it.
+        if matches!(outcome, Outcome::PaidAtDoor | Outcome::PaymentDue) && flags & FLAG_EXIT != 0 {
+            return Err(RecordError::PaymentNotEntry);
+        }
         if b[31] != 0 {
             return Err(RecordError::Reserved);
         }
@@ -434,7 +450,13 @@ mod tests {
         let r = sample();
         let bytes = r.encode();
         assert_eq!(ScanRecord::decode(&bytes), Ok(r));
-        for outcome in [Outcome::Admitted, Outcome::AdmittedOverride, Outcome::AlreadyUsed] {
+        for outcome in [
+            Outcome::Admitted,
+            Outcome::AdmittedOverride,
+            Outcome::AlreadyUsed,
+            Outcome::PaidAtDoor,
+            Outcome::PaymentDue,
+        ] {
             let r = ScanRecord { outcome, kind: ScanKind::Entry, ..r };
             assert_eq!(ScanRecord::decode(&r.encode()), Ok(r));
         }
@@ -458,6 +480,27 @@ mod tests {
         bad[0] = 2;
         assert_eq!(ScanRecord::decode(&bad), Err(RecordError::Version(2)));
         assert!(ScanRecord::decode_batch(&[0u8; 33]).is_err());
+    }
+
+    #[test]
+    fn payment_outcomes_are_entries_with_no_refusal_code() {
+        let paid = ScanRecord { outcome: Outcome::PaidAtDoor, kind: ScanKind::Entry, ..sample() };
+        let bytes = paid.encode();
+        assert_eq!((bytes[28], bytes[29]), (4, 0));
+        assert!(paid.outcome.passed() && !Outcome::PaymentDue.passed());
+        let due = ScanRecord { outcome: Outcome::PaymentDue, ..paid };
+        assert_eq!(due.encode()[28], 5);
+        for r in [paid, due] {
+            let mut exit = r.encode();
+            exit[27] |= FLAG_EXIT;
+            assert_eq!(ScanRecord::decode(&exit), Err(RecordError::PaymentNotEntry));
+            let mut coded = r.encode();
+            coded[29] = 1;
+            assert!(matches!(ScanRecord::decode(&coded), Err(RecordError::Outcome(_))));
+        }
+        let mut unknown = paid.encode();
+        unknown[28] = 6;
+        assert_eq!(ScanRecord::decode(&unknown), Err(RecordError::Outcome(6)));
     }
 
     #[test]

@@ -12,6 +12,10 @@
 //! edge-decided pass of a re-entry ticket, is a copy of that admission and is counted once. A mirror whose
 //! edge record is not merged yet simply counts alone. Offline admissions are never collapsed, so a ticket
 //! admitted offline somewhere and also by the edge, or twice offline, is still a conflict.
+//!
+//! Money collected at the door is summed from the paid admissions ([`Outcome::PaidAtDoor`]) that count,
+//! per gate and currency, with the amount each one recorded beside it in the log. A ticket paid for twice
+//! (two scanners, offline) is a conflict, and both payments are in the totals: both were taken.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -21,6 +25,7 @@ use serde::Serialize;
 use super::device::DecisionPath;
 use super::document::DeviceLog;
 use super::record::{format_utc, utc_hour, DeviceId, Hlc, Outcome, ScanKind, TicketRef};
+use crate::manifest::Money;
 
 /// One scan as shown in the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -80,6 +85,16 @@ pub struct EventReport {
     /// Admissions an operator forced over a refusal.
     pub overrides: Vec<ReportedScan>,
     pub devices: Vec<DeviceSummary>,
+    /// Scans that asked for payment at the door (the ticket was not admitted by that scan).
+    pub payment_requests: u64,
+    /// Of `admitted`, how many were admitted after payment at the door.
+    pub paid_at_door: u64,
+    /// Of `paid_at_door`, how many recorded no amount (the scanner's manifest did not have it).
+    pub paid_at_door_amount_unknown: u64,
+    /// Money collected at the door per gate, one amount per currency (sorted by currency).
+    pub collected_by_gate: BTreeMap<String, Vec<Money>>,
+    /// Money collected at the door, all gates: one amount per currency (sorted by currency).
+    pub collected: Vec<Money>,
 }
 
 impl EventReport {
@@ -94,7 +109,8 @@ impl EventReport {
             report.devices.push(DeviceSummary { device: log.device, name: log.name.clone(), scans: 0, admitted: 0 });
             for (i, r) in log.records.iter().enumerate() {
                 match r.outcome {
-                    Outcome::Admitted | Outcome::AdmittedOverride => {}
+                    Outcome::Admitted | Outcome::AdmittedOverride | Outcome::PaidAtDoor => {}
+                    Outcome::PaymentDue => report.payment_requests += 1,
                     Outcome::AlreadyUsed => report.already_used += 1,
                     Outcome::Refused(code) => {
                         report.refused += 1;
@@ -173,8 +189,19 @@ impl EventReport {
         // Counted by number first, named once at the end (naming per record costs more than the rest).
         let mut by_gate: HashMap<(usize, u16), u64> = HashMap::new();
         let mut by_hour: HashMap<u32, u64> = HashMap::new();
+        let mut collected: HashMap<(usize, u16, String), u64> = HashMap::new();
         for (d, i) in counted {
             let r = &logs[d].records[i];
+            if r.outcome == Outcome::PaidAtDoor {
+                report.paid_at_door += 1;
+                match logs[d].overrides.get(&r.hlc).and_then(|note| Money::from_note(note)) {
+                    Some(money) => {
+                        let sum = collected.entry((d, r.gate, money.currency)).or_default();
+                        *sum = sum.saturating_add(money.minor);
+                    }
+                    None => report.paid_at_door_amount_unknown += 1,
+                }
+            }
             match r.kind {
                 ScanKind::Entry => {
                     report.admitted += 1;
@@ -194,6 +221,17 @@ impl EventReport {
         for (hour, n) in by_hour {
             *report.admitted_by_hour.entry(utc_hour(u64::from(hour) * 3600)).or_default() += n;
         }
+        let mut by_gate: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        let mut total: BTreeMap<String, u64> = BTreeMap::new();
+        for ((d, gate, currency), minor) in collected {
+            let sum = by_gate.entry(logs[d].gate_name(gate)).or_default().entry(currency.clone()).or_default();
+            *sum = sum.saturating_add(minor);
+            let sum = total.entry(currency).or_default();
+            *sum = sum.saturating_add(minor);
+        }
+        let amounts = |sums: BTreeMap<String, u64>| sums.into_iter().map(|(currency, minor)| Money { minor, currency });
+        report.collected_by_gate = by_gate.into_iter().map(|(gate, sums)| (gate, amounts(sums).collect())).collect();
+        report.collected = amounts(total).collect();
         report
     }
 
@@ -220,6 +258,21 @@ impl EventReport {
         let _ = writeln!(out, "\nAdmitted per hour (UTC)");
         for (hour, n) in &self.admitted_by_hour {
             let _ = writeln!(out, "  {hour:<24} {n:>8}");
+        }
+        if self.paid_at_door > 0 || self.payment_requests > 0 {
+            let _ = writeln!(
+                out,
+                "\nCollected at the door: {} paid admissions ({} without a recorded amount), {} payment requests",
+                self.paid_at_door, self.paid_at_door_amount_unknown, self.payment_requests
+            );
+            for (gate, sums) in &self.collected_by_gate {
+                for money in sums {
+                    let _ = writeln!(out, "  {gate:<24} {:>16}", money.to_string());
+                }
+            }
+            for money in &self.collected {
+                let _ = writeln!(out, "  {:<24} {:>16}", "total", money.to_string());
+            }
         }
         if !self.refused_by_reason.is_empty() {
             let _ = writeln!(out, "\nRefused by reason");

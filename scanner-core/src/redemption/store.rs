@@ -410,6 +410,13 @@ impl RedemptionLog {
         self.persist(outcome)
     }
 
+    /// Records durably the steward's confirmation that an unpaid ticket was paid at the door (see
+    /// [`Device::confirm_paid`]), and only then returns the verdict.
+    pub fn confirm_paid(&mut self, text: &str, gate: &str, now_ms: u64) -> Result<RecordedScan, StoreError> {
+        let outcome = self.scanner.confirm_paid(text, gate, now_ms)?;
+        self.persist(outcome)
+    }
+
     /// Whether this device's own log already stops this entry (see [`Device::blocked_locally`]).
     pub fn blocked_locally(&mut self, text: &str, kind: ScanKind) -> Result<bool, StoreError> {
         Ok(self.scanner.blocked_locally(text, kind)?)

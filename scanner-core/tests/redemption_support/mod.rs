@@ -32,6 +32,7 @@ pub fn ticket(n: u64, policy: EntryPolicy, event: u32) -> Ticket {
         ticket_type: (n % 3) as u8,
         addons: (n % 4) as u16,
         policy,
+        payment_due: false,
         valid_from: None,
         valid_until: None,
     }
