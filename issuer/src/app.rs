@@ -144,14 +144,29 @@ fn link_secret(config: &Config) -> Result<Vec<u8>, StartError> {
     }
 }
 
-async fn load_revocations(db: &Db, keyring: &Keyring) -> Result<RevocationList, StartError> {
+async fn load_revocations(db: &Db, keyring: &Keyring, key: &IssuerKey) -> Result<RevocationList, StartError> {
     let row: Option<(String,)> = sqlx::query_as("SELECT list_json FROM revocation_state WHERE id = 1")
         .fetch_optional(&db.read)
         .await
         .map_err(Error::from)?;
     match row {
         None => Ok(RevocationList::new()),
-        Some((json,)) => RevocationList::from_json(&json, keyring).map_err(|e| StartError::Revocations(e.to_string())),
+        Some((json,)) => match RevocationList::from_json(&json, keyring) {
+            Ok(list) => Ok(list),
+            // Stored before revocation heads carried their signing time: verified the old way, signed again.
+            Err(scanner_core::revocation::RevocationError::NoSigningTime) => {
+                let list = RevocationList::upgrade_legacy(&json, keyring, key, util::now() as u64)
+                    .map_err(|e| StartError::Revocations(e.to_string()))?;
+                sqlx::query("UPDATE revocation_state SET list_json = $1 WHERE id = 1")
+                    .bind(list.to_json())
+                    .execute(&db.write)
+                    .await
+                    .map_err(Error::from)?;
+                tracing::info!(version = list.version(), "revocation list signed again with its signing time");
+                Ok(list)
+            }
+            Err(e) => Err(StartError::Revocations(e.to_string())),
+        },
     }
 }
 
@@ -260,7 +275,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let db = Db::open(&config.data_dir, config.sqlite_synchronous).await?;
     let (key, keyring) = keys::load_or_generate(&config.keyring_path(), &key_dir, util::now() as u64)?;
     tracing::info!(kid = key.key_id().0, "signing key loaded");
-    let revocations = load_revocations(&db, &keyring).await?;
+    let revocations = load_revocations(&db, &keyring, &key).await?;
     let admin_token = admin_token(&config)?;
     let link_secret = link_secret(&config)?;
     let mailer = email::Mailer::from_config(&config).map_err(|e| StartError::Mail(e.to_string()))?;
@@ -310,6 +325,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     tasks.push(tokio::spawn(payments::refunds::run_worker(state.clone(), shutdown_rx.clone())));
     if let Some(limit) = state.order_limit.clone() {
         tasks.push(tokio::spawn(forget_idle_clients(limit, shutdown_rx.clone())));
+    }
+    if state.config.edge_url.is_some() && state.config.edge_relay_token.is_some() && state.config.edge_relay_seconds > 0 {
+        tasks.push(tokio::spawn(crate::sync::run_edge_relay(state.clone(), shutdown_rx.clone())));
     }
     tasks.push(tokio::spawn(orders::run_hold_sweeper(state.clone(), shutdown_rx.clone(), Duration::from_millis(500))));
     tracing::info!(%addr, "issuer listening");

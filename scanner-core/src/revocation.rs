@@ -335,6 +335,48 @@ impl RevocationList {
         Ok(())
     }
 
+    /// Issuer side, once: upgrades a complete list stored before heads carried a signing time. Its
+    /// signature is verified under the old rule (over `version ‖ head`, key in the keyring), then its head
+    /// is signed again with `key` at `now`. A list that already has `signed_at`, or whose old signature
+    /// does not verify, is refused.
+    pub fn upgrade_legacy(json: &str, keyring: &Keyring, key: &IssuerKey, now: u64) -> Result<Self, RevocationError> {
+        let delta = RevocationDelta::from_json(json)?;
+        if delta.signed_at.is_some() || delta.from_version != 0 {
+            return Err(RevocationError::Sequence);
+        }
+        let mut list = Self::new();
+        for (i, b) in delta.batches.iter().enumerate() {
+            if b.version != i as u64 + 1 {
+                return Err(RevocationError::Sequence);
+            }
+            let batch = decode_batch(b)?;
+            list.head = chain(&list.head, &batch);
+            list.revoked.extend(batch.entries.iter().copied());
+            list.batches.push(batch);
+        }
+        if list.version() != delta.version {
+            return Err(RevocationError::Sequence);
+        }
+        if list.version() == 0 {
+            return Ok(list);
+        }
+        let (kid, sig) = match (delta.kid, &delta.signature) {
+            (Some(k), Some(s)) => (k, s),
+            _ => return Err(RevocationError::Unsigned),
+        };
+        let entry = keyring.get(kid).ok_or(RevocationError::UnknownKey(kid))?;
+        let sig: [u8; 64] =
+            B64.decode(sig).ok().and_then(|v| v.try_into().ok()).ok_or(RevocationError::BadSignature)?;
+        let mut legacy = Vec::with_capacity(DOMAIN_REVOCATION_HEAD.len() + 40);
+        legacy.extend_from_slice(DOMAIN_REVOCATION_HEAD);
+        legacy.extend_from_slice(&list.version().to_be_bytes());
+        legacy.extend_from_slice(&list.head);
+        entry.key.verify_strict(&legacy, &Signature::from_bytes(&sig)).map_err(|_| RevocationError::BadSignature)?;
+        let signature = key.sign_raw(&head_message(list.version(), &list.head, now));
+        list.signed = Some((key.key_id(), signature, now));
+        Ok(list)
+    }
+
     /// Parses and verifies a complete list (a delta since version 0).
     pub fn from_json(json: &str, keyring: &Keyring) -> Result<Self, RevocationError> {
         let mut list = Self::new();
@@ -488,6 +530,31 @@ mod tests {
         assert!(matches!(RevocationList::new().apply(&delta, &ring), Err(RevocationError::BadSignature)));
         delta.signed_at = None;
         assert!(matches!(RevocationList::new().apply(&delta, &ring), Err(RevocationError::NoSigningTime)));
+    }
+
+    #[test]
+    fn a_legacy_list_is_verified_then_signed_again_with_its_time() {
+        let (key, ring) = setup();
+        let mut issuer = RevocationList::new();
+        issuer.publish_at(&key, 10, [RevocationHash::of(&TicketId([1; 12]))]);
+        // What an issuer stored before signing times: the signature over version ‖ head only.
+        let mut legacy = issuer.delta_since(0);
+        let mut msg = DOMAIN_REVOCATION_HEAD.to_vec();
+        msg.extend_from_slice(&1u64.to_be_bytes());
+        msg.extend_from_slice(&issuer.head());
+        legacy.signature = Some(B64.encode(key.sign_raw(&msg).to_bytes()));
+        legacy.signed_at = None;
+        assert!(matches!(RevocationList::from_json(&legacy.to_json(), &ring), Err(RevocationError::NoSigningTime)));
+        let upgraded = RevocationList::upgrade_legacy(&legacy.to_json(), &ring, &key, 50).unwrap();
+        assert_eq!(upgraded.signer(), Some((KeyId(1), 50)));
+        let back = RevocationList::from_json(&upgraded.to_json(), &ring).unwrap();
+        assert!(back.contains(&TicketId([1; 12])));
+        // A forged legacy list is not upgraded.
+        legacy.batches[0].entries.clear();
+        assert!(matches!(
+            RevocationList::upgrade_legacy(&legacy.to_json(), &ring, &key, 50),
+            Err(RevocationError::BadSignature)
+        ));
     }
 
     #[test]

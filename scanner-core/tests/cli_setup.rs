@@ -128,4 +128,17 @@ fn plain_http_to_another_host_is_refused_before_any_request() {
     }
     assert_never_called(&listener);
     assert!(!data.exists(), "nothing is set up");
+
+    // A device set up offline is not talked into plain http later either: sync and scan overrides.
+    let (_, ring) = issuer();
+    let keyring = dir.path().join("keyring.json");
+    std::fs::write(&keyring, ring.to_json()).expect("write");
+    let event = EVENT.to_string();
+    let (code, _, err) =
+        scanner(&data, &["init", "--event", &event, "--keyring", keyring.to_str().expect("utf-8"), "--token", "t"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = scanner(&data, &["scan", "--edge", &server, "TK1:x"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("plain http"), "{err}");
+    assert_never_called(&listener);
 }

@@ -414,6 +414,8 @@ impl EdgeClient {
         let Some(url) = url.or(log.edge()?) else {
             return Ok(None);
         };
+        // The same rule as at setup: https, plain http only to this machine.
+        let url = scanner_core::setup::check_server_url(&url)?;
         let timeout = Duration::from_millis(timeout_ms);
         let agent = ureq::Agent::config_builder()
             // Bounds the request thread too, so a blackholed edge leaves no thread behind for long.
@@ -693,7 +695,9 @@ fn init(dir: &Path, options: InitOptions, files: SetupFiles) -> Result<ExitCode>
         }
     };
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut log = RedemptionLog::open_or_create(dir, &name.unwrap_or_else(host_name))?;
+    // A device with a token writes under the id bound to it: sync servers take nothing else from it.
+    let bound_id = token.as_deref().map(scanner_core::token::device_id_for_token);
+    let mut log = RedemptionLog::open_or_create_as(dir, &name.unwrap_or_else(host_name), bound_id)?;
     if log.event_id().is_some_and(|held| held != event) && log.record_count() > 0 {
         anyhow::bail!(
             "this device holds {} scans of event {}: sync or export them and set up a new --data directory for event {event}",
@@ -740,6 +744,8 @@ fn sync(dir: &Path, server: Option<String>, edge: bool) -> Result<ExitCode> {
         (None, true) => log.edge()?.context("this scanner has no edge (run `scanner init --edge URL`)")?,
         (None, false) => stored,
     };
+    // The same rule as at setup: https, plain http only to this machine (checked before any request).
+    let server = scanner_core::setup::check_server_url(&server)?;
     let issuer = Issuer::new(&server, &token);
     let event = log.event_id();
     let started = Instant::now();
