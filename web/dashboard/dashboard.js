@@ -205,9 +205,9 @@
     for (const m of r.collected ?? []) collectedRows.push(row(['All gates', { text: m.text, num: true }], 'total'));
     fillTable('collected', collectedRows, 'Nothing collected at the door yet.', 2);
     $('collected-summary').textContent = r.paid_at_door
-      ? `${r.paid_at_door} tickets paid at the door` +
+      ? `Tickets paid at the door: ${r.paid_at_door}` +
         (r.paid_at_door_amount_unknown ? ` (${r.paid_at_door_amount_unknown} without a recorded amount)` : '') +
-        `; ${r.payment_requests} payment requests scanned.`
+        `. Payment requests scanned: ${r.payment_requests}.`
       : '';
     const reasons = Object.entries(r.refused_by_reason);
     if (r.already_used) reasons.unshift(['already used', r.already_used]);

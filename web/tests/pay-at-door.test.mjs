@@ -189,7 +189,10 @@ test('an at-door ticket is UNPAID with its amount, "Paid — admit" records it, 
       [GATE, '59.00 EUR'],
       ['All gates', '59.00 EUR'],
     ]);
-    assert.match(await dashboard.textContent('#collected-summary'), /^1 tickets paid at the door; 1 payment requests/);
+    assert.match(
+      await dashboard.textContent('#collected-summary'),
+      /^Tickets paid at the door: 1\. Payment requests scanned: 1\.$/,
+    );
     await dashboard.locator('#collected').scrollIntoViewIfNeeded();
     await screenshot(dashboard, 'door-03-dashboard');
     await dashboard.close();
