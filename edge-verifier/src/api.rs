@@ -113,6 +113,9 @@ impl ShardRedeem {
 pub enum ApiError {
     #[error("missing or unknown scanner token")]
     Unauthorized,
+    /// A known device token used for an event it is not valid for.
+    #[error("this device token is not valid for event {0}")]
+    WrongEventToken(u32),
     #[error("no such endpoint")]
     NotFound,
     #[error("method not allowed here")]
@@ -133,6 +136,7 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
             ApiError::Unauthorized => 401,
+            ApiError::WrongEventToken(_) => 403,
             ApiError::NotFound => 404,
             ApiError::MethodNotAllowed => 405,
             ApiError::UnsupportedMediaType(_) => 415,
@@ -145,6 +149,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::Unauthorized => "unauthorized",
+            ApiError::WrongEventToken(_) => "forbidden",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",

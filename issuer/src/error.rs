@@ -18,6 +18,9 @@ pub enum Error {
     Validation { field: &'static str, message: String },
     #[error("missing or invalid bearer token")]
     Unauthorized,
+    /// A valid token used for something it does not allow (a device token for another event).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0} not found")]
     NotFound(&'static str),
     /// The request conflicts with the current state (sold out, already refunded, ...).
@@ -35,6 +38,12 @@ pub enum Error {
     Payment(String),
     #[error("{0}")]
     NotImplemented(&'static str),
+    /// Another server this one talks to (the edge, in a relay session) failed or answered badly.
+    #[error("{0}")]
+    Upstream(String),
+    /// Durable storage refused a write (disk full, I/O error): nothing of the request was kept.
+    #[error("the server could not store this now (nothing was accepted); try again later")]
+    Storage(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("internal error: {0}")]
@@ -55,12 +64,15 @@ impl Error {
             Error::BadRequest(_) | Error::Signature(_) => StatusCode::BAD_REQUEST,
             Error::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Payment(_) => StatusCode::BAD_GATEWAY,
             Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            Error::Storage(_) => StatusCode::INSUFFICIENT_STORAGE,
+            Error::Upstream(_) => StatusCode::BAD_GATEWAY,
             Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -70,6 +82,7 @@ impl Error {
             Error::BadRequest(_) => "bad_request",
             Error::Validation { .. } => "invalid_field",
             Error::Unauthorized => "unauthorized",
+            Error::Forbidden(_) => "forbidden",
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
             Error::PayloadTooLarge(_) => "payload_too_large",
@@ -77,6 +90,8 @@ impl Error {
             Error::Signature(_) => "bad_signature",
             Error::Payment(_) => "payment_provider",
             Error::NotImplemented(_) => "not_implemented",
+            Error::Storage(_) => "storage_unavailable",
+            Error::Upstream(_) => "upstream",
             Error::Database(_) | Error::Internal(_) => "internal",
         }
     }
@@ -93,6 +108,10 @@ impl IntoResponse for Error {
             Error::Internal(e) => {
                 tracing::error!(error = %e, "internal error");
                 "internal error; see the server log".to_owned()
+            }
+            Error::Storage(e) => {
+                tracing::error!(error = %e, "storage write failed");
+                self.to_string()
             }
             Error::Payment(e) => {
                 tracing::warn!(error = %e, "payment provider error");

@@ -1,5 +1,8 @@
 //! Scanner support: the public keyring, the signed revocation list (with `since` deltas) and the
-//! per-event attendee manifest. Revocations and manifests require a scanner device token.
+//! per-event attendee manifest. Revocations and manifests require a scanner device token (revocations
+//! also accept the edge Worker's edge token). A device token is valid for its own event only: the
+//! manifest of another event, or any request whose `?event=` names another event, is refused with 403
+//! (see [`crate::auth`]). The edge's device list and the edge-token admin API are in [`crate::edge`].
 
 use axum::extract::{Path, State};
 use axum::http::header;
@@ -11,7 +14,7 @@ use scanner_core::TicketId;
 use serde::Deserialize;
 
 use crate::app::AppState;
-use crate::auth::ScannerDevice;
+use crate::auth::{OptionalDevice, RevocationReader, ScannerDevice};
 use crate::error::{Error, Result};
 use crate::extract::Query;
 use crate::orders::random_nonce;
@@ -20,9 +23,10 @@ use crate::util::now;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/keyring", get(keyring))
-        .route("/v1/scanner/keyring", get(keyring))
+        .route("/v1/scanner/keyring", get(scanner_keyring))
         .route("/v1/scanner/revocations", get(revocations))
         .route("/v1/scanner/events/{id}/manifest", get(manifest))
+        .merge(crate::edge::router())
 }
 
 fn json_response(body: String) -> impl IntoResponse {
@@ -33,6 +37,11 @@ async fn keyring(State(state): State<AppState>) -> impl IntoResponse {
     json_response(state.signer.keyring.to_json())
 }
 
+/// The same public keyring; a device token, if one is sent, must be valid (and for `?event=`).
+async fn scanner_keyring(_device: OptionalDevice, State(state): State<AppState>) -> impl IntoResponse {
+    json_response(state.signer.keyring.to_json())
+}
+
 #[derive(Debug, Deserialize)]
 struct Since {
     #[serde(default)]
@@ -40,7 +49,7 @@ struct Since {
 }
 
 async fn revocations(
-    _device: ScannerDevice,
+    _reader: RevocationReader,
     State(state): State<AppState>,
     Query(q): Query<Since>,
 ) -> impl IntoResponse {
@@ -53,6 +62,7 @@ async fn manifest(
     State(state): State<AppState>,
     Path(event_id): Path<i64>,
 ) -> Result<impl IntoResponse> {
+    device.require_event(event_id)?;
     let event = u32::try_from(event_id).map_err(|_| Error::NotFound("event"))?;
     crate::catalog::load_event(&state, event_id).await?;
     // For a ticket of a pay-at-the-door order, the amount to collect: its type's and add-ons' prices, which

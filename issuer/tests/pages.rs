@@ -321,10 +321,10 @@ async fn dashboard_admin_json_lists_orders_and_gives_device_setup_links() {
     assert_eq!(String::from_utf8(payload).unwrap(), expected);
     let svg = dev["setup_qr_svg"].as_str().unwrap();
     assert!(svg.starts_with("<svg"), "{svg}");
-    // Without an event there is no link; an unknown event is refused.
+    // A device is for one event: without one it is refused (422), as is an unknown event (404).
     let (s, dev) = app.admin(reqwest::Method::POST, "/admin/v1/devices", Some(json!({"name": "Spare"}))).await;
-    assert_eq!(s, 201);
-    assert!(dev.get("setup_url").is_none());
+    assert_eq!(s, 422, "{dev}");
+    assert_eq!(dev["error"]["field"], "event", "{dev}");
     let (s, _) = app.admin(reqwest::Method::POST, "/admin/v1/devices", Some(json!({"name": "X", "event": 999}))).await;
     assert_eq!(s, 404);
 }

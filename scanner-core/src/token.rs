@@ -4,6 +4,8 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::redemption::DeviceId;
+
 /// Length of [`token_hash_hex`]'s output.
 pub const TOKEN_HASH_HEX_LEN: usize = 64;
 
@@ -29,6 +31,28 @@ pub fn parse_token_hash(hex: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// The redemption-log device id bound to a token: the first 8 bytes of
+/// SHA-256(`"offline-tickets/v1/device-id"` ‖ 0x00 ‖ SHA-256(token)).
+///
+/// Derived from the token's *hash* so that every server (the issuer's database, the edge's device list,
+/// a venue hub) computes it from what it already stores, without a table of ids to keep in step; the
+/// device computes it from its token. A sync server accepts from an authenticated device only changes
+/// written under this id, so one device token cannot write into another device's log.
+pub fn device_id_for_token_hash(hash: &[u8; 32]) -> DeviceId {
+    let mut h = Sha256::new();
+    h.update(b"offline-tickets/v1/device-id\0");
+    h.update(hash);
+    let digest = h.finalize();
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&digest[..8]);
+    DeviceId(u64::from_be_bytes(id))
+}
+
+/// [`device_id_for_token_hash`] of a token.
+pub fn device_id_for_token(token: &str) -> DeviceId {
+    device_id_for_token_hash(&token_hash(token))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,5 +67,15 @@ mod tests {
         assert_eq!(parse_token_hash(&abc[1..]), None);
         assert_eq!(parse_token_hash(&format!("{}zz", &abc[2..])), None);
         assert_eq!(parse_token_hash(&"é".repeat(32)), None);
+    }
+
+    #[test]
+    fn device_id_is_the_domain_separated_hash_of_the_token_hash() {
+        // Computed independently: sha256(b"offline-tickets/v1/device-id\0" + sha256(b"abc"))[:8]
+        // with Python's hashlib.
+        let expected = DeviceId(0x1c63_38f2_3c99_09ae);
+        assert_eq!(device_id_for_token("abc"), expected);
+        assert_eq!(device_id_for_token_hash(&token_hash("abc")), expected);
+        assert_ne!(device_id_for_token("abd"), expected);
     }
 }

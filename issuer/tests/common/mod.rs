@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 mod stripe_fake;
+pub mod sync;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -108,8 +109,10 @@ impl App {
         .await
     }
 
-    pub async fn device_token(&self) -> String {
-        let (s, v) = self.admin(reqwest::Method::POST, "/admin/v1/devices", Some(json!({"name":"Gate 1"}))).await;
+    /// A new scanner device's token, valid for `event` only.
+    pub async fn device_token(&self, event: i64) -> String {
+        let (s, v) =
+            self.admin(reqwest::Method::POST, "/admin/v1/devices", Some(json!({"name":"Gate 1","event":event}))).await;
         assert_eq!(s, 201, "{v}");
         v["token"].as_str().expect("token").to_owned()
     }
