@@ -7,7 +7,9 @@ use redemption_support::*;
 use scanner_core::manifest::{seal_entry, Manifest, ManifestEntry};
 use scanner_core::redemption::decision::{ScanInput, Verdict};
 use scanner_core::redemption::store::{RedemptionLog, StoreError};
-use scanner_core::redemption::{serve_sync, Outcome, RedemptionDoc, RefusalCode, ScanKind};
+use scanner_core::redemption::{
+    serve_sync, Accept, DeviceId, Outcome, RedemptionDoc, RefusalCode, ScanKind, SyncChannel,
+};
 use scanner_core::{EntryPolicy, RevocationHash, RevocationList};
 
 fn new_log(dir: &std::path::Path, name: &str) -> (RedemptionLog, scanner_core::IssuerKey) {
@@ -204,22 +206,28 @@ fn two_stores_learn_of_each_others_admits_through_the_server() {
 
     let mut server = RedemptionDoc::new_relay();
     let mut server_states = std::collections::HashMap::new();
-    let mut via_server = |who: &str, server: &mut RedemptionDoc, msg: &[u8]| -> Result<Option<Vec<u8>>, String> {
+    let (a_id, b_id) = (a.device(), b.device());
+    let mut via_server = |who: DeviceId,
+                          server: &mut RedemptionDoc,
+                          channel: SyncChannel,
+                          msg: &[u8]|
+     -> Result<Option<Vec<u8>>, String> {
         // A fresh server state from the stored bytes on every request, as an HTTP server would do.
-        let stored: &mut Vec<u8> = server_states.entry(who.to_owned()).or_default();
+        let stored: &mut Vec<u8> = server_states.entry((who, channel)).or_default();
         let mut state = if stored.is_empty() {
             automerge::sync::State::new()
         } else {
             scanner_core::redemption::document::decode_peer_state(stored).map_err(|e| e.to_string())?
         };
-        let reply = serve_sync(server, &mut state, msg).map_err(|e| e.to_string())?;
+        let accept = Accept::device(who, (NOW + 60) * 1000);
+        let reply = serve_sync(server, &mut state, msg, accept, channel).map_err(|e| e.to_string())?;
         *stored = scanner_core::redemption::document::encode_peer_state(&state);
         Ok(reply.reply)
     };
-    let summary = a.sync_with("server", NOW as i64, |m| via_server("a", &mut server, m)).expect("sync a");
+    let summary = a.sync_with("server", NOW as i64, |c, m| via_server(a_id, &mut server, c, m)).expect("sync a");
     assert!(summary.round_trips >= 1);
     assert_eq!(server.record_count(), 1);
-    let summary = b.sync_with("server", NOW as i64, |m| via_server("b", &mut server, m)).expect("sync b");
+    let summary = b.sync_with("server", NOW as i64, |c, m| via_server(b_id, &mut server, c, m)).expect("sync b");
     assert_eq!(summary.new_records, 1);
     match b.scan(entry(&text), "South", at(NOW + 30)).expect("scan").verdict {
         Verdict::AlreadyUsed(used) => {
@@ -230,10 +238,10 @@ fn two_stores_learn_of_each_others_admits_through_the_server() {
         other => panic!("{other:?}"),
     }
     // A failing transport is an error, and a retry works.
-    let err = b.sync_with("server", NOW as i64, |_| Err::<Option<Vec<u8>>, _>("network down"));
+    let err = b.sync_with("server", NOW as i64, |_, _| Err::<Option<Vec<u8>>, _>("network down"));
     assert!(matches!(err, Err(StoreError::Transport(_))));
-    b.sync_with("server", NOW as i64, |m| via_server("b", &mut server, m)).expect("retry");
-    a.sync_with("server", NOW as i64, |m| via_server("a", &mut server, m)).expect("sync a again");
+    b.sync_with("server", NOW as i64, |c, m| via_server(b_id, &mut server, c, m)).expect("retry");
+    a.sync_with("server", NOW as i64, |c, m| via_server(a_id, &mut server, c, m)).expect("sync a again");
     assert_eq!(a.record_count(), 2);
     assert_eq!(a.report(NOW as i64).expect("report").already_used, 1);
 }

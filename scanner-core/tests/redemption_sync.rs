@@ -7,7 +7,7 @@ use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, ObjType, ReadDoc, ScalarValue, ROOT};
 use redemption_support::*;
 use scanner_core::redemption::document::{decode_peer_state, encode_peer_state, serve_sync, LogError};
-use scanner_core::redemption::{DeviceId, RedemptionDoc, ScanRecord, SyncError};
+use scanner_core::redemption::{DeviceId, RedemptionDoc, ScanRecord, SyncChannel, SyncError};
 
 /// Everything observable about a log and a sync state, to check that a rejection changed nothing.
 fn snapshot(doc: &RedemptionDoc, state: &sync::State) -> (Vec<automerge::ChangeHash>, Vec<u8>, Vec<u8>, usize) {
@@ -24,9 +24,9 @@ fn server_and_message() -> (RedemptionDoc, sync::State, Vec<u8>) {
     let (mut s_state, mut d_state) = (sync::State::new(), sync::State::new());
     // Handshake: device says hello, server answers, then the device sends its changes.
     let hello = two.generate_sync_message(&mut d_state).expect("first message");
-    server.receive_sync_message(&mut s_state, &hello).expect("hello");
+    server.receive_sync_message(&mut s_state, &hello, relay()).expect("hello");
     let answer = server.generate_sync_message(&mut s_state).expect("answer");
-    two.receive_sync_message(&mut d_state, &answer).expect("answer");
+    two.receive_sync_message(&mut d_state, &answer, relay()).expect("answer");
     let with_changes = two.generate_sync_message(&mut d_state).expect("changes");
     (server, s_state, with_changes)
 }
@@ -34,7 +34,7 @@ fn server_and_message() -> (RedemptionDoc, sync::State, Vec<u8>) {
 #[test]
 fn the_genuine_message_is_accepted() {
     let (mut server, mut state, message) = server_and_message();
-    let received = server.receive_sync_message(&mut state, &message).expect("genuine message");
+    let received = server.receive_sync_message(&mut state, &message, relay()).expect("genuine message");
     assert_eq!(received.new_records, 40);
     assert_eq!(server.record_count(), 60);
 }
@@ -48,7 +48,7 @@ fn truncated_messages_are_rejected_and_change_nothing() {
     // truncations that cut into the changes themselves must fail; every failure must change nothing.
     for len in 0..message.len() {
         let (mut s, mut st) = (server.clone(), state.clone());
-        match s.receive_sync_message(&mut st, &message[..len]) {
+        match s.receive_sync_message(&mut st, &message[..len], relay()) {
             Err(_) => {
                 rejected += 1;
                 assert_eq!(snapshot(&s, &st), before, "a rejected message changed the log (len {len})");
@@ -58,7 +58,7 @@ fn truncated_messages_are_rejected_and_change_nothing() {
     }
     assert!(rejected + 8 >= message.len());
     // And the server still takes the whole message afterwards.
-    server.receive_sync_message(&mut state, &message).expect("genuine message");
+    server.receive_sync_message(&mut state, &message, relay()).expect("genuine message");
     assert_eq!(server.record_count(), 60);
 }
 
@@ -68,7 +68,7 @@ fn corrupted_and_random_messages_are_rejected_or_harmless() {
     let before = snapshot(&server, &state);
     let legit = {
         let (mut s, mut st) = (server.clone(), state.clone());
-        s.receive_sync_message(&mut st, &message).expect("genuine");
+        s.receive_sync_message(&mut st, &message, relay()).expect("genuine");
         s.record_set().expect("valid")
     };
     let mut x = 12345u64;
@@ -78,7 +78,7 @@ fn corrupted_and_random_messages_are_rejected_or_harmless() {
         let at = (x >> 20) as usize % bad.len();
         bad[at] ^= 1 << (i % 8);
         let (mut s, mut st) = (server.clone(), state.clone());
-        match s.receive_sync_message(&mut st, &bad) {
+        match s.receive_sync_message(&mut st, &bad, relay()) {
             Err(_) => assert_eq!(snapshot(&s, &st), before),
             // A flip outside the changes (e.g. in the bloom filter) may still parse; it can never add a
             // record that the genuine message did not carry.
@@ -88,12 +88,12 @@ fn corrupted_and_random_messages_are_rejected_or_harmless() {
     for len in [0usize, 1, 2, 7, 64, 1000] {
         let garbage: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
         let (mut s, mut st) = (server.clone(), state.clone());
-        assert!(s.receive_sync_message(&mut st, &garbage).is_err());
+        assert!(s.receive_sync_message(&mut st, &garbage, relay()).is_err());
         assert_eq!(snapshot(&s, &st), before);
     }
     let (mut s, mut st) = (server.clone(), state.clone());
     let huge = vec![0x42u8; scanner_core::redemption::document::MAX_SYNC_MESSAGE_BYTES + 1];
-    assert!(matches!(s.receive_sync_message(&mut st, &huge), Err(SyncError::TooLarge(_))));
+    assert!(matches!(s.receive_sync_message(&mut st, &huge, relay()), Err(SyncError::TooLarge(_))));
 }
 
 /// Builds a raw automerge document from the server's log (bypassing all validation), lets `forge` change
@@ -112,7 +112,7 @@ fn sync_forged(
     for _ in 0..10 {
         let m = doc.generate_sync_message(&mut f_state);
         if let Some(m) = &m {
-            server.receive_sync_message(&mut s_state, &m.clone().encode())?;
+            server.receive_sync_message(&mut s_state, &m.clone().encode(), relay())?;
         }
         let r = server.generate_sync_message(&mut s_state);
         if let Some(r) = &r {
@@ -295,7 +295,7 @@ fn an_interrupted_sync_resumes_and_loses_nothing() {
     let mut s_state = sync::State::new();
     // The connection drops after the device's first message reached the server.
     let hello = doc.generate_sync_message(&mut d_state).expect("hello");
-    serve_sync(&mut server, &mut s_state, &hello).expect("served");
+    serve_sync(&mut server, &mut s_state, &hello, relay(), SyncChannel::Push).expect("served");
     // Retry from the persisted states.
     let mut d_state = decode_peer_state(&encode_peer_state(&d_state)).expect("state");
     let mut s_state = decode_peer_state(&encode_peer_state(&s_state)).expect("state");

@@ -28,13 +28,37 @@
 //! written by that device's actor, every batch decodes to valid records, and nothing already in the log
 //! was removed or replaced (the log only grows). A message that fails is rejected and the log is left
 //! exactly as it was.
+//!
+//! ## Who may write what (sync)
+//!
+//! Automerge actor ids are claims, not proofs, so the structural checks above cannot tell a device from
+//! someone writing in its name. A sync receiver therefore also knows who is on the other end
+//! ([`Peer`], from the transport's authentication):
+//!
+//! - from a **device** it accepts only changes written under that device's own id (the id bound to its
+//!   token, [`crate::token::device_id_for_token_hash`]). Changes of other actors that it already holds
+//!   are harmless repeats; those it does not hold are dropped, never applied: a device cannot forge,
+//!   freeze (take a sequence number first) or reorder another device's log, and honest devices that
+//!   carry what another server sent them lose nothing, since servers relay to each other;
+//! - from a **relay** (another sync server, or the server a device syncs with) it accepts any device's
+//!   changes, but never one written under its own id that it does not already hold;
+//! - every message: at most [`MAX_SYNC_MESSAGE_BYTES`], only change chunks (whole documents and bundles
+//!   are refused; this module's peers never send them, see [`RedemptionDoc::generate_sync_message`]),
+//!   compressed changes inflated under a budget *before* automerge sees them
+//!   ([`MAX_INFLATED_SYNC_BYTES`]), and no record stamped more than [`MAX_CLOCK_SKEW_MS`] ahead of the
+//!   receiver's clock, so no one's hybrid clock can be pushed into the future (a forged far-future exit
+//!   would otherwise make a re-entry ticket look outside forever).
+//!
+//! Each device writes its changes on top of its own previous change only (not on everything it has
+//! received), so a server can apply a device's changes without holding what other servers told it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{ActorId, Automerge, ChangeHash, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
+use automerge::{ActorId, Automerge, Change, ChangeHash, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
 use thiserror::Error;
 
 use super::record::{DeviceId, Hlc, RecordError, ScanRecord};
@@ -47,8 +71,81 @@ pub const KEY_OVERRIDES: &str = "overrides";
 /// A peer's sync state (automerge's), for servers that do not depend on automerge themselves.
 pub use automerge::sync::State as PeerState;
 
-/// Sync messages larger than this are refused unread.
-pub const MAX_SYNC_MESSAGE_BYTES: usize = 64 << 20;
+/// Sync messages larger than this are refused unread. Devices sync every few minutes at most a few
+/// thousand 32-byte records; a server's first answer to a new device carries the whole event (~33 bytes
+/// a scan): 8 MiB is about 250k scans.
+pub const MAX_SYNC_MESSAGE_BYTES: usize = 8 << 20;
+/// Most bytes the compressed changes of one sync message may inflate to. Checked chunk by chunk before
+/// automerge decodes anything, so a deflate bomb costs at most this much memory.
+pub const MAX_INFLATED_SYNC_BYTES: usize = 32 << 20;
+/// Most missing dependencies a receiver lets changes wait for (see [`SyncError::MissingHistory`]).
+const MAX_MISSING_DEPS: usize = 64;
+/// How far ahead of the receiver's clock a record may be stamped (hybrid-clock milliseconds).
+pub const MAX_CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
+
+/// Who sent a sync message, as the transport authenticated them. See the module documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    /// A scanning device: only its own changes are taken.
+    Device(DeviceId),
+    /// Another sync server (or, for a device, the server it syncs with): any device's changes are taken,
+    /// except changes under the receiver's own id that it does not already hold.
+    Relay,
+}
+
+/// Which sync session a message belongs to. A device runs two one-way sessions with each server: it
+/// *pushes* its own changes from a document holding nothing else (the server sends it none), and *pulls*
+/// everyone's changes into its full log (the server takes none from it). So a device never hands a server
+/// changes of other devices, which the server could not tell from forgeries. Servers sync with each other
+/// both ways in a *relay* session ([`Peer::Relay`]), authenticated by the transport as a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SyncChannel {
+    Push,
+    Pull,
+    Relay,
+}
+
+impl SyncChannel {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SyncChannel::Push => "push",
+            SyncChannel::Pull => "pull",
+            SyncChannel::Relay => "relay",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "push" => Some(SyncChannel::Push),
+            "pull" => Some(SyncChannel::Pull),
+            "relay" => Some(SyncChannel::Relay),
+            _ => None,
+        }
+    }
+}
+
+/// What a receiver takes from one sync message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accept {
+    pub from: Peer,
+    /// The receiver's wall clock, Unix milliseconds: records stamped after `now_ms + MAX_CLOCK_SKEW_MS`
+    /// are refused.
+    pub now_ms: u64,
+}
+
+impl Accept {
+    pub fn device(device: DeviceId, now_ms: u64) -> Self {
+        Self { from: Peer::Device(device), now_ms }
+    }
+
+    pub fn relay(now_ms: u64) -> Self {
+        Self { from: Peer::Relay, now_ms }
+    }
+
+    fn latest_ms(&self) -> u64 {
+        self.now_ms.saturating_add(MAX_CLOCK_SKEW_MS)
+    }
+}
 /// Longest device name, gate name or override reason accepted into the log, in bytes.
 pub const MAX_TEXT_BYTES: usize = 200;
 
@@ -75,6 +172,10 @@ pub enum LogError {
     TooManyGates,
     #[error("automerge panicked on this input")]
     Panicked,
+    #[error(
+        "device {device}: a record is stamped {ahead_ms} ms ahead of this clock (at most {MAX_CLOCK_SKEW_MS} allowed)"
+    )]
+    FutureRecord { device: DeviceId, ahead_ms: u64 },
 }
 
 /// Why a sync message was refused. The log and the sync state are unchanged after any of these.
@@ -88,6 +189,16 @@ pub enum SyncError {
     Rejected(#[from] LogError),
     #[error("sync state cannot be decoded: {0}")]
     State(String),
+    #[error("sync message holds a {0}; only changes are accepted")]
+    ChunkKind(&'static str),
+    #[error("sync message's compressed changes inflate to more than {MAX_INFLATED_SYNC_BYTES} bytes")]
+    Inflation,
+    #[error("a change under this receiver's own id ({0}) that it never made")]
+    ForgedOwnActor(String),
+    #[error("the relay session is for sync servers, not devices")]
+    RelayOnly,
+    #[error("too many changes wait for history this receiver does not hold; sync from the start")]
+    MissingHistory,
 }
 
 /// What is known about one device's objects, kept to check that updates only grow the log.
@@ -153,6 +264,9 @@ pub struct RedemptionDoc {
     doc: Automerge,
     shape: Shape,
     saved_heads: Vec<ChangeHash>,
+    /// The writing device's own changes only (built on first append): new changes are made here so they
+    /// depend on nothing but the device's previous change, then applied to `doc`.
+    own: Option<Automerge>,
 }
 
 fn actor_of(id: &ObjId) -> Option<&ActorId> {
@@ -215,7 +329,9 @@ fn single_str(doc: &Automerge, device: DeviceId, obj: &ObjId, key: &str) -> Resu
 /// Reads and checks the whole document. Batches already known in `previous` (same op id at the same
 /// position) are not decoded again; everything else is. Fails if the document is not a valid log or if
 /// it does not extend `previous`.
-fn read_shape(doc: &Automerge, previous: Option<&Shape>) -> Result<Shape, LogError> {
+///
+/// `latest_ms`: newly decoded records stamped after it are refused ([`LogError::FutureRecord`]).
+fn read_shape(doc: &Automerge, previous: Option<&Shape>, latest_ms: Option<u64>) -> Result<Shape, LogError> {
     let mut shape = Shape::default();
     for key in doc.keys(ROOT) {
         let device = DeviceId::from_hex(&key).ok_or_else(|| LogError::RootKey(key.clone()))?;
@@ -243,7 +359,12 @@ fn read_shape(doc: &Automerge, previous: Option<&Shape>) -> Result<Shape, LogErr
             let known = old.and_then(|o| o.batch_ids.get(i)).is_some_and(|old_id| *old_id == id);
             let bytes = value.as_bytes().ok_or_else(|| structure(device, "a batch is not bytes"))?;
             if !known {
-                ScanRecord::decode_batch(bytes).map_err(|source| LogError::Record { device, source })?;
+                let batch = ScanRecord::decode_batch(bytes).map_err(|source| LogError::Record { device, source })?;
+                if let Some(latest) = latest_ms {
+                    if let Some(newest) = batch.iter().map(|r| r.hlc.millis()).max().filter(|&ms| ms > latest) {
+                        return Err(LogError::FutureRecord { device, ahead_ms: newest - latest + MAX_CLOCK_SKEW_MS });
+                    }
+                }
             }
             records += bytes.len() / super::record::RECORD_LEN;
             batch_ids.push(id);
@@ -323,26 +444,28 @@ impl RedemptionDoc {
             doc: Automerge::new().with_actor(ActorId::from(device.actor_bytes())),
             shape: Shape::default(),
             saved_heads: Vec::new(),
+            own: None,
         }
     }
 
     /// An empty log that only receives and relays (the sync server, the organizer's report).
     pub fn new_relay() -> Self {
-        Self { doc: Automerge::new(), shape: Shape::default(), saved_heads: Vec::new() }
+        Self { doc: Automerge::new(), shape: Shape::default(), saved_heads: Vec::new(), own: None }
     }
 
     /// Loads and validates a saved log (a full save, incremental chunks, or both concatenated).
     pub fn load(bytes: &[u8]) -> Result<Self, LogError> {
         let doc = catch_unwind(|| Automerge::load(bytes)).map_err(|_| LogError::Panicked)??;
-        let shape = read_shape(&doc, None)?;
+        let shape = read_shape(&doc, None, None)?;
         let saved_heads = doc.get_heads();
-        Ok(Self { doc, shape, saved_heads })
+        Ok(Self { doc, shape, saved_heads, own: None })
     }
 
     /// Loads a log that `device` will write to.
     pub fn load_for_device(bytes: &[u8], device: DeviceId) -> Result<Self, LogError> {
         let mut log = Self::load(bytes)?;
         log.doc.set_actor(ActorId::from(device.actor_bytes()));
+        log.own = None;
         Ok(log)
     }
 
@@ -356,8 +479,8 @@ impl RedemptionDoc {
             Ok(doc)
         }))
         .map_err(|_| LogError::Panicked)??;
-        let shape = read_shape(&doc, None)?;
-        Ok(Self { doc, shape, saved_heads: Vec::new() })
+        let shape = read_shape(&doc, None, None)?;
+        Ok(Self { doc, shape, saved_heads: Vec::new(), own: None })
     }
 
     /// The full document, compressed.
@@ -371,6 +494,17 @@ impl RedemptionDoc {
         let bytes = self.doc.save_after(&self.saved_heads);
         self.saved_heads = self.doc.get_heads();
         bytes
+    }
+
+    /// The changes since the last saved point and the heads they reach, without moving the saved point:
+    /// write the bytes durably, then [`Self::mark_saved_at`] the heads. A failed write loses nothing.
+    pub fn unsaved(&self) -> (Vec<u8>, Vec<ChangeHash>) {
+        (self.doc.save_after(&self.saved_heads), self.doc.get_heads())
+    }
+
+    /// Moves the saved point to `heads` (from [`Self::unsaved`]) once those bytes are durable.
+    pub fn mark_saved_at(&mut self, heads: Vec<ChangeHash>) {
+        self.saved_heads = heads;
     }
 
     /// Marks everything as saved (after writing [`Self::save`] somewhere).
@@ -456,7 +590,11 @@ impl RedemptionDoc {
             Some(shape) => single_str(&self.doc, device, &shape.map, KEY_NAME)?,
             None => None,
         };
-        let mut tx = self.doc.transaction();
+        if self.own.is_none() {
+            self.own = Some(self.own_history()?);
+        }
+        let Some(own) = self.own.as_mut() else { return Err(LogError::Panicked) };
+        let mut tx = own.transaction();
         let (map, batches, gates, overrides, known_gates) = match &existing {
             Some(s) => (s.map.clone(), s.batches.clone(), s.gates.clone(), s.overrides.clone(), s.gate_ids.len()),
             None => {
@@ -485,25 +623,95 @@ impl RedemptionDoc {
             tx.insert(&batches, at, ScalarValue::Bytes(bytes))?;
         }
         tx.commit_with(CommitOptions::default().with_time(batch.time));
-        let shape = read_shape(&self.doc, Some(&self.shape))?;
-        self.shape = shape;
+        if let Some(change) = own.get_last_local_change() {
+            let mut candidate = self.doc.clone();
+            candidate.apply_changes([change])?;
+            let shape = read_shape(&candidate, Some(&self.shape), None);
+            match shape {
+                Ok(shape) => {
+                    self.doc = candidate;
+                    self.shape = shape;
+                }
+                Err(e) => {
+                    // The fork holds a change the log refused: drop it so the next append starts clean.
+                    self.own = None;
+                    return Err(e);
+                }
+            }
+        }
         Ok(())
     }
 
-    /// The next sync message for a peer, if there is anything to say.
+    /// This device's own changes and nothing else: the document at the device's last change (whose
+    /// history is its earlier changes only, see the module documentation), with the device's actor.
+    fn own_history(&self) -> Result<Automerge, LogError> {
+        let heads: Vec<ChangeHash> = self.doc.get_last_local_change().map(|c| vec![c.hash()]).unwrap_or_default();
+        let mut own = self.doc.fork_at(&heads)?;
+        own.set_actor(self.doc.get_actor().clone());
+        Ok(own)
+    }
+
+    /// The next sync message for a peer, if there is anything to say. Always a version-1 message of single
+    /// changes: the peer's advertised support for whole-document messages is forgotten first, because
+    /// receivers here refuse documents (their compressed columns could not be bounded before inflation).
     pub fn generate_sync_message(&self, state: &mut sync::State) -> Option<Vec<u8>> {
+        state.their_capabilities = None;
         self.doc.generate_sync_message(state).map(sync::Message::encode)
     }
 
-    /// Receives a sync message from a peer. Hostile or damaged messages are rejected and leave both the
-    /// log and `state` exactly as they were.
-    pub fn receive_sync_message(&mut self, state: &mut sync::State, bytes: &[u8]) -> Result<Received, SyncError> {
+    /// The next message of this device's push session (its own changes only; see [`SyncChannel`]).
+    pub fn generate_push_message(&mut self, state: &mut sync::State) -> Result<Option<Vec<u8>>, LogError> {
+        if self.own.is_none() {
+            self.own = Some(self.own_history()?);
+        }
+        let Some(own) = self.own.as_ref() else { return Ok(None) };
+        state.read_only = true;
+        state.their_capabilities = None;
+        Ok(own.generate_sync_message(state).map(sync::Message::encode))
+    }
+
+    /// Receives the server's reply in this device's push session: it only moves the session's state (the
+    /// server sends no changes there, and any it sent would be ignored).
+    pub fn receive_push_reply(&mut self, state: &mut sync::State, bytes: &[u8]) -> Result<(), SyncError> {
         if bytes.len() > MAX_SYNC_MESSAGE_BYTES {
             return Err(SyncError::TooLarge(bytes.len()));
         }
-        let message = catch_unwind(|| sync::Message::decode(bytes))
+        let mut message = catch_unwind(|| sync::Message::decode(bytes))
             .map_err(|_| SyncError::Decode("decoder panicked".into()))?
             .map_err(|e| SyncError::Decode(e.to_string()))?;
+        message.changes = sync::ChunkList::empty();
+        if self.own.is_none() {
+            self.own = Some(self.own_history()?);
+        }
+        let Some(own) = self.own.as_mut() else { return Ok(()) };
+        let mut candidate = state.clone();
+        candidate.read_only = true;
+        catch_unwind(AssertUnwindSafe(|| own.receive_sync_message(&mut candidate, message)))
+            .map_err(|_| LogError::Panicked)?
+            .map_err(LogError::from)?;
+        *state = candidate;
+        Ok(())
+    }
+
+    /// Receives a sync message from a peer, taking only what `accept` allows (see the module
+    /// documentation). Hostile or damaged messages are rejected and leave both the log and `state` exactly
+    /// as they were; changes a device sent under another device's id are dropped.
+    pub fn receive_sync_message(
+        &mut self,
+        state: &mut sync::State,
+        bytes: &[u8],
+        accept: Accept,
+    ) -> Result<Received, SyncError> {
+        if bytes.len() > MAX_SYNC_MESSAGE_BYTES {
+            return Err(SyncError::TooLarge(bytes.len()));
+        }
+        let mut message = catch_unwind(|| sync::Message::decode(bytes))
+            .map_err(|_| SyncError::Decode("decoder panicked".into()))?
+            .map_err(|e| SyncError::Decode(e.to_string()))?;
+        let changes = decode_changes(&message.changes)?;
+        // A read-only session (a server's side of a device's pull) takes nothing.
+        let kept = if state.read_only { Vec::new() } else { self.admissible(changes, accept.from)? };
+        message.changes = sync::ChunkList::from(kept.iter().map(|c| c.raw_bytes().to_vec()).collect::<Vec<_>>());
         let mut candidate_state = state.clone();
         if message.changes.is_empty() {
             // No changes: only the sync state can move.
@@ -516,9 +724,35 @@ impl RedemptionDoc {
         catch_unwind(AssertUnwindSafe(|| candidate.receive_sync_message(&mut candidate_state, message)))
             .map_err(|_| LogError::Panicked)?
             .map_err(LogError::from)?;
-        let received = self.adopt(candidate, &before)?;
+        // Changes whose history has not arrived yet wait in automerge's queue until the protocol asks for
+        // it (a bloom-filter false positive does that); a peer may not park more than a few there.
+        if candidate.get_missing_deps(&[]).len() > MAX_MISSING_DEPS {
+            return Err(SyncError::MissingHistory);
+        }
+        let received = self.adopt(candidate, &before, Some(accept.latest_ms()))?;
         *state = candidate_state;
         Ok(received)
+    }
+
+    /// The changes of a message this log may take from `from`, in order. See the module documentation.
+    fn admissible(&self, changes: Vec<Change>, from: Peer) -> Result<Vec<Change>, SyncError> {
+        let own = self.doc.get_actor().clone();
+        let mut kept: Vec<Change> = Vec::with_capacity(changes.len());
+        for change in changes {
+            if self.doc.get_change_by_hash(&change.hash()).is_some() {
+                continue; // a repeat: nothing to take
+            }
+            let author = change.actor_id();
+            let allowed = match from {
+                Peer::Device(device) => author.to_bytes() == device.actor_bytes(),
+                Peer::Relay if *author == own => return Err(SyncError::ForgedOwnActor(own.to_hex_string())),
+                Peer::Relay => true,
+            };
+            if allowed {
+                kept.push(change);
+            }
+        }
+        Ok(kept)
     }
 
     /// Merges another log into this one. If the result would not be a valid log, this one is unchanged.
@@ -527,12 +761,17 @@ impl RedemptionDoc {
         let mut candidate = self.doc.clone();
         let mut other_doc = other.doc.clone();
         catch_unwind(AssertUnwindSafe(|| candidate.merge(&mut other_doc))).map_err(|_| LogError::Panicked)??;
-        self.adopt(candidate, &before)
+        self.adopt(candidate, &before, None)
     }
 
     /// Replaces this log with `candidate` if it is a valid log that only grew; otherwise changes nothing.
-    fn adopt(&mut self, candidate: Automerge, before: &[ChangeHash]) -> Result<Received, LogError> {
-        let shape = read_shape(&candidate, Some(&self.shape))?;
+    fn adopt(
+        &mut self,
+        candidate: Automerge,
+        before: &[ChangeHash],
+        latest_ms: Option<u64>,
+    ) -> Result<Received, LogError> {
+        let shape = read_shape(&candidate, Some(&self.shape), latest_ms)?;
         let old_count = self.record_count();
         self.doc = candidate;
         self.shape = shape;
@@ -572,14 +811,103 @@ pub fn decode_peer_state(bytes: &[u8]) -> Result<sync::State, SyncError> {
         .map_err(|e| SyncError::State(e.to_string()))
 }
 
-/// The sync server's side of one exchange, independent of transport: receives a device's message into the
-/// server's copy of the log and returns the reply to send back (`None` = nothing to say). `peer` is the
-/// server's sync state for that device (decode it with [`decode_peer_state`], store it back with
-/// [`encode_peer_state`]). On error, `doc` and `peer` are unchanged and the request should be refused.
-pub fn serve_sync(doc: &mut RedemptionDoc, peer: &mut sync::State, incoming: &[u8]) -> Result<ServerReply, SyncError> {
-    let received = doc.receive_sync_message(peer, incoming)?;
-    let reply = doc.generate_sync_message(peer);
+/// The sync server's side of one exchange, independent of transport (the issuer, the edge and any other
+/// server call this, never automerge directly): receives a peer's message into the server's copy of the
+/// log, taking only what `accept` allows, and returns the reply to send back (`None` = nothing to say).
+/// `peer` is the server's sync state for that peer (decode it with [`decode_peer_state`], store it back
+/// with [`encode_peer_state`]). On error, `doc` and `peer` are unchanged and the request should be
+/// refused.
+///
+/// Persistence contract: when `received.changed`, append [`RedemptionDoc::take_unsaved`] durably
+/// *before* sending the reply, and store `peer` only after that.
+pub fn serve_sync(
+    doc: &mut RedemptionDoc,
+    peer: &mut sync::State,
+    incoming: &[u8],
+    accept: Accept,
+    channel: SyncChannel,
+) -> Result<ServerReply, SyncError> {
+    // A device's pull session: this side takes nothing and says so (automerge's read-only flag), so the
+    // device sends no changes in it. Its push session and relays are read-write. The relay session is for
+    // servers: the transport must have authenticated the peer as one (`accept.from` = `Peer::Relay`).
+    if matches!((accept.from, channel), (Peer::Device(_), SyncChannel::Relay)) {
+        return Err(SyncError::RelayOnly);
+    }
+    peer.read_only = matches!((accept.from, channel), (Peer::Device(_), SyncChannel::Pull));
+    let their_heads_before = peer.their_heads.clone();
+    let received = doc.receive_sync_message(peer, incoming, accept)?;
+    let pull = peer.read_only;
+    let news = received.changed || peer.their_heads != their_heads_before;
+    peer.their_capabilities = None;
+    // A device holds records this server never takes (other servers' and devices'), so the two never
+    // reach the same heads and automerge alone would answer forever. In a pull the device only needs
+    // changes; otherwise the server stays quiet when the exchange taught neither side anything.
+    let reply = doc
+        .doc
+        .generate_sync_message(peer)
+        .filter(|m| !m.changes.is_empty() || (!pull && (news || !m.need.is_empty())))
+        .map(sync::Message::encode);
     Ok(ServerReply { reply, received })
+}
+
+/// Automerge's chunk header: magic bytes, then a 4-byte checksum, the chunk type and a LEB128 length.
+const CHUNK_MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+const CHUNK_DOCUMENT: u8 = 0;
+const CHUNK_CHANGE: u8 = 1;
+const CHUNK_COMPRESSED_CHANGE: u8 = 2;
+
+fn read_uleb(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for (i, b) in bytes.iter().enumerate().take(10) {
+        value |= u64::from(b & 0x7f).checked_shl(7 * i as u32)?;
+        if b & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
+/// Splits a message's chunks into single changes, refusing anything that is not a change and inflating
+/// compressed changes under [`MAX_INFLATED_SYNC_BYTES`] before automerge decodes them.
+fn decode_changes(chunks: &sync::ChunkList) -> Result<Vec<Change>, SyncError> {
+    let mut budget = MAX_INFLATED_SYNC_BYTES;
+    let mut out = Vec::new();
+    for entry in chunks.iter() {
+        let mut rest = entry;
+        while !rest.is_empty() {
+            let bad = || SyncError::Decode("bad chunk header".into());
+            if rest.len() < 9 || rest[..4] != CHUNK_MAGIC {
+                return Err(bad());
+            }
+            let kind = rest[8];
+            let (len, len_size) = read_uleb(&rest[9..]).ok_or_else(bad)?;
+            let start = 9 + len_size;
+            let end = usize::try_from(len).ok().and_then(|l| start.checked_add(l)).filter(|&e| e <= rest.len());
+            let end = end.ok_or_else(bad)?;
+            let (chunk, data) = (&rest[..end], &rest[start..end]);
+            match kind {
+                CHUNK_CHANGE => budget = budget.checked_sub(data.len()).ok_or(SyncError::Inflation)?,
+                CHUNK_COMPRESSED_CHANGE => {
+                    // Inflate into a sink, counting: the bytes are thrown away, only the size matters.
+                    let mut decoder = flate2::read::DeflateDecoder::new(data).take(budget as u64 + 1);
+                    let inflated = std::io::copy(&mut decoder, &mut std::io::sink())
+                        .map_err(|e| SyncError::Decode(format!("compressed change: {e}")))?;
+                    budget = usize::try_from(inflated)
+                        .ok()
+                        .and_then(|n| budget.checked_sub(n))
+                        .ok_or(SyncError::Inflation)?;
+                }
+                CHUNK_DOCUMENT => return Err(SyncError::ChunkKind("whole document")),
+                _ => return Err(SyncError::ChunkKind("bundle or unknown chunk")),
+            }
+            let change = catch_unwind(|| Change::from_bytes(chunk.to_vec()))
+                .map_err(|_| SyncError::Decode("change decoder panicked".into()))?
+                .map_err(|e| SyncError::Decode(e.to_string()))?;
+            out.push(change);
+            rest = &rest[end..];
+        }
+    }
+    Ok(out)
 }
 
 /// What [`serve_sync`] answers.

@@ -25,7 +25,7 @@ pub mod store;
 
 pub use decision::{HolderDirectory, ScanIndex, Verdict};
 pub use device::{DecisionPath, Device, DeviceError, ScanOutcome};
-pub use document::{serve_sync, Batch, DeviceLog, LogError, RedemptionDoc, SyncError};
+pub use document::{serve_sync, Accept, Batch, DeviceLog, LogError, Peer, RedemptionDoc, SyncChannel, SyncError};
 pub use online::{EdgeReplyError, EdgeVerdict};
 pub use record::{DeviceId, Hlc, HybridClock, Outcome, RefusalCode, ScanKind, ScanRecord, TicketRef};
 pub use report::EventReport;

@@ -26,7 +26,7 @@ use thiserror::Error;
 
 use super::decision::{ScanIndex, ScanInput};
 use super::device::{Device, DeviceError, Fold, PendingWrite, Receipt, SavedDevice, ScanOutcome};
-use super::document::{decode_peer_state, encode_peer_state, LogError, RedemptionDoc, SyncError};
+use super::document::{decode_peer_state, encode_peer_state, LogError, RedemptionDoc, SyncChannel, SyncError};
 use super::online::EdgeVerdict;
 use super::record::{DeviceId, ScanKind};
 use super::report::EventReport;
@@ -72,6 +72,8 @@ pub enum StoreError {
     Transport(String),
     #[error("sync did not converge after {0} round trips; run it again to resume")]
     SyncStalled(usize),
+    #[error("this log belongs to device {stored}, but the token is device {token}'s: use a new data directory")]
+    OtherDevice { stored: DeviceId, token: DeviceId },
 }
 
 impl From<DeviceError> for StoreError {
@@ -162,14 +164,30 @@ fn random_device_id() -> DeviceId {
 impl RedemptionLog {
     /// Opens the log in `path`, creating a new device (random id, named `name`) if there is none yet.
     pub fn open_or_create(path: &Path, name: &str) -> Result<Self, StoreError> {
+        Self::open_or_create_as(path, name, None)
+    }
+
+    /// Opens the log in `path`, creating a new device named `name` if there is none yet. With `id` (the
+    /// id bound to the device's token, [`crate::token::device_id_for_token`]) the device gets that id, and
+    /// an existing log written under another id is refused: sync servers take from a device only what
+    /// it wrote under its token's id.
+    pub fn open_or_create_as(path: &Path, name: &str, id: Option<DeviceId>) -> Result<Self, StoreError> {
         let db = open_db_file(path)?;
         let config = db.open_tree("config")?;
-        if config.get(CFG_DEVICE)?.is_none() {
-            // Validates the name before anything is written.
-            let device = Device::new(random_device_id(), name)?;
-            config.insert(CFG_NAME, name.as_bytes())?;
-            config.insert(CFG_DEVICE, &device.device().0.to_be_bytes())?;
-            db.flush()?;
+        match config.get(CFG_DEVICE)? {
+            None => {
+                // Validates the name before anything is written.
+                let device = Device::new(id.unwrap_or_else(random_device_id), name)?;
+                config.insert(CFG_NAME, name.as_bytes())?;
+                config.insert(CFG_DEVICE, &device.device().0.to_be_bytes())?;
+                db.flush()?;
+            }
+            Some(stored) => {
+                let stored = DeviceId(be_u64(&stored)?);
+                if let Some(id) = id.filter(|id| *id != stored) {
+                    return Err(StoreError::OtherDevice { stored, token: id });
+                }
+            }
         }
         drop(config);
         Self::open_db(path, db)
@@ -505,36 +523,63 @@ impl RedemptionLog {
         &mut self,
         peer: &str,
         now_secs: i64,
-        mut exchange: impl FnMut(&[u8]) -> Result<Option<Vec<u8>>, E>,
+        mut exchange: impl FnMut(SyncChannel, &[u8]) -> Result<Option<Vec<u8>>, E>,
     ) -> Result<SyncSummary, StoreError> {
         self.fold_pending(now_secs)?;
-        let mut state = match self.peers.get(peer.as_bytes())? {
-            Some(bytes) => decode_peer_state(&bytes)?,
-            None => automerge::sync::State::new(),
-        };
         let mut summary = SyncSummary::default();
-        let mut changed = false;
-        while let Some(message) = self.scanner.generate_sync_message(&mut state) {
-            if summary.round_trips == MAX_SYNC_ROUNDS {
-                self.persist_receipt(&Receipt::default(), Some((peer, &state)))?;
+        let stalled = |summary: &SyncSummary| summary.round_trips >= MAX_SYNC_ROUNDS;
+
+        // Push: this device's own records, from a document holding nothing else.
+        let push_key = format!("{peer}#push");
+        let mut state = self.peer_state(&push_key)?;
+        while let Some(message) = self.scanner.generate_push_message(&mut state)? {
+            if stalled(&summary) {
+                self.persist_receipt(&Receipt::default(), Some((&push_key, &state)))?;
                 return Err(StoreError::SyncStalled(MAX_SYNC_ROUNDS));
             }
             summary.round_trips += 1;
             summary.bytes_sent += message.len();
-            let reply = exchange(&message).map_err(|e| StoreError::Transport(e.to_string()))?;
+            let reply = exchange(SyncChannel::Push, &message).map_err(|e| StoreError::Transport(e.to_string()))?;
             if let Some(reply) = reply {
                 summary.bytes_received += reply.len();
-                let receipt = self.scanner.receive_sync_message(&mut state, &reply)?;
-                summary.new_records += receipt.new_records;
-                changed |= receipt.changed;
-                self.persist_receipt(&receipt, Some((peer, &state)))?;
+                self.scanner.receive_push_reply(&mut state, &reply)?;
             }
         }
-        self.persist_receipt(&Receipt::default(), Some((peer, &state)))?;
+        self.persist_receipt(&Receipt::default(), Some((&push_key, &state)))?;
+
+        // Pull: everyone's records, into the full log.
+        let pull_key = format!("{peer}#pull");
+        let mut state = self.peer_state(&pull_key)?;
+        let mut changed = false;
+        let now_ms = u64::try_from(now_secs).unwrap_or(0).saturating_mul(1000);
+        while let Some(message) = self.scanner.generate_sync_message(&mut state) {
+            if stalled(&summary) {
+                self.persist_receipt(&Receipt::default(), Some((&pull_key, &state)))?;
+                return Err(StoreError::SyncStalled(MAX_SYNC_ROUNDS));
+            }
+            summary.round_trips += 1;
+            summary.bytes_sent += message.len();
+            let reply = exchange(SyncChannel::Pull, &message).map_err(|e| StoreError::Transport(e.to_string()))?;
+            if let Some(reply) = reply {
+                summary.bytes_received += reply.len();
+                let receipt = self.scanner.receive_sync_message(&mut state, &reply, now_ms)?;
+                summary.new_records += receipt.new_records;
+                changed |= receipt.changed;
+                self.persist_receipt(&receipt, Some((&pull_key, &state)))?;
+            }
+        }
+        self.persist_receipt(&Receipt::default(), Some((&pull_key, &state)))?;
         if changed {
             self.scanner.rebuild_index()?;
         }
         Ok(summary)
+    }
+
+    fn peer_state(&self, key: &str) -> Result<automerge::sync::State, StoreError> {
+        Ok(match self.peers.get(key.as_bytes())? {
+            Some(bytes) => decode_peer_state(&bytes)?,
+            None => automerge::sync::State::new(),
+        })
     }
 
     /// Merges another saved log (e.g. exported from a device that never reached the network) into this

@@ -2,13 +2,18 @@
 #![allow(dead_code)]
 
 use automerge::sync;
-use scanner_core::redemption::document::Batch;
+use scanner_core::redemption::document::{Accept, Batch};
 use scanner_core::redemption::{DeviceId, Hlc, Outcome, RedemptionDoc, ScanKind, ScanRecord, TicketRef};
 use scanner_core::{EntryPolicy, IssuerKey, KeyId, Keyring, Ticket, TicketId};
 
 pub const EVENT: u32 = 77;
 /// 2026-06-01 18:00:00 UTC.
 pub const NOW: u64 = 1_780_336_800;
+
+/// What a receiver a day after `NOW` takes from another server (the clock bound is not in the way).
+pub fn relay() -> Accept {
+    Accept::relay((NOW + 86_400) * 1000)
+}
 
 pub fn issuer() -> (IssuerKey, Keyring) {
     let key = IssuerKey::from_seed(KeyId(1), [42; 32]);
@@ -88,12 +93,12 @@ pub fn sync_docs(
         let m1 = a.generate_sync_message(a_state);
         if let Some(m) = &m1 {
             ab += m.len();
-            b.receive_sync_message(b_state, m).expect("valid message");
+            b.receive_sync_message(b_state, m, relay()).expect("valid message");
         }
         let m2 = b.generate_sync_message(b_state);
         if let Some(m) = &m2 {
             ba += m.len();
-            a.receive_sync_message(a_state, m).expect("valid message");
+            a.receive_sync_message(a_state, m, relay()).expect("valid message");
         }
         if m1.is_none() && m2.is_none() {
             return (ab, ba);
