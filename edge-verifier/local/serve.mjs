@@ -1,7 +1,7 @@
 // Serves the built Worker under workerd on 127.0.0.1 until this process is stopped (SIGTERM/SIGINT) or
 // its standard input closes. The Worker's variables come from the environment: KEYRING_JSON,
 // REVOCATIONS_JSON, SCANNER_TOKEN_HASHES (required), ALLOWED_ORIGINS, LOG_FORWARD_DELAY_MS, ISSUER_URL,
-// ISSUER_TOKEN, REVOCATIONS_REFRESH_MS (optional).
+// ISSUER_TOKEN, REVOCATIONS_REFRESH_MS, RELAY_TOKEN_HASHES (optional).
 // EDGE_PORT chooses the port (default: a free one). Prints "READY http://127.0.0.1:PORT" once it serves.
 //   node edge-verifier/local/serve.mjs
 import { startWorker } from "./miniflare.mjs";
@@ -15,6 +15,7 @@ const names = [
   "ISSUER_URL",
   "ISSUER_TOKEN",
   "REVOCATIONS_REFRESH_MS",
+  "RELAY_TOKEN_HASHES",
 ];
 const bindings = {};
 for (const name of names) {

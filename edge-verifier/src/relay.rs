@@ -18,7 +18,7 @@ use thiserror::Error;
 
 use scanner_core::redemption::document::{PeerState, ServerReply};
 use scanner_core::redemption::{
-    serve_sync, Batch, DeviceId, EventReport, Hlc, LogError, RedemptionDoc, SyncError, TicketRef,
+    serve_sync, Accept, Batch, DeviceId, EventReport, Hlc, LogError, RedemptionDoc, SyncChannel, SyncError, TicketRef,
 };
 
 use crate::history::{HistoryError, StoredScan};
@@ -33,8 +33,6 @@ pub enum RelayError {
     Sync(#[from] SyncError),
     #[error(transparent)]
     Log(#[from] LogError),
-    #[error("the sync message carries changes written as the edge's own device; only the edge writes those")]
-    ForgedEdgeChange,
     #[error("a relayed scan is not valid: {0}")]
     Scan(#[from] HistoryError),
 }
@@ -163,25 +161,18 @@ impl LogRelay {
         Ok(records.len())
     }
 
-    /// One sync exchange with a device (`peer` is the log's sync state for it). A message that is
-    /// damaged, that would do anything but add records, or that carries changes under the edge's own
-    /// automerge actor, is refused and changes neither the log nor `peer`. The last check matters here
-    /// (unlike on the issuer, a pure relay): the edge writes as that actor, and a forged change with the
-    /// next sequence number would collide with the edge's own next change.
-    pub fn serve(&mut self, peer: &mut PeerState, message: &[u8]) -> Result<ServerReply, RelayError> {
-        let mut candidate = self.doc.clone();
-        let mut candidate_peer = peer.clone();
-        let reply = serve_sync(&mut candidate, &mut candidate_peer, message)?;
-        if reply.received.changed {
-            let edge_actor = self.edge.actor_bytes();
-            let added = self.doc.automerge().get_changes_added(candidate.automerge());
-            if added.iter().any(|change| change.actor_id().to_bytes() == edge_actor.as_slice()) {
-                return Err(RelayError::ForgedEdgeChange);
-            }
-        }
-        self.doc = candidate;
-        *peer = candidate_peer;
-        Ok(reply)
+    /// One sync exchange (`peer` is the log's sync state for that peer and channel), through scanner-core's
+    /// sync server: from a device only its own records are taken (so nothing under the edge's own actor,
+    /// whose next sequence number a forgery would take), from a relay anything but the edge's own
+    /// records. A refused message changes neither the log nor `peer`.
+    pub fn serve(
+        &mut self,
+        peer: &mut PeerState,
+        message: &[u8],
+        accept: Accept,
+        channel: SyncChannel,
+    ) -> Result<ServerReply, RelayError> {
+        Ok(serve_sync(&mut self.doc, peer, message, accept, channel)?)
     }
 
     /// The organizer's report over everything the edge's log holds.
@@ -243,17 +234,27 @@ mod tests {
         StoredScan::new(DeviceId(7), "phone", gate, &record(ticket, hlc, 0), true)
     }
 
-    /// A device's log with the given records, and a full sync of it into `relay`.
-    fn sync_device(relay: &mut LogRelay, device: &mut RedemptionDoc) -> usize {
-        let mut device_state = PeerState::new();
-        let mut relay_state = PeerState::new();
+    const NOW_MS: u64 = 1_750_000_000_000;
+
+    /// A device's log with the given records, and a full sync of it into `relay` (push, then pull).
+    fn sync_device(relay: &mut LogRelay, device: &mut RedemptionDoc, id: DeviceId) -> usize {
+        let accept = Accept::device(id, NOW_MS);
+        let (mut device_state, mut relay_state) = (PeerState::new(), PeerState::new());
         let mut new_records = 0;
         for _ in 0..10 {
-            let Some(message) = device.generate_sync_message(&mut device_state) else { break };
-            let reply = relay.serve(&mut relay_state, &message).unwrap();
+            let Some(message) = device.generate_push_message(&mut device_state).unwrap() else { break };
+            let reply = relay.serve(&mut relay_state, &message, accept, SyncChannel::Push).unwrap();
             new_records += reply.received.new_records;
             if let Some(reply) = reply.reply {
-                device.receive_sync_message(&mut device_state, &reply).unwrap();
+                device.receive_push_reply(&mut device_state, &reply).unwrap();
+            }
+        }
+        let (mut device_state, mut relay_state) = (PeerState::new(), PeerState::new());
+        for _ in 0..10 {
+            let Some(message) = device.generate_sync_message(&mut device_state) else { break };
+            let reply = relay.serve(&mut relay_state, &message, accept, SyncChannel::Pull).unwrap();
+            if let Some(reply) = reply.reply {
+                device.receive_sync_message(&mut device_state, &reply, Accept::relay(NOW_MS)).unwrap();
             }
         }
         new_records
@@ -298,7 +299,7 @@ mod tests {
         let gates = ["East".to_owned(), "West".to_owned()];
         let batch = Batch { device_name: "Phone", gates: &gates, records: &records, overrides: &[], time: 0 };
         device.append_batch(phone, batch).unwrap();
-        assert_eq!(sync_device(&mut relay, &mut device), 4);
+        assert_eq!(sync_device(&mut relay, &mut device, phone), 4);
         // The device received the edge's record in the same exchange.
         assert_eq!(device.device_record_count(edge_device(EVENT)), 1);
 
@@ -327,41 +328,42 @@ mod tests {
         let mut relay = LogRelay::new(EVENT);
         let heads = relay.doc().heads();
 
-        // A device that writes as the edge's actor.
+        // A device token holder that writes as the edge's actor: its changes are not the device's own.
         let edge = edge_device(EVENT);
         let mut forger = RedemptionDoc::new_for_device(edge);
         let records = [record(2, 2, 0)];
         let gates = ["Fake".to_owned()];
         let batch = Batch { device_name: "edge", gates: &gates, records: &records, overrides: &[], time: 0 };
         forger.append_batch(edge, batch).unwrap();
-        let mut forger_state = PeerState::new();
-        let mut relay_state = PeerState::new();
-        let before_state = encode_peer_state(&relay_state);
-        let mut refused = false;
+        let accept = Accept::device(DeviceId(0xbad), NOW_MS);
+        let (mut forger_state, mut relay_state) = (PeerState::new(), PeerState::new());
         for _ in 0..10 {
             let Some(message) = forger.generate_sync_message(&mut forger_state) else { break };
-            match relay.serve(&mut relay_state, &message) {
-                Ok(reply) => {
-                    if let Some(reply) = reply.reply {
-                        forger.receive_sync_message(&mut forger_state, &reply).unwrap();
-                    }
-                }
-                Err(RelayError::ForgedEdgeChange) => {
-                    refused = true;
-                    break;
-                }
-                Err(other) => panic!("unexpected error {other}"),
-            }
+            let reply = relay.serve(&mut relay_state, &message, accept, SyncChannel::Push).unwrap();
+            match reply.reply {
+                Some(reply) => forger.receive_sync_message(&mut forger_state, &reply, Accept::relay(NOW_MS)).unwrap(),
+                None => break,
+            };
         }
-        assert!(refused);
         assert_eq!(relay.doc().heads(), heads);
+        assert_eq!(relay.doc().record_count(), 0);
+        // A relay peer may not write as the edge either.
+        let (mut forger_state, mut relay_state) = (PeerState::new(), PeerState::new());
+        let message = forger.generate_sync_message(&mut forger_state).unwrap();
+        let hello = relay.serve(&mut relay_state, &message, Accept::relay(NOW_MS), SyncChannel::Push).unwrap();
+        forger.receive_sync_message(&mut forger_state, &hello.reply.unwrap(), Accept::relay(NOW_MS)).unwrap();
+        let message = forger.generate_sync_message(&mut forger_state).unwrap();
+        let err = relay.serve(&mut relay_state, &message, Accept::relay(NOW_MS), SyncChannel::Push).unwrap_err();
+        assert!(matches!(err, RelayError::Sync(SyncError::ForgedOwnActor(_))), "{err}");
         assert_eq!(relay.doc().record_count(), 0);
         // The edge's own next change still goes in.
         assert_eq!(relay.append_edge(&[edge_scan(1, 1, "North")], 1).unwrap(), 1);
         let heads = relay.doc().heads();
 
         let mut state = PeerState::new();
-        assert!(matches!(relay.serve(&mut state, b"\x42garbage"), Err(RelayError::Sync(_))));
+        let before_state = encode_peer_state(&state);
+        let garbage = relay.serve(&mut state, b"\x42garbage", Accept::relay(NOW_MS), SyncChannel::Push);
+        assert!(matches!(garbage, Err(RelayError::Sync(_))));
         assert_eq!(encode_peer_state(&state), before_state);
         assert_eq!(relay.doc().heads(), heads);
     }

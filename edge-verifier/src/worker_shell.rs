@@ -391,7 +391,8 @@ fn authenticate_relay(req: &Request, env: &Env) -> std::result::Result<([u8; 32]
     let relays = TokenSet::parse(&list).map_err(|bad| {
         ApiError::Misconfigured(format!("RELAY_TOKEN_HASHES has {} entries that are not SHA-256 hex", bad.len()))
     })?;
-    let hash = relays.authenticate(header(req, "Authorization").as_deref(), event).map_err(|_| ApiError::Unauthorized)?;
+    let hash =
+        relays.authenticate(header(req, "Authorization").as_deref(), event).map_err(|_| ApiError::Unauthorized)?;
     Ok((hash, event))
 }
 

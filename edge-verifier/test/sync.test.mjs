@@ -28,11 +28,14 @@ after(async () => {
 });
 
 /** A device set up against the edge (keyring, revocations and manifest come from the Worker). */
+// Each device has its own token (the edge takes a device's records only under the id bound to it).
+let devicesMade = 0;
 async function newDevice(name) {
   const dir = mkdtempSync(path.join(tmpdir(), "edge-sync-device-"));
   dirs.push(dir);
+  const token = fixtures.device_tokens[devicesMade++];
   const init = await scanner([
-    "--data", dir, "init", "--server", url, "--token", fixtures.token, "--event", String(fixtures.event), "--name", name,
+    "--data", dir, "init", "--server", url, "--token", token, "--event", String(fixtures.event), "--name", name,
   ]);
   assert.equal(init.code, 0, init.stderr);
   return dir;
@@ -59,7 +62,7 @@ async function edgeReport({ token = fixtures.token } = {}) {
 async function postSync(body, { token = fixtures.token, event = fixtures.event } = {}) {
   const headers = { "content-type": "application/octet-stream" };
   if (token !== null) headers.authorization = `Bearer ${token}`;
-  const resp = await mf.dispatchFetch(`${BASE}/v1/sync?event=${event}`, { method: "POST", headers, body });
+  const resp = await mf.dispatchFetch(`${BASE}/v1/sync?event=${event}&channel=push`, { method: "POST", headers, body });
   const text = await resp.text();
   return { status: resp.status, text };
 }
@@ -167,13 +170,26 @@ test("hostile or garbage sync bodies are 400 and store nothing", async () => {
     assert.equal(r.status, 400, r.text);
     assert.equal(JSON.parse(r.text).error, "bad_request");
   }
-  const wrongType = await mf.dispatchFetch(`${BASE}/v1/sync?event=${fixtures.event}`, {
+  const wrongType = await mf.dispatchFetch(`${BASE}/v1/sync?event=${fixtures.event}&channel=push`, {
     method: "POST",
     headers: { authorization: `Bearer ${fixtures.token}`, "content-type": "application/json" },
     body: "{}",
   });
   assert.equal(wrongType.status, 415);
   assert.equal((await postSync(new Uint8Array([0x42]), { event: "x" })).status, 400);
+  // Without a channel (push or pull), or with the relay channel and a device's token.
+  const noChannel = await mf.dispatchFetch(`${BASE}/v1/sync?event=${fixtures.event}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${fixtures.token}`, "content-type": "application/octet-stream" },
+    body: new Uint8Array([0x42, 0, 0, 0, 0]),
+  });
+  assert.equal(noChannel.status, 400);
+  const relayAsDevice = await mf.dispatchFetch(`${BASE}/v1/sync?event=${fixtures.event}&channel=relay`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${fixtures.token}`, "content-type": "application/octet-stream" },
+    body: new Uint8Array([0x42, 0, 0, 0, 0]),
+  });
+  assert.equal(relayAsDevice.status, 401, "a device token is not a relay token");
   assert.deepEqual((await edgeReport()).body, before.body);
 });
 

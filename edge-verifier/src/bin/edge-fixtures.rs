@@ -69,13 +69,20 @@ fn run(out: &str) -> Result<(), String> {
     }
     let good_refs: Vec<String> = (1..=20).map(|i| TicketRef::of(&ticket_id(i)).to_hex()).collect();
 
+    let device_tokens: Vec<String> = (1..=8).map(|i| format!("{TOKEN}-{i}")).collect();
     let fixtures = serde_json::json!({
         "event": EVENT,
         "keyring": keyring.to_json(),
         "revocations": revocations.to_json(),
         "revocations_v2": revocations_v2.to_json(),
         "token": TOKEN,
-        "token_hash": edge_verifier::auth::token_hash_hex(TOKEN),
+        // One token per device: a device's records are taken only under the id bound to its token.
+        "device_tokens": device_tokens,
+        "token_hash": std::iter::once(TOKEN.to_owned())
+            .chain(device_tokens.iter().cloned())
+            .map(|t| edge_verifier::auth::token_hash_hex(&t))
+            .collect::<Vec<_>>()
+            .join(","),
         "manifest": manifest.to_json(),
         "good_refs": good_refs,
         "tickets": {
