@@ -326,7 +326,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     if let Some(limit) = state.order_limit.clone() {
         tasks.push(tokio::spawn(forget_idle_clients(limit, shutdown_rx.clone())));
     }
-    if state.config.edge_url.is_some() && state.config.edge_relay_token.is_some() && state.config.edge_relay_seconds > 0 {
+    if state.config.edge_url.is_some() && state.config.edge_relay_token.is_some() && state.config.edge_relay_seconds > 0
+    {
         tasks.push(tokio::spawn(crate::sync::run_edge_relay(state.clone(), shutdown_rx.clone())));
     }
     tasks.push(tokio::spawn(orders::run_hold_sweeper(state.clone(), shutdown_rx.clone(), Duration::from_millis(500))));

@@ -36,6 +36,16 @@ pub struct Config {
     #[arg(long, env = "ISSUER_EDGE_URL")]
     pub edge_url: Option<String>,
 
+    /// Relay token the edge accepts from this issuer (its SHA-256 is in the Worker's RELAY_TOKEN_HASHES).
+    /// With it and --edge-url, the issuer syncs every event's redemption log with the edge's, both ways,
+    /// every --edge-relay-seconds: devices hand each server only their own records, servers relay.
+    #[arg(long, env = "ISSUER_EDGE_RELAY_TOKEN", hide_env_values = true)]
+    pub edge_relay_token: Option<String>,
+
+    /// Seconds between relay syncs with the edge (0: only on request, POST /admin/v1/events/{id}/edge-relay).
+    #[arg(long, env = "ISSUER_EDGE_RELAY_SECONDS", default_value_t = 30)]
+    pub edge_relay_seconds: u64,
+
     /// Bearer token for the admin API. If unset, one is generated on first start and written (0600) to
     /// DATA_DIR/admin-token.
     #[arg(long, env = "ISSUER_ADMIN_TOKEN", hide_env_values = true)]

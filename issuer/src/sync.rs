@@ -1,10 +1,12 @@
 //! Redemption log sync: the issuer is the sync server of the embedded deployment, and serves the
 //! organizer's report.
 //!
-//! - `POST /v1/sync?event=ID` — scanner device token. Body: one automerge sync message
-//!   (`application/octet-stream`) from `scanner_core::redemption`. Answer: 200 with the server's next
-//!   message, or 204 when it has nothing to say. A message that is damaged or would do anything but add the
-//!   device's own records is refused with 400 and changes nothing.
+//! - `POST /v1/sync?event=ID` — scanner device token for that event. Body: one automerge sync message
+//!   (`application/octet-stream`, at most `MAX_SYNC_MESSAGE_BYTES`) from `scanner_core::redemption`.
+//!   Answer: 200 with the server's next message, or 204 when it has nothing to say. The server takes
+//!   only the device's own records (written under the id bound to its token); a message that is damaged,
+//!   stamped far in the future or a compression bomb is refused with 400 and changes nothing; if the
+//!   disk refuses the write the answer is 507 and nothing was accepted.
 //! - `GET /admin/v1/events/{id}/redemptions[?format=text]` — admin token: the report (admitted per gate and
 //!   hour, conflicts with devices, gates and times, refusals by reason) as JSON or a readable table.
 //!
@@ -24,8 +26,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use scanner_core::redemption::document::MAX_SYNC_MESSAGE_BYTES;
 use scanner_core::redemption::document::{decode_peer_state, encode_peer_state, PeerState};
-use scanner_core::redemption::{serve_sync, EventReport, RedemptionDoc, SyncError};
+use scanner_core::redemption::{serve_sync, Accept, DeviceId, EventReport, RedemptionDoc, SyncChannel, SyncError};
 use serde::Deserialize;
 
 use crate::app::AppState;
@@ -33,13 +36,16 @@ use crate::auth::{Admin, ScannerDevice};
 use crate::error::{Error, Result};
 use crate::extract::{body_bytes, Query};
 
-/// Largest sync message accepted (a first sync of a large log is sent as one compressed document).
-pub const MAX_SYNC_BODY_BYTES: usize = 32 << 20;
+/// Largest sync request body accepted: scanner-core's limit for one sync message.
+pub const MAX_SYNC_BODY_BYTES: usize = MAX_SYNC_MESSAGE_BYTES;
 /// Appended chunks after which the log file is rewritten as one full save.
 const COMPACT_AFTER_CHUNKS: usize = 256;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/sync", post(sync)).route("/admin/v1/events/{id}/redemptions", get(report))
+    Router::new()
+        .route("/v1/sync", post(sync))
+        .route("/admin/v1/events/{id}/redemptions", get(report))
+        .route("/admin/v1/events/{id}/edge-relay", post(edge_relay))
 }
 
 /// One event's log on the server.
@@ -94,25 +100,38 @@ impl EventLog {
             .unwrap_or_default()
     }
 
-    /// Appends what changed to the log file and fsyncs it.
-    fn persist(&mut self) -> Result<()> {
-        let chunk = self.doc.take_unsaved();
+    /// Appends what changed to the log file and fsyncs it. The log's "saved" marker moves only after the
+    /// write is durable; if the write fails the caller must drop this in-memory copy (see [`serve`]), so
+    /// the server never answers for records that a restart would lose.
+    fn persist(&mut self) -> std::io::Result<()> {
+        let (chunk, heads) = self.doc.unsaved();
         if chunk.is_empty() {
             return Ok(());
         }
         if self.chunks >= COMPACT_AFTER_CHUNKS {
             let tmp = self.path.with_extension("log.tmp");
-            let mut file = std::fs::File::create(&tmp).map_err(Error::internal)?;
-            file.write_all(&self.doc.save()).map_err(Error::internal)?;
-            file.sync_all().map_err(Error::internal)?;
-            std::fs::rename(&tmp, &self.path).map_err(Error::internal)?;
+            let written = (|| {
+                let mut file = std::fs::File::create(&tmp)?;
+                file.write_all(&self.doc.save())?;
+                file.sync_all()?;
+                std::fs::rename(&tmp, &self.path)
+            })();
+            if written.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            written?;
+            self.doc.mark_saved_at(heads);
             self.chunks = 0;
             return Ok(());
         }
-        let mut file =
-            std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(Error::internal)?;
-        file.write_all(&chunk).map_err(Error::internal)?;
-        file.sync_data().map_err(Error::internal)?;
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&self.path)?;
+        let len = file.metadata()?.len();
+        if let Err(e) = file.write_all(&chunk).and_then(|()| file.sync_data()) {
+            // A partial append would make the whole file unreadable: cut it back to what it was.
+            let _ = file.set_len(len).and_then(|()| file.sync_data());
+            return Err(e);
+        }
+        self.doc.mark_saved_at(heads);
         self.chunks += 1;
         Ok(())
     }
@@ -125,23 +144,54 @@ impl EventLog {
     }
 
     /// One exchange with one device. On a refused message nothing changes.
-    fn serve(&mut self, device: &str, message: &[u8]) -> Result<Option<Vec<u8>>> {
-        let mut state = self.peer_state(device);
-        let reply = serve_sync(&mut self.doc, &mut state, message).map_err(|e| match e {
+    fn serve(
+        &mut self,
+        peer_key: &str,
+        message: &[u8],
+        accept: Accept,
+        channel: SyncChannel,
+    ) -> Result<Option<Vec<u8>>> {
+        let mut state = self.peer_state(peer_key);
+        let reply = serve_sync(&mut self.doc, &mut state, message, accept, channel).map_err(|e| match e {
             SyncError::TooLarge(_) => Error::PayloadTooLarge(MAX_SYNC_BODY_BYTES),
             other => Error::BadRequest(other.to_string()),
         })?;
         if reply.received.changed {
-            self.persist()?;
+            self.persist().map_err(|e| Error::Storage(format!("redemption log {}: {e}", self.path.display())))?;
         }
-        self.save_peer(device, state);
+        self.save_peer(peer_key, state);
         Ok(reply.reply)
     }
+}
+
+/// One exchange on the event's log. If storing fails, the in-memory copy (which already holds what could
+/// not be stored) is dropped, so the next request reloads what is on disk and the device sends it again.
+fn serve(
+    dir: &FsPath,
+    event: u32,
+    peer_key: &str,
+    message: &[u8],
+    accept: Accept,
+    channel: SyncChannel,
+) -> Result<Option<Vec<u8>>> {
+    let log = open_log(dir, event)?;
+    let mut guard = log.lock().map_err(|_| Error::internal("redemption log lock poisoned"))?;
+    let result = guard.serve(peer_key, message, accept, channel);
+    if matches!(result, Err(Error::Storage(_))) {
+        let path = guard.path.clone();
+        drop(guard);
+        if let Ok(mut logs) = LOGS.lock() {
+            logs.remove(&path);
+        }
+    }
+    result
 }
 
 #[derive(Debug, Deserialize)]
 struct SyncQuery {
     event: Option<i64>,
+    /// `push` (the device's own records in) or `pull` (everyone's records out): see `SyncChannel`.
+    channel: Option<String>,
 }
 
 async fn event_id(state: &AppState, id: Option<i64>) -> Result<u32> {
@@ -157,21 +207,150 @@ async fn sync(
     req: Request,
 ) -> Result<Response> {
     let event = event_id(&state, q.event).await?;
+    device.require_event(i64::from(event))?;
+    let channel = q
+        .channel
+        .as_deref()
+        .and_then(SyncChannel::parse)
+        .ok_or_else(|| Error::BadRequest("give the sync channel: &channel=push or &channel=pull".into()))?;
     let body = body_bytes(req, MAX_SYNC_BODY_BYTES).await?;
     let dir = redemptions_dir(&state);
-    let device_id = device.id.clone();
-    let reply = tokio::task::spawn_blocking(move || -> Result<Option<Vec<u8>>> {
-        let log = open_log(&dir, event)?;
-        let mut log = log.lock().map_err(|_| Error::internal("redemption log lock poisoned"))?;
-        log.serve(&device_id, &body)
-    })
-    .await
-    .map_err(Error::internal)??;
+    let log_device: DeviceId = device.log_device;
+    let accept = Accept::device(log_device, now_ms());
+    let peer_key = format!("{}.{}", log_device.to_hex(), channel.as_str());
+    let reply = tokio::task::spawn_blocking(move || serve(&dir, event, &peer_key, &body, accept, channel))
+        .await
+        .map_err(Error::internal)??;
     tracing::debug!(device = %device.id, event, replied = reply.is_some(), "redemption sync");
     Ok(match reply {
         Some(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
     })
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The relay session's sync state key in an event's peer directory.
+const EDGE_RELAY_PEER: &str = "relay.edge";
+/// Round trips after which one relay session gives up (it resumes from there next time).
+const MAX_RELAY_ROUNDS: usize = 64;
+
+/// One step of this issuer's relay session with the edge, as the client: takes the edge's last reply (if
+/// any) and returns the next message to send (`None`: nothing more to say) and the new records taken.
+fn relay_step(dir: &FsPath, event: u32, reply: Option<&[u8]>, now_ms: u64) -> Result<(Option<Vec<u8>>, usize)> {
+    let log = open_log(dir, event)?;
+    let mut guard = log.lock().map_err(|_| Error::internal("redemption log lock poisoned"))?;
+    let log = &mut *guard;
+    let mut state = log.peer_state(EDGE_RELAY_PEER);
+    let mut new_records = 0;
+    if let Some(reply) = reply {
+        let received = log
+            .doc
+            .receive_sync_message(&mut state, reply, Accept::relay(now_ms))
+            .map_err(|e| Error::Upstream(format!("the edge's relay reply was refused: {e}")))?;
+        if received.changed {
+            if let Err(e) = log.persist() {
+                let path = log.path.clone();
+                drop(guard);
+                if let Ok(mut logs) = LOGS.lock() {
+                    logs.remove(&path);
+                }
+                return Err(Error::Storage(format!("redemption log {}: {e}", path.display())));
+            }
+        }
+        new_records = received.new_records;
+    }
+    let message = log.doc.generate_sync_message(&mut state);
+    log.save_peer(EDGE_RELAY_PEER, state);
+    Ok((message, new_records))
+}
+
+/// What one relay session with the edge did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct RelaySummary {
+    pub round_trips: usize,
+    pub new_records: usize,
+}
+
+/// Syncs one event's log with the edge's, both ways (the issuer's device records reach the edge's
+/// shards, the edge's own admissions reach the organizer's report here).
+pub async fn relay_with_edge(state: &AppState, event: u32) -> Result<RelaySummary> {
+    let (Some(edge), Some(token)) = (&state.config.edge_url, &state.config.edge_relay_token) else {
+        return Err(Error::Conflict("no edge relay is configured (--edge-url and --edge-relay-token)".into()));
+    };
+    let url = format!("{}/v1/sync?event={event}&channel=relay", edge.trim_end_matches('/'));
+    let client =
+        reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).build().map_err(Error::internal)?;
+    let dir = redemptions_dir(state);
+    let mut summary = RelaySummary::default();
+    let mut reply: Option<Vec<u8>> = None;
+    loop {
+        let (d, r) = (dir.clone(), reply.take());
+        let (message, new_records) = tokio::task::spawn_blocking(move || relay_step(&d, event, r.as_deref(), now_ms()))
+            .await
+            .map_err(Error::internal)??;
+        summary.new_records += new_records;
+        let Some(message) = message else { return Ok(summary) };
+        if summary.round_trips == MAX_RELAY_ROUNDS {
+            return Err(Error::Upstream(format!(
+                "relay with the edge did not finish in {MAX_RELAY_ROUNDS} round trips"
+            )));
+        }
+        summary.round_trips += 1;
+        let resp = client
+            .post(&url)
+            .bearer_auth(token)
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .body(message)
+            .send()
+            .await
+            .map_err(|e| Error::Upstream(format!("edge relay: {e}")))?;
+        match resp.status().as_u16() {
+            204 => {}
+            200 => {
+                let bytes = resp.bytes().await.map_err(|e| Error::Upstream(format!("edge relay: {e}")))?;
+                if bytes.len() > MAX_SYNC_MESSAGE_BYTES {
+                    return Err(Error::Upstream("edge relay reply too large".into()));
+                }
+                reply = Some(bytes.to_vec());
+            }
+            status => return Err(Error::Upstream(format!("edge relay answered {status}"))),
+        }
+    }
+}
+
+/// Relays every event's log with the edge every `edge_relay_seconds` until shutdown.
+pub async fn run_edge_relay(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let every = std::time::Duration::from_secs(state.config.edge_relay_seconds.max(1));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+        let events: Vec<(i64,)> = match sqlx::query_as("SELECT id FROM events").fetch_all(&state.db.read).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "edge relay: cannot list events");
+                continue;
+            }
+        };
+        for (id,) in events {
+            let Ok(event) = u32::try_from(id) else { continue };
+            match relay_with_edge(&state, event).await {
+                Ok(s) if s.new_records > 0 => tracing::info!(event, new = s.new_records, "edge relay"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(event, error = %e, "edge relay failed; next try in the next interval"),
+            }
+        }
+    }
+}
+
+/// `POST /admin/v1/events/{id}/edge-relay`: one relay session with the edge now.
+async fn edge_relay(_admin: Admin, State(state): State<AppState>, Path(id): Path<i64>) -> Result<Response> {
+    let event = event_id(&state, Some(id)).await?;
+    Ok(axum::Json(relay_with_edge(&state, event).await?).into_response())
 }
 
 #[derive(Debug, Deserialize)]

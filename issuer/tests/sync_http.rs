@@ -1,85 +1,38 @@
 //! Redemption sync through the issuer over real HTTP: two offline scanner logs learn of each other's admits
 //! through `/v1/sync`, and a ticket admitted on both before they synced is in the organizer's report.
+//! Then the attacks: one device token writing another device's records, a record stamped in the future,
+//! and a full disk (the deflate bomb has a test binary of its own: it measures the process's peak memory).
 
 mod common;
 
-use scanner_core::redemption::decision::{ScanInput, Verdict};
-use scanner_core::redemption::{RedemptionLog, ScanKind};
+use common::sync::{device_log, free_tickets, now_ms, report, scan, sync, try_sync};
+use scanner_core::redemption::decision::Verdict;
+use scanner_core::redemption::store::StoreError;
 use serde_json::Value;
-
-const NOW_MS: u64 = 1_900_000_000_000;
-
-/// One sync of `log` with the issuer, over HTTP from a blocking thread (the store's transport is blocking).
-async fn sync(app: &common::App, log: RedemptionLog, event: i64, token: &str) -> RedemptionLog {
-    let url = app.url(&format!("/v1/sync?event={event}"));
-    let http = app.http.clone();
-    let token = token.to_owned();
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
-        let mut log = log;
-        let summary = log.sync_with("issuer", (NOW_MS / 1000) as i64, |message| {
-            handle.block_on(async {
-                let resp = http
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .header("content-type", "application/octet-stream")
-                    .body(message.to_vec())
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                match resp.status().as_u16() {
-                    204 => Ok(None),
-                    200 => Ok(Some(resp.bytes().await.map_err(|e| e.to_string())?.to_vec())),
-                    s => Err(format!("sync answered {s}: {}", resp.text().await.unwrap_or_default())),
-                }
-            })
-        });
-        summary.expect("sync succeeds");
-        log
-    })
-    .await
-    .expect("sync thread")
-}
-
-fn scan(log: &mut RedemptionLog, text: &str, gate: &str, at_ms: u64) -> Verdict {
-    let input = ScanInput { text, kind: ScanKind::Entry, override_reason: None };
-    log.scan(input, gate, at_ms).expect("scan is recorded").verdict
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_devices_sync_through_the_issuer_and_the_duplicate_is_reported() {
     let app = common::start().await;
     let event = app.event(10, 0).await;
-    let (_, order) = app.order(event, "Grace Hopper", 2, "free").await;
-    let order_id = order["order_id"].as_str().expect("order id");
-    let (_, view) = app.get_json(&format!("/v1/orders/{order_id}?token={}", order["token"].as_str().unwrap())).await;
-    let qr: Vec<String> =
-        view["tickets"].as_array().unwrap().iter().map(|t| t["qr_text"].as_str().unwrap().to_owned()).collect();
-    let (_, keyring) = app.get_json("/v1/keyring").await;
+    let qr = free_tickets(&app, event, 2).await;
+    let now = now_ms();
 
     let dirs = tempfile::tempdir().unwrap();
-    let token_a = app.device_token().await;
-    let token_b = app.device_token().await;
-    let mut logs = Vec::new();
-    for name in ["north", "south"] {
-        let mut log = RedemptionLog::open_or_create(&dirs.path().join(name), name).unwrap();
-        log.set_keyring(&keyring.to_string()).unwrap();
-        log.set_event(event as u32).unwrap();
-        logs.push(log);
-    }
-    let mut south = logs.pop().unwrap();
-    let mut north = logs.pop().unwrap();
+    let token_a = app.device_token(event).await;
+    let token_b = app.device_token(event).await;
+    let mut north = device_log(&app, &dirs.path().join("north"), "north", event, &token_a).await;
+    let mut south = device_log(&app, &dirs.path().join("south"), "south", event, &token_b).await;
 
     // Both devices are offline and admit ticket 0: a duplicate nobody can see yet.
-    assert!(matches!(scan(&mut north, &qr[0], "North", NOW_MS), Verdict::Admit(_)));
-    assert!(matches!(scan(&mut south, &qr[0], "South", NOW_MS + 1_000), Verdict::Admit(_)));
+    assert!(matches!(scan(&mut north, &qr[0], "North", now), Verdict::Admit(_)));
+    assert!(matches!(scan(&mut south, &qr[0], "South", now + 1_000), Verdict::Admit(_)));
     // North also admits ticket 1, then both sync.
-    assert!(matches!(scan(&mut north, &qr[1], "North", NOW_MS + 2_000), Verdict::Admit(_)));
+    assert!(matches!(scan(&mut north, &qr[1], "North", now + 2_000), Verdict::Admit(_)));
     let north = sync(&app, north, event, &token_a).await;
     let mut south = sync(&app, south, event, &token_b).await;
 
     // South now knows ticket 1 was used at the North gate.
-    match scan(&mut south, &qr[1], "South", NOW_MS + 3_000) {
+    match scan(&mut south, &qr[1], "South", now + 3_000) {
         Verdict::AlreadyUsed(u) => assert_eq!(u.gate, "North"),
         other => panic!("expected already used, got {other:?}"),
     }
@@ -103,4 +56,131 @@ async fn two_devices_sync_through_the_issuer_and_the_duplicate_is_reported() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_device_token_cannot_write_another_devices_records() {
+    let app = common::start().await;
+    let event = app.event(10, 0).await;
+    let qr = free_tickets(&app, event, 2).await;
+    let dirs = tempfile::tempdir().unwrap();
+    let (token_a, token_b) = (app.device_token(event).await, app.device_token(event).await);
+    // The holder of A's token builds a log in B's name (B's id is public: it is in every report).
+    let mut forged = device_log(&app, &dirs.path().join("forged"), "south", event, &token_b).await;
+    assert!(matches!(scan(&mut forged, &qr[0], "South", now_ms()), Verdict::Admit(_)));
+    let (_, result) = try_sync(&app, forged, event, &token_a).await;
+    // The server drops every change and keeps asking for what it never got: the session cannot finish.
+    assert!(matches!(result, Err(StoreError::SyncStalled(_))), "{result:?}");
+    assert_eq!(report(&app, event).await["admitted"], 0, "nothing forged was taken");
+
+    // B's own device, with B's token, is not frozen by the forgery (same first sequence number).
+    let mut genuine = device_log(&app, &dirs.path().join("genuine"), "south", event, &token_b).await;
+    assert!(matches!(scan(&mut genuine, &qr[1], "South", now_ms()), Verdict::Admit(_)));
+    let _ = sync(&app, genuine, event, &token_b).await;
+    let r = report(&app, event).await;
+    assert_eq!(r["admitted"], 1, "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_stamped_an_hour_ahead_is_refused_and_changes_nothing() {
+    let app = common::start().await;
+    let event = app.event(10, 0).await;
+    let qr = free_tickets(&app, event, 1).await;
+    let dirs = tempfile::tempdir().unwrap();
+    let token = app.device_token(event).await;
+    let mut ahead = device_log(&app, &dirs.path().join("ahead"), "north", event, &token).await;
+    assert!(matches!(scan(&mut ahead, &qr[0], "North", now_ms() + 3_600_000), Verdict::Admit(_)));
+    let (_, result) = try_sync(&app, ahead, event, &token).await;
+    match result {
+        Err(StoreError::Transport(text)) => {
+            assert!(text.contains("400") && text.contains("ahead of this clock"), "{text}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(report(&app, event).await["admitted"], 0);
+}
+
+/// A small tmpfs mounted for one test (needs root, as CI and the test command run).
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path, size: &str) -> Self {
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "this test mounts a small tmpfs to fill the disk: run it as root");
+        SmallDisk(dir.to_owned())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Fills the file system holding `dir` until a write fails with "no space".
+fn fill(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let block = vec![0xa5u8; 4096];
+    loop {
+        match file.write_all(&block).and_then(|()| file.sync_data()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(28) => return path, // ENOSPC
+            Err(e) => panic!("filling the disk: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_the_sync_and_loses_nothing_after_a_restart() {
+    let mount = tempfile::tempdir().unwrap();
+    let _disk = SmallDisk::mount(mount.path(), "24m");
+    let data = mount.path().join("data");
+    let app = common::start_with(|c| c.data_dir = data.clone()).await;
+    let event = app.event(10, 0).await;
+    let qr = free_tickets(&app, event, 2).await;
+    let token = app.device_token(event).await;
+    let dirs = tempfile::tempdir().unwrap(); // the device's own storage is elsewhere
+    let mut log = device_log(&app, dirs.path(), "north", event, &token).await;
+    assert!(matches!(scan(&mut log, &qr[0], "North", now_ms()), Verdict::Admit(_)));
+    let mut log = sync(&app, log, event, &token).await;
+    assert_eq!(report(&app, event).await["admitted"], 1);
+
+    // The disk fills up; the next scans' sync is refused with 507 and the server keeps nothing of it.
+    // (They are scanned at 100 gates with long, hard-to-compress names so that the change is larger
+    // than the free tail of the log file's last page, which a full tmpfs still lets an append use.)
+    let filler = fill(mount.path());
+    assert!(matches!(scan(&mut log, &qr[1], "North", now_ms()), Verdict::Admit(_)));
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for gate in 0..100 {
+        let name: String = (0..150)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from(b"0123456789abcdefghijklmnopqrstuvwxyz"[(x % 36) as usize])
+            })
+            .collect();
+        assert!(!scan(&mut log, &qr[1], &format!("{gate} {name}"), now_ms()).is_admit());
+    }
+    let (log, result) = try_sync(&app, log, event, &token).await;
+    match &result {
+        Err(StoreError::Transport(text)) => assert!(text.contains("507"), "{text}"),
+        other => panic!("expected 507, got {other:?}"),
+    }
+    assert_eq!(report(&app, event).await["admitted"], 1, "no answer for what is not on disk");
+
+    // Space again, a restart on the same data: the first record survived, the device sends the second.
+    std::fs::remove_file(filler).unwrap();
+    app.running.shutdown().await;
+    let app = common::start_with(|c| c.data_dir = data.clone()).await;
+    assert_eq!(report(&app, event).await["admitted"], 1, "what was answered is on disk");
+    let _ = sync(&app, log, event, &token).await;
+    assert_eq!(report(&app, event).await["admitted"], 2);
+    app.running.shutdown().await;
 }

@@ -32,6 +32,8 @@ use scanner_core::ticket::SignedTicket;
 use serde_json::{json, Value};
 use support::{Device, Edge};
 
+/// The issuer's relay token at the edge (its SHA-256 is the edge's RELAY_TOKEN_HASHES).
+const RELAY_TOKEN: &str = "relay-token-of-the-event-day-test";
 const WHSEC: &str = "whsec_event_day";
 const FREE: usize = 200;
 const PAID: usize = 260;
@@ -136,7 +138,13 @@ async fn a_whole_event_day() {
     let mail_server = smtp::start(&certs, 0);
     let stripe = FakeStripe::start("sk_test_event_day").await.url();
     let (smtp_port, smtp_ca) = (mail_server.port, mail_server.ca.clone());
+    // The edge's port is chosen now: the issuer relays redemption logs with it (devices hand each server
+    // only their own records).
+    let edge_port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     let app = start_with(move |c| {
+        c.edge_url = Some(format!("http://127.0.0.1:{edge_port}"));
+        c.edge_relay_token = Some(RELAY_TOKEN.into());
+        c.edge_relay_seconds = 0; // on request below, so the test decides when
         c.smtp_host = Some("127.0.0.1".into());
         c.smtp_port = smtp_port;
         c.smtp_user = Some(smtp::USER.into());
@@ -254,12 +262,15 @@ async fn a_whole_event_day() {
 
     // --- the edge goes live before the refunds: they must reach it without anyone publishing anything ---
     let mut tokens = Vec::new();
-    for name in ["North A", "North B", "South C", "South D", "Edge"] {
-        let (s, v) = app.admin(Method::POST, "/admin/v1/devices", Some(json!({"name": name}))).await;
+    for name in ["North A", "North B", "South C", "South D"] {
+        let (s, v) = app.admin(Method::POST, "/admin/v1/devices", Some(json!({"name": name, "event": event}))).await;
         assert_eq!(s, 201, "{v}");
         tokens.push(v["token"].as_str().expect("token").to_owned());
     }
-    let edge_token = tokens.pop().expect("the edge's token");
+    // The edge's own read-only token: the revocation list and the device list, nothing else.
+    let (s, v) = app.admin(Method::POST, "/admin/v1/edge-tokens", Some(json!({"name": "Edge"}))).await;
+    assert_eq!(s, 201, "{v}");
+    let edge_token = v["token"].as_str().expect("edge token").to_owned();
     let (_, keyring) = app.get_json("/v1/keyring").await;
     let revocations = app
         .http
@@ -271,7 +282,11 @@ async fn a_whole_event_day() {
         .text()
         .await
         .expect("revocations body");
-    let edge = Edge::start(&keyring.to_string(), &revocations, &tokens, &app.running.url(), &edge_token).await;
+    // No device token is configured at the edge: it learns them (each bound to this event) from the
+    // issuer's device list, as in production.
+    let edge =
+        Edge::start(&keyring.to_string(), &revocations, &[], &app.running.url(), &edge_token, edge_port, RELAY_TOKEN)
+            .await;
 
     // --- 4. refunds ---
     let mut revoked = BTreeSet::new();
@@ -376,16 +391,15 @@ async fn a_whole_event_day() {
     for d in &devices {
         d.sync_issuer();
     }
-    // One more round so the issuer's copy holds the edge's log relayed by the online devices.
-    for d in &devices[..2] {
-        d.sync_edge(&edge);
-        d.sync_issuer();
-    }
+    // Devices hand each server only their own records: the edge's own log reaches the issuer through the
+    // issuer's relay session with the edge (and the offline devices' records reach the edge the same way).
+    let (s, relay) = app.admin(Method::POST, &format!("/admin/v1/events/{event}/edge-relay"), None).await;
+    assert_eq!(s, 200, "{relay}");
+    assert!(relay["new_records"].as_u64().unwrap_or(0) >= edge_admits, "the edge's admissions arrived: {relay}");
     let (s, report) = app.admin(Method::GET, &format!("/admin/v1/events/{event}/redemptions"), None).await;
     assert_eq!(s, 200, "{report}");
 
-    // The edge's own log reached the issuer through the online devices: each edge admission is there twice
-    // (the edge's record and the device's mirror), counted once.
+    // Each edge admission is there twice (the edge's record and the device's mirror), counted once.
     assert_eq!(report["devices"].as_array().map(Vec::len), Some(5), "four devices and the edge: {}", report["devices"]);
     assert_eq!(report["edge_copies"].as_u64(), Some(edge_admits), "{}", report["edge_copies"]);
     let admitted_tickets = support::admitted_tickets(&report);

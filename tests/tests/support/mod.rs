@@ -111,10 +111,19 @@ impl Drop for Edge {
 }
 
 impl Edge {
-    /// Starts the built Worker (scripts/edge-build.sh) with the issuer's keyring and revocation list, the
-    /// devices' tokens (stored as hashes, as in production), and the issuer to pull newer revocation lists
-    /// from (with a device token of its own).
-    pub async fn start(keyring: &str, revocations: &str, tokens: &[String], issuer: &str, issuer_token: &str) -> Edge {
+    /// Starts the built Worker (scripts/edge-build.sh) with the issuer's keyring and revocation list,
+    /// `tokens` configured statically (stored as hashes; none needed with an issuer), and the issuer to
+    /// pull newer revocation lists and the device list from (with its edge token, `issuer_token`), on
+    /// `port` (0: a free one), accepting the issuer's relay sessions with `relay_token`.
+    pub async fn start(
+        keyring: &str,
+        revocations: &str,
+        tokens: &[String],
+        issuer: &str,
+        issuer_token: &str,
+        port: u16,
+        relay_token: &str,
+    ) -> Edge {
         let hashes: Vec<String> = tokens.iter().map(|t| scanner_core::token::token_hash_hex(t)).collect();
         let script = root().join("edge-verifier/local/serve.mjs");
         let mut child = Command::new("node")
@@ -125,6 +134,8 @@ impl Edge {
             .env("ISSUER_URL", issuer)
             .env("ISSUER_TOKEN", issuer_token)
             .env("REVOCATIONS_REFRESH_MS", "100")
+            .env("EDGE_PORT", port.to_string())
+            .env("RELAY_TOKEN_HASHES", scanner_core::token::token_hash_hex(relay_token))
             // Edge admissions reach the edge's log quickly (production batches them every 5 s).
             .env("LOG_FORWARD_DELAY_MS", "100")
             .env("WRANGLER_SEND_METRICS", "false")
