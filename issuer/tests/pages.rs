@@ -6,6 +6,8 @@
 
 mod common;
 
+use sha2::Digest;
+
 use base64::Engine as _;
 use common::{start, start_with, App};
 use reqwest::redirect::Policy;
@@ -314,8 +316,11 @@ async fn dashboard_admin_json_lists_orders_and_gives_device_setup_links() {
     let url = dev["setup_url"].as_str().unwrap();
     let encoded = url.strip_prefix("https://tickets.example/scanner/#setup=").expect(url);
     let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded).unwrap();
+    // The link pins the keyring the device will fetch: the SHA-256 of exactly the bytes served.
+    let served = app.http.get(app.url("/v1/scanner/keyring")).send().await.unwrap().bytes().await.unwrap();
+    let pin: String = sha2::Sha256::digest(&served).iter().map(|b| format!("{b:02x}")).collect();
     let expected = format!(
-        r#"{{"v":1,"server":"https://tickets.example","token":"{}","event":{event},"edge":"https://edge.example","device_name":"North gate"}}"#,
+        r#"{{"v":2,"server":"https://tickets.example","token":"{}","event":{event},"edge":"https://edge.example","device_name":"North gate","keyring_sha256":"{pin}"}}"#,
         dev["token"].as_str().unwrap()
     );
     assert_eq!(String::from_utf8(payload).unwrap(), expected);
