@@ -5,7 +5,7 @@ mod common;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -25,17 +25,6 @@ fn spawn(data: &std::path::Path, port: u16) -> Child {
         .expect("spawn issuer")
 }
 
-async fn wait_up(http: &reqwest::Client, base: &str) {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(30) {
-        if http.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("issuer did not come up");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_load_loses_no_committed_order_or_email() {
     let dir = tempfile::tempdir().unwrap();
@@ -44,7 +33,7 @@ async fn kill_9_during_load_loses_no_committed_order_or_email() {
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
     let mut child = spawn(&data, port);
-    wait_up(&http, &base).await;
+    common::wait_up(&http, &base).await;
     let ev: Value = http
         .post(format!("{base}/admin/v1/events"))
         .bearer_auth(TOKEN)
@@ -95,7 +84,7 @@ async fn kill_9_during_load_loses_no_committed_order_or_email() {
     assert!(committed.len() > 20, "load ran before the kill ({} orders)", committed.len());
 
     let mut child = spawn(&data, port);
-    wait_up(&http, &base).await;
+    common::wait_up(&http, &base).await;
     for (id, token) in &committed {
         let r = http.get(format!("{base}/v1/orders/{id}?token={token}")).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 200, "committed order {id} exists after restart");

@@ -5,7 +5,7 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{eventually, FakeStripe};
 use serde_json::{json, Value};
@@ -29,17 +29,6 @@ fn spawn(data: &std::path::Path, port: u16, stripe: &str) -> Child {
         .expect("spawn issuer")
 }
 
-async fn wait_up(http: &reqwest::Client, base: &str) {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(30) {
-        if http.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("issuer did not come up");
-}
-
 async fn admin(http: &reqwest::Client, base: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
     let mut req = http.request(method, format!("{base}{path}")).bearer_auth(TOKEN);
     if let Some(b) = body {
@@ -59,7 +48,7 @@ async fn kill_9_while_stripe_refunds_ends_with_exactly_one_refund() {
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
     let mut child = spawn(&data, port, &stripe.url());
-    wait_up(&http, &base).await;
+    common::wait_up(&http, &base).await;
 
     let ev = admin(&http, &base, reqwest::Method::POST, "/admin/v1/events",
         Some(json!({"name":"Crash","venue":"V","starts_at":2_000_000_000i64,"ends_at":2_000_010_000i64,"timezone":"UTC"}))).await;
@@ -101,7 +90,7 @@ async fn kill_9_while_stripe_refunds_ends_with_exactly_one_refund() {
     let _ = refund.await;
 
     let mut child = spawn(&data, port, &stripe.url());
-    wait_up(&http, &base).await;
+    common::wait_up(&http, &base).await;
     let done = eventually(Duration::from_secs(30), || {
         let (http, base, id) = (http.clone(), base.clone(), order_id.clone());
         async move {

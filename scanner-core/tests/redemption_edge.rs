@@ -187,6 +187,7 @@ fn sled_log_records_edge_verdicts_durably() {
     let seq = {
         let mut log = RedemptionLog::open_or_create(dir.path(), "door").unwrap();
         log.set_keyring(&ring.to_json()).unwrap();
+        log.set_event(EVENT).unwrap();
         log.set_edge(Some("http://127.0.0.1:1")).unwrap();
         let r = log.record_edge_verdict(&qr, ScanKind::Entry, "North", &edge_reply(&verdict, None), NOW_MS).unwrap();
         assert_eq!(r.path, DecisionPath::Edge);

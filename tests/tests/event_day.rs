@@ -25,7 +25,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use common::{eventually, start_with, FakeStripe};
-use issuer::payments::stripe::sign;
 use mail_parser::{MessageParser, MimeHeaders};
 use reqwest::Method;
 use scanner_core::ticket::SignedTicket;
@@ -45,15 +44,6 @@ fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
-fn paid_event(event_id: &str, order_id: &str, session: &str, amount: i64) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "id": event_id, "type": "checkout.session.completed",
-        "data": {"object": {"id": session, "object": "checkout.session", "client_reference_id": order_id,
-            "payment_status": "paid", "amount_total": amount, "currency": "eur", "payment_intent": format!("pi_{order_id}")}}
-    }))
-    .expect("json")
-}
-
 /// Places one order; returns the JSON answer (status must be 201).
 async fn order(app: &common::App, event: i64, name: &str, ticket_type: i64, payment: &str) -> (u16, Value) {
     app.post(
@@ -64,21 +54,13 @@ async fn order(app: &common::App, event: i64, name: &str, ticket_type: i64, paym
     .await
 }
 
-/// Pays a pending Stripe order with a correctly signed `checkout.session.completed` webhook.
-async fn pay(app: &common::App, order: &Value, n: usize) {
-    let order_id = order["order_id"].as_str().expect("order id");
+/// The customer pays a pending Stripe order at the fake Stripe, which sends the signed
+/// `checkout.session.completed` webhook (with a payment intent and charge the fake knows, so refunds work).
+async fn pay(app: &common::App, stripe: &FakeStripe, order: &Value) {
     let session = order["checkout_url"].as_str().and_then(|u| u.rsplit('/').next()).expect("checkout session");
-    let body = paid_event(&format!("evt_{n}"), order_id, session, order["total_cents"].as_i64().unwrap_or(0));
-    let sig = sign(&body, WHSEC, now());
-    let r = app
-        .http
-        .post(app.url("/v1/payments/stripe/webhook"))
-        .header("Stripe-Signature", sig)
-        .body(body)
-        .send()
-        .await
-        .expect("webhook");
-    assert_eq!(r.status().as_u16(), 200, "a correctly signed paid event is accepted");
+    let event = stripe.pay(session);
+    let (status, body) = stripe.deliver(&app.url("/v1/payments/stripe/webhook"), WHSEC, &event).await;
+    assert_eq!(status, 200, "a correctly signed paid event is accepted: {body}");
 }
 
 async fn available(app: &common::App, event: i64, ticket_type: usize) -> i64 {
@@ -136,7 +118,8 @@ async fn a_whole_event_day() {
     let certs = work.path().join("certs");
     std::fs::create_dir_all(&certs).expect("certs dir");
     let mail_server = smtp::start(&certs, 0);
-    let stripe = FakeStripe::start("sk_test_event_day").await.url();
+    let stripe = FakeStripe::start("sk_test_event_day").await;
+    let stripe_url = stripe.url();
     let (smtp_port, smtp_ca) = (mail_server.port, mail_server.ca.clone());
     // The edge's port is chosen now: the issuer relays redemption logs with it (devices hand each server
     // only their own records).
@@ -153,7 +136,7 @@ async fn a_whole_event_day() {
         c.mail_from = "Tickets <tickets@example.org>".into();
         c.stripe_secret_key = Some("sk_test_event_day".into());
         c.stripe_webhook_secret = Some(WHSEC.into());
-        c.stripe_api_base = stripe;
+        c.stripe_api_base = stripe_url;
         c.hold_seconds = 3;
     })
     .await;
@@ -210,8 +193,8 @@ async fn a_whole_event_day() {
     assert_eq!(available(&app, event, 0).await, 0, "the guest list is full");
     assert_eq!(available(&app, event, 1).await, 0, "every paid seat is held");
     // 260 pay; 40 abandon their checkout.
-    for (i, v) in &placed[FREE..FREE + PAID] {
-        pay(&app, v, *i).await;
+    for (_, v) in &placed[FREE..FREE + PAID] {
+        pay(&app, &stripe, v).await;
     }
     let (s, v) = order(&app, event, "Too Early", 1, "stripe").await;
     assert_eq!(s, 409, "held seats are not sold twice: {v}");
@@ -225,7 +208,7 @@ async fn a_whole_event_day() {
     for i in 0..ABANDONED {
         let (s, v) = order(&app, event, &format!("Late Customer {i}"), 1, "stripe").await;
         assert_eq!(s, 201, "{v}");
-        pay(&app, &v, 10_000 + i).await;
+        pay(&app, &stripe, &v).await;
         late.push(v);
     }
     for (i, (ticket_type, payment)) in [(0, "free"), (1, "stripe"), (0, "free"), (1, "stripe")].iter().enumerate() {
@@ -301,6 +284,15 @@ async fn a_whole_event_day() {
         revoked.extend(issued.iter().filter(|(_, o)| o.as_str() == id).map(|(t, _)| t.clone()));
     }
     assert_eq!(revoked.len(), REFUNDED);
+    // Each refund reached Stripe once, for the Standard price (2,500 cents: one ticket an order).
+    let refunds = eventually(Duration::from_secs(20), || async {
+        let r = stripe.refunds();
+        (r.len() >= REFUNDED).then_some(r)
+    })
+    .await
+    .expect("every refund reaches Stripe");
+    assert_eq!(refunds.len(), REFUNDED);
+    assert!(refunds.iter().all(|r| r.amount == 2_500 && r.idempotency_key.is_some()), "{refunds:?}");
     let valid: Vec<String> = all.iter().filter(|t| !revoked.contains(*t)).cloned().collect();
 
     // --- 5. the doors open: four devices ---

@@ -118,6 +118,18 @@ impl App {
     }
 }
 
+/// Waits (at most 30 s) until an issuer process at `base` answers its health check.
+pub async fn wait_up(http: &reqwest::Client, base: &str) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        if http.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("issuer did not come up");
+}
+
 /// Polls `f` until it returns Some or the timeout passes.
 pub async fn eventually<T, F, Fut>(timeout: Duration, mut f: F) -> Option<T>
 where
