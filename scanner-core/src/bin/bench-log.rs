@@ -397,6 +397,7 @@ fn disk_section(args: &Args, docs: &[RedemptionDoc]) -> Result<serde_json::Value
     let mut ring = Keyring::new();
     ring.insert(key.public_entry(0, None))?;
     log.set_keyring(&ring.to_json())?;
+    log.set_event(EVENT)?;
     let records: Vec<ScanRecord> =
         docs[0].device_log(DeviceId(0x100))?.context("device log")?.records.into_iter().take(per_device).collect();
     let started = Instant::now();
