@@ -87,9 +87,14 @@ def build(out_dir):
     ratio = None
     if median is not None and zx.get("median_ms"):
         ratio = f"ours/zxing-cpp median time {median / zx['median_ms']:.2f}"
-    rows.append(row("QR decode median time", median, "ms", None, None, "bench (scanner-core)",
-                    ratio or "", ))
-    rows.append(row("QR decode p99 time", totals.get("p99_ms"), "ms", None, None, "bench (scanner-core)"))
+    peer_times = lambda key: "; ".join(  # noqa: E731 — every peer's figure beside ours
+        f"{name} {t[key]} ms" for name, t in (("zxing-cpp", zx), ("zbar", zb)) if t.get(key) is not None)
+    rows.append(row("QR decode median time", median, "ms", None, None, "bench (scanner-core) + bench/peers.py",
+                    "; ".join(n for n in (peer_times("median_ms"), ratio) if n)))
+    p99 = totals.get("p99_ms")
+    p99_ratio = f"ours/zxing-cpp p99 {p99 / zx['p99_ms']:.1f}" if p99 is not None and zx.get("p99_ms") else ""
+    rows.append(row("QR decode p99 time", p99, "ms", None, None, "bench (scanner-core) + bench/peers.py",
+                    "; ".join(n for n in (peer_times("p99_ms"), p99_ratio) if n)))
     wt = dig(web_decode, "decode", "overall") or {}
     rows.append(row("QR decode in Chromium (PWA wasm): decoded, median",
                     None if wt.get("frames") is None
