@@ -590,10 +590,7 @@ impl RedemptionDoc {
             Some(shape) => single_str(&self.doc, device, &shape.map, KEY_NAME)?,
             None => None,
         };
-        if self.own.is_none() {
-            self.own = Some(self.own_history()?);
-        }
-        let Some(own) = self.own.as_mut() else { return Err(LogError::Panicked) };
+        let own = self.own_mut()?;
         let mut tx = own.transaction();
         let (map, batches, gates, overrides, known_gates) = match &existing {
             Some(s) => (s.map.clone(), s.batches.clone(), s.gates.clone(), s.overrides.clone(), s.gate_ids.len()),
@@ -642,6 +639,14 @@ impl RedemptionDoc {
         Ok(())
     }
 
+    /// The device's own-changes document, built on first use.
+    fn own_mut(&mut self) -> Result<&mut Automerge, LogError> {
+        if self.own.is_none() {
+            self.own = Some(self.own_history()?);
+        }
+        self.own.as_mut().ok_or(LogError::Panicked)
+    }
+
     /// This device's own changes and nothing else: the document at the device's last change (whose
     /// history is its earlier changes only, see the module documentation), with the device's actor.
     fn own_history(&self) -> Result<Automerge, LogError> {
@@ -661,10 +666,7 @@ impl RedemptionDoc {
 
     /// The next message of this device's push session (its own changes only; see [`SyncChannel`]).
     pub fn generate_push_message(&mut self, state: &mut sync::State) -> Result<Option<Vec<u8>>, LogError> {
-        if self.own.is_none() {
-            self.own = Some(self.own_history()?);
-        }
-        let Some(own) = self.own.as_ref() else { return Ok(None) };
+        let own = self.own_mut()?;
         state.read_only = true;
         state.their_capabilities = None;
         Ok(own.generate_sync_message(state).map(sync::Message::encode))
@@ -673,17 +675,9 @@ impl RedemptionDoc {
     /// Receives the server's reply in this device's push session: it only moves the session's state (the
     /// server sends no changes there, and any it sent would be ignored).
     pub fn receive_push_reply(&mut self, state: &mut sync::State, bytes: &[u8]) -> Result<(), SyncError> {
-        if bytes.len() > MAX_SYNC_MESSAGE_BYTES {
-            return Err(SyncError::TooLarge(bytes.len()));
-        }
-        let mut message = catch_unwind(|| sync::Message::decode(bytes))
-            .map_err(|_| SyncError::Decode("decoder panicked".into()))?
-            .map_err(|e| SyncError::Decode(e.to_string()))?;
+        let mut message = decode_message(bytes)?;
         message.changes = sync::ChunkList::empty();
-        if self.own.is_none() {
-            self.own = Some(self.own_history()?);
-        }
-        let Some(own) = self.own.as_mut() else { return Ok(()) };
+        let own = self.own_mut()?;
         let mut candidate = state.clone();
         candidate.read_only = true;
         catch_unwind(AssertUnwindSafe(|| own.receive_sync_message(&mut candidate, message)))
@@ -702,12 +696,7 @@ impl RedemptionDoc {
         bytes: &[u8],
         accept: Accept,
     ) -> Result<Received, SyncError> {
-        if bytes.len() > MAX_SYNC_MESSAGE_BYTES {
-            return Err(SyncError::TooLarge(bytes.len()));
-        }
-        let mut message = catch_unwind(|| sync::Message::decode(bytes))
-            .map_err(|_| SyncError::Decode("decoder panicked".into()))?
-            .map_err(|e| SyncError::Decode(e.to_string()))?;
+        let mut message = decode_message(bytes)?;
         let changes = decode_changes(&message.changes)?;
         // A read-only session (a server's side of a device's pull) takes nothing.
         let kept = if state.read_only { Vec::new() } else { self.admissible(changes, accept.from)? };
@@ -848,6 +837,16 @@ pub fn serve_sync(
         .filter(|m| !m.changes.is_empty() || (!pull && (news || !m.need.is_empty())))
         .map(sync::Message::encode);
     Ok(ServerReply { reply, received })
+}
+
+/// Decodes a sync message no larger than [`MAX_SYNC_MESSAGE_BYTES`] (its changes are checked separately).
+fn decode_message(bytes: &[u8]) -> Result<sync::Message, SyncError> {
+    if bytes.len() > MAX_SYNC_MESSAGE_BYTES {
+        return Err(SyncError::TooLarge(bytes.len()));
+    }
+    catch_unwind(|| sync::Message::decode(bytes))
+        .map_err(|_| SyncError::Decode("decoder panicked".into()))?
+        .map_err(|e| SyncError::Decode(e.to_string()))
 }
 
 /// Automerge's chunk header: magic bytes, then a 4-byte checksum, the chunk type and a LEB128 length.
