@@ -97,12 +97,14 @@ function onEngineMessage(e) {
       render();
       break;
     case 'frameDone':
+      noteFrameDone(m);
       frameInFlight = false;
       ui.cameraState.dataset.decodeMs = m.ms.toFixed(1);
       nextFrameAt = performance.now() + Math.max(MIN_FRAME_GAP_MS, 1.5 * m.ms);
       break;
     case 'verdict':
       showVerdict(m);
+      noteVerdictShown(m);
       break;
     case 'setupLink':
       try {
@@ -309,16 +311,81 @@ function showVerdict(m) {
     ? `${v.path === 'edge' ? 'Checked online' : 'Checked on this phone'}${m.edgeNote ? ` (online check unavailable: ${m.edgeNote})` : ''}`
     : '';
   feedback(cls);
+  openVerdictScreen(cls);
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Sound and vibration: a steward often cannot look at the screen for every ticket.
+// Verdict screen: a fresh verdict fills the whole screen in its colour with huge type, readable at arm's
+// length in sunlight; a tap (or Escape, or a few seconds) returns to the camera, where the last verdict
+// stays in the small panel. "Paid — admit" and "Admit anyway" stay reachable on top of it.
+
+/** How long a verdict fills the screen before the camera view returns (an admit is the common case and
+ *  should not hold up the queue; a refusal has a reason to read; an unpaid ticket has money to collect). */
+const VERDICT_SCREEN_MS = { admit: 3000, exit: 3000, due: 8000 };
+const VERDICT_SCREEN_DEFAULT_MS = 5000;
+let verdictScreenTimer = null;
+
+function openVerdictScreen(cls) {
+  clearTimeout(verdictScreenTimer);
+  ui.verdict.classList.add('verdict--screen');
+  document.body.classList.add('verdict-open');
+  document.body.classList.toggle('verdict-actions', !ui.paidAdmit.hidden || !ui.overrideForm.hidden);
+  verdictScreenTimer = setTimeout(closeVerdictScreen, VERDICT_SCREEN_MS[cls] ?? VERDICT_SCREEN_DEFAULT_MS);
+}
+
+function closeVerdictScreen() {
+  clearTimeout(verdictScreenTimer);
+  verdictScreenTimer = null;
+  ui.verdict.classList.remove('verdict--screen');
+  document.body.classList.remove('verdict-open', 'verdict-actions');
+}
+
+ui.verdict.addEventListener('click', () => {
+  if (ui.verdict.classList.contains('verdict--screen')) closeVerdictScreen();
+});
+addEventListener('keydown', (e) => {
+  if (e.key === 'Escape' && ui.verdict.classList.contains('verdict--screen')) closeVerdictScreen();
+});
+// Moving to a field (to type a code, change the gate) returns to the camera view; typing a reason for
+// "Admit anyway" keeps the verdict up until it is sent.
+document.addEventListener('focusin', (e) => {
+  if (!ui.verdict.classList.contains('verdict--screen')) return;
+  if (ui.overrideForm.contains(e.target) || ui.paidAdmit.contains(e.target)) clearTimeout(verdictScreenTimer);
+  else if (!ui.verdict.contains(e.target)) closeVerdictScreen();
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Sound and vibration: a steward often cannot look at the screen for every ticket. Neither may ever break
+// a verdict: no AudioContext, a suspended one, or a browser without vibration just means silence.
+
+/** [frequency Hz, start s, duration s, waveform]: one high beep admits, a low buzz refuses. */
+const TONES = {
+  admit: [[1320, 0, 0.15, 'sine']],
+  exit: [[1320, 0, 0.15, 'sine']],
+  due: [[880, 0, 0.12, 'sine'], [1100, 0.16, 0.12, 'sine'], [880, 0.32, 0.12, 'sine']],
+  used: [[660, 0, 0.15, 'square'], [660, 0.22, 0.15, 'square']],
+  refused: [[220, 0, 0.5, 'sawtooth']],
+  error: [[220, 0, 0.5, 'sawtooth']],
+};
+/** navigator.vibrate patterns (ms on, off, on…). */
+const VIBRATION = {
+  admit: [80],
+  exit: [80],
+  due: [80, 60, 80, 60, 80],
+  used: [120, 80, 120],
+  refused: [400],
+  error: [400],
+};
 
 function unlockAudio() {
-  const Ctx = window.AudioContext ?? window.webkitAudioContext;
-  if (!Ctx) return;
-  audio ??= new Ctx();
-  if (audio.state === 'suspended') audio.resume().catch(() => {});
+  try {
+    const Ctx = window.AudioContext ?? window.webkitAudioContext;
+    if (!Ctx) return;
+    audio ??= new Ctx();
+    if (audio.state === 'suspended') Promise.resolve(audio.resume()).catch(() => {});
+  } catch {
+    // No sound on this device.
+  }
 }
 
 function tone(freq, start, duration, type = 'sine') {
@@ -335,24 +402,47 @@ function tone(freq, start, duration, type = 'sine') {
   osc.stop(t + duration + 0.02);
 }
 
-function feedback(kind) {
-  if (audio && audio.state === 'running') {
-    if (kind === 'admit' || kind === 'exit') tone(1320, 0, 0.15);
-    else if (kind === 'due') {
-      tone(880, 0, 0.12);
-      tone(1100, 0.16, 0.12);
-      tone(880, 0.32, 0.12);
+function playTones(kind) {
+  // The context exists once the steward touched the page or a hardware scanner typed (browsers refuse
+  // sound before a user gesture).
+  if (!audio) return;
+  const play = () => {
+    try {
+      for (const t of TONES[kind] ?? TONES.refused) tone(...t);
+    } catch {
+      // Silence rather than a broken verdict.
     }
-    else if (kind === 'used') {
-      tone(660, 0, 0.15, 'square');
-      tone(660, 0.22, 0.15, 'square');
-    } else tone(220, 0, 0.5, 'sawtooth');
+  };
+  try {
+    if (audio.state === 'running') play();
+    else if (audio.state === 'suspended') {
+      // A beep that comes late would belong to the wrong ticket: only if the context resumes at once.
+      const asked = performance.now();
+      Promise.resolve(audio.resume())
+        .then(() => {
+          if (audio.state === 'running' && performance.now() - asked < 300) play();
+        })
+        .catch(() => {});
+    }
+  } catch {
+    // As above.
   }
-  // Browsers refuse (and complain about) vibration before the steward has touched the page once.
-  if (navigator.vibrate && navigator.userActivation?.hasBeenActive !== false) {
-    const pattern = { admit: 80, exit: 80, used: [120, 80, 120], due: [80, 60, 80, 60, 80], refused: [400], error: [400] }[kind];
-    navigator.vibrate(pattern);
+}
+
+function vibrate(kind) {
+  try {
+    // Browsers refuse (and complain about) vibration before the steward has touched the page once.
+    if (typeof navigator.vibrate === 'function' && navigator.userActivation?.hasBeenActive !== false) {
+      navigator.vibrate(VIBRATION[kind] ?? VIBRATION.refused);
+    }
+  } catch {
+    // No vibration on this device.
   }
+}
+
+function feedback(kind) {
+  playTones(kind);
+  vibrate(kind);
 }
 
 for (const event of ['pointerdown', 'keydown']) addEventListener(event, unlockAudio, { passive: true });
@@ -402,7 +492,7 @@ async function grabFrame() {
   if (state?.offscreenFrames && window.createImageBitmap) {
     // Scaling and pixel reading happen in the worker; the page only hands over the bitmap.
     const bitmap = await createImageBitmap(v, { resizeWidth: width, resizeHeight: height, resizeQuality: 'medium' });
-    engine.postMessage({ type: 'frame', bitmap }, [bitmap]);
+    engine.postMessage({ type: 'frame', bitmap, capturedAt: frameGrabbedAt }, [bitmap]);
     return;
   }
   grabCanvas ??= document.createElement('canvas');
@@ -411,7 +501,7 @@ async function grabFrame() {
   const ctx = grabCanvas.getContext('2d', { willReadFrequently: true });
   ctx.drawImage(v, 0, 0, width, height);
   const { data } = ctx.getImageData(0, 0, width, height);
-  engine.postMessage({ type: 'frame', width, height, rgba: data.buffer }, [data.buffer]);
+  engine.postMessage({ type: 'frame', width, height, rgba: data.buffer, capturedAt: frameGrabbedAt }, [data.buffer]);
 }
 
 function pump() {
@@ -419,6 +509,7 @@ function pump() {
   const ready = engineReady && v.srcObject && v.readyState >= 2 && v.videoWidth > 0 && !document.hidden;
   if (ready && !frameInFlight && performance.now() >= nextFrameAt) {
     frameInFlight = true;
+    frameGrabbedAt = performance.now();
     grabFrame().catch(() => {
       frameInFlight = false;
     });
@@ -427,13 +518,162 @@ function pump() {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// Timing, for the phone benchmark (web/tests/mobile-bench.mjs) and anyone looking at a slow scanner: the
+// verdict panel carries `data-count` (verdicts shown so far), `data-shown-at` (ms since the page started
+// loading, when the frame showing the verdict was drawn) and, for camera reads, `data-frame-ms` (camera
+// frame taken → verdict drawn).
+
+/** When the frame now being decoded was taken from the video. */
+let frameGrabbedAt = 0;
+/** The last decoded frame had a code in it. */
+let codeInView = false;
+/** When the first frame of the code now in view was taken. */
+let codeAppearedAt = null;
+let verdictsShown = 0;
+
+function noteFrameDone(m) {
+  if (m.found && !codeInView) codeAppearedAt = frameGrabbedAt;
+  codeInView = Boolean(m.found);
+}
+
+function noteVerdictShown(m) {
+  verdictsShown++;
+  // The engine names the frame a read came from if it echoes `capturedAt`; otherwise the read is the first
+  // frame of the code now in view (exact while codes come into view one at a time).
+  const frameAt = m.source === 'camera' ? (m.capturedAt ?? codeAppearedAt) : null;
+  const source = verdictSource(m);
+  const count = verdictsShown;
+  requestAnimationFrame(() => {
+    const shownAt = performance.now();
+    if (count !== verdictsShown) return; // a newer verdict replaced this one before it was drawn
+    ui.verdict.dataset.shownAt = shownAt.toFixed(1);
+    ui.verdict.dataset.source = source ?? '';
+    ui.verdict.dataset.frameMs = frameAt === null ? '' : (shownAt - frameAt).toFixed(1);
+    ui.verdict.dataset.engineMs = m.ms === undefined ? '' : m.ms.toFixed(1);
+    ui.verdict.dataset.count = String(count);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Codes typed rather than seen: the manual entry box and hardware scanners.
+
+/** A code from the keyboard (the manual box or a hardware scanner): a setup link sets the scanner up, anything
+ *  else is checked as a ticket (the engine records `source`). */
+function submitCode(text, source) {
+  if (!text) return;
+  if (/#(?:.*&)?setup=/.test(text)) {
+    try {
+      startSetup(setupFromLink(text));
+    } catch (err) {
+      showNotice(err.message);
+    }
+    return;
+  }
+  typedSources.set(text, source);
+  engine.postMessage({ type: 'manual', text, source });
+}
+
+/** What typed each code still waiting for its verdict (the engine answers typed codes as 'manual'). */
+const typedSources = new Map();
+
+function verdictSource(m) {
+  if (m.source !== 'manual' || !typedSources.has(m.text)) return m.source;
+  const source = typedSources.get(m.text);
+  typedSources.delete(m.text);
+  return source;
+}
+
+// A keyboard-wedge scanner (USB or Bluetooth) types the code as a burst of keystrokes a few ms apart, then
+// Enter. Bursts are recognised by their speed, so nothing needs a tap first and a person typing into the
+// gate name or the manual box (well over 50 ms between keys) is never interrupted. Where the burst landed
+// in a text field, the field gets back what it held before and the burst is checked once, as a scan (the
+// form the field belongs to is not submitted as well).
+
+/** Keys of a scanner burst are this close together (median gap); people type far slower. */
+const WEDGE_MAX_GAP_MS = 50;
+/** A pause this long starts a new burst. */
+const WEDGE_PAUSE_MS = 300;
+/** Shorter bursts are ignored (no ticket or setup link is this short). */
+const WEDGE_MIN_LENGTH = 8;
+/** A scanner that fires twice at the same code does not make "already used" out of one admission (the
+ *  engine's camera uses the same window). */
+const WEDGE_REPEAT_MS = 2500;
+
+const wedge = { text: '', times: [], field: null, before: '', last: null, lastAt: 0 };
+/** Keys whose keydown was kept from the page: their keyup is kept too (a space on a focused button clicks it). */
+const swallowedKeys = new Set();
+
+function isTextField(el) {
+  if (!el) return false;
+  if (el.isContentEditable) return true;
+  if (el.tagName === 'TEXTAREA') return !el.readOnly && !el.disabled;
+  return el.tagName === 'INPUT' && /^(text|search|url|tel|email|password|number)$/.test(el.type) && !el.readOnly && !el.disabled;
+}
+
+function wedgeBurst(times) {
+  if (times.length < WEDGE_MIN_LENGTH) return false;
+  const gaps = times.slice(1).map((t, i) => t - times[i]).sort((a, b) => a - b);
+  return gaps[gaps.length >> 1] < WEDGE_MAX_GAP_MS;
+}
+
+function swallow(e) {
+  e.preventDefault();
+  swallowedKeys.add(e.code || e.key);
+}
+
+function onWedgeKeydown(e) {
+  if (e.isComposing || e.ctrlKey || e.metaKey || e.altKey) return;
+  const now = performance.now();
+  const last = wedge.times.at(-1);
+  const fresh = last === undefined || now - last > WEDGE_PAUSE_MS;
+  if (e.key === 'Enter') {
+    const text = wedge.text.trim();
+    const burst = !fresh && wedgeBurst(wedge.times);
+    const field = wedge.field;
+    const before = wedge.before;
+    wedge.text = '';
+    wedge.times = [];
+    wedge.field = null;
+    if (!burst) return;
+    swallow(e);
+    // Whatever the burst typed into a field goes away; the field's own form is not submitted.
+    if (field && field.value !== before) field.value = before;
+    if (text === wedge.last && now - wedge.lastAt < WEDGE_REPEAT_MS) return;
+    wedge.last = text;
+    wedge.lastAt = now;
+    submitCode(text, 'keyboard');
+    return;
+  }
+  if (e.key.length !== 1) return; // Shift (scanners press it for capitals), arrows, function keys
+  if (fresh) {
+    wedge.text = '';
+    wedge.times = [];
+    wedge.field = isTextField(e.target) ? e.target : null;
+    wedge.before = wedge.field ? wedge.field.value : '';
+  }
+  const fast = !fresh && now - last < WEDGE_MAX_GAP_MS;
+  wedge.text += e.key;
+  wedge.times.push(now);
+  // Outside a text field, keys of a burst must not act on the page: a space would press a focused button,
+  // letters would pick options of a focused select.
+  if (fast && !wedge.field) swallow(e);
+}
+
+function onWedgeKeyup(e) {
+  if (swallowedKeys.delete(e.code || e.key)) e.preventDefault();
+}
+
+addEventListener('keydown', onWedgeKeydown, { capture: true });
+addEventListener('keyup', onWedgeKeyup, { capture: true });
+
+// ---------------------------------------------------------------------------------------------------
 // Forms and events
 
 ui.manualForm.addEventListener('submit', (e) => {
   e.preventDefault();
   const text = ui.manualCode.value.trim();
   if (!text) return;
-  engine.postMessage({ type: 'manual', text });
+  submitCode(text, 'manual');
   ui.manualCode.value = '';
 });
 

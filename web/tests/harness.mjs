@@ -6,7 +6,7 @@
 // TICKETS_PROFILE=release to use release builds instead.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir, homedir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -222,4 +222,122 @@ export async function accessibilityViolations(page) {
     help: v.help,
     targets: v.nodes.map((n) => n.target.join(' ')),
   }));
+}
+
+/**
+ * Chromium's mobile emulation of a mid-range Android phone (Pixel 7 class: 412×915 CSS px at 2.625 device
+ * pixels per px, touch, mobile viewport rules). Spread into `browser.newContext()` or
+ * `chromium.launchPersistentContext()` options.
+ */
+export const phoneEmulation = {
+  viewport: { width: 412, height: 915 },
+  screen: { width: 412, height: 915 },
+  deviceScaleFactor: 2.625,
+  isMobile: true,
+  hasTouch: true,
+  userAgent:
+    'Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Mobile Safari/537.36',
+};
+
+/**
+ * Slows `page`'s renderer main thread down `rate` times (DevTools' CPU throttling, CDP
+ * `Emulation.setCPUThrottlingRate`). Chromium applies it to the page only: dedicated workers run at full
+ * speed (it answers "only supported for pages, not workers" for a worker target). Returns the CDP session.
+ */
+export async function throttleCpu(page, rate) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Emulation.setCPUThrottlingRate', { rate });
+  return cdp;
+}
+
+/** A 640×480 luma frame with nothing to read (white paper), for `writeY4m`. */
+export function blankLumaFrame() {
+  return Buffer.alloc(640 * 480, 235);
+}
+
+/**
+ * The 640×480 luma frame (BT.601 studio swing, as Y4M carries it) of `png` (e.g. a ticket's QR image)
+ * scaled into 400×400 and centred on white, as a phone camera sees a ticket held up to it. Drawn by
+ * Chromium's own canvas in a page of `browser`.
+ */
+export async function qrLumaFrame(browser, png) {
+  const page = await browser.newPage();
+  try {
+    const b64 = await page.evaluate(async (pngB64) => {
+      const img = new Image();
+      img.src = `data:image/png;base64,${pngB64}`;
+      await img.decode();
+      const canvas = document.createElement('canvas');
+      canvas.width = 640;
+      canvas.height = 480;
+      const ctx = canvas.getContext('2d');
+      ctx.fillStyle = '#fff';
+      ctx.fillRect(0, 0, 640, 480);
+      const scale = Math.min(400 / img.width, 400 / img.height);
+      const w = Math.round(img.width * scale);
+      const h = Math.round(img.height * scale);
+      ctx.imageSmoothingEnabled = false;
+      ctx.drawImage(img, (640 - w) >> 1, (480 - h) >> 1, w, h);
+      const rgba = ctx.getImageData(0, 0, 640, 480).data;
+      const y = new Uint8Array(640 * 480);
+      for (let i = 0; i < y.length; i++) {
+        y[i] = Math.round(16 + (65.481 * rgba[4 * i] + 128.553 * rgba[4 * i + 1] + 24.966 * rgba[4 * i + 2]) / 255);
+      }
+      let s = '';
+      for (let i = 0; i < y.length; i += 0x8000) s += String.fromCharCode(...y.subarray(i, i + 0x8000));
+      return btoa(s);
+    }, Buffer.from(png).toString('base64'));
+    return Buffer.from(b64, 'base64');
+  } finally {
+    await page.close();
+  }
+}
+
+/**
+ * Writes a 640×480 Y4M video (4:2:0, grey chroma) of `lumaFrames` at `fps` frames per second for
+ * `fakeCameraFlags` (Chromium plays it in a loop at that rate). Returns `file`.
+ */
+export function writeY4m(file, lumaFrames, fps = 30) {
+  const chroma = Buffer.alloc(320 * 240 * 2, 128);
+  const parts = [Buffer.from(`YUV4MPEG2 W640 H480 F${fps}:1 Ip A1:1 C420jpeg\n`)];
+  for (const luma of lumaFrames) {
+    if (luma.length !== 640 * 480) throw new Error(`a luma frame must be 640×480 bytes, not ${luma.length}`);
+    parts.push(Buffer.from('FRAME\n'), luma, chroma);
+  }
+  writeFileSync(file, Buffer.concat(parts));
+  return file;
+}
+
+/**
+ * Orders one ticket for `name` through the public API (`payment: "free"` unless given; type 0 with add-on 0
+ * of the demo event unless given) and returns {name, qrText, pngUrl}.
+ */
+export async function buyTicket(issuer, name, { event = 1, ticketType = 0, addons = [0], payment = 'free' } = {}) {
+  const res = await fetch(`${issuer.url}/v1/orders`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      event_id: event,
+      name,
+      email: `${name.split(' ')[0].toLowerCase()}@example.org`,
+      items: [{ ticket_type: ticketType, quantity: 1, addons }],
+      payment,
+    }),
+  });
+  if (res.status !== 201) throw new Error(`order for ${name}: HTTP ${res.status} ${await res.text()}`);
+  const order = await res.json();
+  const view = await (await fetch(`${issuer.url}/v1/orders/${order.order_id}?token=${order.token}`)).json();
+  const ticket = view.tickets[0];
+  return {
+    name,
+    qrText: ticket.qr_text,
+    pngUrl: `${issuer.url}/orders/${order.order_id}/tickets/${ticket.seq}/qr.png?token=${order.token}`,
+  };
+}
+
+/** Registers a scanner device for `event` (admin API) and returns it ({token, setup_url, …}). */
+export async function createDevice(issuer, name, event = 1) {
+  const res = await adminFetch(issuer, '/admin/v1/devices', { method: 'POST', json: { name, event } });
+  if (res.status !== 201) throw new Error(`device ${name}: HTTP ${res.status} ${await res.text()}`);
+  return res.json();
 }
