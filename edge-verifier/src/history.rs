@@ -296,6 +296,7 @@ mod tests {
             outcome: Outcome::Admitted,
             ticket_type: 0,
             decided_by_edge: false,
+            addon: None,
         };
         let mut h = TicketHistory::default();
         assert!(h.insert(StoredScan::new(DeviceId(9), "phone", "East", &offline, false)));

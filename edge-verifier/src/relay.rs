@@ -227,6 +227,7 @@ mod tests {
             outcome: Outcome::Admitted,
             ticket_type: 0,
             decided_by_edge: false,
+            addon: None,
         }
     }
 

@@ -7,15 +7,18 @@
 //! The byte layout and signing rules are specified in `docs/ticket-format.md`.
 
 pub mod base45;
+pub mod gates;
 pub mod keyring;
 pub mod manifest;
 pub mod qr;
 pub mod redemption;
 pub mod revocation;
 pub mod setup;
+pub mod supervisor;
 pub mod ticket;
 pub mod token;
 pub mod verify;
+pub mod wire;
 
 pub use keyring::{IssuerKey, Keyring, PublicKeyEntry};
 pub use revocation::{RevocationDelta, RevocationHash, RevocationList};

@@ -35,6 +35,9 @@ pub enum Refusal {
     Expired { until: u32 },
     #[error("Revoked: this ticket was refunded or cancelled")]
     Revoked,
+    /// Genuine, but not at this gate (the event's gate rules, see [`crate::gates`]); the steward's sentence.
+    #[error("Wrong gate: {0}")]
+    WrongGate(String),
 }
 
 impl Refusal {
@@ -51,6 +54,7 @@ impl Refusal {
             Refusal::NotYetValid { .. } => "not_yet_valid",
             Refusal::Expired { .. } => "expired",
             Refusal::Revoked => "revoked",
+            Refusal::WrongGate(_) => "wrong_gate",
         }
     }
 }

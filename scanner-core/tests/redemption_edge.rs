@@ -48,6 +48,7 @@ fn edge_record(n: u64, hlc: Hlc, kind: ScanKind, reentry: bool) -> ScanRecord {
         outcome: Outcome::Admitted,
         ticket_type: (n % 3) as u8,
         decided_by_edge: true,
+        addon: None,
     }
 }
 

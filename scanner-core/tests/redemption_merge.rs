@@ -227,6 +227,7 @@ fn simulation_20_offline_devices_50k_tickets_1_percent_duplicates() {
                 outcome,
                 ticket_type: 0,
                 decided_by_edge: false,
+                addon: None,
             };
             index.add(device, &r);
             pending.push(r);

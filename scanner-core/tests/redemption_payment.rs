@@ -10,6 +10,7 @@ use redemption_support::*;
 use scanner_core::manifest::{seal_entry, Manifest, ManifestEntry, Money};
 use scanner_core::redemption::decision::{ScanInput, Verdict};
 use scanner_core::redemption::store::RedemptionLog;
+use scanner_core::redemption::{DoorAction, ScanPlan, ScanRequest};
 use scanner_core::redemption::{EdgeVerdict, EventReport, Outcome, RedemptionDoc, RefusalCode, ScanKind};
 use scanner_core::{base45, EntryPolicy, IssuerKey, SignedTicket, Ticket};
 
@@ -197,7 +198,10 @@ fn the_edge_asks_for_payment_and_the_device_adds_the_amount_from_its_manifest() 
         other => panic!("expected payment due, got {other:?}"),
     }
     assert_eq!(mirrored.record.outcome, Outcome::PaymentDue);
-    assert!(!log.blocked_locally(&text, ScanKind::Entry).expect("index"), "asking for payment is not a pass");
+    // Asking for payment is not a pass: the door policy would still ask the edge about this ticket.
+    let request =
+        ScanRequest { text: text.clone(), kind: ScanKind::Entry, gate: "North".into(), action: DoorAction::Scan };
+    assert!(matches!(log.plan(request, true, at(NOW)).expect("plan"), ScanPlan::AskEdge(_)));
     assert_eq!(log.confirm_paid(&text, "North", at(NOW + 1)).expect("paid").record.outcome, Outcome::PaidAtDoor);
 }
 

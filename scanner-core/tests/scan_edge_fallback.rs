@@ -121,12 +121,15 @@ fn blackholed_edge_times_out_and_falls_back() {
     assert!(elapsed < HANG_GUARD, "{elapsed:?}");
     eprintln!("blackhole: decided offline in {:.0} ms (edge {:.1} ms)", elapsed.as_secs_f64() * 1e3, v["edge_ms"]);
 
-    // The offline verifier still decides what the edge never answered: a ticket for another event.
-    let (out, _) = run(&data, &["scan", "--now", &now, "--json", "--edge-timeout-ms", "300", &wrong_event]);
+    // What this device refuses by itself (a ticket for another event) is answered at once: the edge
+    // would refuse it too, so it is not asked.
+    let (out, elapsed) = run(&data, &["scan", "--now", &now, "--json", "--edge-timeout-ms", "300", &wrong_event]);
     let v = json_line(&out);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!((v["verdict"].as_str(), v["code"].as_str()), (Some("refused"), Some("wrong_event")));
     assert_eq!(v["path"], "offline");
+    assert!(v["edge_ms"].is_null() && v["edge_error"].as_str().is_some_and(|e| e.starts_with("not asked")), "{v}");
+    assert!(elapsed < HANG_GUARD, "{elapsed:?}");
 
     // A ticket this device's own log shows used is refused without asking the edge (which may not know).
     let (out, _) = run(&data, &["scan", "--now", &now, "--json", "--edge-timeout-ms", "300", &good]);
@@ -137,8 +140,8 @@ fn blackholed_edge_times_out_and_falls_back() {
 
     // --edge on the command line replaces the stored edge; --no-edge and --override never ask it.
     let other = format!("http://127.0.0.1:{}", closed_port());
-    let (out, _) =
-        run(&data, &["scan", "--now", &now, "--json", "--edge", &other, "--edge-timeout-ms", "300", &wrong_event]);
+    let fresh = qr(&key, &ticket(4, EntryPolicy::SingleEntry, EVENT));
+    let (out, _) = run(&data, &["scan", "--now", &now, "--json", "--edge", &other, "--edge-timeout-ms", "300", &fresh]);
     assert!(json_line(&out)["edge_error"].as_str().expect("edge_error").starts_with("unreachable"));
     let (out, _) = run(&data, &["scan", "--now", &now, "--json", "--no-edge", &good]);
     let v = json_line(&out);
@@ -146,8 +149,25 @@ fn blackholed_edge_times_out_and_falls_back() {
         (v["verdict"].as_str(), v["edge_ms"].is_null(), v["edge_error"].is_null()),
         (Some("already_used"), true, true)
     );
+    // An override is a supervisor's: a steward's is refused, and nothing is recorded.
+    let (out, _) = run(&data, &["scan", "--now", &now, "--json", "--override", "VIP list", &good]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only a supervisor may override"), "{out:?}");
+    let pass = scanner_core::supervisor::SupervisorPass {
+        event_id: EVENT,
+        key_id: key.key_id(),
+        issued_at: NOW as u32 - 60,
+        not_after: NOW as u32 + 3600,
+        name: "Ana".into(),
+    }
+    .sign(&key)
+    .expect("sign pass");
+    let (out, _) = run(&data, &["supervisor", "unlock", "--now", &now, &pass]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("supervisor mode: Ana"));
     let (out, _) = run(&data, &["scan", "--now", &now, "--json", "--override", "VIP list", &good]);
     let v = json_line(&out);
+    assert_eq!(v["override_reason"], "VIP list");
     assert_eq!((v["verdict"].as_str(), v["path"].as_str()), (Some("admit"), Some("offline")));
     assert!(v["edge_ms"].is_null(), "an override is decided locally: {v}");
 }

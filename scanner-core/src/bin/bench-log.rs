@@ -225,6 +225,7 @@ fn device_logs(args: &Args) -> Result<(Vec<RedemptionDoc>, usize)> {
                 outcome,
                 ticket_type: (n % 3) as u8,
                 decided_by_edge: false,
+                addon: None,
             };
             index.add(device, &r);
             pending.push(r);

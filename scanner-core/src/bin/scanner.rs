@@ -8,13 +8,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use scanner_core::redemption::decision::{ScanInput, Verdict};
-use scanner_core::redemption::online::{
-    RedeemRequest, DEFAULT_EDGE_TIMEOUT_MS, EDGE_REDEEM_PATH, MAX_EDGE_REPLY_BYTES,
-};
+use scanner_core::redemption::decision::Verdict;
+use scanner_core::redemption::online::{DEFAULT_EDGE_TIMEOUT_MS, EDGE_REDEEM_PATH, MAX_EDGE_REPLY_BYTES};
+use scanner_core::redemption::record::format_utc;
 use scanner_core::redemption::store::RecordedScan;
-use scanner_core::redemption::{DeviceId, EdgeVerdict, RedemptionLog, ScanKind, SyncChannel};
+use scanner_core::redemption::{DoorAction, EdgeAnswer, EdgeQuestion, ScanPlan, ScanRequest};
+use scanner_core::redemption::{RedemptionLog, ScanKind, SyncChannel};
 use scanner_core::verify::verify_text;
+use scanner_core::wire::{gate_rules_path, search_path, SearchResults, SUPERVISOR_PASS_HEADER};
 use scanner_core::{Keyring, RevocationList, VerifyContext};
 use serde_json::json;
 
@@ -118,6 +119,9 @@ enum Command {
         /// Attendee manifest JSON file (offline setup).
         #[arg(long, conflicts_with = "server")]
         manifest: Option<PathBuf>,
+        /// The event's gate rules JSON file (offline setup; see docs/ticket-format.md §9).
+        #[arg(long, conflicts_with = "server")]
+        gate_rules: Option<PathBuf>,
         /// The edge Worker's base URL: `scan` asks it first while online (with this device's --token).
         #[arg(long, value_name = "URL")]
         edge: Option<String>,
@@ -194,6 +198,57 @@ enum Command {
     },
     /// Write this device's whole redemption log to a file (for offline merging with `report --merge`).
     Export { out: PathBuf },
+    /// Supervisor mode: `unlock PASS` (a supervisor pass from the organizer's dashboard, checked offline),
+    /// `lock`, `status`. Overrides, undos and admissions after a search need it.
+    Supervisor {
+        #[command(subcommand)]
+        action: SupervisorAction,
+    },
+    /// Supervisor: undo a ticket's check-in (an append-only record; the ticket admits again). Decided
+    /// on this device and synced like every scan. Exit code 0 = recorded, 2 = error (e.g. not checked in).
+    Undo {
+        /// The ticket's QR text.
+        text: String,
+        /// Why (recorded with the supervisor's name).
+        #[arg(long)]
+        reason: String,
+        #[arg(long, default_value = "main")]
+        gate: String,
+        #[arg(long)]
+        now: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Supervisor: search the event's orders online (buyer name, email, order id) for an attendee without
+    /// their QR code; with --admit TICKET_ID, admit that ticket of the results (decided like a scan).
+    /// Offline, the attendee list stays sealed: the search needs a connection to the issuer.
+    Search {
+        query: String,
+        /// Admit this ticket (id from the results).
+        #[arg(long, value_name = "TICKET_ID")]
+        admit: Option<String>,
+        #[arg(long, default_value = "main")]
+        gate: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SupervisorAction {
+    /// Unlock supervisor mode with a pass (`SUP1:...`).
+    Unlock {
+        pass: String,
+        #[arg(long)]
+        now: Option<u64>,
+    },
+    /// Back to steward mode.
+    Lock,
+    /// Who is unlocked, and until when.
+    Status {
+        #[arg(long)]
+        now: Option<u64>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -278,8 +333,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(if verdict.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
-        Command::Init { setup, server, token, event, keyring_sha256, name, keyring, revocations, manifest, edge } => {
-            let files = SetupFiles { keyring, revocations, manifest };
+        Command::Init {
+            setup,
+            server,
+            token,
+            event,
+            keyring_sha256,
+            name,
+            keyring,
+            revocations,
+            manifest,
+            gate_rules,
+            edge,
+        } => {
+            let files = SetupFiles { keyring, revocations, manifest, gate_rules };
             let options = InitOptions { setup, server, token, event, keyring_sha256, name, edge };
             init(&data_dir(data)?, options, files)
         }
@@ -300,8 +367,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut log = open_log(&data_dir(data)?)?;
             let kind = if exit { ScanKind::Exit } else { ScanKind::Entry };
             let edge = if no_edge { None } else { EdgeClient::new(&log, edge, edge_timeout_ms)? };
-            let options =
-                ScanOptions { gate: &gate, kind, override_reason: override_reason.as_deref(), paid, now, json, edge };
+            let action = match (paid, override_reason) {
+                (true, _) => DoorAction::ConfirmPaid,
+                (false, Some(reason)) => DoorAction::Override(reason),
+                (false, None) => DoorAction::Scan,
+            };
+            let options = ScanOptions { gate: &gate, kind, action, now, json, edge };
             if stdin {
                 let mut code = ExitCode::SUCCESS;
                 for line in std::io::stdin().lock().lines() {
@@ -351,6 +422,39 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Supervisor { action } => {
+            let mut log = open_log(&data_dir(data)?)?;
+            match action {
+                SupervisorAction::Unlock { pass, now } => {
+                    let (name, until) = log.unlock_supervisor(&pass, now_ms(now)? / 1000)?;
+                    println!("supervisor mode: {name}, until {}", format_utc(u64::from(until)));
+                }
+                SupervisorAction::Lock => {
+                    log.lock_supervisor()?;
+                    println!("steward mode");
+                }
+                SupervisorAction::Status { now } => match log.scanner().supervisor(now_ms(now)? / 1000) {
+                    Some(p) => println!("supervisor mode: {}, until {}", p.name, format_utc(u64::from(p.not_after))),
+                    None => println!("steward mode"),
+                },
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Undo { text, reason, gate, now, json } => {
+            let mut log = open_log(&data_dir(data)?)?;
+            let options = ScanOptions {
+                gate: &gate,
+                kind: ScanKind::Entry,
+                action: DoorAction::Undo(reason),
+                now,
+                json,
+                edge: None,
+            };
+            let code = scan_one(&mut log, &text, &options)?;
+            log.fold_pending(now_secs(now)?)?;
+            Ok(code)
+        }
+        Command::Search { query, admit, gate, json } => search(&data_dir(data)?, &query, admit.as_deref(), &gate, json),
         Command::Export { out } => {
             let mut log = open_log(&data_dir(data)?)?;
             let bytes = log.export(now_secs(None)?)?;
@@ -389,9 +493,8 @@ fn now_secs(now: Option<u64>) -> Result<i64> {
 struct ScanOptions<'a> {
     gate: &'a str,
     kind: ScanKind,
-    override_reason: Option<&'a str>,
-    /// Confirms payment at the door (`--paid`).
-    paid: bool,
+    /// Scan, `--paid`, `--override REASON` (supervisor), `undo` (supervisor).
+    action: DoorAction,
     now: Option<u64>,
     json: bool,
     edge: Option<EdgeClient>,
@@ -401,9 +504,6 @@ struct ScanOptions<'a> {
 struct EdgeClient {
     url: String,
     token: Option<String>,
-    event: Option<u32>,
-    device: DeviceId,
-    device_name: String,
     timeout: Duration,
     agent: ureq::Agent,
 }
@@ -426,29 +526,16 @@ impl EdgeClient {
         Ok(Some(Self {
             url: format!("{}{EDGE_REDEEM_PATH}", url.trim_end_matches('/')),
             token: log.token()?,
-            event: log.event_id(),
-            device: log.device(),
-            device_name: log.device_name().to_owned(),
             timeout,
             agent,
         }))
     }
 
-    /// Asks the edge to decide a scan. Err is why its answer cannot be used (the caller decides offline).
-    /// The deadline is kept by waiting on a channel, not only by the HTTP client's timeout, so a slow name
-    /// lookup cannot hold the steward up either.
-    fn redeem(&self, text: &str, kind: ScanKind, gate: &str) -> Result<EdgeVerdict, String> {
-        let event = self.event.ok_or("this scanner has no event (run `scanner init --event ID`)")?;
-        let body = RedeemRequest {
-            qr_text: text.trim(),
-            event,
-            device: self.device,
-            device_name: &self.device_name,
-            gate,
-            kind,
-        }
-        .to_json();
-        let (agent, url, token) = (self.agent.clone(), self.url.clone(), self.token.clone());
+    /// Asks the edge the plan's question. The deadline is kept by waiting on a channel, not only by the
+    /// HTTP client's timeout, so a slow name lookup cannot hold the steward up either.
+    fn ask(&self, question: &EdgeQuestion) -> EdgeAnswer {
+        let (agent, url, token, body) =
+            (self.agent.clone(), self.url.clone(), self.token.clone(), question.body.clone());
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut request = agent.post(&url).header("Content-Type", "application/json");
@@ -469,64 +556,50 @@ impl EdgeClient {
             let _ = tx.send(reply);
         });
         match rx.recv_timeout(self.timeout) {
-            Ok(Ok((status, body))) => EdgeVerdict::from_reply(status, &body).map_err(|e| e.to_string()),
-            Ok(Err(e)) if e.contains("timeout") || e.contains("Timeout") => Err("timeout".to_owned()),
-            Ok(Err(e)) => Err(format!("unreachable: {e}")),
-            Err(_) => Err("timeout".to_owned()),
+            Ok(Ok((status, body))) => EdgeAnswer::Reply { status, body },
+            Ok(Err(e)) if e.contains("timeout") || e.contains("Timeout") => EdgeAnswer::Failed("timeout".to_owned()),
+            Ok(Err(e)) => EdgeAnswer::Failed(format!("unreachable: {e}")),
+            Err(_) => EdgeAnswer::Failed("timeout".to_owned()),
         }
     }
 }
 
+/// One request at the door through scanner-core's scan policy (plan → ask the edge → finish), printed.
 fn scan_one(log: &mut RedemptionLog, text: &str, options: &ScanOptions<'_>) -> Result<ExitCode> {
     let now_ms = now_ms(options.now)?;
-    // An operator override is a local decision: the edge never overrides, so it is not asked. Nor is it
-    // asked about a ticket this device's own log already shows used: it may not have that scan yet.
-    let mut edge_error = None;
-    // A payment confirmation is the steward's too.
-    let edge = match options.edge.as_ref().filter(|_| options.override_reason.is_none() && !options.paid) {
-        Some(_) if log.blocked_locally(text, options.kind)? => {
-            edge_error = Some("not asked: this device's log already shows the ticket used".to_owned());
-            None
-        }
-        edge => edge,
+    let request = ScanRequest {
+        text: text.to_owned(),
+        kind: options.kind,
+        gate: options.gate.to_owned(),
+        action: options.action.clone(),
     };
     let mut edge_ms = None;
-    let mut recorded = None;
-    if let Some(edge) = edge {
-        let started = Instant::now();
-        let answer = edge.redeem(text, options.kind, options.gate);
-        edge_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
-        match answer {
-            Ok(verdict) => match log.record_edge_verdict(text, options.kind, options.gate, &verdict, now_ms) {
-                Ok(scan) => recorded = Some(scan),
-                Err(scanner_core::redemption::store::StoreError::Device(e))
-                    if matches!(*e, scanner_core::redemption::DeviceError::EdgeReply(_)) =>
-                {
-                    edge_error = Some(e.to_string());
-                }
-                Err(e) => return Err(e.into()),
-            },
-            Err(e) => edge_error = Some(e),
-        }
-    }
-    let recorded = match recorded {
-        Some(scan) => scan,
-        None if options.paid => log.confirm_paid(text, options.gate, now_ms)?,
-        None => {
-            let input = ScanInput { text, kind: options.kind, override_reason: options.override_reason };
-            log.scan(input, options.gate, now_ms)?
+    let recorded = match log.plan(request, options.edge.is_some(), now_ms)? {
+        ScanPlan::Decided(outcome) => outcome,
+        ScanPlan::AskEdge(question) => {
+            let started = Instant::now();
+            let answer = match &options.edge {
+                Some(edge) => edge.ask(&question),
+                None => EdgeAnswer::Failed("no edge configured".to_owned()),
+            };
+            edge_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+            log.finish(question, answer, now_ms)?
         }
     };
-    let RecordedScan { verdict, seq, path, .. } = recorded;
-    // The scan is on disk: only now is the verdict shown.
+    print_outcome(&recorded, options.json, edge_ms)
+}
+
+/// Prints a recorded outcome (it is on disk: only now is the verdict shown) and returns the exit code.
+fn print_outcome(recorded: &RecordedScan, json: bool, edge_ms: Option<f64>) -> Result<ExitCode> {
+    let RecordedScan { verdict, seq, path, edge_note, .. } = recorded;
     let mut out = std::io::stdout().lock();
-    if options.json {
-        let mut value = serde_json::to_value(&verdict)?;
+    if json {
+        let mut value = serde_json::to_value(verdict)?;
         if let Some(obj) = value.as_object_mut() {
             obj.insert("seq".into(), json!(seq));
             obj.insert("message".into(), json!(verdict.message()));
             obj.insert("path".into(), json!(path.as_str()));
-            obj.insert("edge_error".into(), json!(edge_error));
+            obj.insert("edge_error".into(), json!(edge_note));
             obj.insert("edge_ms".into(), json!(edge_ms));
         }
         writeln!(out, "{value}")?;
@@ -534,14 +607,60 @@ fn scan_one(log: &mut RedemptionLog, text: &str, options: &ScanOptions<'_>) -> R
         writeln!(out, "{}  [{}]", verdict.message(), path.as_str())?;
     }
     out.flush()?;
-    if let Some(e) = &edge_error {
+    if let Some(e) = edge_note {
         eprintln!("note: decided offline, the edge was not used: {e}");
     }
     Ok(match verdict {
-        Verdict::Admit(_) | Verdict::Exit { .. } => ExitCode::SUCCESS,
+        Verdict::Admit(_) | Verdict::Exit { .. } | Verdict::Undone(_) => ExitCode::SUCCESS,
         Verdict::AlreadyUsed(_) | Verdict::Refused { .. } => ExitCode::from(1),
         Verdict::PaymentDue(_) => ExitCode::from(3),
     })
+}
+
+/// The online attendee search (supervisors), and admitting a ticket found by it.
+fn search(dir: &Path, query: &str, admit: Option<&str>, gate: &str, json: bool) -> Result<ExitCode> {
+    let mut log = open_log(dir)?;
+    let (server, token) = log.server()?.context(
+        "this scanner has no issuer to search (the attendee list on the device is sealed: search needs a connection)",
+    )?;
+    let event = log.event_id().context("this scanner has no event")?;
+    let pass = log
+        .supervisor_pass()?
+        .filter(|_| log.scanner().supervisor(now_ms(None).unwrap_or_default() / 1000).is_some())
+        .context("only a supervisor may search: run `scanner supervisor unlock PASS` first")?;
+    let issuer = Issuer::new(&scanner_core::setup::check_server_url(&server)?, &token);
+    let body = issuer
+        .get_text_with(&search_path(event, query), &[(SUPERVISOR_PASS_HEADER, &pass)])
+        .context("search failed (it needs a connection to the issuer)")?;
+    let results: SearchResults = serde_json::from_str(&body).context("the issuer's search answer is not valid")?;
+    let Some(ticket_id) = admit else {
+        if json {
+            println!("{}", serde_json::to_string(&results)?);
+        } else {
+            for o in &results.orders {
+                println!("order {}  {} <{}>  {}", o.order_id, o.buyer_name, o.email, o.status);
+                for t in &o.tickets {
+                    let revoked = if t.revoked { "  REVOKED" } else { "" };
+                    println!("    ticket {}  {}  {}{revoked}", t.ticket_id, t.holder, t.ticket_type_name);
+                }
+            }
+            if results.truncated {
+                println!("(more orders match: search more precisely)");
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let found = results
+        .orders
+        .iter()
+        .flat_map(|o| &o.tickets)
+        .find(|t| t.ticket_id == ticket_id)
+        .with_context(|| format!("ticket {ticket_id} is not among the results"))?;
+    let edge = EdgeClient::new(&log, None, DEFAULT_EDGE_TIMEOUT_MS)?;
+    let options = ScanOptions { gate, kind: ScanKind::Entry, action: DoorAction::AdmitFound, now: None, json, edge };
+    let code = scan_one(&mut log, &found.qr_text, &options)?;
+    log.fold_pending(now_secs(None)?)?;
+    Ok(code)
 }
 
 fn host_name() -> String {
@@ -578,13 +697,30 @@ impl Issuer {
     }
 
     fn get_text(&self, path: &str) -> Result<String> {
-        let mut resp = self
-            .agent
-            .get(&self.url(path))
-            .header("Authorization", &format!("Bearer {}", self.token))
-            .call()
-            .with_context(|| format!("cannot reach {}", self.url(path)))?;
-        self.check(path, resp.status().as_u16())?;
+        self.get_text_with(path, &[])
+    }
+
+    fn get_text_with(&self, path: &str, headers: &[(&str, &str)]) -> Result<String> {
+        let mut request = self.agent.get(&self.url(path)).header("Authorization", &format!("Bearer {}", self.token));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut resp = request.call().with_context(|| format!("cannot reach {}", self.url(path)))?;
+        let status = resp.status().as_u16();
+        if !(200..=299).contains(&status) {
+            let body = resp.body_mut().with_config().limit(64 << 10).read_to_string().unwrap_or_default();
+            let message = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| {
+                    let m = v.pointer("/error/message").or_else(|| v.get("message"))?;
+                    m.as_str().map(str::to_owned)
+                })
+                .unwrap_or_default();
+            if !message.is_empty() {
+                anyhow::bail!("{}: HTTP {status}: {message}", path.split('?').next().unwrap_or(path));
+            }
+            self.check(path, status)?;
+        }
         Ok(resp.body_mut().with_config().limit(256 << 20).read_to_string()?)
     }
 
@@ -619,6 +755,7 @@ struct SetupFiles {
     keyring: Option<PathBuf>,
     revocations: Option<PathBuf>,
     manifest: Option<PathBuf>,
+    gate_rules: Option<PathBuf>,
 }
 
 /// What `scanner init` was told, before the setup link (if any) is unpacked.
@@ -644,7 +781,7 @@ fn init(dir: &Path, options: InitOptions, files: SetupFiles) -> Result<ExitCode>
         keyring_sha256 = Some(link.keyring_sha256);
         name = name.or(Some(link.device_name));
     }
-    let SetupFiles { keyring, revocations, manifest } = files;
+    let SetupFiles { keyring, revocations, manifest, gate_rules } = files;
     let read = |p: &PathBuf| std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()));
     let Some(event) = event else {
         anyhow::bail!(
@@ -673,6 +810,7 @@ fn init(dir: &Path, options: InitOptions, files: SetupFiles) -> Result<ExitCode>
         Ok(())
     };
     // Everything is fetched (and the keyring checked against its pin) before the device is touched.
+    let mut gate_rules_json = gate_rules.as_ref().map(read).transpose()?;
     let (keyring_json, revocations_json, manifest_json) = match (&server, &token) {
         (Some(server), Some(token)) => {
             if keyring_sha256.is_none() {
@@ -683,6 +821,7 @@ fn init(dir: &Path, options: InitOptions, files: SetupFiles) -> Result<ExitCode>
             check_keyring(&keyring_json).context("the server's keyring is refused")?;
             let revocations_json = issuer.get_text("/v1/scanner/revocations?since=0")?;
             let manifest_json = issuer.get_text(&format!("/v1/scanner/events/{event}/manifest"))?;
+            gate_rules_json = Some(issuer.get_text(&gate_rules_path(event))?);
             (Some(keyring_json), Some(revocations_json), Some(manifest_json))
         }
         (Some(_), None) => anyhow::bail!("--server needs --token"),
@@ -714,6 +853,9 @@ fn init(dir: &Path, options: InitOptions, files: SetupFiles) -> Result<ExitCode>
     }
     if let Some(json) = &manifest_json {
         log.set_manifest(json).context("invalid manifest")?;
+    }
+    if let Some(json) = &gate_rules_json {
+        log.set_gate_rules(json).context("invalid gate rules")?;
     }
     match (&server, &token) {
         (Some(server), Some(token)) => log.set_server(server, token)?,
@@ -767,6 +909,13 @@ fn sync(dir: &Path, server: Option<String>, edge: bool) -> Result<ExitCode> {
     match issuer.get_text(&format!("/v1/scanner/revocations?since={since}")) {
         Ok(delta) => log.apply_revocation_delta(&delta).context("the server's revocation update is invalid")?,
         Err(e) => eprintln!("warning: revocation list not refreshed: {e:#}"),
+    }
+    // Gate rules come from the issuer only (the edge does not hold them).
+    if let (Some(event), false) = (event, edge) {
+        match issuer.get_text(&gate_rules_path(event)) {
+            Ok(json) => log.set_gate_rules(&json).context("the server's gate rules are invalid")?,
+            Err(e) => eprintln!("warning: gate rules not refreshed: {e:#}"),
+        }
     }
     println!(
         "synced with {server} in {:.1} s: {} round trips, {} B sent, {} B received, {} new records ({} → {}), \

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::document::DeviceLog;
 use super::record::{format_utc, DeviceId, Hlc, Outcome, RefusalCode, ScanKind, ScanRecord, TicketRef};
+use crate::gates::{GateCheck, GateRules};
 use crate::manifest::{open_entry, Manifest, ManifestEntry, Money};
 use crate::ticket::{EntryPolicy, SignedTicket, TicketId};
 use crate::verify::{verify_signed, Refusal, VerifyContext};
@@ -53,7 +54,7 @@ impl HolderDirectory for ManifestDirectory {
     }
 }
 
-/// A scan that let a ticket through, as the index keeps it.
+/// A scan that let a ticket through (or a supervisor's undo of such scans), as the index keeps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PriorScan {
     pub device: DeviceId,
@@ -64,10 +65,11 @@ pub struct PriorScan {
     pub outcome: Outcome,
 }
 
-/// Everything the log knows that the decision needs: for each ticket, the scans that let it through.
+/// Everything the log knows that the decision needs: for each ticket (and each of its add-ons redeemed on
+/// their own), the scans that let it through and the undos of them.
 #[derive(Debug, Clone, Default)]
 pub struct ScanIndex {
-    by_ticket: HashMap<TicketRef, Vec<PriorScan>>,
+    by_ticket: HashMap<(TicketRef, Option<u8>), Vec<PriorScan>>,
     devices: HashMap<DeviceId, (String, Vec<String>)>,
     records: usize,
 }
@@ -97,10 +99,10 @@ impl ScanIndex {
     /// Adds one record.
     pub fn add(&mut self, device: DeviceId, record: &ScanRecord) {
         self.records += 1;
-        if record.ticket.is_none() || !record.outcome.passed() {
+        if record.ticket.is_none() || !(record.outcome.passed() || record.outcome == Outcome::Undone) {
             return;
         }
-        let scans = self.by_ticket.entry(record.ticket).or_default();
+        let scans = self.by_ticket.entry((record.ticket, record.addon)).or_default();
         let scan = PriorScan {
             device,
             gate: record.gate,
@@ -119,9 +121,21 @@ impl ScanIndex {
         self.records
     }
 
-    /// The scans that let this ticket through, oldest first.
+    /// The scans that let this ticket through (and undos), oldest first.
     pub fn history(&self, ticket: &TicketRef) -> &[PriorScan] {
-        self.by_ticket.get(ticket).map_or(&[], Vec::as_slice)
+        self.history_of(ticket, None)
+    }
+
+    /// The same for the ticket itself (`None`) or one of its add-ons redeemed on its own.
+    pub fn history_of(&self, ticket: &TicketRef, addon: Option<u8>) -> &[PriorScan] {
+        self.by_ticket.get(&(*ticket, addon)).map_or(&[], Vec::as_slice)
+    }
+
+    /// The scans that still count: those after the latest undo.
+    fn counting(&self, ticket: &TicketRef, addon: Option<u8>) -> &[PriorScan] {
+        let history = self.history_of(ticket, addon);
+        let start = history.iter().rposition(|s| s.outcome == Outcome::Undone).map_or(0, |i| i + 1);
+        &history[start..]
     }
 
     pub fn device_name(&self, device: DeviceId) -> String {
@@ -137,12 +151,25 @@ impl ScanIndex {
 
     /// The earlier scan that stops this ticket from entering now, if any: for single entry the first
     /// admission; for re-entry the latest scan if it was an entry (the holder is still inside).
+    /// A supervisor's undo clears every scan before it.
     pub fn blocking_scan(&self, ticket: &TicketRef, policy: EntryPolicy) -> Option<&PriorScan> {
-        let history = self.history(ticket);
+        self.blocking(ticket, None, policy)
+    }
+
+    /// [`Self::blocking_scan`] for the ticket itself or one of its add-ons (an add-on is redeemed once).
+    pub fn blocking(&self, ticket: &TicketRef, addon: Option<u8>, policy: EntryPolicy) -> Option<&PriorScan> {
+        let history = self.counting(ticket, addon);
+        let policy = if addon.is_some() { EntryPolicy::SingleEntry } else { policy };
         match policy {
             EntryPolicy::SingleEntry => history.iter().find(|s| s.kind == ScanKind::Entry),
             EntryPolicy::ReEntry => history.last().filter(|s| s.kind == ScanKind::Entry),
         }
+    }
+
+    /// The latest record of the ticket (or add-on) is an undo made by `device`: only that device knows
+    /// the ticket admits again until the undo has travelled by sync.
+    pub fn undone_by(&self, ticket: &TicketRef, addon: Option<u8>, device: DeviceId) -> bool {
+        self.history_of(ticket, addon).last().is_some_and(|s| s.outcome == Outcome::Undone && s.device == device)
     }
 }
 
@@ -166,6 +193,17 @@ pub struct Admission {
     /// The amount collected at the door, when the manifest knew it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collected: Option<Money>,
+    /// Set when this scan redeemed one add-on on its own (a voucher) instead of admitting the ticket:
+    /// the add-on's index and name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redeemed: Option<Redeemed>,
+}
+
+/// An add-on redeemed on its own at a gate whose rule redeems it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redeemed {
+    pub addon: u8,
+    pub name: String,
 }
 
 /// The ticket is genuine and may enter, but its price is due at the door: collect it, then confirm.
@@ -192,6 +230,20 @@ pub struct AlreadyUsed {
     pub device_name: String,
     /// The earlier scan was made by this very device.
     pub this_device: bool,
+    /// The add-on that was already redeemed, when the scan was at a gate that redeems one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redeemed: Option<Redeemed>,
+}
+
+/// A supervisor undid a check-in: the ticket admits again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UndoneCheckIn {
+    pub holder: Option<String>,
+    pub ticket_type: u8,
+    pub gate: String,
+    /// The check-in that was undone (the latest one that counted).
+    pub undid: AlreadyUsed,
+    pub reason: String,
 }
 
 /// What a scan answers.
@@ -210,6 +262,8 @@ pub enum Verdict {
     },
     /// Not admitted yet: payment is due at the door (see [`PaymentDue`]).
     PaymentDue(PaymentDue),
+    /// A supervisor's undo of a check-in was recorded.
+    Undone(UndoneCheckIn),
 }
 
 impl Verdict {
@@ -225,7 +279,17 @@ impl Verdict {
                     (None, true) => " (PAID AT THE DOOR)".to_owned(),
                     (None, false) => String::new(),
                 };
-                format!("ADMIT{who}: ticket type {}{addons} at gate {}{over}{paid}", a.ticket_type, a.gate)
+                match &a.redeemed {
+                    Some(r) => format!("REDEEMED {}{who} at gate {}{over}", r.name, a.gate),
+                    None => format!("ADMIT{who}: ticket type {}{addons} at gate {}{over}{paid}", a.ticket_type, a.gate),
+                }
+            }
+            Verdict::Undone(u) => {
+                let who = u.holder.as_deref().map(|h| format!(" — {h}")).unwrap_or_default();
+                format!(
+                    "CHECK-IN UNDONE{who}: the entry at {} gate {} no longer counts ({}); the ticket admits again",
+                    u.undid.at, u.undid.gate, u.reason
+                )
             }
             Verdict::PaymentDue(p) => {
                 let who = p.holder.as_deref().map(|h| format!(" — {h}")).unwrap_or_default();
@@ -237,7 +301,8 @@ impl Verdict {
             }
             Verdict::Exit { gate } => format!("EXIT recorded at gate {gate}"),
             Verdict::AlreadyUsed(u) => format!(
-                "ALREADY USED at {} gate {} on {}{}",
+                "{} at {} gate {} on {}{}",
+                u.redeemed.as_ref().map_or("ALREADY USED".to_owned(), |r| format!("ALREADY REDEEMED ({})", r.name)),
                 u.at,
                 u.gate,
                 if u.device_name.is_empty() { u.device.to_hex() } else { u.device_name.clone() },
@@ -271,9 +336,11 @@ pub struct Decision {
     pub outcome: Outcome,
     pub reentry: bool,
     pub ticket_type: u8,
-    /// The text kept beside the record in the log: an override's reason, or a paid admission's amount
-    /// ([`Money::to_note`]).
+    /// The text kept beside the record in the log: an override's or undo's reason, or a paid admission's
+    /// amount ([`Money::to_note`]).
     pub note: Option<String>,
+    /// The add-on this scan redeems on its own, if the gate redeems one.
+    pub addon: Option<u8>,
 }
 
 impl Decision {
@@ -289,6 +356,7 @@ impl Decision {
             outcome: self.outcome,
             ticket_type: self.ticket_type,
             decided_by_edge: false,
+            addon: self.addon,
         }
     }
 }
@@ -303,6 +371,7 @@ fn overridable(refusal: &Refusal) -> bool {
     matches!(
         refusal,
         Refusal::KeyNotActive(_)
+            | Refusal::WrongGate(_)
             | Refusal::WrongEvent { .. }
             | Refusal::NotYetValid { .. }
             | Refusal::Expired { .. }
@@ -310,7 +379,45 @@ fn overridable(refusal: &Refusal) -> bool {
     )
 }
 
-/// Decides one scan against the verification context and the log's index.
+/// Where a scan happens: the gate, and what the event's gate rules make of scans there.
+#[derive(Debug, Clone, Copy)]
+pub struct At<'a> {
+    pub gate: &'a str,
+    /// The event's gate rules, as the device holds them; `None`: every gate admits every ticket.
+    pub rules: Option<&'a GateRules>,
+    /// The add-on this scan redeems, when the caller was told (the edge, by the scanning device, which
+    /// applied its rules); otherwise the rules decide.
+    pub redeem: Option<u8>,
+}
+
+impl<'a> At<'a> {
+    /// A gate with no rules.
+    pub fn gate(gate: &'a str) -> Self {
+        Self { gate, rules: None, redeem: None }
+    }
+
+    /// What the gate does with this scan of a (parsed) ticket.
+    fn check(&self, kind: ScanKind, ticket_type: u8, addons: u16) -> GateCheck {
+        if let Some(a) = self.redeem {
+            return GateCheck::Redeem(a);
+        }
+        let Some(rules) = self.rules else {
+            return GateCheck::Enter;
+        };
+        match kind {
+            ScanKind::Entry => rules.check_entry(self.gate, ticket_type, addons),
+            ScanKind::Exit => rules.check_exit(self.gate).map_or_else(GateCheck::Wrong, |()| GateCheck::Enter),
+        }
+    }
+
+    fn redeemed(&self, addon: Option<u8>) -> Option<Redeemed> {
+        let addon = addon?;
+        let name = self.rules.map_or_else(|| format!("add-on {addon}"), |r| r.addon_label(addon));
+        Some(Redeemed { addon, name })
+    }
+}
+
+/// Decides one scan against the verification context and the log's index, at a gate without rules.
 pub fn decide(
     input: ScanInput<'_>,
     ctx: &VerifyContext<'_>,
@@ -319,7 +426,20 @@ pub fn decide(
     this_device: DeviceId,
     gate: &str,
 ) -> Decision {
-    decide_scan(input, false, ctx, index, holders, this_device, gate)
+    decide_scan(input, false, ctx, index, holders, this_device, At::gate(gate))
+}
+
+/// Decides one scan at a gate with its rules (see [`crate::gates`]): a ticket the gate does not take is
+/// refused `wrong_gate`; at a gate that redeems an add-on, the scan redeems it (once per ticket).
+pub fn decide_at(
+    input: ScanInput<'_>,
+    ctx: &VerifyContext<'_>,
+    index: &ScanIndex,
+    holders: Option<&dyn HolderDirectory>,
+    this_device: DeviceId,
+    at: At<'_>,
+) -> Decision {
+    decide_scan(input, false, ctx, index, holders, this_device, at)
 }
 
 /// Decides the steward's "paid" confirmation of an entry scan: exactly like [`decide`], except that a
@@ -332,10 +452,89 @@ pub fn decide_paid(
     index: &ScanIndex,
     holders: Option<&dyn HolderDirectory>,
     this_device: DeviceId,
-    gate: &str,
+    at: At<'_>,
 ) -> Decision {
     let input = ScanInput { text, kind: ScanKind::Entry, override_reason: None };
-    decide_scan(input, true, ctx, index, holders, this_device, gate)
+    decide_scan(input, true, ctx, index, holders, this_device, at)
+}
+
+/// Why a supervisor's undo cannot be recorded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UndoError {
+    #[error("nothing to undo: {0}")]
+    NotGenuine(Refusal),
+    #[error("nothing to undo: this log shows no check-in of this ticket that still counts")]
+    NotCheckedIn,
+    #[error("an undo needs a reason")]
+    NoReason,
+}
+
+/// Decides a supervisor's undo of a ticket's check-in (at a gate that redeems an add-on: of that add-on's
+/// redemption). The ticket must be genuine and checked in as far as this log knows; the undo record
+/// compensates every earlier pass ([`Outcome::Undone`]), so the ticket admits again.
+pub fn decide_undo(
+    text: &str,
+    reason: &str,
+    ctx: &VerifyContext<'_>,
+    index: &ScanIndex,
+    holders: Option<&dyn HolderDirectory>,
+    this_device: DeviceId,
+    at: At<'_>,
+) -> Result<Decision, UndoError> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(UndoError::NoReason);
+    }
+    let signed = SignedTicket::from_qr_text(text.trim()).map_err(UndoError::NotGenuine)?;
+    let t = &signed.ticket;
+    match verify_signed(&signed, ctx) {
+        Ok(()) => {}
+        // A check-in of a ticket revoked or expired since is still on record and may be undone.
+        Err(refusal) if !overridable(&refusal) => return Err(UndoError::NotGenuine(refusal)),
+        Err(_) => {}
+    }
+    let ticket = TicketRef::of(&t.ticket_id);
+    let addon = match at.check(ScanKind::Entry, t.ticket_type, t.addons) {
+        GateCheck::Redeem(a) => Some(a),
+        _ => None,
+    };
+    let prior = index.blocking(&ticket, addon, t.policy).ok_or(UndoError::NotCheckedIn)?;
+    let undid = already_used(index, prior, this_device, at.redeemed(addon));
+    let holder = holders.and_then(|h| h.entry(&t.ticket_id)).map(|e| e.holder_name);
+    let verdict = Verdict::Undone(UndoneCheckIn {
+        holder,
+        ticket_type: t.ticket_type,
+        gate: at.gate.to_owned(),
+        undid,
+        reason: reason.to_owned(),
+    });
+    Ok(Decision {
+        verdict,
+        ticket,
+        kind: ScanKind::Entry,
+        outcome: Outcome::Undone,
+        reentry: t.policy == EntryPolicy::ReEntry,
+        ticket_type: t.ticket_type,
+        note: Some(reason.to_owned()),
+        addon,
+    })
+}
+
+fn already_used(
+    index: &ScanIndex,
+    prior: &PriorScan,
+    this_device: DeviceId,
+    redeemed: Option<Redeemed>,
+) -> AlreadyUsed {
+    AlreadyUsed {
+        wall_time: prior.wall_time,
+        at: format_utc(u64::from(prior.wall_time)),
+        gate: index.gate_name(prior.device, prior.gate),
+        device: prior.device,
+        device_name: index.device_name(prior.device),
+        this_device: prior.device == this_device,
+        redeemed,
+    }
 }
 
 fn decide_scan(
@@ -345,8 +544,9 @@ fn decide_scan(
     index: &ScanIndex,
     holders: Option<&dyn HolderDirectory>,
     this_device: DeviceId,
-    gate: &str,
+    at: At<'_>,
 ) -> Decision {
+    let gate = at.gate;
     let override_reason = input.override_reason.map(str::trim).filter(|r| !r.is_empty());
     let signed = match SignedTicket::from_qr_text(input.text.trim()) {
         Ok(signed) => signed,
@@ -355,6 +555,11 @@ fn decide_scan(
     let t = &signed.ticket;
     let ticket = TicketRef::of(&t.ticket_id);
     let reentry = t.policy == EntryPolicy::ReEntry;
+    let check = at.check(input.kind, t.ticket_type, t.addons);
+    let addon = match check {
+        GateCheck::Redeem(a) => Some(a),
+        _ => None,
+    };
     let admission = |overridden: Option<String>| {
         let entry = holders.and_then(|h| h.entry(&t.ticket_id));
         Admission {
@@ -367,6 +572,7 @@ fn decide_scan(
             overridden,
             paid_at_door: false,
             collected: None,
+            redeemed: at.redeemed(addon),
         }
     };
     let decision = |verdict: Verdict, outcome| {
@@ -374,9 +580,13 @@ fn decide_scan(
             Verdict::Admit(a) => a.override_reason.clone().or_else(|| a.collected.as_ref().map(Money::to_note)),
             _ => None,
         };
-        Decision { verdict, ticket, kind: input.kind, outcome, reentry, ticket_type: t.ticket_type, note }
+        Decision { verdict, ticket, kind: input.kind, outcome, reentry, ticket_type: t.ticket_type, note, addon }
     };
-    if let Err(refusal) = verify_signed(&signed, ctx) {
+    let verified = verify_signed(&signed, ctx).and_then(|()| match &check {
+        GateCheck::Wrong(sentence) => Err(Refusal::WrongGate(sentence.clone())),
+        _ => Ok(()),
+    });
+    if let Err(refusal) = verified {
         return match override_reason {
             Some(_) if overridable(&refusal) => {
                 decision(Verdict::Admit(admission(Some(refusal.to_string()))), Outcome::AdmittedOverride)
@@ -387,23 +597,17 @@ fn decide_scan(
     if input.kind == ScanKind::Exit {
         return decision(Verdict::Exit { gate: gate.to_owned() }, Outcome::Admitted);
     }
-    match index.blocking_scan(&ticket, t.policy) {
-        // Payment is due once, before the ticket's first entry; a re-entry after an exit is not charged again.
-        None if t.payment_due && !index.history(&ticket).iter().any(|s| s.kind == ScanKind::Entry) => {
+    // Payment is due once, before the ticket's first entry (an undone entry was still paid for); a
+    // re-entry after an exit is not charged again, nor is an add-on redeemed on its own.
+    let payment_due = addon.is_none()
+        && t.payment_due
+        && !index.history(&ticket).iter().any(|s| s.kind == ScanKind::Entry && s.outcome.passed());
+    match index.blocking(&ticket, addon, t.policy) {
+        None if payment_due => {
             let entry = holders.and_then(|h| h.entry(&t.ticket_id));
             let (holder, due) = entry.map_or((None, None), |e| (Some(e.holder_name), e.due));
             if paid {
-                let admit = Admission {
-                    holder,
-                    ticket_type: t.ticket_type,
-                    addons: addon_list(t.addons),
-                    policy: t.policy,
-                    gate: gate.to_owned(),
-                    override_reason: None,
-                    overridden: None,
-                    paid_at_door: true,
-                    collected: due,
-                };
+                let admit = Admission { holder, paid_at_door: true, collected: due, ..admission(None) };
                 decision(Verdict::Admit(admit), Outcome::PaidAtDoor)
             } else {
                 let due = PaymentDue {
@@ -419,14 +623,7 @@ fn decide_scan(
         }
         None => decision(Verdict::Admit(admission(None)), Outcome::Admitted),
         Some(prior) => {
-            let used = AlreadyUsed {
-                wall_time: prior.wall_time,
-                at: format_utc(u64::from(prior.wall_time)),
-                gate: index.gate_name(prior.device, prior.gate),
-                device: prior.device,
-                device_name: index.device_name(prior.device),
-                this_device: prior.device == this_device,
-            };
+            let used = already_used(index, prior, this_device, at.redeemed(addon));
             if override_reason.is_some() {
                 let what = Verdict::AlreadyUsed(used).message();
                 decision(Verdict::Admit(admission(Some(what))), Outcome::AdmittedOverride)
@@ -447,5 +644,6 @@ fn refused(refusal: &Refusal, ticket: TicketRef, kind: ScanKind, reentry: bool, 
         reentry,
         ticket_type,
         note: None,
+        addon: None,
     }
 }

@@ -31,8 +31,11 @@
 //! 3. Sync: loop `generate_sync_message` → send → [`Device::receive_sync_message`]; each receipt returns a
 //!    chunk (possibly empty) to append together with the peer's new sync state (encode it with
 //!    [`encode_peer_state`]). The index is brought up to date before the next scan by itself.
-//! 4. Config: store the JSON given to [`Device::set_keyring`] and [`Device::set_manifest`] as is, and the
-//!    JSON that [`Device::set_revocations`] / [`Device::apply_revocation_delta`] return (the whole list).
+//! 4. Config: store the JSON given to [`Device::set_keyring`], [`Device::set_manifest`] and
+//!    [`Device::set_gate_rules`] as is, and the JSON that [`Device::set_revocations`] /
+//!    [`Device::apply_revocation_delta`] return (the whole list).
+//! 5. Supervisor mode: store the pass text given to [`Device::unlock_supervisor`] when it succeeds, and
+//!    delete it on [`Device::lock_supervisor`]; restoring re-checks it (an expired pass is dropped).
 //!
 //! To restore, read everything back into a [`SavedDevice`] and call [`Device::restore`]: the chunks are
 //! concatenated in order, pending entries with `seq <= folded` are ignored (a crash between steps 2's
@@ -40,19 +43,34 @@
 
 use thiserror::Error;
 
-use super::decision::{decide, decide_paid, HolderDirectory, ManifestDirectory, ScanIndex, ScanInput, Verdict};
+use super::decision::{
+    decide_at, decide_paid, decide_undo, At, Decision, HolderDirectory, ManifestDirectory, ScanIndex, ScanInput,
+    UndoError, Verdict,
+};
 use super::document::{Accept, Batch, LogError, Received, RedemptionDoc, SyncError, MAX_TEXT_BYTES};
 use super::online::{EdgeReplyError, EdgeVerdict};
 use super::record::{DeviceId, Hlc, HybridClock, Outcome, ScanKind, ScanRecord, TicketRef, RECORD_LEN};
 use super::report::EventReport;
+use crate::gates::{GateRules, GateRulesError};
 use crate::keyring::{KeyError, Keyring};
 use crate::manifest::{Manifest, ManifestError};
 use crate::revocation::{RevocationDelta, RevocationError, RevocationList};
+use crate::supervisor::{PassError, SupervisorPass};
 use crate::ticket::{EntryPolicy, SignedTicket};
 use crate::verify::VerifyContext;
 
 /// A peer's sync state (what both sides had at the last exchange); persist it with [`encode_peer_state`].
 pub use super::document::{decode_peer_state, encode_peer_state, PeerState};
+
+/// What [`Device::decide_now`] decides.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Decide<'a> {
+    Scan(ScanInput<'a>),
+    /// The steward confirms the holder of a payment-due ticket paid (the text).
+    Paid(&'a str),
+    /// A supervisor's undo: text, reason.
+    Undo(&'a str, &'a str),
+}
 
 /// Pending scans are folded into the document once this many have accumulated.
 pub const DEFAULT_FOLD_EVERY: usize = 256;
@@ -85,6 +103,16 @@ pub enum DeviceError {
     TooManyGates,
     #[error("{0}")]
     EdgeReply(#[from] EdgeReplyError),
+    #[error("gate rules: {0}")]
+    GateRules(#[from] GateRulesError),
+    #[error("the gate rules are for event {rules}, this scanner admits to event {device}")]
+    GateRulesEvent { rules: u32, device: u32 },
+    #[error("{0}")]
+    Pass(#[from] PassError),
+    #[error("only a supervisor may {0}: unlock supervisor mode with a supervisor pass")]
+    SupervisorRequired(&'static str),
+    #[error("{0}")]
+    Undo(#[from] UndoError),
 }
 
 /// Which path decided a scan.
@@ -135,6 +163,9 @@ pub struct ScanOutcome {
     pub seq: u64,
     pub path: DecisionPath,
     pub persist: PendingWrite,
+    /// When an edge is configured but this device decided: why the edge was not used ("not asked: …",
+    /// a timeout, an error status). Set by [`Device::finish`] / [`Device::plan`].
+    pub edge_note: Option<String>,
 }
 
 /// A scan recorded on this device and not yet folded into the document.
@@ -203,6 +234,9 @@ pub struct SavedDevice {
     pub keyring_json: Option<String>,
     pub revocations_json: Option<String>,
     pub manifest_json: Option<String>,
+    pub gate_rules_json: Option<String>,
+    /// The supervisor pass that unlocked supervisor mode, if it is unlocked.
+    pub supervisor_pass: Option<String>,
     /// The document's chunks, concatenated in order (empty for a device that never folded).
     pub doc: Vec<u8>,
     /// The last sequence number inside the document (0 if none).
@@ -230,6 +264,9 @@ pub struct Device {
     holders: Option<ManifestDirectory>,
     event_id: Option<u32>,
     fold_every: usize,
+    gate_rules: Option<GateRules>,
+    /// Supervisor mode: the checked pass (valid until its `not_after`).
+    supervisor: Option<SupervisorPass>,
 }
 
 fn check_name(name: &str) -> Result<(), DeviceError> {
@@ -259,6 +296,8 @@ impl Device {
             holders: None,
             event_id: None,
             fold_every: DEFAULT_FOLD_EVERY,
+            gate_rules: None,
+            supervisor: None,
         };
         new.rebuild_index()?;
         Ok(new)
@@ -295,6 +334,8 @@ impl Device {
             holders: None,
             event_id: saved.event_id,
             fold_every: DEFAULT_FOLD_EVERY,
+            gate_rules: None,
+            supervisor: None,
         };
         if let Some(json) = &saved.keyring_json {
             device.set_keyring(json)?;
@@ -306,6 +347,14 @@ impl Device {
         }
         if let Some(json) = &saved.manifest_json {
             device.set_manifest(json)?;
+        }
+        if let Some(json) = &saved.gate_rules_json {
+            device.set_gate_rules(json)?;
+        }
+        // A pass that no longer checks (expired, or from a key since removed) leaves the device locked;
+        // it is re-checked against the clock at every supervisor action anyway.
+        if let (Some(pass), Some(ring), Some(event)) = (&saved.supervisor_pass, &device.keyring, device.event_id) {
+            device.supervisor = SupervisorPass::check_signed(pass, ring, event).ok();
         }
         device.rebuild_index()?;
         Ok(device)
@@ -446,6 +495,43 @@ impl Device {
         self.event_id = Some(event_id);
     }
 
+    /// Sets the event's gate rules (JSON as served by the issuer, see [`crate::gates`]). Store the same JSON.
+    pub fn set_gate_rules(&mut self, json: &str) -> Result<(), DeviceError> {
+        let rules = GateRules::from_json(json)?;
+        if let Some(device) = self.event_id.filter(|&e| e != rules.event_id) {
+            return Err(DeviceError::GateRulesEvent { rules: rules.event_id, device });
+        }
+        self.gate_rules = Some(rules);
+        Ok(())
+    }
+
+    pub fn gate_rules(&self) -> Option<&GateRules> {
+        self.gate_rules.as_ref()
+    }
+
+    /// Unlocks supervisor mode with a supervisor pass (checked offline against the keyring, the event and
+    /// `now_secs`). Store the pass text (persistence contract, 5).
+    pub fn unlock_supervisor(&mut self, pass: &str, now_secs: u64) -> Result<&SupervisorPass, DeviceError> {
+        let ring = self.keyring.as_ref().ok_or(DeviceError::NoKeyring)?;
+        let event = self.event_id.ok_or(DeviceError::NoEvent)?;
+        Ok(self.supervisor.insert(SupervisorPass::verify(pass, ring, event, now_secs)?))
+    }
+
+    /// Back to steward mode. Delete the stored pass.
+    pub fn lock_supervisor(&mut self) {
+        self.supervisor = None;
+    }
+
+    /// The supervisor whose pass is unlocked and still valid at `now_secs`, if any.
+    pub fn supervisor(&self, now_secs: u64) -> Option<&SupervisorPass> {
+        self.supervisor.as_ref().filter(|p| now_secs <= u64::from(p.not_after))
+    }
+
+    /// The supervisor's name, or the error naming what a steward may not do.
+    pub(crate) fn require_supervisor(&self, now_ms: u64, what: &'static str) -> Result<String, DeviceError> {
+        self.supervisor(now_ms / 1000).map(|p| p.name.clone()).ok_or(DeviceError::SupervisorRequired(what))
+    }
+
     /// The gate's index, adding it to the table if new (then the table must be persisted).
     fn gate_index(&mut self, gate: &str) -> Result<(u16, bool), DeviceError> {
         if gate.is_empty() || gate.len() > MAX_TEXT_BYTES {
@@ -471,8 +557,8 @@ impl Device {
     /// collected ([`Outcome::PaidAtDoor`]). Any other ticket gets its ordinary verdict. Persist
     /// `outcome.persist` before showing `outcome.verdict`, as for [`Self::scan`].
     pub fn confirm_paid(&mut self, text: &str, gate: &str, now_ms: u64) -> Result<ScanOutcome, DeviceError> {
-        let input = ScanInput { text, kind: ScanKind::Entry, override_reason: None };
-        self.decide_and_apply(input, true, gate, now_ms)
+        let decision = self.decide_now(Decide::Paid(text), gate, now_ms)?;
+        self.apply_decision(decision, gate, now_ms)
     }
 
     fn decide_and_apply(
@@ -482,42 +568,46 @@ impl Device {
         gate: &str,
         now_ms: u64,
     ) -> Result<ScanOutcome, DeviceError> {
+        let action = if paid { Decide::Paid(input.text) } else { Decide::Scan(input) };
+        let decision = self.decide_now(action, gate, now_ms)?;
+        self.apply_decision(decision, gate, now_ms)
+    }
+
+    /// Decides (without recording) a scan, a paid confirmation or an undo, offline, at `gate` with the
+    /// device's gate rules.
+    pub(crate) fn decide_now(&mut self, action: Decide<'_>, gate: &str, now_ms: u64) -> Result<Decision, DeviceError> {
         if self.keyring.is_none() {
             return Err(DeviceError::NoKeyring);
         }
-        if self.event_id.is_none() {
-            return Err(DeviceError::NoEvent);
-        }
         self.fresh_index()?;
-        let (gate_index, new_gate) = self.gate_index(gate)?;
         let keyring = self.keyring.as_ref().ok_or(DeviceError::NoKeyring)?;
         let event_id = self.event_id.ok_or(DeviceError::NoEvent)?;
         let ctx = VerifyContext { keyring, revocations: self.revocations.as_ref(), event_id, now: now_ms / 1000 };
         let holders = self.holders.as_ref().map(|h| h as &dyn HolderDirectory);
-        let decision = if paid {
-            decide_paid(input.text, &ctx, &self.index, holders, self.device, gate)
-        } else {
-            decide(input, &ctx, &self.index, holders, self.device, gate)
-        };
+        let at = At { gate, rules: self.gate_rules.as_ref(), redeem: None };
+        Ok(match action {
+            Decide::Scan(input) => decide_at(input, &ctx, &self.index, holders, self.device, at),
+            Decide::Paid(text) => decide_paid(text, &ctx, &self.index, holders, self.device, at),
+            Decide::Undo(text, reason) => decide_undo(text, reason, &ctx, &self.index, holders, self.device, at)?,
+        })
+    }
+
+    /// Records a decision made by [`Self::decide_now`] (its note kept beside the record).
+    pub(crate) fn apply_decision(
+        &mut self,
+        decision: Decision,
+        gate: &str,
+        now_ms: u64,
+    ) -> Result<ScanOutcome, DeviceError> {
+        let (gate_index, new_gate) = self.gate_index(gate)?;
         let hlc = self.clock.tick(now_ms);
         let record = decision.record(hlc, wall_secs(now_ms), gate_index);
-        // The note (an override's reason, or the amount paid at the door) is kept beside the record.
         Ok(self.apply(decision.verdict, record, decision.note, new_gate))
     }
 
-    /// Whether this device's own log already stops this entry (the ticket is used, or its holder inside).
-    /// A scanner that would ask the edge decides offline instead: the edge may not have this device's
-    /// latest scans yet, and would admit the ticket a second time.
-    pub fn blocked_locally(&mut self, text: &str, kind: ScanKind) -> Result<bool, DeviceError> {
-        if kind == ScanKind::Exit {
-            return Ok(false);
-        }
-        let Ok(signed) = SignedTicket::from_qr_text(text.trim()) else {
-            return Ok(false);
-        };
-        self.fresh_index()?;
-        let ticket = TicketRef::of(&signed.ticket.ticket_id);
-        Ok(self.index.blocking_scan(&ticket, signed.ticket.policy).is_some())
+    /// Whether the latest record of this ticket (at this gate's slot) is an undo by this device.
+    pub(crate) fn undone_here(&self, decision: &Decision) -> bool {
+        self.index.undone_by(&decision.ticket, decision.addon, self.device)
     }
 
     /// Records a verdict the edge Worker decided for this scan (the device's "mirror" of the edge's own
@@ -532,6 +622,22 @@ impl Device {
         kind: ScanKind,
         gate: &str,
         edge: &EdgeVerdict,
+        now_ms: u64,
+    ) -> Result<ScanOutcome, DeviceError> {
+        self.mirror_edge_verdict(text, kind, gate, edge, None, None, now_ms)
+    }
+
+    /// [`Self::record_edge_verdict`] of a scan that redeemed `addon` (at a gate that redeems one), with a
+    /// note of this device's own to keep beside an admission (e.g. "found by search").
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn mirror_edge_verdict(
+        &mut self,
+        text: &str,
+        kind: ScanKind,
+        gate: &str,
+        edge: &EdgeVerdict,
+        addon: Option<u8>,
+        note: Option<String>,
         now_ms: u64,
     ) -> Result<ScanOutcome, DeviceError> {
         let parsed = SignedTicket::from_qr_text(text.trim()).ok();
@@ -581,6 +687,8 @@ impl Device {
             outcome,
             ticket_type,
             decided_by_edge: true,
+            // Only an admission redeems the add-on; the edge's other verdicts are about the ticket too.
+            addon: addon.filter(|_| outcome.passed() || outcome == Outcome::AlreadyUsed),
         };
         let mut verdict = edge.verdict.clone();
         // The edge holds no names; this device's attendee manifest does, so the steward sees who it is.
@@ -596,7 +704,8 @@ impl Device {
                 p.due = p.due.take().or(entry.due);
             }
         }
-        Ok(self.apply(verdict, record, override_reason, new_gate))
+        let note = override_reason.or(note.filter(|_| outcome.passed()));
+        Ok(self.apply(verdict, record, note, new_gate))
     }
 
     fn apply(
@@ -612,7 +721,15 @@ impl Device {
         let persist = PendingWrite { seq, bytes: pending.encode(), gates: new_gate.then(|| self.gates.clone()) };
         self.index.add(self.device, &record);
         self.pending.push(pending);
-        ScanOutcome { verdict, record, device: self.device, seq, path: DecisionPath::of(&record), persist }
+        ScanOutcome {
+            verdict,
+            record,
+            device: self.device,
+            seq,
+            path: DecisionPath::of(&record),
+            persist,
+            edge_note: None,
+        }
     }
 
     /// Undoes the latest scan when storage could not persist it (its verdict must not be shown). Returns
@@ -913,10 +1030,28 @@ mod tests {
         assert!(later.record.hlc > o.record.hlc);
         assert_eq!(restored.report().unwrap().decided_by_edge, 1);
 
-        assert!(restored.blocked_locally(&qr, ScanKind::Entry).unwrap());
-        assert!(!restored.blocked_locally(&qr, ScanKind::Exit).unwrap());
-        assert!(!restored.blocked_locally(&ticket(99, EntryPolicy::SingleEntry), ScanKind::Entry).unwrap());
-        assert!(!restored.blocked_locally("not a ticket", ScanKind::Entry).unwrap());
+        // The door policy: what this log already stops, or refuses, is answered here without the edge.
+        let request = |text: &str, kind| super::super::door::ScanRequest {
+            text: text.to_owned(),
+            kind,
+            gate: "South".into(),
+            action: super::super::door::DoorAction::Scan,
+        };
+        use super::super::door::ScanPlan;
+        match restored.plan(request(&qr, ScanKind::Entry), true, NOW_MS + 2).unwrap() {
+            ScanPlan::Decided(o) => {
+                assert!(matches!(o.verdict, Verdict::AlreadyUsed(_)));
+                assert_eq!(o.edge_note.as_deref(), Some("not asked: this device's log already shows the ticket used"));
+            }
+            other => panic!("asked the edge about a ticket this device knows is used: {other:?}"),
+        }
+        assert!(matches!(restored.plan(request(&qr, ScanKind::Exit), true, NOW_MS + 3), Ok(ScanPlan::AskEdge(_))));
+        let fresh = ticket(99, EntryPolicy::SingleEntry);
+        assert!(matches!(restored.plan(request(&fresh, ScanKind::Entry), true, NOW_MS + 4), Ok(ScanPlan::AskEdge(_))));
+        match restored.plan(request("not a ticket", ScanKind::Entry), true, NOW_MS + 5).unwrap() {
+            ScanPlan::Decided(o) => assert!(matches!(o.verdict, Verdict::Refused { .. })),
+            other => panic!("asked the edge about a non-ticket: {other:?}"),
+        }
 
         // An edge that admits a non-ticket, or answers an exit with an admission, is not believed.
         let err = d.record_edge_verdict("hello", ScanKind::Entry, "North", &edge, NOW_MS).unwrap_err();

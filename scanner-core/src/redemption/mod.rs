@@ -17,6 +17,7 @@
 pub mod decision;
 pub mod device;
 pub mod document;
+pub mod door;
 pub mod online;
 pub mod record;
 pub mod report;
@@ -26,6 +27,7 @@ pub mod store;
 pub use decision::{HolderDirectory, ScanIndex, Verdict};
 pub use device::{DecisionPath, Device, DeviceError, ScanOutcome};
 pub use document::{serve_sync, Accept, Batch, DeviceLog, LogError, Peer, RedemptionDoc, SyncChannel, SyncError};
+pub use door::{DoorAction, EdgeAnswer, EdgeQuestion, ScanPlan, ScanRequest};
 pub use online::{EdgeReplyError, EdgeVerdict};
 pub use record::{DeviceId, Hlc, HybridClock, Outcome, RefusalCode, ScanKind, ScanRecord, TicketRef};
 pub use report::EventReport;

@@ -34,6 +34,9 @@ pub struct RedeemRequest<'a> {
     pub device_name: &'a str,
     pub gate: &'a str,
     pub kind: ScanKind,
+    /// The add-on this entry redeems on its own (the scanner's gate rules say the gate redeems it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addon: Option<u8>,
 }
 
 impl RedeemRequest<'_> {
@@ -129,6 +132,7 @@ mod tests {
             device_name: "",
             gate: "North",
             kind: ScanKind::Entry,
+            addon: None,
         };
         let v: serde_json::Value = serde_json::from_str(&req.to_json()).unwrap();
         assert_eq!(

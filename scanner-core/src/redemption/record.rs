@@ -13,10 +13,12 @@
 //! |        |      | the edge (online); others zero                                        |
 //! | 28     | 1    | outcome: 0 admitted, 1 admitted by operator override, 2 already used,  |
 //! |        |      | 3 refused, 4 admitted after payment at the door (entry only),          |
-//! |        |      | 5 payment due (not admitted; entry only)                               |
+//! |        |      | 5 payment due (not admitted; entry only),                              |
+//! |        |      | 6 check-in undone by a supervisor (entry only; see [`Outcome::Undone`]) |
 //! | 29     | 1    | refusal code when refused ([`RefusalCode`]), else 0                    |
 //! | 30     | 1    | ticket type (index within the event), 0 when unknown                   |
-//! | 31     | 1    | reserved, zero                                                         |
+//! | 31     | 1    | what was redeemed: 0 the ticket itself (entry/exit); 1 + i add-on i    |
+//! |        |      | redeemed on its own, once (a voucher; entry only)                      |
 //!
 //! The device is not in the record: records live in their device's own part of the log.
 
@@ -54,10 +56,12 @@ pub enum RecordError {
     Outcome(u8),
     #[error("scan record has unknown refusal code {0}")]
     RefusalCode(u8),
-    #[error("scan record's reserved byte is not zero")]
-    Reserved,
     #[error("scan record of a payment at the door is not an entry")]
     PaymentNotEntry,
+    #[error("scan record of an undo or an add-on redemption is not an entry")]
+    NotEntry,
+    #[error("scan record redeems add-on slot {0}, beyond the 16 add-ons a ticket can have")]
+    AddonSlot(u8),
 }
 
 /// Names a ticket in the redemption log without revealing its id: the first 12 bytes of
@@ -219,6 +223,9 @@ pub enum RefusalCode {
     NotYetValid = 8,
     Expired = 9,
     Revoked = 10,
+    /// The ticket is genuine but not valid at this gate (its check-in list excludes the ticket type, or
+    /// the gate redeems an add-on the ticket does not include). Only the device's gate rules give it.
+    WrongGate = 11,
 }
 
 impl RefusalCode {
@@ -234,6 +241,7 @@ impl RefusalCode {
             Refusal::NotYetValid { .. } => Self::NotYetValid,
             Refusal::Expired { .. } => Self::Expired,
             Refusal::Revoked => Self::Revoked,
+            Refusal::WrongGate(_) => Self::WrongGate,
         }
     }
 
@@ -249,6 +257,7 @@ impl RefusalCode {
             8 => Self::NotYetValid,
             9 => Self::Expired,
             10 => Self::Revoked,
+            11 => Self::WrongGate,
             _ => return None,
         })
     }
@@ -266,6 +275,7 @@ impl RefusalCode {
             Self::NotYetValid => "not_yet_valid",
             Self::Expired => "expired",
             Self::Revoked => "revoked",
+            Self::WrongGate => "wrong_gate",
         }
     }
 }
@@ -286,6 +296,10 @@ pub enum Outcome {
     PaidAtDoor,
     /// Not admitted: the ticket's payment is due at the door and has not been confirmed yet.
     PaymentDue,
+    /// A supervisor undid the ticket's check-in (an append-only compensating record; the reason is kept
+    /// beside it in the log). Every earlier pass of the same ticket and slot, in the log's total order
+    /// (clock, then device), no longer counts: the ticket admits again.
+    Undone,
 }
 
 impl Outcome {
@@ -313,7 +327,13 @@ pub struct ScanRecord {
     /// keeps of an edge verdict it showed (its "mirror" of the edge's record). The report counts an
     /// edge-decided admission once however many of these copies it sees.
     pub decided_by_edge: bool,
+    /// What was redeemed: `None` for the ticket itself, `Some(i)` for add-on `i` redeemed on its own
+    /// (a voucher, once) at a gate whose rule redeems it.
+    pub addon: Option<u8>,
 }
+
+/// The largest add-on index (a ticket's add-ons are a 16-bit set).
+pub const MAX_ADDON: u8 = 15;
 
 impl ScanRecord {
     pub fn encode(&self) -> [u8; RECORD_LEN] {
@@ -341,10 +361,12 @@ impl ScanRecord {
             Outcome::Refused(code) => (3, code as u8),
             Outcome::PaidAtDoor => (4, 0),
             Outcome::PaymentDue => (5, 0),
+            Outcome::Undone => (6, 0),
         };
         out[28] = outcome;
         out[29] = code;
         out[30] = self.ticket_type;
+        out[31] = self.addon.map_or(0, |i| i.saturating_add(1));
         out
     }
 
@@ -365,14 +387,21 @@ impl ScanRecord {
             (3, code) => Outcome::Refused(RefusalCode::from_byte(code).ok_or(RecordError::RefusalCode(code))?),
             (4, 0) => Outcome::PaidAtDoor,
             (5, 0) => Outcome::PaymentDue,
+            (6, 0) => Outcome::Undone,
             (o, _) => return Err(RecordError::Outcome(o)),
         };
         // Payment is taken on the way in; an exit never collects or asks for it.
         if matches!(outcome, Outcome::PaidAtDoor | Outcome::PaymentDue) && flags & FLAG_EXIT != 0 {
             return Err(RecordError::PaymentNotEntry);
         }
-        if b[31] != 0 {
-            return Err(RecordError::Reserved);
+        let addon = match b[31] {
+            0 => None,
+            slot if slot - 1 > MAX_ADDON => return Err(RecordError::AddonSlot(slot - 1)),
+            slot => Some(slot - 1),
+        };
+        // An undo compensates entries; a voucher is redeemed once, never "left".
+        if (outcome == Outcome::Undone || addon.is_some()) && flags & FLAG_EXIT != 0 {
+            return Err(RecordError::NotEntry);
         }
         let mut ticket = [0u8; 12];
         ticket.copy_from_slice(&b[1..13]);
@@ -388,6 +417,7 @@ impl ScanRecord {
             outcome,
             ticket_type: b[30],
             decided_by_edge: flags & FLAG_EDGE != 0,
+            addon,
         })
     }
 
@@ -442,7 +472,30 @@ mod tests {
             outcome: Outcome::Refused(RefusalCode::Expired),
             ticket_type: 2,
             decided_by_edge: false,
+            addon: None,
         }
+    }
+
+    #[test]
+    fn undo_and_voucher_records() {
+        let undo = ScanRecord { outcome: Outcome::Undone, kind: ScanKind::Entry, ..sample() };
+        let bytes = undo.encode();
+        assert_eq!((bytes[28], bytes[29], bytes[31]), (6, 0, 0));
+        assert_eq!(ScanRecord::decode(&bytes), Ok(undo));
+        assert!(!Outcome::Undone.passed());
+        let mut exit = bytes;
+        exit[27] |= FLAG_EXIT;
+        assert_eq!(ScanRecord::decode(&exit), Err(RecordError::NotEntry));
+        // Add-on i is stored as 1 + i: slot 0 stays "the ticket itself".
+        let voucher = ScanRecord { outcome: Outcome::Admitted, kind: ScanKind::Entry, addon: Some(0), ..sample() };
+        assert_eq!(voucher.encode()[31], 1);
+        assert_eq!(ScanRecord::decode(&voucher.encode()), Ok(voucher));
+        let last = ScanRecord { addon: Some(MAX_ADDON), ..voucher };
+        assert_eq!(last.encode()[31], 16);
+        assert_eq!(ScanRecord::decode(&last.encode()), Ok(last));
+        let refused = ScanRecord { outcome: Outcome::Refused(RefusalCode::WrongGate), ..voucher };
+        assert_eq!((refused.encode()[28], refused.encode()[29]), (3, 11));
+        assert_eq!(ScanRecord::decode(&refused.encode()), Ok(refused));
     }
 
     #[test]
@@ -468,8 +521,11 @@ mod tests {
         assert_eq!(ScanRecord::decode(&bad), Err(RecordError::Flags(0b1011)));
         assert_eq!(ScanRecord::decode(&bytes[..31]), Err(RecordError::Length(31)));
         let mut bad = bytes;
+        bad[31] = 17;
+        assert_eq!(ScanRecord::decode(&bad), Err(RecordError::AddonSlot(16)));
+        let mut bad = bytes;
         bad[31] = 1;
-        assert_eq!(ScanRecord::decode(&bad), Err(RecordError::Reserved));
+        assert_eq!(ScanRecord::decode(&bad), Err(RecordError::NotEntry), "a voucher is never an exit");
         let mut bad = bytes;
         bad[29] = 0;
         assert_eq!(ScanRecord::decode(&bad), Err(RecordError::RefusalCode(0)));
@@ -499,8 +555,8 @@ mod tests {
             assert!(matches!(ScanRecord::decode(&coded), Err(RecordError::Outcome(_))));
         }
         let mut unknown = paid.encode();
-        unknown[28] = 6;
-        assert_eq!(ScanRecord::decode(&unknown), Err(RecordError::Outcome(6)));
+        unknown[28] = 7;
+        assert_eq!(ScanRecord::decode(&unknown), Err(RecordError::Outcome(7)));
     }
 
     #[test]

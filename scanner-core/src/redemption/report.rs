@@ -13,6 +13,11 @@
 //! edge record is not merged yet simply counts alone. Offline admissions are never collapsed, so a ticket
 //! admitted offline somewhere and also by the edge, or twice offline, is still a conflict.
 //!
+//! A supervisor's undo ([`Outcome::Undone`]) compensates every earlier pass of its ticket (and slot) in
+//! that total order: those passes are listed under `undone` and counted nowhere else, and a later entry
+//! does not conflict with them. Add-ons redeemed on their own (vouchers) are counted per add-on, apart
+//! from admissions, and redeeming one twice is a conflict like a double entry.
+//!
 //! Money collected at the door is summed from the paid admissions ([`Outcome::PaidAtDoor`]) that count,
 //! per gate and currency, with the amount each one recorded beside it in the log. A ticket paid for twice
 //! (two scanners, offline) is a conflict, and both payments are in the totals: both were taken.
@@ -26,6 +31,12 @@ use super::device::DecisionPath;
 use super::document::DeviceLog;
 use super::record::{format_utc, utc_hour, DeviceId, Hlc, Outcome, ScanKind, TicketRef};
 use crate::manifest::Money;
+
+/// A pass (or an undo) in the report's total order: (ticket and slot, clock, device index, record index).
+type Pass = ((TicketRef, Option<u8>), Hlc, usize, usize);
+
+/// How the note of an admission after a search starts (see [`super::door`]).
+pub const FOUND_BY_SEARCH: &str = "found by search";
 
 /// One scan as shown in the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -54,6 +65,9 @@ pub struct Conflict {
     pub reentry: bool,
     /// The entries that conflict, in clock order.
     pub scans: Vec<ReportedScan>,
+    /// The add-on redeemed more than once (a voucher), or `None` for the ticket's own entries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addon: Option<u8>,
 }
 
 /// One device's share of the log.
@@ -95,14 +109,23 @@ pub struct EventReport {
     pub collected_by_gate: BTreeMap<String, Vec<Money>>,
     /// Money collected at the door, all gates: one amount per currency (sorted by currency).
     pub collected: Vec<Money>,
+    /// Supervisors' undos of check-ins, with their reasons.
+    pub undos: Vec<ReportedScan>,
+    /// The passes those undos compensated (no longer counted as admitted).
+    pub undone: Vec<ReportedScan>,
+    /// Add-ons redeemed on their own (vouchers), per add-on index.
+    pub redeemed_addons: BTreeMap<u8, u64>,
+    /// Admissions a supervisor made for an attendee found by search (no QR at the door).
+    pub found_by_search: Vec<ReportedScan>,
 }
 
 impl EventReport {
     /// Computes the report from every device's part of the log.
     pub fn from_logs(logs: &[DeviceLog]) -> Self {
         let mut report = EventReport::default();
-        // (ticket, clock, device index, record index) of every scan that let a ticket through.
-        let mut passed: Vec<(TicketRef, Hlc, usize, usize)> = Vec::new();
+        // (ticket and slot, clock, device index, record index) of every scan that let a ticket through,
+        // and of every undo.
+        let mut passed: Vec<Pass> = Vec::new();
         // Passes that count (copies of edge decisions left out), as (device index, record index).
         let mut counted: Vec<(usize, usize)> = Vec::new();
         for (d, log) in logs.iter().enumerate() {
@@ -112,6 +135,12 @@ impl EventReport {
                     Outcome::Admitted | Outcome::AdmittedOverride | Outcome::PaidAtDoor => {}
                     Outcome::PaymentDue => report.payment_requests += 1,
                     Outcome::AlreadyUsed => report.already_used += 1,
+                    Outcome::Undone => {
+                        report.undos.push(reported(log, i));
+                        if !r.ticket.is_none() {
+                            passed.push(((r.ticket, r.addon), r.hlc, d, i));
+                        }
+                    }
                     Outcome::Refused(code) => {
                         report.refused += 1;
                         *report.refused_by_reason.entry(code.as_str().to_owned()).or_default() += 1;
@@ -124,7 +153,7 @@ impl EventReport {
                     if r.ticket.is_none() {
                         counted.push((d, i));
                     } else {
-                        passed.push((r.ticket, r.hlc, d, i));
+                        passed.push(((r.ticket, r.addon), r.hlc, d, i));
                     }
                 }
             }
@@ -132,17 +161,27 @@ impl EventReport {
             report.devices[d].scans = log.records.len() as u64;
         }
         report.overrides.sort_by_key(|s| (s.hlc, s.device));
+        report.undos.sort_by_key(|s| (s.hlc, s.device));
         // A total order every merge agrees on: ticket, then clock, then device.
         passed.sort_unstable_by_key(|&(t, h, d, _)| (t, h, logs[d].device));
-        let record = |&(_, _, d, i): &(TicketRef, Hlc, usize, usize)| &logs[d].records[i];
+        let record = |&(_, _, d, i): &Pass| &logs[d].records[i];
+        let mut undone: Vec<(usize, usize)> = Vec::new();
         for group in passed.chunk_by(|a, b| a.0 == b.0) {
-            let reentry = group.iter().any(|p| record(p).reentry);
-            // The passes that count, in order: copies of an edge decision left out.
+            // A voucher is redeemed once: like a single-entry ticket.
+            let reentry = group[0].0 .1.is_none() && group.iter().any(|p| record(p).reentry);
+            // The passes that count, in order: copies of an edge decision left out, and passes before an
+            // undo compensated.
             let mut kept: Vec<usize> = Vec::with_capacity(group.len());
             let mut last_edge: Option<ScanKind> = None;
             let mut edge_entered = false;
             for (n, p) in group.iter().enumerate() {
                 let r = record(p);
+                if r.outcome == Outcome::Undone {
+                    undone.extend(kept.drain(..).map(|k| (group[k].2, group[k].3)));
+                    last_edge = None;
+                    edge_entered = false;
+                    continue;
+                }
                 if r.decided_by_edge {
                     let copy = last_edge == Some(r.kind) || (!reentry && r.kind == ScanKind::Entry && edge_entered);
                     if copy {
@@ -153,8 +192,8 @@ impl EventReport {
                     edge_entered |= r.kind == ScanKind::Entry;
                 }
                 kept.push(n);
-                counted.push((p.2, p.3));
             }
+            counted.extend(kept.iter().map(|&k| (group[k].2, group[k].3)));
             let mut involved = BTreeSet::new();
             if reentry {
                 // Entry while already inside (no exit in between) is a conflict with the entry before it.
@@ -180,7 +219,8 @@ impl EventReport {
             }
             if !involved.is_empty() {
                 report.conflicts.push(Conflict {
-                    ticket: group[0].0,
+                    ticket: group[0].0 .0,
+                    addon: group[0].0 .1,
                     reentry,
                     scans: involved.into_iter().map(|n| reported(&logs[group[n].2], group[n].3)).collect(),
                 });
@@ -190,8 +230,20 @@ impl EventReport {
         let mut by_gate: HashMap<(usize, u16), u64> = HashMap::new();
         let mut by_hour: HashMap<u32, u64> = HashMap::new();
         let mut collected: HashMap<(usize, u16, String), u64> = HashMap::new();
+        report.undone = undone.iter().map(|&(d, i)| reported(&logs[d], i)).collect();
+        report.undone.sort_by_key(|s| (s.hlc, s.device));
         for (d, i) in counted {
             let r = &logs[d].records[i];
+            if let Some(addon) = r.addon {
+                *report.redeemed_addons.entry(addon).or_default() += 1;
+                continue;
+            }
+            if r.kind == ScanKind::Entry
+                && logs[d].overrides.get(&r.hlc).is_some_and(|n| n.starts_with(FOUND_BY_SEARCH))
+                && r.outcome == Outcome::Admitted
+            {
+                report.found_by_search.push(reported(&logs[d], i));
+            }
             if r.outcome == Outcome::PaidAtDoor {
                 report.paid_at_door += 1;
                 match logs[d].overrides.get(&r.hlc).and_then(|note| Money::from_note(note)) {
@@ -251,6 +303,12 @@ impl EventReport {
             self.conflicts.len(),
             self.overrides.len()
         );
+        if !self.redeemed_addons.is_empty() {
+            let _ = writeln!(out, "\nAdd-ons redeemed on their own");
+            for (addon, n) in &self.redeemed_addons {
+                let _ = writeln!(out, "  add-on {addon:<17} {n:>8}");
+            }
+        }
         let _ = writeln!(out, "\nAdmitted per gate");
         for (gate, n) in &self.admitted_by_gate {
             let _ = writeln!(out, "  {gate:<24} {n:>8}");
@@ -291,10 +349,17 @@ impl EventReport {
                 let _ = writeln!(out, "      {}", scan_line(s));
             }
         }
-        if !self.overrides.is_empty() {
-            let _ = writeln!(out, "\nOperator overrides: {}", self.overrides.len());
-            for s in &self.overrides {
-                let _ = writeln!(out, "  {}", scan_line(s));
+        for (title, scans) in [
+            ("Operator overrides", &self.overrides),
+            ("Check-ins undone by a supervisor", &self.undos),
+            ("Admissions those undos compensated", &self.undone),
+            ("Admitted after a search (no QR at the door)", &self.found_by_search),
+        ] {
+            if !scans.is_empty() {
+                let _ = writeln!(out, "\n{title}: {}", scans.len());
+                for s in scans {
+                    let _ = writeln!(out, "  {}", scan_line(s));
+                }
             }
         }
         out
@@ -303,7 +368,8 @@ impl EventReport {
 
 fn scan_line(s: &ReportedScan) -> String {
     let device = if s.device_name.is_empty() { s.device.to_hex() } else { format!("{} ({})", s.device_name, s.device) };
-    let over = s.override_reason.as_deref().map(|r| format!("  OVERRIDE: {r}")).unwrap_or_default();
+    let label = if s.outcome == Outcome::Undone { "UNDO" } else { "OVERRIDE" };
+    let over = s.override_reason.as_deref().map(|r| format!("  {label}: {r}")).unwrap_or_default();
     let path = if s.path == DecisionPath::Edge { "  (decided by the edge)" } else { "" };
     format!("{}  gate {:<12} device {device}{path}{over}", s.at, s.gate)
 }
@@ -320,7 +386,11 @@ fn reported(log: &DeviceLog, i: usize) -> ReportedScan {
         kind: r.kind,
         path: DecisionPath::of(r),
         outcome: r.outcome,
-        // Only an override has a reason; looked up by clock value, which another record could share.
-        override_reason: if r.outcome == Outcome::AdmittedOverride { log.overrides.get(&r.hlc).cloned() } else { None },
+        // Overrides and undos have a reason, an admission after a search its note; looked up by clock
+        // value, which another record could share.
+        override_reason: match r.outcome {
+            Outcome::AdmittedOverride | Outcome::Undone | Outcome::Admitted => log.overrides.get(&r.hlc).cloned(),
+            _ => None,
+        },
     }
 }

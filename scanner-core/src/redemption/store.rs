@@ -27,6 +27,7 @@ use thiserror::Error;
 use super::decision::{ScanIndex, ScanInput};
 use super::device::{Device, DeviceError, Fold, PendingWrite, Receipt, SavedDevice, ScanOutcome};
 use super::document::{decode_peer_state, encode_peer_state, LogError, RedemptionDoc, SyncChannel, SyncError};
+use super::door::{EdgeAnswer, EdgeQuestion, ScanPlan, ScanRequest};
 use super::online::EdgeVerdict;
 use super::record::{DeviceId, ScanKind};
 use super::report::EventReport;
@@ -50,6 +51,8 @@ const CFG_MANIFEST: &[u8] = b"manifest";
 const CFG_SERVER: &[u8] = b"server";
 const CFG_TOKEN: &[u8] = b"token";
 const CFG_EDGE: &[u8] = b"edge";
+const CFG_GATE_RULES: &[u8] = b"gate-rules";
+const CFG_SUPERVISOR: &[u8] = b"supervisor-pass";
 const STATE_FOLDED: &[u8] = b"folded";
 const CHUNK_PREFIX: &[u8] = b"chunk/";
 
@@ -248,6 +251,8 @@ impl RedemptionLog {
             keyring_json: get_text(CFG_KEYRING, "keyring")?,
             revocations_json: get_text(CFG_REVOCATIONS, "revocation list")?,
             manifest_json: get_text(CFG_MANIFEST, "manifest")?,
+            gate_rules_json: get_text(CFG_GATE_RULES, "gate rules")?,
+            supervisor_pass: get_text(CFG_SUPERVISOR, "supervisor pass")?,
             doc,
             folded_seq,
             pending,
@@ -353,6 +358,56 @@ impl RedemptionLog {
         self.put_config(CFG_MANIFEST, json.as_bytes())
     }
 
+    /// Stores the event's gate rules (JSON as served by the issuer).
+    pub fn set_gate_rules(&mut self, json: &str) -> Result<(), StoreError> {
+        self.scanner.set_gate_rules(json)?;
+        self.put_config(CFG_GATE_RULES, json.as_bytes())
+    }
+
+    /// Unlocks supervisor mode with a supervisor pass and keeps it until it expires or is locked; returns
+    /// the supervisor's name and the pass's end (Unix seconds).
+    pub fn unlock_supervisor(&mut self, pass: &str, now_secs: u64) -> Result<(String, u32), StoreError> {
+        let (name, until) = {
+            let p = self.scanner.unlock_supervisor(pass, now_secs)?;
+            (p.name.clone(), p.not_after)
+        };
+        self.put_config(CFG_SUPERVISOR, pass.trim().as_bytes())?;
+        Ok((name, until))
+    }
+
+    /// The stored supervisor pass (whether or not it is still valid).
+    pub fn supervisor_pass(&self) -> Result<Option<String>, StoreError> {
+        self.config.get(CFG_SUPERVISOR)?.map(|v| text(&v, "supervisor pass")).transpose()
+    }
+
+    /// Back to steward mode.
+    pub fn lock_supervisor(&mut self) -> Result<(), StoreError> {
+        self.scanner.lock_supervisor();
+        self.config.remove(CFG_SUPERVISOR)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Plans a request at the door (see [`crate::redemption::door`]); a decided outcome is already durable
+    /// when this returns.
+    pub fn plan(&mut self, request: ScanRequest, edge: bool, now_ms: u64) -> Result<ScanPlan, StoreError> {
+        match self.scanner.plan(request, edge, now_ms)? {
+            ScanPlan::Decided(outcome) => Ok(ScanPlan::Decided(self.persist(outcome)?)),
+            ask => Ok(ask),
+        }
+    }
+
+    /// Completes a scan the plan sent to the edge, durably (see [`Device::finish`]).
+    pub fn finish(
+        &mut self,
+        question: EdgeQuestion,
+        answer: EdgeAnswer,
+        now_ms: u64,
+    ) -> Result<RecordedScan, StoreError> {
+        let outcome = self.scanner.finish(question, answer, now_ms)?;
+        self.persist(outcome)
+    }
+
     /// Restricts admission to one event.
     pub fn set_event(&mut self, event_id: u32) -> Result<(), StoreError> {
         self.scanner.set_event(event_id);
@@ -433,11 +488,6 @@ impl RedemptionLog {
     pub fn confirm_paid(&mut self, text: &str, gate: &str, now_ms: u64) -> Result<RecordedScan, StoreError> {
         let outcome = self.scanner.confirm_paid(text, gate, now_ms)?;
         self.persist(outcome)
-    }
-
-    /// Whether this device's own log already stops this entry (see [`Device::blocked_locally`]).
-    pub fn blocked_locally(&mut self, text: &str, kind: ScanKind) -> Result<bool, StoreError> {
-        Ok(self.scanner.blocked_locally(text, kind)?)
     }
 
     /// Records durably a verdict the edge Worker decided for this scan, and only then returns it.

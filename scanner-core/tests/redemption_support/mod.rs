@@ -59,6 +59,7 @@ pub fn record(n: u64, secs: u64, kind: ScanKind, outcome: Outcome) -> ScanRecord
         outcome,
         ticket_type: 0,
         decided_by_edge: false,
+        addon: None,
     }
 }
 
