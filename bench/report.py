@@ -158,6 +158,28 @@ def build(out_dir):
         rows.append(row("Scanner PWA wasm (raw / gzip)",
                         f"{web.get('wasm_raw_bytes')} / {web.get('wasm_gzip_bytes')}", "bytes", None, None,
                         "scripts/web-build.sh", "after wasm-opt -Oz" if web.get("wasm_opt") else "no wasm-opt"))
+    rows += mobile_rows(out_dir)
+    return rows
+
+
+def mobile_rows(out_dir):
+    """The PWA scanner on an emulated phone (web/tests/mobile-bench.mjs → mobile.json): cold start and camera
+    frame → verdict, median / p99, each goal judged on the median."""
+    mobile = load(out_dir, "mobile.json") or {}
+    vp = mobile.get("viewport") or {}
+    phone = (f"{vp.get('width')}×{vp.get('height')} @{vp.get('deviceScaleFactor')}, "
+             f"CPU throttled {mobile.get('cpu_throttling')}× (measured {mobile.get('main_thread_slowdown_measured')}×): "
+             f"{mobile.get('cpu_throttling_scope')}") if mobile else ""
+    rows = []
+    for key, metric, goal, limit in (
+            ("cold_start_ms", "PWA cold start on a phone: cached, offline → first camera verdict (median / p99)",
+             "< 1.5 s", 1500),
+            ("frame_to_verdict_ms", "PWA camera frame → verdict on a phone (median / p99)", "< 100 ms", 100)):
+        s = mobile.get(key) or {}
+        median = s.get("median")
+        rows.append(row(metric, None if median is None else f"{median} / {s.get('p99')}", "ms", goal,
+                        None if median is None else median < limit, "web/tests/mobile-bench.mjs",
+                        f"{s.get('runs')} runs; {phone}" if s else ""))
     return rows
 
 

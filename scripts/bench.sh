@@ -37,4 +37,5 @@ scripts/web-build.sh > "$out/web.json"
 echo "bench: the same decode corpus in Chromium through the PWA's wasm" >&2
 scripts/npm-ci.sh web/tests >&2
 node web/scanner-wasm/bench.mjs "$out/corpus" > "$out/web-decode.json"
+echo "bench: the PWA on an emulated phone (cold start, camera frame → verdict)" >&2 && TICKETS_PROFILE=release node web/tests/mobile-bench.mjs > "$out/mobile.json"
 python3 bench/report.py "$out" bench/results.json bench/results.md
