@@ -33,6 +33,10 @@ pub struct RedeemRequest {
     /// `entry` (default) or `exit`.
     #[serde(default = "default_kind")]
     pub kind: Kind,
+    /// The add-on this entry redeems on its own (a voucher, once per ticket): the scanner's gate rules
+    /// say its gate redeems it (scanner-core `gates`). Absent: the ticket itself.
+    #[serde(default)]
+    pub addon: Option<u8>,
 }
 
 fn default_kind() -> Kind {
@@ -65,6 +69,7 @@ pub struct ValidRedeem {
     pub device_name: String,
     pub gate: String,
     pub kind: Kind,
+    pub addon: Option<u8>,
 }
 
 /// What the Worker sends a redemption shard: a request that passed validation and edge verification,
@@ -77,6 +82,8 @@ pub struct ShardRedeem {
     pub device_name: String,
     pub gate: String,
     pub kind: Kind,
+    #[serde(default)]
+    pub addon: Option<u8>,
     pub now_ms: u64,
 }
 
@@ -89,6 +96,7 @@ impl ShardRedeem {
             device_name: req.device_name.clone(),
             gate: req.gate.clone(),
             kind: req.kind,
+            addon: req.addon,
             now_ms,
         }
     }
@@ -103,6 +111,7 @@ impl ShardRedeem {
             device_name: self.device_name,
             gate: self.gate,
             kind: self.kind,
+            addon: self.addon,
         };
         Ok((valid, self.now_ms))
     }
@@ -219,7 +228,24 @@ pub fn parse_redeem(body: &[u8]) -> Result<ValidRedeem, ApiError> {
     if device_name.len() > MAX_NAME_BYTES {
         return Err(ApiError::BadRequest(format!("device_name must be at most {MAX_NAME_BYTES} bytes")));
     }
-    Ok(ValidRedeem { qr_text: req.qr_text, event: req.event, device, device_name, gate, kind: req.kind })
+    match req.addon {
+        Some(a) if a > scanner_core::redemption::record::MAX_ADDON => {
+            return Err(ApiError::BadRequest("addon must be 0 to 15".into()));
+        }
+        Some(_) if req.kind == Kind::Exit => {
+            return Err(ApiError::BadRequest("an add-on is redeemed by an entry scan, not an exit".into()));
+        }
+        _ => {}
+    }
+    Ok(ValidRedeem {
+        qr_text: req.qr_text,
+        event: req.event,
+        device,
+        device_name,
+        gate,
+        kind: req.kind,
+        addon: req.addon,
+    })
 }
 
 /// The verdict JSON: scanner-core's [`Verdict`] (tagged `verdict`: `admit`, `exit`, `already_used`,

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use scanner_core::redemption::decision::{decide, ScanInput};
+use scanner_core::redemption::decision::{decide_at, At, ScanInput};
 use scanner_core::redemption::record::{ScanRecord, RECORD_LEN};
 use scanner_core::redemption::{DeviceId, Hlc, ScanIndex, TicketRef, Verdict};
 use scanner_core::{Refusal, SignedTicket, VerifyContext};
@@ -156,7 +156,9 @@ pub fn redeem(
 ) -> Result<Redemption, HistoryError> {
     let index = history.index()?;
     let input = ScanInput { text: &req.qr_text, kind: req.kind.into(), override_reason: None };
-    let decision = decide(input, ctx, &index, None, req.device, &req.gate);
+    // The scanner applied its gate rules; the edge only learns which add-on the gate redeems, if any.
+    let at = At { gate: &req.gate, rules: None, redeem: req.addon };
+    let decision = decide_at(input, ctx, &index, None, req.device, at);
     // Strictly after every scan of this ticket seen so far, even if the edge clock lags a device's.
     let hlc = decision
         .outcome
@@ -177,7 +179,7 @@ mod tests {
     use super::*;
     use crate::api::Kind;
     use crate::config::Trust;
-    use scanner_core::redemption::{Outcome, RefusalCode};
+    use scanner_core::redemption::{Outcome, RefusalCode, ScanKind};
     use scanner_core::{EntryPolicy, IssuerKey, KeyId, Keyring, RevocationHash, RevocationList, Ticket, TicketId};
 
     const NOW_MS: u64 = 1_750_000_000_000;
@@ -214,6 +216,43 @@ mod tests {
             device_name: format!("dev{device}"),
             gate: gate.to_owned(),
             kind,
+            addon: None,
+        }
+    }
+
+    #[test]
+    fn a_relayed_undo_lets_the_ticket_in_again_and_vouchers_are_redeemed_once() {
+        let (key, trust) = setup();
+        let qr = ticket(&key, 5, EntryPolicy::SingleEntry);
+        let mut h = TicketHistory::default();
+        assert!(run(&mut h, &trust, &req(&qr, 1, "North", Kind::Entry), NOW_MS).is_admit());
+        assert!(matches!(run(&mut h, &trust, &req(&qr, 2, "South", Kind::Entry), NOW_MS + 1), Verdict::AlreadyUsed(_)));
+        // A supervisor's undo on device 3, relayed from the log like an offline scan.
+        let undo = ScanRecord {
+            ticket: TicketRef::of(&TicketId([5; 12])),
+            hlc: Hlc((NOW_MS + 2) << 16),
+            wall_time: (NOW_MS / 1000) as u32,
+            gate: 0,
+            kind: ScanKind::Entry,
+            reentry: false,
+            outcome: Outcome::Undone,
+            ticket_type: 0,
+            decided_by_edge: false,
+            addon: None,
+        };
+        assert!(h.insert(StoredScan::new(DeviceId(3), "dev3", "North", &undo, false)));
+        assert!(run(&mut h, &trust, &req(&qr, 2, "South", Kind::Entry), NOW_MS + 3).is_admit(), "admits again");
+        assert!(matches!(run(&mut h, &trust, &req(&qr, 1, "North", Kind::Entry), NOW_MS + 4), Verdict::AlreadyUsed(_)));
+
+        // The bar's voucher (add-on 0): once, and apart from the ticket's entries.
+        let voucher = ValidRedeem { addon: Some(0), gate: "Bar".into(), ..req(&qr, 1, "Bar", Kind::Entry) };
+        match run(&mut h, &trust, &voucher, NOW_MS + 5) {
+            Verdict::Admit(a) => assert_eq!(a.redeemed.map(|r| r.addon), Some(0)),
+            other => panic!("{other:?}"),
+        }
+        match run(&mut h, &trust, &ValidRedeem { device: DeviceId(2), ..voucher }, NOW_MS + 6) {
+            Verdict::AlreadyUsed(u) => assert_eq!((u.gate.as_str(), u.redeemed.map(|r| r.addon)), ("Bar", Some(0))),
+            other => panic!("{other:?}"),
         }
     }
 

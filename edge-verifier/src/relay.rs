@@ -18,7 +18,8 @@ use thiserror::Error;
 
 use scanner_core::redemption::document::{PeerState, ServerReply};
 use scanner_core::redemption::{
-    serve_sync, Accept, Batch, DeviceId, EventReport, Hlc, LogError, RedemptionDoc, SyncChannel, SyncError, TicketRef,
+    serve_sync, Accept, Batch, DeviceId, EventReport, Hlc, LogError, Outcome, RedemptionDoc, SyncChannel, SyncError,
+    TicketRef,
 };
 
 use crate::history::{HistoryError, StoredScan};
@@ -182,7 +183,7 @@ impl LogRelay {
 
     /// The device records beyond `relayed` (records already relayed, per device) that the shards must
     /// know: those that let a ticket through, by owning shard. The edge's own records, and devices'
-    /// mirrors of them, are never relayed (the shards decided them).
+    /// mirrors of them, are never relayed (the shards decided them). Undos are relayed like passes.
     pub fn backlog(&self, relayed: &BTreeMap<DeviceId, usize>) -> Result<Backlog, LogError> {
         let mut backlog = Backlog::default();
         for device in self.doc.devices().filter(|d| *d != self.edge).collect::<Vec<_>>() {
@@ -196,7 +197,9 @@ impl LogRelay {
                 // A device's mirror of a verdict the edge gave it adds nothing the shard does not know
                 // (the shard decided it), and its clock is the device's: left out, it cannot reorder the
                 // shard's history of a re-entry ticket.
-                if record.ticket.is_none() || !record.outcome.passed() || record.decided_by_edge {
+                // A supervisor's undo travels too: the shard must let the ticket in again.
+                let counts = record.outcome.passed() || record.outcome == Outcome::Undone;
+                if record.ticket.is_none() || !counts || record.decided_by_edge {
                     continue;
                 }
                 let scan = StoredScan::new(device, &log.name, &log.gate_name(record.gate), record, false);
