@@ -48,6 +48,8 @@ pub struct Inner {
     /// Per-client-IP budget for placing orders, shared by the JSON API and the order form; none when
     /// `--order-rate-per-minute 0`.
     pub order_limit: Option<Arc<OrderLimit>>,
+    /// Per-device budget of the supervisors' attendee search.
+    pub search_limit: crate::door::SearchLimit,
 }
 
 /// tower_governor's limiter keyed by the peer IP address (from `ConnectInfo`, so the server must be served
@@ -246,6 +248,7 @@ pub fn router(state: AppState) -> Router {
         .merge(order_routes)
         .merge(scanner::router())
         .merge(admin::router())
+        .merge(crate::door::router())
         .merge(page_routes)
         .route("/healthz", axum::routing::get(|| async { "ok" }));
     let mut api = body_limit(small, crate::extract::MAX_BODY_BYTES)
@@ -300,6 +303,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         order_queue,
         pricing: Default::default(),
         order_limit,
+        search_limit: Default::default(),
         config,
     });
     if state.config.demo {

@@ -28,6 +28,9 @@ pub enum Error {
     Conflict(String),
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// A per-client budget is spent: 429 with `Retry-After` (whole seconds).
+    #[error("{message}")]
+    RateLimited { message: String, retry_after_secs: u64 },
     #[error("unsupported content type: send application/json")]
     UnsupportedMediaType,
     /// A webhook whose signature does not verify.
@@ -68,6 +71,7 @@ impl Error {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Payment(_) => StatusCode::BAD_GATEWAY,
             Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
@@ -86,6 +90,7 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
             Error::PayloadTooLarge(_) => "payload_too_large",
+            Error::RateLimited { .. } => "rate_limited",
             Error::UnsupportedMediaType => "unsupported_media_type",
             Error::Signature(_) => "bad_signature",
             Error::Payment(_) => "payment_provider",
@@ -126,6 +131,10 @@ impl IntoResponse for Error {
         let mut resp = (status, axum::Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
+        }
+        if let Error::RateLimited { retry_after_secs, .. } = &self {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(*retry_after_secs));
         }
         resp
     }

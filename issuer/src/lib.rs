@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod config;
 pub mod dashboard;
 pub mod db;
+pub mod door;
 pub mod edge;
 pub mod email;
 pub mod error;
