@@ -53,7 +53,11 @@ before(async () => {
   page = await browser.newPage({ viewport: { width: 420, height: 900 } });
   errors = collectPageErrors(page);
   await page.goto(device.setup_url);
-  await page.waitForFunction(() => /^Online · .*0 scans in log/.test(document.getElementById('status-line').textContent), null, WAIT);
+  try {
+    await page.waitForFunction(() => /^Online · .*0 scans in log/.test(document.getElementById('status-line').textContent), null, WAIT);
+  } catch (e) {
+    throw new Error(`the scanner was not set up: ${e.message}\nstatus: ${await page.textContent('#status-line')}\nnotice: ${await page.textContent('#notice')}`);
+  }
 });
 
 after(async () => {
