@@ -37,6 +37,25 @@ const ui = {
   eventName: $('event-name'),
   statusLine: $('status-line'),
   syncNow: $('sync-now'),
+  actions: $('verdict-actions'),
+  undoForm: $('undo-form'),
+  undoReason: $('undo-reason'),
+  gateOptions: $('gate-options'),
+  gateRule: $('gate-rule'),
+  role: $('role'),
+  supervisorPanel: $('supervisor-panel'),
+  unlockForm: $('unlock-form'),
+  supervisorPass: $('supervisor-pass'),
+  unlockHint: $('unlock-hint'),
+  unlockError: $('unlock-error'),
+  lockRow: $('lock-row'),
+  supervisorWho: $('supervisor-who'),
+  lock: $('lock'),
+  findPanel: $('find-panel'),
+  findForm: $('find-form'),
+  findQuery: $('find-query'),
+  findStatus: $('find-status'),
+  findResults: $('find-results'),
 };
 
 let state = null;
@@ -122,6 +141,18 @@ function onEngineMessage(e) {
       break;
     case 'error':
       showNotice(m.message);
+      break;
+    case 'supervisor':
+      onSupervisor(m.supervisor);
+      break;
+    case 'supervisorFailed':
+      onUnlockFailed(m.message);
+      break;
+    case 'searchResults':
+      onSearchResults(m.query, m.results);
+      break;
+    case 'searchFailed':
+      onSearchFailed(m.query, m.message);
       break;
     case 'fatal':
       showNotice(m.message);
@@ -232,6 +263,7 @@ function render() {
   ui.statusLine.className = `status__line${tone ? ` status__line--${tone}` : ''}`;
   ui.statusLine.dataset.online = String(online);
   ui.statusLine.dataset.synced = String(state.lastSyncAt ?? '');
+  renderDoor();
 }
 
 function typeName(index) {
@@ -243,17 +275,23 @@ function addonName(index) {
 }
 
 /** Refusals a steward may override for a genuine ticket (scanner-core decides; forgeries never pass). */
-const OVERRIDABLE = new Set(['key_not_active', 'wrong_event', 'not_yet_valid', 'expired', 'revoked']);
+const OVERRIDABLE = new Set(['key_not_active', 'wrong_event', 'not_yet_valid', 'expired', 'revoked', 'wrong_gate']);
 /** The code of the last refused scan, while the steward may still override it. */
 let overridable = null;
 /** The code of the last unpaid ticket, while the steward may still confirm its payment. */
 let payable = null;
+/** The code of the last admitted or already-used ticket, while a supervisor may still undo its check-in. */
+let undoable = null;
 
 function showVerdict(m) {
   const v = m.verdict;
   overridable = v && (v.verdict === 'already_used' || (v.verdict === 'refused' && OVERRIDABLE.has(v.code))) ? m.text : null;
-  ui.overrideForm.hidden = !overridable;
+  // Admitting anyway and undoing are a supervisor's (scanner-core refuses them to a steward in any case).
+  ui.overrideForm.hidden = !overridable || !supervisor();
   ui.overrideReason.value = '';
+  undoable = v && (v.verdict === 'admit' || v.verdict === 'already_used') ? m.text : null;
+  ui.undoForm.hidden = !undoable || !supervisor();
+  ui.undoReason.value = '';
   payable = v && v.verdict === 'payment_due' ? m.text : null;
   ui.paidAdmit.hidden = !payable;
   let cls;
@@ -276,6 +314,12 @@ function showVerdict(m) {
       headline = 'ADMIT — PAID';
       detail += v.collected ? ` — paid ${v.collected.text} at the door` : ' — paid at the door';
     }
+    if (v.redeemed) {
+      // A gate that redeems an add-on (a voucher) redeemed it, once; the ticket itself was not admitted here.
+      headline = 'REDEEMED';
+      detail = `${v.redeemed.name} — ${detail}`;
+    }
+    if (m.source === 'search') detail += ' — found by search, no QR code';
   } else if (v.verdict === 'payment_due') {
     // scanner-core decided the ticket is unpaid and formatted the amount; the page only shows it.
     cls = 'due';
@@ -292,6 +336,19 @@ function showVerdict(m) {
     headline = 'ALREADY USED';
     const device = v.this_device ? 'this scanner' : v.device_name || `scanner ${v.device}`;
     detail = `Already used at ${v.gate}, ${clock(v.wall_time * 1000)} (${device})`;
+    if (v.redeemed) {
+      headline = 'ALREADY REDEEMED';
+      detail = `${v.redeemed.name} already redeemed at ${v.gate}, ${clock(v.wall_time * 1000)} (${device})`;
+    }
+  } else if (v.verdict === 'undone') {
+    // A supervisor's undo: the check-in no longer counts and the ticket admits again.
+    cls = 'undone';
+    headline = 'CHECK-IN UNDONE';
+    who = v.holder ?? 'Name not on the attendee list';
+    const u = v.undid;
+    const device = u.this_device ? 'this scanner' : u.device_name || `scanner ${u.device}`;
+    const what = u.redeemed ? `${u.redeemed.name} redemption` : 'entry';
+    detail = `Undid the ${what} at ${u.gate}, ${clock(u.wall_time * 1000)} (${device}). Reason: ${v.reason}. The ticket admits again.`;
   } else {
     cls = 'refused';
     headline = 'REFUSED';
@@ -303,6 +360,7 @@ function showVerdict(m) {
   ui.verdict.classList.add('verdict--fresh');
   ui.verdict.dataset.verdict = v ? v.verdict : 'error';
   ui.verdict.dataset.path = v?.path ?? '';
+  ui.verdict.dataset.code = v?.code ?? '';
   ui.headline.textContent = headline;
   ui.who.textContent = who;
   ui.amount.textContent = amount;
@@ -329,8 +387,18 @@ function openVerdictScreen(cls) {
   clearTimeout(verdictScreenTimer);
   ui.verdict.classList.add('verdict--screen');
   document.body.classList.add('verdict-open');
-  document.body.classList.toggle('verdict-actions', !ui.paidAdmit.hidden || !ui.overrideForm.hidden);
+  updateActions();
   verdictScreenTimer = setTimeout(closeVerdictScreen, VERDICT_SCREEN_MS[cls] ?? VERDICT_SCREEN_DEFAULT_MS);
+}
+
+/** Whether actions are offered on the verdict just shown; on the verdict screen they are stacked at the
+ *  bottom, and the verdict's text keeps clear of them. */
+function updateActions() {
+  const any = !ui.paidAdmit.hidden || !ui.overrideForm.hidden || !ui.undoForm.hidden;
+  document.body.classList.toggle('verdict-actions', any);
+  if (any && document.body.classList.contains('verdict-open')) {
+    document.body.style.setProperty('--actions-height', `${ui.actions.offsetHeight}px`);
+  }
 }
 
 function closeVerdictScreen() {
@@ -350,7 +418,7 @@ addEventListener('keydown', (e) => {
 // "Admit anyway" keeps the verdict up until it is sent.
 document.addEventListener('focusin', (e) => {
   if (!ui.verdict.classList.contains('verdict--screen')) return;
-  if (ui.overrideForm.contains(e.target) || ui.paidAdmit.contains(e.target)) clearTimeout(verdictScreenTimer);
+  if (ui.actions.contains(e.target)) clearTimeout(verdictScreenTimer);
   else if (!ui.verdict.contains(e.target)) closeVerdictScreen();
 });
 
@@ -366,6 +434,7 @@ const TONES = {
   used: [[660, 0, 0.15, 'square'], [660, 0.22, 0.15, 'square']],
   refused: [[220, 0, 0.5, 'sawtooth']],
   error: [[220, 0, 0.5, 'sawtooth']],
+  undone: [[880, 0, 0.12, 'triangle'], [587, 0.16, 0.2, 'triangle']],
 };
 /** navigator.vibrate patterns (ms on, off, on…). */
 const VIBRATION = {
@@ -375,6 +444,7 @@ const VIBRATION = {
   used: [120, 80, 120],
   refused: [400],
   error: [400],
+  undone: [60, 60, 200],
 };
 
 function unlockAudio() {
@@ -599,7 +669,9 @@ const WEDGE_MIN_LENGTH = 8;
  *  engine's camera uses the same window). */
 const WEDGE_REPEAT_MS = 2500;
 
-const wedge = { text: '', times: [], field: null, before: '', last: null, lastAt: 0 };
+/** The keys of the burst so far ({key, at, before: the field's value before it}) and the text field it
+ *  types into, if any. */
+const wedge = { keys: [], field: null, last: null, lastAt: 0 };
 /** Keys whose keydown was kept from the page: their keyup is kept too (a space on a focused button clicks it). */
 const swallowedKeys = new Set();
 
@@ -610,10 +682,12 @@ function isTextField(el) {
   return el.tagName === 'INPUT' && /^(text|search|url|tel|email|password|number)$/.test(el.type) && !el.readOnly && !el.disabled;
 }
 
-function wedgeBurst(times) {
-  if (times.length < WEDGE_MIN_LENGTH) return false;
-  const gaps = times.slice(1).map((t, i) => t - times[i]).sort((a, b) => a - b);
-  return gaps[gaps.length >> 1] < WEDGE_MAX_GAP_MS;
+/** `keys` if a scanner typed them (median gap under WEDGE_MAX_GAP_MS: a busy phone's odd slow gap
+ *  inside a burst, e.g. at its first key, does not break it), else null. */
+function wedgeBurst(keys) {
+  if (keys.length < WEDGE_MIN_LENGTH) return null;
+  const gaps = keys.slice(1).map((k, i) => k.at - keys[i].at).sort((x, y) => x - y);
+  return gaps[gaps.length >> 1] < WEDGE_MAX_GAP_MS ? keys : null;
 }
 
 function swallow(e) {
@@ -624,20 +698,18 @@ function swallow(e) {
 function onWedgeKeydown(e) {
   if (e.isComposing || e.ctrlKey || e.metaKey || e.altKey) return;
   const now = performance.now();
-  const last = wedge.times.at(-1);
+  const last = wedge.keys.at(-1)?.at;
   const fresh = last === undefined || now - last > WEDGE_PAUSE_MS;
   if (e.key === 'Enter') {
-    const text = wedge.text.trim();
-    const burst = !fresh && wedgeBurst(wedge.times);
+    const burst = fresh ? null : wedgeBurst(wedge.keys);
     const field = wedge.field;
-    const before = wedge.before;
-    wedge.text = '';
-    wedge.times = [];
+    wedge.keys = [];
     wedge.field = null;
     if (!burst) return;
     swallow(e);
     // Whatever the burst typed into a field goes away; the field's own form is not submitted.
-    if (field && field.value !== before) field.value = before;
+    if (field && 'value' in field) field.value = burst[0].before;
+    const text = burst.map((k) => k.key).join('').trim();
     if (text === wedge.last && now - wedge.lastAt < WEDGE_REPEAT_MS) return;
     wedge.last = text;
     wedge.lastAt = now;
@@ -646,14 +718,11 @@ function onWedgeKeydown(e) {
   }
   if (e.key.length !== 1) return; // Shift (scanners press it for capitals), arrows, function keys
   if (fresh) {
-    wedge.text = '';
-    wedge.times = [];
+    wedge.keys = [];
     wedge.field = isTextField(e.target) ? e.target : null;
-    wedge.before = wedge.field ? wedge.field.value : '';
   }
   const fast = !fresh && now - last < WEDGE_MAX_GAP_MS;
-  wedge.text += e.key;
-  wedge.times.push(now);
+  wedge.keys.push({ key: e.key, at: now, before: wedge.field?.value ?? '' });
   // Outside a text field, keys of a burst must not act on the page: a space would press a focused button,
   // letters would pick options of a focused select.
   if (fast && !wedge.field) swallow(e);
@@ -665,6 +734,199 @@ function onWedgeKeyup(e) {
 
 addEventListener('keydown', onWedgeKeydown, { capture: true });
 addEventListener('keyup', onWedgeKeyup, { capture: true });
+
+// ---------------------------------------------------------------------------------------------------
+// Supervisor mode (issue #12). A supervisor pass (`SUP1:…`, made on the organizer's dashboard: typed or
+// wedged into the pass field or the manual box, or its QR code shown to the camera) unlocks "Admit anyway",
+// undoing a check-in and finding attendees without their QR code. scanner-core (in the engine) checks the
+// pass offline and refuses these actions to a steward whatever this page shows; the page only offers them
+// to a supervisor.
+
+/** Search text shorter than this is not sent (the issuer's limit: a search narrows the list, never dumps it). */
+const MIN_SEARCH_CHARS = 3;
+const SEARCH_SEALED = 'Search needs a connection: the attendee list on this scanner is sealed.';
+/** The search whose answer the panel waits for. */
+let searchAsked = null;
+/** The supervisor pass form sent a pass and waits for the engine's answer. */
+let unlockAsked = false;
+
+/** The supervisor unlocked on this phone ({name, not_after}) while the pass is valid, or null (steward). */
+function supervisor() {
+  const s = state?.configured ? state.supervisor : null;
+  return s && s.not_after * 1000 >= Date.now() ? s : null;
+}
+
+/** "19:02" (24-hour, in the event's time zone), or "12 Jun, 19:02" on another day. */
+function untilClock(ms) {
+  const tz = timeZone();
+  const day = (t) => new Intl.DateTimeFormat('en-CA', { timeZone: tz }).format(t);
+  const time = new Intl.DateTimeFormat('en-GB', { hour: '2-digit', minute: '2-digit', hourCycle: 'h23', timeZone: tz }).format(ms);
+  if (day(ms) === day(Date.now())) return time;
+  return `${new Intl.DateTimeFormat('en-GB', { day: 'numeric', month: 'short', timeZone: tz }).format(ms)}, ${time}`;
+}
+
+function renderDoor() {
+  const configured = Boolean(state?.configured);
+  const sup = supervisor();
+  const until = sup ? untilClock(sup.not_after * 1000) : '';
+  ui.role.hidden = !configured;
+  ui.role.textContent = sup ? `Supervisor: ${sup.name} until ${until}` : 'Steward';
+  ui.role.dataset.role = sup ? 'supervisor' : 'steward';
+  ui.supervisorPanel.hidden = !configured;
+  ui.supervisorPanel.classList.toggle('supervisor--on', Boolean(sup));
+  ui.unlockForm.hidden = Boolean(sup);
+  ui.unlockHint.hidden = Boolean(sup);
+  ui.lockRow.hidden = !sup;
+  ui.supervisorWho.textContent = sup ? `Supervisor mode: ${sup.name}, until ${until}` : '';
+  ui.findPanel.hidden = !sup;
+  if (!sup && (ui.findResults.childElementCount || ui.findQuery.value)) {
+    // Attendees' names and emails do not stay on a steward's screen.
+    ui.findResults.replaceChildren();
+    ui.findQuery.value = '';
+    setFindStatus('');
+    searchAsked = null;
+  }
+  if (sup && !navigator.onLine) setFindStatus(SEARCH_SEALED, 'offline');
+  else if (ui.findStatus.dataset.kind === 'offline') setFindStatus('');
+  ui.overrideForm.hidden = !sup || !overridable;
+  ui.undoForm.hidden = !sup || !undoable;
+  updateActions();
+  renderGates();
+}
+
+function onSupervisor(who) {
+  const asked = unlockAsked;
+  unlockAsked = false;
+  showUnlockError(null);
+  if (who) {
+    ui.supervisorPass.value = '';
+    // Unlocked from the camera or the manual box: the notice says so where the steward looks.
+    if (!asked) showNotice(null);
+  }
+  render();
+}
+
+function onUnlockFailed(message) {
+  const text = `Supervisor mode not unlocked: ${message}`;
+  showUnlockError(text);
+  // A pass shown to the camera or typed into the manual box: the panel may be off screen.
+  if (!unlockAsked) showNotice(text);
+  unlockAsked = false;
+}
+
+function showUnlockError(text) {
+  ui.unlockError.hidden = !text;
+  ui.unlockError.textContent = text ?? '';
+}
+
+// Gates: the event's rules (state.gateRules, from the issuer at setup and every sync) name gates the gate
+// field offers; any other name is still allowed (it admits every ticket).
+
+function renderGates() {
+  const rules = state?.gateRules;
+  const gates = rules?.gates ?? [];
+  const key = JSON.stringify(gates.map((g) => g.gate));
+  if (ui.gateOptions.dataset.key !== key) {
+    ui.gateOptions.replaceChildren(
+      ...gates.map((g) => {
+        const option = document.createElement('option');
+        option.value = g.gate;
+        return option;
+      }),
+    );
+    ui.gateOptions.dataset.key = key;
+  }
+  const rule = gates.find((g) => g.gate === state?.gate);
+  ui.gateRule.hidden = !gates.length;
+  ui.gateRule.textContent = rule
+    ? describeRule(rule, rules)
+    : gates.length
+      ? `No rule for this gate: it admits every ticket. Gates with rules: ${gates.map((g) => g.gate).join(', ')}.`
+      : '';
+}
+
+function describeRule(rule, rules) {
+  const type = (i) => rules.ticket_type_names?.[i] || typeName(i);
+  const addon = (i) => rules.addon_names?.[i] || addonName(i);
+  const parts = [];
+  if (rule.ticket_types) parts.push(`admits ${rule.ticket_types.map(type).join(', ')} only`);
+  if (rule.addons) parts.push(`admits tickets with ${rule.addons.map(addon).join(' or ')} only`);
+  if (rule.redeems_addon !== undefined && rule.redeems_addon !== null) parts.push(`redeems ${addon(rule.redeems_addon)}`);
+  return `This gate ${parts.join('; ') || 'admits every ticket'}.`;
+}
+
+// Find attendee: the issuer's orders, searched online (the engine sends the pass with the device token).
+// Offline nothing is searched: the attendee list on the phone is sealed (encrypted per ticket).
+
+function setFindStatus(text, kind = '') {
+  ui.findStatus.textContent = text;
+  ui.findStatus.dataset.kind = kind;
+  ui.findStatus.className = `find__status${kind ? ` find__status--${kind}` : ''}`;
+}
+
+function statusLabel(status) {
+  if (status === 'paid') return 'Paid';
+  if (status === 'pay_at_door') return 'Pay at the door';
+  const s = String(status ?? '').replace(/_/g, ' ');
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+function element(tag, className, text) {
+  const el = document.createElement(tag);
+  if (className) el.className = className;
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+function orderItem(order) {
+  const li = element('li', 'find__order');
+  li.dataset.orderId = order.order_id;
+  li.append(
+    element('p', 'find__buyer', order.buyer_name),
+    element('p', 'find__meta', `${order.email} · ${statusLabel(order.status)} · order ${order.order_id}`),
+  );
+  const tickets = element('ul', 'find__tickets');
+  tickets.setAttribute('aria-label', `Tickets of ${order.buyer_name}`);
+  for (const t of order.tickets) {
+    const row = element('li', 'find__ticket');
+    row.dataset.ticketId = t.ticket_id;
+    const what = [t.ticket_type_name || typeName(t.ticket_type), ...t.addons.map(addonName)].join(' + ');
+    row.append(element('span', 'find__holder', `${t.holder} — ${what}`));
+    if (t.revoked) row.append(element('span', 'find__revoked', 'REVOKED'));
+    const admit = element('button', 'find__admit', 'Admit');
+    admit.type = 'button';
+    admit.setAttribute('aria-label', `Admit ${t.holder}, ${what}${t.revoked ? ' (revoked)' : ''}`);
+    admit.addEventListener('click', () => {
+      if (!supervisor()) return;
+      // Once per search: a second tap would only be "already used".
+      admit.disabled = true;
+      engine.postMessage({ type: 'found', text: t.qr_text });
+    });
+    row.append(admit);
+    tickets.append(row);
+  }
+  li.append(tickets);
+  return li;
+}
+
+function onSearchResults(query, results) {
+  if (query !== searchAsked || !supervisor()) return;
+  searchAsked = null;
+  const orders = results?.orders ?? [];
+  ui.findResults.replaceChildren(...orders.map(orderItem));
+  if (!orders.length) setFindStatus(`Nothing found for “${query}”.`);
+  else {
+    const more = results.truncated ? ' More matched: search more precisely.' : '';
+    setFindStatus(`${orders.length} order${orders.length === 1 ? '' : 's'} found for “${query}”.${more}`);
+  }
+}
+
+function onSearchFailed(query, message) {
+  if (query !== searchAsked) return;
+  searchAsked = null;
+  if (!navigator.onLine) setFindStatus(SEARCH_SEALED, 'offline');
+  else setFindStatus(`Search failed: ${message}`, 'error');
+}
 
 // ---------------------------------------------------------------------------------------------------
 // Forms and events
@@ -691,6 +953,47 @@ ui.overrideForm.addEventListener('submit', (e) => {
   const reason = ui.overrideReason.value.trim();
   if (!reason || !overridable) return;
   engine.postMessage({ type: 'override', text: overridable, reason });
+});
+
+ui.undoForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  const reason = ui.undoReason.value.trim();
+  if (!reason) {
+    // Spaces only: a reason is required (scanner-core records it beside the undo).
+    ui.undoReason.value = '';
+    ui.undoReason.reportValidity();
+    return;
+  }
+  if (!undoable) return;
+  engine.postMessage({ type: 'undo', text: undoable, reason });
+});
+
+ui.unlockForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  const pass = ui.supervisorPass.value.trim();
+  if (!pass) return;
+  showUnlockError(null);
+  unlockAsked = true;
+  engine.postMessage({ type: 'unlock', pass });
+});
+
+ui.lock.addEventListener('click', () => engine.postMessage({ type: 'lock' }));
+
+ui.findForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  const query = ui.findQuery.value.trim();
+  if ([...query].length < MIN_SEARCH_CHARS) {
+    setFindStatus(`Type at least ${MIN_SEARCH_CHARS} characters of a name, an email address or an order id.`, 'error');
+    return;
+  }
+  ui.findResults.replaceChildren();
+  if (!navigator.onLine) {
+    setFindStatus(SEARCH_SEALED, 'offline');
+    return;
+  }
+  searchAsked = query;
+  setFindStatus(`Searching for “${query}”…`, 'busy');
+  engine.postMessage({ type: 'search', query });
 });
 
 ui.setupForm.addEventListener('submit', (e) => {

@@ -60,7 +60,8 @@ export function run(command, args, { cwd, env, input } = {}) {
  * Returns {url, adminToken, dataDir, process, log(), stop()}. `stop()` sends SIGTERM, waits for the exit
  * and removes the data directory (unless `keepData` or TICKETS_KEEP_DATA is set).
  *
- * `args` are extra `issuer serve` flags; `env` extra environment variables.
+ * `args` are extra `issuer serve` flags; `env` extra environment variables. The web files come from `webDir`,
+ * else $TICKETS_WEB_DIR, else the repository's web/.
  */
 export async function startIssuer({ args = [], env = {}, demo = true, keepData = false, webDir } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'tickets-web-'));
@@ -71,7 +72,7 @@ export async function startIssuer({ args = [], env = {}, demo = true, keepData =
     '--bind',
     '127.0.0.1:0',
     '--web-dir',
-    webDir ?? join(repoRoot, 'web'),
+    webDir ?? process.env.TICKETS_WEB_DIR ?? join(repoRoot, 'web'),
     ...(demo ? ['--demo'] : []),
     ...args,
   ];
@@ -340,4 +341,32 @@ export async function createDevice(issuer, name, event = 1) {
   const res = await adminFetch(issuer, '/admin/v1/devices', { method: 'POST', json: { name, event } });
   if (res.status !== 201) throw new Error(`device ${name}: HTTP ${res.status} ${await res.text()}`);
   return res.json();
+}
+
+/**
+ * Makes a supervisor pass for `name` through the admin API (`POST /admin/v1/events/{event}/supervisor-passes`)
+ * and returns the issuer's answer ({pass: "SUP1:…", name, not_after, …}).
+ */
+export async function makeSupervisorPass(issuer, name, { event = 1, hours = 2 } = {}) {
+  const res = await adminFetch(issuer, `/admin/v1/events/${event}/supervisor-passes`, { method: 'POST', json: { name, hours } });
+  if (res.status !== 201) throw new Error(`supervisor pass for ${name}: HTTP ${res.status} ${await res.text()}`);
+  return res.json();
+}
+
+/**
+ * Unlocks supervisor mode on a set-up PWA scanner `page` with a fresh pass for `name` (typed into the
+ * "Supervisor pass" field) and waits until the role indicator names the supervisor. Returns the pass.
+ * Overrides ("Admit anyway"), undoing a check-in and the attendee search are a supervisor's.
+ */
+export async function unlockSupervisor(page, issuer, name, options) {
+  const pass = await makeSupervisorPass(issuer, name, options);
+  await page.keyboard.press('Escape'); // the verdict screen, if one is up, covers the form
+  await page.fill('#supervisor-pass', pass.pass);
+  await page.click('#unlock-form button[type="submit"]');
+  await page.waitForFunction(
+    (n) => document.getElementById('role').textContent.startsWith(`Supervisor: ${n} until `),
+    name,
+    { timeout: 30_000 },
+  );
+  return pass;
 }
