@@ -1,8 +1,10 @@
 // The organizer dashboard: live entry figures from the merged redemption log (scanner-core's EventReport,
-// served by GET /admin/v1/events/{id}/redemptions), the orders list with refunds, and scanner device setup.
+// served by GET /admin/v1/events/{id}/redemptions), the orders list with refunds, scanner device setup, and
+// at the door: supervisor passes (POST /admin/v1/events/{id}/supervisor-passes) and the gate rules editor
+// (GET/PUT /admin/v1/events/{id}/gates).
 // The admin token is asked for once and kept in sessionStorage (this tab only); every call sends it as a
 // bearer token. Every string from the server is put into the page as text, never as markup, except the
-// setup QR, which is an SVG the issuer renders itself.
+// setup and supervisor pass QR codes, which are SVGs the issuer renders itself.
 'use strict';
 
 (function () {
@@ -103,6 +105,11 @@
     showLogin();
   });
 
+  function signedOut() {
+    sessionStorage.removeItem(TOKEN_KEY);
+    showLogin('The admin token is no longer accepted. Sign in again.');
+  }
+
   async function start() {
     if (!sessionStorage.getItem(TOKEN_KEY)) return showLogin();
     try {
@@ -127,6 +134,7 @@
       return;
     }
     await refresh();
+    await loadGates();
     startPolling();
   }
 
@@ -134,7 +142,9 @@
     eventId = Number($('event-select').value);
     sessionStorage.setItem(EVENT_KEY, String(eventId));
     $('device-setup').hidden = true;
+    $('pass-result').hidden = true;
     await refresh();
+    await loadGates();
   });
 
   function startPolling() {
@@ -359,6 +369,199 @@
     } catch {
       $('setup-url').select();
       say('Select the link and copy it (the browser did not allow copying).');
+    }
+  });
+
+  // ---- at the door: supervisor passes --------------------------------------------------------------------
+
+  function fieldError(id, inputs, text) {
+    const p = $(id);
+    p.textContent = text || '';
+    p.hidden = !text;
+    for (const input of inputs) {
+      if (text) input.setAttribute('aria-invalid', 'true');
+      else input.removeAttribute('aria-invalid');
+    }
+  }
+
+  function inlineSvg(box, markup) {
+    const doc = new DOMParser().parseFromString(markup, 'image/svg+xml');
+    const svg = doc.documentElement;
+    box.replaceChildren();
+    if (svg && svg.nodeName === 'svg') box.append(document.importNode(svg, true));
+  }
+
+  $('pass-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const nameInput = $('pass-name');
+    const hoursInput = $('pass-hours');
+    fieldError('pass-error', [nameInput, hoursInput], '');
+    const name = nameInput.value.trim();
+    const hours = Number(hoursInput.value);
+    if (!name) {
+      fieldError('pass-error', [nameInput], 'Enter the supervisor’s name.');
+      return nameInput.focus();
+    }
+    if (!Number.isInteger(hours) || hours < 1 || hours > 168) {
+      fieldError('pass-error', [hoursInput], 'The pass is valid for 1 to 168 hours (7 days).');
+      return hoursInput.focus();
+    }
+    try {
+      const p = await api(`/admin/v1/events/${eventId}/supervisor-passes`, { method: 'POST', json: { name, hours } });
+      $('pass-title').textContent = `Supervisor pass for ${p.name}`;
+      const until = new Date(p.not_after * 1000);
+      $('pass-expiry').textContent = `Valid until ${until.toLocaleString()} (${until.toISOString().slice(0, 16).replace('T', ' ')} UTC).`;
+      $('pass-expiry').dataset.notAfter = String(p.not_after);
+      inlineSvg($('pass-qr'), p.qr_svg);
+      $('pass-text').value = p.pass;
+      $('pass-result').hidden = false;
+      nameInput.value = '';
+      say(`Supervisor pass made for ${p.name}.`);
+      $('pass-title').focus();
+    } catch (e) {
+      if (e instanceof Unauthorized) return signedOut();
+      fieldError('pass-error', [nameInput, hoursInput], `Could not make the pass: ${e.message}`);
+    }
+  });
+  $('copy-pass').addEventListener('click', async () => {
+    try {
+      await navigator.clipboard.writeText($('pass-text').value);
+      say('Pass text copied.');
+    } catch {
+      $('pass-text').select();
+      say('Select the pass text and copy it (the browser did not allow copying).');
+    }
+  });
+
+  // ---- at the door: gate rules ---------------------------------------------------------------------------
+
+  let gateNames = { ticket_type_names: [], addon_names: [] };
+  let gateSeq = 0;
+
+  async function loadGates() {
+    if (eventId === null) return;
+    try {
+      const rules = await api(`/admin/v1/events/${eventId}/gates`);
+      renderGates(rules);
+      fieldError('gates-error', [], '');
+    } catch (e) {
+      if (e instanceof Unauthorized) return;
+      fieldError('gates-error', [], `Could not load the gate rules: ${e.message}`);
+    }
+  }
+
+  function renderGates(rules) {
+    gateNames = { ticket_type_names: rules.ticket_type_names || [], addon_names: rules.addon_names || [] };
+    $('gate-list').replaceChildren();
+    for (const g of rules.gates) addGate(g);
+    updateGateNumbers();
+  }
+
+  function updateGateNumbers() {
+    const gates = [...$('gate-list').children];
+    gates.forEach((fs, i) => {
+      fs.querySelector('legend').textContent = `Gate ${i + 1}`;
+    });
+    $('gates-empty').hidden = gates.length > 0;
+  }
+
+  function checkboxes(legendText, names, ticked, kind) {
+    const fs = el('fieldset');
+    fs.append(el('legend', legendText));
+    const box = el('div', undefined, 'choices');
+    names.forEach((name, i) => {
+      const label = el('label', undefined, 'check');
+      const input = el('input');
+      input.type = 'checkbox';
+      input.value = String(i);
+      input.dataset.kind = kind;
+      input.checked = (ticked || []).includes(i);
+      label.append(input, document.createTextNode(name));
+      box.append(label);
+    });
+    if (names.length === 0) box.append(el('p', 'This event has none.', 'hint'));
+    fs.append(box);
+    return fs;
+  }
+
+  function addGate(rule = { gate: '' }) {
+    const n = ++gateSeq;
+    const fs = el('fieldset', undefined, 'gate');
+    fs.append(el('legend', 'Gate'));
+    const nameId = `gate-${n}-name`;
+    const nameLabel = el('label', 'Gate name (as set on the scanners)');
+    nameLabel.htmlFor = nameId;
+    const name = el('input');
+    Object.assign(name, { type: 'text', id: nameId, maxLength: 200, required: true, value: rule.gate || '' });
+    name.dataset.kind = 'name';
+    fs.append(nameLabel, name);
+    fs.append(
+      checkboxes('Admits only these ticket types (none ticked: every type)', gateNames.ticket_type_names, rule.ticket_types, 'type'),
+      checkboxes('Admits only tickets with one of these add-ons (none ticked: no add-on needed)', gateNames.addon_names, rule.addons, 'addon'),
+    );
+    const redeemsId = `gate-${n}-redeems`;
+    const redeemsLabel = el('label', 'Redeems an add-on (a bar or a merchandise stand, not an entrance)');
+    redeemsLabel.htmlFor = redeemsId;
+    const redeems = el('select');
+    redeems.id = redeemsId;
+    redeems.dataset.kind = 'redeems';
+    redeems.append(Object.assign(el('option', 'No: this gate is an entrance'), { value: '' }));
+    gateNames.addon_names.forEach((a, i) => redeems.append(Object.assign(el('option', `Yes: ${a}`), { value: String(i) })));
+    redeems.value = rule.redeems_addon === undefined || rule.redeems_addon === null ? '' : String(rule.redeems_addon);
+    fs.append(redeemsLabel, redeems);
+    const remove = el('button', 'Remove gate', 'secondary');
+    remove.type = 'button';
+    const removeLabel = () => remove.setAttribute('aria-label', `Remove gate ${name.value.trim() || 'without a name'}`);
+    removeLabel();
+    name.addEventListener('input', removeLabel);
+    remove.addEventListener('click', () => {
+      fs.remove();
+      updateGateNumbers();
+      $('add-gate').focus();
+    });
+    const actions = el('p');
+    actions.append(remove);
+    fs.append(actions);
+    $('gate-list').append(fs);
+    updateGateNumbers();
+    return name;
+  }
+
+  $('add-gate').addEventListener('click', () => addGate().focus());
+
+  $('gates-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const nameInputs = [...$('gate-list').querySelectorAll('input[data-kind="name"]')];
+    fieldError('gates-error', nameInputs, '');
+    const gates = [];
+    for (const fs of $('gate-list').children) {
+      const name = fs.querySelector('input[data-kind="name"]');
+      if (!name.value.trim()) {
+        fieldError('gates-error', [name], `${fs.querySelector('legend').textContent} needs a name.`);
+        return name.focus();
+      }
+      const ticked = (kind) =>
+        [...fs.querySelectorAll(`input[data-kind="${kind}"]:checked`)].map((c) => Number(c.value));
+      const gate = { gate: name.value.trim() };
+      const types = ticked('type');
+      const addons = ticked('addon');
+      const redeems = fs.querySelector('select[data-kind="redeems"]').value;
+      if (types.length) gate.ticket_types = types;
+      if (addons.length) gate.addons = addons;
+      if (redeems !== '') gate.redeems_addon = Number(redeems);
+      gates.push(gate);
+    }
+    try {
+      const rules = await api(`/admin/v1/events/${eventId}/gates`, { method: 'PUT', json: { gates } });
+      renderGates(rules);
+      say(
+        rules.gates.length
+          ? `Gate rules saved (${rules.gates.length} ${rules.gates.length === 1 ? 'gate' : 'gates'}). Scanners apply them after their next sync.`
+          : 'Gate rules cleared: every gate admits every ticket.',
+      );
+    } catch (e) {
+      if (e instanceof Unauthorized) return signedOut();
+      fieldError('gates-error', [], `Could not save the gate rules: ${e.message}`);
     }
   });
 
