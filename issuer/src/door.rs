@@ -97,12 +97,15 @@ fn event_u32(event_id: i64) -> Result<u32> {
 // ---------------------------------------------------------------------------------------------------------
 // Supervisor passes.
 
+/// The organizer's request. Both fields are read as any JSON value so that a missing name or hours of the
+/// wrong type (`"8"`, `8.5`) is a 422 naming the field, like an out-of-range value.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewPass {
-    name: String,
     #[serde(default)]
-    hours: Option<i64>,
+    name: Option<Value>,
+    #[serde(default)]
+    hours: Option<Value>,
 }
 
 async fn create_pass(
@@ -113,14 +116,20 @@ async fn create_pass(
 ) -> Result<(StatusCode, axum::Json<Value>)> {
     let event = event_u32(event_id)?;
     crate::catalog::load_event(&state, event_id).await?;
-    let name = clean_text("name", &req.name, MAX_NAME_BYTES)?;
+    let name = match &req.name {
+        Some(Value::String(name)) => clean_text("name", name, MAX_NAME_BYTES)?,
+        _ => return Err(Error::validation("name", "required: the supervisor's name (text)")),
+    };
     if name.len() > MAX_NAME_BYTES {
         return Err(Error::validation("name", format!("must be at most {MAX_NAME_BYTES} bytes (UTF-8)")));
     }
-    let hours = req.hours.unwrap_or(DEFAULT_PASS_HOURS);
-    if !(1..=MAX_PASS_HOURS).contains(&hours) {
-        return Err(Error::validation("hours", format!("must be between 1 and {MAX_PASS_HOURS} (7 days)")));
-    }
+    let hours = match &req.hours {
+        None | Some(Value::Null) => Some(DEFAULT_PASS_HOURS),
+        Some(v) => v.as_i64(),
+    };
+    let Some(hours) = hours.filter(|h| (1..=MAX_PASS_HOURS).contains(h)) else {
+        return Err(Error::validation("hours", format!("must be a whole number from 1 to {MAX_PASS_HOURS} (7 days)")));
+    };
     let issued_at = u32::try_from(now()).map_err(Error::internal)?;
     let not_after = issued_at
         .checked_add(u32::try_from(hours * 3600).map_err(Error::internal)?)

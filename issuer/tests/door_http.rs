@@ -125,6 +125,10 @@ async fn supervisor_passes_are_signed_for_the_asked_name_event_and_hours() {
         // 33 characters, 66 bytes: the pass holds at most 64 bytes of name.
         (json!({"name": "é".repeat(33)}), "name"),
         (json!({"name": "Ana\u{0}"}), "name"),
+        (json!({"name": "Ana", "hours": 8.5}), "hours"),
+        (json!({"name": "Ana", "hours": "8"}), "hours"),
+        (json!({"hours": 8}), "name"),
+        (json!({"name": 7}), "name"),
     ] {
         let (s, v) = make_pass(&app, event, body.clone()).await;
         assert_eq!(s, 422, "{body}: {v}");
