@@ -327,6 +327,18 @@ fn like_pattern(text: &str, anywhere: bool) -> String {
     pattern
 }
 
+/// ASCII letters in lower case, every other letter in upper case: what SQLite's ASCII-only `LOWER` leaves
+/// of a name written with capital non-ASCII letters ("Élodie" → "Élodie", "ÖZ" → "Öz").
+fn fold_ascii_lower_other_upper(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let folded: Vec<char> =
+                if c.is_ascii() { vec![c.to_ascii_lowercase()] } else { c.to_uppercase().collect() };
+            folded
+        })
+        .collect()
+}
+
 /// The supervisor pass of the request, checked for `event` now: 403 with the reason otherwise.
 fn require_pass(state: &AppState, headers: &HeaderMap, event: u32) -> Result<SupervisorPass> {
     let Some(value) = headers.get(SUPERVISOR_PASS_HEADER) else {
@@ -377,20 +389,24 @@ async fn search(
     let lower = q.to_lowercase();
     let anywhere = like_pattern(&lower, true);
     let prefix = like_pattern(&lower, false);
-    // LOWER(..) LIKE rather than ILIKE: the same statement works on SQLite and PostgreSQL (SQLite's LOWER
-    // folds ASCII letters only). One more row than returned tells whether the list was cut.
+    let upper_non_ascii = like_pattern(&fold_ascii_lower_other_upper(q), true);
+    // LOWER(..) LIKE rather than ILIKE: the same statement works on SQLite and PostgreSQL. SQLite's LOWER
+    // folds ASCII letters only, so "Élodie" stays "Élodie": the second pattern (ASCII lower, the rest
+    // upper) finds it for "élodie" too. One more row than returned tells whether the list was cut.
     let rows: Vec<OrderRow> = sqlx::query_as(
         "SELECT o.id, o.customer_name, o.customer_email, o.status, o.payment_method FROM orders o
          WHERE o.event_id = $1
-           AND (LOWER(o.customer_name) LIKE $2 ESCAPE '\\' OR LOWER(o.customer_email) LIKE $2 ESCAPE '\\'
-                OR LOWER(o.id) LIKE $3 ESCAPE '\\'
-                OR EXISTS (SELECT 1 FROM tickets t WHERE t.order_id = o.id AND LOWER(t.holder_name) LIKE $2 ESCAPE '\\'))
+           AND (LOWER(o.customer_name) LIKE $2 ESCAPE '\\' OR LOWER(o.customer_name) LIKE $5 ESCAPE '\\'
+                OR LOWER(o.customer_email) LIKE $2 ESCAPE '\\' OR LOWER(o.id) LIKE $3 ESCAPE '\\'
+                OR EXISTS (SELECT 1 FROM tickets t WHERE t.order_id = o.id
+                           AND (LOWER(t.holder_name) LIKE $2 ESCAPE '\\' OR LOWER(t.holder_name) LIKE $5 ESCAPE '\\')))
          ORDER BY o.created_at DESC, o.id DESC LIMIT $4",
     )
     .bind(event_id)
     .bind(&anywhere)
     .bind(&prefix)
     .bind(MAX_SEARCH_RESULTS as i64 + 1)
+    .bind(&upper_non_ascii)
     .fetch_all(&state.db.read)
     .await?;
     let truncated = rows.len() > MAX_SEARCH_RESULTS;
@@ -442,6 +458,12 @@ mod tests {
     fn like_patterns_take_wildcards_literally() {
         assert_eq!(like_pattern("a%b_c\\", true), "%a\\%b\\_c\\\\%");
         assert_eq!(like_pattern("ord_1", false), "ord\\_1%");
+    }
+
+    #[test]
+    fn non_ascii_letters_fold_up_ascii_down() {
+        assert_eq!(fold_ascii_lower_other_upper("élodie DURAND"), "Élodie durand");
+        assert_eq!(fold_ascii_lower_other_upper("Zoë"), "zoË");
     }
 
     #[test]

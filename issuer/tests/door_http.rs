@@ -379,6 +379,15 @@ async fn supervisors_search_their_event_with_a_pass_and_get_the_buyers_qr_texts(
     assert_eq!(s, 200, "{v}");
     assert_eq!(results(&v), SearchResults { orders: vec![], truncated: false });
 
+    // Capital letters outside ASCII: found by any case of the query.
+    let (elodie, _) = buy(&app, event, "Élodie Ørsted", "e.orsted@example.org", 1).await;
+    for q in ["élodie", "ÉLODIE", "ørsted", "Ørsted", "die ør"] {
+        let (s, v, _) = search(&app, event, q, &device, Some(&pass)).await;
+        assert_eq!(s, 200, "{q}: {v}");
+        let ids: Vec<String> = results(&v).orders.into_iter().map(|o| o.order_id).collect();
+        assert_eq!(ids, vec![elodie.clone()], "{q}");
+    }
+
     // A refunded order is found with its tickets marked revoked.
     let (s, v, _) = search(&app, event, "refundson", &device, Some(&pass)).await;
     assert_eq!(s, 200, "{v}");
