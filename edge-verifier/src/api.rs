@@ -3,118 +3,24 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use scanner_core::redemption::{DeviceId, Hlc, RefusalCode, ScanKind, Verdict};
+use scanner_core::redemption::{DecisionPath, Hlc, RefusalCode, Verdict};
 use scanner_core::verify::Refusal;
+use scanner_core::wire::{ErrorBody, RedeemRequest, RequestError, VerdictBody};
 
-/// Largest `/v1/redeem` body accepted. A ticket's QR text is at most ~150 bytes
-/// (`scanner_core::ticket::MAX_QR_TEXT_LEN`); the rest is room for names, so anything larger is abuse.
-pub const MAX_REDEEM_BODY: usize = 4 * 1024;
+/// Largest `/v1/redeem` body accepted (scanner-core's wire limit).
+pub use scanner_core::wire::MAX_REDEEM_BODY;
 /// Largest `/v1/sync` body accepted. Far below scanner-core's own 64 MiB cap: a device that has been offline
 /// all day has ~50k scans ≈ 2 MiB of log; larger messages would also risk the Worker's memory limit.
 pub const MAX_SYNC_BODY: usize = 16 * 1024 * 1024;
 /// Longest gate or device name accepted (same cap as scanner-core's log: `MAX_TEXT_BYTES`).
 pub const MAX_NAME_BYTES: usize = scanner_core::redemption::document::MAX_TEXT_BYTES;
 
-/// `POST /v1/redeem` body.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RedeemRequest {
-    /// The text read from the QR code.
-    pub qr_text: String,
-    /// The event this scanner admits to. Tickets for other events are refused as `wrong_event`.
-    pub event: u32,
-    /// The scanning device's id: 16 lowercase hex digits, the same id it has in the redemption log.
-    pub device: String,
-    /// Optional human name of the device, shown in "already used" verdicts.
-    #[serde(default)]
-    pub device_name: Option<String>,
-    /// The gate's name.
-    pub gate: String,
-    /// `entry` (default) or `exit`.
-    #[serde(default = "default_kind")]
-    pub kind: Kind,
-    /// The add-on this entry redeems on its own (a voucher, once per ticket): the scanner's gate rules
-    /// say its gate redeems it (scanner-core `gates`). Absent: the ticket itself.
-    #[serde(default)]
-    pub addon: Option<u8>,
-}
-
-fn default_kind() -> Kind {
-    Kind::Entry
-}
-
-/// Entry or exit, as spelled in JSON.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    Entry,
-    Exit,
-}
-
-impl From<Kind> for ScanKind {
-    fn from(k: Kind) -> Self {
-        match k {
-            Kind::Entry => ScanKind::Entry,
-            Kind::Exit => ScanKind::Exit,
-        }
-    }
-}
-
-/// A redeem request that passed validation.
-#[derive(Debug, Clone)]
-pub struct ValidRedeem {
-    pub qr_text: String,
-    pub event: u32,
-    pub device: DeviceId,
-    pub device_name: String,
-    pub gate: String,
-    pub kind: Kind,
-    pub addon: Option<u8>,
-}
-
 /// What the Worker sends a redemption shard: a request that passed validation and edge verification,
 /// with the edge's clock. Internal (Worker → Durable Object) only.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ShardRedeem {
-    pub qr_text: String,
-    pub event: u32,
-    pub device: String,
-    pub device_name: String,
-    pub gate: String,
-    pub kind: Kind,
-    #[serde(default)]
-    pub addon: Option<u8>,
+    pub request: RedeemRequest,
     pub now_ms: u64,
-}
-
-impl ShardRedeem {
-    pub fn new(req: &ValidRedeem, now_ms: u64) -> Self {
-        Self {
-            qr_text: req.qr_text.clone(),
-            event: req.event,
-            device: req.device.to_hex(),
-            device_name: req.device_name.clone(),
-            gate: req.gate.clone(),
-            kind: req.kind,
-            addon: req.addon,
-            now_ms,
-        }
-    }
-
-    /// Back to a validated request (the Worker validated it; the device id is re-parsed, not trusted).
-    pub fn into_valid(self) -> Result<(ValidRedeem, u64), ApiError> {
-        let device = DeviceId::from_hex(&self.device).ok_or_else(|| ApiError::BadRequest("device".into()))?;
-        let valid = ValidRedeem {
-            qr_text: self.qr_text,
-            event: self.event,
-            device,
-            device_name: self.device_name,
-            gate: self.gate,
-            kind: self.kind,
-            addon: self.addon,
-        };
-        Ok((valid, self.now_ms))
-    }
 }
 
 /// A client error with its HTTP status and a stable machine-readable code.
@@ -169,9 +75,9 @@ impl ApiError {
         }
     }
 
-    /// The JSON error body: `{"error": code, "message": text}`.
+    /// The JSON error body (scanner-core's wire `ErrorBody`): `{"error": {"code", "message"}}`.
     pub fn to_json(&self) -> String {
-        serde_json::json!({ "error": self.code(), "message": self.to_string() }).to_string()
+        ErrorBody::new(self.code(), self.to_string()).to_json()
     }
 }
 
@@ -210,69 +116,25 @@ pub fn event_param<'a>(mut pairs: impl Iterator<Item = (&'a str, &'a str)>) -> R
     value.trim().parse().map_err(|_| ApiError::BadRequest("event must be a number from 0 to 4294967295".into()))
 }
 
-/// Parses and validates a `/v1/redeem` body (its length already checked against the declared length;
-/// checked again here because a chunked body declares none).
-pub fn parse_redeem(body: &[u8]) -> Result<ValidRedeem, ApiError> {
-    if body.len() > MAX_REDEEM_BODY {
-        return Err(ApiError::TooLarge(MAX_REDEEM_BODY));
-    }
-    let req: RedeemRequest =
-        serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("body is not a redeem request: {e}")))?;
-    let device = DeviceId::from_hex(&req.device)
-        .ok_or_else(|| ApiError::BadRequest("device must be 16 lowercase hex digits".into()))?;
-    let gate = req.gate.trim().to_owned();
-    if gate.is_empty() || gate.len() > MAX_NAME_BYTES {
-        return Err(ApiError::BadRequest(format!("gate must be 1 to {MAX_NAME_BYTES} bytes")));
-    }
-    let device_name = req.device_name.unwrap_or_default().trim().to_owned();
-    if device_name.len() > MAX_NAME_BYTES {
-        return Err(ApiError::BadRequest(format!("device_name must be at most {MAX_NAME_BYTES} bytes")));
-    }
-    match req.addon {
-        Some(a) if a > scanner_core::redemption::record::MAX_ADDON => {
-            return Err(ApiError::BadRequest("addon must be 0 to 15".into()));
-        }
-        Some(_) if req.kind == Kind::Exit => {
-            return Err(ApiError::BadRequest("an add-on is redeemed by an entry scan, not an exit".into()));
-        }
-        _ => {}
-    }
-    Ok(ValidRedeem {
-        qr_text: req.qr_text,
-        event: req.event,
-        device,
-        device_name,
-        gate,
-        kind: req.kind,
-        addon: req.addon,
+/// Parses and validates a `/v1/redeem` body (scanner-core's wire `RedeemRequest::parse`; its length is
+/// already checked against the declared length, and checked again there because a chunked body declares
+/// none).
+pub fn parse_redeem(body: &[u8]) -> Result<RedeemRequest, ApiError> {
+    RedeemRequest::parse(body).map_err(|e| match e {
+        RequestError::TooLarge => ApiError::TooLarge(MAX_REDEEM_BODY),
+        e => ApiError::BadRequest(e.to_string()),
     })
 }
 
-/// The verdict JSON: scanner-core's [`Verdict`] (tagged `verdict`: `admit`, `exit`, `already_used`,
-/// `refused`) plus the steward's one-line message and which path decided.
-#[derive(Debug, Clone, Serialize)]
-pub struct VerdictBody<'a> {
-    #[serde(flatten)]
-    pub verdict: &'a Verdict,
-    pub message: String,
-    /// Always `"edge"`: lets a scanner record which path decided.
-    pub decided_by: &'static str,
-    /// The clock value of the edge's own record of this scan, when it recorded one (admit, exit): a
-    /// scanner's mirror record carries the same value, so the report pairs the two exactly. A JSON
-    /// number up to 2^64 (parse it as a 64-bit integer, not a float).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hlc: Option<Hlc>,
+/// The verdict JSON (scanner-core's wire `VerdictBody`, decided by the edge), with the clock value of the
+/// record the edge made for it, if any.
+pub fn recorded_verdict_json(verdict: &Verdict, hlc: Option<Hlc>) -> String {
+    VerdictBody::new(verdict.clone(), DecisionPath::Edge, hlc).to_json()
 }
 
 /// The verdict JSON for a verdict that recorded nothing.
 pub fn verdict_json(verdict: &Verdict) -> String {
     recorded_verdict_json(verdict, None)
-}
-
-/// The verdict JSON, with the clock value of the record the edge made for it, if any.
-pub fn recorded_verdict_json(verdict: &Verdict, hlc: Option<Hlc>) -> String {
-    let body = VerdictBody { verdict, message: verdict.message(), decided_by: "edge", hlc };
-    serde_json::to_string(&body).unwrap_or_else(|_| ApiError::Internal.to_json())
 }
 
 /// The refused verdict for a verification failure, exactly as scanner-core words it.
@@ -308,9 +170,9 @@ mod tests {
         })))
         .unwrap();
         assert_eq!(r.event, 42);
-        assert_eq!(r.device, DeviceId(0xaa));
+        assert_eq!(r.device, scanner_core::redemption::DeviceId(0xaa));
         assert_eq!(r.gate, "North");
-        assert_eq!(r.kind, Kind::Entry);
+        assert_eq!(r.kind, scanner_core::redemption::ScanKind::Entry);
         assert_eq!(r.device_name, "");
     }
 
@@ -345,8 +207,8 @@ mod tests {
     #[test]
     fn error_json_has_code_and_message() {
         let v: serde_json::Value = serde_json::from_str(&ApiError::TooLarge(10).to_json()).unwrap();
-        assert_eq!(v["error"], "too_large");
-        assert!(v["message"].as_str().unwrap().contains("10"));
+        assert_eq!(v["error"]["code"], "too_large");
+        assert!(v["error"]["message"].as_str().unwrap().contains("10"));
     }
 
     #[test]
@@ -355,7 +217,8 @@ mod tests {
         assert_eq!(v["verdict"], "refused");
         assert_eq!(v["code"], "bad_signature");
         assert_eq!(v["decided_by"], "edge");
-        assert!(v["message"].as_str().unwrap().starts_with("REFUSED: Fake ticket"));
+        assert!(v["summary"].as_str().unwrap().starts_with("REFUSED: Fake ticket"));
+        assert!(v["message"].as_str().unwrap().starts_with("Fake ticket"), "the reason, apart from the summary");
         assert!(v.get("hlc").is_none());
         let exit = Verdict::Exit { gate: "North".into() };
         let v: serde_json::Value = serde_json::from_str(&recorded_verdict_json(&exit, Some(Hlc(u64::MAX)))).unwrap();

@@ -189,12 +189,8 @@ impl TokenSet {
     }
 }
 
-/// The token of an `Authorization: Bearer <token>` header value.
-pub fn bearer(authorization: Option<&str>) -> Option<&str> {
-    let (scheme, token) = authorization?.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
+/// The token of an `Authorization: Bearer <token>` header value (scanner-core's wire rule).
+pub use scanner_core::wire::bearer;
 
 #[cfg(test)]
 mod tests {

@@ -14,7 +14,7 @@ use scanner_core::redemption::record::{ScanRecord, RECORD_LEN};
 use scanner_core::redemption::{DeviceId, Hlc, ScanIndex, TicketRef, Verdict};
 use scanner_core::{Refusal, SignedTicket, VerifyContext};
 
-use crate::api::ValidRedeem;
+use scanner_core::wire::RedeemRequest;
 
 #[derive(Debug, Error)]
 pub enum HistoryError {
@@ -150,12 +150,12 @@ pub struct Redemption {
 /// the edge's clock (Unix milliseconds).
 pub fn redeem(
     history: &TicketHistory,
-    req: &ValidRedeem,
+    req: &RedeemRequest,
     ctx: &VerifyContext<'_>,
     now_ms: u64,
 ) -> Result<Redemption, HistoryError> {
     let index = history.index()?;
-    let input = ScanInput { text: &req.qr_text, kind: req.kind.into(), override_reason: None };
+    let input = ScanInput { text: &req.qr_text, kind: req.kind, override_reason: None };
     // The scanner applied its gate rules; the edge only learns which add-on the gate redeems, if any.
     let at = At { gate: &req.gate, rules: None, redeem: req.addon };
     let decision = decide_at(input, ctx, &index, None, req.device, at);
@@ -177,7 +177,6 @@ pub fn redeem(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::Kind;
     use crate::config::Trust;
     use scanner_core::redemption::{Outcome, RefusalCode, ScanKind};
     use scanner_core::{EntryPolicy, IssuerKey, KeyId, Keyring, RevocationHash, RevocationList, Ticket, TicketId};
@@ -208,8 +207,8 @@ mod tests {
         key.sign_ticket(&t).unwrap().to_qr_text()
     }
 
-    fn req(qr: &str, device: u64, gate: &str, kind: Kind) -> ValidRedeem {
-        ValidRedeem {
+    fn req(qr: &str, device: u64, gate: &str, kind: ScanKind) -> RedeemRequest {
+        RedeemRequest {
             qr_text: qr.to_owned(),
             event: 42,
             device: DeviceId(device),
@@ -225,8 +224,11 @@ mod tests {
         let (key, trust) = setup();
         let qr = ticket(&key, 5, EntryPolicy::SingleEntry);
         let mut h = TicketHistory::default();
-        assert!(run(&mut h, &trust, &req(&qr, 1, "North", Kind::Entry), NOW_MS).is_admit());
-        assert!(matches!(run(&mut h, &trust, &req(&qr, 2, "South", Kind::Entry), NOW_MS + 1), Verdict::AlreadyUsed(_)));
+        assert!(run(&mut h, &trust, &req(&qr, 1, "North", ScanKind::Entry), NOW_MS).is_admit());
+        assert!(matches!(
+            run(&mut h, &trust, &req(&qr, 2, "South", ScanKind::Entry), NOW_MS + 1),
+            Verdict::AlreadyUsed(_)
+        ));
         // A supervisor's undo on device 3, relayed from the log like an offline scan.
         let undo = ScanRecord {
             ticket: TicketRef::of(&TicketId([5; 12])),
@@ -241,23 +243,26 @@ mod tests {
             addon: None,
         };
         assert!(h.insert(StoredScan::new(DeviceId(3), "dev3", "North", &undo, false)));
-        assert!(run(&mut h, &trust, &req(&qr, 2, "South", Kind::Entry), NOW_MS + 3).is_admit(), "admits again");
-        assert!(matches!(run(&mut h, &trust, &req(&qr, 1, "North", Kind::Entry), NOW_MS + 4), Verdict::AlreadyUsed(_)));
+        assert!(run(&mut h, &trust, &req(&qr, 2, "South", ScanKind::Entry), NOW_MS + 3).is_admit(), "admits again");
+        assert!(matches!(
+            run(&mut h, &trust, &req(&qr, 1, "North", ScanKind::Entry), NOW_MS + 4),
+            Verdict::AlreadyUsed(_)
+        ));
 
         // The bar's voucher (add-on 0): once, and apart from the ticket's entries.
-        let voucher = ValidRedeem { addon: Some(0), gate: "Bar".into(), ..req(&qr, 1, "Bar", Kind::Entry) };
+        let voucher = RedeemRequest { addon: Some(0), gate: "Bar".into(), ..req(&qr, 1, "Bar", ScanKind::Entry) };
         match run(&mut h, &trust, &voucher, NOW_MS + 5) {
             Verdict::Admit(a) => assert_eq!(a.redeemed.map(|r| r.addon), Some(0)),
             other => panic!("{other:?}"),
         }
-        match run(&mut h, &trust, &ValidRedeem { device: DeviceId(2), ..voucher }, NOW_MS + 6) {
+        match run(&mut h, &trust, &RedeemRequest { device: DeviceId(2), ..voucher }, NOW_MS + 6) {
             Verdict::AlreadyUsed(u) => assert_eq!((u.gate.as_str(), u.redeemed.map(|r| r.addon)), ("Bar", Some(0))),
             other => panic!("{other:?}"),
         }
     }
 
     /// Runs a redemption and stores what it records, like the Durable Object does.
-    fn run(h: &mut TicketHistory, trust: &Trust, r: &ValidRedeem, now_ms: u64) -> Verdict {
+    fn run(h: &mut TicketHistory, trust: &Trust, r: &RedeemRequest, now_ms: u64) -> Verdict {
         let out = redeem(h, r, &trust.context(r.event, now_ms / 1000), now_ms).unwrap();
         let recorded = out.recorded.as_ref().map(|s| s.scan_record().unwrap());
         assert_eq!(out.hlc, recorded.map(|r| r.hlc));
@@ -273,8 +278,8 @@ mod tests {
         let (key, trust) = setup();
         let qr = ticket(&key, 1, EntryPolicy::SingleEntry);
         let mut h = TicketHistory::default();
-        assert!(run(&mut h, &trust, &req(&qr, 1, "North", Kind::Entry), NOW_MS).is_admit());
-        match run(&mut h, &trust, &req(&qr, 2, "South", Kind::Entry), NOW_MS + 5_000) {
+        assert!(run(&mut h, &trust, &req(&qr, 1, "North", ScanKind::Entry), NOW_MS).is_admit());
+        match run(&mut h, &trust, &req(&qr, 2, "South", ScanKind::Entry), NOW_MS + 5_000) {
             Verdict::AlreadyUsed(u) => {
                 assert_eq!(u.gate, "North");
                 assert_eq!(u.device, DeviceId(1));
@@ -292,10 +297,10 @@ mod tests {
         let (key, trust) = setup();
         let qr = ticket(&key, 2, EntryPolicy::ReEntry);
         let mut h = TicketHistory::default();
-        assert!(run(&mut h, &trust, &req(&qr, 1, "A", Kind::Entry), NOW_MS).is_admit());
-        assert!(matches!(run(&mut h, &trust, &req(&qr, 1, "A", Kind::Entry), NOW_MS), Verdict::AlreadyUsed(_)));
-        assert!(matches!(run(&mut h, &trust, &req(&qr, 1, "A", Kind::Exit), NOW_MS), Verdict::Exit { .. }));
-        assert!(run(&mut h, &trust, &req(&qr, 3, "B", Kind::Entry), NOW_MS).is_admit());
+        assert!(run(&mut h, &trust, &req(&qr, 1, "A", ScanKind::Entry), NOW_MS).is_admit());
+        assert!(matches!(run(&mut h, &trust, &req(&qr, 1, "A", ScanKind::Entry), NOW_MS), Verdict::AlreadyUsed(_)));
+        assert!(matches!(run(&mut h, &trust, &req(&qr, 1, "A", ScanKind::Exit), NOW_MS), Verdict::Exit { .. }));
+        assert!(run(&mut h, &trust, &req(&qr, 3, "B", ScanKind::Entry), NOW_MS).is_admit());
         // Records of one ticket are strictly ordered even within one millisecond.
         let hlcs: Vec<_> = h.scans.iter().map(|s| s.scan_record().unwrap().hlc).collect();
         assert!(hlcs.windows(2).all(|w| w[0] < w[1]));
@@ -308,12 +313,12 @@ mod tests {
         let revoked = ticket(&key, 66, EntryPolicy::SingleEntry);
         let forged = ticket(&IssuerKey::from_seed(KeyId(1), [8; 32]), 3, EntryPolicy::SingleEntry);
         for (qr, code) in [(revoked.as_str(), RefusalCode::Revoked), (forged.as_str(), RefusalCode::BadSignature)] {
-            match run(&mut h, &trust, &req(qr, 1, "A", Kind::Entry), NOW_MS) {
+            match run(&mut h, &trust, &req(qr, 1, "A", ScanKind::Entry), NOW_MS) {
                 Verdict::Refused { code: c, .. } => assert_eq!(c, code),
                 other => panic!("expected refusal, got {other:?}"),
             }
         }
-        let mut wrong = req(&ticket(&key, 4, EntryPolicy::SingleEntry), 1, "A", Kind::Entry);
+        let mut wrong = req(&ticket(&key, 4, EntryPolicy::SingleEntry), 1, "A", ScanKind::Entry);
         wrong.event = 43;
         assert!(matches!(run(&mut h, &trust, &wrong, NOW_MS), Verdict::Refused { code: RefusalCode::WrongEvent, .. }));
         assert!(h.scans.is_empty());
@@ -340,7 +345,7 @@ mod tests {
         let mut h = TicketHistory::default();
         assert!(h.insert(StoredScan::new(DeviceId(9), "phone", "East", &offline, false)));
         assert!(!h.insert(StoredScan::new(DeviceId(9), "phone", "East", &offline, false)));
-        match run(&mut h, &trust, &req(&qr, 1, "North", Kind::Entry), NOW_MS) {
+        match run(&mut h, &trust, &req(&qr, 1, "North", ScanKind::Entry), NOW_MS) {
             Verdict::AlreadyUsed(u) => {
                 assert_eq!((u.gate.as_str(), u.device), ("East", DeviceId(9)));
             }

@@ -465,7 +465,8 @@ async fn handle_redeem(mut req: Request, env: &Env) -> std::result::Result<Respo
     };
     // The shard of the event being scanned: a ticket for another event is refused there as wrong_event.
     let shard = stub(env, "REDEMPTIONS", &shard_name(redeem_req.event, shard_of(&ticket)))?;
-    let payload = serde_json::to_string(&ShardRedeem::new(&redeem_req, now_ms())).map_err(|_| ApiError::Internal)?;
+    let payload = serde_json::to_string(&ShardRedeem { request: redeem_req, now_ms: now_ms() })
+        .map_err(|_| ApiError::Internal)?;
     let inner = internal_request("https://shard/redeem", Method::Post, Some(JsValue::from_str(&payload)), &[])?;
     pass_through(&shard, inner, "redemption shard").await
 }
@@ -671,7 +672,7 @@ impl RedemptionShard {
     async fn redeem(&self, mut req: Request) -> std::result::Result<Response, ApiError> {
         let body = req.bytes().await.map_err(|_| ApiError::Internal)?;
         let shard_req: ShardRedeem = serde_json::from_slice(&body).map_err(|_| ApiError::Internal)?;
-        let (valid, now) = shard_req.into_valid()?;
+        let ShardRedeem { request: valid, now_ms: now } = shard_req;
         let (ticket, _) = match ticket_of(&valid.qr_text) {
             Ok(t) => t,
             Err(refusal) => return json_ok(verdict_json(&api::refused(&refusal))),

@@ -99,7 +99,7 @@ test("a device token from the issuer's list works at its own event only (403 at 
   // The other event's token at this event: refused before any ticket is looked at.
   const foreign = await redeem(mf, { qr_text: fixtures.tickets.good[1], device: device(0xd2) }, { token: otherDoor });
   assert.equal(foreign.status, 403, foreign.text);
-  assert.equal(foreign.body.error, "forbidden");
+  assert.equal(foreign.body.error.code, "forbidden");
   // This event's token asking as if it scanned the other event.
   const elsewhere = await redeem(mf, { qr_text: fixtures.tickets.good[1], event: OTHER_EVENT });
   assert.equal(elsewhere.status, 403, elsewhere.text);
@@ -152,7 +152,7 @@ test("a device revoked at the issuer is refused after the next pull; an issuer o
   await sleep(REFRESH_MS + 100);
   const after = await scan(5);
   assert.equal(after.status, 401, after.text);
-  assert.equal(after.body.error, "unauthorized");
+  assert.equal(after.body.error.code, "unauthorized");
   assert.equal((await sync(mf, door, fixtures.event)).status, 401);
 
   // Not pulled again within the interval: requests do not each call the issuer.

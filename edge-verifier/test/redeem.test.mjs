@@ -19,7 +19,7 @@ test("admit, then a second scan says already used with when, gate and device", a
   assert.equal(first.body.verdict, "admit");
   assert.equal(first.body.decided_by, "edge");
   assert.equal(first.body.gate, "North");
-  assert.match(first.body.message, /^ADMIT/);
+  assert.match(first.body.summary, /^ADMIT/);
 
   const second = await redeem(mf, { qr_text: good(0), device: device(0xb2), gate: "South" });
   assert.equal(second.status, 200);
@@ -30,7 +30,7 @@ test("admit, then a second scan says already used with when, gate and device", a
   assert.equal(second.body.this_device, false);
   assert.equal(typeof second.body.wall_time, "number");
   assert.match(second.body.at, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$/);
-  assert.match(second.body.message, /^ALREADY USED/);
+  assert.match(second.body.summary, /^ALREADY USED/);
 });
 
 test("100 concurrent redemptions of one ticket from different gates admit exactly once", async () => {
@@ -75,7 +75,7 @@ for (const [name, qr, code] of [
     assert.equal(r.status, 200);
     assert.equal(r.body.verdict, "refused");
     assert.equal(r.body.code, code);
-    assert.match(r.body.message, /^REFUSED: /);
+    assert.match(r.body.summary, /^REFUSED: /);
     // A refusal records nothing: the same device can still be refused again the same way.
     assert.equal((await redeem(mf, { qr_text: qr() })).body.code, code);
   });
@@ -93,7 +93,7 @@ test("unauthenticated requests are refused with 401 JSON and record nothing", as
   for (const token of [null, "wrong-token", ""]) {
     const r = await redeem(mf, { qr_text: good(6) }, { token });
     assert.equal(r.status, 401);
-    assert.equal(r.body.error, "unauthorized");
+    assert.equal(r.body.error.code, "unauthorized");
   }
   const basic = await redeem(mf, { qr_text: good(6) }, { token: null, headers: { authorization: `Basic ${fixtures.token}` } });
   assert.equal(basic.status, 401);
@@ -112,8 +112,8 @@ test("malformed bodies are 400 JSON", async () => {
   for (const body of cases) {
     const r = await post(mf, "/v1/redeem", body);
     assert.equal(r.status, 400, body);
-    assert.equal(r.body.error, "bad_request");
-    assert.equal(typeof r.body.message, "string");
+    assert.equal(r.body.error.code, "bad_request");
+    assert.equal(typeof r.body.error.message, "string");
   }
 });
 
@@ -121,19 +121,19 @@ test("oversized bodies are 413 JSON, wrong content type 415, wrong method 405, u
   const big = JSON.stringify({ qr_text: "x".repeat(10_000), event: 1, device: device(1), gate: "N" });
   const r = await post(mf, "/v1/redeem", big);
   assert.equal(r.status, 413);
-  assert.equal(r.body.error, "too_large");
+  assert.equal(r.body.error.code, "too_large");
 
   const text = await post(mf, "/v1/redeem", JSON.stringify({ qr_text: good(8) }), { headers: { "content-type": "text/plain" } });
   assert.equal(text.status, 415);
-  assert.equal(text.body.error, "unsupported_media_type");
+  assert.equal(text.body.error.code, "unsupported_media_type");
 
   const get = await mf.dispatchFetch(`${BASE}/v1/redeem`, { headers: { authorization: `Bearer ${fixtures.token}` } });
   assert.equal(get.status, 405);
-  assert.equal((await get.json()).error, "method_not_allowed");
+  assert.equal((await get.json()).error.code, "method_not_allowed");
 
   const missing = await post(mf, "/v1/nothing", "{}");
   assert.equal(missing.status, 404);
-  assert.equal(missing.body.error, "not_found");
+  assert.equal(missing.body.error.code, "not_found");
 });
 
 test("CORS: the PWA origin gets preflight and response headers, others do not", async () => {

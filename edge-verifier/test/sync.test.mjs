@@ -151,7 +151,7 @@ test("sync with a bad or missing token is 401 and stores nothing", async () => {
   for (const token of ["not-a-device-token", null]) {
     const r = await postSync(new Uint8Array([0x42, 1, 2, 3]), { token });
     assert.equal(r.status, 401);
-    assert.equal(JSON.parse(r.text).error, "unauthorized");
+    assert.equal(JSON.parse(r.text).error.code, "unauthorized");
   }
   assert.deepEqual((await edgeReport()).body, before.body);
 });
@@ -168,7 +168,7 @@ test("hostile or garbage sync bodies are 400 and store nothing", async () => {
   for (const body of garbage) {
     const r = await postSync(body);
     assert.equal(r.status, 400, r.text);
-    assert.equal(JSON.parse(r.text).error, "bad_request");
+    assert.equal(JSON.parse(r.text).error.code, "bad_request");
   }
   const wrongType = await mf.dispatchFetch(`${BASE}/v1/sync?event=${fixtures.event}&channel=push`, {
     method: "POST",

@@ -1,7 +1,7 @@
 //! Gate rules (check-in lists): which tickets a gate admits, and gates that redeem an add-on on its own.
 //!
 //! The organizer sets them per event at the issuer; every scanner of the event fetches them with its
-//! keyring and manifest (`GET /v1/scanner/gates?event=ID`, JSON below) and applies them itself, offline.
+//! keyring and manifest (`GET /v1/scanner/events/{event}/gates`, JSON below) and applies them itself, offline.
 //! A gate that no rule names admits every ticket of the event (the rules only ever narrow a gate).
 //!
 //! ```json

@@ -1,22 +1,59 @@
-//! Messages between scanners and the issuer that are not part of the ticket format: the door's online
-//! attendee search and the event's gate rules. Defined once here for the issuer (which serves them), the
-//! CLI and the PWA (which ask).
+//! The wire protocol between scanners (the CLI and the PWA), the edge Worker and the issuer, defined once:
+//! every endpoint path, every message body that is not part of the ticket format, the error body, bearer
+//! parsing and constant-time comparison. The transport (HTTP client, server, timeouts) is each side's own.
 //!
-//! - `GET /v1/scanner/events/{event}/gates` (device token): the event's [`crate::gates::GateRules`] JSON.
-//! - `GET /v1/scanner/events/{event}/search?q=TEXT` (device token **and** a supervisor pass in the
-//!   [`SUPERVISOR_PASS_HEADER`] header, checked with [`crate::supervisor::SupervisorPass::verify`]):
-//!   [`SearchResults`], orders whose buyer name, email, order id or a ticket's holder name matches.
+//! | endpoint | who | body / answer |
+//! |---|---|---|
+//! | `POST {edge}/v1/redeem` | device token | [`RedeemRequest`] → [`VerdictBody`] |
+//! | `POST {issuer or edge}/v1/sync?event=E&channel=push\|pull\|relay` | device or relay token | automerge sync messages ([`sync_path`]) |
+//! | `GET /v1/scanner/keyring` | device token | the keyring JSON ([`KEYRING_PATH`]) |
+//! | `GET /v1/scanner/revocations?since=V` | device or edge token | a revocation delta ([`revocations_path`]) |
+//! | `GET /v1/scanner/events/{e}/manifest` | device token | the sealed attendee manifest ([`manifest_path`]) |
+//! | `GET /v1/scanner/events/{e}/gates` | device token | [`crate::gates::GateRules`] ([`gate_rules_path`]) |
+//! | `GET /v1/scanner/events/{e}/search?q=` | device token + [`SUPERVISOR_PASS_HEADER`] | [`SearchResults`] ([`search_path`]) |
+//!
+//! Every error answer, from the issuer and from the edge, is an [`ErrorBody`]:
+//! `{"error": {"code": "...", "message": "..."}}`.
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
 
+use crate::redemption::decision::Verdict;
+use crate::redemption::document::{SyncChannel, MAX_TEXT_BYTES};
+use crate::redemption::record::{DeviceId, Hlc, ScanKind, MAX_ADDON};
+use crate::redemption::DecisionPath;
+
+/// The edge's redemption endpoint, relative to its base URL.
+pub const REDEEM_PATH: &str = "/v1/redeem";
+/// The keyring, for devices.
+pub const KEYRING_PATH: &str = "/v1/scanner/keyring";
 /// The header that carries a supervisor pass to the issuer.
 pub const SUPERVISOR_PASS_HEADER: &str = "x-supervisor-pass";
+/// How long a scanner waits for the edge before deciding offline. A steward notices a pause of about a
+/// second; the edge answers in ~10 ms when reachable, so this only bounds the cost of a dead network.
+pub const DEFAULT_EDGE_TIMEOUT_MS: u64 = 800;
+/// Largest edge reply a scanner reads (a verdict is a few hundred bytes).
+pub const MAX_EDGE_REPLY_BYTES: usize = 16 * 1024;
+/// Largest `/v1/redeem` body a server accepts. A ticket's QR text is at most ~150 bytes
+/// (`crate::ticket::MAX_QR_TEXT_LEN`); the rest is room for names, so anything larger is abuse.
+pub const MAX_REDEEM_BODY: usize = 4 * 1024;
 /// Most orders one search returns.
 pub const MAX_SEARCH_RESULTS: usize = 20;
 /// Shortest search text (characters): a search must narrow the attendee list, not dump it.
 pub const MIN_QUERY_CHARS: usize = 3;
 /// Longest search text (characters).
 pub const MAX_QUERY_CHARS: usize = 100;
+
+/// The path of a revocation update after version `since`.
+pub fn revocations_path(since: u64) -> String {
+    format!("/v1/scanner/revocations?since={since}")
+}
+
+/// The path of an event's sealed attendee manifest.
+pub fn manifest_path(event: u32) -> String {
+    format!("/v1/scanner/events/{event}/manifest")
+}
 
 /// The path of an event's gate rules.
 pub fn gate_rules_path(event: u32) -> String {
@@ -26,6 +63,14 @@ pub fn gate_rules_path(event: u32) -> String {
 /// The path of a search, with the query percent-encoded.
 pub fn search_path(event: u32, query: &str) -> String {
     format!("/v1/scanner/events/{event}/search?q={}", percent_encode(query))
+}
+
+/// The path of one sync session's requests.
+pub fn sync_path(event: Option<u32>, channel: SyncChannel) -> String {
+    match event {
+        Some(e) => format!("/v1/sync?event={e}&channel={}", channel.as_str()),
+        None => format!("/v1/sync?channel={}", channel.as_str()),
+    }
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
@@ -39,6 +84,188 @@ pub fn percent_encode(text: &str) -> String {
         }
     }
     out
+}
+
+/// The token of an `Authorization: Bearer <token>` header value.
+pub fn bearer(authorization: Option<&str>) -> Option<&str> {
+    let (scheme, token) = authorization?.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Constant-time equality of two byte strings of possibly different lengths (compares their SHA-256).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let (ha, hb) = (Sha256::digest(a), Sha256::digest(b));
+    ha.iter().zip(hb.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The error answer of every endpoint: `{"error": {"code", "message"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// A stable machine-readable code and a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+impl ErrorBody {
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        Self { error: ErrorDetail { code: code.to_owned(), message: message.into() } }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The error of an answer's body, if it is one.
+    pub fn parse(body: &[u8]) -> Option<Self> {
+        serde_json::from_slice(body).ok()
+    }
+}
+
+/// Why a redeem request is refused (400).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RequestError {
+    #[error("body is not a redeem request: {0}")]
+    Json(String),
+    #[error("gate must be 1 to {MAX_TEXT_BYTES} bytes")]
+    Gate,
+    #[error("device_name must be at most {MAX_TEXT_BYTES} bytes")]
+    DeviceName,
+    #[error("addon must be 0 to 15")]
+    Addon,
+    #[error("an add-on is redeemed by an entry scan, not an exit")]
+    AddonExit,
+    #[error("body is larger than {MAX_REDEEM_BODY} bytes")]
+    TooLarge,
+}
+
+fn entry() -> ScanKind {
+    ScanKind::Entry
+}
+
+/// The `POST /v1/redeem` body: a scanner asks the edge to decide one scan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedeemRequest {
+    /// The text read from the QR code.
+    pub qr_text: String,
+    /// The event this scanner admits to. Tickets for other events are refused as `wrong_event`.
+    pub event: u32,
+    /// The scanning device's id, as it appears in the redemption log (16 lowercase hex digits).
+    pub device: DeviceId,
+    /// The device's name, shown in "already used" verdicts.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub device_name: String,
+    pub gate: String,
+    /// `entry` (default) or `exit`.
+    #[serde(default = "entry")]
+    pub kind: ScanKind,
+    /// The add-on this entry redeems on its own (the scanner's gate rules say its gate redeems it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addon: Option<u8>,
+}
+
+impl RedeemRequest {
+    pub fn to_json(&self) -> String {
+        // Serializing plain strings and integers cannot fail; the fallback keeps this panic-free.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Parses and checks a body (names trimmed and bounded, add-on on entries only).
+    pub fn parse(body: &[u8]) -> Result<Self, RequestError> {
+        if body.len() > MAX_REDEEM_BODY {
+            return Err(RequestError::TooLarge);
+        }
+        let mut req: Self = serde_json::from_slice(body).map_err(|e| RequestError::Json(e.to_string()))?;
+        req.gate = req.gate.trim().to_owned();
+        req.device_name = req.device_name.trim().to_owned();
+        if req.gate.is_empty() || req.gate.len() > MAX_TEXT_BYTES {
+            return Err(RequestError::Gate);
+        }
+        if req.device_name.len() > MAX_TEXT_BYTES {
+            return Err(RequestError::DeviceName);
+        }
+        match req.addon {
+            Some(a) if a > MAX_ADDON => Err(RequestError::Addon),
+            Some(_) if req.kind == ScanKind::Exit => Err(RequestError::AddonExit),
+            _ => Ok(req),
+        }
+    }
+}
+
+/// A verdict as it travels: scanner-core's [`Verdict`] (tagged `verdict`), the steward's one line
+/// (`summary`), which path decided (`decided_by`: `edge` or `offline`) and, for the edge's own record of
+/// the scan, its clock value (`hlc`, a JSON number up to 2^64: parse it as a 64-bit integer) so that a
+/// scanner's mirror record carries the same value and the report pairs the two exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerdictBody {
+    #[serde(flatten)]
+    pub verdict: Verdict,
+    pub summary: String,
+    pub decided_by: DecisionPath,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hlc: Option<Hlc>,
+}
+
+impl VerdictBody {
+    pub fn new(verdict: Verdict, decided_by: DecisionPath, hlc: Option<Hlc>) -> Self {
+        Self { summary: verdict.message(), verdict, decided_by, hlc }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Why an edge reply cannot be used (the scanner then decides offline).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EdgeReplyError {
+    /// The edge answered with an error status (an [`ErrorBody`]).
+    #[error("edge answered {status} ({code}): {message}")]
+    Status { status: u16, code: String, message: String },
+    #[error("edge reply is larger than {MAX_EDGE_REPLY_BYTES} bytes")]
+    TooLarge,
+    #[error("edge reply is not a verdict: {0}")]
+    NotAVerdict(String),
+    #[error("edge reply does not say it was decided by the edge")]
+    NotDecidedByEdge,
+    /// The verdict does not fit the scan (e.g. an exit verdict for an entry scan, or an admission of a
+    /// text that is not a ticket).
+    #[error("edge verdict does not match the scan: {0}")]
+    Mismatch(&'static str),
+}
+
+/// A verdict decided by the edge Worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeVerdict {
+    pub verdict: Verdict,
+    /// The steward's one-line message, as the edge worded it.
+    pub message: String,
+    /// The edge's clock value of its own record of this scan, if it sent one.
+    pub hlc: Option<Hlc>,
+}
+
+impl EdgeVerdict {
+    /// Parses the edge's reply: its HTTP status and body.
+    pub fn from_reply(status: u16, body: &[u8]) -> Result<Self, EdgeReplyError> {
+        if body.len() > MAX_EDGE_REPLY_BYTES {
+            return Err(EdgeReplyError::TooLarge);
+        }
+        if status != 200 {
+            let err = ErrorBody::parse(body).unwrap_or_else(|| ErrorBody::new("", ""));
+            return Err(EdgeReplyError::Status { status, code: err.error.code, message: err.error.message });
+        }
+        let body: VerdictBody = serde_json::from_slice(body).map_err(|e| EdgeReplyError::NotAVerdict(e.to_string()))?;
+        if body.decided_by != DecisionPath::Edge {
+            return Err(EdgeReplyError::NotDecidedByEdge);
+        }
+        Ok(Self { verdict: body.verdict, message: body.summary, hlc: body.hlc.filter(|h| *h != Hlc::default()) })
+    }
 }
 
 /// One ticket of an order found by search.
@@ -78,10 +305,89 @@ pub struct SearchResults {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::redemption::RefusalCode;
 
     #[test]
-    fn search_paths_are_encoded() {
+    fn paths_are_built_and_encoded() {
         assert_eq!(search_path(7, "Zoë & co/x"), "/v1/scanner/events/7/search?q=Zo%C3%AB%20%26%20co%2Fx");
         assert_eq!(gate_rules_path(7), "/v1/scanner/events/7/gates");
+        assert_eq!(sync_path(Some(7), SyncChannel::Pull), "/v1/sync?event=7&channel=pull");
+        assert_eq!(revocations_path(3), "/v1/scanner/revocations?since=3");
+    }
+
+    #[test]
+    fn bearer_and_constant_time_eq() {
+        assert_eq!(bearer(Some("Bearer abc ")), Some("abc"));
+        assert_eq!(bearer(Some("bearer abc")), Some("abc"));
+        assert_eq!(bearer(Some("Basic abc")), None);
+        assert_eq!(bearer(Some("Bearer ")), None);
+        assert_eq!(bearer(None), None);
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+
+    #[test]
+    fn redeem_requests_round_trip_and_are_checked() {
+        let req = RedeemRequest {
+            qr_text: "TK1:X".into(),
+            event: 42,
+            device: DeviceId(0xaa),
+            device_name: String::new(),
+            gate: "North".into(),
+            kind: ScanKind::Entry,
+            addon: None,
+        };
+        let v: serde_json::Value = serde_json::from_str(&req.to_json()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"qr_text": "TK1:X", "event": 42, "device": "00000000000000aa", "gate": "North",
+                "kind": "entry"})
+        );
+        assert_eq!(RedeemRequest::parse(req.to_json().as_bytes()), Ok(req));
+        let bad = |json: serde_json::Value| RedeemRequest::parse(json.to_string().as_bytes()).unwrap_err();
+        let base = serde_json::json!({"qr_text": "x", "event": 1, "device": "00000000000000aa", "gate": "N"});
+        let with = |k: &str, v: serde_json::Value| {
+            let mut b = base.clone();
+            b[k] = v;
+            b
+        };
+        assert_eq!(bad(with("gate", " ".into())), RequestError::Gate);
+        assert_eq!(bad(with("device_name", "x".repeat(MAX_TEXT_BYTES + 1).into())), RequestError::DeviceName);
+        assert_eq!(bad(with("addon", 16.into())), RequestError::Addon);
+        let mut exit = with("addon", 0.into());
+        exit["kind"] = "exit".into();
+        assert_eq!(bad(exit), RequestError::AddonExit);
+        assert!(matches!(bad(with("device", "AA".into())), RequestError::Json(_)));
+        assert!(matches!(bad(with("extra", 1.into())), RequestError::Json(_)));
+        assert_eq!(RedeemRequest::parse(&vec![b' '; MAX_REDEEM_BODY + 1]), Err(RequestError::TooLarge));
+    }
+
+    #[test]
+    fn edge_verdicts_round_trip() {
+        let refused = Verdict::Refused { code: RefusalCode::BadSignature, message: "Fake".into() };
+        let body = VerdictBody::new(refused.clone(), DecisionPath::Edge, None).to_json();
+        let v = EdgeVerdict::from_reply(200, body.as_bytes()).unwrap();
+        assert_eq!((v.verdict, v.message.as_str(), v.hlc), (refused, "REFUSED: Fake", None));
+        let used = br#"{"verdict":"already_used","wall_time":5,"at":"x","gate":"East","device":"00000000000000aa",
+            "device_name":"p","this_device":false,"summary":"ALREADY USED","decided_by":"edge","hlc":77}"#;
+        let v = EdgeVerdict::from_reply(200, used).unwrap();
+        assert!(matches!(v.verdict, Verdict::AlreadyUsed(ref u) if u.device == DeviceId(0xaa)));
+        assert_eq!(v.hlc, Some(Hlc(77)));
+    }
+
+    #[test]
+    fn bad_edge_replies_are_errors() {
+        let err = EdgeVerdict::from_reply(401, ErrorBody::new("unauthorized", "no").to_json().as_bytes()).unwrap_err();
+        assert_eq!(err, EdgeReplyError::Status { status: 401, code: "unauthorized".into(), message: "no".into() });
+        assert!(matches!(EdgeVerdict::from_reply(502, b"<html>"), Err(EdgeReplyError::Status { status: 502, .. })));
+        let offline = VerdictBody::new(Verdict::Exit { gate: "N".into() }, DecisionPath::Offline, None).to_json();
+        assert_eq!(EdgeVerdict::from_reply(200, offline.as_bytes()), Err(EdgeReplyError::NotDecidedByEdge));
+        assert!(matches!(
+            EdgeVerdict::from_reply(200, br#"{"verdict":"teleport","summary":"m","decided_by":"edge"}"#),
+            Err(EdgeReplyError::NotAVerdict(_))
+        ));
+        assert!(matches!(EdgeVerdict::from_reply(200, b"\xff\x00"), Err(EdgeReplyError::NotAVerdict(_))));
+        assert_eq!(EdgeVerdict::from_reply(200, &vec![b' '; MAX_EDGE_REPLY_BYTES + 1]), Err(EdgeReplyError::TooLarge));
     }
 }

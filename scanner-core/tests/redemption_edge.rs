@@ -3,6 +3,8 @@
 
 mod redemption_support;
 
+use scanner_core::wire::VerdictBody;
+
 use redemption_support::*;
 use scanner_core::redemption::decision::ScanInput;
 use scanner_core::redemption::device::{DecisionPath, Device};
@@ -16,16 +18,10 @@ use scanner_core::EntryPolicy;
 const EDGE: DeviceId = DeviceId(0xed6e_0000_0000_0001);
 const NOW_MS: u64 = NOW * 1000;
 
-/// The edge's JSON for a verdict, as edge-verifier's `verdict_json` writes it (plus its record's clock).
+/// The edge's JSON for a verdict (scanner-core's wire body, as the edge writes it, with its record's clock).
 fn edge_reply(verdict: &Verdict, hlc: Option<Hlc>) -> EdgeVerdict {
-    let mut body = serde_json::to_value(verdict).unwrap();
-    let map = body.as_object_mut().unwrap();
-    map.insert("message".into(), verdict.message().into());
-    map.insert("decided_by".into(), "edge".into());
-    if let Some(hlc) = hlc {
-        map.insert("hlc".into(), hlc.0.into());
-    }
-    EdgeVerdict::from_reply(200, body.to_string().as_bytes()).unwrap()
+    let body = VerdictBody::new(verdict.clone(), DecisionPath::Edge, hlc).to_json();
+    EdgeVerdict::from_reply(200, body.as_bytes()).unwrap()
 }
 
 /// The edge's own part of the log: its records of the admissions it decided.

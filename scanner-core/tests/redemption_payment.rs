@@ -187,7 +187,7 @@ fn the_edge_asks_for_payment_and_the_device_adds_the_amount_from_its_manifest() 
     let text = qr(&key, &t);
     // What the edge (no manifest) answers: payment due, amount unknown.
     let body = r#"{"verdict":"payment_due","due":null,"holder":null,"ticket_type":1,"addons":[],
-        "policy":"single_entry","gate":"North","message":"UNPAID","decided_by":"edge"}"#;
+        "policy":"single_entry","gate":"North","summary":"UNPAID","decided_by":"edge"}"#;
     let edge = EdgeVerdict::from_reply(200, body.as_bytes()).expect("edge verdict");
     let mirrored = log.record_edge_verdict(&text, ScanKind::Entry, "North", &edge, at(NOW)).expect("mirror");
     match &mirrored.verdict {

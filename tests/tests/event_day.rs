@@ -11,6 +11,9 @@
 //! 3. Every confirmation mail arrives at the SMTP server; each inline QR is extracted and is a ticket.
 //! 4. 10 paid orders are refunded: their tickets go on the revocation list.
 //! 5. The devices scan every ticket; 2% are also scanned at a second gate; 20 forged or tampered codes.
+//! 5b. At the door: a VIP entrance (gate rule) refuses a Standard ticket as wrong_gate; a VIP ticket ordered
+//!     to pay at the door is UNPAID until the steward collects 90.00 EUR; a supervisor (pass from the admin
+//!     API) undoes a check-in and the ticket admits again.
 //! 6. The devices sync through the edge and the issuer. The issuer's report must show exactly the valid
 //!    distinct tickets admitted, exactly the injected duplicates as conflicts, and every forged or revoked
 //!    code refused for the right reason; nothing oversold, no mail lost.
@@ -137,7 +140,7 @@ async fn a_whole_event_day() {
         c.stripe_secret_key = Some("sk_test_event_day".into());
         c.stripe_webhook_secret = Some(WHSEC.into());
         c.stripe_api_base = stripe_url;
-        c.hold_seconds = 3;
+        c.hold_seconds = 10; // long enough for 500 concurrent orders on a loaded machine
     })
     .await;
 
@@ -192,14 +195,14 @@ async fn a_whole_event_day() {
     }
     assert_eq!(available(&app, event, 0).await, 0, "the guest list is full");
     assert_eq!(available(&app, event, 1).await, 0, "every paid seat is held");
+    let (s, v) = order(&app, event, "Too Early", 1, "stripe").await;
+    assert_eq!(s, 409, "held seats are not sold twice: {v}");
     // 260 pay; 40 abandon their checkout.
     for (_, v) in &placed[FREE..FREE + PAID] {
         pay(&app, &stripe, v).await;
     }
-    let (s, v) = order(&app, event, "Too Early", 1, "stripe").await;
-    assert_eq!(s, 409, "held seats are not sold twice: {v}");
     // The abandoned holds expire and their seats return.
-    let returned = eventually(Duration::from_secs(20), || async {
+    let returned = eventually(Duration::from_secs(40), || async {
         (available(&app, event, 1).await == ABANDONED as i64).then_some(())
     })
     .await;
@@ -295,6 +298,30 @@ async fn a_whole_event_day() {
     assert!(refunds.iter().all(|r| r.amount == 2_500 && r.idempotency_key.is_some()), "{refunds:?}");
     let valid: Vec<String> = all.iter().filter(|t| !revoked.contains(*t)).cloned().collect();
 
+    // --- 5b's setup: a VIP entrance for a VIP ticket type, one VIP ticket ordered to pay at the door ---
+    let (s, v) = app
+        .admin(
+            Method::POST,
+            &format!("/admin/v1/events/{event}/ticket-types"),
+            Some(
+                json!({"name": "VIP", "price_cents": 9_000, "currency": "EUR", "capacity": 5, "at_door_allowed": true}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = app
+        .admin(
+            Method::PUT,
+            &format!("/admin/v1/events/{event}/gates"),
+            Some(json!({"gates": [{"gate": "VIP entrance", "ticket_types": [2]}]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, vip_order) = order(&app, event, "Vera Door", 2, "at_door").await;
+    assert_eq!(s, 201, "{vip_order}");
+    let vip_order_id = vip_order["order_id"].as_str().expect("order id").to_owned();
+    let vip = tickets(&app).await.into_iter().find(|(_, o)| *o == vip_order_id).expect("the VIP ticket").0;
+
     // --- 5. the doors open: four devices ---
     let mut devices = Vec::new();
     for (i, name) in ["North A", "North B", "South C", "South D"].iter().enumerate() {
@@ -369,6 +396,54 @@ async fn a_whole_event_day() {
         }
     }
 
+    // --- 5b. at the door: wrong gate, paid at the door, a supervisor's undo (offline devices) ---
+    let (south_c, south_d) = (&devices[2], &devices[3]);
+    let standard = valid.iter().find(|t| issued[*t] != vip_order_id && plan[2].contains(t)).expect("a Standard ticket");
+    let json_of = |out: &str| -> Value { serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}")) };
+    let (code, out, err) = south_c.scanner(&["scan", "--json", "--gate", "VIP entrance", standard]);
+    let v = json_of(&out);
+    assert_eq!(
+        (code, v["verdict"].as_str(), v["code"].as_str()),
+        (Some(1), Some("refused"), Some("wrong_gate")),
+        "{err}"
+    );
+    assert!(v["message"].as_str().is_some_and(|m| m.contains("VIP entrance admits VIP only")), "{v}");
+    let (code, out, err) = south_c.scanner(&["scan", "--json", "--gate", "VIP entrance", &vip]);
+    let v = json_of(&out);
+    assert_eq!((code, v["verdict"].as_str()), (Some(3), Some("payment_due")), "{err}");
+    assert_eq!((v["due"]["minor"].as_u64(), v["holder"].as_str()), (Some(9_000), Some("Vera Door")), "{v}");
+    let (code, out, err) = south_c.scanner(&["scan", "--json", "--gate", "VIP entrance", "--paid", &vip]);
+    let v = json_of(&out);
+    assert_eq!(
+        (code, v["verdict"].as_str(), v["collected"]["minor"].as_u64()),
+        (Some(0), Some("admit"), Some(9_000)),
+        "{err}"
+    );
+    // A supervisor pass from the organizer unlocks South D; a steward could not undo.
+    let undone = plan[3]
+        .iter()
+        .find(|t| valid_set.contains(t) && !duplicates_expected.contains(*t) && !online_pairs.contains(*t))
+        .expect("a ticket South D admitted")
+        .clone();
+    let (code, _, err) = south_d.scanner(&["undo", &undone, "--reason", "scanned the wrong phone", "--gate", "South"]);
+    assert_eq!(code, Some(2), "a steward cannot undo");
+    assert!(err.contains("only a supervisor may undo"), "{err}");
+    let (s, v) = app
+        .admin(
+            Method::POST,
+            &format!("/admin/v1/events/{event}/supervisor-passes"),
+            Some(json!({"name": "Sam", "hours": 2})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (code, _, err) = south_d.scanner(&["supervisor", "unlock", v["pass"].as_str().expect("pass")]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) =
+        south_d.scanner(&["undo", "--json", &undone, "--reason", "scanned the wrong phone", "--gate", "South"]);
+    assert_eq!((code, json_of(&out)["verdict"].as_str()), (Some(0), Some("undone")), "{err}");
+    let (code, out, _) = south_d.scanner(&["scan", "--json", "--gate", "South", &undone]);
+    assert_eq!((code, json_of(&out)["verdict"].as_str()), (Some(0), Some("admit")), "the undone ticket admits again");
+
     // --- 6. sync: the online devices through the edge and the issuer, the offline ones through the issuer ---
     let edge_admits = verdicts[..2]
         .iter()
@@ -395,7 +470,17 @@ async fn a_whole_event_day() {
     assert_eq!(report["devices"].as_array().map(Vec::len), Some(5), "four devices and the edge: {}", report["devices"]);
     assert_eq!(report["edge_copies"].as_u64(), Some(edge_admits), "{}", report["edge_copies"]);
     let admitted_tickets = support::admitted_tickets(&report);
-    assert_eq!(admitted_tickets, valid.len(), "admitted = valid distinct tickets scanned: {}", report["admitted"]);
+    // The valid tickets, plus the VIP ticket paid at the door; the undone admission no longer counts and
+    // the one after it does.
+    assert_eq!(admitted_tickets, valid.len() + 1, "admitted = valid distinct tickets scanned: {}", report["admitted"]);
+    assert_eq!(report["paid_at_door"].as_u64(), Some(1), "{}", report["paid_at_door"]);
+    let vip_cash = &report["collected_by_gate"]["VIP entrance"][0];
+    assert_eq!((vip_cash["minor"].as_u64(), vip_cash["currency"].as_str()), (Some(9_000), Some("EUR")), "{vip_cash}");
+    assert_eq!(report["refused_by_reason"]["wrong_gate"].as_u64(), Some(1));
+    let undos = report["undos"].as_array().expect("undos");
+    assert_eq!(undos.len(), 1, "{undos:?}");
+    assert_eq!(undos[0]["override_reason"], "scanned the wrong phone (supervisor Sam)");
+    assert_eq!(report["undone"].as_array().map(Vec::len), Some(1));
     let conflicts = support::conflict_refs(&report);
     let expected_refs: BTreeSet<String> = duplicates_expected.iter().map(|t| support::ticket_ref_hex(t)).collect();
     assert_eq!(conflicts, expected_refs, "every injected duplicate is a conflict, and nothing else is");

@@ -8,7 +8,7 @@
 //
 // The device token never leaves this worker (the page only learns whether a scanner is set up).
 
-import init, { decodeLuma, edgeTimeoutMs, parseSetupLink, Restore, Scanner } from './pkg/scanner_wasm.js';
+import init, { decodeLuma, parseSetupLink, Restore, Scanner } from './pkg/scanner_wasm.js';
 import { openStore } from './store.js';
 
 /** The same code read again within this window is ignored (the window restarts at every read, so a
@@ -65,11 +65,19 @@ function snapshot() {
     records: scanner?.recordCount ?? 0,
     pending: scanner?.pendingCount ?? 0,
     revocationsVersion: scanner?.revocationsVersion ?? 0,
+    supervisor: supervisorNow(),
+    gateRules: scanner?.gateRulesJson ? JSON.parse(scanner.gateRulesJson) : null,
     online: navigator.onLine,
     syncing: Boolean(syncing),
     offscreenFrames: typeof OffscreenCanvas !== 'undefined',
     ...status,
   };
+}
+
+/** {name, not_after} of the supervisor unlocked on this device, or null (steward mode). */
+function supervisorNow() {
+  const json = scanner?.supervisor(Math.floor(Date.now() / 1000));
+  return json ? JSON.parse(json) : null;
 }
 
 function publish() {
@@ -99,6 +107,8 @@ async function loadDevice() {
       keyring_json: c.keyring ?? null,
       revocations_json: c.revocations ?? null,
       manifest_json: c.manifest ?? null,
+      gate_rules_json: c.gateRules ?? null,
+      supervisor_pass: c.supervisorPass ?? null,
       folded_seq: c.folded ?? 0,
     }),
   );
@@ -206,10 +216,11 @@ function checkSetup(link) {
 
 async function doSetup(raw) {
   const s = checkSetup(raw);
-  const [keyring, eventJson, manifest] = await Promise.all([
+  const [keyring, eventJson, manifest, gateRules] = await Promise.all([
     getText(s.server, '/v1/scanner/keyring', s.token),
     getText(s.server, `/v1/events/${s.event}`, s.token),
     getText(s.server, `/v1/scanner/events/${s.event}/manifest`, s.token),
+    getText(s.server, `/v1/scanner/events/${s.event}/gates`, s.token),
   ]);
   if (scanner && setup && setup.event !== s.event && scanner.recordCount > 0) {
     throw new Error(
@@ -232,6 +243,7 @@ async function doSetup(raw) {
     const delta = await getText(s.server, `/v1/scanner/revocations?since=${candidate.revocationsVersion}`, s.token);
     const revocations = candidate.applyRevocationDelta(delta);
     candidate.setManifest(manifest);
+    candidate.setGateRules(gateRules);
     const now = Date.now();
     status = { ...status, revocationsAt: now, lastSyncError: null };
     eventInfo = JSON.parse(eventJson);
@@ -241,6 +253,7 @@ async function doSetup(raw) {
       keyring,
       revocations,
       manifest,
+      gateRules,
       event: eventInfo,
       status,
     });
@@ -266,49 +279,55 @@ function isRepeat(text) {
   return repeat;
 }
 
-async function askEdge(text) {
-  const body = scanner.edgeRequestJson(text, gate, kind);
-  return request(
-    `${setup.edge}/v1/redeem`,
-    { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${setup.token}` }, body },
-    edgeTimeoutMs(),
-  );
+/** Sends the plan's question to the edge; the answer (or why there is none) goes back to scanner-core. */
+async function askEdge(question, nowMs) {
+  const body = question.body;
+  const timeoutMs = question.timeoutMs;
+  const url = `${setup.edge}${question.path}`;
+  let reply = null;
+  let error = null;
+  try {
+    reply = await request(
+      url,
+      { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${setup.token}` }, body },
+      timeoutMs,
+    );
+  } catch (e) {
+    error = e.message;
+  }
+  return scanner.finish(question, reply?.status, reply?.body, error ?? undefined, nowMs);
 }
 
-async function scanOnce(text, source, overrideReason, paid = false) {
+/**
+ * One request at the door through scanner-core's scan policy (plan → ask the edge → finish): `action` is
+ * 'scan', 'paid', 'override', 'undo' or 'found'. Nothing here decides: the engine only carries the question
+ * to the edge and the answer back, and persists what scanner-core returns before the page sees it.
+ */
+async function scanOnce(text, source, action = 'scan', reason = undefined, capturedAt = undefined) {
   if (!scanner || !setup) {
     post({ type: 'verdict', error: 'This scanner is not set up yet: open the setup link from the organizer.' });
     return;
   }
   const started = performance.now();
-  let result = null;
-  let edgeNote = null;
-  // An operator override or a payment taken at the door is this steward's own decision: the edge is not
-  // asked (as with `scanner scan --override` / `--paid`).
-  if (setup.edge && navigator.onLine && !overrideReason && !paid) {
-    try {
-      const reply = await askEdge(text);
-      result = scanner.recordEdgeReply(text, gate, kind, reply.status, reply.body, Date.now());
-    } catch (e) {
-      // No usable edge answer in time: this device decides by itself (and records that it did).
-      edgeNote = e.message;
-    }
-  }
-  if (!result) {
-    try {
-      result = paid
-        ? scanner.confirmPaid(text, gate, Date.now())
-        : scanner.scan(text, gate, kind, overrideReason || undefined, Date.now());
-    } catch (e) {
-      if (e instanceof WebAssembly.RuntimeError) throw e;
-      post({ type: 'verdict', error: `Cannot check this code: ${e.message}` });
-      return;
-    }
+  let result;
+  try {
+    const plan = scanner.plan(text, gate, kind, action, reason, Boolean(setup.edge && navigator.onLine), Date.now());
+    const decided = plan.takeDecided();
+    const question = decided ? undefined : plan.takeQuestion();
+    plan.free();
+    result = decided ?? (await askEdge(question, Date.now()));
+  } catch (e) {
+    if (e instanceof WebAssembly.RuntimeError) throw e;
+    post({ type: 'verdict', error: `Cannot check this code: ${e.message}`, text, source });
+    return;
   }
   const seq = result.seq;
   const pendingBytes = result.pendingBytes;
   const gatesJson = result.gatesJson;
+  const edgeNote = result.edgeNote ?? null;
   const verdict = JSON.parse(result.verdictJson);
+  // The page shows which path decided as `path` (scanner-core's wire name is `decided_by`).
+  verdict.path = verdict.decided_by;
   result.free();
   try {
     await store.write(['pending', 'config'], (s) => {
@@ -322,7 +341,8 @@ async function scanOnce(text, source, overrideReason, paid = false) {
     return;
   }
   // The code goes back with its verdict so the steward can override a refusal of this very ticket.
-  post({ type: 'verdict', verdict, text, source, edgeNote, ms: performance.now() - started });
+  // A camera verdict names the frame it came from (`capturedAt`, as the page sent it) for frame → verdict timing.
+  post({ type: 'verdict', verdict, text, source, edgeNote, capturedAt, ms: performance.now() - started });
   publish();
   try {
     await fold(false);
@@ -332,10 +352,38 @@ async function scanOnce(text, source, overrideReason, paid = false) {
   scheduleSync(SYNC_AFTER_SCAN_MS);
 }
 
-function enqueueScan(text, source, overrideReason, paid = false) {
-  const run = scanChain.then(() => scanOnce(text, source, overrideReason, paid));
+function enqueueScan(text, source, action = 'scan', reason = undefined, capturedAt = undefined) {
+  const run = scanChain.then(() => scanOnce(text, source, action, reason, capturedAt));
   scanChain = run.catch(() => {});
   return run;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Supervisor
+
+async function unlockSupervisor(pass) {
+  const who = JSON.parse(scanner.unlockSupervisor(String(pass ?? '').trim(), Math.floor(Date.now() / 1000)));
+  await store.setConfig({ supervisorPass: String(pass).trim() });
+  publish();
+  return who;
+}
+
+async function lockSupervisor() {
+  scanner?.lockSupervisor();
+  await store.setConfig({ supervisorPass: null });
+  publish();
+}
+
+/** The online attendee search (supervisors only; the issuer checks the pass too). */
+async function search(query) {
+  if (!supervisorNow()) throw new Error('Only a supervisor may search: unlock supervisor mode first.');
+  if (!navigator.onLine) throw new Error('Search needs a connection: the attendee list on this scanner is sealed.');
+  const c = await store.readAll();
+  const res = await request(`${setup.server}/v1/scanner/events/${setup.event}/search?q=${encodeURIComponent(query)}`, {
+    headers: { authorization: `Bearer ${setup.token}`, 'x-supervisor-pass': c.config.supervisorPass ?? '' },
+  });
+  if (res.status !== 200) throw httpError('search', res);
+  return JSON.parse(new TextDecoder().decode(res.body));
 }
 
 function frameLuma(message) {
@@ -384,7 +432,12 @@ function onFrame(message) {
   // Until setup is done there is nothing to check a ticket against; the code stays unread, so it is
   // checked as soon as setup finishes.
   if (!scanner || !setup) return;
-  if (!isRepeat(text)) enqueueScan(text, 'camera').catch(failed);
+  if (text.startsWith('SUP1:')) {
+    // A supervisor pass shown by the organizer's dashboard: unlocks supervisor mode (checked offline).
+    if (!isRepeat(text)) handle({ type: 'unlock', pass: text }).catch(failed);
+    return;
+  }
+  if (!isRepeat(text)) enqueueScan(text, 'camera', 'scan', undefined, message.capturedAt).catch(failed);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -453,7 +506,10 @@ async function refreshRevocations() {
   const delta = await getText(setup.server, `/v1/scanner/revocations?since=${scanner.revocationsVersion}`, setup.token);
   const list = scanner.applyRevocationDelta(delta);
   status.revocationsAt = Date.now();
-  await store.setConfig({ revocations: list, status });
+  // The event's gate rules come with it: an organizer's change reaches the door at the next sync.
+  const gateRules = await getText(setup.server, `/v1/scanner/events/${setup.event}/gates`, setup.token);
+  scanner.setGateRules(gateRules);
+  await store.setConfig({ revocations: list, gateRules, status });
 }
 
 function syncNow() {
@@ -516,22 +572,57 @@ async function handle(message) {
       onFrame(message);
       break;
     case 'manual':
+      if (message.text.trim().startsWith('SUP1:')) {
+        await handle({ type: 'unlock', pass: message.text.trim() });
+        break;
+      }
       // Typed on purpose: never suppressed as a repeat, but a camera read right after it is.
       isRepeat(message.text.trim());
-      await enqueueScan(message.text.trim(), 'manual');
+      // The page says how the code was typed ('manual', or 'keyboard' for a keyboard-wedge scanner).
+      await enqueueScan(message.text.trim(), message.source === 'keyboard' ? 'keyboard' : 'manual');
       break;
     case 'override':
       // The steward admits a refused (genuine) ticket anyway, for a reason recorded beside the scan;
       // scanner-core decides whether the refusal can be overridden at all (never for a forgery).
       if (typeof message.reason === 'string' && message.reason.trim()) {
-        await enqueueScan(message.text.trim(), 'override', message.reason.trim().slice(0, 200));
+        await enqueueScan(message.text.trim(), 'override', 'override', message.reason.trim().slice(0, 200));
       }
       break;
     case 'paid':
       // The steward took the money for an unpaid ticket: scanner-core admits it (if still due) and records
       // the amount; anything else (e.g. used meanwhile on another scanner) gets its ordinary verdict.
       if (typeof message.text === 'string' && message.text.trim()) {
-        await enqueueScan(message.text.trim(), 'paid', undefined, true);
+        await enqueueScan(message.text.trim(), 'paid', 'paid');
+      }
+      break;
+    case 'undo':
+      // A supervisor undoes this ticket's check-in, for a reason (scanner-core refuses a steward's).
+      if (typeof message.text === 'string' && typeof message.reason === 'string' && message.reason.trim()) {
+        await enqueueScan(message.text.trim(), 'undo', 'undo', message.reason.trim().slice(0, 200));
+      }
+      break;
+    case 'found':
+      // A supervisor admits a ticket found by search (its QR text came from the issuer's answer).
+      if (typeof message.text === 'string' && message.text.trim()) {
+        await enqueueScan(message.text.trim(), 'search', 'found');
+      }
+      break;
+    case 'unlock':
+      try {
+        post({ type: 'supervisor', supervisor: await unlockSupervisor(message.pass) });
+      } catch (e) {
+        post({ type: 'supervisorFailed', message: e.message });
+      }
+      break;
+    case 'lock':
+      await lockSupervisor();
+      post({ type: 'supervisor', supervisor: null });
+      break;
+    case 'search':
+      try {
+        post({ type: 'searchResults', query: message.query, results: await search(String(message.query ?? '')) });
+      } catch (e) {
+        post({ type: 'searchFailed', query: message.query, message: e.message });
       }
       break;
     case 'setup':

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use scanner_core::redemption::decision::Verdict;
-use scanner_core::redemption::online::{DEFAULT_EDGE_TIMEOUT_MS, EDGE_REDEEM_PATH, MAX_EDGE_REPLY_BYTES};
 use scanner_core::redemption::record::format_utc;
 use scanner_core::redemption::store::RecordedScan;
 use scanner_core::redemption::{DoorAction, EdgeAnswer, EdgeQuestion, ScanPlan, ScanRequest};
 use scanner_core::redemption::{RedemptionLog, ScanKind, SyncChannel};
 use scanner_core::verify::verify_text;
 use scanner_core::wire::{gate_rules_path, search_path, SearchResults, SUPERVISOR_PASS_HEADER};
+use scanner_core::wire::{DEFAULT_EDGE_TIMEOUT_MS, MAX_EDGE_REPLY_BYTES, REDEEM_PATH};
 use scanner_core::{Keyring, RevocationList, VerifyContext};
 use serde_json::json;
 
@@ -524,7 +524,7 @@ impl EdgeClient {
             .build()
             .into();
         Ok(Some(Self {
-            url: format!("{}{EDGE_REDEEM_PATH}", url.trim_end_matches('/')),
+            url: format!("{}{REDEEM_PATH}", url.trim_end_matches('/')),
             token: log.token()?,
             timeout,
             agent,

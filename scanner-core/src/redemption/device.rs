@@ -48,7 +48,6 @@ use super::decision::{
     UndoError, Verdict,
 };
 use super::document::{Accept, Batch, LogError, Received, RedemptionDoc, SyncError, MAX_TEXT_BYTES};
-use super::online::{EdgeReplyError, EdgeVerdict};
 use super::record::{DeviceId, Hlc, HybridClock, Outcome, ScanKind, ScanRecord, TicketRef, RECORD_LEN};
 use super::report::EventReport;
 use crate::gates::{GateRules, GateRulesError};
@@ -58,6 +57,7 @@ use crate::revocation::{RevocationDelta, RevocationError, RevocationList};
 use crate::supervisor::{PassError, SupervisorPass};
 use crate::ticket::{EntryPolicy, SignedTicket};
 use crate::verify::VerifyContext;
+use crate::wire::{EdgeReplyError, EdgeVerdict};
 
 /// A peer's sync state (what both sides had at the last exchange); persist it with [`encode_peer_state`].
 pub use super::document::{decode_peer_state, encode_peer_state, PeerState};
@@ -1015,7 +1015,7 @@ mod tests {
         let qr = ticket(4, EntryPolicy::SingleEntry);
         let body = format!(
             r#"{{"verdict":"admit","holder":null,"ticket_type":2,"addons":[],"policy":"single_entry","gate":"North",
-            "override_reason":null,"overridden":null,"message":"ADMIT","decided_by":"edge","hlc":{}}}"#,
+            "override_reason":null,"overridden":null,"summary":"ADMIT","decided_by":"edge","hlc":{}}}"#,
             (NOW_MS - 3) << 16
         );
         let edge = EdgeVerdict::from_reply(200, body.as_bytes()).unwrap();

@@ -27,8 +27,8 @@
 
 use super::decision::{ScanInput, Verdict};
 use super::device::{Decide, Device, DeviceError, ScanOutcome};
-use super::online::{EdgeVerdict, RedeemRequest, DEFAULT_EDGE_TIMEOUT_MS};
 use super::record::ScanKind;
+use crate::wire::{EdgeVerdict, RedeemRequest, DEFAULT_EDGE_TIMEOUT_MS, REDEEM_PATH};
 
 /// What the steward or supervisor asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,18 +145,18 @@ impl Device {
                 _ => {
                     let event = self.event_id().ok_or(DeviceError::NoEvent)?;
                     let body = RedeemRequest {
-                        qr_text: text.trim(),
+                        qr_text: text.trim().to_owned(),
                         event,
                         device: self.device(),
-                        device_name: self.name(),
-                        gate,
+                        device_name: self.name().to_owned(),
+                        gate: gate.to_owned(),
                         kind: request.kind,
                         addon: decision.addon,
                     }
                     .to_json();
                     return Ok(ScanPlan::AskEdge(EdgeQuestion {
                         body,
-                        path: super::online::EDGE_REDEEM_PATH,
+                        path: REDEEM_PATH,
                         timeout_ms: DEFAULT_EDGE_TIMEOUT_MS,
                         addon: decision.addon,
                         request,

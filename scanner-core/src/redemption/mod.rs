@@ -9,7 +9,6 @@
 //! - [`report`]: admitted per gate and hour, refusals by reason, and conflicts (duplicates) across devices.
 //! - [`device`]: the scanning device as a pure state machine (decide, record, fold, sync, report) that
 //!   tells its storage what to persist; the CLI stores it on sled, the browser on IndexedDB.
-//! - [`online`]: the edge Worker's redemption request and verdict, for scanners that ask the edge first.
 //! - `store` (feature `store`): the durable device log on sled, a thin wrapper over [`device::Device`].
 //!
 //! The core takes time as a parameter and touches no file or clock, so it builds for wasm32.
@@ -18,17 +17,16 @@ pub mod decision;
 pub mod device;
 pub mod document;
 pub mod door;
-pub mod online;
 pub mod record;
 pub mod report;
 #[cfg(feature = "store")]
 pub mod store;
 
+pub use crate::wire::{EdgeReplyError, EdgeVerdict};
 pub use decision::{HolderDirectory, ScanIndex, Verdict};
 pub use device::{DecisionPath, Device, DeviceError, ScanOutcome};
 pub use document::{serve_sync, Accept, Batch, DeviceLog, LogError, Peer, RedemptionDoc, SyncChannel, SyncError};
 pub use door::{DoorAction, EdgeAnswer, EdgeQuestion, ScanPlan, ScanRequest};
-pub use online::{EdgeReplyError, EdgeVerdict};
 pub use record::{DeviceId, Hlc, HybridClock, Outcome, RefusalCode, ScanKind, ScanRecord, TicketRef};
 pub use report::EventReport;
 #[cfg(feature = "store")]

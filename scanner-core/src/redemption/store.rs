@@ -28,11 +28,11 @@ use super::decision::{ScanIndex, ScanInput};
 use super::device::{Device, DeviceError, Fold, PendingWrite, Receipt, SavedDevice, ScanOutcome};
 use super::document::{decode_peer_state, encode_peer_state, LogError, RedemptionDoc, SyncChannel, SyncError};
 use super::door::{EdgeAnswer, EdgeQuestion, ScanPlan, ScanRequest};
-use super::online::EdgeVerdict;
 use super::record::{DeviceId, ScanKind};
 use super::report::EventReport;
 use crate::keyring::Keyring;
 use crate::revocation::RevocationList;
+use crate::wire::EdgeVerdict;
 
 pub use super::device::DEFAULT_FOLD_EVERY;
 

@@ -86,6 +86,13 @@ impl Device {
         codes.iter().cloned().zip(lines).collect()
     }
 
+    /// Runs one `scanner` command on this device: (exit code, stdout, stderr).
+    pub fn scanner(&self, args: &[&str]) -> (Option<i32>, String, String) {
+        let out = self.cmd().args(args).output().expect("run scanner");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    }
+
     /// `scanner sync`: the automerge sync with the issuer; also refreshes the revocation list.
     pub fn sync_issuer(&self) {
         run(self.cmd().arg("sync"));

@@ -11,12 +11,14 @@
 
 use std::collections::HashMap;
 
-use scanner_core::redemption::decision::ScanInput;
 use scanner_core::redemption::device::{decode_peer_state, encode_peer_state, SavedDevice};
 use scanner_core::redemption::document::PeerState;
-use scanner_core::redemption::online::RedeemRequest;
-use scanner_core::redemption::{DecisionPath, Device, DeviceId, EdgeVerdict, ScanKind, ScanOutcome, Verdict};
-use serde::{Deserialize, Serialize};
+use scanner_core::redemption::{
+    DecisionPath, Device, DeviceId, DoorAction, EdgeAnswer, EdgeQuestion, ScanKind, ScanOutcome, ScanPlan, ScanRequest,
+    Verdict,
+};
+use scanner_core::wire::VerdictBody;
+use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen]
@@ -53,13 +55,6 @@ pub fn decode_luma(width: u32, height: u32, luma: &[u8]) -> Option<String> {
 pub fn parse_setup_link(link: &str) -> Result<String, JsError> {
     let link = scanner_core::setup::SetupLink::parse(link).map_err(js_error)?;
     serde_json::to_string(&link).map_err(js_error)
-}
-
-/// How long the page waits for the edge Worker before deciding offline (scanner-core's default, shared with
-/// the CLI).
-#[wasm_bindgen(js_name = edgeTimeoutMs)]
-pub fn edge_timeout_ms() -> u32 {
-    u32::try_from(scanner_core::redemption::online::DEFAULT_EDGE_TIMEOUT_MS).unwrap_or(u32::MAX)
 }
 
 /// Which stage of scanner-core's decoding pipeline read the code in a frame (`Raw`, `LowContrast`,
@@ -112,6 +107,10 @@ struct SavedConfig {
     #[serde(default)]
     manifest_json: Option<String>,
     #[serde(default)]
+    gate_rules_json: Option<String>,
+    #[serde(default)]
+    supervisor_pass: Option<String>,
+    #[serde(default)]
     folded_seq: u64,
 }
 
@@ -124,7 +123,7 @@ pub struct Restore {
 #[wasm_bindgen]
 impl Restore {
     /// Starts from the stored configuration: JSON `{device, name, gates, event_id, keyring_json,
-    /// revocations_json, manifest_json, folded_seq}`.
+    /// revocations_json, manifest_json, gate_rules_json, supervisor_pass, folded_seq}`.
     #[wasm_bindgen(constructor)]
     pub fn new(config_json: &str) -> Result<Restore, JsError> {
         let c: SavedConfig = serde_json::from_str(config_json).map_err(js_error)?;
@@ -138,6 +137,8 @@ impl Restore {
                 keyring_json: c.keyring_json,
                 revocations_json: c.revocations_json,
                 manifest_json: c.manifest_json,
+                gate_rules_json: c.gate_rules_json,
+                supervisor_pass: c.supervisor_pass,
                 doc: Vec::new(),
                 folded_seq: c.folded_seq,
                 pending: Vec::new(),
@@ -167,12 +168,14 @@ pub struct ScanResult {
     seq: u64,
     pending_bytes: Vec<u8>,
     gates_json: Option<String>,
+    edge_note: Option<String>,
 }
 
 #[wasm_bindgen]
 impl ScanResult {
-    /// scanner-core's verdict (tagged `verdict`: `admit`, `exit`, `already_used`, `refused`, `payment_due`) plus
-    /// `summary` (the steward's line, as the CLI prints it) and `path` (`edge` or `offline`).
+    /// scanner-core's `wire::VerdictBody`: the verdict (tagged `verdict`: `admit`, `exit`, `already_used`,
+    /// `refused`, `payment_due`, `undone`) plus `summary` (the steward's line, as the CLI prints it) and
+    /// `decided_by` (`edge` or `offline`).
     #[wasm_bindgen(getter, js_name = verdictJson)]
     pub fn verdict_json(&self) -> String {
         self.verdict_json.clone()
@@ -188,6 +191,12 @@ impl ScanResult {
         self.pending_bytes.clone()
     }
 
+    /// Why the edge did not decide, when an edge is configured ("not asked: …", a timeout, an error).
+    #[wasm_bindgen(getter, js_name = edgeNote)]
+    pub fn edge_note(&self) -> Option<String> {
+        self.edge_note.clone()
+    }
+
     /// The new gate table as JSON, when this scan added a gate.
     #[wasm_bindgen(getter, js_name = gatesJson)]
     pub fn gates_json(&self) -> Option<String> {
@@ -195,19 +204,9 @@ impl ScanResult {
     }
 }
 
-#[derive(Serialize)]
-struct VerdictBody<'a> {
-    #[serde(flatten)]
-    verdict: &'a Verdict,
-    /// The steward's one line, as the CLI prints it. Not `message`: a refusal's own `message` field (the
-    /// reason) would collide with it in the flattened JSON.
-    summary: String,
-    path: DecisionPath,
-}
-
 impl ScanResult {
     fn of(outcome: ScanOutcome) -> Result<Self, JsError> {
-        let body = VerdictBody { verdict: &outcome.verdict, summary: outcome.verdict.message(), path: outcome.path };
+        let body = VerdictBody::new(outcome.verdict, outcome.path, None);
         Ok(ScanResult {
             verdict_json: serde_json::to_string(&body).map_err(js_error)?,
             seq: outcome.seq,
@@ -216,7 +215,54 @@ impl ScanResult {
                 Some(gates) => Some(serde_json::to_string(&gates).map_err(js_error)?),
                 None => None,
             },
+            edge_note: outcome.edge_note,
         })
+    }
+}
+
+/// The plan for one request: exactly one of `decided` and `question` is set.
+#[wasm_bindgen]
+pub struct PlanResult {
+    decided: Option<ScanResult>,
+    question: Option<EdgeQuestionHandle>,
+}
+
+#[wasm_bindgen]
+impl PlanResult {
+    /// Decided on this device: persist, then show.
+    #[wasm_bindgen(js_name = takeDecided)]
+    pub fn take_decided(&mut self) -> Option<ScanResult> {
+        self.decided.take()
+    }
+
+    /// Ask the edge, then [`Scanner::finish`].
+    #[wasm_bindgen(js_name = takeQuestion)]
+    pub fn take_question(&mut self) -> Option<EdgeQuestionHandle> {
+        self.question.take()
+    }
+}
+
+/// What to send the edge (`POST {edge}{path}` with `body`, waiting at most `timeoutMs`).
+#[wasm_bindgen]
+pub struct EdgeQuestionHandle {
+    inner: EdgeQuestion,
+}
+
+#[wasm_bindgen]
+impl EdgeQuestionHandle {
+    #[wasm_bindgen(getter)]
+    pub fn body(&self) -> String {
+        self.inner.body.clone()
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn path(&self) -> String {
+        self.inner.path.to_owned()
+    }
+
+    #[wasm_bindgen(getter, js_name = timeoutMs)]
+    pub fn timeout_ms(&self) -> f64 {
+        self.inner.timeout_ms as f64
     }
 }
 
@@ -371,61 +417,90 @@ impl Scanner {
         self.device.set_event(event_id);
     }
 
-    /// Decides a scan offline. `kind` is `entry` or `exit`; `now_ms` the wall clock in Unix milliseconds.
-    pub fn scan(
+    /// Plans one request at the door with scanner-core's scan policy (`redemption::door`): `kind` is
+    /// `entry` or `exit`; `action` is `scan`, `paid` (the holder paid at the door), `override` (supervisor,
+    /// with `reason`), `undo` (supervisor, with `reason`) or `found` (supervisor: admit a ticket found by
+    /// search); `edge` says whether an edge is configured and the page is online. Either the request is
+    /// decided here (`decided`: persist it, then show it) or the edge must be asked (`question`: send its
+    /// body, then call [`Scanner::finish`]). Throws a steward-readable reason (e.g. "only a supervisor may
+    /// undo a check-in") when nothing was recorded.
+    #[allow(clippy::too_many_arguments)]
+    pub fn plan(
         &mut self,
         text: &str,
         gate: &str,
         kind: &str,
-        override_reason: Option<String>,
+        action: &str,
+        reason: Option<String>,
+        edge: bool,
         now_ms: f64,
-    ) -> Result<ScanResult, JsError> {
-        let input = ScanInput { text, kind: scan_kind(kind)?, override_reason: override_reason.as_deref() };
-        let outcome = self.device.scan(input, gate, whole_number(now_ms, "now_ms")?).map_err(js_error)?;
-        ScanResult::of(outcome)
-    }
-
-    /// The steward confirms that the holder of an unpaid ticket (verdict `payment_due`) paid at the door:
-    /// decided on this device (the edge is not asked) and, if still due, admitted with the amount recorded.
-    #[wasm_bindgen(js_name = confirmPaid)]
-    pub fn confirm_paid(&mut self, text: &str, gate: &str, now_ms: f64) -> Result<ScanResult, JsError> {
-        let outcome = self.device.confirm_paid(text, gate, whole_number(now_ms, "now_ms")?).map_err(js_error)?;
-        ScanResult::of(outcome)
-    }
-
-    /// The JSON body of `POST {edge}/v1/redeem` for this scan.
-    #[wasm_bindgen(js_name = edgeRequestJson)]
-    pub fn edge_request_json(&self, text: &str, gate: &str, kind: &str) -> Result<String, JsError> {
-        let event = self.device.event_id().ok_or_else(|| JsError::new("this scanner has no event"))?;
-        let req = RedeemRequest {
-            qr_text: text,
-            event,
-            device: self.device.device(),
-            device_name: self.device.name(),
-            gate,
-            kind: scan_kind(kind)?,
+    ) -> Result<PlanResult, JsError> {
+        let reason = || reason.clone().unwrap_or_default();
+        let action = match action {
+            "scan" => DoorAction::Scan,
+            "paid" => DoorAction::ConfirmPaid,
+            "override" => DoorAction::Override(reason()),
+            "undo" => DoorAction::Undo(reason()),
+            "found" => DoorAction::AdmitFound,
+            other => return Err(JsError::new(&format!("unknown action {other:?}"))),
         };
-        Ok(req.to_json())
+        let request = ScanRequest { text: text.to_owned(), kind: scan_kind(kind)?, gate: gate.to_owned(), action };
+        match self.device.plan(request, edge, whole_number(now_ms, "now_ms")?).map_err(js_error)? {
+            ScanPlan::Decided(outcome) => Ok(PlanResult { decided: Some(ScanResult::of(outcome)?), question: None }),
+            ScanPlan::AskEdge(q) => Ok(PlanResult { decided: None, question: Some(EdgeQuestionHandle { inner: q }) }),
+        }
     }
 
-    /// Records the edge's answer (its HTTP status and body) as this scan's verdict. Throws if the answer
-    /// is not a usable verdict for this scan: then decide offline with [`Scanner::scan`].
-    #[wasm_bindgen(js_name = recordEdgeReply)]
-    pub fn record_edge_reply(
+    /// Completes a request the plan sent to the edge: `status` and `body` of the edge's reply, or `error`
+    /// (why there is none: a timeout, no connection). Persist the result, then show it; its `edgeNote`
+    /// says why the edge's answer was not used, if it was not.
+    pub fn finish(
         &mut self,
-        text: &str,
-        gate: &str,
-        kind: &str,
-        status: u16,
-        body: &[u8],
+        question: EdgeQuestionHandle,
+        status: Option<u16>,
+        body: Option<Vec<u8>>,
+        error: Option<String>,
         now_ms: f64,
     ) -> Result<ScanResult, JsError> {
-        let edge = EdgeVerdict::from_reply(status, body).map_err(js_error)?;
-        let outcome = self
-            .device
-            .record_edge_verdict(text, scan_kind(kind)?, gate, &edge, whole_number(now_ms, "now_ms")?)
-            .map_err(js_error)?;
+        let answer = match (status, body, error) {
+            (Some(status), Some(body), None) => EdgeAnswer::Reply { status, body },
+            (_, _, Some(error)) => EdgeAnswer::Failed(error),
+            _ => EdgeAnswer::Failed("no answer".to_owned()),
+        };
+        let outcome = self.device.finish(question.inner, answer, whole_number(now_ms, "now_ms")?).map_err(js_error)?;
         ScanResult::of(outcome)
+    }
+
+    /// Unlocks supervisor mode with a supervisor pass (`SUP1:...`, checked offline against the keyring and
+    /// the event). Returns `{name, not_after}` as JSON; store the pass text to keep the mode across reloads.
+    #[wasm_bindgen(js_name = unlockSupervisor)]
+    pub fn unlock_supervisor(&mut self, pass: &str, now_secs: f64) -> Result<String, JsError> {
+        let p = self.device.unlock_supervisor(pass, whole_number(now_secs, "now_secs")?).map_err(js_error)?;
+        Ok(serde_json::json!({"name": p.name, "not_after": p.not_after}).to_string())
+    }
+
+    /// Back to steward mode (delete the stored pass).
+    #[wasm_bindgen(js_name = lockSupervisor)]
+    pub fn lock_supervisor(&mut self) {
+        self.device.lock_supervisor();
+    }
+
+    /// `{name, not_after}` of the supervisor unlocked and still valid at `now_secs`, or `undefined`.
+    pub fn supervisor(&self, now_secs: f64) -> Option<String> {
+        let p = self.device.supervisor(exact_u64(now_secs)?)?;
+        Some(serde_json::json!({"name": p.name, "not_after": p.not_after}).to_string())
+    }
+
+    /// Sets the event's gate rules (JSON from `/v1/scanner/events/{event}/gates`); store the same JSON.
+    #[wasm_bindgen(js_name = setGateRules)]
+    pub fn set_gate_rules(&mut self, json: &str) -> Result<(), JsError> {
+        self.device.set_gate_rules(json).map_err(js_error)
+    }
+
+    /// The gate rules held (JSON), for the page's gate picker, or `undefined`.
+    #[wasm_bindgen(getter, js_name = gateRulesJson)]
+    pub fn gate_rules_json(&self) -> Option<String> {
+        self.device.gate_rules().map(scanner_core::gates::GateRules::to_json)
     }
 
     /// Forgets the latest scan when storage could not persist it. Returns whether `seq` was the latest.
