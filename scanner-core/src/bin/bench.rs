@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Parser;
 use scanner_core::qr::corpus::{self, Variant};
-use scanner_core::qr::decode::decode_luma;
+use scanner_core::qr::decode::{decode_luma, decode_luma_detailed};
 use serde_json::{json, Map, Value};
 
 #[derive(Parser, Debug)]
@@ -49,7 +49,37 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
+/// Per-variant (or per-group) decode tally.
+#[derive(Default)]
+struct Tally {
+    /// Frames whose outcome was right: the expected text, or nothing for a frame without a code.
+    decoded: usize,
+    /// Frames that returned a text other than the expected one (a misread, or a code "found" in a frame
+    /// that has none).
+    wrong: usize,
+    times: Vec<f64>,
+    passes: BTreeMap<String, usize>,
+}
+
+impl Tally {
+    fn json(mut self) -> Value {
+        let (median, p99) = percentiles(&mut self.times);
+        json!({
+            "frames": self.times.len(),
+            "decoded": self.decoded,
+            "wrong": self.wrong,
+            "median_ms": round3(median),
+            "p99_ms": round3(p99),
+            "passes": self.passes,
+        })
+    }
+}
+
 /// Decodes every frame of the generated corpus, timing each decode separately.
+///
+/// `totals` covers the original degraded corpus ([`Variant::BASE`], comparable run over run);
+/// `extended_totals` every frame that holds a code; the frames without a code are the `no_code` variant,
+/// whose "decoded" counts frames given up on (nothing returned).
 fn decode_section(args: &Args) -> anyhow::Result<Value> {
     let frames = corpus::generate(args.frames_per_variant, args.seed);
     if let Some(dir) = &args.corpus_dir {
@@ -61,50 +91,64 @@ fn decode_section(args: &Args) -> anyhow::Result<Value> {
         let _ = decode_luma(frame.width, frame.height, &frame.luma);
     }
 
-    let mut per_variant: BTreeMap<Variant, (usize, Vec<f64>)> = BTreeMap::new();
-    let mut all_times = Vec::with_capacity(frames.len());
-    let mut all_decoded = 0;
+    let mut per_variant: BTreeMap<Variant, Tally> = BTreeMap::new();
+    let mut base = Tally::default();
+    let mut extended = Tally::default();
     for frame in &frames {
         let start = Instant::now();
-        let result = decode_luma(frame.width, frame.height, &frame.luma);
+        let result = decode_luma_detailed(frame.width, frame.height, &frame.luma);
         let ms = start.elapsed().as_secs_f64() * 1000.0;
-        // A wrong text is a failure, not a partial success.
-        let ok = result.as_deref() == Some(frame.expected.as_str());
+        // A wrong text is a failure, not a partial success; a frame without a code must give nothing.
+        let text = result.as_ref().map(|d| d.text.as_str());
+        let ok = if frame.variant.has_code() { text == Some(frame.expected.as_str()) } else { text.is_none() };
+        let wrong = !ok && text.is_some();
         if !ok && args.verbose {
-            eprintln!("FAIL {} severity {:.2}: {:?}", frame.file_name(), frame.severity, result.map(|r| r.len()));
+            eprintln!("FAIL {} severity {:.2}: {:?}", frame.file_name(), frame.severity, text.map(str::len));
         }
-        let entry = per_variant.entry(frame.variant).or_default();
-        entry.0 += usize::from(ok);
-        entry.1.push(ms);
-        all_decoded += usize::from(ok);
-        all_times.push(ms);
+        let pass = result.as_ref().map_or_else(|| "none".to_string(), |d| format!("{:?}", d.pass).to_lowercase());
+        let group = if frame.variant.is_base() {
+            Some(&mut base)
+        } else if frame.variant.has_code() {
+            Some(&mut extended)
+        } else {
+            None
+        };
+        for tally in std::iter::once(per_variant.entry(frame.variant).or_default()).chain(group) {
+            tally.decoded += usize::from(ok);
+            tally.wrong += usize::from(wrong);
+            tally.times.push(ms);
+            *tally.passes.entry(pass.clone()).or_default() += 1;
+        }
     }
 
     let mut variants = Map::new();
-    for (variant, (decoded, mut times)) in per_variant {
-        let (median, p99) = percentiles(&mut times);
-        variants.insert(
-            variant.name().to_string(),
-            json!({
-                "frames": times.len(),
-                "decoded": decoded,
-                "median_ms": round3(median),
-                "p99_ms": round3(p99),
-            }),
-        );
+    for (variant, tally) in per_variant {
+        let (w, h) = variant.frame_size();
+        let mut entry = tally.json();
+        if let Value::Object(map) = &mut entry {
+            map.insert("frame".to_string(), json!(format!("{w}x{h}")));
+            map.insert("has_code".to_string(), json!(variant.has_code()));
+            map.insert("base".to_string(), json!(variant.is_base()));
+        }
+        variants.insert(variant.name().to_string(), entry);
     }
-    let (median, p99) = percentiles(&mut all_times);
+    // Extended totals: every frame holding a code, the base corpus included.
+    let mut all = Tally::default();
+    for tally in [&base, &extended] {
+        all.decoded += tally.decoded;
+        all.wrong += tally.wrong;
+        all.times.extend_from_slice(&tally.times);
+        for (pass, n) in &tally.passes {
+            *all.passes.entry(pass.clone()).or_default() += n;
+        }
+    }
     Ok(json!({
         "decoder": "scanner-core qr::decode::decode_luma",
-        "frame": format!("{}x{}", corpus::FRAME_WIDTH, corpus::FRAME_HEIGHT),
+        "frame": format!("{}x{} (large_720p 1280x720, large_1080p 1920x1080)", corpus::FRAME_WIDTH, corpus::FRAME_HEIGHT),
         "seed": args.seed,
         "variants": variants,
-        "totals": {
-            "frames": all_times.len(),
-            "decoded": all_decoded,
-            "median_ms": round3(median),
-            "p99_ms": round3(p99),
-        },
+        "totals": base.json(),
+        "extended_totals": all.json(),
     }))
 }
 

@@ -1,10 +1,12 @@
 //! Deterministic generator of degraded camera frames for tests and benchmarks.
 //!
-//! Every frame is a 640×480 grayscale image of a ticket QR code as a phone camera would see it: the code is
-//! printed on a paper card lying on a cluttered table, the card is placed in 3-D in front of a pinhole camera,
-//! and the image is formed by integrating the scene over each pixel's area (so small or rotated modules alias
-//! the way they do on a real sensor). Lighting, lens blur, motion blur and sensor noise are then applied in
-//! the order a camera applies them.
+//! Every frame is a grayscale image (640×480, or 1280×720 / 1920×1080 for the large-frame variants) of a
+//! ticket QR code as a phone camera would see it: the code is printed on a paper card lying on a cluttered
+//! table (or shown on a phone/monitor screen), the card is placed in 3-D in front of a pinhole camera, and the
+//! image is formed by integrating the scene over each pixel's area (so small or rotated modules alias the way
+//! they do on a real sensor, and a screen's pixel grid beats against the camera's into moiré). Lighting, lens
+//! blur, motion blur and sensor noise are then applied in the order a camera applies them. The `no_code`
+//! variant holds no code at all (text, noise, textures, tiles, clutter): a decoder must return nothing, fast.
 //!
 //! The generator is seeded and uses its own tiny PRNG, so the same seed gives bit-identical frames on every
 //! platform and in every build; tests, the Rust benchmark and the Python peers (zxing-cpp, zbar) therefore
@@ -44,11 +46,49 @@ pub enum Variant {
     LowContrast,
     /// Several of the above at once, at moderate severity.
     Combined,
+    /// Light-on-dark code (dark-mode wallets and apps), with rising rotation, tilt, blur and noise.
+    Inverted,
+    /// Mirror-image code (a code seen through glass or a front camera's mirrored preview), same degradations.
+    Mirrored,
+    /// The code photographed on a phone or monitor screen: its pixel grid and RGB subpixel stripes beat
+    /// against the camera's sampling into moiré.
+    ScreenMoire,
+    /// Card tilted 50–66° away from the camera: strong keystone, the far side foreshortened to 2–3 px.
+    SteepPerspective,
+    /// Linear motion blur from half a module to two modules long (hand shake, a walking guest).
+    MotionBlur,
+    /// Frames without any code (printed text, sensor noise, table textures, tiles, clutter): the expected
+    /// text is empty and a decoder must return nothing.
+    NoCode,
+    /// 1280×720 camera frame, code from about 3 to 9 px per module.
+    Large720,
+    /// 1920×1080 camera frame, code from about 4.5 to 13 px per module.
+    Large1080,
 }
 
 impl Variant {
     /// All variants in report order.
-    pub const ALL: [Variant; 8] = [
+    pub const ALL: [Variant; 16] = [
+        Variant::Clean,
+        Variant::Blur,
+        Variant::Noise,
+        Variant::Rotation,
+        Variant::Perspective,
+        Variant::SmallModules,
+        Variant::LowContrast,
+        Variant::Combined,
+        Variant::Inverted,
+        Variant::Mirrored,
+        Variant::ScreenMoire,
+        Variant::SteepPerspective,
+        Variant::MotionBlur,
+        Variant::NoCode,
+        Variant::Large720,
+        Variant::Large1080,
+    ];
+
+    /// The original degraded corpus (640×480 printed codes), whose totals stay comparable run over run.
+    pub const BASE: [Variant; 8] = [
         Variant::Clean,
         Variant::Blur,
         Variant::Noise,
@@ -58,6 +98,25 @@ impl Variant {
         Variant::LowContrast,
         Variant::Combined,
     ];
+
+    /// Whether the variant belongs to [`Variant::BASE`].
+    pub fn is_base(self) -> bool {
+        Variant::BASE.contains(&self)
+    }
+
+    /// Whether frames of this variant hold a code (all but [`Variant::NoCode`]).
+    pub fn has_code(self) -> bool {
+        self != Variant::NoCode
+    }
+
+    /// Frame size (width, height) of this variant.
+    pub fn frame_size(self) -> (usize, usize) {
+        match self {
+            Variant::Large720 => (1280, 720),
+            Variant::Large1080 => (1920, 1080),
+            _ => (FRAME_WIDTH, FRAME_HEIGHT),
+        }
+    }
 
     /// Stable snake_case name used in file names and JSON reports.
     pub fn name(self) -> &'static str {
@@ -70,6 +129,14 @@ impl Variant {
             Variant::SmallModules => "small_modules",
             Variant::LowContrast => "low_contrast",
             Variant::Combined => "combined",
+            Variant::Inverted => "inverted",
+            Variant::Mirrored => "mirrored",
+            Variant::ScreenMoire => "screen_moire",
+            Variant::SteepPerspective => "steep_perspective",
+            Variant::MotionBlur => "motion_blur",
+            Variant::NoCode => "no_code",
+            Variant::Large720 => "large_720p",
+            Variant::Large1080 => "large_1080p",
         }
     }
 
@@ -94,7 +161,8 @@ pub struct Frame {
     pub height: usize,
     /// Row-major 8-bit luma, `width * height` bytes.
     pub luma: Vec<u8>,
-    /// Text encoded in the QR code; a decoder must return exactly this.
+    /// Text encoded in the QR code; a decoder must return exactly this. Empty for [`Variant::NoCode`]
+    /// frames, which hold no code: a decoder must return nothing.
     pub expected: String,
 }
 
@@ -199,6 +267,53 @@ pub struct Scene {
     pub noise_sigma: f32,
     /// Fraction of pixels replaced by pure black or white.
     pub salt_pepper: f32,
+    /// Frame size in pixels (width, height); the camera's field of view is the same at every size.
+    pub frame: (usize, usize),
+    /// Light modules on a dark background (dark-mode screens): the card's reflectance is inverted.
+    pub inverted: bool,
+    /// The code is a mirror image of itself (columns reversed).
+    pub mirrored: bool,
+    /// The code is shown on a screen with this pixel grid instead of printed on paper.
+    pub screen: Option<Screen>,
+}
+
+/// A display's pixel grid, in the plane of the card (the screen).
+#[derive(Clone, Debug)]
+pub struct Screen {
+    /// Screen pixels per QR module (an integer in practice: apps draw modules on whole pixels).
+    pub px_per_module: f32,
+    /// Dark gap between pixel rows, as a fraction of the pixel pitch.
+    pub row_gap: f32,
+    /// Dark gap around each R/G/B subpixel stripe, as a fraction of the stripe width.
+    pub stripe_gap: f32,
+    /// Side of the light-sensitive part of a camera pixel, as a fraction of the pixel pitch: a sensor that
+    /// does not integrate over its whole pitch (small photodiodes, a Bayer mosaic's per-colour sampling)
+    /// aliases a grid near its own pitch into broad bright and dark bands instead of averaging it away.
+    pub aperture: f32,
+}
+
+impl Screen {
+    /// Relative luma emitted at screen position (u, v) in modules by a white area: R, G and B stripes (each
+    /// a third of a pixel, weighted by their share of luma) separated by dark gaps, with mean 1 over a pixel.
+    fn factor(&self, u: f32, v: f32) -> f32 {
+        let (su, sv) = (u * self.px_per_module, v * self.px_per_module);
+        let (fu, fv) = (su - su.floor(), sv - sv.floor());
+        if fv < self.row_gap {
+            return 0.0;
+        }
+        let stripe = fu * 3.0;
+        let within = stripe - stripe.floor();
+        if within < self.stripe_gap {
+            return 0.0;
+        }
+        // Rec. 601 luma weights of R, G, B, times 3 so that an even white averages 1 before the gaps.
+        let weight = match stripe as usize {
+            0 => 0.897,
+            1 => 1.761,
+            _ => 0.342,
+        };
+        weight / ((1.0 - self.row_gap) * (1.0 - self.stripe_gap))
+    }
 }
 
 impl Scene {
@@ -220,7 +335,74 @@ impl Scene {
             motion_deg: 0.0,
             noise_sigma: rng.range(1.5, 3.5),
             salt_pepper: 0.0,
+            frame: (FRAME_WIDTH, FRAME_HEIGHT),
+            inverted: false,
+            mirrored: false,
+            screen: None,
         }
+    }
+
+    /// Focal length in pixels: the same field of view at every frame size.
+    fn focal_px(&self) -> f32 {
+        FOCAL_PX * self.frame.0 as f32 / FRAME_WIDTH as f32
+    }
+
+    /// Everyday handling, graded: any rotation, a tilt up to 35°, a little blur and noise.
+    fn apply_handling(&mut self, rng: &mut SplitMix64, severity: f32) {
+        self.rotation_deg = rng.range(0.0, 360.0);
+        self.tilt_deg = 35.0 * severity * rng.range(0.5, 1.0);
+        self.tilt_axis_deg = rng.range(0.0, 360.0);
+        self.blur_sigma = self.blur_sigma.max(self.module_px * 0.3 * severity * rng.range(0.5, 1.0));
+        self.noise_sigma = self.noise_sigma.max(4.0 + 16.0 * severity * rng.range(0.5, 1.0));
+    }
+
+    fn apply_screen(&mut self, rng: &mut SplitMix64, severity: f32) {
+        // A phone held up to the camera: the screen pixel is 0.75–1.35 camera pixels, where its grid beats
+        // hardest against the sensor's; a sharper lens (less blur) and a smaller sensing aperture at higher
+        // severity keep more of the grid, so the beat bands grow from faint to module-erasing.
+        self.module_px = rng.range(3.5, 7.5);
+        let screen_px = rng.range(0.75, 1.35);
+        self.screen = Some(Screen {
+            px_per_module: (self.module_px / screen_px).round().max(2.0),
+            row_gap: 0.15 + 0.3 * severity * rng.range(0.7, 1.0),
+            stripe_gap: 0.05 + 0.25 * severity * rng.range(0.7, 1.0),
+            aperture: 1.0 - 0.6 * severity * rng.range(0.8, 1.0),
+        });
+        // Emissive: black pixels are black, white ones bright.
+        self.paper = rng.range(120.0, 170.0);
+        self.ink = rng.range(5.0, 25.0);
+        self.blur_sigma = rng.range(0.3, 0.45) + 0.3 * (1.0 - severity);
+        self.rotation_deg = rng.range(-15.0, 15.0);
+        self.tilt_deg = rng.range(0.0, 25.0);
+        self.tilt_axis_deg = rng.range(0.0, 360.0);
+        self.gradient = rng.range(0.0, 0.3);
+    }
+
+    fn apply_steep_perspective(&mut self, rng: &mut SplitMix64, severity: f32) {
+        // About 60°: the far side of the code is foreshortened to half and the keystone is strong.
+        self.tilt_deg = 50.0 + 16.0 * severity * rng.range(0.85, 1.0);
+        self.tilt_axis_deg = rng.range(0.0, 360.0);
+        self.rotation_deg += rng.range(-25.0, 25.0);
+        self.module_px = rng.range(5.0, 7.5);
+        self.offset = (self.offset.0 * 0.5, self.offset.1 * 0.5);
+    }
+
+    fn apply_motion(&mut self, rng: &mut SplitMix64, severity: f32) {
+        self.motion_px = self.module_px * (0.5 + 1.5 * severity * rng.range(0.85, 1.0));
+        self.motion_deg = rng.range(0.0, 180.0);
+        self.rotation_deg += rng.range(-30.0, 30.0);
+    }
+
+    fn apply_large(&mut self, rng: &mut SplitMix64, severity: f32, frame: (usize, usize)) {
+        let scale = frame.0 as f32 / FRAME_WIDTH as f32;
+        self.frame = frame;
+        self.module_px = scale * rng.range(1.5, 4.4);
+        self.offset = (self.offset.0 * scale, self.offset.1 * scale);
+        self.rotation_deg = rng.range(0.0, 360.0);
+        self.tilt_deg = 30.0 * severity * rng.range(0.5, 1.0);
+        self.tilt_axis_deg = rng.range(0.0, 360.0);
+        self.blur_sigma = self.blur_sigma.max(self.module_px * 0.25 * severity * rng.range(0.5, 1.0));
+        self.noise_sigma = self.noise_sigma.max(2.0 + 10.0 * severity * rng.range(0.5, 1.0));
     }
 
     fn apply_blur(&mut self, rng: &mut SplitMix64, severity: f32) {
@@ -307,6 +489,27 @@ pub fn scene_for(variant: Variant, severity: f32, rng: &mut SplitMix64) -> Scene
                 }
             }
         }
+        Variant::Inverted => {
+            scene.inverted = true;
+            scene.apply_handling(rng, severity);
+        }
+        Variant::Mirrored => {
+            scene.mirrored = true;
+            scene.apply_handling(rng, severity);
+        }
+        Variant::ScreenMoire => scene.apply_screen(rng, severity),
+        Variant::SteepPerspective => scene.apply_steep_perspective(rng, severity),
+        Variant::MotionBlur => scene.apply_motion(rng, severity),
+        // The scene of a frame without a code is drawn by `render_no_code`; only lighting and sensor apply.
+        Variant::NoCode => {
+            scene.apply_rotation(rng);
+            scene.tilt_deg = rng.range(0.0, 40.0);
+            scene.gradient = rng.range(0.0, 0.5);
+            scene.blur_sigma = rng.range(0.4, 1.5);
+            scene.noise_sigma = rng.range(2.0, 8.0);
+        }
+        Variant::Large720 => scene.apply_large(rng, severity, Variant::Large720.frame_size()),
+        Variant::Large1080 => scene.apply_large(rng, severity, Variant::Large1080.frame_size()),
     }
     scene
 }
@@ -329,36 +532,136 @@ pub fn generate(frames_per_variant: usize, seed: u64) -> Vec<Frame> {
     frames
 }
 
-/// Generates one frame of `variant` at `severity` with a random ticket text.
+/// Generates one frame of `variant` at `severity` with a random ticket text (or, for
+/// [`Variant::NoCode`], a scene without any code and an empty expected text).
 pub fn generate_frame(variant: Variant, index: usize, severity: f32, seed: u64) -> Frame {
     let mut rng = SplitMix64::new(seed);
     let text = ticket_text(&mut rng);
     let scene = scene_for(variant, severity, &mut rng);
-    let luma = render_text(&text, &scene, &mut rng);
+    let (luma, expected) = if variant.has_code() {
+        (render_text(&text, &scene, &mut rng), text)
+    } else {
+        (render_no_code(index, &scene, &mut rng), String::new())
+    };
     Frame {
         variant,
         index,
         severity: severity.clamp(0.0, 1.0),
-        width: FRAME_WIDTH,
-        height: FRAME_HEIGHT,
+        width: scene.frame.0,
+        height: scene.frame.1,
         luma,
-        expected: text,
+        expected,
     }
 }
 
-/// Renders `text` as an EC level M QR code into a degraded 640×480 frame described by `scene`.
+/// Renders `text` as an EC level M QR code into a degraded frame (of `scene.frame` size) described by `scene`.
 ///
 /// The text must fit in a QR code; ticket texts always do. If it does not, the frame shows an empty card,
 /// which a decoder must then fail to read.
 pub fn render_text(text: &str, scene: &Scene, rng: &mut SplitMix64) -> Vec<u8> {
-    let (modules, n) = match QrCode::with_error_correction_level(text, EcLevel::M) {
+    let (mut modules, n) = match QrCode::with_error_correction_level(text, EcLevel::M) {
         Ok(code) => {
             let n = code.width();
             (code.into_colors().into_iter().map(|c| c == Color::Dark).collect::<Vec<_>>(), n)
         }
         Err(_) => (Vec::new(), 0),
     };
+    if scene.mirrored {
+        for row in modules.chunks_exact_mut(n.max(1)) {
+            row.reverse();
+        }
+    }
     render_modules(&modules, n, scene, rng)
+}
+
+/// Kinds of scene without a code, cycled through by frame index.
+const NO_CODE_KINDS: usize = 5;
+
+/// Renders a frame that holds no code: `index % 5` picks printed text, heavy sensor noise, a table
+/// texture with objects, a tiled/grid surface, or rectangles of random gray (posters, boxes).
+fn render_no_code(index: usize, scene: &Scene, rng: &mut SplitMix64) -> Vec<u8> {
+    // The "card" spans about 41 modules as a ticket would; every unit below is in modules.
+    let n = 41;
+    match index % NO_CODE_KINDS {
+        0 => {
+            // Lines of text-like glyphs: each glyph a random 3×5 bit pattern, words separated by spaces.
+            let rows: Vec<Vec<(f32, f32, u16)>> = (0..24)
+                .map(|_| {
+                    let mut glyphs = Vec::new();
+                    let mut x = -20.0;
+                    while x < 60.0 {
+                        let width = rng.range(0.9, 1.5);
+                        glyphs.push((x, width, (rng.next_u64() & 0x7FFF) as u16));
+                        x += width + if rng.next_f32() < 0.2 { rng.range(0.8, 2.0) } else { 0.3 };
+                    }
+                    glyphs
+                })
+                .collect();
+            let base = rng.range(0.3, 0.6);
+            render_scene(n, scene, rng, 0.5, |u, v| {
+                let line = ((v + 30.0) / 3.0).floor();
+                let within = (v + 30.0) - 3.0 * line;
+                let Some(glyphs) = rows.get(line as usize).filter(|_| line >= 0.0) else { return base };
+                if !(0.5..2.5).contains(&within) {
+                    return 1.0;
+                }
+                let k = glyphs.partition_point(|g| g.0 <= u);
+                let Some(&(x, width, bits)) = k.checked_sub(1).and_then(|k| glyphs.get(k)) else { return 1.0 };
+                if u >= x + width {
+                    return 1.0;
+                }
+                let (gx, gy) = (((u - x) / width * 3.0) as u32, ((within - 0.5) / 2.0 * 5.0) as u32);
+                if bits >> (gy.min(4) * 3 + gx.min(2)) & 1 == 1 {
+                    0.0
+                } else {
+                    1.0
+                }
+            })
+        }
+        1 => {
+            // A dark, noisy scene: mid-gray with low-frequency blotches under very high sensor noise.
+            let mut noisy = scene.clone();
+            noisy.noise_sigma = rng.range(25.0, 60.0);
+            noisy.salt_pepper = rng.range(0.0, 0.05);
+            let (fa, fb) = (rng.range(0.05, 0.3), rng.range(0.05, 0.3));
+            render_scene(n, &noisy, rng, 0.5, |u, v| 0.5 + 0.2 * (u * fa).sin() * (v * fb).cos())
+        }
+        2 => {
+            let table = Table::new(rng, n as f32);
+            render_scene(n, scene, rng, 0.5, |u, v| table.at(u, v))
+        }
+        3 => {
+            // Tiles, a keyboard, a grid of windows: dark lines of random width on a regular lattice.
+            let pitch = rng.range(1.0, 5.0);
+            let line = rng.range(0.1, 0.5);
+            let (dark, light) = (rng.range(0.0, 0.3), rng.range(0.6, 1.0));
+            render_scene(n, scene, rng, 0.5, |u, v| {
+                let (fu, fv) = ((u / pitch).rem_euclid(1.0), (v / pitch).rem_euclid(1.0));
+                if fu < line || fv < line {
+                    dark
+                } else {
+                    light
+                }
+            })
+        }
+        _ => {
+            // Clutter: 60 overlapping rectangles of random gray, from fine print to posters.
+            let rects: Vec<(f32, f32, f32, f32, f32)> = (0..60)
+                .map(|_| {
+                    let (w, h) = (rng.range(0.5, 20.0), rng.range(0.5, 20.0));
+                    (rng.range(-40.0, 80.0), rng.range(-40.0, 80.0), w, h, rng.next_f32())
+                })
+                .collect();
+            let base = rng.range(0.3, 0.8);
+            render_scene(n, scene, rng, 0.5, |u, v| {
+                rects
+                    .iter()
+                    .rev()
+                    .find(|&&(x, y, w, h, _)| u >= x && u < x + w && v >= y && v < y + h)
+                    .map_or(base, |r| r.4)
+            })
+        }
+    }
 }
 
 /// Card layout in module units, relative to the top-left corner of the code.
@@ -478,23 +781,23 @@ fn pixel_to_card(n: usize, scene: &Scene) -> Option<Mat3> {
     let tilt = mat_mul(&rot_z(scene.tilt_axis_deg), &mat_mul(&rot_x(scene.tilt_deg), &rot_z(-scene.tilt_axis_deg)));
     let r = mat_mul(&tilt, &rot_z(scene.rotation_deg));
     // Distance such that one module at the centre spans `module_px` pixels.
-    let depth = FOCAL_PX / scene.module_px.max(0.1);
-    let tx = scene.offset.0 * depth / FOCAL_PX;
-    let ty = scene.offset.1 * depth / FOCAL_PX;
+    let focal = scene.focal_px();
+    let depth = focal / scene.module_px.max(0.1);
+    let tx = scene.offset.0 * depth / focal;
+    let ty = scene.offset.1 * depth / focal;
     // Columns: card x axis, card y axis, translation (card point (u - half, v - half, 0)).
     let extrinsic: Mat3 = [
         [r[0][0], r[0][1], tx - half * (r[0][0] + r[0][1])],
         [r[1][0], r[1][1], ty - half * (r[1][0] + r[1][1])],
         [r[2][0], r[2][1], depth - half * (r[2][0] + r[2][1])],
     ];
-    let (cx, cy) = (FRAME_WIDTH as f32 / 2.0, FRAME_HEIGHT as f32 / 2.0);
-    let k: Mat3 = [[FOCAL_PX, 0.0, cx], [0.0, FOCAL_PX, cy], [0.0, 0.0, 1.0]];
+    let (cx, cy) = (scene.frame.0 as f32 / 2.0, scene.frame.1 as f32 / 2.0);
+    let k: Mat3 = [[focal, 0.0, cx], [0.0, focal, cy], [0.0, 0.0, 1.0]];
     mat_inverse(&mat_mul(&k, &extrinsic))
 }
 
 /// Renders a module matrix (`n × n`, `true` = dark) into a degraded frame.
 pub fn render_modules(modules: &[bool], n: usize, scene: &Scene, rng: &mut SplitMix64) -> Vec<u8> {
-    let (w, h) = (FRAME_WIDTH, FRAME_HEIGHT);
     let nf = n as f32;
     let card = Card {
         left: -4.0 - rng.range(1.0, 4.0),
@@ -509,32 +812,62 @@ pub fn render_modules(modules: &[bool], n: usize, scene: &Scene, rng: &mut Split
             .collect(),
     };
     let table = Table::new(rng, nf);
+    let on_card = |u: f32, v: f32| u >= card.left && u < card.right && v >= card.top && v < card.bottom;
+    render_scene(n, scene, rng, table.base, |u, v| {
+        let r = reflectance(modules, n, &card, u, v, &table);
+        if !on_card(u, v) {
+            return r;
+        }
+        let r = if scene.inverted { 1.0 - r } else { r };
+        match &scene.screen {
+            Some(screen) => r * screen.factor(u - card.left, v - card.top),
+            None => r,
+        }
+    })
+}
+
+/// Forms the camera image of a scene whose reflectance at card coordinates (u, v) in modules is
+/// `reflect(u, v)`, the card being `n` modules wide and placed as `scene` says.
+///
+/// `horizon` is the reflectance seen where a pixel's ray runs parallel to the card plane.
+fn render_scene(
+    n: usize,
+    scene: &Scene,
+    rng: &mut SplitMix64,
+    horizon: f32,
+    reflect: impl Fn(f32, f32) -> f32,
+) -> Vec<u8> {
+    let (w, h) = scene.frame;
     let homography = pixel_to_card(n, scene);
 
-    // 1. Optics: integrate reflectance over each pixel with 4×4 supersampling, which reproduces the partial
-    //    coverage (gray edge pixels) and aliasing of a real sensor.
-    const SS: usize = 4;
+    // 1. Optics: integrate reflectance over each pixel with 4×4 supersampling (8×8 for a screen, whose
+    //    subpixel stripes are finer than a camera pixel), which reproduces the partial coverage (gray edge
+    //    pixels) and aliasing of a real sensor.
+    let ss: usize = if scene.screen.is_some() { 8 } else { 4 };
+    let aperture = scene.screen.as_ref().map_or(1.0, |s| s.aperture);
+    // Sample offsets within a pixel: evenly spread over the pixel's light-sensitive centre.
+    let offsets: Vec<f32> = (0..ss).map(|k| 0.5 + ((k as f32 + 0.5) / ss as f32 - 0.5) * aperture).collect();
     let mut img = vec![0.0f32; w * h];
     if let Some(m) = homography {
         for y in 0..h {
             for x in 0..w {
                 let mut acc = 0.0;
-                for sy in 0..SS {
-                    let py = y as f32 + (sy as f32 + 0.5) / SS as f32;
-                    for sx in 0..SS {
-                        let px = x as f32 + (sx as f32 + 0.5) / SS as f32;
+                for &dy in &offsets {
+                    let py = y as f32 + dy;
+                    for &dx in &offsets {
+                        let px = x as f32 + dx;
                         let zw = m[2][0] * px + m[2][1] * py + m[2][2];
                         let r = if zw.abs() < 1e-9 {
-                            table.base
+                            horizon
                         } else {
                             let u = (m[0][0] * px + m[0][1] * py + m[0][2]) / zw;
                             let v = (m[1][0] * px + m[1][1] * py + m[1][2]) / zw;
-                            reflectance(modules, n, &card, u, v, &table)
+                            reflect(u, v)
                         };
                         acc += r;
                     }
                 }
-                img[y * w + x] = acc / (SS * SS) as f32;
+                img[y * w + x] = acc / (ss * ss) as f32;
             }
         }
     }
@@ -660,8 +993,10 @@ pub enum CorpusError {
 }
 
 /// Writes every frame as `<variant>_<index>.png` into `dir` (created if needed) plus an `expected.json`
-/// manifest: `{"width", "height", "frames": [{"file", "variant", "index", "severity", "expected"}]}`, so
-/// other decoders (the Python peers) can score themselves on exactly the same pixels.
+/// manifest: `{"width", "height", "frames": [{"file", "variant", "index", "severity", "width", "height",
+/// "has_code", "expected"}]}` (top-level width/height: the base corpus' frame size; each frame has its own),
+/// so other decoders (the Python peers) can score themselves on exactly the same pixels. A frame with
+/// `"has_code": false` (expected text empty) is read correctly when nothing is found.
 #[cfg(feature = "cli")]
 pub fn write_corpus(frames: &[Frame], dir: &std::path::Path) -> Result<(), CorpusError> {
     std::fs::create_dir_all(dir).map_err(|source| CorpusError::Io { path: dir.to_path_buf(), source })?;
@@ -680,6 +1015,9 @@ pub fn write_corpus(frames: &[Frame], dir: &std::path::Path) -> Result<(), Corpu
             "variant": frame.variant.name(),
             "index": frame.index,
             "severity": frame.severity,
+            "width": frame.width,
+            "height": frame.height,
+            "has_code": frame.variant.has_code(),
             "expected": frame.expected,
         }));
     }
