@@ -9,10 +9,10 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::app::AppState;
 use crate::auth::Admin;
 use crate::error::{Error, Result};
 use crate::extract::{Json, Query};
+use crate::state::AppState;
 use crate::util::{clean_text, hash_secret, now, random_id, random_token};
 
 pub fn router() -> Router<AppState> {

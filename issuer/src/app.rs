@@ -1,4 +1,5 @@
-//! Application state, startup (data directory, store, keys, demo seed, background workers) and the router.
+//! Startup (data directory, store, keys, demo seed, background workers) and the router that merges every
+//! module's routes.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -6,14 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use scanner_core::{IssuerKey, Keyring, RevocationList};
 use tokio::sync::{watch, Mutex, Notify};
-use tower_governor::governor::{GovernorConfig, GovernorConfigBuilder};
-use tower_governor::key_extractor::PeerIpKeyExtractor;
-use tower_governor::{GovernorError, GovernorLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::ServeDir;
 
@@ -21,43 +19,8 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::payments::Payments;
-use crate::{admin, catalog, email, keys, orders, payments, scanner, sync, util};
-
-/// The signing key and the keyring it is published in.
-pub struct Signer {
-    pub key: IssuerKey,
-    pub keyring: Keyring,
-}
-
-pub struct Inner {
-    pub db: Db,
-    pub config: Config,
-    pub signer: Signer,
-    /// The current revocation list; the lock also serialises publishing new versions.
-    pub revocations: Mutex<RevocationList>,
-    pub payments: Payments,
-    /// Wakes the email worker when a job is enqueued.
-    pub mail_wakeup: Notify,
-    pub admin_token: String,
-    /// Secret that order access tokens are derived from (DATA_DIR/link-secret, 0600).
-    pub link_secret: Vec<u8>,
-    pub public_url: String,
-    /// Hands validated orders to the group committer.
-    pub order_queue: crate::order_queue::OrderQueue,
-    pub pricing: crate::catalog::PricingCache,
-    /// Per-client-IP budget for placing orders, shared by the JSON API and the order form; none when
-    /// `--order-rate-per-minute 0`.
-    pub order_limit: Option<Arc<OrderLimit>>,
-    /// Per-device budget of the supervisors' attendee search.
-    pub search_limit: crate::door::SearchLimit,
-}
-
-/// tower_governor's limiter keyed by the peer IP address (from `ConnectInfo`, so the server must be served
-/// with `into_make_service_with_connect_info`). Behind a reverse proxy every client has the proxy's
-/// address: put the limit in the proxy then, or raise this one.
-pub type OrderLimit = GovernorConfig<PeerIpKeyExtractor, governor::middleware::NoOpMiddleware>;
-
-pub type AppState = Arc<Inner>;
+use crate::state::{AppState, Inner, Signer};
+use crate::{admin, catalog, dashboard, door, edge, email, keys, limits, orders, pages, payments, scanner, sync, util};
 
 /// Errors that stop the server from starting.
 #[derive(Debug, thiserror::Error)]
@@ -172,48 +135,6 @@ async fn load_revocations(db: &Db, keyring: &Keyring, key: &IssuerKey) -> Result
     }
 }
 
-/// The order budget per client IP address from the configuration; `None` when it is turned off.
-pub fn order_limit(config: &Config) -> Option<Arc<OrderLimit>> {
-    if config.order_rate_per_minute == 0 {
-        return None;
-    }
-    // One order's worth of budget comes back every 60 s / rate (at least 1 ms: the limiter refuses zero).
-    let period = Duration::from_micros((60_000_000 / u64::from(config.order_rate_per_minute)).max(1_000));
-    GovernorConfigBuilder::default()
-        .period(period)
-        .burst_size(config.order_rate_burst.max(1))
-        // Every POST of the routers it wraps places an order (`POST /v1/orders`, `POST /events/{id}/order`);
-        // reading events, orders and tickets is not limited.
-        .methods(vec![Method::POST])
-        .finish()
-        .map(Arc::new)
-}
-
-/// The project's JSON error for a request the limiter refused: 429 with `Retry-After`.
-fn rate_limited(e: GovernorError) -> Response {
-    match e {
-        GovernorError::TooManyRequests { wait_time, .. } => {
-            // The limiter rounds the wait down to whole seconds; one more never sends a client back too early.
-            let retry_after = wait_time.saturating_add(1);
-            let body = serde_json::json!({"error": {
-                "code": "rate_limited",
-                "message": format!("too many orders from this address; try again in {retry_after} s"),
-            }});
-            let mut resp = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-            resp
-        }
-        GovernorError::UnableToExtractKey => {
-            Error::internal("rate limit: no peer address (serve with into_make_service_with_connect_info)")
-                .into_response()
-        }
-        GovernorError::Other { code, msg, .. } => {
-            let body = serde_json::json!({"error": {"code": "rate_limited", "message": msg.unwrap_or_default()}});
-            (code, axum::Json(body)).into_response()
-        }
-    }
-}
-
 /// A request body limit for a group of routes: axum's extractors (JSON, forms) and every raw body read
 /// alike stop at `max` bytes, and a `Content-Length` over it is refused before the body is read. The
 /// answer is the project's JSON error (413).
@@ -232,27 +153,24 @@ fn body_limit(routes: Router<AppState>, max: usize) -> Router<AppState> {
     )
 }
 
-/// Builds the router over `state`.
+/// Builds the router over `state`: every module's routes, merged here and nowhere else.
 pub fn router(state: AppState) -> Router {
-    let mut order_routes = orders::router();
-    let mut page_routes = crate::pages::router();
-    if let Some(limit) = &state.order_limit {
-        // One budget (the same limiter) for both ways of placing an order.
-        order_routes = order_routes.layer(GovernorLayer::new(limit.clone()).error_handler(rate_limited));
-        page_routes = page_routes.layer(GovernorLayer::new(limit.clone()).error_handler(rate_limited));
-    }
+    // Placing an order, through the JSON API or the order form, takes from one budget (the same limiter).
+    let order_limit = state.order_limit.as_ref();
     // Every route gets the small default body limit but the two whose bodies legitimately run larger, which
     // keep their own: Stripe's webhook events and the scanners' redemption-log sync messages.
     let small = Router::new()
         .merge(catalog::router())
-        .merge(order_routes)
-        .merge(scanner::router())
+        .merge(limits::limit_orders(orders::router(), order_limit))
+        .merge(limits::limit_orders(pages::router(), order_limit))
+        .merge(dashboard::router())
         .merge(admin::router())
-        .merge(crate::door::router())
-        .merge(page_routes)
+        .merge(scanner::router())
+        .merge(edge::router())
+        .merge(door::router())
         .route("/healthz", axum::routing::get(|| async { "ok" }));
     let mut api = body_limit(small, crate::extract::MAX_BODY_BYTES)
-        .merge(body_limit(payments::router(), payments::stripe::MAX_WEBHOOK_BYTES))
+        .merge(body_limit(payments::stripe::router(), payments::stripe::MAX_WEBHOOK_BYTES))
         .merge(body_limit(sync::router(), sync::MAX_SYNC_BODY_BYTES))
         .with_state(state.clone());
     // Only the scanner PWA is served from files (the order pages and the dashboard are compiled in):
@@ -290,7 +208,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_owned();
     let payments = Payments::from_config(&config);
     let (order_queue, order_queue_rx) = crate::order_queue::channel();
-    let order_limit = order_limit(&config);
+    let order_limit = limits::order_limit(&config);
     let state: AppState = Arc::new(Inner {
         db,
         signer: Signer { key, keyring },
@@ -328,7 +246,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     tasks.push(tokio::spawn(email::run_worker(state.clone(), mailer, shutdown_rx.clone())));
     tasks.push(tokio::spawn(payments::refunds::run_worker(state.clone(), shutdown_rx.clone())));
     if let Some(limit) = state.order_limit.clone() {
-        tasks.push(tokio::spawn(forget_idle_clients(limit, shutdown_rx.clone())));
+        tasks.push(tokio::spawn(limits::forget_idle_clients(limit, shutdown_rx.clone())));
     }
     if state.config.edge_url.is_some() && state.config.edge_relay_token.is_some() && state.config.edge_relay_seconds > 0
     {
@@ -337,17 +255,4 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     tasks.push(tokio::spawn(orders::run_hold_sweeper(state.clone(), shutdown_rx.clone(), Duration::from_millis(500))));
     tracing::info!(%addr, "issuer listening");
     Ok(Running { addr, state, shutdown, tasks })
-}
-
-/// Drops the limiter's state of addresses whose budget is full again, once a minute, so that the memory it
-/// takes follows the clients of the last minutes rather than every address ever seen.
-async fn forget_idle_clients(limit: Arc<OrderLimit>, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(60)) => {}
-            _ = shutdown.wait_for(|s| *s) => return,
-        }
-        limit.limiter().retain_recent();
-        limit.limiter().shrink_to_fit();
-    }
 }

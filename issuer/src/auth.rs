@@ -16,16 +16,16 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use scanner_core::redemption::DeviceId;
 use scanner_core::token::{device_id_for_token_hash, parse_token_hash};
+use scanner_core::wire::{self, constant_time_eq};
 use serde::Deserialize;
 
-use crate::app::AppState;
 use crate::error::{Error, Result};
-use crate::util::{constant_time_eq, hash_secret};
+use crate::state::AppState;
+use crate::util::hash_secret;
 
+/// The request's bearer token (scanner-core's [`wire::bearer`] over the `Authorization` header).
 fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    wire::bearer(parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok())
 }
 
 /// Proof that the request carries the admin bearer token.

@@ -15,10 +15,10 @@ use axum::routing::{get, patch, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
 use crate::auth::Admin;
 use crate::error::{Error, Result};
 use crate::extract::Json;
+use crate::state::AppState;
 use crate::util::{clean_text, now};
 
 pub const MAX_TICKET_TYPES: i64 = 256;

@@ -9,10 +9,10 @@ use axum::routing::get;
 use axum::Router;
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
 use crate::auth::Admin;
 use crate::error::{Error, Result};
 use crate::extract::Query;
+use crate::state::AppState;
 
 /// Most orders one list call returns.
 const MAX_LIST: i64 = 1000;

@@ -10,18 +10,14 @@
 //!   offline (no gates when none are set: every gate admits every ticket).
 //! - `GET /v1/scanner/events/{event}/search?q=` (device token of that event **and** a supervisor pass in
 //!   `x-supervisor-pass`): orders by buyer name, email, order id prefix or ticket holder name, with each
-//!   ticket's QR text. Limited per device ([`SEARCH_RATE_PER_MINUTE`]); the query and the pass are never
+//!   ticket's QR text. Limited per device ([`crate::limits::SearchLimit`]); the query and the pass are never
 //!   logged.
-
-use std::num::NonZeroU32;
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota};
 use scanner_core::gates::{GateRule, GateRules, GATE_RULES_FORMAT, MAX_GATE_NAME_BYTES, MAX_GATE_RULES_BYTES};
 use scanner_core::supervisor::{SupervisorPass, MAX_NAME_BYTES};
 use scanner_core::wire::{
@@ -31,19 +27,17 @@ use scanner_core::wire::{
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::app::AppState;
 use crate::auth::{Admin, ScannerDevice};
 use crate::catalog::EventView;
 use crate::error::{Error, Result};
 use crate::extract::{Json, Query};
+use crate::state::AppState;
 use crate::util::{clean_text, now};
 
 /// Lifetime of a supervisor pass when the organizer does not say.
 pub const DEFAULT_PASS_HOURS: i64 = 12;
 /// Longest lifetime of a supervisor pass, in hours (scanner-core's limit of 7 days).
 pub const MAX_PASS_HOURS: i64 = (scanner_core::supervisor::MAX_PASS_SECONDS / 3600) as i64;
-/// Searches one device may make per minute (also the burst).
-pub const SEARCH_RATE_PER_MINUTE: u32 = 30;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -51,39 +45,6 @@ pub fn router() -> Router<AppState> {
         .route("/admin/v1/events/{id}/gates", get(admin_gates).put(put_gates))
         .route("/v1/scanner/events/{id}/gates", get(device_gates))
         .route("/v1/scanner/events/{id}/search", get(search))
-}
-
-/// The per-device search budget (keyed by the device's id; devices are few, made one by one by the
-/// organizer, so the limiter's state stays small).
-pub struct SearchLimit {
-    limiter: DefaultKeyedRateLimiter<String>,
-}
-
-impl Default for SearchLimit {
-    fn default() -> Self {
-        let per_minute = NonZeroU32::new(SEARCH_RATE_PER_MINUTE).unwrap_or(NonZeroU32::MIN);
-        Self { limiter: DefaultKeyedRateLimiter::keyed(Quota::per_minute(per_minute)) }
-    }
-}
-
-impl SearchLimit {
-    /// Takes one search from `device`'s budget, or says when the next one is allowed.
-    fn check(&self, device: &str) -> Result<()> {
-        match self.limiter.check_key(&device.to_owned()) {
-            Ok(()) => Ok(()),
-            Err(not_until) => {
-                // Rounded up: a client that waits this long is never sent back again.
-                let retry_after_secs = not_until.wait_time_from(DefaultClock::default().now()).as_secs() + 1;
-                Err(Error::RateLimited {
-                    message: format!(
-                        "too many searches from this device (at most {SEARCH_RATE_PER_MINUTE} a minute); try again \
-                         in {retry_after_secs} s"
-                    ),
-                    retry_after_secs,
-                })
-            }
-        }
-    }
 }
 
 fn json_response(status: StatusCode, body: String, cache: &'static str) -> impl IntoResponse {
@@ -477,17 +438,5 @@ mod tests {
         assert_eq!(door_status("confirmed", "stripe"), "paid");
         assert_eq!(door_status("confirmed", "at_door"), "pay_at_door");
         assert_eq!(door_status("refunded", "stripe"), "refunded");
-    }
-
-    #[test]
-    fn a_device_gets_its_budget_then_429() {
-        let limit = SearchLimit::default();
-        for _ in 0..SEARCH_RATE_PER_MINUTE {
-            assert!(limit.check("dev_a").is_ok());
-        }
-        assert!(
-            matches!(limit.check("dev_a"), Err(Error::RateLimited { retry_after_secs, .. }) if retry_after_secs >= 1)
-        );
-        assert!(limit.check("dev_b").is_ok(), "each device has its own budget");
     }
 }

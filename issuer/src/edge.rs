@@ -19,10 +19,10 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::app::AppState;
 use crate::auth::{Admin, EdgeToken};
 use crate::error::{Error, Result};
 use crate::extract::Json;
+use crate::state::AppState;
 use crate::util::{clean_text, hash_secret, now, random_id, random_token};
 
 pub fn router() -> Router<AppState> {

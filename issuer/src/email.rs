@@ -17,10 +17,10 @@ use rand::Rng;
 use sqlx::{Sqlite, Transaction};
 use tokio::sync::watch;
 
-use crate::app::AppState;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::orders::{load_order, money, OrderView};
+use crate::state::AppState;
 use crate::util::{html_escape, now_ms};
 
 #[derive(Debug, thiserror::Error)]

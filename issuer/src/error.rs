@@ -1,11 +1,12 @@
 //! The one error type of the issuer and its mapping to HTTP responses.
 //!
-//! Every handler returns `Result<_, Error>`; the status code and the JSON body
-//! (`{"error": {"code": "...", "message": "..."}}`) are decided here and nowhere else. Internal details
+//! Every handler returns `Result<_, Error>`; the status code and the JSON body (scanner-core's
+//! [`ErrorBody`], `{"error": {"code": "...", "message": "..."}}`) are decided here and nowhere else. Internal details
 //! (database errors, I/O) are logged and replaced by a generic message.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use scanner_core::wire::ErrorBody;
 use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
@@ -124,7 +125,8 @@ impl IntoResponse for Error {
             }
             other => other.to_string(),
         };
-        let mut body = json!({ "error": { "code": self.code(), "message": message } });
+        // scanner-core's error body; a field error also names the field (`error.field`).
+        let mut body = json!(ErrorBody::new(self.code(), message));
         if let Error::Validation { field, .. } = &self {
             body["error"]["field"] = json!(field);
         }

@@ -15,11 +15,13 @@ pub mod email;
 pub mod error;
 pub mod extract;
 pub mod keys;
+pub mod limits;
 pub mod order_queue;
 pub mod orders;
 pub mod pages;
 pub mod payments;
 pub mod scanner;
+pub mod state;
 pub mod sync;
 pub mod util;
 

@@ -19,9 +19,9 @@
 use sqlx::{Sqlite, Transaction};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::app::AppState;
 use crate::error::{Error, Result};
 use crate::orders::{expire_holds, write_order, OrderRow};
+use crate::state::AppState;
 
 /// Most orders written by one transaction. Large enough to amortise the fsync, small enough that the
 /// writer connection is never held for long.

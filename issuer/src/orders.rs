@@ -21,11 +21,12 @@ use serde::{Deserialize, Serialize};
 use sqlx::{Sqlite, Transaction};
 use tokio::sync::watch;
 
-use crate::app::AppState;
 use crate::error::{Error, Result};
 use crate::extract::{Json, Query};
 use crate::payments::CheckoutRequest;
-use crate::util::{clean_email, clean_text, constant_time_eq, hash_secret, html_escape, now, now_ms, random_id};
+use crate::state::AppState;
+use crate::util::{clean_email, clean_text, hash_secret, html_escape, now, now_ms, random_id};
+use scanner_core::wire::constant_time_eq;
 
 /// Most tickets one order may contain.
 pub const MAX_TICKETS_PER_ORDER: i64 = 20;

@@ -22,11 +22,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Form, Router};
 
-use crate::app::AppState;
 use crate::catalog::{load_event, EventView};
 use crate::error::{Error, Result};
 use crate::orders::{self, money, NewItem, NewOrder, MAX_TICKETS_PER_ORDER};
-use crate::util::{constant_time_eq, html_escape, now, random_token};
+use crate::state::AppState;
+use crate::util::{html_escape, now, random_token};
+use scanner_core::wire::constant_time_eq;
 
 const CSRF_COOKIE: &str = "tickets_csrf";
 /// Longest raw quantity text echoed back into a re-rendered form.
@@ -49,7 +50,6 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard/", get(dashboard_page))
         .route("/dashboard/dashboard.js", get(|| async { asset("text/javascript; charset=utf-8", DASHBOARD_JS) }))
         .route("/dashboard/dashboard.css", get(|| async { asset("text/css; charset=utf-8", DASHBOARD_CSS) }))
-        .merge(crate::dashboard::router())
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

@@ -13,11 +13,11 @@ use scanner_core::manifest::{seal_entry, Manifest, ManifestEntry, Money};
 use scanner_core::TicketId;
 use serde::Deserialize;
 
-use crate::app::AppState;
 use crate::auth::{OptionalDevice, RevocationReader, ScannerDevice};
 use crate::error::{Error, Result};
 use crate::extract::Query;
 use crate::orders::random_nonce;
+use crate::state::AppState;
 use crate::util::now;
 
 pub fn router() -> Router<AppState> {
@@ -26,7 +26,6 @@ pub fn router() -> Router<AppState> {
         .route("/v1/scanner/keyring", get(scanner_keyring))
         .route("/v1/scanner/revocations", get(revocations))
         .route("/v1/scanner/events/{id}/manifest", get(manifest))
-        .merge(crate::edge::router())
 }
 
 fn json_response(body: String) -> impl IntoResponse {

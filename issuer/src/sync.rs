@@ -31,10 +31,10 @@ use scanner_core::redemption::document::{decode_peer_state, encode_peer_state, P
 use scanner_core::redemption::{serve_sync, Accept, DeviceId, EventReport, RedemptionDoc, SyncChannel, SyncError};
 use serde::Deserialize;
 
-use crate::app::AppState;
 use crate::auth::{Admin, ScannerDevice};
 use crate::error::{Error, Result};
 use crate::extract::{body_bytes, Query};
+use crate::state::AppState;
 
 /// Largest sync request body accepted: scanner-core's limit for one sync message.
 pub const MAX_SYNC_BODY_BYTES: usize = MAX_SYNC_MESSAGE_BYTES;

@@ -3,7 +3,6 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 
@@ -42,12 +41,6 @@ pub fn random_id(prefix: &str) -> String {
 /// edge Worker's list of allowed device-token hashes is the same hash.
 pub fn hash_secret(secret: &str) -> String {
     scanner_core::token::token_hash_hex(secret)
-}
-
-/// Constant-time equality of two byte strings of possibly different lengths (compares their hashes).
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let (ha, hb) = (Sha256::digest(a), Sha256::digest(b));
-    ha.iter().zip(hb.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Escapes text for HTML element content and quoted attribute values.

@@ -9,9 +9,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use axum::Router;
-
-use crate::app::AppState;
 use crate::config::Config;
 use crate::error::{Error, Result};
 
@@ -150,8 +147,4 @@ impl Payments {
             _ => Err(Error::internal("unknown payment method")),
         }
     }
-}
-
-pub fn router() -> Router<AppState> {
-    stripe::router()
 }

@@ -19,8 +19,8 @@ use sqlx::{Sqlite, Transaction};
 use tokio::sync::watch;
 
 use super::RefundError;
-use crate::app::AppState;
 use crate::error::Result;
+use crate::state::AppState;
 use crate::util::{now, now_ms, random_id};
 
 /// How long an attempt owns its row: longer than the provider call's timeout.

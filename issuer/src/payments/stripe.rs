@@ -13,9 +13,9 @@ use serde::Deserialize;
 use sha2::Sha256;
 
 use super::{BoxFuture, Checkout, CheckoutRequest, PaymentProvider, RefundError};
-use crate::app::AppState;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::state::AppState;
 use crate::util::now;
 
 /// Largest webhook body accepted.
