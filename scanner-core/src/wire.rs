@@ -11,6 +11,7 @@
 //! | `GET /v1/scanner/events/{e}/manifest` | device token | the sealed attendee manifest ([`manifest_path`]) |
 //! | `GET /v1/scanner/events/{e}/gates` | device token | [`crate::gates::GateRules`] ([`gate_rules_path`]) |
 //! | `GET /v1/scanner/events/{e}/search?q=` | device token + [`SUPERVISOR_PASS_HEADER`] | [`SearchResults`] ([`search_path`]) |
+//! | `GET {issuer}/v1/edge/devices` | edge token | active device token hashes with their events ([`EDGE_DEVICES_PATH`]) |
 //!
 //! Every error answer, from the issuer and from the edge, is an [`ErrorBody`]:
 //! `{"error": {"code": "...", "message": "..."}}`.
@@ -28,6 +29,12 @@ use crate::redemption::DecisionPath;
 pub const REDEEM_PATH: &str = "/v1/redeem";
 /// The keyring, for devices.
 pub const KEYRING_PATH: &str = "/v1/scanner/keyring";
+/// The revocation list (served by the issuer and the edge; [`revocations_path`] adds `?since=`).
+pub const REVOCATIONS_PATH: &str = "/v1/scanner/revocations";
+/// The sync endpoint (served by the issuer and the edge; [`sync_path`] adds the query).
+pub const SYNC_PATH: &str = "/v1/sync";
+/// The issuer's list of active device token hashes, each with its event, for the edge (edge token).
+pub const EDGE_DEVICES_PATH: &str = "/v1/edge/devices";
 /// The header that carries a supervisor pass to the issuer.
 pub const SUPERVISOR_PASS_HEADER: &str = "x-supervisor-pass";
 /// How long a scanner waits for the edge before deciding offline. A steward notices a pause of about a
@@ -47,7 +54,7 @@ pub const MAX_QUERY_CHARS: usize = 100;
 
 /// The path of a revocation update after version `since`.
 pub fn revocations_path(since: u64) -> String {
-    format!("/v1/scanner/revocations?since={since}")
+    format!("{REVOCATIONS_PATH}?since={since}")
 }
 
 /// The path of an event's sealed attendee manifest.
@@ -68,8 +75,8 @@ pub fn search_path(event: u32, query: &str) -> String {
 /// The path of one sync session's requests.
 pub fn sync_path(event: Option<u32>, channel: SyncChannel) -> String {
     match event {
-        Some(e) => format!("/v1/sync?event={e}&channel={}", channel.as_str()),
-        None => format!("/v1/sync?channel={}", channel.as_str()),
+        Some(e) => format!("{SYNC_PATH}?event={e}&channel={}", channel.as_str()),
+        None => format!("{SYNC_PATH}?channel={}", channel.as_str()),
     }
 }
 
@@ -95,8 +102,13 @@ pub fn bearer(authorization: Option<&str>) -> Option<&str> {
 
 /// Constant-time equality of two byte strings of possibly different lengths (compares their SHA-256).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let (ha, hb) = (Sha256::digest(a), Sha256::digest(b));
-    ha.iter().zip(hb.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    digest_eq(&Sha256::digest(a).into(), &Sha256::digest(b).into())
+}
+
+/// Constant-time equality of two SHA-256 digests (e.g. token hashes): no hashing, for checking one
+/// digest against a long list of them.
+pub fn digest_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The error answer of every endpoint: `{"error": {"code", "message"}}`.
@@ -313,6 +325,7 @@ mod tests {
         assert_eq!(gate_rules_path(7), "/v1/scanner/events/7/gates");
         assert_eq!(sync_path(Some(7), SyncChannel::Pull), "/v1/sync?event=7&channel=pull");
         assert_eq!(revocations_path(3), "/v1/scanner/revocations?since=3");
+        assert_eq!(sync_path(None, SyncChannel::Relay), "/v1/sync?channel=relay");
     }
 
     #[test]
@@ -325,6 +338,10 @@ mod tests {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
+        assert!(digest_eq(&[7; 32], &[7; 32]));
+        let mut other = [7; 32];
+        other[31] = 6;
+        assert!(!digest_eq(&[7; 32], &other));
     }
 
     #[test]
