@@ -5,7 +5,7 @@ use thiserror::Error;
 
 use scanner_core::redemption::{DecisionPath, Hlc, RefusalCode, Verdict};
 use scanner_core::verify::Refusal;
-use scanner_core::wire::{ErrorBody, RedeemRequest, RequestError, VerdictBody};
+use scanner_core::wire::{self, ErrorBody, RedeemRequest, RequestError, VerdictBody};
 
 /// Largest `/v1/redeem` body accepted (scanner-core's wire limit).
 pub use scanner_core::wire::MAX_REDEEM_BODY;
@@ -14,6 +14,60 @@ pub use scanner_core::wire::MAX_REDEEM_BODY;
 pub const MAX_SYNC_BODY: usize = 16 * 1024 * 1024;
 /// Longest gate or device name accepted (same cap as scanner-core's log: `MAX_TEXT_BYTES`).
 pub const MAX_NAME_BYTES: usize = scanner_core::redemption::document::MAX_TEXT_BYTES;
+
+/// The edge's own report endpoint (`GET ?event=ID[&format=text]`).
+pub const REPORT_PATH: &str = "/v1/report";
+/// The edge's health check.
+pub const HEALTH_PATH: &str = "/v1/health";
+/// What every path of the scanner set-up endpoints starts with.
+const SCANNER_PREFIX: &str = "/v1/scanner/";
+
+/// The public endpoints of the edge, by path (scanner-core's `wire` paths where the issuer serves the
+/// same endpoint). Methods, tokens and queries are checked by each endpoint's handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Redeem,
+    Sync,
+    Report,
+    Health,
+    /// Set-up endpoints under `/v1/scanner/`, as `scanner init --server` fetches them from the issuer.
+    Scanner(ScannerRoute),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScannerRoute {
+    /// Public, as on the issuer.
+    Keyring,
+    Revocations,
+    Manifest(u32),
+    /// Any other path under `/v1/scanner/`: 404 once the token is checked (so a device learns a bad
+    /// token as 401 wherever it asks).
+    Unknown,
+}
+
+impl Route {
+    pub fn of(path: &str) -> Option<Self> {
+        Some(match path {
+            wire::REDEEM_PATH => Route::Redeem,
+            wire::SYNC_PATH => Route::Sync,
+            REPORT_PATH => Route::Report,
+            HEALTH_PATH => Route::Health,
+            wire::KEYRING_PATH => Route::Scanner(ScannerRoute::Keyring),
+            wire::REVOCATIONS_PATH => Route::Scanner(ScannerRoute::Revocations),
+            p if p.starts_with(SCANNER_PREFIX) => {
+                Route::Scanner(manifest_event(p).map_or(ScannerRoute::Unknown, ScannerRoute::Manifest))
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// The event of a manifest path (`wire::manifest_path`), if `path` is one.
+fn manifest_event(path: &str) -> Option<u32> {
+    // "/v1/scanner/events/{e}/manifest": the event is the fifth segment.
+    let event = path.split('/').nth(4)?.parse().ok()?;
+    (wire::manifest_path(event) == path).then_some(event)
+}
 
 /// What the Worker sends a redemption shard: a request that passed validation and edge verification,
 /// with the edge's clock. Internal (Worker → Durable Object) only.
@@ -235,6 +289,36 @@ mod tests {
         assert!(is_sync_body(None));
         assert!(is_sync_body(Some("application/octet-stream")));
         assert!(!is_sync_body(Some("application/json")));
+    }
+
+    #[test]
+    fn routes_are_the_wire_paths() {
+        use scanner_core::redemption::SyncChannel;
+        assert_eq!(Route::of(wire::REDEEM_PATH), Some(Route::Redeem));
+        assert_eq!(Route::of("/v1/redeem"), Some(Route::Redeem));
+        assert_eq!(Route::of("/v1/sync"), Some(Route::Sync));
+        assert!(wire::sync_path(Some(1), SyncChannel::Push).starts_with("/v1/sync?"));
+        assert_eq!(Route::of("/v1/report"), Some(Route::Report));
+        assert_eq!(Route::of("/v1/health"), Some(Route::Health));
+        assert_eq!(Route::of("/v1/scanner/keyring"), Some(Route::Scanner(ScannerRoute::Keyring)));
+        assert_eq!(Route::of("/v1/scanner/revocations"), Some(Route::Scanner(ScannerRoute::Revocations)));
+        assert_eq!(Route::of(&wire::manifest_path(42)), Some(Route::Scanner(ScannerRoute::Manifest(42))));
+        assert_eq!(
+            Route::of("/v1/scanner/events/4294967295/manifest"),
+            Some(Route::Scanner(ScannerRoute::Manifest(u32::MAX)))
+        );
+        for unknown in [
+            "/v1/scanner/events/x/manifest",
+            "/v1/scanner/events/4294967296/manifest",
+            "/v1/scanner/events/42/manifest/more",
+            "/v1/scanner/events/42/gates",
+            "/v1/scanner/",
+        ] {
+            assert_eq!(Route::of(unknown), Some(Route::Scanner(ScannerRoute::Unknown)), "{unknown}");
+        }
+        for none in ["/", "/v1/redeem/", "/v1/keyring", "/v1/scanner", "/v1/sync/x"] {
+            assert_eq!(Route::of(none), None, "{none}");
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! unknown token is refused with 401, a known token for another event with 403.
 
 use scanner_core::token::{parse_token_hash, token_hash};
+use scanner_core::wire::digest_eq;
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -174,12 +175,12 @@ impl TokenSet {
         }
     }
 
-    /// (known for some event, allowed for `event`). Compares the hash in constant time against every
-    /// entry, and computes each entry's scope whether or not it matched, so timing reveals neither which
+    /// (known for some event, allowed for `event`). Compares the hash in constant time (scanner-core's
+    /// `wire::digest_eq`) against every entry, and computes each entry's scope whether or not it matched, so timing reveals neither which
     /// entry matched nor how much of it.
     fn check(&self, digest: &[u8; 32], event: Option<u32>) -> (bool, bool) {
         self.entries.iter().fold((false, false), |(known, allowed), e| {
-            let eq = e.hash.iter().zip(digest.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+            let eq = digest_eq(&e.hash, digest);
             let in_scope = match (e.scope, event) {
                 (Scope::AnyEvent, _) | (_, None) => true,
                 (Scope::Event(own), Some(asked)) => own == asked,

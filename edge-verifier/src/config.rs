@@ -1,8 +1,9 @@
 //! The verification material the edge checks tickets against: the issuer's public keyring and signed
 //! revocation list, parsed and verified by scanner-core, and the device tokens it accepts
 //! ([`DeviceTokens`]: the configured hashes merged with the list pulled from the issuer). Sources (KV,
-//! environment, the issuer over HTTP) are the shell's business; this module only decides when to pull
-//! and turns their text into a ready [`VerifyContext`] or [`TokenSet`].
+//! environment, the issuer over HTTP) are the shell's business; this module decides when to pull
+//! ([`PullSchedule`]), which pulled text is new ([`PulledList`]), when a parsed trust may be reused
+//! ([`TrustCache`]), and turns their text into a ready [`VerifyContext`] or [`TokenSet`].
 
 use std::rc::Rc;
 
@@ -61,6 +62,104 @@ pub fn pull_interval(var: Option<&str>) -> u64 {
     var.and_then(|v| v.trim().parse().ok()).unwrap_or(DEFAULT_PULL_MS)
 }
 
+/// How long a keyring / revocation list read from KV is reused before KV is read again. KV itself is
+/// eventually consistent (~60 s), so a shorter cache would not make revocations land sooner.
+pub const KV_CACHE_MS: u64 = 30_000;
+
+/// When to pull one list from the issuer: at once in a fresh isolate, then once per interval. A pull is
+/// marked as started before it is sent, so concurrent requests do not all pull at once; a clock that
+/// went backwards neither stops pulling for good nor pulls on every request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PullSchedule {
+    asked_ms: Option<u64>,
+}
+
+impl PullSchedule {
+    /// Whether a pull is due at `now_ms`.
+    pub fn due(&self, now_ms: u64, interval_ms: u64) -> bool {
+        self.asked_ms.is_none_or(|asked| now_ms.saturating_sub(asked) >= interval_ms)
+    }
+
+    /// Records that a pull started at `now_ms`.
+    pub fn asking(&mut self, now_ms: u64) {
+        self.asked_ms = Some(now_ms);
+    }
+
+    /// Whether a pull is due; if so, marks it started.
+    pub fn start(&mut self, now_ms: u64, interval_ms: u64) -> bool {
+        let due = self.due(now_ms, interval_ms);
+        if due {
+            self.asking(now_ms);
+        }
+        due
+    }
+}
+
+/// One pulled revocation list: its text and a generation that changes only when the text does, so the
+/// trust built from it is reused until then ([`TrustCache`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pulled {
+    pub generation: u64,
+    pub json: Rc<str>,
+}
+
+/// The revocation list last pulled from the issuer (`GET /v1/scanner/revocations`), and when to pull
+/// again. The text is not checked here: it is signed, and verified against the pinned keyring when the
+/// trust is built (the transport can only withhold a list). A failed pull keeps the last one.
+#[derive(Debug, Default)]
+pub struct PulledList {
+    schedule: PullSchedule,
+    latest: Option<Pulled>,
+}
+
+impl PulledList {
+    /// Whether a pull is due at `now_ms`; if so, it is marked started.
+    pub fn start(&mut self, now_ms: u64, interval_ms: u64) -> bool {
+        self.schedule.start(now_ms, interval_ms)
+    }
+
+    /// The list in use (`None` before the first good pull).
+    pub fn latest(&self) -> Option<Pulled> {
+        self.latest.clone()
+    }
+
+    /// Takes the result of a pull (the body of a 200 answer, `None` if there was none) and answers the
+    /// list now in use: the same generation for the same text, the next one for a new text.
+    pub fn apply(&mut self, fetched: Option<&str>) -> Option<Pulled> {
+        if let Some(json) = fetched {
+            self.latest = Some(match self.latest.take() {
+                Some(last) if *last.json == *json => last,
+                last => Pulled { generation: last.map_or(1, |l| l.generation + 1), json: json.into() },
+            });
+        }
+        self.latest()
+    }
+}
+
+/// The parsed trust of one isolate, and when it must be rebuilt: when the pulled revocation list changes
+/// generation, or (KV bound) after [`KV_CACHE_MS`], since KV can change under a running isolate;
+/// variables cannot. Parsing a keyring and verifying a revocation list costs far more than a ticket
+/// check: this makes it once per isolate and configuration, not once per request.
+#[derive(Debug)]
+pub struct TrustCache<T> {
+    /// The generation of the pulled revocation list it was built with, if any.
+    pulled: Option<u64>,
+    loaded_ms: u64,
+    trust: Rc<T>,
+}
+
+impl<T> TrustCache<T> {
+    pub fn new(pulled: Option<u64>, loaded_ms: u64, trust: Rc<T>) -> Self {
+        Self { pulled, loaded_ms, trust }
+    }
+
+    /// The cached trust if it may still be used at `now_ms`.
+    pub fn get(&self, pulled: Option<u64>, kv_bound: bool, now_ms: u64) -> Option<Rc<T>> {
+        let fresh = !kv_bound || now_ms.saturating_sub(self.loaded_ms) < KV_CACHE_MS;
+        (self.pulled == pulled && fresh).then(|| self.trust.clone())
+    }
+}
+
 /// What became of one pull of the issuer's device list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PullOutcome {
@@ -82,7 +181,7 @@ pub enum PullOutcome {
 /// knows only the configured tokens.
 #[derive(Debug, Default)]
 pub struct DeviceTokens {
-    asked_ms: Option<u64>,
+    schedule: PullSchedule,
     /// The last good pulled list and its text (a pull that answers the same text changes nothing).
     pulled: Option<(String, TokenSet)>,
     /// Bumped whenever `pulled` changes.
@@ -94,13 +193,18 @@ pub struct DeviceTokens {
 impl DeviceTokens {
     /// Whether the device list should be pulled now.
     pub fn due(&self, now_ms: u64, interval_ms: u64) -> bool {
-        self.asked_ms.is_none_or(|asked| now_ms.saturating_sub(asked) >= interval_ms)
+        self.schedule.due(now_ms, interval_ms)
     }
 
     /// Records that a pull started at `now_ms`, before it is sent, so concurrent requests do not all
     /// pull at once.
     pub fn asking(&mut self, now_ms: u64) {
-        self.asked_ms = Some(now_ms);
+        self.schedule.asking(now_ms);
+    }
+
+    /// Whether the device list should be pulled now; if so, marks the pull started.
+    pub fn start(&mut self, now_ms: u64, interval_ms: u64) -> bool {
+        self.schedule.start(now_ms, interval_ms)
     }
 
     /// Takes the result of a pull: the body of a 200 answer, or why there is none.
@@ -171,6 +275,40 @@ mod tests {
         assert_eq!(pull_interval(Some("100")), 100);
         assert_eq!(pull_interval(Some("soon")), DEFAULT_PULL_MS);
         assert_eq!(pull_interval(None), DEFAULT_PULL_MS);
+    }
+
+    #[test]
+    fn the_revocation_list_keeps_its_generation_until_its_text_changes() {
+        let mut p = PulledList::default();
+        assert!(p.start(5_000, 30_000), "a fresh isolate pulls at once");
+        assert!(!p.start(6_000, 30_000), "marked started: a concurrent request does not pull too");
+        // The first pull fails: nothing to use yet.
+        assert_eq!(p.apply(None), None);
+        let first = p.apply(Some("list v1")).unwrap();
+        assert_eq!((first.generation, &*first.json), (1, "list v1"));
+        // Same text: same generation (the trust built from it is reused). A failure keeps it.
+        assert_eq!(p.apply(Some("list v1")), Some(first.clone()));
+        assert_eq!(p.apply(None), Some(first.clone()));
+        assert_eq!(p.latest(), Some(first));
+        let second = p.apply(Some("list v2")).unwrap();
+        assert_eq!((second.generation, &*second.json), (2, "list v2"));
+        assert!(p.start(35_000, 30_000));
+        let mut s = PullSchedule::default();
+        assert!(s.start(0, 10) && !s.start(9, 10) && s.start(10, 10));
+    }
+
+    #[test]
+    fn the_trust_is_rebuilt_when_the_pulled_list_changes_or_kv_may_have() {
+        let cache = TrustCache::new(Some(1), 1_000, Rc::new("trust"));
+        // Variables only: reused for the isolate's life, until the pulled list changes.
+        assert_eq!(cache.get(Some(1), false, u64::MAX).as_deref(), Some(&"trust"));
+        assert!(cache.get(Some(2), false, 1_000).is_none());
+        assert!(cache.get(None, false, 1_000).is_none());
+        // KV bound: re-read after KV_CACHE_MS.
+        assert!(cache.get(Some(1), true, 1_000 + KV_CACHE_MS - 1).is_some());
+        assert!(cache.get(Some(1), true, 1_000 + KV_CACHE_MS).is_none());
+        // A clock that went backwards does not expire it.
+        assert!(cache.get(Some(1), true, 0).is_some());
     }
 
     #[test]

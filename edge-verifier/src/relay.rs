@@ -22,11 +22,81 @@ use scanner_core::redemption::{
     TicketRef,
 };
 
+use crate::api::ApiError;
 use crate::history::{HistoryError, StoredScan};
 use crate::shard::{edge_device, shard_of};
 
 /// The edge's device name in the log and in reports.
 pub const EDGE_DEVICE_NAME: &str = "edge";
+
+/// How long the log buffers forwarded admissions before folding them into the automerge document. Each
+/// fold costs a pass over the whole document (scanner-core validates every change against it) and the
+/// log is one object per event, so it folds once per interval, not once per shard forward. A sync or a
+/// report folds first, so devices always receive every admission the log has acknowledged.
+pub const FOLD_DELAY_MS: i64 = 1_000;
+/// Largest stored piece of the log (SQLite rows in a Durable Object are limited to 2 MB).
+pub const LOG_PART_BYTES: usize = 512 * 1024;
+/// Stored pieces after which the log is rewritten as one compressed save (loading stays fast).
+pub const COMPACT_AFTER_PARTS: i64 = 256;
+
+/// What to write to storage after the log changed ([`LogRelay::unsaved_write`]), in pieces of at most
+/// [`LOG_PART_BYTES`] ([`log_parts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogWrite {
+    /// The changes since the last write, stored after the pieces already stored.
+    Append(Vec<u8>),
+    /// The whole log as one compressed save, replacing every stored piece (compaction).
+    Replace(Vec<u8>),
+}
+
+/// The pieces (storage rows) of a write.
+pub fn log_parts(bytes: &[u8]) -> std::slice::Chunks<'_, u8> {
+    bytes.chunks(LOG_PART_BYTES)
+}
+
+/// One sync session's peer, as the Worker names it to the log: the hash of the token it authenticated
+/// with (64 hex digits) and the channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncPeer {
+    token_hash: [u8; 32],
+    hex: String,
+    channel: SyncChannel,
+}
+
+impl SyncPeer {
+    pub fn parse(token_hash_hex: &str, channel: SyncChannel) -> Option<Self> {
+        let token_hash = scanner_core::token::parse_token_hash(token_hash_hex)?;
+        Some(Self { token_hash, hex: token_hash_hex.to_owned(), channel })
+    }
+
+    /// The key of this peer's automerge sync state: one per token and channel. Every device needs its
+    /// own token, or two devices would share one state and the log would think one has what only the
+    /// other has.
+    pub fn state_key(&self) -> String {
+        format!("{}.{}", self.hex, self.channel.as_str())
+    }
+
+    /// What the log takes from this peer: from a device (push, pull) only what it wrote under the id
+    /// bound to its token; from a relay anything but the edge's own records.
+    pub fn accept(&self, now_ms: u64) -> Accept {
+        match self.channel {
+            SyncChannel::Relay => Accept::relay(now_ms),
+            SyncChannel::Push | SyncChannel::Pull => {
+                Accept::device(scanner_core::token::device_id_for_token_hash(&self.token_hash), now_ms)
+            }
+        }
+    }
+}
+
+/// The HTTP error for a sync message the log refused: too large (413) or not acceptable (400).
+pub fn sync_refused(e: RelayError) -> ApiError {
+    match e {
+        RelayError::Sync(SyncError::TooLarge(_)) => {
+            ApiError::TooLarge(scanner_core::redemption::document::MAX_SYNC_MESSAGE_BYTES)
+        }
+        other => ApiError::BadRequest(other.to_string()),
+    }
+}
 
 #[derive(Debug, Error)]
 pub enum RelayError {
@@ -126,6 +196,20 @@ impl LogRelay {
         let bytes = self.doc.save();
         self.doc.mark_saved();
         bytes
+    }
+
+    /// What to store of the changes since the last write, given how many pieces are stored already:
+    /// nothing, the changes, or (once [`COMPACT_AFTER_PARTS`] pieces are stored) the whole log compacted.
+    pub fn unsaved_write(&mut self, stored_parts: i64) -> Option<LogWrite> {
+        let chunk = self.take_unsaved();
+        if chunk.is_empty() {
+            return None;
+        }
+        Some(if stored_parts >= COMPACT_AFTER_PARTS {
+            LogWrite::Replace(self.save_all())
+        } else {
+            LogWrite::Append(chunk)
+        })
     }
 
     /// Appends the edge's admissions (from a shard's outbox) as one change. Scans already in the log are
@@ -262,6 +346,42 @@ mod tests {
             }
         }
         new_records
+    }
+
+    #[test]
+    fn the_log_is_stored_in_pieces_and_compacted_after_enough_of_them() {
+        let mut relay = LogRelay::new(EVENT);
+        assert_eq!(relay.unsaved_write(0), None, "nothing changed, nothing to write");
+        relay.append_edge(&[edge_scan(1, 10, "North")], 1).unwrap();
+        let Some(LogWrite::Append(first)) = relay.unsaved_write(0) else { panic!("an append") };
+        relay.append_edge(&[edge_scan(2, 11, "South")], 2).unwrap();
+        let Some(LogWrite::Append(second)) = relay.unsaved_write(COMPACT_AFTER_PARTS - 1) else { panic!("an append") };
+        // The stored pieces, concatenated, load back to the same log.
+        let stored: Vec<u8> = log_parts(&first).chain(log_parts(&second)).flatten().copied().collect();
+        assert_eq!(LogRelay::load(EVENT, &stored).unwrap().doc().record_count(), 2);
+        // Enough pieces stored: the next write replaces them all with one save.
+        relay.append_edge(&[edge_scan(3, 12, "East")], 3).unwrap();
+        let Some(LogWrite::Replace(full)) = relay.unsaved_write(COMPACT_AFTER_PARTS) else { panic!("a compaction") };
+        assert_eq!(LogRelay::load(EVENT, &full).unwrap().doc().record_count(), 3);
+        assert_eq!(relay.unsaved_write(0), None, "the compaction saved everything");
+        let big = vec![0u8; 2 * LOG_PART_BYTES + 1];
+        assert_eq!(log_parts(&big).map(<[u8]>::len).collect::<Vec<_>>(), [LOG_PART_BYTES, LOG_PART_BYTES, 1]);
+    }
+
+    #[test]
+    fn sync_peers_are_keyed_by_token_and_channel_and_devices_write_only_as_themselves() {
+        let hex = scanner_core::token::token_hash_hex("door-1");
+        let push = SyncPeer::parse(&hex, SyncChannel::Push).unwrap();
+        let pull = SyncPeer::parse(&hex, SyncChannel::Pull).unwrap();
+        assert_eq!(push.state_key(), format!("{hex}.push"));
+        assert_ne!(push.state_key(), pull.state_key());
+        let own = scanner_core::token::device_id_for_token("door-1");
+        assert_eq!(push.accept(5), Accept::device(own, 5));
+        assert_eq!(pull.accept(5), Accept::device(own, 5));
+        assert_eq!(SyncPeer::parse(&hex, SyncChannel::Relay).unwrap().accept(5), Accept::relay(5));
+        assert_eq!(SyncPeer::parse("abc", SyncChannel::Push), None);
+        assert_eq!(sync_refused(RelayError::Sync(SyncError::TooLarge(1))).status(), 413);
+        assert_eq!(sync_refused(RelayError::Log(LogError::TooManyGates)).status(), 400);
     }
 
     #[test]
