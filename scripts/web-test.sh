@@ -10,7 +10,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${TICKETS_CACHE:-$HOME/.cache/tickets}/target}"
 cd "$root"
 cargo build -q -p issuer --bin issuer
-cargo build -q -p scanner-core --bin scanner
+cargo build -q -p scanner-cli --bin scanner
 if [ -x scripts/web-build.sh ]; then
   scripts/web-build.sh
 fi

@@ -7,6 +7,8 @@
 //! The byte layout and signing rules are specified in `docs/ticket-format.md`.
 
 pub mod base45;
+#[cfg(any(test, feature = "test-support"))]
+pub mod fixtures;
 pub mod gates;
 pub mod keyring;
 pub mod manifest;

@@ -15,7 +15,7 @@ use sha2::Digest as _;
 fn scanner_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable");
     let bin = exe.parent().and_then(Path::parent).expect("target dir").join("scanner");
-    assert!(bin.exists(), "{} is missing: run `cargo build -p scanner-core --bins`", bin.display());
+    assert!(bin.exists(), "{} is missing: run `cargo build -p scanner-cli`", bin.display());
     bin
 }
 

@@ -700,6 +700,22 @@ impl Issuer {
         self.get_text_with(path, &[])
     }
 
+    /// [`Self::get_text`], with `None` for a 404 (the server does not serve this).
+    fn get_optional_text(&self, path: &str) -> Result<Option<String>> {
+        let mut resp = self
+            .agent
+            .get(&self.url(path))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .call()
+            .with_context(|| format!("cannot reach {}", self.url(path)))?;
+        let status = resp.status().as_u16();
+        if status == 404 {
+            return Ok(None);
+        }
+        self.check(path, status)?;
+        Ok(Some(resp.body_mut().with_config().limit(256 << 20).read_to_string()?))
+    }
+
     fn get_text_with(&self, path: &str, headers: &[(&str, &str)]) -> Result<String> {
         let mut request = self.agent.get(&self.url(path)).header("Authorization", &format!("Bearer {}", self.token));
         for (name, value) in headers {
@@ -821,7 +837,11 @@ fn init(dir: &Path, options: InitOptions, files: SetupFiles) -> Result<ExitCode>
             check_keyring(&keyring_json).context("the server's keyring is refused")?;
             let revocations_json = issuer.get_text("/v1/scanner/revocations?since=0")?;
             let manifest_json = issuer.get_text(&format!("/v1/scanner/events/{event}/manifest"))?;
-            gate_rules_json = Some(issuer.get_text(&gate_rules_path(event))?);
+            // A server without gate rules (the edge Worker, which serves the rest of the setup) has none.
+            gate_rules_json = issuer.get_optional_text(&gate_rules_path(event))?;
+            if gate_rules_json.is_none() {
+                eprintln!("note: {server} serves no gate rules: every gate admits every ticket of the event");
+            }
             (Some(keyring_json), Some(revocations_json), Some(manifest_json))
         }
         (Some(_), None) => anyhow::bail!("--server needs --token"),
@@ -910,10 +930,12 @@ fn sync(dir: &Path, server: Option<String>, edge: bool) -> Result<ExitCode> {
         Ok(delta) => log.apply_revocation_delta(&delta).context("the server's revocation update is invalid")?,
         Err(e) => eprintln!("warning: revocation list not refreshed: {e:#}"),
     }
-    // Gate rules come from the issuer only (the edge does not hold them).
+    // Gate rules come from the issuer only: a server that does not serve them (the edge) leaves them as
+    // they are.
     if let (Some(event), false) = (event, edge) {
-        match issuer.get_text(&gate_rules_path(event)) {
-            Ok(json) => log.set_gate_rules(&json).context("the server's gate rules are invalid")?,
+        match issuer.get_optional_text(&gate_rules_path(event)) {
+            Ok(Some(json)) => log.set_gate_rules(&json).context("the server's gate rules are invalid")?,
+            Ok(None) => {}
             Err(e) => eprintln!("warning: gate rules not refreshed: {e:#}"),
         }
     }

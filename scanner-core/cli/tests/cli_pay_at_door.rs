@@ -2,12 +2,10 @@
 //! 3 (not admitted, nothing passed), `--paid` admits and records the amount, a rescan is already used, and
 //! `scanner report` shows the money collected at the door, as a table and as JSON.
 
-mod redemption_support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use redemption_support::*;
+use scanner_core::fixtures::*;
 use scanner_core::manifest::{seal_entry, Manifest, ManifestEntry, Money};
 use scanner_core::{EntryPolicy, Ticket};
 

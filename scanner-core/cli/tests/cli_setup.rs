@@ -1,13 +1,11 @@
 //! `scanner init`: an event is required, revocation lists never go back, and plain http to another
 //! machine is refused before any request.
 
-mod redemption_support;
-
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
 
-use redemption_support::*;
+use scanner_core::fixtures::*;
 use scanner_core::setup::{SetupLink, SETUP_VERSION};
 use scanner_core::{EntryPolicy, RevocationHash, RevocationList};
 

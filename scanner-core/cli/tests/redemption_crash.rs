@@ -1,12 +1,10 @@
 //! Crash durability: a scanner killed with SIGKILL right after it showed "admit" still has that scan
 //! after restart.
 
-mod redemption_support;
-
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
-use redemption_support::*;
+use scanner_core::fixtures::*;
 use scanner_core::redemption::store::RedemptionLog;
 use scanner_core::redemption::TicketRef;
 use scanner_core::EntryPolicy;

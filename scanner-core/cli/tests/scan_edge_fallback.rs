@@ -2,15 +2,13 @@
 //! within the edge timeout (plus process slack) and says so. The edge-answers path is tested against the
 //! real Worker under workerd (edge-verifier/test), not against a canned reply here.
 
-mod redemption_support;
-
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use redemption_support::*;
+use scanner_core::fixtures::*;
 use scanner_core::EntryPolicy;
 
 const SCANNER: &str = env!("CARGO_BIN_EXE_scanner");

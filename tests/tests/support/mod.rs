@@ -21,7 +21,7 @@ fn workspace_bin(name: &str) -> PathBuf {
     let bin = dir.join(name);
     assert!(
         bin.exists(),
-        "{} is missing: run `cargo build -p scanner-core --bins` (cargo test --workspace does)",
+        "{} is missing: run `cargo build -p scanner-cli` (cargo test --workspace does)",
         bin.display()
     );
     bin

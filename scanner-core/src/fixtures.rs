@@ -1,0 +1,116 @@
+//! Shared test fixtures for every crate's tests (feature `test-support`): a seeded issuer and its keyring,
+//! tickets and their QR texts, scan records, device logs and sync between documents. One set, so every
+//! test builds tickets the same way.
+
+use automerge::sync;
+
+use crate::redemption::document::{Accept, Batch};
+use crate::redemption::{DeviceId, Hlc, Outcome, RedemptionDoc, ScanKind, ScanRecord, TicketRef};
+use crate::{EntryPolicy, IssuerKey, KeyId, Keyring, Ticket, TicketId};
+
+pub const EVENT: u32 = 77;
+/// 2026-06-01 18:00:00 UTC.
+pub const NOW: u64 = 1_780_336_800;
+
+/// What a receiver a day after `NOW` takes from another server (the clock bound is not in the way).
+pub fn relay() -> Accept {
+    Accept::relay((NOW + 86_400) * 1000)
+}
+
+pub fn issuer() -> (IssuerKey, Keyring) {
+    let key = IssuerKey::from_seed(KeyId(1), [42; 32]);
+    let mut ring = Keyring::new();
+    ring.insert(key.public_entry(0, None)).expect("fresh keyring");
+    (key, ring)
+}
+
+pub fn ticket_id(n: u64) -> TicketId {
+    let mut id = [0u8; 12];
+    id[..8].copy_from_slice(&n.to_be_bytes());
+    id[8] = 0xa5;
+    TicketId(id)
+}
+
+pub fn ticket(n: u64, policy: EntryPolicy, event: u32) -> Ticket {
+    Ticket {
+        key_id: KeyId(1),
+        event_id: event,
+        ticket_id: ticket_id(n),
+        ticket_type: (n % 3) as u8,
+        addons: (n % 4) as u16,
+        policy,
+        payment_due: false,
+        valid_from: None,
+        valid_until: None,
+    }
+}
+
+pub fn qr(key: &IssuerKey, t: &Ticket) -> String {
+    key.sign_ticket(t).expect("key matches").to_qr_text()
+}
+
+/// A record that let ticket `n` in (or out) at `secs`.
+pub fn record(n: u64, secs: u64, kind: ScanKind, outcome: Outcome) -> ScanRecord {
+    ScanRecord {
+        ticket: TicketRef::of(&ticket_id(n)),
+        hlc: Hlc((secs * 1000) << 16),
+        wall_time: secs as u32,
+        gate: 0,
+        kind,
+        reentry: false,
+        outcome,
+        ticket_type: 0,
+        decided_by_edge: false,
+        addon: None,
+    }
+}
+
+pub fn admit(n: u64, secs: u64) -> ScanRecord {
+    record(n, secs, ScanKind::Entry, Outcome::Admitted)
+}
+
+/// A device log holding `batches`, one change per batch.
+pub fn device_doc(device: DeviceId, batches: &[Vec<ScanRecord>]) -> RedemptionDoc {
+    let mut doc = RedemptionDoc::new_for_device(device);
+    let gates = vec!["gate-a".to_owned(), "gate-b".to_owned()];
+    for b in batches {
+        doc.append_batch(
+            device,
+            Batch { device_name: &format!("door-{}", device.0), gates: &gates, records: b, overrides: &[], time: 0 },
+        )
+        .expect("append");
+    }
+    doc
+}
+
+/// Runs the sync protocol between two documents until neither has anything to say. Returns the bytes
+/// exchanged (a→b, b→a).
+pub fn sync_docs(
+    a: &mut RedemptionDoc,
+    a_state: &mut sync::State,
+    b: &mut RedemptionDoc,
+    b_state: &mut sync::State,
+) -> (usize, usize) {
+    let (mut ab, mut ba) = (0, 0);
+    for _ in 0..100 {
+        let m1 = a.generate_sync_message(a_state);
+        if let Some(m) = &m1 {
+            ab += m.len();
+            b.receive_sync_message(b_state, m, relay()).expect("valid message");
+        }
+        let m2 = b.generate_sync_message(b_state);
+        if let Some(m) = &m2 {
+            ba += m.len();
+            a.receive_sync_message(a_state, m, relay()).expect("valid message");
+        }
+        if m1.is_none() && m2.is_none() {
+            return (ab, ba);
+        }
+    }
+    panic!("sync did not converge");
+}
+
+/// Syncs a device with a relay (server) from fresh states, the way a device does over HTTP.
+pub fn sync_with_relay(device: &mut RedemptionDoc, relay: &mut RedemptionDoc) -> (usize, usize) {
+    sync_docs(device, &mut sync::State::new(), relay, &mut sync::State::new())
+}
