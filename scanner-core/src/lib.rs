@@ -6,6 +6,9 @@
 //!
 //! The byte layout and signing rules are specified in `docs/ticket-format.md`.
 
+// Bad input is an error, never a panic: no unwrap/expect outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod base45;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fixtures;

@@ -9,13 +9,15 @@
 //! what [`ScanResult`], [`FoldResult`] and [`SyncReceipt`] carry into IndexedDB and reads it back into a
 //! [`Restore`]. Sequence numbers cross the boundary as `f64` (JavaScript numbers; exact below 2^53).
 
+// Bad input is an error, never a panic: no unwrap/expect outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 use std::collections::HashMap;
 
 use scanner_core::redemption::device::{decode_peer_state, encode_peer_state, SavedDevice};
 use scanner_core::redemption::document::PeerState;
 use scanner_core::redemption::{
-    DecisionPath, Device, DeviceId, DoorAction, EdgeAnswer, EdgeQuestion, ScanKind, ScanOutcome, ScanPlan, ScanRequest,
-    Verdict,
+    Device, DeviceId, DoorAction, EdgeAnswer, EdgeQuestion, ScanKind, ScanOutcome, ScanPlan, ScanRequest,
 };
 use scanner_core::wire::VerdictBody;
 use serde::Deserialize;
