@@ -968,7 +968,7 @@ fn motion_blur(img: &[f32], w: usize, h: usize, length: f32, deg: f32) -> Vec<f3
 }
 
 /// Errors writing the corpus to disk.
-#[cfg(feature = "cli")]
+#[cfg(feature = "files")]
 #[derive(Debug, thiserror::Error)]
 pub enum CorpusError {
     /// Creating the directory or writing the manifest failed.
@@ -997,7 +997,7 @@ pub enum CorpusError {
 /// "has_code", "expected"}]}` (top-level width/height: the base corpus' frame size; each frame has its own),
 /// so other decoders (the Python peers) can score themselves on exactly the same pixels. A frame with
 /// `"has_code": false` (expected text empty) is read correctly when nothing is found.
-#[cfg(feature = "cli")]
+#[cfg(feature = "files")]
 pub fn write_corpus(frames: &[Frame], dir: &std::path::Path) -> Result<(), CorpusError> {
     std::fs::create_dir_all(dir).map_err(|source| CorpusError::Io { path: dir.to_path_buf(), source })?;
     let mut manifest = Vec::with_capacity(frames.len());

@@ -513,7 +513,7 @@ pub fn decode_image(img: &image::DynamicImage) -> Option<String> {
 }
 
 /// Why an image file could not be decoded.
-#[cfg(feature = "cli")]
+#[cfg(feature = "files")]
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     /// The file could not be opened or read.
@@ -536,7 +536,7 @@ pub enum DecodeError {
 
 /// Loads a PNG or JPEG file (format sniffed from its content, not its name) and decodes the first QR code
 /// in it. `Ok(None)` means the image was read but contains no readable code.
-#[cfg(feature = "cli")]
+#[cfg(feature = "files")]
 pub fn decode_file(path: &std::path::Path) -> Result<Option<String>, DecodeError> {
     let reader = image::ImageReader::open(path)
         .map_err(|source| DecodeError::Io { path: path.to_path_buf(), source })?
