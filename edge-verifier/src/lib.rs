@@ -5,8 +5,11 @@
 //! decision is made there. This crate only adds HTTP (parsing, limits, auth, CORS, JSON errors), sharding
 //! onto Durable Objects, and storage layout.
 //!
-//! Everything here except [`worker_shell`] is plain Rust, compiled and unit-tested natively; the Workers
-//! runtime binding (crate `worker`) exists only in the wasm32 build.
+//! Everything here except `shell` is plain Rust, compiled and unit-tested natively: the HTTP API's bodies
+//! and routes ([`api`]), device tokens ([`auth`]), the trust material and when to pull or rebuild it
+//! ([`config`]), the revocation floor ([`revocations`]), a shard's decisions and storage ([`shard`],
+//! [`history`]) and the log's ([`relay`]). The Workers runtime binding (crate `worker`) exists only in
+//! the wasm32 build: `shell` (the fetch handler and the Durable Objects, one file each) does the I/O.
 
 pub mod api;
 pub mod auth;
@@ -17,4 +20,4 @@ pub mod revocations;
 pub mod shard;
 
 #[cfg(target_arch = "wasm32")]
-mod worker_shell;
+mod shell;
