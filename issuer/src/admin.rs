@@ -12,6 +12,8 @@ use serde_json::{json, Value};
 use crate::auth::Admin;
 use crate::error::{Error, Result};
 use crate::extract::{Json, Query};
+use crate::orders::model::{load_order, OrderStatus};
+use crate::orders::refund;
 use crate::state::AppState;
 use crate::util::{clean_text, hash_secret, now, random_id, random_token};
 
@@ -28,7 +30,7 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn get_order(_: Admin, State(state): State<AppState>, Path(id): Path<String>) -> Result<axum::Json<Value>> {
-    let order = crate::orders::load_order(&state, &id, None).await?;
+    let order = load_order(&state, &id, None).await?;
     let mut v = serde_json::to_value(&order).map_err(Error::internal)?;
     // The admin sees the order, not the bearer secrets of its tickets.
     if let Some(tickets) = v["tickets"].as_array_mut() {
@@ -44,10 +46,10 @@ async fn get_order(_: Admin, State(state): State<AppState>, Path(id): Path<Strin
 /// then Stripe is asked once here; if that fails or times out the refund worker retries (`refund.status`
 /// says which). A pending order is cancelled instead (nothing was paid).
 async fn refund(_: Admin, State(state): State<AppState>, Path(id): Path<String>) -> Result<axum::Json<Value>> {
-    if let Some(cancelled) = cancel_if_pending(&state, &id).await? {
+    if let Some(cancelled) = refund::cancel_if_pending(&state, &id).await? {
         return Ok(axum::Json(cancelled));
     }
-    let (status, version) = crate::orders::refund_or_cancel(&state, &id, "refunded").await?;
+    let (status, version) = refund::refund_or_cancel(&state, &id, OrderStatus::Refunded).await?;
     let refund = crate::payments::refunds::attempt_for_order(&state, &id).await?;
     Ok(axum::Json(json!({ "order_id": id, "status": status, "revocation_version": version, "refund": refund })))
 }
@@ -55,43 +57,11 @@ async fn refund(_: Admin, State(state): State<AppState>, Path(id): Path<String>)
 /// Cancels an order: a pending one releases its seats and its Checkout session is expired; a confirmed
 /// one has its tickets revoked (no money moves).
 async fn cancel(_: Admin, State(state): State<AppState>, Path(id): Path<String>) -> Result<axum::Json<Value>> {
-    if let Some(cancelled) = cancel_if_pending(&state, &id).await? {
+    if let Some(cancelled) = refund::cancel_if_pending(&state, &id).await? {
         return Ok(axum::Json(cancelled));
     }
-    let (status, version) = crate::orders::refund_or_cancel(&state, &id, "cancelled").await?;
+    let (status, version) = refund::refund_or_cancel(&state, &id, OrderStatus::Cancelled).await?;
     Ok(axum::Json(json!({ "order_id": id, "status": status, "revocation_version": version })))
-}
-
-/// Cancels a pending (unpaid) order and expires its hosted checkout, so the customer can no longer pay
-/// for seats that went back on sale. `None` if the order is not pending. If the session cannot be expired
-/// (the customer paid a moment ago, or Stripe is unreachable), the payment that arrives for the cancelled
-/// order is refunded by the webhook, never confirmed.
-async fn cancel_if_pending(state: &AppState, id: &str) -> Result<Option<Value>> {
-    let row: Option<(String, String, Option<String>)> =
-        sqlx::query_as("SELECT status, payment_method, payment_ref FROM orders WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&state.db.write)
-            .await?;
-    let (status, method, session) = row.ok_or(Error::NotFound("order"))?;
-    if status != "pending" {
-        return Ok(None);
-    }
-    if !crate::orders::close_unpaid(state, id, "cancelled").await? {
-        return Err(Error::Conflict("order changed concurrently; try again".into()));
-    }
-    let checkout_expired = match session {
-        Some(session) => match state.payments.by_method(&method)?.expire(&session).await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(order = %id, error = %e, "could not expire the checkout of a cancelled order");
-                false
-            }
-        },
-        None => false,
-    };
-    let version = state.revocations.lock().await.version();
-    let body = json!({ "order_id": id, "status": "cancelled", "revocation_version": version, "checkout_expired": checkout_expired });
-    Ok(Some(body))
 }
 
 #[derive(Debug, Deserialize)]

@@ -170,7 +170,7 @@ pub fn router(state: AppState) -> Router {
         .merge(door::router())
         .route("/healthz", axum::routing::get(|| async { "ok" }));
     let mut api = body_limit(small, crate::extract::MAX_BODY_BYTES)
-        .merge(body_limit(payments::stripe::router(), payments::stripe::MAX_WEBHOOK_BYTES))
+        .merge(body_limit(payments::webhook::router(), payments::webhook::MAX_WEBHOOK_BYTES))
         .merge(body_limit(sync::router(), sync::MAX_SYNC_BODY_BYTES))
         .with_state(state.clone());
     // Only the scanner PWA is served from files (the order pages and the dashboard are compiled in):
@@ -207,7 +207,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let public_url =
         config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_owned();
     let payments = Payments::from_config(&config);
-    let (order_queue, order_queue_rx) = crate::order_queue::channel();
+    let (order_queue, order_queue_rx) = orders::queue::channel();
     let order_limit = limits::order_limit(&config);
     let state: AppState = Arc::new(Inner {
         db,
@@ -242,7 +242,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             tracing::error!(error = %e, "http server failed");
         }
     }));
-    tasks.push(tokio::spawn(crate::order_queue::run(state.clone(), order_queue_rx, shutdown_rx.clone())));
+    tasks.push(tokio::spawn(orders::commit::run(state.clone(), order_queue_rx, shutdown_rx.clone())));
     tasks.push(tokio::spawn(email::run_worker(state.clone(), mailer, shutdown_rx.clone())));
     tasks.push(tokio::spawn(payments::refunds::run_worker(state.clone(), shutdown_rx.clone())));
     if let Some(limit) = state.order_limit.clone() {
@@ -250,9 +250,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     }
     if state.config.edge_url.is_some() && state.config.edge_relay_token.is_some() && state.config.edge_relay_seconds > 0
     {
-        tasks.push(tokio::spawn(crate::sync::run_edge_relay(state.clone(), shutdown_rx.clone())));
+        tasks.push(tokio::spawn(sync::run_edge_relay(state.clone(), shutdown_rx.clone())));
     }
-    tasks.push(tokio::spawn(orders::run_hold_sweeper(state.clone(), shutdown_rx.clone(), Duration::from_millis(500))));
+    tasks.push(tokio::spawn(orders::reserve::run_hold_sweeper(
+        state.clone(),
+        shutdown_rx.clone(),
+        Duration::from_millis(500),
+    )));
     tracing::info!(%addr, "issuer listening");
     Ok(Running { addr, state, shutdown, tasks })
 }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::Admin;
 use crate::error::{Error, Result};
 use crate::extract::Query;
+use crate::orders::model::OrderStatus;
 use crate::state::AppState;
 
 /// Most orders one list call returns.
@@ -38,7 +39,7 @@ struct OrderFilter {
 struct OrderSummary {
     id: String,
     event_id: i64,
-    status: String,
+    status: OrderStatus,
     customer_name: String,
     customer_email: String,
     payment_method: String,

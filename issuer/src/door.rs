@@ -31,6 +31,7 @@ use crate::auth::{Admin, ScannerDevice};
 use crate::catalog::EventView;
 use crate::error::{Error, Result};
 use crate::extract::{Json, Query};
+use crate::orders::model::OrderStatus;
 use crate::state::AppState;
 use crate::util::{clean_text, now};
 
@@ -39,12 +40,17 @@ pub const DEFAULT_PASS_HOURS: i64 = 12;
 /// Longest lifetime of a supervisor pass, in hours (scanner-core's limit of 7 days).
 pub const MAX_PASS_HOURS: i64 = (scanner_core::supervisor::MAX_PASS_SECONDS / 3600) as i64;
 
+/// The routes of scanner-core's [`scanner_core::wire::gate_rules_path`] and
+/// [`scanner_core::wire::search_path`] (the tests below hold them together).
+const GATES_ROUTE: &str = "/v1/scanner/events/{id}/gates";
+const SEARCH_ROUTE: &str = "/v1/scanner/events/{id}/search";
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/v1/events/{id}/supervisor-passes", post(create_pass))
         .route("/admin/v1/events/{id}/gates", get(admin_gates).put(put_gates))
-        .route("/v1/scanner/events/{id}/gates", get(device_gates))
-        .route("/v1/scanner/events/{id}/search", get(search))
+        .route(GATES_ROUTE, get(device_gates))
+        .route(SEARCH_ROUTE, get(search))
 }
 
 fn json_response(status: StatusCode, body: String, cache: &'static str) -> impl IntoResponse {
@@ -314,16 +320,16 @@ fn require_pass(state: &AppState, headers: &HeaderMap, event: u32) -> Result<Sup
 }
 
 /// The status a supervisor sees: whether the order is paid, to be paid at the door, or why not.
-fn door_status(status: &str, method: &str) -> String {
+fn door_status(status: OrderStatus, method: &str) -> String {
     match (status, method) {
-        ("confirmed", "at_door") => "pay_at_door".to_owned(),
-        ("confirmed", _) => "paid".to_owned(),
-        (other, _) => other.to_owned(),
+        (OrderStatus::Confirmed, "at_door") => "pay_at_door".to_owned(),
+        (OrderStatus::Confirmed, _) => "paid".to_owned(),
+        (other, _) => other.as_str().to_owned(),
     }
 }
 
 /// id, buyer name, email, status, payment method.
-type OrderRow = (String, String, String, String, String);
+type OrderRow = (String, String, String, OrderStatus, String);
 /// ticket id, holder, ticket type, add-on mask, revoked, QR text.
 type TicketRow = (String, String, i64, i64, bool, String);
 
@@ -373,7 +379,7 @@ async fn search(
     let truncated = rows.len() > MAX_SEARCH_RESULTS;
     let mut orders = Vec::with_capacity(rows.len().min(MAX_SEARCH_RESULTS));
     for (order_id, buyer_name, email, status, method) in rows.into_iter().take(MAX_SEARCH_RESULTS) {
-        let order_closed = matches!(status.as_str(), "refunded" | "cancelled" | "disputed");
+        let order_closed = status.is_closed();
         let tickets: Vec<TicketRow> = sqlx::query_as(
             "SELECT ticket_id, holder_name, ticket_type, addon_mask, revoked, qr_text FROM tickets
              WHERE order_id = $1 ORDER BY seq",
@@ -400,7 +406,7 @@ async fn search(
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        orders.push(FoundOrder { order_id, buyer_name, email, status: door_status(&status, &method), tickets });
+        orders.push(FoundOrder { order_id, buyer_name, email, status: door_status(status, &method), tickets });
     }
     // Neither the query (personal data) nor the pass: who searched, under which pass name, how many found.
     tracing::info!(
@@ -413,7 +419,15 @@ async fn search(
 
 #[cfg(test)]
 mod tests {
+    use scanner_core::wire::{gate_rules_path, search_path};
+
     use super::*;
+
+    #[test]
+    fn routes_are_the_wire_paths() {
+        assert_eq!(gate_rules_path(7), GATES_ROUTE.replace("{id}", "7"));
+        assert_eq!(search_path(7, "Ada L"), format!("{}?q=Ada%20L", SEARCH_ROUTE.replace("{id}", "7")));
+    }
 
     #[test]
     fn like_patterns_take_wildcards_literally() {
@@ -435,8 +449,8 @@ mod tests {
 
     #[test]
     fn door_status_says_paid_or_pay_at_door() {
-        assert_eq!(door_status("confirmed", "stripe"), "paid");
-        assert_eq!(door_status("confirmed", "at_door"), "pay_at_door");
-        assert_eq!(door_status("refunded", "stripe"), "refunded");
+        assert_eq!(door_status(OrderStatus::Confirmed, "stripe"), "paid");
+        assert_eq!(door_status(OrderStatus::Confirmed, "at_door"), "pay_at_door");
+        assert_eq!(door_status(OrderStatus::Refunded, "stripe"), "refunded");
     }
 }

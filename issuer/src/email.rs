@@ -19,9 +19,10 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::orders::{load_order, money, OrderView};
+use crate::orders::model::{load_order, order_link, OrderView};
+use crate::pages::html::{html_escape, money};
 use crate::state::AppState;
-use crate::util::{html_escape, now_ms};
+use crate::util::now_ms;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
@@ -187,7 +188,7 @@ async fn send_job(state: &AppState, mailer: &Mailer, job: &EmailJob) -> std::res
     if order.tickets.iter().all(|t| t.revoked) {
         return Ok("skipped");
     }
-    let token_url = crate::orders::order_link(state, &order.id);
+    let token_url = order_link(state, &order.id);
     let message = build_message(&state.config, &state.public_url, &order, &token_url, &job.message_id)
         .map_err(|e| e.to_string())?;
     mailer.send(message).await.map_err(|e| e.to_string())?;

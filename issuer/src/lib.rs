@@ -16,7 +16,6 @@ pub mod error;
 pub mod extract;
 pub mod keys;
 pub mod limits;
-pub mod order_queue;
 pub mod orders;
 pub mod pages;
 pub mod payments;

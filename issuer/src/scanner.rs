@@ -9,23 +9,30 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+use rand::RngCore;
 use scanner_core::manifest::{seal_entry, Manifest, ManifestEntry, Money};
+use scanner_core::wire::KEYRING_PATH;
 use scanner_core::TicketId;
 use serde::Deserialize;
 
 use crate::auth::{OptionalDevice, RevocationReader, ScannerDevice};
 use crate::error::{Error, Result};
 use crate::extract::Query;
-use crate::orders::random_nonce;
+use crate::orders::model::OrderStatus;
 use crate::state::AppState;
 use crate::util::now;
+
+/// The routes of scanner-core's [`scanner_core::wire::revocations_path`] and
+/// [`scanner_core::wire::manifest_path`] (the tests below hold them together).
+const REVOCATIONS_ROUTE: &str = "/v1/scanner/revocations";
+const MANIFEST_ROUTE: &str = "/v1/scanner/events/{id}/manifest";
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/keyring", get(keyring))
-        .route("/v1/scanner/keyring", get(scanner_keyring))
-        .route("/v1/scanner/revocations", get(revocations))
-        .route("/v1/scanner/events/{id}/manifest", get(manifest))
+        .route(KEYRING_PATH, get(scanner_keyring))
+        .route(REVOCATIONS_ROUTE, get(revocations))
+        .route(MANIFEST_ROUTE, get(manifest))
 }
 
 fn json_response(body: String) -> impl IntoResponse {
@@ -74,9 +81,10 @@ async fn manifest(
                 o.currency
          FROM tickets t JOIN orders o ON o.id = t.order_id
          JOIN ticket_types tt ON tt.event_id = t.event_id AND tt.idx = t.ticket_type
-         WHERE t.event_id = $1 AND t.revoked = FALSE AND o.status = 'confirmed' ORDER BY t.created_at, t.ticket_id",
+         WHERE t.event_id = $1 AND t.revoked = FALSE AND o.status = $2 ORDER BY t.created_at, t.ticket_id",
     )
     .bind(event_id)
+    .bind(OrderStatus::Confirmed)
     .fetch_all(&state.db.read)
     .await?;
     let mut m = Manifest::new(event, now() as u64);
@@ -95,4 +103,24 @@ async fn manifest(
     }
     tracing::info!(device = %device.id, event = event_id, entries = m.entries.len(), "manifest served");
     Ok(json_response(m.to_json()))
+}
+
+/// Fresh random nonce for manifest sealing.
+fn random_nonce() -> [u8; 12] {
+    let mut n = [0u8; 12];
+    rand::rngs::OsRng.fill_bytes(&mut n);
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use scanner_core::wire::{manifest_path, revocations_path};
+
+    use super::*;
+
+    #[test]
+    fn routes_are_the_wire_paths() {
+        assert_eq!(revocations_path(5), format!("{REVOCATIONS_ROUTE}?since=5"));
+        assert_eq!(manifest_path(7), MANIFEST_ROUTE.replace("{id}", "7"));
+    }
 }

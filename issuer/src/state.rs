@@ -6,11 +6,11 @@ use std::sync::Arc;
 use scanner_core::{IssuerKey, Keyring, RevocationList};
 use tokio::sync::{Mutex, Notify};
 
-use crate::catalog::PricingCache;
+use crate::catalog::model::PricingCache;
 use crate::config::Config;
 use crate::db::Db;
 use crate::limits::{OrderLimit, SearchLimit};
-use crate::order_queue::OrderQueue;
+use crate::orders::queue::OrderQueue;
 use crate::payments::Payments;
 
 /// The signing key and the keyring it is published in.

@@ -29,6 +29,7 @@ use axum::Router;
 use scanner_core::redemption::document::MAX_SYNC_MESSAGE_BYTES;
 use scanner_core::redemption::document::{decode_peer_state, encode_peer_state, PeerState};
 use scanner_core::redemption::{serve_sync, Accept, DeviceId, EventReport, RedemptionDoc, SyncChannel, SyncError};
+use scanner_core::wire::sync_path;
 use serde::Deserialize;
 
 use crate::auth::{Admin, ScannerDevice};
@@ -41,9 +42,12 @@ pub const MAX_SYNC_BODY_BYTES: usize = MAX_SYNC_MESSAGE_BYTES;
 /// Appended chunks after which the log file is rewritten as one full save.
 const COMPACT_AFTER_CHUNKS: usize = 256;
 
+/// The route of scanner-core's [`sync_path`] (the test below holds them together).
+const SYNC_ROUTE: &str = "/v1/sync";
+
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/sync", post(sync))
+        .route(SYNC_ROUTE, post(sync))
         .route("/admin/v1/events/{id}/redemptions", get(report))
         .route("/admin/v1/events/{id}/edge-relay", post(edge_relay))
 }
@@ -280,7 +284,7 @@ pub async fn relay_with_edge(state: &AppState, event: u32) -> Result<RelaySummar
     let (Some(edge), Some(token)) = (&state.config.edge_url, &state.config.edge_relay_token) else {
         return Err(Error::Conflict("no edge relay is configured (--edge-url and --edge-relay-token)".into()));
     };
-    let url = format!("{}/v1/sync?event={event}&channel=relay", edge.trim_end_matches('/'));
+    let url = format!("{}{}", edge.trim_end_matches('/'), sync_path(Some(event), SyncChannel::Relay));
     let client =
         reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).build().map_err(Error::internal)?;
     let dir = redemptions_dir(state);
@@ -378,4 +382,15 @@ async fn report(
         Some("text") => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], report.to_table()).into_response(),
         _ => axum::Json(report).into_response(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_route_is_the_wire_path() {
+        assert_eq!(sync_path(Some(3), SyncChannel::Push), format!("{SYNC_ROUTE}?event=3&channel=push"));
+        assert_eq!(sync_path(Some(3), SyncChannel::Relay), format!("{SYNC_ROUTE}?event=3&channel=relay"));
+    }
 }

@@ -1,4 +1,4 @@
-//! Small helpers: time, random tokens, hashing, HTML escaping and input validation.
+//! Small helpers: time, random tokens, hashing and input validation.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
@@ -41,22 +41,6 @@ pub fn random_id(prefix: &str) -> String {
 /// edge Worker's list of allowed device-token hashes is the same hash.
 pub fn hash_secret(secret: &str) -> String {
     scanner_core::token::token_hash_hex(secret)
-}
-
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Validates a human-entered text field: trimmed, non-empty, at most `max` characters, no control
@@ -102,11 +86,6 @@ pub fn clean_email(value: &str) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escapes_html() {
-        assert_eq!(html_escape(r#"<b a="x">&'"#), "&lt;b a=&quot;x&quot;&gt;&amp;&#x27;");
-    }
 
     #[test]
     fn validates_text_and_email() {

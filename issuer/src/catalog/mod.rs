@@ -4,16 +4,21 @@
 //! Each ticket type and add-on gets a stable per-event index, which is what a ticket carries
 //! (`ticket_type: u8`, `addons: u16` bitmask): at most 256 ticket types and 16 add-ons per event.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+pub mod model;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use axum::Router;
-use serde::{Deserialize, Serialize};
+
+pub use model::{email_key, EventView};
+use model::{
+    validate_capacity, validate_currency, validate_email_cap, validate_money, validate_timezone, EventSettings,
+    NewAddon, NewEvent, NewTicketType, TicketTypeSettings,
+};
 
 use crate::auth::Admin;
 use crate::error::{Error, Result};
@@ -33,243 +38,6 @@ pub fn router() -> Router<AppState> {
         .route("/admin/v1/events/{id}/ticket-types", post(create_ticket_type))
         .route("/admin/v1/events/{id}/ticket-types/{index}", patch(update_ticket_type))
         .route("/admin/v1/events/{id}/addons", post(create_addon))
-}
-
-/// A present field, with `null` told apart from absence: absent = `None`, `null` = `Some(None)`.
-fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
-}
-
-/// `PATCH /admin/v1/events/{id}`: the organizer's settings of an event; absent fields stay as they are.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EventSettings {
-    /// `null` removes the cap.
-    #[serde(default, deserialize_with = "present")]
-    pub max_tickets_per_email: Option<Option<i64>>,
-}
-
-/// `PATCH /admin/v1/events/{id}/ticket-types/{index}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TicketTypeSettings {
-    pub at_door_allowed: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewEvent {
-    pub name: String,
-    pub venue: String,
-    /// Unix seconds.
-    pub starts_at: i64,
-    pub ends_at: i64,
-    /// IANA time zone name, e.g. `Europe/Berlin`.
-    pub timezone: String,
-    /// Most tickets one email address may order for the event (see [`email_key`]); none: no cap.
-    #[serde(default)]
-    pub max_tickets_per_email: Option<i64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewTicketType {
-    pub name: String,
-    pub price_cents: i64,
-    pub currency: String,
-    pub capacity: i64,
-    #[serde(default)]
-    pub sales_start: Option<i64>,
-    #[serde(default)]
-    pub sales_end: Option<i64>,
-    #[serde(default)]
-    pub reentry: bool,
-    /// Whether customers may choose to pay at the door for this type. Off unless the organizer turns it on:
-    /// an at-door order is confirmed (and its tickets issued) before anyone has paid.
-    #[serde(default)]
-    pub at_door_allowed: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewAddon {
-    pub name: String,
-    pub price_cents: i64,
-    pub capacity: i64,
-}
-
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct TicketTypeView {
-    #[serde(skip)]
-    pub id: i64,
-    pub index: i64,
-    pub name: String,
-    pub price_cents: i64,
-    pub currency: String,
-    pub capacity: i64,
-    pub available: i64,
-    pub sales_start: Option<i64>,
-    pub sales_end: Option<i64>,
-    pub reentry: bool,
-    pub at_door_allowed: bool,
-    #[sqlx(skip)]
-    pub on_sale: bool,
-}
-
-impl TicketTypeView {
-    /// Whether the sales window is open at Unix time `t`.
-    pub fn on_sale_at(&self, t: i64) -> bool {
-        self.sales_start.is_none_or(|s| t >= s) && self.sales_end.is_none_or(|e| t <= e)
-    }
-}
-
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct AddonView {
-    #[serde(skip)]
-    pub id: i64,
-    pub index: i64,
-    pub name: String,
-    pub price_cents: i64,
-    pub capacity: i64,
-    pub available: i64,
-}
-
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct EventView {
-    pub id: i64,
-    pub name: String,
-    pub venue: String,
-    pub starts_at: i64,
-    pub ends_at: i64,
-    pub timezone: String,
-    pub max_tickets_per_email: Option<i64>,
-    #[sqlx(skip)]
-    pub ticket_types: Vec<TicketTypeView>,
-    #[sqlx(skip)]
-    pub addons: Vec<AddonView>,
-}
-
-fn validate_timezone(tz: &str) -> Result<String> {
-    let tz = clean_text("timezone", tz, 64)?;
-    if !tz.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '+')) {
-        return Err(Error::validation("timezone", "must be an IANA time zone name such as Europe/Berlin"));
-    }
-    Ok(tz)
-}
-
-fn validate_currency(c: &str) -> Result<String> {
-    if c.len() == 3 && c.chars().all(|c| c.is_ascii_alphabetic()) {
-        Ok(c.to_ascii_uppercase())
-    } else {
-        Err(Error::validation("currency", "must be a three-letter ISO 4217 code such as EUR"))
-    }
-}
-
-fn validate_money(field: &'static str, cents: i64) -> Result<i64> {
-    if (0..=100_000_000).contains(&cents) {
-        Ok(cents)
-    } else {
-        Err(Error::validation(field, "must be between 0 and 100000000 (minor units)"))
-    }
-}
-
-/// Most tickets per email address an organizer can set as the cap (more would be no cap at all).
-pub const MAX_TICKETS_PER_EMAIL_CAP: i64 = 1_000_000;
-
-fn validate_email_cap(cap: Option<i64>) -> Result<Option<i64>> {
-    match cap {
-        Some(c) if !(1..=MAX_TICKETS_PER_EMAIL_CAP).contains(&c) => Err(Error::validation(
-            "max_tickets_per_email",
-            format!("must be between 1 and {MAX_TICKETS_PER_EMAIL_CAP}, or absent for no cap"),
-        )),
-        other => Ok(other),
-    }
-}
-
-/// The address an order counts against for an event's ticket cap: lower case, without a `+tag` in the
-/// local part, because `Ada+1@Example.org` reaches the same mailbox as `ada@example.org`. (Provider-specific
-/// aliases such as dots in Gmail addresses are not folded: the cap is a brake on casual hoarding, not an
-/// identity check.)
-pub fn email_key(email: &str) -> String {
-    let email = email.trim().to_lowercase();
-    match email.rsplit_once('@') {
-        Some((local, domain)) => {
-            let local = local.split_once('+').map_or(local, |(base, _)| base);
-            // `+tag@x` has no base: keep it whole rather than fold every such address into one.
-            if local.is_empty() {
-                email
-            } else {
-                format!("{local}@{domain}")
-            }
-        }
-        None => email,
-    }
-}
-
-/// Refuses pay-at-the-door for an order (`items` already validated and priced against `event`) unless
-/// every line that costs money is of a ticket type whose organizer allows it.
-pub fn check_at_door(event: &EventView, items: &[crate::orders::NewItem]) -> Result<()> {
-    for item in items {
-        let Some(tt) = event.ticket_types.iter().find(|t| t.index == item.ticket_type) else {
-            return Err(Error::validation("ticket_type", format!("event has no ticket type {}", item.ticket_type)));
-        };
-        let addons: i64 = event.addons.iter().filter(|a| item.addons.contains(&a.index)).map(|a| a.price_cents).sum();
-        let paid = (tt.price_cents + addons).saturating_mul(item.quantity) > 0;
-        if paid && !tt.at_door_allowed {
-            return Err(Error::validation("payment", format!("at the door is not offered for {} tickets", tt.name)));
-        }
-    }
-    Ok(())
-}
-
-fn validate_capacity(capacity: i64) -> Result<i64> {
-    if (0..=10_000_000).contains(&capacity) {
-        Ok(capacity)
-    } else {
-        Err(Error::validation("capacity", "must be between 0 and 10000000"))
-    }
-}
-
-/// How long a cached event structure may be used for pricing before it is read again.
-const PRICING_CACHE_TTL: Duration = Duration::from_secs(2);
-
-/// Events as needed to validate and price orders: names, prices, sales windows and indices, which change
-/// rarely, while orders arrive by the thousand in a sales spike. Reading them from the cache saves three
-/// queries per order. Availability in a cached view is stale and never used for a decision: capacity is
-/// decided by the reservation `UPDATE` alone. Every catalog write clears the cache.
-#[derive(Default)]
-pub struct PricingCache {
-    generation: AtomicU64,
-    events: RwLock<HashMap<i64, CachedEvent>>,
-}
-
-/// When it was read, the cache generation it was read in, and the event.
-type CachedEvent = (Instant, u64, Arc<EventView>);
-
-impl PricingCache {
-    /// Forgets every cached event (after a catalog write).
-    pub fn invalidate(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        if let Ok(mut events) = self.events.write() {
-            events.clear();
-        }
-    }
-
-    fn get(&self, id: i64) -> Option<Arc<EventView>> {
-        let events = self.events.read().ok()?;
-        let (at, generation, event) = events.get(&id)?;
-        (at.elapsed() < PRICING_CACHE_TTL && *generation == self.generation.load(Ordering::SeqCst))
-            .then(|| event.clone())
-    }
-
-    fn put(&self, generation: u64, event: Arc<EventView>) {
-        if let Ok(mut events) = self.events.write() {
-            // A view read before a concurrent catalog write must not be cached after that write cleared it.
-            if generation == self.generation.load(Ordering::SeqCst) {
-                events.insert(event.id, (Instant::now(), generation, event));
-            }
-        }
-    }
 }
 
 /// The event's structure for pricing an order, from the cache when fresh (see [`PricingCache`]).
@@ -556,20 +324,4 @@ pub async fn seed_demo(state: &AppState) -> Result<()> {
     }
     tracing::info!(event_id = id, "seeded demo event");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::email_key;
-
-    #[test]
-    fn email_key_folds_case_and_plus_tags_only() {
-        assert_eq!(email_key("Ada@Example.org"), "ada@example.org");
-        assert_eq!(email_key("ada+tickets@example.org"), "ada@example.org");
-        assert_eq!(email_key("ADA+1+2@EXAMPLE.ORG"), "ada@example.org");
-        // Different mailboxes stay different; a bare `+tag` is not folded into one shared key.
-        assert_eq!(email_key("a.da@example.org"), "a.da@example.org");
-        assert_eq!(email_key("+x@example.org"), "+x@example.org");
-        assert_ne!(email_key("ada@example.org"), email_key("ada@example.com"));
-    }
 }

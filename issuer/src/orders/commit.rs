@@ -1,4 +1,4 @@
-//! Group commit for orders.
+//! Group commit for orders: the one task that writes new orders.
 //!
 //! SQLite has one writer and, with `synchronous = FULL`, one fsync per transaction. Committing each order
 //! in its own transaction caps durable orders per second at the disk's fsync rate, which is exactly the
@@ -8,8 +8,8 @@
 //! handler is answered only after the commit that made its order durable.
 //!
 //! Under light load a batch is a single order and nothing waits for company: latency stays one commit.
-//! The oversell guarantee is unchanged, because each reservation is still the conditional `UPDATE` in
-//! `orders::reserve`, executed by the one writer.
+//! The oversell guarantee is unchanged, because each reservation is still the conditional `UPDATE` of
+//! [`super::reserve`], executed by the one writer.
 //!
 //! The event's cap of tickets per email address is checked here too, inside the transaction that writes
 //! the order ([`write_one`]): the committer is the only writer of orders and handles one order at a time,
@@ -17,54 +17,18 @@
 //! never both pass a cap that only one of them fits under.
 
 use sqlx::{Sqlite, Transaction};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
 
+use super::issue::{sign_and_store, TicketLine};
+use super::model::OrderStatus;
+use super::queue::{OrderQueueReceiver, OrderRow, Placement};
+use super::reserve::{expire_holds, reserve, Reservation};
 use crate::error::{Error, Result};
-use crate::orders::{expire_holds, write_order, OrderRow};
 use crate::state::AppState;
 
 /// Most orders written by one transaction. Large enough to amortise the fsync, small enough that the
 /// writer connection is never held for long.
 pub const MAX_BATCH: usize = 128;
-/// Orders that may wait for the committer before new ones are pushed back (the handlers then wait).
-const QUEUE_DEPTH: usize = 4096;
-
-struct Placement {
-    row: OrderRow,
-    /// Whether this order already went through a batch and was sold out, and holds were then expired.
-    retried: bool,
-    reply: oneshot::Sender<Result<OrderRow>>,
-}
-
-/// The handlers' side of the committer.
-#[derive(Clone)]
-pub struct OrderQueue {
-    tx: mpsc::Sender<Placement>,
-}
-
-/// The committer's side, handed to [`run`].
-pub struct OrderQueueReceiver {
-    rx: mpsc::Receiver<Placement>,
-}
-
-pub fn channel() -> (OrderQueue, OrderQueueReceiver) {
-    let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-    (OrderQueue { tx }, OrderQueueReceiver { rx })
-}
-
-fn stopped() -> Error {
-    Error::Internal("the order committer has stopped (server shutting down)".into())
-}
-
-impl OrderQueue {
-    /// Writes `row` durably (returned back on success), or fails with the order's own error: `Conflict`
-    /// when sold out, a database error when its transaction could not commit.
-    pub(crate) async fn place(&self, row: OrderRow) -> Result<OrderRow> {
-        let (reply, answer) = oneshot::channel();
-        self.tx.send(Placement { row, retried: false, reply }).await.map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
-    }
-}
 
 /// Runs the committer until shutdown. Orders already queued when shutdown arrives are still written.
 pub async fn run(state: AppState, mut queue: OrderQueueReceiver, mut shutdown: watch::Receiver<bool>) {
@@ -185,21 +149,30 @@ async fn write_batch(state: &AppState, batch: &[Placement]) -> Result<Vec<Result
 }
 
 /// Tickets per email address that still count against an event's cap: those of orders holding or having
-/// their seats (pending, confirmed, payment_conflict), not of expired, cancelled or refunded ones.
+/// their seats ([`HELD_STATUSES`], bound as $3 to $5), not of expired, cancelled or refunded ones.
 const HELD_BY_EMAIL: &str = "SELECT CAST(COALESCE(SUM(i.quantity), 0) AS BIGINT)
      FROM order_email_keys k
      JOIN orders o ON o.id = k.order_id
      JOIN order_items i ON i.order_id = k.order_id
-     WHERE k.event_id = $1 AND k.email_key = $2 AND o.status IN ('pending', 'confirmed', 'payment_conflict')";
+     WHERE k.event_id = $1 AND k.email_key = $2 AND o.status IN ($3, $4, $5)";
+/// The statuses of orders whose tickets count against their address's cap.
+const HELD_STATUSES: [OrderStatus; 3] = [OrderStatus::Pending, OrderStatus::Confirmed, OrderStatus::PaymentConflict];
 
 /// Writes one order inside `tx` like [`write_order`], refusing it first (`Ok(Some(reason))`, nothing
 /// written) when it would take its email address over the event's cap, and recording the address it
 /// counts against. Writes nothing else before the cap check, so a refused order needs no rollback.
 async fn write_one(tx: &mut Transaction<'_, Sqlite>, state: &AppState, row: &OrderRow) -> Result<Option<String>> {
-    let key = crate::catalog::email_key(row.email());
+    let key = crate::catalog::email_key(&row.email);
     if let Some(cap) = row.email_cap {
-        let (held,): (i64,) =
-            sqlx::query_as(HELD_BY_EMAIL).bind(row.event_id()).bind(&key).fetch_one(&mut **tx).await?;
+        let [a, b, c] = HELD_STATUSES;
+        let (held,): (i64,) = sqlx::query_as(HELD_BY_EMAIL)
+            .bind(row.event_id)
+            .bind(&key)
+            .bind(a)
+            .bind(b)
+            .bind(c)
+            .fetch_one(&mut **tx)
+            .await?;
         if held + row.tickets() > cap {
             return Ok(Some(format!(
                 "ticket limit: this event allows at most {cap} tickets per email address and {held} are already \
@@ -212,9 +185,65 @@ async fn write_one(tx: &mut Transaction<'_, Sqlite>, state: &AppState, row: &Ord
     }
     sqlx::query("INSERT INTO order_email_keys (order_id, event_id, email_key) VALUES ($1, $2, $3)")
         .bind(&row.order_id)
-        .bind(row.event_id())
+        .bind(row.event_id)
         .bind(&key)
         .execute(&mut **tx)
         .await?;
+    Ok(None)
+}
+
+/// Writes one order inside `tx`: reserves every line (`Ok(Some(reason))` if sold out: the caller rolls
+/// back), inserts the order and its items, and for an order that settles at once its tickets and email job.
+async fn write_order(tx: &mut Transaction<'_, Sqlite>, state: &AppState, row: &OrderRow) -> Result<Option<String>> {
+    if let Some(sold_out) =
+        reserve(tx, row.event_id, &row.lines.iter().map(Reservation::of_line).collect::<Vec<_>>()).await?
+    {
+        return Ok(Some(sold_out));
+    }
+    let status = if row.settles { OrderStatus::Confirmed } else { OrderStatus::Pending };
+    sqlx::query(
+        "INSERT INTO orders (id, event_id, token_hash, customer_name, customer_email, status, payment_method, total_cents,
+                             currency, hold_expires_at, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+    )
+    .bind(&row.order_id)
+    .bind(row.event_id)
+    .bind(&row.token_hash)
+    .bind(&row.name)
+    .bind(&row.email)
+    .bind(status)
+    .bind(row.method)
+    .bind(row.total)
+    .bind(&row.currency)
+    .bind(row.hold_expires_at)
+    .bind(row.created)
+    .execute(&mut **tx)
+    .await?;
+    for line in &row.lines {
+        sqlx::query("INSERT INTO order_items (order_id, ticket_type_id, quantity, addon_mask) VALUES ($1, $2, $3, $4)")
+            .bind(&row.order_id)
+            .bind(line.ticket_type_id)
+            .bind(line.quantity)
+            .bind(line.addon_mask)
+            .execute(&mut **tx)
+            .await?;
+    }
+    if row.settles {
+        // Everything the tickets need is in hand: no need to read back what was just written.
+        let lines: Vec<TicketLine> = row
+            .lines
+            .iter()
+            .map(|l| TicketLine {
+                quantity: l.quantity,
+                addon_mask: l.addon_mask,
+                type_index: l.type_index,
+                reentry: l.reentry,
+                // Pay at the door: a ticket with a price is unpaid until the steward confirms payment.
+                payment_due: row.method == "at_door"
+                    && l.unit_cents + l.addon_lines.iter().map(|a| a.1).sum::<i64>() > 0,
+            })
+            .collect();
+        sign_and_store(tx, state, &row.order_id, row.event_id, row.event_ends_at, &row.name, &lines).await?;
+    }
     Ok(None)
 }

@@ -18,7 +18,7 @@ use serde::Serialize;
 use sqlx::{Sqlite, Transaction};
 use tokio::sync::watch;
 
-use super::RefundError;
+use super::provider::RefundError;
 use crate::error::Result;
 use crate::state::AppState;
 use crate::util::{now, now_ms, random_id};

@@ -1,0 +1,467 @@
+//! The order form: `GET /events/{id}` shows the ticket types and add-ons with live availability and the
+//! form; `POST /events/{id}/order` (a plain form post) places the order through
+//! [`crate::orders::reserve::place_order`], the same function as the JSON API, then answers 303 to the
+//! order page (settled at once) or to the payment provider's checkout. On an error the form is shown again
+//! with the customer's input and a message.
+//!
+//! Cross-site request forgery: the form carries a random token that must equal the `tickets_csrf` cookie
+//! (double submit). The cookie is `SameSite=Lax` and `HttpOnly`, so another site can neither read it nor
+//! make the browser send it with a cross-site POST; requests whose `Origin` names another host are refused
+//! as well.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use scanner_core::wire::constant_time_eq;
+
+use super::html::{html_escape, html_response, layout, money, when_html};
+use crate::catalog::{load_event, EventView};
+use crate::error::{Error, Result};
+use crate::orders::model::{NewItem, NewOrder, MAX_TICKETS_PER_ORDER};
+use crate::orders::reserve::place_order;
+use crate::state::AppState;
+use crate::util::random_token;
+
+const CSRF_COOKIE: &str = "tickets_csrf";
+/// Longest raw quantity text echoed back into a re-rendered form.
+const MAX_ECHOED_QUANTITY_CHARS: usize = 8;
+
+/// What the customer typed, kept verbatim so a rejected form comes back as it was sent.
+#[derive(Debug, Default)]
+struct OrderForm {
+    name: String,
+    email: String,
+    /// Raw quantity text per ticket type index.
+    quantities: BTreeMap<i64, String>,
+    /// Chosen add-on indices per ticket type index.
+    addons: BTreeMap<i64, BTreeSet<i64>>,
+    /// `online` or `at_door`.
+    payment: String,
+    csrf: String,
+}
+
+impl OrderForm {
+    fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        let mut form = OrderForm::default();
+        for (key, value) in pairs {
+            match key.as_str() {
+                "name" => form.name = value,
+                "email" => form.email = value,
+                "payment" => form.payment = value,
+                "csrf" => form.csrf = value,
+                _ => {
+                    if let Some(tt) = key.strip_prefix("qty_").and_then(|i| i.parse::<i64>().ok()) {
+                        let raw: String = value.trim().chars().take(MAX_ECHOED_QUANTITY_CHARS).collect();
+                        form.quantities.insert(tt, raw);
+                    } else if let Some(tt) = key.strip_prefix("addons_").and_then(|i| i.parse::<i64>().ok()) {
+                        if let Ok(addon) = value.parse::<i64>() {
+                            form.addons.entry(tt).or_default().insert(addon);
+                        }
+                    }
+                }
+            }
+        }
+        form
+    }
+
+    /// The order lines: every ticket type with a quantity above zero.
+    fn items(&self) -> Result<Vec<NewItem>, FormError> {
+        let mut items = Vec::new();
+        for (&tt, raw) in &self.quantities {
+            if raw.is_empty() {
+                continue;
+            }
+            let quantity = raw.parse::<i64>().map_err(|_| {
+                FormError::field(
+                    "quantity",
+                    format!("Quantity must be a whole number from 0 to {MAX_TICKETS_PER_ORDER}."),
+                )
+            })?;
+            if quantity < 0 {
+                return Err(FormError::field("quantity", "Quantity cannot be negative."));
+            }
+            if quantity > 0 {
+                let addons = self.addons.get(&tt).map(|a| a.iter().copied().collect()).unwrap_or_default();
+                items.push(NewItem { ticket_type: tt, quantity, addons });
+            }
+        }
+        if items.is_empty() {
+            return Err(FormError::field("quantity", "Choose at least one ticket."));
+        }
+        Ok(items)
+    }
+
+    /// The total of the chosen tickets and add-ons at catalog prices, for display and to tell a free order
+    /// from a paid one. `place_order` prices the order itself; this never decides what is charged.
+    fn display_total(&self, event: &EventView) -> i64 {
+        let mut total = 0i64;
+        for tt in &event.ticket_types {
+            let qty = self.quantities.get(&tt.index).and_then(|q| q.parse::<i64>().ok()).unwrap_or(0).clamp(0, 1000);
+            let chosen = self.addons.get(&tt.index);
+            let addons: i64 = event
+                .addons
+                .iter()
+                .filter(|a| chosen.is_some_and(|c| c.contains(&a.index)))
+                .map(|a| a.price_cents)
+                .sum();
+            total = total.saturating_add((tt.price_cents + addons).saturating_mul(qty));
+        }
+        total
+    }
+}
+
+/// A message for the customer and the field it is about.
+#[derive(Debug)]
+struct FormError {
+    status: StatusCode,
+    /// The form field (one of `name`, `email`, `quantity`, `addons`, `payment`) or none.
+    field: Option<&'static str>,
+    message: String,
+}
+
+impl FormError {
+    fn field(field: &'static str, message: impl Into<String>) -> Self {
+        FormError { status: StatusCode::UNPROCESSABLE_ENTITY, field: Some(field), message: message.into() }
+    }
+
+    /// Turns an error of `place_order` into words a customer can act on.
+    fn from_order_error(e: Error) -> Self {
+        let status = e.status();
+        match e {
+            Error::Validation { field, message } => {
+                let (field, label) = match field {
+                    "name" => ("name", "Your name"),
+                    "email" => ("email", "Email"),
+                    "addons" => ("addons", "Add-ons"),
+                    "payment" => ("payment", "Payment"),
+                    _ => ("quantity", "Tickets"),
+                };
+                FormError { status, field: Some(field), message: format!("{label} {message}.") }
+            }
+            Error::Conflict(reason) => FormError {
+                status,
+                field: Some("quantity"),
+                message: format!("Sorry, {reason}. Please choose fewer tickets or another ticket type."),
+            },
+            Error::Payment(_) => FormError {
+                status,
+                field: None,
+                message: "The payment provider could not be reached. Nothing was charged; please try again.".into(),
+            },
+            Error::NotFound(what) => FormError { status, field: None, message: format!("That {what} does not exist.") },
+            other => {
+                tracing::error!(error = %other, "order form: placing the order failed");
+                FormError {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    field: None,
+                    message: "Something went wrong on our side. Nothing was charged; please try again.".into(),
+                }
+            }
+        }
+    }
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The CSRF token of this browser: the one in its cookie if well formed, else a fresh one.
+fn csrf_token(headers: &HeaderMap) -> String {
+    match cookie(headers, CSRF_COOKIE) {
+        Some(t) if t.len() == 43 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => {
+            t.to_owned()
+        }
+        _ => random_token(32),
+    }
+}
+
+fn set_csrf_cookie(resp: &mut Response, state: &AppState, token: &str) {
+    let secure = if state.public_url.starts_with("https://") { "; Secure" } else { "" };
+    if let Ok(v) = HeaderValue::from_str(&format!("{CSRF_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax{secure}")) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+/// Whether a form post comes from a page of this server: the `Origin` header, when the browser sends one,
+/// must name this host (as the request's `Host`, or as the configured public URL when a proxy in front
+/// rewrites `Host`), and the form's token must equal the cookie's.
+fn same_origin_post(state: &AppState, headers: &HeaderMap, form_token: &str) -> bool {
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("null");
+        let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or("");
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+        let same_host = !origin_host.is_empty() && origin_host.eq_ignore_ascii_case(host);
+        if !same_host && !origin.eq_ignore_ascii_case(&state.public_url) {
+            return false;
+        }
+    }
+    match cookie(headers, CSRF_COOKIE) {
+        Some(c) => !form_token.is_empty() && constant_time_eq(c.as_bytes(), form_token.as_bytes()),
+        None => false,
+    }
+}
+
+pub(super) async fn event_page(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let event = load_event(&state, id).await?;
+    let token = csrf_token(&headers);
+    let form = OrderForm { payment: "online".into(), ..OrderForm::default() };
+    let html = render_event_page(&state, &event, &form, &token, None);
+    let mut resp = html_response(StatusCode::OK, html);
+    set_csrf_cookie(&mut resp, &state, &token);
+    Ok(resp)
+}
+
+pub(super) async fn submit_order(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    form: std::result::Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Result<Response> {
+    let event = load_event(&state, id).await?;
+    let pairs = match form {
+        Ok(Form(pairs)) => pairs,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(Error::PayloadTooLarge(crate::extract::MAX_BODY_BYTES))
+        }
+        Err(rejection) => return Err(Error::BadRequest(format!("not a form submission: {}", rejection.body_text()))),
+    };
+    let form = OrderForm::from_pairs(pairs);
+    let token = csrf_token(&headers);
+    let rerender = |event: &EventView, error: FormError| {
+        let status = error.status;
+        let html = render_event_page(&state, event, &form, &token, Some(&error));
+        let mut resp = html_response(status, html);
+        set_csrf_cookie(&mut resp, &state, &token);
+        resp
+    };
+    if !same_origin_post(&state, &headers, &form.csrf) {
+        // A stale or missing cookie (or a post from another site): nothing is ordered. A real customer gets
+        // the form back with a fresh token and only has to submit again.
+        return Ok(rerender(
+            &event,
+            FormError {
+                status: StatusCode::FORBIDDEN,
+                field: None,
+                message: "Your session expired or the form came from another site. Nothing was ordered; please check \
+                      your choices and submit again."
+                    .into(),
+            },
+        ));
+    }
+    let items = match form.items() {
+        Ok(items) => items,
+        Err(e) => return Ok(rerender(&event, e)),
+    };
+    // Pay at the door only means something for a paid order; a free one is always `free`. Whether the
+    // organizer allows it for these tickets is place_order's decision (a 422 on `payment` otherwise).
+    let paid = form.display_total(&event) > 0;
+    let payment = (form.payment == "at_door" && paid).then(|| "at_door".to_owned());
+    if paid && payment.is_none() && state.payments.stripe().is_none() {
+        let message = "Paying online is not available here, so these tickets cannot be ordered now. Free tickets can.";
+        return Ok(rerender(&event, FormError::field("payment", message)));
+    }
+    let request = NewOrder { event_id: id, name: form.name.clone(), email: form.email.clone(), items, payment };
+    match place_order(&state, request).await {
+        Ok(created) => {
+            let target = match created.checkout_url {
+                Some(url) => url,
+                // Same origin, relative: the order page of this server whatever its public URL says.
+                None => format!("/orders/{}?token={}", created.order_id, created.token),
+            };
+            Ok(Redirect::to(&target).into_response())
+        }
+        Err(e) => {
+            // Show what is left now (the reason may be that another buyer just took the last seats).
+            let fresh = load_event(&state, id).await.unwrap_or(event.clone());
+            Ok(rerender(&fresh, FormError::from_order_error(e)))
+        }
+    }
+}
+
+fn render_event_page(
+    state: &AppState,
+    event: &EventView,
+    form: &OrderForm,
+    csrf: &str,
+    error: Option<&FormError>,
+) -> String {
+    let currency = event.ticket_types.first().map(|t| t.currency.as_str()).unwrap_or("EUR");
+    let error_for = |field: &str| error.filter(|e| e.field == Some(field)).map(|e| e.message.as_str());
+    let field_attrs = |field: &str| {
+        if error_for(field).is_some() {
+            format!(" aria-invalid=\"true\" aria-describedby=\"{field}-error\"")
+        } else {
+            String::new()
+        }
+    };
+    let field_error = |field: &str| {
+        error_for(field)
+            .map(|m| format!("<p class=\"field-error\" id=\"{field}-error\">{}</p>", html_escape(m)))
+            .unwrap_or_default()
+    };
+
+    let mut out = String::new();
+    out.push_str(&format!(
+        "<h1>{}</h1><p class=\"meta\">{} · {}</p>",
+        html_escape(&event.name),
+        html_escape(&event.venue),
+        when_html(event.starts_at, &event.timezone)
+    ));
+    if let Some(e) = error {
+        // Focused on load (autofocus without script, and again by order.js) so a screen reader announces it.
+        let target = match e.field {
+            Some("name") => "#name",
+            Some("email") => "#email",
+            Some("payment") => "#payment",
+            Some(_) => "#tickets",
+            None => "#order-form",
+        };
+        out.push_str(&format!(
+            "<div class=\"error-summary\" id=\"error-summary\" role=\"alert\" tabindex=\"-1\" autofocus>\
+<h2>There is a problem with your order</h2><ul><li><a href=\"{target}\">{}</a></li></ul></div>",
+            html_escape(&e.message)
+        ));
+    }
+
+    let on_sale: Vec<_> = event.ticket_types.iter().filter(|t| t.on_sale).collect();
+    if on_sale.is_empty() {
+        out.push_str("<p>Tickets for this event are not on sale right now.</p>");
+        return layout(&html_escape(&event.name), &out, None);
+    }
+
+    out.push_str(&format!(
+        "<form method=\"post\" action=\"/events/{id}/order\" id=\"order-form\" data-event=\"{id}\" \
+data-currency=\"{cur}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">",
+        id = event.id,
+        cur = html_escape(currency),
+        csrf = html_escape(csrf)
+    ));
+    out.push_str(&format!("<h2 id=\"tickets\" tabindex=\"-1\">Tickets</h2>{}", field_error("quantity")));
+    for tt in &on_sale {
+        let available = tt.available.max(0);
+        let max = available.min(MAX_TICKETS_PER_ORDER);
+        let qty = form.quantities.get(&tt.index).map(String::as_str).unwrap_or("0");
+        let price = if tt.price_cents == 0 { "Free".to_owned() } else { money(tt.price_cents, &tt.currency) };
+        let availability = if available == 0 {
+            "<span class=\"soldout\">Sold out</span>".to_owned()
+        } else {
+            format!("{available} left")
+        };
+        out.push_str(&format!(
+            "<fieldset class=\"ticket-type\" data-index=\"{idx}\" data-price=\"{cents}\" data-at-door=\"{door}\">\
+<legend>{name}</legend><p><span class=\"price\">{price}</span> · <span class=\"availability\" \
+data-ticket-type=\"{idx}\" aria-live=\"polite\">{availability}</span></p>\
+<label for=\"qty_{idx}\">Number of {name} tickets</label>\
+<input type=\"number\" id=\"qty_{idx}\" name=\"qty_{idx}\" inputmode=\"numeric\" min=\"0\" max=\"{max}\" \
+value=\"{qty}\"{disabled}{invalid}>",
+            idx = tt.index,
+            cents = tt.price_cents,
+            door = tt.at_door_allowed,
+            name = html_escape(&tt.name),
+            disabled = if available == 0 { " disabled" } else { "" },
+            invalid = field_attrs("quantity"),
+            qty = html_escape(qty),
+        ));
+        if !event.addons.is_empty() {
+            out.push_str("<p class=\"hint\">Add to every ticket of this type:</p>");
+            for addon in &event.addons {
+                let checked = form.addons.get(&tt.index).is_some_and(|a| a.contains(&addon.index));
+                let addon_price = if addon.price_cents == 0 {
+                    "free".to_owned()
+                } else {
+                    format!("+{}", money(addon.price_cents, currency))
+                };
+                let left = addon.available.max(0);
+                out.push_str(&format!(
+                    "<label class=\"check\"><input type=\"checkbox\" name=\"addons_{tt}\" value=\"{a}\" \
+data-price=\"{cents}\"{checked}{disabled}> {name} ({addon_price}) · <span class=\"availability\" \
+data-addon=\"{a}\">{left_text}</span></label>",
+                    tt = tt.index,
+                    a = addon.index,
+                    cents = addon.price_cents,
+                    checked = if checked { " checked" } else { "" },
+                    disabled = if left == 0 { " disabled" } else { "" },
+                    name = html_escape(&addon.name),
+                    left_text = if left == 0 { "sold out".to_owned() } else { format!("{left} left") },
+                ));
+            }
+        }
+        out.push_str("</fieldset>");
+    }
+
+    out.push_str(&format!(
+        "<h2>Your details</h2><label for=\"name\">Name on the tickets</label>{name_err}\
+<input type=\"text\" id=\"name\" name=\"name\" autocomplete=\"name\" required maxlength=\"100\" value=\"{name}\"{name_attrs}>\
+<label for=\"email\">Email (we send the tickets there)</label>{email_err}\
+<input type=\"email\" id=\"email\" name=\"email\" autocomplete=\"email\" required maxlength=\"254\" value=\"{email}\"{email_attrs}>",
+        name = html_escape(&form.name),
+        email = html_escape(&form.email),
+        name_err = field_error("name"),
+        email_err = field_error("email"),
+        name_attrs = field_attrs("name"),
+        email_attrs = field_attrs("email"),
+    ));
+
+    let any_priced = on_sale.iter().any(|t| t.price_cents > 0) || event.addons.iter().any(|a| a.price_cents > 0);
+    if any_priced {
+        let online = state.payments.stripe().is_some();
+        // Pay at the door only where the organizer allows it; the server checks the order again
+        // (catalog::check_at_door), whatever the form posts.
+        let door_types: Vec<&str> = on_sale.iter().filter(|t| t.at_door_allowed).map(|t| t.name.as_str()).collect();
+        let at_door = !door_types.is_empty();
+        let at_door_checked = at_door && (!online || form.payment == "at_door");
+        out.push_str(&format!(
+            "<fieldset id=\"payment\" tabindex=\"-1\"><legend>Payment (for paid tickets)</legend>{}",
+            field_error("payment")
+        ));
+        if !online && !at_door {
+            out.push_str(
+                "<p class=\"hint\">Paid tickets cannot be ordered here at the moment: there is no online payment and \
+the organizer does not take payment at the door. Free tickets can be ordered.</p>",
+            );
+        }
+        if online {
+            out.push_str(&format!(
+                "<label class=\"check\"><input type=\"radio\" id=\"payment-online\" name=\"payment\" value=\"online\"{}> \
+Pay now by card (secure checkout)</label>",
+                if at_door_checked { "" } else { " checked" }
+            ));
+        }
+        if at_door {
+            let only = if door_types.len() == on_sale.len() {
+                String::new()
+            } else {
+                format!(" (only for {} tickets)", html_escape(&door_types.join(", ")))
+            };
+            out.push_str(&format!(
+                "<label class=\"check\"><input type=\"radio\" id=\"payment-at-door\" name=\"payment\" \
+value=\"at_door\"{}> Pay at the door{only}</label>",
+                if at_door_checked { " checked" } else { "" }
+            ));
+        }
+        out.push_str("</fieldset>");
+    }
+
+    let total = form.display_total(event);
+    out.push_str(&format!(
+        "<p class=\"total\">Total: <output id=\"total\" for=\"order-form\" aria-live=\"polite\">{}</output></p>\
+<button type=\"submit\">Order tickets</button></form>",
+        html_escape(&money(total, currency))
+    ));
+    layout(&html_escape(&event.name), &out, Some("/static/order.js"))
+}

@@ -1,0 +1,96 @@
+//! What a payment provider is: settle at order time, or a hosted checkout confirmed later, with expiry and
+//! refunds ([`PaymentProvider`]), and the offline one (free tickets, pay at the door).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::error::{Error, Result};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a hosted checkout needs to know about an order.
+#[derive(Debug, Clone)]
+pub struct CheckoutRequest {
+    pub order_id: String,
+    pub currency: String,
+    pub total_cents: i64,
+    pub customer_email: String,
+    /// (name, unit price in minor units, quantity)
+    pub lines: Vec<(String, i64, i64)>,
+    pub success_url: String,
+    pub cancel_url: String,
+    pub hold_expires_at: i64,
+}
+
+/// A started hosted checkout.
+#[derive(Debug, Clone)]
+pub struct Checkout {
+    pub session_id: String,
+    pub url: String,
+}
+
+pub trait PaymentProvider: Send + Sync {
+    /// Stored in `orders.payment_method`.
+    fn method(&self) -> &'static str;
+    /// Whether the order is confirmed (and its tickets issued) when it is placed.
+    fn settles_at_order(&self) -> bool;
+    /// Starts a hosted checkout (only called when `settles_at_order` is false).
+    fn checkout<'a>(&'a self, req: &'a CheckoutRequest) -> BoxFuture<'a, Result<Checkout>>;
+    /// Expires a checkout whose hold ran out, so it can no longer be paid.
+    fn expire<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, Result<()>>;
+    /// Pays back a settled payment in full (`payment_ref` as recorded by the webhook). The same
+    /// `idempotency_key` is sent on every retry, so the provider executes the refund at most once per key.
+    /// `Ok` carries the provider's refund id, if it has one.
+    fn refund<'a>(
+        &'a self,
+        payment_ref: &'a str,
+        idempotency_key: &'a str,
+    ) -> BoxFuture<'a, std::result::Result<Option<String>, RefundError>>;
+}
+
+/// Why a refund call did not succeed, sorted by what the retry worker must do next.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RefundError {
+    /// No answer, or an answer that says "try again" (network error, timeout, 409 in-flight, 429): retry
+    /// with the same idempotency key, which the provider may already have executed.
+    #[error("{0}")]
+    Retry(String),
+    /// A server error the provider saved under the idempotency key (Stripe replays a 5xx for its key):
+    /// retry with a fresh key. A second refund cannot go through because the payment is refunded in
+    /// full, which the provider refuses twice ([`RefundError::AlreadyRefunded`]).
+    #[error("{0}")]
+    RetryNewKey(String),
+    /// Refused for good (bad request, unknown payment, disputed charge): a person has to look.
+    #[error("{0}")]
+    Permanent(String),
+    /// The payment is already refunded in full: the money is back with the customer.
+    #[error("the payment is already refunded")]
+    AlreadyRefunded,
+}
+
+/// Free tickets and pay-at-the-door: settle at once; nothing to refund online.
+pub struct Offline {
+    pub(super) method: &'static str,
+}
+
+impl PaymentProvider for Offline {
+    fn method(&self) -> &'static str {
+        self.method
+    }
+    fn settles_at_order(&self) -> bool {
+        true
+    }
+    fn checkout<'a>(&'a self, _req: &'a CheckoutRequest) -> BoxFuture<'a, Result<Checkout>> {
+        Box::pin(async { Err(Error::internal("offline payments have no checkout")) })
+    }
+    fn expire<'a>(&'a self, _session_id: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn refund<'a>(
+        &'a self,
+        _payment_ref: &'a str,
+        _idempotency_key: &'a str,
+    ) -> BoxFuture<'a, std::result::Result<Option<String>, RefundError>> {
+        Box::pin(async { Ok(None) })
+    }
+}
