@@ -132,7 +132,7 @@ impl TicketHistory {
 
 /// The ticket a QR text names, for routing to its shard. Parsing only: verification is [`redeem`]'s.
 pub fn ticket_of(qr_text: &str) -> Result<(TicketRef, u32), Refusal> {
-    let signed = SignedTicket::from_qr_text(qr_text.trim())?;
+    let signed = SignedTicket::from_qr_text(qr_text.trim()).map_err(Refusal::from)?;
     Ok((TicketRef::of(&signed.ticket.ticket_id), signed.ticket.event_id))
 }
 

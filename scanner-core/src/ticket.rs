@@ -161,11 +161,11 @@ impl Ticket {
 
     /// Parses unsigned payload bytes, strictly: every byte string parses to at most one ticket, and
     /// re-encoding the result gives back the same bytes.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Refusal> {
-        let malformed = |why: &'static str| Refusal::Malformed(why.to_owned());
-        let (&version, rest) = bytes.split_first().ok_or_else(|| malformed("empty payload"))?;
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, FormatError> {
+        let malformed = FormatError::Malformed;
+        let (&version, rest) = bytes.split_first().ok_or(malformed("empty payload"))?;
         if version != FORMAT_VERSION {
-            return Err(Refusal::UnsupportedVersion(version));
+            return Err(FormatError::UnsupportedVersion(version));
         }
         if rest.len() < FIXED_LEN - 1 {
             return Err(malformed("payload too short"));
@@ -226,6 +226,30 @@ impl Ticket {
     }
 }
 
+/// Why bytes or a text are not a well-formed ticket (parsing only; [`Refusal`] is what a steward is told,
+/// and `From` turns one into the other).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    #[error("the text does not start with {QR_PREFIX}")]
+    NotATicket,
+    #[error("{0}")]
+    Malformed(&'static str),
+    #[error("{0}")]
+    Base45(crate::base45::Base45Error),
+    #[error("format version {0} is not supported")]
+    UnsupportedVersion(u8),
+}
+
+impl From<FormatError> for Refusal {
+    fn from(e: FormatError) -> Self {
+        match e {
+            FormatError::NotATicket => Refusal::NotATicket,
+            FormatError::UnsupportedVersion(v) => Refusal::UnsupportedVersion(v),
+            FormatError::Malformed(_) | FormatError::Base45(_) => Refusal::Malformed(e.to_string()),
+        }
+    }
+}
+
 /// A ticket with its signature, exactly as carried in the QR code. Holding one says nothing about validity:
 /// only [`crate::verify`] decides that.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,16 +266,15 @@ impl SignedTicket {
     }
 
     /// Splits signed bytes into ticket and signature, parsing the ticket strictly. Does not verify.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Refusal> {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, FormatError> {
         if bytes.len() > MAX_SIGNED_LEN {
-            return Err(Refusal::Malformed("ticket too long".to_owned()));
+            return Err(FormatError::Malformed("ticket too long"));
         }
-        let split =
-            bytes.len().checked_sub(SIGNATURE_LEN).ok_or_else(|| Refusal::Malformed("ticket too short".to_owned()))?;
+        let split = bytes.len().checked_sub(SIGNATURE_LEN).ok_or(FormatError::Malformed("ticket too short"))?;
         let (payload, sig) = bytes.split_at(split);
         let ticket = Ticket::from_bytes(payload)?;
         let sig: [u8; SIGNATURE_LEN] =
-            sig.try_into().map_err(|_| Refusal::Malformed("signature has the wrong length".to_owned()))?;
+            sig.try_into().map_err(|_| FormatError::Malformed("signature has the wrong length"))?;
         Ok(Self { ticket, signature: Signature::from_bytes(&sig) })
     }
 
@@ -261,12 +284,12 @@ impl SignedTicket {
     }
 
     /// Parses QR text. Refuses anything that is not a well-formed ticket before doing any expensive work.
-    pub fn from_qr_text(text: &str) -> Result<Self, Refusal> {
+    pub fn from_qr_text(text: &str) -> Result<Self, FormatError> {
         if text.len() > MAX_QR_TEXT_LEN {
-            return Err(Refusal::Malformed("text is too long to be a ticket".to_owned()));
+            return Err(FormatError::Malformed("text is too long to be a ticket"));
         }
-        let body = text.strip_prefix(QR_PREFIX).ok_or(Refusal::NotATicket)?;
-        let bytes = base45::decode(body).map_err(|e| Refusal::Malformed(e.to_string()))?;
+        let body = text.strip_prefix(QR_PREFIX).ok_or(FormatError::NotATicket)?;
+        let bytes = base45::decode(body).map_err(FormatError::Base45)?;
         Self::from_bytes(&bytes)
     }
 
@@ -310,12 +333,12 @@ mod tests {
         let mut bytes = sample(false).to_bytes();
         for bit in 4..8 {
             bytes[1] = 1 << bit;
-            assert!(matches!(Ticket::from_bytes(&bytes), Err(Refusal::Malformed(_))), "flag bit {bit}");
+            assert!(matches!(Ticket::from_bytes(&bytes), Err(FormatError::Malformed(_))), "flag bit {bit}");
         }
         bytes[1] = 0;
         bytes[1] = 0;
         bytes[0] = 2;
-        assert_eq!(Ticket::from_bytes(&bytes), Err(Refusal::UnsupportedVersion(2)));
+        assert_eq!(Ticket::from_bytes(&bytes), Err(FormatError::UnsupportedVersion(2)));
     }
 
     #[test]

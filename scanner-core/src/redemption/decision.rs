@@ -485,7 +485,7 @@ pub fn decide_undo(
     if reason.is_empty() {
         return Err(UndoError::NoReason);
     }
-    let signed = SignedTicket::from_qr_text(text.trim()).map_err(UndoError::NotGenuine)?;
+    let signed = SignedTicket::from_qr_text(text.trim()).map_err(|e| UndoError::NotGenuine(e.into()))?;
     let t = &signed.ticket;
     match verify_signed(&signed, ctx) {
         Ok(()) => {}
@@ -550,7 +550,7 @@ fn decide_scan(
     let override_reason = input.override_reason.map(str::trim).filter(|r| !r.is_empty());
     let signed = match SignedTicket::from_qr_text(input.text.trim()) {
         Ok(signed) => signed,
-        Err(refusal) => return refused(&refusal, TicketRef::NONE, input.kind, false, 0),
+        Err(format) => return refused(&format.into(), TicketRef::NONE, input.kind, false, 0),
     };
     let t = &signed.ticket;
     let ticket = TicketRef::of(&t.ticket_id);
