@@ -1,36 +1,35 @@
 //! The Worker's fetch handler: routing (`api::Route`, scanner-core's wire paths), device and relay
 //! tokens, CORS and body limits. Redemptions go to their shard, syncs and reports to the event's log;
-//! nothing is decided here. (For now this file also holds the two Durable Objects those go to.)
+//! nothing is decided here. (For now this file also holds the shard Durable Object.)
 
-use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::cell::Cell;
 
-use worker::js_sys::{Array, Object, Reflect, Uint8Array};
+use worker::js_sys::{Array, Object, Reflect};
 use worker::wasm_bindgen::JsValue;
 use worker::{
-    console_error, durable_object, event, Context, DurableObject, Env, ListOptions, Method, Request, Response,
-    SqlStorage, SqlStorageValue, State, Storage,
+    console_error, durable_object, event, Context, DurableObject, Env, ListOptions, Method, Request, Response, State,
+    Storage,
 };
 
-use scanner_core::redemption::document::{decode_peer_state, encode_peer_state, MAX_SYNC_MESSAGE_BYTES};
-use scanner_core::redemption::{DeviceId, SyncChannel};
+use scanner_core::redemption::SyncChannel;
 
 use crate::api::{
     self, check_declared_length, cors_origin, is_json, is_sync_body, parse_redeem, recorded_verdict_json, split_list,
     verdict_json, ApiError, Route, ScannerRoute, ShardRedeem, MAX_REDEEM_BODY, MAX_SYNC_BODY,
 };
 use crate::history::{redeem, ticket_of, StoredScan, TicketHistory};
-use crate::relay::{log_parts, sync_refused, AppendRequest, LogRelay, LogWrite, RelayRequest, SyncPeer, FOLD_DELAY_MS};
+use crate::relay::RelayRequest;
 use crate::shard::{
-    by_ticket, forward_delay_ms, history_key, log_name, outbox_key, shard_name, shard_of, Outbox, OUTBOX_BATCH,
-    OUTBOX_PREFIX, RETRY_MS,
+    by_ticket, forward_delay_ms, history_key, outbox_key, shard_name, shard_of, Outbox, OUTBOX_BATCH, OUTBOX_PREFIX,
+    RETRY_MS,
 };
 
 use super::errors::Logged;
 use super::http::{
-    error_response, header, internal_request, json_ok, json_request, now_ms, pass_through, query_channel, query_event,
-    query_flag, query_value, respond, send_ok, stub, typed, var,
+    error_response, header, json_ok, json_request, now_ms, pass_through, query_channel, query_event, query_flag,
+    query_value, respond, send_ok, stub, var,
 };
+use super::log_object;
 use super::trust::{device_tokens, load_trust, relay_tokens};
 
 /// Checks the device token, for `event` when the request is about one (`None`: any event the token is
@@ -115,7 +114,7 @@ async fn handle_sync(mut req: Request, env: &Env) -> Result<Response, ApiError> 
     let body = read_body(&mut req, MAX_SYNC_BODY).await?;
     // The log keeps automerge sync state per token and channel, and takes from a device only what it
     // wrote under the id bound to that token.
-    sync(env, event, channel, &peer, &body).await
+    log_object::sync(env, event, channel, &peer, &body).await
 }
 
 /// `GET /v1/report?event=ID[&format=text]`: scanner-core's report over the edge's log.
@@ -124,7 +123,7 @@ async fn handle_report(req: Request, env: &Env) -> Result<Response, ApiError> {
         return Err(ApiError::MethodNotAllowed);
     }
     let (_, event) = authenticate_query_event(&req, env).await?;
-    report(env, event, query_flag(&req, "format", "text")?).await
+    log_object::report(env, event, query_flag(&req, "format", "text")?).await
 }
 
 /// `GET /v1/scanner/...`: what `scanner init --server` fetches, so a device can be set up against the
@@ -321,7 +320,7 @@ impl RedemptionShard {
                 return Ok(());
             }
             for (event, scans) in outbox.by_event {
-                append(&self.env, event, scans).await?;
+                log_object::append(&self.env, event, scans).await?;
             }
             storage.delete_multiple(outbox.keys).await.logged("shard outbox delete failed")?;
         }
@@ -348,396 +347,6 @@ impl DurableObject for RedemptionShard {
             self.state.storage().set_alarm(RETRY_MS).await?;
             self.alarm_pending.set(true);
         }
-        Response::ok("")
-    }
-}
-
-/// Request header carrying the syncing peer's identity (its token hash, hex) from the Worker to the log.
-const PEER_HEADER: &str = "X-Peer";
-
-fn log_stub(env: &Env, event: u32) -> Result<worker::Stub, ApiError> {
-    stub(env, "REDEMPTION_LOG", &log_name(event))
-}
-
-/// Hands a device's sync message (authenticated as `peer`, a token hash) to the event's log; its answer
-/// is passed through.
-pub(super) async fn sync(
-    env: &Env,
-    event: u32,
-    channel: SyncChannel,
-    peer: &[u8; 32],
-    message: &[u8],
-) -> Result<Response, ApiError> {
-    let peer: String = peer.iter().map(|b| format!("{b:02x}")).collect();
-    let req = internal_request(
-        &format!("https://log/sync?event={event}&channel={}", channel.as_str()),
-        Method::Post,
-        Some(Uint8Array::from(message).into()),
-        &[(PEER_HEADER, &peer)],
-    )?;
-    pass_through(&log_stub(env, event)?, req, "redemption log").await
-}
-
-/// The event's report (JSON, or a text table); its answer is passed through.
-pub(super) async fn report(env: &Env, event: u32, text: bool) -> Result<Response, ApiError> {
-    let format = if text { "&format=text" } else { "" };
-    let req = internal_request(&format!("https://log/report?event={event}{format}"), Method::Get, None, &[])?;
-    pass_through(&log_stub(env, event)?, req, "redemption log").await
-}
-
-/// Forwards a shard's admissions to the event's log; `Ok` once the log has stored them.
-pub(super) async fn append(env: &Env, event: u32, scans: Vec<StoredScan>) -> Result<(), ApiError> {
-    let body = serde_json::to_string(&AppendRequest { event, scans })?;
-    send_ok(&log_stub(env, event)?, json_request("https://log/append", &body)?, "redemption log").await.map(drop)
-}
-
-/// The object's SQLite storage; every failure is logged and internal.
-struct Db(SqlStorage);
-
-impl Db {
-    fn exec(&self, query: &str, bindings: Vec<SqlStorageValue>) -> Result<(), ApiError> {
-        self.0.exec(query, bindings).logged("log storage").map(drop)
-    }
-
-    fn rows(&self, query: &str, bindings: Vec<SqlStorageValue>) -> Result<Vec<Vec<SqlStorageValue>>, ApiError> {
-        self.0.exec(query, bindings).and_then(|cursor| cursor.raw().collect()).logged("log storage")
-    }
-
-    /// Stores `bytes` as pieces numbered from `first_seq`; returns how many.
-    fn store_parts(&self, first_seq: i64, bytes: &[u8]) -> Result<i64, ApiError> {
-        let mut seq = first_seq;
-        for part in log_parts(bytes) {
-            self.exec(
-                "INSERT INTO log_part (seq, bytes) VALUES (?, ?)",
-                vec![seq.into(), SqlStorageValue::Blob(part.to_vec())],
-            )?;
-            seq += 1;
-        }
-        Ok(seq - first_seq)
-    }
-}
-
-fn sql_int(value: Option<&SqlStorageValue>) -> Option<i64> {
-    match value {
-        Some(SqlStorageValue::Integer(n)) => Some(*n),
-        Some(SqlStorageValue::Float(f)) => Some(*f as i64),
-        _ => None,
-    }
-}
-
-/// An event's log in memory, with its storage bookkeeping.
-struct LoadedLog {
-    relay: LogRelay,
-    /// Stored pieces of the log.
-    parts: i64,
-    /// Records per device already relayed to the shards.
-    relayed: BTreeMap<DeviceId, usize>,
-}
-
-#[durable_object]
-pub struct RedemptionLogObject {
-    state: State,
-    env: Env,
-    log: RefCell<Option<LoadedLog>>,
-    relaying: Cell<bool>,
-    /// An alarm is known to be set (saves a storage call per forwarded batch while one is pending).
-    alarm_pending: Cell<bool>,
-}
-
-impl RedemptionLogObject {
-    fn db(&self) -> Db {
-        Db(self.state.storage().sql())
-    }
-
-    /// Loads the log on first use (synchronous: SQLite calls do not wait, so nothing interleaves).
-    fn ensure_loaded(&self, event: u32) -> Result<(), ApiError> {
-        if let Some(loaded) = self.log.borrow().as_ref() {
-            if loaded.relay.event() != event {
-                console_error!("log object of event {} asked about event {event}", loaded.relay.event());
-                return Err(ApiError::Internal);
-            }
-            return Ok(());
-        }
-        let db = self.db();
-        for ddl in [
-            "CREATE TABLE IF NOT EXISTS log_part (seq INTEGER PRIMARY KEY, bytes BLOB NOT NULL)",
-            "CREATE TABLE IF NOT EXISTS pending (record TEXT PRIMARY KEY, scan TEXT NOT NULL)",
-            "CREATE TABLE IF NOT EXISTS peer (device TEXT PRIMARY KEY, state BLOB NOT NULL)",
-            "CREATE TABLE IF NOT EXISTS relayed (device TEXT PRIMARY KEY, records INTEGER NOT NULL)",
-            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
-        ] {
-            db.exec(ddl, vec![])?;
-        }
-        db.exec("INSERT OR IGNORE INTO meta (key, value) VALUES ('event', ?)", vec![i64::from(event).into()])?;
-        let mut saved = Vec::new();
-        let mut parts = 0;
-        for row in db.rows("SELECT bytes FROM log_part ORDER BY seq", vec![])? {
-            if let Some(SqlStorageValue::Blob(bytes)) = row.into_iter().next() {
-                saved.extend_from_slice(&bytes);
-                parts += 1;
-            }
-        }
-        let relay =
-            LogRelay::load(event, &saved).logged(&format!("stored redemption log of event {event} is damaged"))?;
-        let mut relayed = BTreeMap::new();
-        for row in db.rows("SELECT device, records FROM relayed", vec![])? {
-            if let (Some(SqlStorageValue::String(device)), Some(n)) = (row.first(), sql_int(row.get(1))) {
-                if let Some(device) = DeviceId::from_hex(device) {
-                    relayed.insert(device, usize::try_from(n).unwrap_or(0));
-                }
-            }
-        }
-        *self.log.borrow_mut() = Some(LoadedLog { relay, parts, relayed });
-        Ok(())
-    }
-
-    /// Writes what changed in the log: appended, or (`LogRelay::unsaved_write` decides) the whole log
-    /// compacted. No await between the delete and the inserts: the runtime commits them together.
-    fn persist(&self, loaded: &mut LoadedLog) -> Result<(), ApiError> {
-        let db = self.db();
-        match loaded.relay.unsaved_write(loaded.parts) {
-            None => {}
-            Some(LogWrite::Replace(full)) => {
-                db.exec("DELETE FROM log_part", vec![])?;
-                loaded.parts = db.store_parts(0, &full)?;
-            }
-            Some(LogWrite::Append(chunk)) => {
-                let next = db
-                    .rows("SELECT COALESCE(MAX(seq) + 1, 0) FROM log_part", vec![])?
-                    .first()
-                    .and_then(|row| sql_int(row.first()))
-                    .unwrap_or(0);
-                loaded.parts += db.store_parts(next, &chunk)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes the log's changes, or forgets the log in memory if that fails: memory must not run ahead
-    /// of storage, so it is reloaded from what was stored.
-    fn persist_or_forget(&self, guard: &mut Option<LoadedLog>) -> Result<(), ApiError> {
-        let loaded = guard.as_mut().ok_or(ApiError::Internal)?;
-        if let Err(e) = self.persist(loaded) {
-            *guard = None;
-            return Err(e);
-        }
-        Ok(())
-    }
-
-    /// Folds the buffered edge admissions into the document: appended, stored, and removed from the
-    /// buffer with no await in between, so the runtime commits the three together.
-    fn fold(&self) -> Result<(), ApiError> {
-        let db = self.db();
-        let mut scans = Vec::new();
-        for row in db.rows("SELECT scan FROM pending", vec![])? {
-            match row.first() {
-                Some(SqlStorageValue::String(json)) => match serde_json::from_str::<StoredScan>(json) {
-                    Ok(scan) => scans.push(scan),
-                    Err(e) => console_error!("pending edge admission unreadable, dropped: {e}"),
-                },
-                _ => console_error!("pending edge admission is not text, dropped"),
-            }
-        }
-        if scans.is_empty() {
-            return Ok(());
-        }
-        let mut guard = self.log.borrow_mut();
-        let loaded = guard.as_mut().ok_or(ApiError::Internal)?;
-        let now_secs = i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);
-        if let Err(e) = loaded.relay.append_edge(&scans, now_secs) {
-            // Left in the buffer: the edge's records are ours, so this is a bug to see, not to hide.
-            console_error!("edge admissions refused by the log: {e}");
-            *guard = None;
-            return Err(ApiError::Internal);
-        }
-        self.persist_or_forget(&mut guard)?;
-        db.exec("DELETE FROM pending", vec![])?;
-        Ok(())
-    }
-
-    fn sync(&self, event: u32, peer: &str, channel: SyncChannel, message: &[u8]) -> Result<(Response, bool), ApiError> {
-        let peer = SyncPeer::parse(peer, channel).ok_or(ApiError::Internal)?;
-        let accept = peer.accept(now_ms());
-        if message.len() > MAX_SYNC_MESSAGE_BYTES {
-            return Err(ApiError::TooLarge(MAX_SYNC_MESSAGE_BYTES));
-        }
-        self.ensure_loaded(event)?;
-        self.fold()?;
-        let db = self.db();
-        let key = peer.state_key();
-        let mut state = db
-            .rows("SELECT state FROM peer WHERE device = ?", vec![key.clone().into()])?
-            .into_iter()
-            .next()
-            .and_then(|row| match row.into_iter().next() {
-                Some(SqlStorageValue::Blob(bytes)) => decode_peer_state(&bytes).ok(),
-                _ => None,
-            })
-            // Losing a peer state only makes the next exchange with that device longer.
-            .unwrap_or_default();
-        let mut guard = self.log.borrow_mut();
-        let loaded = guard.as_mut().ok_or(ApiError::Internal)?;
-        let reply = loaded.relay.serve(&mut state, message, accept, channel).map_err(sync_refused)?;
-        if reply.received.changed {
-            self.persist_or_forget(&mut guard)?;
-        }
-        db.exec(
-            "INSERT OR REPLACE INTO peer (device, state) VALUES (?, ?)",
-            vec![key.into(), SqlStorageValue::Blob(encode_peer_state(&state))],
-        )?;
-        let resp = match reply.reply {
-            Some(bytes) => typed(Response::from_bytes(bytes)?, "application/octet-stream")?,
-            None => Response::empty()?.with_status(204),
-        };
-        Ok((resp, reply.received.new_records > 0))
-    }
-
-    /// A shard's forwarded admissions: buffered durably (acknowledged once stored), folded in later.
-    /// Keyed by record, so a batch re-sent after a lost acknowledgement is stored once.
-    fn append(&self, body: &[u8]) -> Result<Response, ApiError> {
-        let append: AppendRequest = serde_json::from_slice(body)?;
-        self.ensure_loaded(append.event)?;
-        let db = self.db();
-        for scan in &append.scans {
-            let json = serde_json::to_string(scan)?;
-            db.exec(
-                "INSERT OR IGNORE INTO pending (record, scan) VALUES (?, ?)",
-                vec![scan.record.clone().into(), json.into()],
-            )?;
-        }
-        json_ok(format!(r#"{{"buffered":{}}}"#, append.scans.len()))
-    }
-
-    async fn ensure_alarm(&self, delay_ms: i64) -> Result<(), ApiError> {
-        if !self.alarm_pending.get() {
-            self.state.storage().set_alarm(delay_ms).await.logged("log alarm")?;
-            self.alarm_pending.set(true);
-        }
-        Ok(())
-    }
-
-    fn report(&self, event: u32, text: bool) -> Result<Response, ApiError> {
-        self.ensure_loaded(event)?;
-        self.fold()?;
-        let guard = self.log.borrow();
-        let loaded = guard.as_ref().ok_or(ApiError::Internal)?;
-        let report = loaded.relay.report().logged("report")?;
-        if text {
-            return typed(Response::ok(report.to_table())?, "text/plain; charset=utf-8");
-        }
-        json_ok(serde_json::to_string(&report)?)
-    }
-
-    /// Hands devices' new records to their shards, then moves the relay cursors. A failure leaves the
-    /// cursors where they were (re-sending is harmless: shards skip scans they have) and re-arms the alarm.
-    async fn relay_backlog(&self) -> Result<(), ApiError> {
-        if self.relaying.replace(true) {
-            // Another request is relaying; it loops until the backlog is empty.
-            return Ok(());
-        }
-        let result = self.relay_until_empty().await;
-        self.relaying.set(false);
-        result
-    }
-
-    async fn relay_until_empty(&self) -> Result<(), ApiError> {
-        loop {
-            let (event, backlog) = {
-                let guard = self.log.borrow();
-                let loaded = guard.as_ref().ok_or(ApiError::Internal)?;
-                (loaded.relay.event(), loaded.relay.backlog(&loaded.relayed).logged("relay backlog")?)
-            };
-            if backlog.is_empty() {
-                return Ok(());
-            }
-            let sends = backlog.by_shard.into_iter().map(|(shard, scans)| send_relayed(&self.env, event, shard, scans));
-            for result in futures_util::future::join_all(sends).await {
-                result?;
-            }
-            let db = self.db();
-            let mut guard = self.log.borrow_mut();
-            let loaded = guard.as_mut().ok_or(ApiError::Internal)?;
-            for (device, records) in backlog.cursors {
-                let cursor = loaded.relayed.entry(device).or_default();
-                *cursor = (*cursor).max(records);
-                db.exec(
-                    "INSERT OR REPLACE INTO relayed (device, records) VALUES (?, ?)",
-                    vec![device.to_hex().into(), i64::try_from(*cursor).unwrap_or(i64::MAX).into()],
-                )?;
-            }
-        }
-    }
-
-    async fn relay_or_retry(&self) {
-        if let Err(e) = self.relay_backlog().await {
-            console_error!("relay to shards failed ({e}); retrying in {RETRY_MS} ms");
-            match self.state.storage().set_alarm(RETRY_MS).await {
-                Ok(()) => self.alarm_pending.set(true),
-                Err(e) => console_error!("cannot arm the relay alarm: {e}"),
-            }
-        }
-    }
-
-    async fn handle(&self, mut req: Request) -> Result<Response, ApiError> {
-        match req.path().as_str() {
-            "/sync" => {
-                let event = query_event(&req)?;
-                let channel = query_channel(&req)?;
-                let peer = header(&req, PEER_HEADER).ok_or(ApiError::Internal)?;
-                let body = req.bytes().await.map_err(|_| ApiError::BadRequest("the body could not be read".into()))?;
-                let (resp, new_records) = self.sync(event, &peer, channel, &body)?;
-                if new_records {
-                    // Before the reply: once a device has synced, its admissions hold at every gate.
-                    // The alarm is the backstop if this object stops before the relay completes.
-                    self.ensure_alarm(RETRY_MS).await?;
-                    self.relay_or_retry().await;
-                }
-                Ok(resp)
-            }
-            "/append" => {
-                let body = req.bytes().await?;
-                // Armed before the write (a spurious alarm finds nothing to fold).
-                self.ensure_alarm(FOLD_DELAY_MS).await?;
-                self.append(&body)
-            }
-            "/report" => {
-                let event = query_event(&req)?;
-                self.report(event, query_flag(&req, "format", "text")?)
-            }
-            _ => Err(ApiError::NotFound),
-        }
-    }
-
-    /// The event this object holds the log of (from storage: an alarm has no request to name it).
-    fn stored_event(&self) -> Option<u32> {
-        self.db()
-            .rows("SELECT value FROM meta WHERE key = 'event'", vec![])
-            .ok()
-            .and_then(|rows| rows.first().and_then(|row| sql_int(row.first())))
-            .and_then(|n| u32::try_from(n).ok())
-    }
-}
-
-impl DurableObject for RedemptionLogObject {
-    fn new(state: State, env: Env) -> Self {
-        Self { state, env, log: RefCell::new(None), relaying: Cell::new(false), alarm_pending: Cell::new(false) }
-    }
-
-    async fn fetch(&self, req: Request) -> worker::Result<Response> {
-        respond(self.handle(req).await)
-    }
-
-    async fn alarm(&self) -> worker::Result<Response> {
-        let event = self.stored_event();
-        self.alarm_pending.set(false);
-        let Some(event) = event else { return Response::ok("") };
-        if let Err(e) = self.ensure_loaded(event).and_then(|()| self.fold()) {
-            console_error!("log alarm: buffered admissions not folded ({e}); retrying in {RETRY_MS} ms");
-            self.state.storage().set_alarm(RETRY_MS).await?;
-            self.alarm_pending.set(true);
-            return Response::ok("");
-        }
-        self.relay_or_retry().await;
         Response::ok("")
     }
 }
