@@ -29,7 +29,7 @@ use super::http::{
     header, internal_request, json_ok, json_request, now_ms, pass_through, query_channel, query_event, query_flag,
     respond, send_ok, stub, typed,
 };
-use super::routes;
+use super::shard_object;
 
 /// Request header carrying the syncing peer's identity (its token hash, hex) from the Worker to the log.
 const PEER_HEADER: &str = "X-Peer";
@@ -329,8 +329,10 @@ impl RedemptionLogObject {
             if backlog.is_empty() {
                 return Ok(());
             }
-            let sends =
-                backlog.by_shard.into_iter().map(|(shard, scans)| routes::send_relayed(&self.env, event, shard, scans));
+            let sends = backlog
+                .by_shard
+                .into_iter()
+                .map(|(shard, scans)| shard_object::send_relayed(&self.env, event, shard, scans));
             for result in futures_util::future::join_all(sends).await {
                 result?;
             }

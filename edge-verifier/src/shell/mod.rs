@@ -3,11 +3,11 @@
 //! scanner-core.
 //!
 //! One file per part:
-//! - [`routes`]: the Worker's fetch handler — routing, device tokens, CORS, body limits; for now also the
-//!   `RedemptionShard` Durable Object (redemption state and its outbox);
+//! - [`routes`]: the Worker's fetch handler — routing, device tokens, CORS, body limits;
 //! - [`trust`]: the trust cache of an isolate — keyring, revocation list and device list, read from KV
 //!   and the variables or pulled from the issuer;
 //! - [`trust_store`]: the `TrustStore` Durable Object (the newest revocation list ever verified);
+//! - [`shard_object`]: the `RedemptionShard` Durable Object (redemption state and its outbox);
 //! - [`log_object`]: the `RedemptionLogObject` Durable Object (an event's redemption log, `/v1/sync`);
 //! - [`http`]: what they share — variables, the clock, JSON answers, requests between objects;
 //! - [`errors`]: conversions of the runtime's errors into [`ApiError`](crate::api::ApiError).
@@ -39,5 +39,6 @@ mod errors;
 mod http;
 mod log_object;
 mod routes;
+mod shard_object;
 mod trust;
 mod trust_store;
