@@ -16,6 +16,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
+use scanner_core::wire::EDGE_DEVICES_PATH;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -27,7 +28,7 @@ use crate::util::{clean_text, hash_secret, now, random_id, random_token};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/edge/devices", get(devices))
+        .route(EDGE_DEVICES_PATH, get(devices))
         .route("/admin/v1/edge-tokens", post(create).get(list))
         .route("/admin/v1/edge-tokens/{id}/revoke", post(revoke))
 }

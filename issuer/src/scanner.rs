@@ -11,7 +11,7 @@ use axum::routing::get;
 use axum::Router;
 use rand::RngCore;
 use scanner_core::manifest::{seal_entry, Manifest, ManifestEntry, Money};
-use scanner_core::wire::KEYRING_PATH;
+use scanner_core::wire::{KEYRING_PATH, REVOCATIONS_PATH};
 use scanner_core::TicketId;
 use serde::Deserialize;
 
@@ -22,16 +22,14 @@ use crate::orders::model::OrderStatus;
 use crate::state::AppState;
 use crate::util::now;
 
-/// The routes of scanner-core's [`scanner_core::wire::revocations_path`] and
-/// [`scanner_core::wire::manifest_path`] (the tests below hold them together).
-const REVOCATIONS_ROUTE: &str = "/v1/scanner/revocations";
+/// The route of scanner-core's [`scanner_core::wire::manifest_path`] (the test below holds them together).
 const MANIFEST_ROUTE: &str = "/v1/scanner/events/{id}/manifest";
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/keyring", get(keyring))
         .route(KEYRING_PATH, get(scanner_keyring))
-        .route(REVOCATIONS_ROUTE, get(revocations))
+        .route(REVOCATIONS_PATH, get(revocations))
         .route(MANIFEST_ROUTE, get(manifest))
 }
 
@@ -120,7 +118,7 @@ mod tests {
 
     #[test]
     fn routes_are_the_wire_paths() {
-        assert_eq!(revocations_path(5), format!("{REVOCATIONS_ROUTE}?since=5"));
+        assert_eq!(revocations_path(5), format!("{REVOCATIONS_PATH}?since=5"));
         assert_eq!(manifest_path(7), MANIFEST_ROUTE.replace("{id}", "7"));
     }
 }

@@ -29,7 +29,7 @@ use axum::Router;
 use scanner_core::redemption::document::MAX_SYNC_MESSAGE_BYTES;
 use scanner_core::redemption::document::{decode_peer_state, encode_peer_state, PeerState};
 use scanner_core::redemption::{serve_sync, Accept, DeviceId, EventReport, RedemptionDoc, SyncChannel, SyncError};
-use scanner_core::wire::sync_path;
+use scanner_core::wire::{sync_path, SYNC_PATH};
 use serde::Deserialize;
 
 use crate::auth::{Admin, ScannerDevice};
@@ -42,12 +42,9 @@ pub const MAX_SYNC_BODY_BYTES: usize = MAX_SYNC_MESSAGE_BYTES;
 /// Appended chunks after which the log file is rewritten as one full save.
 const COMPACT_AFTER_CHUNKS: usize = 256;
 
-/// The route of scanner-core's [`sync_path`] (the test below holds them together).
-const SYNC_ROUTE: &str = "/v1/sync";
-
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route(SYNC_ROUTE, post(sync))
+        .route(SYNC_PATH, post(sync))
         .route("/admin/v1/events/{id}/redemptions", get(report))
         .route("/admin/v1/events/{id}/edge-relay", post(edge_relay))
 }
@@ -390,7 +387,7 @@ mod tests {
 
     #[test]
     fn the_route_is_the_wire_path() {
-        assert_eq!(sync_path(Some(3), SyncChannel::Push), format!("{SYNC_ROUTE}?event=3&channel=push"));
-        assert_eq!(sync_path(Some(3), SyncChannel::Relay), format!("{SYNC_ROUTE}?event=3&channel=relay"));
+        assert_eq!(sync_path(Some(3), SyncChannel::Push), format!("{SYNC_PATH}?event=3&channel=push"));
+        assert_eq!(sync_path(Some(3), SyncChannel::Relay), format!("{SYNC_PATH}?event=3&channel=relay"));
     }
 }
