@@ -17,7 +17,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
 out=bench/out
 mkdir -p "$out"
 rm -f "$out"/*.json
-cargo build --release -q -p scanner-core --features bench --bins -p issuer
+cargo build --release -q -p scanner-bench -p issuer
 echo "bench: scanner-core (ticket, decode corpus)" >&2
 "$CARGO_TARGET_DIR/release/bench" --corpus-dir "$out/corpus" > "$out/scanner-core.json"
 venv="$cache/venv"

@@ -48,6 +48,11 @@ pub fn ticket(n: u64, policy: EntryPolicy, event: u32) -> Ticket {
     }
 }
 
+/// A plain ticket `n` for `event`: ticket type 0, no add-ons, single entry, no validity window.
+pub fn plain_ticket(n: u64, event: u32) -> Ticket {
+    Ticket { ticket_type: 0, addons: 0, ..ticket(n, EntryPolicy::SingleEntry, event) }
+}
+
 pub fn qr(key: &IssuerKey, t: &Ticket) -> String {
     key.sign_ticket(t).expect("key matches").to_qr_text()
 }

@@ -2,7 +2,7 @@
 // in the system Chromium, timing each `decodeLuma` call (what the scanner's worker runs per camera frame).
 // Prints one JSON object, in the same shape as the native bench's "decode" part, so the two compare.
 //
-//   cargo run --release -p scanner-core --features bench --bin bench -- --corpus-dir /tmp/corpus   # writes the PNG corpus
+//   cargo run --release -p scanner-bench --bin bench -- --corpus-dir /tmp/corpus   # writes the PNG corpus
 //   scripts/web-build.sh                                                         # builds web/scanner/pkg
 //   node web/scanner-wasm/bench.mjs /tmp/corpus
 //

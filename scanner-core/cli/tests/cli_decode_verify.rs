@@ -2,31 +2,18 @@
 
 use std::process::Command;
 
+use scanner_core::fixtures::{issuer, plain_ticket, qr, ticket_id, EVENT};
 use scanner_core::qr::render;
-use scanner_core::{EntryPolicy, IssuerKey, KeyId, Keyring, RevocationHash, RevocationList, Ticket, TicketId};
+use scanner_core::{RevocationHash, RevocationList};
 use serde_json::Value;
 
 const SCANNER: &str = env!("CARGO_BIN_EXE_scanner");
 
-fn ticket(id: u8) -> Ticket {
-    Ticket {
-        key_id: KeyId(1),
-        event_id: 77,
-        ticket_id: TicketId([id; 12]),
-        ticket_type: 0,
-        addons: 0,
-        policy: EntryPolicy::SingleEntry,
-        payment_due: false,
-        valid_from: None,
-        valid_until: None,
-    }
-}
-
 #[test]
 fn decode_json_prints_one_line_per_image_in_order_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
-    let key = IssuerKey::from_seed(KeyId(1), [1; 32]);
-    let text = key.sign_ticket(&ticket(1)).unwrap().to_qr_text();
+    let (key, _) = issuer();
+    let text = qr(&key, &plain_ticket(1, EVENT));
     let png = dir.path().join("ticket.png");
     std::fs::write(&png, render::png(&text, 6).unwrap()).unwrap();
     let blank = dir.path().join("blank.png");
@@ -50,18 +37,16 @@ fn decode_json_prints_one_line_per_image_in_order_and_exits_0() {
 #[test]
 fn verify_prints_the_verdict_with_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
-    let key = IssuerKey::from_seed(KeyId(1), [1; 32]);
-    let mut keyring = Keyring::new();
-    keyring.insert(key.public_entry(0, None)).unwrap();
+    let (key, keyring) = issuer();
     let keyring_path = dir.path().join("keyring.json");
     std::fs::write(&keyring_path, keyring.to_json()).unwrap();
     let mut revocations = RevocationList::new();
-    revocations.publish(&key, [RevocationHash::of(&TicketId([2; 12]))]);
+    revocations.publish(&key, [RevocationHash::of(&ticket_id(2))]);
     let revocations_path = dir.path().join("revocations.json");
     std::fs::write(&revocations_path, revocations.to_json()).unwrap();
 
-    let good = key.sign_ticket(&ticket(1)).unwrap().to_qr_text();
-    let revoked = key.sign_ticket(&ticket(2)).unwrap().to_qr_text();
+    let good = qr(&key, &plain_ticket(1, EVENT));
+    let revoked = qr(&key, &plain_ticket(2, EVENT));
     let png = dir.path().join("good.png");
     std::fs::write(&png, render::png(&good, 6).unwrap()).unwrap();
 
@@ -78,27 +63,27 @@ fn verify_prints_the_verdict_with_exit_codes() {
         (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
     };
 
-    let (code, out) = verify(&["--event", "77", &good]);
+    let (code, out) = verify(&["--event", &EVENT.to_string(), &good]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.starts_with("VALID"), "{out}");
-    let (code, out) = verify(&["--event", "77", "--image", png.to_str().unwrap()]);
+    let (code, out) = verify(&["--event", &EVENT.to_string(), "--image", png.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{out}");
-    let (code, out) = verify(&["--event", "77", &revoked]);
+    let (code, out) = verify(&["--event", &EVENT.to_string(), &revoked]);
     assert_eq!(code, Some(1));
     assert!(out.starts_with("REFUSED: Revoked"), "{out}");
-    let (code, out) = verify(&["--event", "78", "--json", &good]);
+    let (code, out) = verify(&["--event", &(EVENT + 1).to_string(), "--json", &good]);
     assert_eq!(code, Some(1));
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["reason"], "wrong_event");
     let mut forged = good.clone();
     forged.replace_range(20..21, if &good[20..21] == "A" { "B" } else { "A" });
-    let (code, out) = verify(&["--event", "77", &forged]);
+    let (code, out) = verify(&["--event", &EVENT.to_string(), &forged]);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.starts_with("REFUSED"), "{out}");
 
     // A missing keyring is an error (exit 2), not a refusal.
     let out = Command::new(SCANNER)
-        .args(["verify", "--event", "77", "--keyring", "/nonexistent.json", &good])
+        .args(["verify", "--event", &EVENT.to_string(), "--keyring", "/nonexistent.json", &good])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));

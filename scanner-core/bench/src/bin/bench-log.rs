@@ -7,7 +7,7 @@
 //! - `merge_report`: merging 20 device logs (50k scans) and computing the duplicate report;
 //! - `disk`: the size of a device's log on disk and of the saved document.
 //!
-//! `cargo run --release -p scanner-core --bin bench-log -- [--scans N]`
+//! `cargo run --release -p scanner-bench --bin bench-log -- [--scans N]`
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -15,13 +15,14 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use automerge::sync;
 use clap::Parser;
+use scanner_core::fixtures::{issuer, plain_ticket, qr, ticket_id, EVENT};
 use scanner_core::qr::decode::decode_luma;
 use scanner_core::redemption::decision::{ScanIndex, ScanInput};
 use scanner_core::redemption::document::{Accept, Batch};
 use scanner_core::redemption::{
     DeviceId, EventReport, HybridClock, Outcome, RedemptionDoc, RedemptionLog, ScanKind, ScanRecord, TicketRef,
 };
-use scanner_core::{EntryPolicy, IssuerKey, KeyId, Keyring, Ticket, TicketId};
+use scanner_core::EntryPolicy;
 use serde_json::json;
 
 #[derive(Parser, Debug)]
@@ -41,7 +42,6 @@ struct Args {
     batch: usize,
 }
 
-const EVENT: u32 = 1;
 const NOW: u64 = 1_780_336_800;
 
 fn percentiles(samples: &mut [f64]) -> (f64, f64) {
@@ -73,14 +73,6 @@ fn dir_size(path: &Path) -> u64 {
         .sum()
 }
 
-fn ticket_id(n: u64) -> TicketId {
-    let mut id = [0u8; 12];
-    id[..8].copy_from_slice(&n.to_be_bytes());
-    // The rest random-looking, like real ids.
-    id[8..].copy_from_slice(&((n.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as u32).to_be_bytes());
-    TicketId(id)
-}
-
 fn temp_dir(tag: &str) -> PathBuf {
     let nonce = rand_core_nonce();
     std::env::temp_dir().join(format!("bench-log-{tag}-{}-{nonce:x}", std::process::id()))
@@ -106,27 +98,14 @@ fn frame(text: &str) -> Result<(usize, usize, Vec<u8>)> {
 }
 
 fn pipeline(args: &Args) -> Result<serde_json::Value> {
-    let key = IssuerKey::generate(KeyId(1));
-    let mut ring = Keyring::new();
-    ring.insert(key.public_entry(0, None))?;
+    let (key, ring) = issuer();
     let dir = temp_dir("pipeline");
     let mut log = RedemptionLog::open_or_create(&dir, "bench")?;
     log.set_keyring(&ring.to_json())?;
     log.set_event(EVENT)?;
     let frames: Vec<_> = (0..64u64)
         .map(|n| {
-            let t = Ticket {
-                key_id: KeyId(1),
-                event_id: EVENT,
-                ticket_id: ticket_id(n),
-                ticket_type: 0,
-                addons: 0,
-                policy: EntryPolicy::SingleEntry,
-                payment_due: false,
-                valid_from: None,
-                valid_until: None,
-            };
-            let text = key.sign_ticket(&t)?.to_qr_text();
+            let text = qr(&key, &plain_ticket(n, EVENT));
             Ok((text.clone(), frame(&text)?))
         })
         .collect::<Result<_>>()?;
@@ -394,9 +373,7 @@ fn disk_section(args: &Args, docs: &[RedemptionDoc]) -> Result<serde_json::Value
     let per_device = (args.total_scans / args.devices) as usize;
     let dir = temp_dir("disk");
     let mut log = RedemptionLog::open_or_create(&dir, "bench")?;
-    let key = IssuerKey::from_seed(KeyId(1), [1; 32]);
-    let mut ring = Keyring::new();
-    ring.insert(key.public_entry(0, None))?;
+    let (_, ring) = issuer();
     log.set_keyring(&ring.to_json())?;
     log.set_event(EVENT)?;
     let records: Vec<ScanRecord> =

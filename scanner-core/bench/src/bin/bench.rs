@@ -1,7 +1,7 @@
 //! Benchmark: prints ONE JSON object on stdout. Each part of the system adds its own top-level section to
 //! the map built in `main`, so results from different parts can be compared run over run.
 //!
-//! `cargo run --release -p scanner-core --bin bench -- [--frames-per-variant N] [--corpus-dir DIR]`
+//! `cargo run --release -p scanner-bench --bin bench -- [--frames-per-variant N] [--corpus-dir DIR]`
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
