@@ -113,6 +113,18 @@ pub enum DeviceError {
     SupervisorRequired(&'static str),
     #[error("{0}")]
     Undo(#[from] UndoError),
+    /// The durable store (sled) failed.
+    #[cfg(feature = "store")]
+    #[error("storage: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("no scanner set up in {0} (run `scanner init` first)")]
+    NotInitialized(std::path::PathBuf),
+    #[error("sync transport: {0}")]
+    Transport(String),
+    #[error("sync did not converge after {0} round trips; run it again to resume")]
+    SyncStalled(usize),
+    #[error("this log belongs to device {stored}, but the token is device {token}'s: use a new data directory")]
+    OtherDevice { stored: DeviceId, token: DeviceId },
 }
 
 /// Which path decided a scan.

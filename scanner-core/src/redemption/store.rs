@@ -22,11 +22,10 @@
 
 use std::path::{Path, PathBuf};
 
-use thiserror::Error;
 
 use super::decision::{ScanIndex, ScanInput};
 use super::device::{Device, DeviceError, Fold, PendingWrite, Receipt, SavedDevice, ScanOutcome};
-use super::document::{decode_peer_state, encode_peer_state, LogError, RedemptionDoc, SyncChannel, SyncError};
+use super::document::{decode_peer_state, encode_peer_state, RedemptionDoc, SyncChannel};
 use super::door::{EdgeAnswer, EdgeQuestion, ScanPlan, ScanRequest};
 use super::record::{DeviceId, ScanKind};
 use super::report::EventReport;
@@ -56,34 +55,8 @@ const CFG_SUPERVISOR: &[u8] = b"supervisor-pass";
 const STATE_FOLDED: &[u8] = b"folded";
 const CHUNK_PREFIX: &[u8] = b"chunk/";
 
-#[derive(Debug, Error)]
-pub enum StoreError {
-    #[error("storage: {0}")]
-    Sled(#[from] sled::Error),
-    // Boxed: the device's errors are large and the store's functions return this on every path.
-    #[error(transparent)]
-    Device(Box<DeviceError>),
-    #[error("redemption log: {0}")]
-    Log(#[from] LogError),
-    #[error("sync: {0}")]
-    Sync(#[from] SyncError),
-    #[error("no scanner set up in {0} (run `scanner init` first)")]
-    NotInitialized(PathBuf),
-    #[error("stored data is damaged: {0}")]
-    Corrupt(String),
-    #[error("sync transport: {0}")]
-    Transport(String),
-    #[error("sync did not converge after {0} round trips; run it again to resume")]
-    SyncStalled(usize),
-    #[error("this log belongs to device {stored}, but the token is device {token}'s: use a new data directory")]
-    OtherDevice { stored: DeviceId, token: DeviceId },
-}
-
-impl From<DeviceError> for StoreError {
-    fn from(e: DeviceError) -> Self {
-        StoreError::Device(Box::new(e))
-    }
-}
+/// The store's errors are the device's: one error type for the scanning device, whatever stores it.
+pub type StoreError = DeviceError;
 
 /// How a sync went.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -652,6 +625,6 @@ impl RedemptionLog {
     /// The organizer's report over everything this device knows (pending scans folded first).
     pub fn report(&mut self, now_secs: i64) -> Result<EventReport, StoreError> {
         self.fold_pending(now_secs)?;
-        Ok(self.scanner.report()?)
+        self.scanner.report()
     }
 }
