@@ -32,6 +32,7 @@ import {
   run,
   screenshot,
   startIssuer,
+  unlockSupervisor,
 } from './harness.mjs';
 
 const EVENT = 1; // the demo event `issuer serve --demo` seeds
@@ -416,11 +417,13 @@ test(
       assert.equal(await page.textContent('#verdict-path'), 'Checked online');
       await screenshot(page, 'scanner-06-edge-admit');
 
-      // The same ticket typed in again: the edge says already used.
+      // The same ticket typed in again: this phone's own log (its mirror of the edge's admission) already
+      // shows it used, so scanner-core's door policy answers on the phone at once, without asking the edge.
       await page.fill('#manual-code', tickets.linus.qrText);
       await page.click('#manual-form button[type="submit"]');
       await waitForVerdict(page, 'already_used', errors, 'scanner-edge-used');
-      assert.equal((await verdict(page)).path, 'edge');
+      assert.equal((await verdict(page)).path, 'offline');
+      assert.match(await page.textContent('#verdict-path'), /not asked: this device's log already shows the ticket used/);
 
       // The edge goes away (connection refused): the phone decides by itself, and its mirror of the
       // edge's admission is what makes it refuse the ticket.
@@ -433,10 +436,12 @@ test(
       assert.equal(v.verdict, 'already_used');
       assert.match(await page.textContent('#verdict-path'), /^Checked on this phone \(online check unavailable: /);
 
-      // The edge hangs (accepts connections, never answers): after the edge timeout the phone decides.
+      // The edge hangs (accepts connections, never answers): after the edge timeout the phone decides. A
+      // ticket nobody scanned yet (one this phone knows used is answered without asking the edge).
+      const hedy = await buyTicket('Hedy Lamarr');
       blackhole = createServer(() => {});
       await new Promise((resolve) => blackhole.listen(port, '127.0.0.1', resolve));
-      await page.fill('#manual-code', tickets.ada.qrText);
+      await page.fill('#manual-code', hedy.qrText);
       await page.click('#manual-form button[type="submit"]');
       await page.waitForFunction(
         () => /did not answer in time/.test(document.getElementById('verdict-path').textContent),
@@ -506,8 +511,14 @@ test('a verdict on screen is on disk: Chromium killed (SIGKILL) right after ADMI
     const r = await waitForReport((x) => admittedHere(x) === 1, 'the admission made before the kill');
     assert.equal(r.conflicts.length, 0);
 
-    // The steward admits the ticket anyway, for a reason: shown as an override and reported as one.
-    assert.equal(await page.isVisible('#override-form'), true, 'an already-used ticket can be overridden');
+    // A supervisor admits the ticket anyway, for a reason: shown as an override and reported as one,
+    // with the supervisor's name.
+    assert.equal(await page.isVisible('#override-form'), false, 'a steward cannot override');
+    await unlockSupervisor(page, issuer, 'Desk Supervisor');
+    await page.fill('#manual-code', tickets.katherine.qrText);
+    await page.click('#manual-form button[type="submit"]');
+    await page.waitForFunction(() => document.getElementById('verdict').dataset.verdict === 'already_used', null, WAIT);
+    assert.equal(await page.isVisible('#override-form'), true, 'a supervisor can override an already-used ticket');
     await page.fill('#override-reason', 'wristband torn, checked at the desk');
     await page.click('#override-form button[type=submit]');
     await page.waitForSelector('#verdict[data-verdict="admit"]', WAIT);
@@ -516,7 +527,7 @@ test('a verdict on screen is on disk: Chromium killed (SIGKILL) right after ADMI
     await screenshot(page, 'scanner-09-override');
     await page.click('#sync-now');
     const o = await waitForReport(
-      (x) => x.overrides.some((s) => s.override_reason === 'wristband torn, checked at the desk'),
+      (x) => x.overrides.some((s) => s.override_reason === 'wristband torn, checked at the desk (supervisor Desk Supervisor)'),
       'the override in the organizer report',
     );
     assert.equal(o.overrides.length, 1);

@@ -27,6 +27,7 @@ import {
   screenshot,
   startIssuer,
   writeY4m,
+  unlockSupervisor,
 } from './harness.mjs';
 
 const EVENT = 1; // the demo event `issuer serve --demo` seeds
@@ -212,7 +213,8 @@ test('each verdict fills the screen in its colour, with its own tone and vibrati
       true,
     );
 
-    // ALREADY USED: red, two square beeps, two buzzes; "Admit anyway" is reachable on top.
+    // ALREADY USED: red, two square beeps, two buzzes; "Admit anyway" (a supervisor's) is reachable on top.
+    await unlockSupervisor(page, issuer, 'Desk Supervisor');
     await typeCode(page, tickets.grace.qrText);
     v = await verdictNumber(page, ++n, errors);
     assert.equal(v.verdict, 'already_used');
