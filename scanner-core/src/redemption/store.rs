@@ -22,7 +22,6 @@
 
 use std::path::{Path, PathBuf};
 
-
 use super::decision::{ScanIndex, ScanInput};
 use super::device::{Device, DeviceError, Fold, PendingWrite, Receipt, SavedDevice, ScanOutcome};
 use super::document::{decode_peer_state, encode_peer_state, RedemptionDoc, SyncChannel};
