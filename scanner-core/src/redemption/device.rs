@@ -879,33 +879,23 @@ fn wall_secs(now_ms: u64) -> u32 {
 mod tests {
     use super::*;
     use crate::keyring::IssuerKey;
-    use crate::ticket::{KeyId, Ticket, TicketId};
+    use crate::ticket::Ticket;
 
     const NOW_MS: u64 = 1_750_000_000_000;
 
+    use crate::fixtures::{issuer, plain_ticket, qr, EVENT};
+
     fn key() -> IssuerKey {
-        IssuerKey::from_seed(KeyId(1), [9; 32])
+        issuer().0
     }
 
     fn keyring_json() -> String {
-        let mut ring = Keyring::new();
-        ring.insert(key().public_entry(0, None)).unwrap();
-        ring.to_json()
+        issuer().1.to_json()
     }
 
+    /// Ticket `id` of the fixtures' event (type 0, no add-ons) with this policy.
     fn ticket(id: u8, policy: EntryPolicy) -> String {
-        let t = Ticket {
-            key_id: KeyId(1),
-            event_id: 7,
-            ticket_id: TicketId([id; 12]),
-            ticket_type: 2,
-            addons: 0,
-            policy,
-            payment_due: false,
-            valid_from: None,
-            valid_until: None,
-        };
-        key().sign_ticket(&t).unwrap().to_qr_text()
+        qr(&key(), &Ticket { policy, ..plain_ticket(u64::from(id), EVENT) })
     }
 
     fn entry(text: &str) -> ScanInput<'_> {
@@ -948,11 +938,11 @@ mod tests {
     fn new_device(storage: &mut Storage) -> Device {
         let mut d = Device::new(DeviceId(0x1234), "door 1").unwrap();
         d.set_keyring(&keyring_json()).unwrap();
-        d.set_event(7);
+        d.set_event(EVENT);
         storage.saved.device = d.device();
         storage.saved.name = d.name().to_owned();
         storage.saved.keyring_json = Some(keyring_json());
-        storage.saved.event_id = Some(7);
+        storage.saved.event_id = Some(EVENT);
         d
     }
 
@@ -1078,7 +1068,7 @@ mod tests {
         let mut a = new_device(&mut storage);
         let mut b = Device::new(DeviceId(0x5678), "door 2").unwrap();
         b.set_keyring(&keyring_json()).unwrap();
-        b.set_event(7);
+        b.set_event(EVENT);
         let qr = ticket(5, EntryPolicy::SingleEntry);
         assert!(a.scan(entry(&qr), "North", NOW_MS).unwrap().verdict.is_admit());
         a.fold(1).unwrap();
