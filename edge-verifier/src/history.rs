@@ -178,39 +178,28 @@ pub fn redeem(
 mod tests {
     use super::*;
     use crate::config::Trust;
+    use scanner_core::fixtures::{issuer, plain_ticket, qr, ticket_id, EVENT};
     use scanner_core::redemption::{Outcome, RefusalCode, ScanKind};
-    use scanner_core::{EntryPolicy, IssuerKey, KeyId, Keyring, RevocationHash, RevocationList, Ticket, TicketId};
+    use scanner_core::{EntryPolicy, IssuerKey, KeyId, RevocationHash, RevocationList, Ticket};
 
     const NOW_MS: u64 = 1_750_000_000_000;
 
     fn setup() -> (IssuerKey, Trust) {
-        let key = IssuerKey::from_seed(KeyId(1), [7; 32]);
-        let mut keyring = Keyring::new();
-        keyring.insert(key.public_entry(0, None)).unwrap();
+        let (key, keyring) = issuer();
         let mut revocations = RevocationList::new();
-        revocations.publish(&key, [RevocationHash::of(&TicketId([66; 12]))]);
+        revocations.publish(&key, [RevocationHash::of(&ticket_id(66))]);
         (key, Trust { keyring, revocations })
     }
 
+    /// Ticket `id` of the fixtures' event, signed by `key` (a stranger's key makes a forgery).
     fn ticket(key: &IssuerKey, id: u8, policy: EntryPolicy) -> String {
-        let t = Ticket {
-            key_id: KeyId(1),
-            event_id: 42,
-            ticket_id: TicketId([id; 12]),
-            ticket_type: 0,
-            addons: 0,
-            policy,
-            payment_due: false,
-            valid_from: None,
-            valid_until: None,
-        };
-        key.sign_ticket(&t).unwrap().to_qr_text()
+        qr(key, &Ticket { policy, ..plain_ticket(u64::from(id), EVENT) })
     }
 
     fn req(qr: &str, device: u64, gate: &str, kind: ScanKind) -> RedeemRequest {
         RedeemRequest {
             qr_text: qr.to_owned(),
-            event: 42,
+            event: EVENT,
             device: DeviceId(device),
             device_name: format!("dev{device}"),
             gate: gate.to_owned(),
@@ -231,7 +220,7 @@ mod tests {
         ));
         // A supervisor's undo on device 3, relayed from the log like an offline scan.
         let undo = ScanRecord {
-            ticket: TicketRef::of(&TicketId([5; 12])),
+            ticket: TicketRef::of(&ticket_id(5)),
             hlc: Hlc((NOW_MS + 2) << 16),
             wall_time: (NOW_MS / 1000) as u32,
             gate: 0,
@@ -329,7 +318,7 @@ mod tests {
         let (key, trust) = setup();
         let qr = ticket(&key, 5, EntryPolicy::SingleEntry);
         let (tref, event) = ticket_of(&qr).unwrap();
-        assert_eq!(event, 42);
+        assert_eq!(event, EVENT);
         let offline = ScanRecord {
             ticket: tref,
             hlc: Hlc(1 << 16),

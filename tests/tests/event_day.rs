@@ -11,10 +11,10 @@
 //! 3. Every confirmation mail arrives at the SMTP server; each inline QR is extracted and is a ticket.
 //! 4. 10 paid orders are refunded: their tickets go on the revocation list.
 //! 5. The devices scan every ticket; 2% are also scanned at a second gate; 20 forged or tampered codes.
-//! 5b. At the door: a VIP entrance (gate rule) refuses a Standard ticket as wrong_gate; a VIP ticket ordered
-//!     to pay at the door is UNPAID until the steward collects 90.00 EUR; a supervisor (pass from the admin
-//!     API) undoes a check-in and the ticket admits again.
-//! 6. The devices sync through the edge and the issuer. The issuer's report must show exactly the valid
+//! 6. At the door: a VIP entrance (gate rule) refuses a Standard ticket as wrong_gate; a VIP ticket ordered
+//!    to pay at the door is UNPAID until the steward collects 90.00 EUR; a supervisor (pass from the admin
+//!    API) finds an attendee online and undoes a check-in, and the ticket admits again.
+//! 7. The devices sync through the edge and the issuer. The issuer's report must show exactly the valid
 //!    distinct tickets admitted, exactly the injected duplicates as conflicts, and every forged or revoked
 //!    code refused for the right reason; nothing oversold, no mail lost.
 
