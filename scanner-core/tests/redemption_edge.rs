@@ -69,7 +69,7 @@ fn merged(docs: &[&RedemptionDoc]) -> EventReport {
     EventReport::from_logs(&out.device_logs().unwrap())
 }
 
-/// What the edge answers for a first scan: scanner-core's decision (the edge runs the same `decide`).
+/// What the edge answers for a first scan: scanner-core's decision (the edge runs the same `decide_at`).
 fn admit_verdict(text: &str) -> Verdict {
     let mut fresh = device(0xfeed, "edge-twin");
     fresh.scan(ScanInput { text, kind: ScanKind::Entry, override_reason: None }, "North", NOW_MS).unwrap().verdict

@@ -417,20 +417,9 @@ impl<'a> At<'a> {
     }
 }
 
-/// Decides one scan against the verification context and the log's index, at a gate without rules.
-pub fn decide(
-    input: ScanInput<'_>,
-    ctx: &VerifyContext<'_>,
-    index: &ScanIndex,
-    holders: Option<&dyn HolderDirectory>,
-    this_device: DeviceId,
-    gate: &str,
-) -> Decision {
-    decide_scan(input, false, ctx, index, holders, this_device, At::gate(gate))
-}
-
-/// Decides one scan at a gate with its rules (see [`crate::gates`]): a ticket the gate does not take is
-/// refused `wrong_gate`; at a gate that redeems an add-on, the scan redeems it (once per ticket).
+/// Decides one scan against the verification context and the log's index, at a gate with its rules (see
+/// [`crate::gates`]; [`At::gate`] for none): a ticket the gate does not take is refused `wrong_gate`; at a
+/// gate that redeems an add-on, the scan redeems it (once per ticket).
 pub fn decide_at(
     input: ScanInput<'_>,
     ctx: &VerifyContext<'_>,
@@ -442,7 +431,7 @@ pub fn decide_at(
     decide_scan(input, false, ctx, index, holders, this_device, at)
 }
 
-/// Decides the steward's "paid" confirmation of an entry scan: exactly like [`decide`], except that a
+/// Decides the steward's "paid" confirmation of an entry scan: exactly like [`decide_at`], except that a
 /// ticket whose payment is due admits as [`Outcome::PaidAtDoor`] with the amount from the manifest (instead
 /// of [`Verdict::PaymentDue`]). Any other ticket gets its ordinary verdict (e.g. already used, if another
 /// scanner let it in meanwhile: then nothing was collected for it).
