@@ -370,3 +370,22 @@ export async function unlockSupervisor(page, issuer, name, options) {
   );
   return pass;
 }
+
+/** The issuer's redemption report of `event` (admin API). */
+export async function issuerReport(issuer, event) {
+  const res = await adminFetch(issuer, `/admin/v1/events/${event}/redemptions`);
+  if (res.status !== 200) throw new Error(`redemption report: HTTP ${res.status}`);
+  return res.json();
+}
+
+/** Polls the issuer's report of `event` until `predicate` holds (30 s at most); `what` names it on failure. */
+export async function waitForIssuerReport(issuer, event, predicate, what) {
+  const deadline = Date.now() + 30_000;
+  let last;
+  while (Date.now() < deadline) {
+    last = await issuerReport(issuer, event);
+    if (predicate(last)) return last;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`issuer report never showed ${what}: ${JSON.stringify(last)}`);
+}

@@ -32,7 +32,11 @@ import {
   run,
   screenshot,
   startIssuer,
+  qrLumaFrame,
   unlockSupervisor,
+  writeY4m,
+  issuerReport,
+  waitForIssuerReport,
 } from './harness.mjs';
 
 const EVENT = 1; // the demo event `issuer serve --demo` seeds
@@ -95,38 +99,7 @@ async function buyThroughOrderPage(browser, name, javaScriptEnabled) {
  */
 async function qrToY4m(browser, ticket, file) {
   const png = ticket.png ?? Buffer.from(await (await fetch(ticket.pngUrl)).arrayBuffer());
-  const page = await browser.newPage();
-  const lumaB64 = await page.evaluate(async (pngB64) => {
-    const img = new Image();
-    img.src = `data:image/png;base64,${pngB64}`;
-    await img.decode();
-    const canvas = document.createElement('canvas');
-    canvas.width = 640;
-    canvas.height = 480;
-    const ctx = canvas.getContext('2d');
-    ctx.fillStyle = '#fff';
-    ctx.fillRect(0, 0, 640, 480);
-    const scale = Math.min(400 / img.width, 400 / img.height);
-    const w = Math.round(img.width * scale);
-    const h = Math.round(img.height * scale);
-    ctx.imageSmoothingEnabled = false;
-    ctx.drawImage(img, (640 - w) >> 1, (480 - h) >> 1, w, h);
-    const rgba = ctx.getImageData(0, 0, 640, 480).data;
-    const y = new Uint8Array(640 * 480);
-    for (let i = 0; i < y.length; i++) {
-      // BT.601 studio-swing luma, as Y4M carries it.
-      y[i] = Math.round(16 + (65.481 * rgba[4 * i] + 128.553 * rgba[4 * i + 1] + 24.966 * rgba[4 * i + 2]) / 255);
-    }
-    let s = '';
-    for (let i = 0; i < y.length; i += 0x8000) s += String.fromCharCode(...y.subarray(i, i + 0x8000));
-    return btoa(s);
-  }, png.toString('base64'));
-  await page.close();
-  const luma = Buffer.from(lumaB64, 'base64');
-  assert.equal(luma.length, 640 * 480);
-  const chroma = Buffer.alloc((320 * 240) * 2, 128);
-  writeFileSync(file, Buffer.concat([Buffer.from('YUV4MPEG2 W640 H480 F30:1 Ip A1:1 C420jpeg\nFRAME\n'), luma, chroma]));
-  return file;
+  return writeY4m(file, [await qrLumaFrame(browser, png)]);
 }
 
 /**
@@ -149,22 +122,8 @@ async function forge(qrText) {
   throw new Error('could not forge a bad-signature code');
 }
 
-async function report() {
-  const res = await adminFetch(issuer, `/admin/v1/events/${EVENT}/redemptions`);
-  assert.equal(res.status, 200);
-  return res.json();
-}
-
-async function waitForReport(predicate, what) {
-  const deadline = Date.now() + 30_000;
-  let last;
-  while (Date.now() < deadline) {
-    last = await report();
-    if (predicate(last)) return last;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  assert.fail(`issuer report never showed ${what}: ${JSON.stringify(last)}`);
-}
+const report = () => issuerReport(issuer, EVENT);
+const waitForReport = (predicate, what) => waitForIssuerReport(issuer, EVENT, predicate, what);
 
 /** A Chromium with a persistent profile (service worker, caches and IndexedDB survive a relaunch) and a
  *  fake camera playing `y4m`. */

@@ -29,6 +29,8 @@ import {
   makeSupervisorPass,
   screenshot,
   startIssuer,
+  issuerReport,
+  waitForIssuerReport,
 } from './harness.mjs';
 
 const EVENT = 1;
@@ -192,22 +194,8 @@ async function onTop(selector) {
   }, selector);
 }
 
-async function report() {
-  const res = await adminFetch(issuer, `/admin/v1/events/${EVENT}/redemptions`);
-  assert.equal(res.status, 200);
-  return res.json();
-}
-
-async function waitForReport(predicate, what) {
-  const deadline = Date.now() + 30_000;
-  let last;
-  while (Date.now() < deadline) {
-    last = await report();
-    if (predicate(last)) return last;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  assert.fail(`issuer report never showed ${what}: ${JSON.stringify(last)}`);
-}
+const report = () => issuerReport(issuer, EVENT);
+const waitForReport = (predicate, what) => waitForIssuerReport(issuer, EVENT, predicate, what);
 
 /** Console and page errors, minus the network failures that going offline is supposed to cause. */
 function unexpected(list) {
