@@ -23,7 +23,6 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use crate::base45;
-use crate::verify::Refusal;
 
 /// The current (and only) payload format version.
 pub const FORMAT_VERSION: u8 = 1;
@@ -226,8 +225,8 @@ impl Ticket {
     }
 }
 
-/// Why bytes or a text are not a well-formed ticket (parsing only; [`Refusal`] is what a steward is told,
-/// and `From` turns one into the other).
+/// Why bytes or a text are not a well-formed ticket (parsing only; `verify::Refusal` is what a steward is
+/// told, and `From` turns one into the other).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FormatError {
     #[error("the text does not start with {QR_PREFIX}")]
@@ -238,16 +237,6 @@ pub enum FormatError {
     Base45(crate::base45::Base45Error),
     #[error("format version {0} is not supported")]
     UnsupportedVersion(u8),
-}
-
-impl From<FormatError> for Refusal {
-    fn from(e: FormatError) -> Self {
-        match e {
-            FormatError::NotATicket => Refusal::NotATicket,
-            FormatError::UnsupportedVersion(v) => Refusal::UnsupportedVersion(v),
-            FormatError::Malformed(_) | FormatError::Base45(_) => Refusal::Malformed(e.to_string()),
-        }
-    }
 }
 
 /// A ticket with its signature, exactly as carried in the QR code. Holding one says nothing about validity:

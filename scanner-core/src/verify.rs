@@ -9,7 +9,7 @@ use thiserror::Error;
 
 use crate::keyring::Keyring;
 use crate::revocation::RevocationList;
-use crate::ticket::{KeyId, SignedTicket, Ticket};
+use crate::ticket::{FormatError, KeyId, SignedTicket, Ticket};
 
 /// Why a ticket is refused. `Display` is the steward-facing message.
 #[derive(Debug, Clone, PartialEq, Eq, Error, Serialize)]
@@ -55,6 +55,16 @@ impl Refusal {
             Refusal::Expired { .. } => "expired",
             Refusal::Revoked => "revoked",
             Refusal::WrongGate(_) => "wrong_gate",
+        }
+    }
+}
+
+impl From<FormatError> for Refusal {
+    fn from(e: FormatError) -> Self {
+        match e {
+            FormatError::NotATicket => Refusal::NotATicket,
+            FormatError::UnsupportedVersion(v) => Refusal::UnsupportedVersion(v),
+            FormatError::Malformed(_) | FormatError::Base45(_) => Refusal::Malformed(e.to_string()),
         }
     }
 }

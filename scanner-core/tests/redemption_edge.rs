@@ -7,9 +7,9 @@ use scanner_core::wire::VerdictBody;
 
 use redemption_support::*;
 use scanner_core::redemption::decision::ScanInput;
-use scanner_core::redemption::device::{DecisionPath, Device};
 use scanner_core::redemption::document::Batch;
 use scanner_core::redemption::store::RedemptionLog;
+use scanner_core::redemption::{DecisionPath, Device};
 use scanner_core::redemption::{
     DeviceId, EdgeVerdict, EventReport, Hlc, Outcome, RedemptionDoc, ScanKind, ScanRecord, TicketRef, Verdict,
 };

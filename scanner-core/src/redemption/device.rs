@@ -48,7 +48,7 @@ use super::decision::{
     UndoError, Verdict,
 };
 use super::document::{Accept, Batch, LogError, Received, RedemptionDoc, SyncError, MAX_TEXT_BYTES};
-use super::record::{DeviceId, Hlc, HybridClock, Outcome, ScanKind, ScanRecord, TicketRef, RECORD_LEN};
+use super::record::{DecisionPath, DeviceId, Hlc, HybridClock, Outcome, ScanKind, ScanRecord, TicketRef, RECORD_LEN};
 use super::report::EventReport;
 use crate::gates::{GateRules, GateRulesError};
 use crate::keyring::{KeyError, Keyring};
@@ -125,33 +125,6 @@ pub enum DeviceError {
     SyncStalled(usize),
     #[error("this log belongs to device {stored}, but the token is device {token}'s: use a new data directory")]
     OtherDevice { stored: DeviceId, token: DeviceId },
-}
-
-/// Which path decided a scan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DecisionPath {
-    /// The edge Worker decided, online.
-    Edge,
-    /// This device decided by itself.
-    Offline,
-}
-
-impl DecisionPath {
-    pub fn of(record: &ScanRecord) -> Self {
-        if record.decided_by_edge {
-            Self::Edge
-        } else {
-            Self::Offline
-        }
-    }
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Edge => "edge",
-            Self::Offline => "offline",
-        }
-    }
 }
 
 /// What storage must write durably before a scan's verdict is shown.

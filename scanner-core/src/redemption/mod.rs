@@ -24,10 +24,10 @@ pub mod store;
 
 pub use crate::wire::{EdgeReplyError, EdgeVerdict};
 pub use decision::{HolderDirectory, ScanIndex, Verdict};
-pub use device::{DecisionPath, Device, DeviceError, ScanOutcome};
+pub use device::{Device, DeviceError, ScanOutcome};
 pub use document::{serve_sync, Accept, Batch, DeviceLog, LogError, Peer, RedemptionDoc, SyncChannel, SyncError};
 pub use door::{DoorAction, EdgeAnswer, EdgeQuestion, ScanPlan, ScanRequest};
-pub use record::{DeviceId, Hlc, HybridClock, Outcome, RefusalCode, ScanKind, ScanRecord, TicketRef};
+pub use record::{DecisionPath, DeviceId, Hlc, HybridClock, Outcome, RefusalCode, ScanKind, ScanRecord, TicketRef};
 pub use report::EventReport;
 #[cfg(feature = "store")]
 pub use store::RedemptionLog;

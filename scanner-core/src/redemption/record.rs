@@ -309,6 +309,33 @@ impl Outcome {
     }
 }
 
+/// Which path decided a scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionPath {
+    /// The edge Worker decided, online.
+    Edge,
+    /// This device decided by itself.
+    Offline,
+}
+
+impl DecisionPath {
+    pub fn of(record: &ScanRecord) -> Self {
+        if record.decided_by_edge {
+            Self::Edge
+        } else {
+            Self::Offline
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Edge => "edge",
+            Self::Offline => "offline",
+        }
+    }
+}
+
 /// One scan, immutable once recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ScanRecord {

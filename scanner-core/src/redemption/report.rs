@@ -27,9 +27,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::device::DecisionPath;
 use super::document::DeviceLog;
-use super::record::{format_utc, utc_hour, DeviceId, Hlc, Outcome, ScanKind, TicketRef};
+use super::record::{format_utc, utc_hour, DecisionPath, DeviceId, Hlc, Outcome, ScanKind, TicketRef};
 use crate::manifest::Money;
 
 /// A pass (or an undo) in the report's total order: (ticket and slot, clock, device index, record index).
