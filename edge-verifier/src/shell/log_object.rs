@@ -11,9 +11,8 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
-use worker::js_sys::Uint8Array;
 use worker::{
-    console_error, durable_object, DurableObject, Env, Method, Request, Response, SqlStorage, SqlStorageValue, State,
+    console_error, durable_object, DurableObject, Env, Request, Response, SqlStorage, SqlStorageValue, State,
 };
 
 use scanner_core::redemption::document::{decode_peer_state, encode_peer_state, MAX_SYNC_MESSAGE_BYTES};
@@ -22,53 +21,11 @@ use scanner_core::redemption::{DeviceId, SyncChannel};
 use crate::api::ApiError;
 use crate::history::StoredScan;
 use crate::relay::{log_parts, sync_refused, AppendRequest, LogRelay, LogWrite, SyncPeer, FOLD_DELAY_MS};
-use crate::shard::{log_name, RETRY_MS};
+use crate::shard::RETRY_MS;
 
+use super::calls::{self, PEER_HEADER};
 use super::errors::Logged;
-use super::http::{
-    header, internal_request, json_ok, json_request, now_ms, pass_through, query_channel, query_event, query_flag,
-    respond, send_ok, stub, typed,
-};
-use super::shard_object;
-
-/// Request header carrying the syncing peer's identity (its token hash, hex) from the Worker to the log.
-const PEER_HEADER: &str = "X-Peer";
-
-fn log_stub(env: &Env, event: u32) -> Result<worker::Stub, ApiError> {
-    stub(env, "REDEMPTION_LOG", &log_name(event))
-}
-
-/// Hands a device's sync message (authenticated as `peer`, a token hash) to the event's log; its answer
-/// is passed through.
-pub(super) async fn sync(
-    env: &Env,
-    event: u32,
-    channel: SyncChannel,
-    peer: &[u8; 32],
-    message: &[u8],
-) -> Result<Response, ApiError> {
-    let peer: String = peer.iter().map(|b| format!("{b:02x}")).collect();
-    let req = internal_request(
-        &format!("https://log/sync?event={event}&channel={}", channel.as_str()),
-        Method::Post,
-        Some(Uint8Array::from(message).into()),
-        &[(PEER_HEADER, &peer)],
-    )?;
-    pass_through(&log_stub(env, event)?, req, "redemption log").await
-}
-
-/// The event's report (JSON, or a text table); its answer is passed through.
-pub(super) async fn report(env: &Env, event: u32, text: bool) -> Result<Response, ApiError> {
-    let format = if text { "&format=text" } else { "" };
-    let req = internal_request(&format!("https://log/report?event={event}{format}"), Method::Get, None, &[])?;
-    pass_through(&log_stub(env, event)?, req, "redemption log").await
-}
-
-/// Forwards a shard's admissions to the event's log; `Ok` once the log has stored them.
-pub(super) async fn append(env: &Env, event: u32, scans: Vec<StoredScan>) -> Result<(), ApiError> {
-    let body = serde_json::to_string(&AppendRequest { event, scans })?;
-    send_ok(&log_stub(env, event)?, json_request("https://log/append", &body)?, "redemption log").await.map(drop)
-}
+use super::http::{header, json_ok, now_ms, query_channel, query_event, query_flag, respond, typed};
 
 /// The object's SQLite storage; every failure is logged and internal.
 struct Db(SqlStorage);
@@ -329,10 +286,8 @@ impl RedemptionLogObject {
             if backlog.is_empty() {
                 return Ok(());
             }
-            let sends = backlog
-                .by_shard
-                .into_iter()
-                .map(|(shard, scans)| shard_object::send_relayed(&self.env, event, shard, scans));
+            let sends =
+                backlog.by_shard.into_iter().map(|(shard, scans)| calls::send_relayed(&self.env, event, shard, scans));
             for result in futures_util::future::join_all(sends).await {
                 result?;
             }

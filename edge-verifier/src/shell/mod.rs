@@ -9,6 +9,7 @@
 //! - [`trust_store`]: the `TrustStore` Durable Object (the newest revocation list ever verified);
 //! - [`shard_object`]: the `RedemptionShard` Durable Object (redemption state and its outbox);
 //! - [`log_object`]: the `RedemptionLogObject` Durable Object (an event's redemption log, `/v1/sync`);
+//! - [`calls`]: how the Worker and the objects call each other (one client function per request);
 //! - [`http`]: what they share — variables, the clock, JSON answers, requests between objects;
 //! - [`errors`]: conversions of the runtime's errors into [`ApiError`](crate::api::ApiError).
 //!
@@ -35,6 +36,7 @@
 //! shards before the sync reply goes out (and by an alarm if that fails), so a ticket admitted offline is
 //! refused online as soon as the device has synced.
 
+mod calls;
 mod errors;
 mod http;
 mod log_object;

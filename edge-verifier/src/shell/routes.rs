@@ -13,9 +13,9 @@ use crate::api::{
 use crate::history::ticket_of;
 use crate::shard::shard_of;
 
+use super::calls;
 use super::http::{error_response, header, json_ok, now_ms, query_channel, query_event, query_flag, query_value, var};
 use super::trust::{device_tokens, load_trust, relay_tokens};
-use super::{log_object, shard_object};
 
 /// Checks the device token, for `event` when the request is about one (`None`: any event the token is
 /// valid for); returns the device's identity (its token's hash, never the token). Unknown: 401; valid
@@ -77,8 +77,7 @@ async fn handle_redeem(mut req: Request, env: &Env) -> Result<Response, ApiError
     };
     // The shard of the event being scanned: a ticket for another event is refused there as wrong_event.
     let event = redeem_req.event;
-    shard_object::ask_redeem(env, event, shard_of(&ticket), &ShardRedeem { request: redeem_req, now_ms: now_ms() })
-        .await
+    calls::ask_redeem(env, event, shard_of(&ticket), &ShardRedeem { request: redeem_req, now_ms: now_ms() }).await
 }
 
 /// `POST /v1/sync?event=ID&channel=push|pull|relay`: one automerge sync message, as the issuer's sync
@@ -100,7 +99,7 @@ async fn handle_sync(mut req: Request, env: &Env) -> Result<Response, ApiError> 
     let body = read_body(&mut req, MAX_SYNC_BODY).await?;
     // The log keeps automerge sync state per token and channel, and takes from a device only what it
     // wrote under the id bound to that token.
-    log_object::sync(env, event, channel, &peer, &body).await
+    calls::sync(env, event, channel, &peer, &body).await
 }
 
 /// `GET /v1/report?event=ID[&format=text]`: scanner-core's report over the edge's log.
@@ -109,7 +108,7 @@ async fn handle_report(req: Request, env: &Env) -> Result<Response, ApiError> {
         return Err(ApiError::MethodNotAllowed);
     }
     let (_, event) = authenticate_query_event(&req, env).await?;
-    log_object::report(env, event, query_flag(&req, "format", "text")?).await
+    calls::report(env, event, query_flag(&req, "format", "text")?).await
 }
 
 /// `GET /v1/scanner/...`: what `scanner init --server` fetches, so a device can be set up against the

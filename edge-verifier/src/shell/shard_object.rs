@@ -8,30 +8,16 @@ use worker::wasm_bindgen::JsValue;
 use worker::{console_error, durable_object, DurableObject, Env, ListOptions, Request, Response, State, Storage};
 
 use crate::api::{self, recorded_verdict_json, verdict_json, ApiError, ShardRedeem};
-use crate::history::{redeem, ticket_of, StoredScan, TicketHistory};
+use crate::history::{redeem, ticket_of, TicketHistory};
 use crate::relay::RelayRequest;
 use crate::shard::{
-    by_ticket, forward_delay_ms, history_key, outbox_key, shard_name, Outbox, OUTBOX_BATCH, OUTBOX_PREFIX, RETRY_MS,
+    by_ticket, forward_delay_ms, history_key, outbox_key, Outbox, OUTBOX_BATCH, OUTBOX_PREFIX, RETRY_MS,
 };
 
+use super::calls;
 use super::errors::Logged;
-use super::http::{json_ok, json_request, pass_through, respond, send_ok, stub, var};
-use super::log_object;
+use super::http::{json_ok, respond, var};
 use super::trust::load_trust;
-
-/// Asks a shard to decide a redemption; its answer (the verdict JSON, or an error) is passed through.
-pub(super) async fn ask_redeem(env: &Env, event: u32, shard: u16, redeem: &ShardRedeem) -> Result<Response, ApiError> {
-    let target = stub(env, "REDEMPTIONS", &shard_name(event, shard))?;
-    let req = json_request("https://shard/redeem", &serde_json::to_string(redeem)?)?;
-    pass_through(&target, req, "redemption shard").await
-}
-
-/// Hands a shard records devices synced into the log; answers whether the shard took them.
-pub(super) async fn send_relayed(env: &Env, event: u32, shard: u16, scans: Vec<StoredScan>) -> Result<(), ApiError> {
-    let target = stub(env, "REDEMPTIONS", &shard_name(event, shard))?;
-    let req = json_request("https://shard/relay", &serde_json::to_string(&RelayRequest { scans })?)?;
-    send_ok(&target, req, "shard for relayed records").await.map(drop)
-}
 
 #[durable_object]
 pub struct RedemptionShard {
@@ -132,7 +118,7 @@ impl RedemptionShard {
                 return Ok(());
             }
             for (event, scans) in outbox.by_event {
-                log_object::append(&self.env, event, scans).await?;
+                calls::append(&self.env, event, scans).await?;
             }
             storage.delete_multiple(outbox.keys).await.logged("shard outbox delete failed")?;
         }
