@@ -32,6 +32,8 @@ let store = null;
 let scanner = null;
 /** {v, server, token, event, edge, device_name, keyring_sha256} from the setup link, as scanner-core checked it. */
 let setup = null;
+/** The supervisor pass that unlocked this device (as stored), for the online search's header. */
+let supervisorPass = null;
 /** The event as the issuer's catalog describes it (names of ticket types and add-ons, time zone). */
 let eventInfo = null;
 let gate = 'Main entrance';
@@ -95,6 +97,7 @@ async function loadDevice() {
   status = { ...status, ...(c.status ?? {}) };
   eventInfo = c.event ?? null;
   setup = c.setup ?? null;
+  supervisorPass = c.supervisorPass ?? null;
   scanner?.free();
   scanner = null;
   if (!c.device) return;
@@ -363,13 +366,15 @@ function enqueueScan(text, source, action = 'scan', reason = undefined, captured
 
 async function unlockSupervisor(pass) {
   const who = JSON.parse(scanner.unlockSupervisor(String(pass ?? '').trim(), Math.floor(Date.now() / 1000)));
-  await store.setConfig({ supervisorPass: String(pass).trim() });
+  supervisorPass = String(pass).trim();
+  await store.setConfig({ supervisorPass });
   publish();
   return who;
 }
 
 async function lockSupervisor() {
   scanner?.lockSupervisor();
+  supervisorPass = null;
   await store.setConfig({ supervisorPass: null });
   publish();
 }
@@ -378,9 +383,8 @@ async function lockSupervisor() {
 async function search(query) {
   if (!supervisorNow()) throw new Error('Only a supervisor may search: unlock supervisor mode first.');
   if (!navigator.onLine) throw new Error('Search needs a connection: the attendee list on this scanner is sealed.');
-  const c = await store.readAll();
   const res = await request(`${setup.server}/v1/scanner/events/${setup.event}/search?q=${encodeURIComponent(query)}`, {
-    headers: { authorization: `Bearer ${setup.token}`, 'x-supervisor-pass': c.config.supervisorPass ?? '' },
+    headers: { authorization: `Bearer ${setup.token}`, 'x-supervisor-pass': supervisorPass ?? '' },
   });
   if (res.status !== 200) throw httpError('search', res);
   return JSON.parse(new TextDecoder().decode(res.body));
