@@ -3,9 +3,10 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use scanner_core::error::{Error as CoreError, RequestKind};
 use scanner_core::redemption::{DecisionPath, Hlc, RefusalCode, Verdict};
 use scanner_core::verify::Refusal;
-use scanner_core::wire::{self, ErrorBody, RedeemRequest, RequestError, VerdictBody};
+use scanner_core::wire::{self, ErrorBody, RedeemRequest, VerdictBody};
 
 /// Largest `/v1/redeem` body accepted (scanner-core's wire limit).
 pub use scanner_core::wire::MAX_REDEEM_BODY;
@@ -175,7 +176,7 @@ pub fn event_param<'a>(mut pairs: impl Iterator<Item = (&'a str, &'a str)>) -> R
 /// none).
 pub fn parse_redeem(body: &[u8]) -> Result<RedeemRequest, ApiError> {
     RedeemRequest::parse(body).map_err(|e| match e {
-        RequestError::TooLarge => ApiError::TooLarge(MAX_REDEEM_BODY),
+        CoreError::Request(RequestKind::TooLarge) => ApiError::TooLarge(MAX_REDEEM_BODY),
         e => ApiError::BadRequest(e.to_string()),
     })
 }

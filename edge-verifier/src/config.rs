@@ -17,11 +17,11 @@ pub enum ConfigError {
     #[error("no keyring configured (KV key `keyring` or variable KEYRING_JSON)")]
     NoKeyring,
     #[error("keyring: {0}")]
-    Keyring(#[from] scanner_core::keyring::KeyError),
+    Keyring(scanner_core::Error),
     #[error("keyring has no keys")]
     EmptyKeyring,
     #[error("revocation list: {0}")]
-    Revocations(#[from] scanner_core::revocation::RevocationError),
+    Revocations(scanner_core::Error),
 }
 
 /// A parsed keyring and revocation list.
@@ -36,12 +36,12 @@ impl Trust {
     /// does not verify is an error, never silently ignored — that would un-revoke tickets).
     pub fn parse(keyring_json: Option<&str>, revocations_json: Option<&str>) -> Result<Self, ConfigError> {
         let keyring_json = keyring_json.filter(|s| !s.trim().is_empty()).ok_or(ConfigError::NoKeyring)?;
-        let keyring = Keyring::from_json(keyring_json)?;
+        let keyring = Keyring::from_json(keyring_json).map_err(ConfigError::Keyring)?;
         if keyring.is_empty() {
             return Err(ConfigError::EmptyKeyring);
         }
         let revocations = match revocations_json.filter(|s| !s.trim().is_empty()) {
-            Some(json) => RevocationList::from_json(json, &keyring)?,
+            Some(json) => RevocationList::from_json(json, &keyring).map_err(ConfigError::Revocations)?,
             None => RevocationList::new(),
         };
         Ok(Self { keyring, revocations })

@@ -12,7 +12,7 @@ use thiserror::Error;
 use scanner_core::redemption::decision::{decide_at, At, ScanInput};
 use scanner_core::redemption::record::{ScanRecord, RECORD_LEN};
 use scanner_core::redemption::{DeviceId, Hlc, ScanIndex, TicketRef, Verdict};
-use scanner_core::{Refusal, SignedTicket, VerifyContext};
+use scanner_core::{Refusal, VerifyContext};
 
 use scanner_core::wire::RedeemRequest;
 
@@ -132,7 +132,7 @@ impl TicketHistory {
 
 /// The ticket a QR text names, for routing to its shard. Parsing only: verification is [`redeem`]'s.
 pub fn ticket_of(qr_text: &str) -> Result<(TicketRef, u32), Refusal> {
-    let signed = SignedTicket::from_qr_text(qr_text.trim()).map_err(Refusal::from)?;
+    let signed = scanner_core::verify::read_ticket(qr_text.trim())?;
     Ok((TicketRef::of(&signed.ticket.ticket_id), signed.ticket.event_id))
 }
 

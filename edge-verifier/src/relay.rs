@@ -16,10 +16,10 @@ use std::collections::{BTreeMap, HashSet};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use scanner_core::error::{Error as CoreError, LogKind, SyncKind};
 use scanner_core::redemption::document::{PeerState, ServerReply};
 use scanner_core::redemption::{
-    serve_sync, Accept, Batch, DeviceId, EventReport, Hlc, LogError, Outcome, RedemptionDoc, SyncChannel, SyncError,
-    TicketRef,
+    serve_sync, Accept, Batch, DeviceId, EventReport, Hlc, Outcome, RedemptionDoc, SyncChannel, TicketRef,
 };
 
 use crate::api::ApiError;
@@ -91,7 +91,7 @@ impl SyncPeer {
 /// The HTTP error for a sync message the log refused: too large (413) or not acceptable (400).
 pub fn sync_refused(e: RelayError) -> ApiError {
     match e {
-        RelayError::Sync(SyncError::TooLarge(_)) => {
+        RelayError::Core(CoreError::Sync(SyncKind::TooLarge(_))) => {
             ApiError::TooLarge(scanner_core::redemption::document::MAX_SYNC_MESSAGE_BYTES)
         }
         other => ApiError::BadRequest(other.to_string()),
@@ -100,10 +100,9 @@ pub fn sync_refused(e: RelayError) -> ApiError {
 
 #[derive(Debug, Error)]
 pub enum RelayError {
+    /// The log or the sync session refused it (scanner-core's sync and log kinds).
     #[error(transparent)]
-    Sync(#[from] SyncError),
-    #[error(transparent)]
-    Log(#[from] LogError),
+    Core(#[from] CoreError),
     #[error("a relayed scan is not valid: {0}")]
     Scan(#[from] HistoryError),
 }
@@ -164,7 +163,7 @@ impl LogRelay {
     }
 
     /// The log from its stored bytes (a full save and incremental chunks, concatenated; empty = new).
-    pub fn load(event: u32, saved: &[u8]) -> Result<Self, LogError> {
+    pub fn load(event: u32, saved: &[u8]) -> scanner_core::Result<Self> {
         if saved.is_empty() {
             return Ok(Self::new(event));
         }
@@ -231,7 +230,7 @@ impl LogRelay {
                     gates.len() - 1
                 }
             };
-            record.gate = u16::try_from(gate).map_err(|_| LogError::TooManyGates)?;
+            record.gate = u16::try_from(gate).map_err(|_| CoreError::from(LogKind::TooManyGates))?;
             records.push(record);
             keys.push(key);
         }
@@ -261,14 +260,14 @@ impl LogRelay {
     }
 
     /// The organizer's report over everything the edge's log holds.
-    pub fn report(&self) -> Result<EventReport, LogError> {
+    pub fn report(&self) -> scanner_core::Result<EventReport> {
         Ok(EventReport::from_logs(&self.doc.device_logs()?))
     }
 
     /// The device records beyond `relayed` (records already relayed, per device) that the shards must
     /// know: those that let a ticket through, by owning shard. The edge's own records, and devices'
     /// mirrors of them, are never relayed (the shards decided them). Undos are relayed like passes.
-    pub fn backlog(&self, relayed: &BTreeMap<DeviceId, usize>) -> Result<Backlog, LogError> {
+    pub fn backlog(&self, relayed: &BTreeMap<DeviceId, usize>) -> scanner_core::Result<Backlog> {
         let mut backlog = Backlog::default();
         for device in self.doc.devices().filter(|d| *d != self.edge).collect::<Vec<_>>() {
             let done = relayed.get(&device).copied().unwrap_or(0);
@@ -380,8 +379,8 @@ mod tests {
         assert_eq!(pull.accept(5), Accept::device(own, 5));
         assert_eq!(SyncPeer::parse(&hex, SyncChannel::Relay).unwrap().accept(5), Accept::relay(5));
         assert_eq!(SyncPeer::parse("abc", SyncChannel::Push), None);
-        assert_eq!(sync_refused(RelayError::Sync(SyncError::TooLarge(1))).status(), 413);
-        assert_eq!(sync_refused(RelayError::Log(LogError::TooManyGates)).status(), 400);
+        assert_eq!(sync_refused(RelayError::Core(SyncKind::TooLarge(1).into())).status(), 413);
+        assert_eq!(sync_refused(RelayError::Core(LogKind::TooManyGates.into())).status(), 400);
     }
 
     #[test]
@@ -478,7 +477,7 @@ mod tests {
         forger.receive_sync_message(&mut forger_state, &hello.reply.unwrap(), Accept::relay(NOW_MS)).unwrap();
         let message = forger.generate_sync_message(&mut forger_state).unwrap();
         let err = relay.serve(&mut relay_state, &message, Accept::relay(NOW_MS), SyncChannel::Push).unwrap_err();
-        assert!(matches!(err, RelayError::Sync(SyncError::ForgedOwnActor(_))), "{err}");
+        assert!(matches!(err, RelayError::Core(CoreError::Sync(SyncKind::ForgedOwnActor(_)))), "{err}");
         assert_eq!(relay.doc().record_count(), 0);
         // The edge's own next change still goes in.
         assert_eq!(relay.append_edge(&[edge_scan(1, 1, "North")], 1).unwrap(), 1);
@@ -487,7 +486,7 @@ mod tests {
         let mut state = PeerState::new();
         let before_state = encode_peer_state(&state);
         let garbage = relay.serve(&mut state, b"\x42garbage", Accept::relay(NOW_MS), SyncChannel::Push);
-        assert!(matches!(garbage, Err(RelayError::Sync(_))));
+        assert!(matches!(garbage, Err(RelayError::Core(CoreError::Sync(_)))));
         assert_eq!(encode_peer_state(&state), before_state);
         assert_eq!(relay.doc().heads(), heads);
     }

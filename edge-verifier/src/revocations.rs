@@ -10,7 +10,7 @@
 //! thus keeps the stored list, not the older configured one. Plain Rust, tested natively; the shell only
 //! reads and writes the storage.
 
-use scanner_core::revocation::RevocationError;
+use scanner_core::error::{Error as CoreError, RevocationKind};
 use scanner_core::{Keyring, RevocationList};
 use serde::{Deserialize, Serialize};
 
@@ -58,7 +58,7 @@ pub fn choose(keyring: &Keyring, stored: Option<&str>, candidates: &[&str]) -> F
             Some(held) => match held.check_successor(&list) {
                 Ok(()) if list.version() > held.version() => best = Some(list),
                 Ok(()) => {}
-                Err(e @ (RevocationError::Rollback { .. } | RevocationError::Conflict { .. })) => {
+                Err(e @ CoreError::Revocation(RevocationKind::Rollback { .. } | RevocationKind::Conflict { .. })) => {
                     refused.push(e.to_string())
                 }
                 Err(e) => refused.push(e.to_string()),

@@ -119,7 +119,7 @@ async fn load_revocations(db: &Db, keyring: &Keyring, key: &IssuerKey) -> Result
         Some((json,)) => match RevocationList::from_json(&json, keyring) {
             Ok(list) => Ok(list),
             // Stored before revocation heads carried their signing time: verified the old way, signed again.
-            Err(scanner_core::revocation::RevocationError::NoSigningTime) => {
+            Err(scanner_core::Error::Revocation(scanner_core::error::RevocationKind::NoSigningTime)) => {
                 let list = RevocationList::upgrade_legacy(&json, keyring, key, util::now() as u64)
                     .map_err(|e| StartError::Revocations(e.to_string()))?;
                 sqlx::query("UPDATE revocation_state SET list_json = $1 WHERE id = 1")

@@ -18,7 +18,7 @@ pub enum KeyFileError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: {source}")]
-    Key { path: PathBuf, source: scanner_core::keyring::KeyError },
+    Key { path: PathBuf, source: scanner_core::Error },
     #[error("{0} already exists; refusing to overwrite a private key")]
     Exists(PathBuf),
     #[error("no private key file in {dir} matches an active key of the keyring {keyring}")]

@@ -28,7 +28,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use scanner_core::redemption::document::MAX_SYNC_MESSAGE_BYTES;
 use scanner_core::redemption::document::{decode_peer_state, encode_peer_state, PeerState};
-use scanner_core::redemption::{serve_sync, Accept, DeviceId, EventReport, RedemptionDoc, SyncChannel, SyncError};
+use scanner_core::error::SyncKind;
+use scanner_core::redemption::{serve_sync, Accept, DeviceId, EventReport, RedemptionDoc, SyncChannel};
 use scanner_core::wire::{sync_path, SYNC_PATH};
 use serde::Deserialize;
 
@@ -154,7 +155,7 @@ impl EventLog {
     ) -> Result<Option<Vec<u8>>> {
         let mut state = self.peer_state(peer_key);
         let reply = serve_sync(&mut self.doc, &mut state, message, accept, channel).map_err(|e| match e {
-            SyncError::TooLarge(_) => Error::PayloadTooLarge(MAX_SYNC_BODY_BYTES),
+            scanner_core::Error::Sync(SyncKind::TooLarge(_)) => Error::PayloadTooLarge(MAX_SYNC_BODY_BYTES),
             other => Error::BadRequest(other.to_string()),
         })?;
         if reply.received.changed {

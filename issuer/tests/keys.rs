@@ -5,7 +5,7 @@ mod common;
 
 use common::{start, App};
 use reqwest::Method;
-use scanner_core::revocation::RevocationError;
+use scanner_core::error::{Error, RevocationKind};
 use scanner_core::{
     IssuerKey, KeyId, Keyring, Refusal, RevocationHash, RevocationList, SignedTicket, TicketId, VerifyContext,
 };
@@ -129,7 +129,7 @@ async fn rotation_keeps_old_tickets_and_lists_valid_through_the_overlap() {
     outside.publish_at(&old_key, now + 3_601, [RevocationHash::of(&TicketId([7; 12]))]);
     assert!(matches!(
         RevocationList::from_json(&outside.to_json(), &ring),
-        Err(RevocationError::KeyNotActive { kid: KeyId(1), .. })
+        Err(Error::Revocation(RevocationKind::KeyNotActive { kid: KeyId(1), .. }))
     ));
     app.running.shutdown().await;
 }

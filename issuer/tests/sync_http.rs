@@ -6,8 +6,8 @@
 mod common;
 
 use common::sync::{device_log, free_tickets, now_ms, report, scan, sync, try_sync};
+use scanner_core::error::{DeviceKind, Error};
 use scanner_core::redemption::decision::Verdict;
-use scanner_core::redemption::store::StoreError;
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,7 +70,7 @@ async fn one_device_token_cannot_write_another_devices_records() {
     assert!(matches!(scan(&mut forged, &qr[0], "South", now_ms()), Verdict::Admit(_)));
     let (_, result) = try_sync(&app, forged, event, &token_a).await;
     // The server drops every change and keeps asking for what it never got: the session cannot finish.
-    assert!(matches!(result, Err(StoreError::SyncStalled(_))), "{result:?}");
+    assert!(matches!(result, Err(Error::Device(DeviceKind::SyncStalled(_)))), "{result:?}");
     assert_eq!(report(&app, event).await["admitted"], 0, "nothing forged was taken");
 
     // B's own device, with B's token, is not frozen by the forgery (same first sequence number).
@@ -92,7 +92,7 @@ async fn a_record_stamped_an_hour_ahead_is_refused_and_changes_nothing() {
     assert!(matches!(scan(&mut ahead, &qr[0], "North", now_ms() + 3_600_000), Verdict::Admit(_)));
     let (_, result) = try_sync(&app, ahead, event, &token).await;
     match result {
-        Err(StoreError::Transport(text)) => {
+        Err(Error::Device(DeviceKind::Transport(text))) => {
             assert!(text.contains("400") && text.contains("ahead of this clock"), "{text}")
         }
         other => panic!("expected a refusal, got {other:?}"),
@@ -170,7 +170,7 @@ async fn a_full_disk_refuses_the_sync_and_loses_nothing_after_a_restart() {
     }
     let (log, result) = try_sync(&app, log, event, &token).await;
     match &result {
-        Err(StoreError::Transport(text)) => assert!(text.contains("507"), "{text}"),
+        Err(Error::Device(DeviceKind::Transport(text))) => assert!(text.contains("507"), "{text}"),
         other => panic!("expected 507, got {other:?}"),
     }
     assert_eq!(report(&app, event).await["admitted"], 1, "no answer for what is not on disk");

@@ -9,7 +9,7 @@ use thiserror::Error;
 const ALPHABET: &[u8; 45] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:";
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum Base45Error {
+pub enum Base45Kind {
     #[error("character {0:?} is not in the base45 alphabet")]
     InvalidCharacter(char),
     #[error("base45 text has an impossible length {0} (length mod 3 must not be 1)")]
@@ -36,16 +36,21 @@ pub fn encode(bytes: &[u8]) -> String {
     out
 }
 
-fn value_of(c: u8) -> Result<u32, Base45Error> {
-    ALPHABET.iter().position(|&a| a == c).map(|p| p as u32).ok_or(Base45Error::InvalidCharacter(char::from(c)))
+fn value_of(c: u8) -> Result<u32, Base45Kind> {
+    ALPHABET.iter().position(|&a| a == c).map(|p| p as u32).ok_or(Base45Kind::InvalidCharacter(char::from(c)))
 }
 
 /// Decodes base45 text. Every byte string has exactly one encoding: values out of range are rejected, so
 /// two different texts never decode to the same bytes (a changed QR character can never go unnoticed).
-pub fn decode(text: &str) -> Result<Vec<u8>, Base45Error> {
+pub fn decode(text: &str) -> crate::Result<Vec<u8>> {
+    Ok(decode_kind(text)?)
+}
+
+/// [`decode`], failing with the bare kind (a ticket's text nests it in its format kind).
+pub(crate) fn decode_kind(text: &str) -> Result<Vec<u8>, Base45Kind> {
     let raw = text.as_bytes();
     if raw.len() % 3 == 1 {
-        return Err(Base45Error::InvalidLength(raw.len()));
+        return Err(Base45Kind::InvalidLength(raw.len()));
     }
     let mut out = Vec::with_capacity(raw.len() / 3 * 2 + 1);
     for group in raw.chunks(3) {
@@ -57,13 +62,13 @@ pub fn decode(text: &str) -> Result<Vec<u8>, Base45Error> {
         }
         if group.len() == 3 {
             if n > 0xFFFF {
-                return Err(Base45Error::OutOfRange);
+                return Err(Base45Kind::OutOfRange);
             }
             out.push((n >> 8) as u8);
             out.push((n & 0xFF) as u8);
         } else {
             if n > 0xFF {
-                return Err(Base45Error::OutOfRange);
+                return Err(Base45Kind::OutOfRange);
             }
             out.push(n as u8);
         }
@@ -85,10 +90,10 @@ mod tests {
 
     #[test]
     fn rejects_bad_text() {
-        assert_eq!(decode("GGW"), Err(Base45Error::OutOfRange));
-        assert_eq!(decode("A"), Err(Base45Error::InvalidLength(1)));
-        assert_eq!(decode("ab"), Err(Base45Error::InvalidCharacter('a')));
-        assert_eq!(decode("::"), Err(Base45Error::OutOfRange));
+        assert!(matches!(decode("GGW"), Err(crate::Error::Base45(Base45Kind::OutOfRange))));
+        assert!(matches!(decode("A"), Err(crate::Error::Base45(Base45Kind::InvalidLength(1)))));
+        assert!(matches!(decode("ab"), Err(crate::Error::Base45(Base45Kind::InvalidCharacter('a')))));
+        assert!(matches!(decode("::"), Err(crate::Error::Base45(Base45Kind::OutOfRange))));
     }
 
     proptest::proptest! {

@@ -34,7 +34,7 @@ pub const MAX_GATE_NAME_BYTES: usize = crate::redemption::document::MAX_TEXT_BYT
 pub const MAX_GATE_RULES_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum GateRulesError {
+pub enum GateRulesKind {
     #[error("gate rules are larger than {MAX_GATE_RULES_BYTES} bytes")]
     TooLarge,
     #[error("gate rules are not valid JSON: {0}")]
@@ -107,44 +107,44 @@ impl GateRules {
     }
 
     /// Parses and checks rules (JSON as served by the issuer).
-    pub fn from_json(json: &str) -> Result<Self, GateRulesError> {
+    pub fn from_json(json: &str) -> crate::Result<Self> {
         if json.len() > MAX_GATE_RULES_BYTES {
-            return Err(GateRulesError::TooLarge);
+            return Err(GateRulesKind::TooLarge.into());
         }
-        let rules: Self = serde_json::from_str(json).map_err(|e| GateRulesError::Json(e.to_string()))?;
+        let rules: Self = serde_json::from_str(json).map_err(|e| GateRulesKind::Json(e.to_string()))?;
         rules.check()?;
         Ok(rules)
     }
 
     /// Checks every limit [`Self::from_json`] checks (the issuer calls it before storing rules).
-    pub fn check(&self) -> Result<(), GateRulesError> {
+    pub fn check(&self) -> crate::Result<()> {
         if self.format != GATE_RULES_FORMAT {
-            return Err(GateRulesError::Format(self.format.clone()));
+            return Err(GateRulesKind::Format(self.format.clone()).into());
         }
         if self.gates.len() > MAX_GATE_RULES {
-            return Err(GateRulesError::TooMany);
+            return Err(GateRulesKind::TooMany.into());
         }
         for names in [&self.ticket_type_names, &self.addon_names] {
             if names.len() > 256 || names.iter().any(|n| n.len() > MAX_GATE_NAME_BYTES) {
-                return Err(GateRulesError::Names);
+                return Err(GateRulesKind::Names.into());
             }
         }
         for (i, rule) in self.gates.iter().enumerate() {
             let name = &rule.gate;
             if name.trim().is_empty() || name.len() > MAX_GATE_NAME_BYTES {
-                return Err(GateRulesError::GateName(name.clone()));
+                return Err(GateRulesKind::GateName(name.clone()).into());
             }
             if self.gates[..i].iter().any(|r| r.gate == *name) {
-                return Err(GateRulesError::Duplicate(name.clone()));
+                return Err(GateRulesKind::Duplicate(name.clone()).into());
             }
             for list in [&rule.ticket_types, &rule.addons].into_iter().flatten() {
                 if list.is_empty() {
-                    return Err(GateRulesError::EmptyList(name.clone()));
+                    return Err(GateRulesKind::EmptyList(name.clone()).into());
                 }
             }
             let addons = rule.addons.iter().flatten().chain(rule.redeems_addon.iter());
             if let Some(&bad) = addons.into_iter().find(|&&a| a > crate::redemption::record::MAX_ADDON) {
-                return Err(GateRulesError::Addon(name.clone(), bad));
+                return Err(GateRulesKind::Addon(name.clone(), bad).into());
             }
         }
         Ok(())
@@ -251,24 +251,33 @@ mod tests {
             |gates: &str| format!(r#"{{"format":"offline-tickets/gate-rules/v1","event_id":7,"gates":[{gates}]}}"#);
         assert!(matches!(
             GateRules::from_json(&base(r#"{"gate":"A"},{"gate":"A"}"#)),
-            Err(GateRulesError::Duplicate(_))
+            Err(crate::Error::GateRules(GateRulesKind::Duplicate(_)))
         ));
         assert!(matches!(
             GateRules::from_json(&base(r#"{"gate":"A","redeems_addon":16}"#)),
-            Err(GateRulesError::Addon(_, 16))
+            Err(crate::Error::GateRules(GateRulesKind::Addon(_, 16)))
         ));
         assert!(matches!(
             GateRules::from_json(&base(r#"{"gate":"A","ticket_types":[]}"#)),
-            Err(GateRulesError::EmptyList(_))
+            Err(crate::Error::GateRules(GateRulesKind::EmptyList(_)))
         ));
-        assert!(matches!(GateRules::from_json(&base(r#"{"gate":" "}"#)), Err(GateRulesError::GateName(_))));
-        assert!(matches!(GateRules::from_json(&base(r#"{"gate":"A","x":1}"#)), Err(GateRulesError::Json(_))));
+        assert!(matches!(
+            GateRules::from_json(&base(r#"{"gate":" "}"#)),
+            Err(crate::Error::GateRules(GateRulesKind::GateName(_)))
+        ));
+        assert!(matches!(
+            GateRules::from_json(&base(r#"{"gate":"A","x":1}"#)),
+            Err(crate::Error::GateRules(GateRulesKind::Json(_)))
+        ));
         assert!(matches!(
             GateRules::from_json(r#"{"format":"v0","event_id":7,"gates":[]}"#),
-            Err(GateRulesError::Format(_))
+            Err(crate::Error::GateRules(GateRulesKind::Format(_)))
         ));
-        assert_eq!(GateRules::from_json(&" ".repeat(MAX_GATE_RULES_BYTES + 1)), Err(GateRulesError::TooLarge));
+        assert!(matches!(
+            GateRules::from_json(&" ".repeat(MAX_GATE_RULES_BYTES + 1)),
+            Err(crate::Error::GateRules(GateRulesKind::TooLarge))
+        ));
         let r = rules();
-        assert_eq!(GateRules::from_json(&r.to_json()), Ok(r));
+        assert_eq!(GateRules::from_json(&r.to_json()).ok(), Some(r));
     }
 }

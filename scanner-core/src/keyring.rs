@@ -21,7 +21,7 @@ pub const KEYRING_FORMAT: &str = "offline-tickets/keyring/v1";
 pub const PRIVATE_KEY_FORMAT: &str = "offline-tickets/private-key/v1";
 
 #[derive(Debug, Error)]
-pub enum KeyError {
+pub enum KeyringKind {
     #[error("keyring JSON is invalid: {0}")]
     Json(#[from] serde_json::Error),
     #[error("unsupported format {0:?}")]
@@ -51,9 +51,9 @@ pub fn to_hex(bytes: &[u8]) -> String {
 }
 
 /// Parses a keyring pin: 64 hex digits (either case) → 32 bytes.
-pub fn parse_pin(hex: &str) -> Result<[u8; 32], KeyError> {
+pub fn parse_pin(hex: &str) -> crate::Result<[u8; 32]> {
     let hex = hex.trim();
-    let bad = || KeyError::BadPin(hex.chars().take(80).collect());
+    let bad = || crate::Error::from(KeyringKind::BadPin(hex.chars().take(80).collect()));
     if hex.len() != 64 || !hex.is_ascii() {
         return Err(bad());
     }
@@ -121,12 +121,12 @@ impl Keyring {
     }
 
     /// Adds a key; a key id can never be reused for a different key.
-    pub fn insert(&mut self, entry: PublicKeyEntry) -> Result<(), KeyError> {
+    pub fn insert(&mut self, entry: PublicKeyEntry) -> crate::Result<()> {
         if entry.not_after.is_some_and(|end| end < entry.not_before) {
-            return Err(KeyError::Window(entry.key_id));
+            return Err(KeyringKind::Window(entry.key_id).into());
         }
         if self.keys.contains_key(&entry.key_id) {
-            return Err(KeyError::DuplicateKeyId(entry.key_id));
+            return Err(KeyringKind::DuplicateKeyId(entry.key_id).into());
         }
         self.keys.insert(entry.key_id, entry);
         Ok(())
@@ -149,29 +149,29 @@ impl Keyring {
     }
 
     /// The next unused key id.
-    pub fn next_key_id(&self) -> Result<KeyId, KeyError> {
+    pub fn next_key_id(&self) -> crate::Result<KeyId> {
         match self.keys.keys().next_back() {
             None => Ok(KeyId(1)),
-            Some(KeyId(n)) => n.checked_add(1).map(KeyId).ok_or(KeyError::Exhausted),
+            Some(KeyId(n)) => n.checked_add(1).map(KeyId).ok_or(KeyringKind::Exhausted.into()),
         }
     }
 
-    pub fn from_json(json: &str) -> Result<Self, KeyError> {
-        let parsed: KeyringJson = serde_json::from_str(json)?;
+    pub fn from_json(json: &str) -> crate::Result<Self> {
+        let parsed: KeyringJson = serde_json::from_str(json).map_err(KeyringKind::Json)?;
         if parsed.format != KEYRING_FORMAT {
-            return Err(KeyError::Format(parsed.format));
+            return Err(KeyringKind::Format(parsed.format).into());
         }
         let mut ring = Keyring::new();
         for k in parsed.keys {
             if k.alg != "Ed25519" {
-                return Err(KeyError::Format(k.alg));
+                return Err(KeyringKind::Format(k.alg).into());
             }
             let bytes: [u8; 32] =
-                B64.decode(&k.public_key).ok().and_then(|b| b.try_into().ok()).ok_or(KeyError::Base64(k.kid))?;
-            let key = VerifyingKey::from_bytes(&bytes).map_err(|_| KeyError::PublicKey(k.kid))?;
+                B64.decode(&k.public_key).ok().and_then(|b| b.try_into().ok()).ok_or(KeyringKind::Base64(k.kid))?;
+            let key = VerifyingKey::from_bytes(&bytes).map_err(|_| KeyringKind::PublicKey(k.kid))?;
             // A weak (small-order) key would let anyone forge signatures that verify under it.
             if key.is_weak() {
-                return Err(KeyError::PublicKey(k.kid));
+                return Err(KeyringKind::PublicKey(k.kid).into());
             }
             ring.insert(PublicKeyEntry { key_id: k.kid, key, not_before: k.not_before, not_after: k.not_after })?;
         }
@@ -192,12 +192,12 @@ impl Keyring {
 
     /// Parses a fetched keyring and checks it against a pin (64 hex digits, from a setup link or
     /// `scanner init --keyring-sha256`): the keyring's canonical form must hash to it.
-    pub fn from_json_pinned(json: &str, pin_hex: &str) -> Result<Self, KeyError> {
+    pub fn from_json_pinned(json: &str, pin_hex: &str) -> crate::Result<Self> {
         let expected = parse_pin(pin_hex)?;
         let ring = Self::from_json(json)?;
         let actual = ring.sha256();
         if actual != expected {
-            return Err(KeyError::PinMismatch { expected: to_hex(&expected), actual: to_hex(&actual) });
+            return Err(KeyringKind::PinMismatch { expected: to_hex(&expected), actual: to_hex(&actual) }.into());
         }
         Ok(ring)
     }
@@ -269,9 +269,9 @@ impl IssuerKey {
     }
 
     /// Signs a ticket, refusing one that names another key (it could never verify).
-    pub fn sign_ticket(&self, ticket: &Ticket) -> Result<SignedTicket, KeyError> {
+    pub fn sign_ticket(&self, ticket: &Ticket) -> crate::Result<SignedTicket> {
         if ticket.key_id != self.key_id {
-            return Err(KeyError::KeyMismatch { ticket: ticket.key_id, key: self.key_id });
+            return Err(KeyringKind::KeyMismatch { ticket: ticket.key_id, key: self.key_id }.into());
         }
         Ok(ticket.sign_with(&self.signing))
     }
@@ -293,13 +293,13 @@ impl IssuerKey {
         serde_json::to_string(&json).unwrap_or_default()
     }
 
-    pub fn from_private_json(json: &str) -> Result<Self, KeyError> {
-        let parsed: PrivateKeyJson = serde_json::from_str(json)?;
+    pub fn from_private_json(json: &str) -> crate::Result<Self> {
+        let parsed: PrivateKeyJson = serde_json::from_str(json).map_err(KeyringKind::Json)?;
         if parsed.format != PRIVATE_KEY_FORMAT {
-            return Err(KeyError::Format(parsed.format));
+            return Err(KeyringKind::Format(parsed.format).into());
         }
         let seed: [u8; 32] =
-            B64.decode(&parsed.seed).ok().and_then(|b| b.try_into().ok()).ok_or(KeyError::Base64(parsed.kid))?;
+            B64.decode(&parsed.seed).ok().and_then(|b| b.try_into().ok()).ok_or(KeyringKind::Base64(parsed.kid))?;
         Ok(Self::from_seed(parsed.kid, seed))
     }
 }
@@ -323,7 +323,10 @@ mod tests {
         assert_eq!(back.newest_active(150).unwrap().key_id, KeyId(1));
         assert!(back.get(KeyId(1)).unwrap().is_active(300));
         assert!(!back.get(KeyId(1)).unwrap().is_active(301));
-        assert!(matches!(ring.insert(old.public_entry(0, None)), Err(KeyError::DuplicateKeyId(_))));
+        assert!(matches!(
+            ring.insert(old.public_entry(0, None)),
+            Err(crate::Error::Keyring(KeyringKind::DuplicateKeyId(_)))
+        ));
     }
 
     #[test]
@@ -349,19 +352,28 @@ mod tests {
         // Another key, or the same key with another window, is another keyring.
         let mut other = ring.clone();
         other.retire(KeyId(1), 200);
-        assert!(matches!(Keyring::from_json_pinned(&other.to_json(), &pin), Err(KeyError::PinMismatch { .. })));
-        assert!(matches!(Keyring::from_json_pinned(&json, "abc"), Err(KeyError::BadPin(_))));
-        assert!(matches!(Keyring::from_json_pinned(&json, &"g".repeat(64)), Err(KeyError::BadPin(_))));
+        assert!(matches!(
+            Keyring::from_json_pinned(&other.to_json(), &pin),
+            Err(crate::Error::Keyring(KeyringKind::PinMismatch { .. }))
+        ));
+        assert!(matches!(Keyring::from_json_pinned(&json, "abc"), Err(crate::Error::Keyring(KeyringKind::BadPin(_)))));
+        assert!(matches!(
+            Keyring::from_json_pinned(&json, &"g".repeat(64)),
+            Err(crate::Error::Keyring(KeyringKind::BadPin(_)))
+        ));
     }
 
     #[test]
     fn bad_keyrings_are_rejected() {
         assert!(Keyring::from_json("{").is_err());
-        assert!(matches!(Keyring::from_json(r#"{"format":"other","keys":[]}"#), Err(KeyError::Format(_))));
+        assert!(matches!(
+            Keyring::from_json(r#"{"format":"other","keys":[]}"#),
+            Err(crate::Error::Keyring(KeyringKind::Format(_)))
+        ));
         let short = format!(
             r#"{{"format":"{KEYRING_FORMAT}","keys":[{{"kid":1,"alg":"Ed25519","public_key":"AAAA","not_before":0}}]}}"#
         );
-        assert!(matches!(Keyring::from_json(&short), Err(KeyError::Base64(_))));
+        assert!(matches!(Keyring::from_json(&short), Err(crate::Error::Keyring(KeyringKind::Base64(_)))));
         // The identity point is a weak key: it must never be accepted.
         let mut identity = [0u8; 32];
         identity[0] = 1;
@@ -369,6 +381,6 @@ mod tests {
             r#"{{"format":"{KEYRING_FORMAT}","keys":[{{"kid":1,"alg":"Ed25519","public_key":"{}","not_before":0}}]}}"#,
             B64.encode(identity)
         );
-        assert!(matches!(Keyring::from_json(&weak), Err(KeyError::PublicKey(_))));
+        assert!(matches!(Keyring::from_json(&weak), Err(crate::Error::Keyring(KeyringKind::PublicKey(_)))));
     }
 }

@@ -10,6 +10,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod base45;
+pub mod error;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fixtures;
 pub mod gates;
@@ -25,6 +26,7 @@ pub mod token;
 pub mod verify;
 pub mod wire;
 
+pub use error::{Error, Result};
 pub use keyring::{IssuerKey, Keyring, PublicKeyEntry};
 pub use revocation::{RevocationDelta, RevocationHash, RevocationList};
 pub use ticket::{EntryPolicy, KeyId, SignedTicket, Ticket, TicketId};

@@ -35,7 +35,7 @@ pub const DOMAIN_MANIFEST_AAD: &[u8] = b"offline-tickets/v1/manifest-entry\0";
 pub const MAX_HOLDER_NAME_LEN: usize = 200;
 
 #[derive(Debug, Error, PartialEq, Eq)]
-pub enum ManifestError {
+pub enum ManifestKind {
     #[error("manifest JSON is invalid: {0}")]
     Json(String),
     #[error("unsupported manifest format {0:?}")]
@@ -89,15 +89,15 @@ const CURRENCY_DECIMALS: &[(&str, u32)] = &[
 
 impl Money {
     /// A valid amount: positive, in a three-letter upper-case currency code.
-    pub fn new(minor: u64, currency: &str) -> Result<Self, ManifestError> {
+    pub fn new(minor: u64, currency: &str) -> crate::Result<Self> {
         let money = Self { minor, currency: currency.to_owned() };
         money.check()?;
         Ok(money)
     }
 
-    fn check(&self) -> Result<(), ManifestError> {
+    fn check(&self) -> Result<(), ManifestKind> {
         if self.minor == 0 || self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(ManifestError::Money);
+            return Err(ManifestKind::Money);
         }
         Ok(())
     }
@@ -219,9 +219,9 @@ pub fn seal_entry(
     ticket_id: &TicketId,
     entry: &ManifestEntry,
     nonce: [u8; 12],
-) -> Result<SealedEntry, ManifestError> {
+) -> crate::Result<SealedEntry> {
     if entry.holder_name.len() > MAX_HOLDER_NAME_LEN {
-        return Err(ManifestError::NameTooLong);
+        return Err(ManifestKind::NameTooLong.into());
     }
     if let Some(due) = &entry.due {
         due.check()?;
@@ -230,32 +230,32 @@ pub fn seal_entry(
     let mut key = entry_key(ticket_id, &lookup);
     let cipher = ChaCha20Poly1305::new(Key::from_slice(&key));
     zeroize::Zeroize::zeroize(&mut key);
-    let plaintext = serde_json::to_vec(entry).map_err(|e| ManifestError::Json(e.to_string()))?;
+    let plaintext = serde_json::to_vec(entry).map_err(|e| ManifestKind::Json(e.to_string()))?;
     let sealed = cipher
         .encrypt(Nonce::from_slice(&nonce), Payload { msg: &plaintext, aad: &aad(event_id, &lookup) })
-        .map_err(|_| ManifestError::Entry("encryption failed"))?;
+        .map_err(|_| ManifestKind::Entry("encryption failed"))?;
     Ok(SealedEntry { lookup: B64.encode(lookup), nonce: B64.encode(nonce), sealed: B64.encode(sealed) })
 }
 
 /// Scanner side: opens an entry with the ticket id just read from a QR code.
-pub fn open_entry(event_id: u32, ticket_id: &TicketId, sealed: &SealedEntry) -> Result<ManifestEntry, ManifestError> {
+pub fn open_entry(event_id: u32, ticket_id: &TicketId, sealed: &SealedEntry) -> crate::Result<ManifestEntry> {
     let lookup = lookup_hash(ticket_id);
     if B64.decode(&sealed.lookup).ok().as_deref() != Some(&lookup[..]) {
-        return Err(ManifestError::Open);
+        return Err(ManifestKind::Open.into());
     }
     let nonce: [u8; 12] = B64
         .decode(&sealed.nonce)
         .ok()
         .and_then(|v| v.try_into().ok())
-        .ok_or(ManifestError::Entry("nonce is not 12 base64url bytes"))?;
-    let ciphertext = B64.decode(&sealed.sealed).map_err(|_| ManifestError::Entry("sealed is not base64url"))?;
+        .ok_or(ManifestKind::Entry("nonce is not 12 base64url bytes"))?;
+    let ciphertext = B64.decode(&sealed.sealed).map_err(|_| ManifestKind::Entry("sealed is not base64url"))?;
     let mut key = entry_key(ticket_id, &lookup);
     let cipher = ChaCha20Poly1305::new(Key::from_slice(&key));
     zeroize::Zeroize::zeroize(&mut key);
     let plaintext = cipher
         .decrypt(Nonce::from_slice(&nonce), Payload { msg: &ciphertext, aad: &aad(event_id, &lookup) })
-        .map_err(|_| ManifestError::Open)?;
-    let entry: ManifestEntry = serde_json::from_slice(&plaintext).map_err(|e| ManifestError::Json(e.to_string()))?;
+        .map_err(|_| ManifestKind::Open)?;
+    let entry: ManifestEntry = serde_json::from_slice(&plaintext).map_err(|e| ManifestKind::Json(e.to_string()))?;
     if let Some(due) = &entry.due {
         due.check()?;
     }
@@ -267,10 +267,10 @@ impl Manifest {
         Self { format: MANIFEST_FORMAT.to_owned(), event_id, generated_at, entries: Vec::new() }
     }
 
-    pub fn from_json(json: &str) -> Result<Self, ManifestError> {
-        let m: Self = serde_json::from_str(json).map_err(|e| ManifestError::Json(e.to_string()))?;
+    pub fn from_json(json: &str) -> crate::Result<Self> {
+        let m: Self = serde_json::from_str(json).map_err(|e| ManifestKind::Json(e.to_string()))?;
         if m.format != MANIFEST_FORMAT {
-            return Err(ManifestError::Format(m.format));
+            return Err(ManifestKind::Format(m.format).into());
         }
         Ok(m)
     }
@@ -285,7 +285,7 @@ impl Manifest {
     }
 
     /// Finds and opens the entry of `ticket_id`; `Ok(None)` if the manifest has no entry for it.
-    pub fn lookup(&self, ticket_id: &TicketId) -> Result<Option<ManifestEntry>, ManifestError> {
+    pub fn lookup(&self, ticket_id: &TicketId) -> crate::Result<Option<ManifestEntry>> {
         let key = B64.encode(lookup_hash(ticket_id));
         match self.entries.iter().find(|e| e.lookup == key) {
             Some(sealed) => open_entry(self.event_id, ticket_id, sealed).map(Some),
@@ -312,10 +312,10 @@ mod tests {
         // An entry without the field (older issuers) opens with no amount.
         let old = seal_entry(42, &id, &entry(), [2; 12]).unwrap();
         assert_eq!(open_entry(42, &id, &old).unwrap().due, None);
-        assert_eq!(Money::new(0, "EUR"), Err(ManifestError::Money));
-        assert_eq!(Money::new(1, "eur"), Err(ManifestError::Money));
+        assert!(matches!(Money::new(0, "EUR"), Err(crate::Error::Manifest(ManifestKind::Money))));
+        assert!(matches!(Money::new(1, "eur"), Err(crate::Error::Manifest(ManifestKind::Money))));
         let bad = ManifestEntry { due: Some(Money { minor: 5, currency: "EURO".into() }), ..entry() };
-        assert_eq!(seal_entry(42, &id, &bad, [0; 12]), Err(ManifestError::Money));
+        assert!(matches!(seal_entry(42, &id, &bad, [0; 12]), Err(crate::Error::Manifest(ManifestKind::Money))));
         assert_eq!(due.to_string(), "49.00 EUR");
         assert_eq!(Money::new(5_000, "JPY").unwrap().to_string(), "5000 JPY");
         assert_eq!(Money::new(1_005, "KWD").unwrap().to_string(), "1.005 KWD");
@@ -347,19 +347,19 @@ mod tests {
     fn tampering_and_wrong_tickets_are_refused() {
         let id = TicketId([3; 12]);
         let sealed = seal_entry(42, &id, &entry(), [7; 12]).unwrap();
-        assert_eq!(open_entry(43, &id, &sealed), Err(ManifestError::Open));
-        assert_eq!(open_entry(42, &TicketId([9; 12]), &sealed), Err(ManifestError::Open));
+        assert!(matches!(open_entry(43, &id, &sealed), Err(crate::Error::Manifest(ManifestKind::Open))));
+        assert!(matches!(open_entry(42, &TicketId([9; 12]), &sealed), Err(crate::Error::Manifest(ManifestKind::Open))));
         let mut bytes = B64.decode(&sealed.sealed).unwrap();
         bytes[0] ^= 1;
         let tampered = SealedEntry { sealed: B64.encode(bytes), ..sealed.clone() };
-        assert_eq!(open_entry(42, &id, &tampered), Err(ManifestError::Open));
+        assert!(matches!(open_entry(42, &id, &tampered), Err(crate::Error::Manifest(ManifestKind::Open))));
         let bad_nonce = SealedEntry { nonce: "x".into(), ..sealed };
-        assert!(matches!(open_entry(42, &id, &bad_nonce), Err(ManifestError::Entry(_))));
+        assert!(matches!(open_entry(42, &id, &bad_nonce), Err(crate::Error::Manifest(ManifestKind::Entry(_)))));
         let long = ManifestEntry { holder_name: "x".repeat(MAX_HOLDER_NAME_LEN + 1), ..entry() };
-        assert_eq!(seal_entry(42, &id, &long, [0; 12]), Err(ManifestError::NameTooLong));
+        assert!(matches!(seal_entry(42, &id, &long, [0; 12]), Err(crate::Error::Manifest(ManifestKind::NameTooLong))));
         assert!(matches!(
             Manifest::from_json(r#"{"format":"x","event_id":1,"generated_at":0,"entries":[]}"#),
-            Err(ManifestError::Format(_))
+            Err(crate::Error::Manifest(ManifestKind::Format(_)))
         ));
     }
 }

@@ -9,8 +9,8 @@
 //! The signature also covers the signing time (`signed_at`), which must lie inside the signing key's
 //! window: after a key rotation, lists signed by the old key while it was valid keep verifying, and a
 //! retired key cannot sign new ones. A holder never goes back: a list (or delta) whose version is lower
-//! than the one held is a [`RevocationError::Rollback`], and one at the same version with other content (or
-//! a higher version that does not extend the held chain) a [`RevocationError::Conflict`].
+//! than the one held is a [`RevocationKind::Rollback`], and one at the same version with other content (or
+//! a higher version that does not extend the held chain) a [`RevocationKind::Conflict`].
 
 use std::collections::HashSet;
 
@@ -30,7 +30,7 @@ pub const DOMAIN_REVOCATION_CHAIN: &[u8] = b"offline-tickets/v1/revocation-chain
 pub const DOMAIN_REVOCATION_HEAD: &[u8] = b"offline-tickets/v1/revocation-head\0";
 
 #[derive(Debug, Error)]
-pub enum RevocationError {
+pub enum RevocationKind {
     #[error("revocation list JSON is invalid: {0}")]
     Json(#[from] serde_json::Error),
     #[error("unsupported format {0:?}")]
@@ -100,10 +100,10 @@ pub struct BatchJson {
 }
 
 impl RevocationDelta {
-    pub fn from_json(json: &str) -> Result<Self, RevocationError> {
-        let delta: Self = serde_json::from_str(json)?;
+    pub fn from_json(json: &str) -> crate::Result<Self> {
+        let delta: Self = serde_json::from_str(json).map_err(RevocationKind::Json)?;
         if delta.format != REVOCATIONS_FORMAT {
-            return Err(RevocationError::Format(delta.format));
+            return Err(RevocationKind::Format(delta.format).into());
         }
         Ok(delta)
     }
@@ -154,13 +154,13 @@ fn head_message(version: u64, head: &[u8; 32], signed_at: u64) -> Vec<u8> {
     msg
 }
 
-fn decode_batch(b: &BatchJson) -> Result<RevocationBatch, RevocationError> {
+fn decode_batch(b: &BatchJson) -> Result<RevocationBatch, RevocationKind> {
     let entries = b
         .entries
         .iter()
         .map(|e| B64.decode(e).ok().and_then(|v| <[u8; 16]>::try_from(v).ok()).map(RevocationHash))
         .collect::<Option<Vec<_>>>()
-        .ok_or(RevocationError::Entry)?;
+        .ok_or(RevocationKind::Entry)?;
     Ok(RevocationBatch { version: b.version, entries })
 }
 
@@ -202,15 +202,15 @@ impl RevocationList {
     }
 
     /// Whether `next` may replace this list on a device that holds this one: never a lower version
-    /// ([`RevocationError::Rollback`]); at the same version only the same chain, and at a higher version
-    /// only a chain that extends this one ([`RevocationError::Conflict`]). `next` must be verified already.
-    pub fn check_successor(&self, next: &RevocationList) -> Result<(), RevocationError> {
+    /// ([`RevocationKind::Rollback`]); at the same version only the same chain, and at a higher version
+    /// only a chain that extends this one ([`RevocationKind::Conflict`]). `next` must be verified already.
+    pub fn check_successor(&self, next: &RevocationList) -> crate::Result<()> {
         let (have, offered) = (self.version(), next.version());
         if offered < have {
-            return Err(RevocationError::Rollback { have, offered });
+            return Err(RevocationKind::Rollback { have, offered }.into());
         }
         if next.head_at(have) != self.head {
-            return Err(RevocationError::Conflict { version: have });
+            return Err(RevocationKind::Conflict { version: have }.into());
         }
         Ok(())
     }
@@ -261,18 +261,18 @@ impl RevocationList {
 
     /// Scanner side: verifies a delta against this list's head and the keyring, then applies it. On any
     /// error the list is left exactly as it was. A delta that would take the list back (its `version` is
-    /// lower than this list's) is refused as [`RevocationError::Rollback`]; one at this list's version
-    /// must describe the same chain ([`RevocationError::Conflict`] otherwise).
-    pub fn apply(&mut self, delta: &RevocationDelta, keyring: &Keyring) -> Result<(), RevocationError> {
+    /// lower than this list's) is refused as [`RevocationKind::Rollback`]; one at this list's version
+    /// must describe the same chain ([`RevocationKind::Conflict`] otherwise).
+    pub fn apply(&mut self, delta: &RevocationDelta, keyring: &Keyring) -> crate::Result<()> {
         if delta.format != REVOCATIONS_FORMAT {
-            return Err(RevocationError::Format(delta.format.clone()));
+            return Err(RevocationKind::Format(delta.format.clone()).into());
         }
         let have = self.version();
         if delta.from_version > have {
-            return Err(RevocationError::Gap { from: delta.from_version, have });
+            return Err(RevocationKind::Gap { from: delta.from_version, have }.into());
         }
         if delta.version < have {
-            return Err(RevocationError::Rollback { have, offered: delta.version });
+            return Err(RevocationKind::Rollback { have, offered: delta.version }.into());
         }
         if delta.version == have {
             // Nothing new. Whatever batches it carries must be ours, or it is another chain.
@@ -280,13 +280,13 @@ impl RevocationList {
             let mut expected = delta.from_version + 1;
             for b in &delta.batches {
                 if b.version != expected {
-                    return Err(RevocationError::Sequence);
+                    return Err(RevocationKind::Sequence.into());
                 }
                 head = chain(&head, &decode_batch(b)?);
                 expected += 1;
             }
             if expected - 1 != have || head != self.head {
-                return Err(RevocationError::Conflict { version: have });
+                return Err(RevocationKind::Conflict { version: have }.into());
             }
             return Ok(());
         }
@@ -298,7 +298,7 @@ impl RevocationList {
                 continue; // already have it: overlapping deltas are harmless.
             }
             if b.version != expected {
-                return Err(RevocationError::Sequence);
+                return Err(RevocationKind::Sequence.into());
             }
             let batch = decode_batch(b)?;
             head = chain(&head, &batch);
@@ -307,24 +307,23 @@ impl RevocationList {
         }
         let new_version = expected - 1;
         if new_version != delta.version {
-            return Err(RevocationError::Sequence);
+            return Err(RevocationKind::Sequence.into());
         }
         let (kid, sig) = match (delta.kid, &delta.signature) {
             (Some(k), Some(s)) => (k, s),
-            _ => return Err(RevocationError::Unsigned),
+            _ => return Err(RevocationKind::Unsigned.into()),
         };
-        let signed_at = delta.signed_at.ok_or(RevocationError::NoSigningTime)?;
-        let entry = keyring.get(kid).ok_or(RevocationError::UnknownKey(kid))?;
-        let sig: [u8; 64] =
-            B64.decode(sig).ok().and_then(|v| v.try_into().ok()).ok_or(RevocationError::BadSignature)?;
+        let signed_at = delta.signed_at.ok_or(RevocationKind::NoSigningTime)?;
+        let entry = keyring.get(kid).ok_or(RevocationKind::UnknownKey(kid))?;
+        let sig: [u8; 64] = B64.decode(sig).ok().and_then(|v| v.try_into().ok()).ok_or(RevocationKind::BadSignature)?;
         let signature = Signature::from_bytes(&sig);
         entry
             .key
             .verify_strict(&head_message(new_version, &head, signed_at), &signature)
-            .map_err(|_| RevocationError::BadSignature)?;
+            .map_err(|_| RevocationKind::BadSignature)?;
         // Checked after the signature, so the time is the issuer's and not a forger's.
         if !entry.is_active(signed_at) {
-            return Err(RevocationError::KeyNotActive { kid, signed_at });
+            return Err(RevocationKind::KeyNotActive { kid, signed_at }.into());
         }
         for batch in fresh {
             self.revoked.extend(batch.entries.iter().copied());
@@ -339,15 +338,15 @@ impl RevocationList {
     /// signature is verified under the old rule (over `version ‖ head`, key in the keyring), then its head
     /// is signed again with `key` at `now`. A list that already has `signed_at`, or whose old signature
     /// does not verify, is refused.
-    pub fn upgrade_legacy(json: &str, keyring: &Keyring, key: &IssuerKey, now: u64) -> Result<Self, RevocationError> {
+    pub fn upgrade_legacy(json: &str, keyring: &Keyring, key: &IssuerKey, now: u64) -> crate::Result<Self> {
         let delta = RevocationDelta::from_json(json)?;
         if delta.signed_at.is_some() || delta.from_version != 0 {
-            return Err(RevocationError::Sequence);
+            return Err(RevocationKind::Sequence.into());
         }
         let mut list = Self::new();
         for (i, b) in delta.batches.iter().enumerate() {
             if b.version != i as u64 + 1 {
-                return Err(RevocationError::Sequence);
+                return Err(RevocationKind::Sequence.into());
             }
             let batch = decode_batch(b)?;
             list.head = chain(&list.head, &batch);
@@ -355,30 +354,29 @@ impl RevocationList {
             list.batches.push(batch);
         }
         if list.version() != delta.version {
-            return Err(RevocationError::Sequence);
+            return Err(RevocationKind::Sequence.into());
         }
         if list.version() == 0 {
             return Ok(list);
         }
         let (kid, sig) = match (delta.kid, &delta.signature) {
             (Some(k), Some(s)) => (k, s),
-            _ => return Err(RevocationError::Unsigned),
+            _ => return Err(RevocationKind::Unsigned.into()),
         };
-        let entry = keyring.get(kid).ok_or(RevocationError::UnknownKey(kid))?;
-        let sig: [u8; 64] =
-            B64.decode(sig).ok().and_then(|v| v.try_into().ok()).ok_or(RevocationError::BadSignature)?;
+        let entry = keyring.get(kid).ok_or(RevocationKind::UnknownKey(kid))?;
+        let sig: [u8; 64] = B64.decode(sig).ok().and_then(|v| v.try_into().ok()).ok_or(RevocationKind::BadSignature)?;
         let mut legacy = Vec::with_capacity(DOMAIN_REVOCATION_HEAD.len() + 40);
         legacy.extend_from_slice(DOMAIN_REVOCATION_HEAD);
         legacy.extend_from_slice(&list.version().to_be_bytes());
         legacy.extend_from_slice(&list.head);
-        entry.key.verify_strict(&legacy, &Signature::from_bytes(&sig)).map_err(|_| RevocationError::BadSignature)?;
+        entry.key.verify_strict(&legacy, &Signature::from_bytes(&sig)).map_err(|_| RevocationKind::BadSignature)?;
         let signature = key.sign_raw(&head_message(list.version(), &list.head, now));
         list.signed = Some((key.key_id(), signature, now));
         Ok(list)
     }
 
     /// Parses and verifies a complete list (a delta since version 0).
-    pub fn from_json(json: &str, keyring: &Keyring) -> Result<Self, RevocationError> {
+    pub fn from_json(json: &str, keyring: &Keyring) -> crate::Result<Self> {
         let mut list = Self::new();
         list.apply(&RevocationDelta::from_json(json)?, keyring)?;
         Ok(list)
@@ -436,23 +434,26 @@ mod tests {
         // Dropping an entry from the chain (an attempt to un-revoke) breaks the signature.
         let mut removed = issuer.delta_since(0);
         removed.batches[0].entries.clear();
-        assert!(matches!(RevocationList::new().apply(&removed, &ring), Err(RevocationError::BadSignature)));
+        assert!(matches!(
+            RevocationList::new().apply(&removed, &ring),
+            Err(crate::Error::Revocation(RevocationKind::BadSignature))
+        ));
 
         let mut forged = good.clone();
         forged.batches[0].entries[0] = B64.encode([0u8; 16]);
-        assert!(matches!(scanner.apply(&forged, &ring), Err(RevocationError::BadSignature)));
+        assert!(matches!(scanner.apply(&forged, &ring), Err(crate::Error::Revocation(RevocationKind::BadSignature))));
 
         let mut unknown = good.clone();
         unknown.kid = Some(KeyId(9));
-        assert!(matches!(scanner.apply(&unknown, &ring), Err(RevocationError::UnknownKey(_))));
+        assert!(matches!(scanner.apply(&unknown, &ring), Err(crate::Error::Revocation(RevocationKind::UnknownKey(_)))));
 
         let mut gap = good.clone();
         gap.from_version = 5;
-        assert!(matches!(scanner.apply(&gap, &ring), Err(RevocationError::Gap { .. })));
+        assert!(matches!(scanner.apply(&gap, &ring), Err(crate::Error::Revocation(RevocationKind::Gap { .. }))));
 
         let mut bad_entry = good.clone();
         bad_entry.batches[0].entries[0] = "short".into();
-        assert!(matches!(scanner.apply(&bad_entry, &ring), Err(RevocationError::Entry)));
+        assert!(matches!(scanner.apply(&bad_entry, &ring), Err(crate::Error::Revocation(RevocationKind::Entry))));
 
         assert_eq!(scanner.version(), 2);
         assert!(!scanner.contains(&TicketId([3; 12])));
@@ -473,9 +474,12 @@ mod tests {
         // A delta or a whole list of an older version: rollback, nothing changes.
         assert!(matches!(
             device.apply(&v1.delta_since(0), &ring),
-            Err(RevocationError::Rollback { have: 2, offered: 1 })
+            Err(crate::Error::Revocation(RevocationKind::Rollback { have: 2, offered: 1 }))
         ));
-        assert!(matches!(device.check_successor(&v1), Err(RevocationError::Rollback { have: 2, offered: 1 })));
+        assert!(matches!(
+            device.check_successor(&v1),
+            Err(crate::Error::Revocation(RevocationKind::Rollback { have: 2, offered: 1 }))
+        ));
         // The same version again, whole or as "nothing new": fine.
         device.apply(&issuer.delta_since(0), &ring).unwrap();
         device.apply(&issuer.delta_since(2), &ring).unwrap();
@@ -484,11 +488,20 @@ mod tests {
         // Another chain at the same version (a second list signed by the same key): conflict.
         let mut other = v1.clone();
         other.publish_at(&key, 30, [RevocationHash::of(&TicketId([3; 12]))]);
-        assert!(matches!(device.apply(&other.delta_since(0), &ring), Err(RevocationError::Conflict { version: 2 })));
-        assert!(matches!(device.check_successor(&other), Err(RevocationError::Conflict { version: 2 })));
+        assert!(matches!(
+            device.apply(&other.delta_since(0), &ring),
+            Err(crate::Error::Revocation(RevocationKind::Conflict { version: 2 }))
+        ));
+        assert!(matches!(
+            device.check_successor(&other),
+            Err(crate::Error::Revocation(RevocationKind::Conflict { version: 2 }))
+        ));
         // ... or at a higher version that does not extend ours.
         other.publish_at(&key, 40, []);
-        assert!(matches!(device.check_successor(&other), Err(RevocationError::Conflict { version: 2 })));
+        assert!(matches!(
+            device.check_successor(&other),
+            Err(crate::Error::Revocation(RevocationKind::Conflict { version: 2 }))
+        ));
         assert_eq!(device.version(), 2);
         assert!(!device.contains(&TicketId([3; 12])));
     }
@@ -519,7 +532,7 @@ mod tests {
             outside.publish_at(&old, at, [RevocationHash::of(&TicketId([1; 12]))]);
             assert!(matches!(
                 RevocationList::from_json(&outside.to_json(), &ring),
-                Err(RevocationError::KeyNotActive { signed_at, .. }) if signed_at == at
+                Err(crate::Error::Revocation(RevocationKind::KeyNotActive { signed_at, .. })) if signed_at == at
             ));
         }
         // Moving the signing time into the window breaks the signature.
@@ -527,9 +540,15 @@ mod tests {
         moved.publish_at(&old, 2_001, [RevocationHash::of(&TicketId([1; 12]))]);
         let mut delta = moved.delta_since(0);
         delta.signed_at = Some(1_500);
-        assert!(matches!(RevocationList::new().apply(&delta, &ring), Err(RevocationError::BadSignature)));
+        assert!(matches!(
+            RevocationList::new().apply(&delta, &ring),
+            Err(crate::Error::Revocation(RevocationKind::BadSignature))
+        ));
         delta.signed_at = None;
-        assert!(matches!(RevocationList::new().apply(&delta, &ring), Err(RevocationError::NoSigningTime)));
+        assert!(matches!(
+            RevocationList::new().apply(&delta, &ring),
+            Err(crate::Error::Revocation(RevocationKind::NoSigningTime))
+        ));
     }
 
     #[test]
@@ -544,7 +563,10 @@ mod tests {
         msg.extend_from_slice(&issuer.head());
         legacy.signature = Some(B64.encode(key.sign_raw(&msg).to_bytes()));
         legacy.signed_at = None;
-        assert!(matches!(RevocationList::from_json(&legacy.to_json(), &ring), Err(RevocationError::NoSigningTime)));
+        assert!(matches!(
+            RevocationList::from_json(&legacy.to_json(), &ring),
+            Err(crate::Error::Revocation(RevocationKind::NoSigningTime))
+        ));
         let upgraded = RevocationList::upgrade_legacy(&legacy.to_json(), &ring, &key, 50).unwrap();
         assert_eq!(upgraded.signer(), Some((KeyId(1), 50)));
         let back = RevocationList::from_json(&upgraded.to_json(), &ring).unwrap();
@@ -553,7 +575,7 @@ mod tests {
         legacy.batches[0].entries.clear();
         assert!(matches!(
             RevocationList::upgrade_legacy(&legacy.to_json(), &ring, &key, 50),
-            Err(RevocationError::BadSignature)
+            Err(crate::Error::Revocation(RevocationKind::BadSignature))
         ));
     }
 

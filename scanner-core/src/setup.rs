@@ -25,7 +25,7 @@ const MAX_NAME_CHARS: usize = 64;
 const MAX_LINK_CHARS: usize = 4096;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum SetupError {
+pub enum SetupKind {
     #[error("this is not a scanner setup link")]
     NotALink,
     #[error("this setup link is damaged ({0}); ask the organizer for a new one")]
@@ -60,38 +60,38 @@ impl SetupLink {
 
     /// Parses a setup link (the whole URL, or just what follows `setup=`) and checks every field: the
     /// version, the server and edge URLs ([`check_server_url`]), the token, the event and the keyring pin.
-    pub fn parse(link: &str) -> Result<Self, SetupError> {
+    pub fn parse(link: &str) -> crate::Result<Self> {
         let link = link.trim();
         if link.len() > MAX_LINK_CHARS {
-            return Err(SetupError::Damaged("too long"));
+            return Err(SetupKind::Damaged("too long").into());
         }
         let encoded = match link.find('#') {
             Some(i) => {
                 let fragment = &link[i + 1..];
-                fragment.split('&').find_map(|part| part.strip_prefix("setup=")).ok_or(SetupError::NotALink)?
+                fragment.split('&').find_map(|part| part.strip_prefix("setup=")).ok_or(SetupKind::NotALink)?
             }
             None => link.strip_prefix("setup=").unwrap_or(link),
         };
-        let bytes = B64.decode(encoded.trim_end_matches('=')).map_err(|_| SetupError::NotALink)?;
-        let raw: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| SetupError::Damaged("not JSON"))?;
-        let version = raw.get("v").and_then(serde_json::Value::as_u64).ok_or(SetupError::Damaged("no version"))?;
+        let bytes = B64.decode(encoded.trim_end_matches('=')).map_err(|_| SetupKind::NotALink)?;
+        let raw: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| SetupKind::Damaged("not JSON"))?;
+        let version = raw.get("v").and_then(serde_json::Value::as_u64).ok_or(SetupKind::Damaged("no version"))?;
         if version != u64::from(SETUP_VERSION) {
-            return Err(SetupError::Version(version));
+            return Err(SetupKind::Version(version).into());
         }
         let text = |name: &'static str| raw.get(name).and_then(serde_json::Value::as_str);
-        let server = check_server_url(text("server").ok_or(SetupError::Damaged("server"))?)?;
+        let server = check_server_url(text("server").ok_or(SetupKind::Damaged("server"))?)?;
         let edge = match raw.get("edge") {
             None | Some(serde_json::Value::Null) => None,
             Some(serde_json::Value::String(s)) if s.is_empty() => None,
             Some(serde_json::Value::String(s)) => Some(check_server_url(s)?),
-            Some(_) => return Err(SetupError::Damaged("edge")),
+            Some(_) => return Err(SetupKind::Damaged("edge").into()),
         };
         let token = text("token").filter(|t| !t.is_empty() && t.len() <= MAX_TOKEN_CHARS);
-        let token = token.ok_or(SetupError::Damaged("token"))?.to_owned();
+        let token = token.ok_or(SetupKind::Damaged("token"))?.to_owned();
         let event = raw.get("event").and_then(serde_json::Value::as_u64).and_then(|e| u32::try_from(e).ok());
-        let event = event.ok_or(SetupError::Damaged("event"))?;
-        let pin = text("keyring_sha256").ok_or(SetupError::Damaged("keyring_sha256"))?;
-        let pin = crate::keyring::parse_pin(pin).map_err(|_| SetupError::Damaged("keyring_sha256"))?;
+        let event = event.ok_or(SetupKind::Damaged("event"))?;
+        let pin = text("keyring_sha256").ok_or(SetupKind::Damaged("keyring_sha256"))?;
+        let pin = crate::keyring::parse_pin(pin).map_err(|_| SetupKind::Damaged("keyring_sha256"))?;
         let name: String = text("device_name").unwrap_or("").trim().chars().take(MAX_NAME_CHARS).collect();
         Ok(Self {
             v: SETUP_VERSION,
@@ -112,8 +112,8 @@ impl SetupLink {
 ///
 /// Deliberately strict: no user info (`@`), query, fragment, backslash, whitespace or non-ASCII, so that
 /// every URL parser (browser, ureq) sees the same host.
-pub fn check_server_url(url: &str) -> Result<String, SetupError> {
-    let bad = |why| SetupError::BadUrl(url.chars().take(200).collect(), why);
+pub fn check_server_url(url: &str) -> crate::Result<String> {
+    let bad = |why| crate::Error::from(SetupKind::BadUrl(url.chars().take(200).collect(), why));
     if url.is_empty() || url.len() > 2048 {
         return Err(bad("empty or too long"));
     }
@@ -164,7 +164,7 @@ pub fn check_server_url(url: &str) -> Result<String, SetupError> {
         }
     }
     if scheme == "http" && !matches!(host, "localhost" | "127.0.0.1" | "[::1]") {
-        return Err(SetupError::PlainHttp(url.chars().take(200).collect()));
+        return Err(SetupKind::PlainHttp(url.chars().take(200).collect()).into());
     }
     Ok(format!("{scheme}://{host}{port}{}", path.trim_end_matches('/')))
 }
@@ -203,23 +203,35 @@ mod tests {
 
     #[test]
     fn bad_links_are_refused() {
-        assert_eq!(SetupLink::parse("https://x/scanner/"), Err(SetupError::NotALink));
-        assert_eq!(SetupLink::parse("https://x/#setup=***"), Err(SetupError::NotALink));
-        assert_eq!(SetupLink::parse(&with(|v| v["v"] = 1.into())), Err(SetupError::Version(1)));
+        assert!(matches!(SetupLink::parse("https://x/scanner/"), Err(crate::Error::Setup(SetupKind::NotALink))));
+        assert!(matches!(SetupLink::parse("https://x/#setup=***"), Err(crate::Error::Setup(SetupKind::NotALink))));
+        assert!(matches!(
+            SetupLink::parse(&with(|v| v["v"] = 1.into())),
+            Err(crate::Error::Setup(SetupKind::Version(1)))
+        ));
         assert!(matches!(
             SetupLink::parse(&with(|v| v.as_object_mut().unwrap().remove("keyring_sha256").map(drop).unwrap())),
-            Err(SetupError::Damaged("keyring_sha256"))
+            Err(crate::Error::Setup(SetupKind::Damaged("keyring_sha256")))
         ));
-        assert!(matches!(SetupLink::parse(&with(|v| v["keyring_sha256"] = "zz".into())), Err(SetupError::Damaged(_))));
-        assert!(matches!(SetupLink::parse(&with(|v| v["event"] = (-1).into())), Err(SetupError::Damaged("event"))));
-        assert!(matches!(SetupLink::parse(&with(|v| v["token"] = "".into())), Err(SetupError::Damaged("token"))));
+        assert!(matches!(
+            SetupLink::parse(&with(|v| v["keyring_sha256"] = "zz".into())),
+            Err(crate::Error::Setup(SetupKind::Damaged(_)))
+        ));
+        assert!(matches!(
+            SetupLink::parse(&with(|v| v["event"] = (-1).into())),
+            Err(crate::Error::Setup(SetupKind::Damaged("event")))
+        ));
+        assert!(matches!(
+            SetupLink::parse(&with(|v| v["token"] = "".into())),
+            Err(crate::Error::Setup(SetupKind::Damaged("token")))
+        ));
         assert!(matches!(
             SetupLink::parse(&with(|v| v["server"] = "http://tickets.example.org".into())),
-            Err(SetupError::PlainHttp(_))
+            Err(crate::Error::Setup(SetupKind::PlainHttp(_)))
         ));
         assert!(matches!(
             SetupLink::parse(&with(|v| v["edge"] = "http://10.0.0.1:8787".into())),
-            Err(SetupError::PlainHttp(_))
+            Err(crate::Error::Setup(SetupKind::PlainHttp(_)))
         ));
         let local = SetupLink::parse(&with(|v| {
             v["server"] = "http://127.0.0.1:8080/".into();
@@ -256,7 +268,7 @@ mod tests {
             "http://localhost.evil.org",
             "http://[::2]",
         ] {
-            assert!(matches!(check_server_url(plain), Err(SetupError::PlainHttp(_))), "{plain}");
+            assert!(matches!(check_server_url(plain), Err(crate::Error::Setup(SetupKind::PlainHttp(_)))), "{plain}");
         }
         for bad in [
             "",
@@ -275,7 +287,7 @@ mod tests {
             "http://[::1]x",
             "//localhost",
         ] {
-            assert!(matches!(check_server_url(bad), Err(SetupError::BadUrl(..))), "{bad}");
+            assert!(matches!(check_server_url(bad), Err(crate::Error::Setup(SetupKind::BadUrl(..)))), "{bad}");
         }
     }
 }

@@ -46,7 +46,7 @@ const FIXED: usize = 1 + 4 + 2 + 4 + 4 + 1;
 const SIG: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum PassError {
+pub enum PassKind {
     #[error("this is not a supervisor pass")]
     NotAPass,
     #[error("this supervisor pass is damaged")]
@@ -81,14 +81,14 @@ pub struct SupervisorPass {
 }
 
 impl SupervisorPass {
-    fn payload(&self) -> Result<Vec<u8>, PassError> {
+    fn payload(&self) -> Result<Vec<u8>, PassKind> {
         let name = self.name.trim();
         if name.is_empty()
             || name.len() > MAX_NAME_BYTES
             || self.not_after <= self.issued_at
             || self.not_after - self.issued_at > MAX_PASS_SECONDS
         {
-            return Err(PassError::Limits);
+            return Err(PassKind::Limits);
         }
         let mut out = Vec::with_capacity(FIXED + name.len());
         out.push(VERSION);
@@ -102,9 +102,9 @@ impl SupervisorPass {
     }
 
     /// Signs the pass with the issuer's key (whose id it must carry) and returns its text.
-    pub fn sign(&self, key: &IssuerKey) -> Result<String, PassError> {
+    pub fn sign(&self, key: &IssuerKey) -> crate::Result<String> {
         if key.key_id() != self.key_id {
-            return Err(PassError::UnknownKey(self.key_id));
+            return Err(PassKind::UnknownKey(self.key_id).into());
         }
         let mut bytes = self.payload()?;
         let mut msg = DOMAIN_SUPERVISOR_PASS.to_vec();
@@ -114,24 +114,24 @@ impl SupervisorPass {
     }
 
     /// Parses a pass without checking it (to say what it claims).
-    fn parse(text: &str) -> Result<(Self, Vec<u8>, Signature), PassError> {
-        let body = text.trim().strip_prefix(PASS_PREFIX).ok_or(PassError::NotAPass)?;
+    fn parse(text: &str) -> Result<(Self, Vec<u8>, Signature), PassKind> {
+        let body = text.trim().strip_prefix(PASS_PREFIX).ok_or(PassKind::NotAPass)?;
         if body.len() > 512 {
-            return Err(PassError::Malformed);
+            return Err(PassKind::Malformed);
         }
-        let bytes = B64.decode(body).map_err(|_| PassError::Malformed)?;
+        let bytes = B64.decode(body).map_err(|_| PassKind::Malformed)?;
         if bytes.len() < FIXED + SIG {
-            return Err(PassError::Malformed);
+            return Err(PassKind::Malformed);
         }
         if bytes[0] != VERSION {
-            return Err(PassError::Version(bytes[0]));
+            return Err(PassKind::Version(bytes[0]));
         }
         let n = usize::from(bytes[FIXED - 1]);
         if bytes.len() != FIXED + n + SIG {
-            return Err(PassError::Malformed);
+            return Err(PassKind::Malformed);
         }
         let be32 = |at: usize| u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
-        let name = std::str::from_utf8(&bytes[FIXED..FIXED + n]).map_err(|_| PassError::Malformed)?;
+        let name = std::str::from_utf8(&bytes[FIXED..FIXED + n]).map_err(|_| PassKind::Malformed)?;
         let pass = Self {
             event_id: be32(1),
             key_id: KeyId(u16::from_be_bytes([bytes[5], bytes[6]])),
@@ -140,40 +140,40 @@ impl SupervisorPass {
             name: name.to_owned(),
         };
         let payload = bytes[..FIXED + n].to_vec();
-        let sig = Signature::from_slice(&bytes[FIXED + n..]).map_err(|_| PassError::Malformed)?;
+        let sig = Signature::from_slice(&bytes[FIXED + n..]).map_err(|_| PassKind::Malformed)?;
         Ok((pass, payload, sig))
     }
 
     /// Checks a pass: signature by a key of `keyring` active when the pass was issued, the event, and
     /// `now` (Unix seconds) within its validity.
-    pub fn verify(text: &str, keyring: &Keyring, event_id: u32, now: u64) -> Result<Self, PassError> {
+    pub fn verify(text: &str, keyring: &Keyring, event_id: u32, now: u64) -> crate::Result<Self> {
         let pass = Self::check_signed(text, keyring, event_id)?;
         if now < u64::from(pass.issued_at).saturating_sub(300) {
-            return Err(PassError::NotYetValid);
+            return Err(PassKind::NotYetValid.into());
         }
         if now > u64::from(pass.not_after) {
-            return Err(PassError::Expired);
+            return Err(PassKind::Expired.into());
         }
         Ok(pass)
     }
 
     /// Everything [`Self::verify`] checks but the current time (a device restoring its supervisor mode
     /// re-checks the time at every use).
-    pub fn check_signed(text: &str, keyring: &Keyring, event_id: u32) -> Result<Self, PassError> {
+    pub fn check_signed(text: &str, keyring: &Keyring, event_id: u32) -> crate::Result<Self> {
         let (pass, payload, sig) = Self::parse(text)?;
         if pass.payload().as_deref() != Ok(payload.as_slice()) {
             // Limits broken, or a name with surrounding spaces: not something the issuer signs.
-            return Err(PassError::Limits);
+            return Err(PassKind::Limits.into());
         }
-        let key = keyring.get(pass.key_id).ok_or(PassError::UnknownKey(pass.key_id))?;
+        let key = keyring.get(pass.key_id).ok_or(PassKind::UnknownKey(pass.key_id))?;
         let mut msg = DOMAIN_SUPERVISOR_PASS.to_vec();
         msg.extend_from_slice(&payload);
-        key.key.verify(&msg, &sig).map_err(|_| PassError::BadSignature)?;
+        key.key.verify(&msg, &sig).map_err(|_| PassKind::BadSignature)?;
         if !key.is_active(u64::from(pass.issued_at)) {
-            return Err(PassError::KeyNotActive(pass.key_id));
+            return Err(PassKind::KeyNotActive(pass.key_id).into());
         }
         if pass.event_id != event_id {
-            return Err(PassError::WrongEvent { pass: pass.event_id, expected: event_id });
+            return Err(PassKind::WrongEvent { pass: pass.event_id, expected: event_id }.into());
         }
         Ok(pass)
     }
@@ -205,13 +205,19 @@ mod tests {
         let (key, ring) = setup();
         let text = pass().sign(&key).unwrap();
         assert!(text.starts_with(PASS_PREFIX));
-        assert_eq!(SupervisorPass::verify(&text, &ring, 7, 10_500), Ok(pass()));
-        assert_eq!(
+        assert_eq!(SupervisorPass::verify(&text, &ring, 7, 10_500).ok(), Some(pass()));
+        assert!(matches!(
             SupervisorPass::verify(&text, &ring, 8, 10_500),
-            Err(PassError::WrongEvent { pass: 7, expected: 8 })
-        );
-        assert_eq!(SupervisorPass::verify(&text, &ring, 7, 10_000 + 3601), Err(PassError::Expired));
-        assert_eq!(SupervisorPass::verify(&text, &ring, 7, 9_000), Err(PassError::NotYetValid));
+            Err(crate::Error::Pass(PassKind::WrongEvent { pass: 7, expected: 8 }))
+        ));
+        assert!(matches!(
+            SupervisorPass::verify(&text, &ring, 7, 10_000 + 3601),
+            Err(crate::Error::Pass(PassKind::Expired))
+        ));
+        assert!(matches!(
+            SupervisorPass::verify(&text, &ring, 7, 9_000),
+            Err(crate::Error::Pass(PassKind::NotYetValid))
+        ));
     }
 
     #[test]
@@ -219,25 +225,40 @@ mod tests {
         let (key, ring) = setup();
         let other = IssuerKey::from_seed(KeyId(3), [1; 32]);
         let forged = pass().sign(&other).unwrap();
-        assert_eq!(SupervisorPass::verify(&forged, &ring, 7, 10_500), Err(PassError::BadSignature));
+        assert!(matches!(
+            SupervisorPass::verify(&forged, &ring, 7, 10_500),
+            Err(crate::Error::Pass(PassKind::BadSignature))
+        ));
         // Changing the name (or anything signed) breaks the signature.
         let text = pass().sign(&key).unwrap();
         let mut bytes = B64.decode(&text[PASS_PREFIX.len()..]).unwrap();
         bytes[FIXED] = b'B';
         let edited = format!("{PASS_PREFIX}{}", B64.encode(&bytes));
-        assert_eq!(SupervisorPass::verify(&edited, &ring, 7, 10_500), Err(PassError::BadSignature));
-        assert_eq!(SupervisorPass::verify("TK1:ABC", &ring, 7, 10_500), Err(PassError::NotAPass));
-        assert_eq!(SupervisorPass::verify("SUP1:!!", &ring, 7, 10_500), Err(PassError::Malformed));
-        assert_eq!(SupervisorPass::verify(&text[..text.len() - 4], &ring, 7, 10_500), Err(PassError::Malformed));
+        assert!(matches!(
+            SupervisorPass::verify(&edited, &ring, 7, 10_500),
+            Err(crate::Error::Pass(PassKind::BadSignature))
+        ));
+        assert!(matches!(
+            SupervisorPass::verify("TK1:ABC", &ring, 7, 10_500),
+            Err(crate::Error::Pass(PassKind::NotAPass))
+        ));
+        assert!(matches!(
+            SupervisorPass::verify("SUP1:!!", &ring, 7, 10_500),
+            Err(crate::Error::Pass(PassKind::Malformed))
+        ));
+        assert!(matches!(
+            SupervisorPass::verify(&text[..text.len() - 4], &ring, 7, 10_500),
+            Err(crate::Error::Pass(PassKind::Malformed))
+        ));
         let unknown = SupervisorPass { key_id: KeyId(4), ..pass() };
         let k4 = IssuerKey::from_seed(KeyId(4), [9; 32]);
-        assert_eq!(
+        assert!(matches!(
             SupervisorPass::verify(&unknown.sign(&k4).unwrap(), &ring, 7, 10_500),
-            Err(PassError::UnknownKey(KeyId(4)))
-        );
+            Err(crate::Error::Pass(PassKind::UnknownKey(KeyId(4))))
+        ));
         let long = SupervisorPass { not_after: 10_000 + MAX_PASS_SECONDS + 1, ..pass() };
-        assert_eq!(long.sign(&key), Err(PassError::Limits));
+        assert!(matches!(long.sign(&key), Err(crate::Error::Pass(PassKind::Limits))));
         let unnamed = SupervisorPass { name: " ".into(), ..pass() };
-        assert_eq!(unnamed.sign(&key), Err(PassError::Limits));
+        assert!(matches!(unnamed.sign(&key), Err(crate::Error::Pass(PassKind::Limits))));
     }
 }

@@ -160,11 +160,15 @@ impl Ticket {
 
     /// Parses unsigned payload bytes, strictly: every byte string parses to at most one ticket, and
     /// re-encoding the result gives back the same bytes.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, FormatError> {
-        let malformed = FormatError::Malformed;
+    pub fn from_bytes(bytes: &[u8]) -> crate::Result<Self> {
+        Ok(Self::parse(bytes)?)
+    }
+
+    fn parse(bytes: &[u8]) -> Result<Self, FormatKind> {
+        let malformed = FormatKind::Malformed;
         let (&version, rest) = bytes.split_first().ok_or(malformed("empty payload"))?;
         if version != FORMAT_VERSION {
-            return Err(FormatError::UnsupportedVersion(version));
+            return Err(FormatKind::UnsupportedVersion(version));
         }
         if rest.len() < FIXED_LEN - 1 {
             return Err(malformed("payload too short"));
@@ -228,13 +232,13 @@ impl Ticket {
 /// Why bytes or a text are not a well-formed ticket (parsing only; `verify::Refusal` is what a steward is
 /// told, and `From` turns one into the other).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FormatError {
+pub enum FormatKind {
     #[error("the text does not start with {QR_PREFIX}")]
     NotATicket,
     #[error("{0}")]
     Malformed(&'static str),
     #[error("{0}")]
-    Base45(crate::base45::Base45Error),
+    Base45(crate::base45::Base45Kind),
     #[error("format version {0} is not supported")]
     UnsupportedVersion(u8),
 }
@@ -255,15 +259,19 @@ impl SignedTicket {
     }
 
     /// Splits signed bytes into ticket and signature, parsing the ticket strictly. Does not verify.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, FormatError> {
+    pub fn from_bytes(bytes: &[u8]) -> crate::Result<Self> {
+        Ok(Self::parse(bytes)?)
+    }
+
+    fn parse(bytes: &[u8]) -> Result<Self, FormatKind> {
         if bytes.len() > MAX_SIGNED_LEN {
-            return Err(FormatError::Malformed("ticket too long"));
+            return Err(FormatKind::Malformed("ticket too long"));
         }
-        let split = bytes.len().checked_sub(SIGNATURE_LEN).ok_or(FormatError::Malformed("ticket too short"))?;
+        let split = bytes.len().checked_sub(SIGNATURE_LEN).ok_or(FormatKind::Malformed("ticket too short"))?;
         let (payload, sig) = bytes.split_at(split);
-        let ticket = Ticket::from_bytes(payload)?;
+        let ticket = Ticket::parse(payload)?;
         let sig: [u8; SIGNATURE_LEN] =
-            sig.try_into().map_err(|_| FormatError::Malformed("signature has the wrong length"))?;
+            sig.try_into().map_err(|_| FormatKind::Malformed("signature has the wrong length"))?;
         Ok(Self { ticket, signature: Signature::from_bytes(&sig) })
     }
 
@@ -273,13 +281,18 @@ impl SignedTicket {
     }
 
     /// Parses QR text. Refuses anything that is not a well-formed ticket before doing any expensive work.
-    pub fn from_qr_text(text: &str) -> Result<Self, FormatError> {
+    pub fn from_qr_text(text: &str) -> crate::Result<Self> {
+        Ok(Self::parse_qr_text(text)?)
+    }
+
+    /// [`Self::from_qr_text`], failing with the bare format kind: what `verify::Refusal` is made from.
+    pub(crate) fn parse_qr_text(text: &str) -> Result<Self, FormatKind> {
         if text.len() > MAX_QR_TEXT_LEN {
-            return Err(FormatError::Malformed("text is too long to be a ticket"));
+            return Err(FormatKind::Malformed("text is too long to be a ticket"));
         }
-        let body = text.strip_prefix(QR_PREFIX).ok_or(FormatError::NotATicket)?;
-        let bytes = base45::decode(body).map_err(FormatError::Base45)?;
-        Self::from_bytes(&bytes)
+        let body = text.strip_prefix(QR_PREFIX).ok_or(FormatKind::NotATicket)?;
+        let bytes = base45::decode_kind(body).map_err(FormatKind::Base45)?;
+        Self::parse(&bytes)
     }
 
     /// Checks the signature with `verify_strict`, which also rejects non-canonical and small-order
@@ -322,12 +335,15 @@ mod tests {
         let mut bytes = sample(false).to_bytes();
         for bit in 4..8 {
             bytes[1] = 1 << bit;
-            assert!(matches!(Ticket::from_bytes(&bytes), Err(FormatError::Malformed(_))), "flag bit {bit}");
+            assert!(
+                matches!(Ticket::from_bytes(&bytes), Err(crate::Error::Format(FormatKind::Malformed(_)))),
+                "flag bit {bit}"
+            );
         }
         bytes[1] = 0;
         bytes[1] = 0;
         bytes[0] = 2;
-        assert_eq!(Ticket::from_bytes(&bytes), Err(FormatError::UnsupportedVersion(2)));
+        assert!(matches!(Ticket::from_bytes(&bytes), Err(crate::Error::Format(FormatKind::UnsupportedVersion(2)))));
     }
 
     #[test]

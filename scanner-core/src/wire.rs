@@ -141,7 +141,7 @@ impl ErrorBody {
 
 /// Why a redeem request is refused (400).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum RequestError {
+pub enum RequestKind {
     #[error("body is not a redeem request: {0}")]
     Json(String),
     #[error("gate must be 1 to {MAX_TEXT_BYTES} bytes")]
@@ -189,22 +189,22 @@ impl RedeemRequest {
     }
 
     /// Parses and checks a body (names trimmed and bounded, add-on on entries only).
-    pub fn parse(body: &[u8]) -> Result<Self, RequestError> {
+    pub fn parse(body: &[u8]) -> crate::Result<Self> {
         if body.len() > MAX_REDEEM_BODY {
-            return Err(RequestError::TooLarge);
+            return Err(RequestKind::TooLarge.into());
         }
-        let mut req: Self = serde_json::from_slice(body).map_err(|e| RequestError::Json(e.to_string()))?;
+        let mut req: Self = serde_json::from_slice(body).map_err(|e| RequestKind::Json(e.to_string()))?;
         req.gate = req.gate.trim().to_owned();
         req.device_name = req.device_name.trim().to_owned();
         if req.gate.is_empty() || req.gate.len() > MAX_TEXT_BYTES {
-            return Err(RequestError::Gate);
+            return Err(RequestKind::Gate.into());
         }
         if req.device_name.len() > MAX_TEXT_BYTES {
-            return Err(RequestError::DeviceName);
+            return Err(RequestKind::DeviceName.into());
         }
         match req.addon {
-            Some(a) if a > MAX_ADDON => Err(RequestError::Addon),
-            Some(_) if req.kind == ScanKind::Exit => Err(RequestError::AddonExit),
+            Some(a) if a > MAX_ADDON => Err(RequestKind::Addon.into()),
+            Some(_) if req.kind == ScanKind::Exit => Err(RequestKind::AddonExit.into()),
             _ => Ok(req),
         }
     }
@@ -236,7 +236,7 @@ impl VerdictBody {
 
 /// Why an edge reply cannot be used (the scanner then decides offline).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum EdgeReplyError {
+pub enum EdgeReplyKind {
     /// The edge answered with an error status (an [`ErrorBody`]).
     #[error("edge answered {status} ({code}): {message}")]
     Status { status: u16, code: String, message: String },
@@ -264,17 +264,17 @@ pub struct EdgeVerdict {
 
 impl EdgeVerdict {
     /// Parses the edge's reply: its HTTP status and body.
-    pub fn from_reply(status: u16, body: &[u8]) -> Result<Self, EdgeReplyError> {
+    pub fn from_reply(status: u16, body: &[u8]) -> crate::Result<Self> {
         if body.len() > MAX_EDGE_REPLY_BYTES {
-            return Err(EdgeReplyError::TooLarge);
+            return Err(EdgeReplyKind::TooLarge.into());
         }
         if status != 200 {
             let err = ErrorBody::parse(body).unwrap_or_else(|| ErrorBody::new("", ""));
-            return Err(EdgeReplyError::Status { status, code: err.error.code, message: err.error.message });
+            return Err(EdgeReplyKind::Status { status, code: err.error.code, message: err.error.message }.into());
         }
-        let body: VerdictBody = serde_json::from_slice(body).map_err(|e| EdgeReplyError::NotAVerdict(e.to_string()))?;
+        let body: VerdictBody = serde_json::from_slice(body).map_err(|e| EdgeReplyKind::NotAVerdict(e.to_string()))?;
         if body.decided_by != DecisionPath::Edge {
-            return Err(EdgeReplyError::NotDecidedByEdge);
+            return Err(EdgeReplyKind::NotDecidedByEdge.into());
         }
         Ok(Self { verdict: body.verdict, message: body.summary, hlc: body.hlc.filter(|h| *h != Hlc::default()) })
     }
@@ -361,23 +361,29 @@ mod tests {
             serde_json::json!({"qr_text": "TK1:X", "event": 42, "device": "00000000000000aa", "gate": "North",
                 "kind": "entry"})
         );
-        assert_eq!(RedeemRequest::parse(req.to_json().as_bytes()), Ok(req));
-        let bad = |json: serde_json::Value| RedeemRequest::parse(json.to_string().as_bytes()).unwrap_err();
+        assert_eq!(RedeemRequest::parse(req.to_json().as_bytes()).ok(), Some(req));
+        let bad = |json: serde_json::Value| match RedeemRequest::parse(json.to_string().as_bytes()) {
+            Err(crate::Error::Request(kind)) => kind,
+            other => panic!("expected a request error, got {other:?}"),
+        };
         let base = serde_json::json!({"qr_text": "x", "event": 1, "device": "00000000000000aa", "gate": "N"});
         let with = |k: &str, v: serde_json::Value| {
             let mut b = base.clone();
             b[k] = v;
             b
         };
-        assert_eq!(bad(with("gate", " ".into())), RequestError::Gate);
-        assert_eq!(bad(with("device_name", "x".repeat(MAX_TEXT_BYTES + 1).into())), RequestError::DeviceName);
-        assert_eq!(bad(with("addon", 16.into())), RequestError::Addon);
+        assert_eq!(bad(with("gate", " ".into())), RequestKind::Gate);
+        assert_eq!(bad(with("device_name", "x".repeat(MAX_TEXT_BYTES + 1).into())), RequestKind::DeviceName);
+        assert_eq!(bad(with("addon", 16.into())), RequestKind::Addon);
         let mut exit = with("addon", 0.into());
         exit["kind"] = "exit".into();
-        assert_eq!(bad(exit), RequestError::AddonExit);
-        assert!(matches!(bad(with("device", "AA".into())), RequestError::Json(_)));
-        assert!(matches!(bad(with("extra", 1.into())), RequestError::Json(_)));
-        assert_eq!(RedeemRequest::parse(&vec![b' '; MAX_REDEEM_BODY + 1]), Err(RequestError::TooLarge));
+        assert_eq!(bad(exit), RequestKind::AddonExit);
+        assert!(matches!(bad(with("device", "AA".into())), RequestKind::Json(_)));
+        assert!(matches!(bad(with("extra", 1.into())), RequestKind::Json(_)));
+        assert!(matches!(
+            RedeemRequest::parse(&vec![b' '; MAX_REDEEM_BODY + 1]),
+            Err(crate::Error::Request(RequestKind::TooLarge))
+        ));
     }
 
     #[test]
@@ -395,16 +401,32 @@ mod tests {
 
     #[test]
     fn bad_edge_replies_are_errors() {
-        let err = EdgeVerdict::from_reply(401, ErrorBody::new("unauthorized", "no").to_json().as_bytes()).unwrap_err();
-        assert_eq!(err, EdgeReplyError::Status { status: 401, code: "unauthorized".into(), message: "no".into() });
-        assert!(matches!(EdgeVerdict::from_reply(502, b"<html>"), Err(EdgeReplyError::Status { status: 502, .. })));
+        let Err(crate::Error::EdgeReply(err)) =
+            EdgeVerdict::from_reply(401, ErrorBody::new("unauthorized", "no").to_json().as_bytes())
+        else {
+            panic!("a 401 is an edge reply error");
+        };
+        assert_eq!(err, EdgeReplyKind::Status { status: 401, code: "unauthorized".into(), message: "no".into() });
+        assert!(matches!(
+            EdgeVerdict::from_reply(502, b"<html>"),
+            Err(crate::Error::EdgeReply(EdgeReplyKind::Status { status: 502, .. }))
+        ));
         let offline = VerdictBody::new(Verdict::Exit { gate: "N".into() }, DecisionPath::Offline, None).to_json();
-        assert_eq!(EdgeVerdict::from_reply(200, offline.as_bytes()), Err(EdgeReplyError::NotDecidedByEdge));
+        assert!(matches!(
+            EdgeVerdict::from_reply(200, offline.as_bytes()),
+            Err(crate::Error::EdgeReply(EdgeReplyKind::NotDecidedByEdge))
+        ));
         assert!(matches!(
             EdgeVerdict::from_reply(200, br#"{"verdict":"teleport","summary":"m","decided_by":"edge"}"#),
-            Err(EdgeReplyError::NotAVerdict(_))
+            Err(crate::Error::EdgeReply(EdgeReplyKind::NotAVerdict(_)))
         ));
-        assert!(matches!(EdgeVerdict::from_reply(200, b"\xff\x00"), Err(EdgeReplyError::NotAVerdict(_))));
-        assert_eq!(EdgeVerdict::from_reply(200, &vec![b' '; MAX_EDGE_REPLY_BYTES + 1]), Err(EdgeReplyError::TooLarge));
+        assert!(matches!(
+            EdgeVerdict::from_reply(200, b"\xff\x00"),
+            Err(crate::Error::EdgeReply(EdgeReplyKind::NotAVerdict(_)))
+        ));
+        assert!(matches!(
+            EdgeVerdict::from_reply(200, &vec![b' '; MAX_EDGE_REPLY_BYTES + 1]),
+            Err(crate::Error::EdgeReply(EdgeReplyKind::TooLarge))
+        ));
     }
 }

@@ -3,9 +3,9 @@
 mod redemption_support;
 
 use redemption_support::*;
+use scanner_core::error::{DeviceKind, Error, RevocationKind};
 use scanner_core::redemption::decision::ScanInput;
-use scanner_core::redemption::{Device, DeviceError, DeviceId, ScanKind};
-use scanner_core::revocation::RevocationError;
+use scanner_core::redemption::{Device, DeviceId, ScanKind};
 use scanner_core::{EntryPolicy, RevocationHash, RevocationList};
 
 fn device() -> Device {
@@ -21,7 +21,7 @@ fn a_device_without_an_event_refuses_to_scan() {
     let mut d = device();
     let text = qr(&key, &ticket(1, EntryPolicy::SingleEntry, EVENT));
     let input = ScanInput { text: &text, kind: ScanKind::Entry, override_reason: None };
-    assert!(matches!(d.scan(input, "North", NOW * 1000), Err(DeviceError::NoEvent)));
+    assert!(matches!(d.scan(input, "North", NOW * 1000), Err(Error::Device(DeviceKind::NoEvent))));
     assert_eq!(d.record_count(), 0);
     d.set_event(EVENT + 1);
     let input = ScanInput { text: &text, kind: ScanKind::Entry, override_reason: None };
@@ -46,22 +46,22 @@ fn older_or_conflicting_revocation_lists_are_refused_and_the_held_one_stays() {
 
     // The whole older list, and the older list as a delta: rollback.
     match d.set_revocations(&v1) {
-        Err(DeviceError::Revocations(RevocationError::Rollback { have: 2, offered: 1 })) => {}
+        Err(Error::Revocation(RevocationKind::Rollback { have: 2, offered: 1 })) => {}
         other => panic!("expected a rollback refusal, got {other:?}"),
     }
     match d.apply_revocation_delta(&v1) {
-        Err(DeviceError::Revocations(RevocationError::Rollback { have: 2, offered: 1 })) => {}
+        Err(Error::Revocation(RevocationKind::Rollback { have: 2, offered: 1 })) => {}
         other => panic!("expected a rollback refusal, got {other:?}"),
     }
     // The same version with other content (another v2 on top of the same v1): conflict.
     let mut fork = v1_list;
     fork.publish_at(&key, NOW + 20, [RevocationHash::of(&ticket_id(3))]);
     match d.set_revocations(&fork.to_json()) {
-        Err(DeviceError::Revocations(RevocationError::Conflict { version: 2 })) => {}
+        Err(Error::Revocation(RevocationKind::Conflict { version: 2 })) => {}
         other => panic!("expected a conflict, got {other:?}"),
     }
     match d.apply_revocation_delta(&fork.delta_since(1).to_json()) {
-        Err(DeviceError::Revocations(RevocationError::Conflict { version: 2 })) => {}
+        Err(Error::Revocation(RevocationKind::Conflict { version: 2 })) => {}
         other => panic!("expected a conflict, got {other:?}"),
     }
     // Nothing changed: ticket 2 is still revoked, ticket 3 is not.

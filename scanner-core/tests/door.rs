@@ -4,9 +4,10 @@
 mod redemption_support;
 
 use redemption_support::*;
+use scanner_core::error::{DeviceKind, Error};
 use scanner_core::redemption::decision::Verdict;
 use scanner_core::redemption::{
-    Device, DeviceError, DeviceId, DoorAction, EdgeAnswer, Outcome, RefusalCode, ScanKind, ScanPlan, ScanRequest,
+    Device, DeviceId, DoorAction, EdgeAnswer, Outcome, RefusalCode, ScanKind, ScanPlan, ScanRequest,
 };
 use scanner_core::supervisor::SupervisorPass;
 use scanner_core::{EntryPolicy, IssuerKey, Ticket};
@@ -41,14 +42,13 @@ fn request(text: &str, gate: &str, action: DoorAction) -> ScanRequest {
 }
 
 /// Plans offline (no edge) and returns the decided outcome's verdict and record outcome.
-#[allow(clippy::result_large_err)] // DeviceError is large; this is a test helper
 fn offline(
     d: &mut Device,
     text: &str,
     gate: &str,
     action: DoorAction,
     at: u64,
-) -> Result<(Verdict, Outcome), DeviceError> {
+) -> scanner_core::Result<(Verdict, Outcome)> {
     match d.plan(request(text, gate, action), false, MS + at)? {
         ScanPlan::Decided(o) => Ok((o.verdict, o.record.outcome)),
         ScanPlan::AskEdge(q) => panic!("asked the edge with no edge configured: {q:?}"),
@@ -68,7 +68,7 @@ fn only_a_supervisor_overrides_undoes_or_admits_by_search() {
         [DoorAction::Override("VIP list".into()), DoorAction::Undo("wrong person".into()), DoorAction::AdmitFound]
     {
         let err = offline(&mut d, &text, "North", action.clone(), 1).expect_err("steward");
-        assert!(matches!(err, DeviceError::SupervisorRequired(_)), "{action:?}: {err}");
+        assert!(matches!(err, Error::Device(DeviceKind::SupervisorRequired(_))), "{action:?}: {err}");
     }
     assert_eq!(d.record_count(), 1, "a refused supervisor action records nothing");
 
@@ -85,7 +85,7 @@ fn only_a_supervisor_overrides_undoes_or_admits_by_search() {
     // The pass expires: the device is a steward's again.
     assert!(d.supervisor(NOW + 3601).is_none());
     let err = d.plan(request(&text, "North", DoorAction::AdmitFound), false, (NOW + 3601) * 1000).expect_err("expired");
-    assert!(matches!(err, DeviceError::SupervisorRequired(_)));
+    assert!(matches!(err, Error::Device(DeviceKind::SupervisorRequired(_))));
     d.unlock_supervisor(&pass(&key, "Ana"), NOW).expect("unlock");
     d.lock_supervisor();
     assert!(d.supervisor(NOW).is_none());
@@ -230,5 +230,5 @@ fn the_edge_is_asked_with_the_add_on_the_gate_redeems() {
 fn gate_rules_for_another_event_are_refused() {
     let (mut d, _) = device(1, None);
     let err = d.set_gate_rules(&RULES.replace("77", "78")).expect_err("other event");
-    assert!(matches!(err, DeviceError::GateRulesEvent { rules: 78, device: 77 }));
+    assert!(matches!(err, Error::Device(DeviceKind::GateRulesEvent { rules: 78, device: 77 })));
 }

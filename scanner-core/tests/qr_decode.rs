@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 
 use proptest::prelude::*;
+use scanner_core::error::{DecodeKind, Error};
 use scanner_core::qr::corpus::{self, generate_frame, SplitMix64, Variant, FRAME_HEIGHT, FRAME_WIDTH};
-use scanner_core::qr::decode::{decode_file, decode_image, decode_luma, decode_luma_detailed, DecodeError, Pass};
+use scanner_core::qr::decode::{decode_file, decode_image, decode_luma, decode_luma_detailed, Pass};
 
 /// Mild severity: every variant's degradation is present but a good decoder must still read the frame.
 const MILD: f32 = 0.1;
@@ -197,7 +198,7 @@ fn decode_file_rejects_non_images_and_missing_files() {
     let text = dir.join("notes.png");
     std::fs::write(&text, b"this is not an image, despite its name").expect("write");
     let err = decode_file(&text).expect_err("text file must not decode");
-    assert!(matches!(err, DecodeError::Image { .. }), "{err:?}");
+    assert!(matches!(err, Error::Decode(DecodeKind::Image { .. })), "{err:?}");
     assert!(err.to_string().contains("notes.png"), "message names the file: {err}");
 
     let truncated = dir.join("truncated.png");
@@ -206,10 +207,10 @@ fn decode_file_rejects_non_images_and_missing_files() {
     gray.save(&truncated).expect("write png");
     let bytes = std::fs::read(&truncated).expect("read back");
     std::fs::write(&truncated, &bytes[..bytes.len() / 3]).expect("truncate");
-    assert!(matches!(decode_file(&truncated), Err(DecodeError::Image { .. })));
+    assert!(matches!(decode_file(&truncated), Err(Error::Decode(DecodeKind::Image { .. }))));
 
     let missing = dir.join("missing.png");
-    assert!(matches!(decode_file(&missing), Err(DecodeError::Io { .. })));
+    assert!(matches!(decode_file(&missing), Err(Error::Decode(DecodeKind::Io { .. }))));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -4,9 +4,10 @@
 mod redemption_support;
 
 use redemption_support::*;
+use scanner_core::error::{DeviceKind, Error};
 use scanner_core::manifest::{seal_entry, Manifest, ManifestEntry};
 use scanner_core::redemption::decision::{ScanInput, Verdict};
-use scanner_core::redemption::store::{RedemptionLog, StoreError};
+use scanner_core::redemption::store::RedemptionLog;
 use scanner_core::redemption::{
     serve_sync, Accept, DeviceId, Outcome, RedemptionDoc, RefusalCode, ScanKind, SyncChannel,
 };
@@ -239,7 +240,7 @@ fn two_stores_learn_of_each_others_admits_through_the_server() {
     }
     // A failing transport is an error, and a retry works.
     let err = b.sync_with("server", NOW as i64, |_, _| Err::<Option<Vec<u8>>, _>("network down"));
-    assert!(matches!(err, Err(StoreError::Transport(_))));
+    assert!(matches!(err, Err(Error::Device(DeviceKind::Transport(_)))));
     b.sync_with("server", NOW as i64, |c, m| via_server(b_id, &mut server, c, m)).expect("retry");
     a.sync_with("server", NOW as i64, |c, m| via_server(a_id, &mut server, c, m)).expect("sync a again");
     assert_eq!(a.record_count(), 2);

@@ -6,8 +6,9 @@ use automerge::sync::{self, SyncDoc};
 use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, ObjType, ReadDoc, ScalarValue, ROOT};
 use redemption_support::*;
-use scanner_core::redemption::document::{decode_peer_state, encode_peer_state, serve_sync, LogError};
-use scanner_core::redemption::{DeviceId, RedemptionDoc, ScanRecord, SyncChannel, SyncError};
+use scanner_core::error::{Error, LogKind, SyncKind};
+use scanner_core::redemption::document::{decode_peer_state, encode_peer_state, serve_sync};
+use scanner_core::redemption::{DeviceId, RedemptionDoc, ScanRecord, SyncChannel};
 
 /// Everything observable about a log and a sync state, to check that a rejection changed nothing.
 fn snapshot(doc: &RedemptionDoc, state: &sync::State) -> (Vec<automerge::ChangeHash>, Vec<u8>, Vec<u8>, usize) {
@@ -93,7 +94,7 @@ fn corrupted_and_random_messages_are_rejected_or_harmless() {
     }
     let (mut s, mut st) = (server.clone(), state.clone());
     let huge = vec![0x42u8; scanner_core::redemption::document::MAX_SYNC_MESSAGE_BYTES + 1];
-    assert!(matches!(s.receive_sync_message(&mut st, &huge, relay()), Err(SyncError::TooLarge(_))));
+    assert!(matches!(s.receive_sync_message(&mut st, &huge, relay()), Err(Error::Sync(SyncKind::TooLarge(_)))));
 }
 
 /// Builds a raw automerge document from the server's log (bypassing all validation), lets `forge` change
@@ -102,7 +103,7 @@ fn sync_forged(
     server: &mut RedemptionDoc,
     actor: &[u8],
     forge: impl FnOnce(&mut automerge::transaction::Transaction<'_>, &Automerge),
-) -> Result<(), SyncError> {
+) -> scanner_core::Result<()> {
     let mut doc = Automerge::load(&server.save()).expect("load").with_actor(ActorId::from(actor));
     let snapshot_doc = doc.clone();
     let mut tx = doc.transaction();
@@ -142,12 +143,12 @@ fn assert_rejected_unchanged(
     name: &str,
     actor: &[u8],
     forge: impl FnOnce(&mut automerge::transaction::Transaction<'_>, &Automerge),
-    check: impl Fn(&LogError) -> bool,
+    check: impl Fn(&LogKind) -> bool,
 ) {
     let mut server = server_with_one_device();
     let before = (server.heads(), server.record_set().expect("valid"));
     match sync_forged(&mut server, actor, forge) {
-        Err(SyncError::Rejected(e)) => assert!(check(&e), "{name}: unexpected error {e}"),
+        Err(Error::Sync(SyncKind::Rejected(e))) => assert!(check(&e), "{name}: unexpected error {e}"),
         other => panic!("{name}: forged change was not rejected: {other:?}"),
     }
     assert_eq!((server.heads(), server.record_set().expect("valid")), before, "{name}: log changed");
@@ -163,7 +164,7 @@ fn another_device_cannot_write_into_a_devices_log() {
             let (_, batches) = device_objects(doc, DeviceId(1));
             tx.insert(&batches, 0, ScalarValue::Bytes(forged)).expect("insert");
         },
-        |e| matches!(e, LogError::ForeignWrite { .. }),
+        |e| matches!(e, LogKind::ForeignWrite { .. }),
     );
 }
 
@@ -176,7 +177,7 @@ fn a_device_cannot_remove_or_rewrite_recorded_scans() {
             let (_, batches) = device_objects(doc, DeviceId(1));
             tx.delete(&batches, 0).expect("delete");
         },
-        |e| matches!(e, LogError::NotGrowOnly { .. }),
+        |e| matches!(e, LogKind::NotGrowOnly { .. }),
     );
     assert_rejected_unchanged(
         "overwrite own batch",
@@ -185,13 +186,13 @@ fn a_device_cannot_remove_or_rewrite_recorded_scans() {
             let (_, batches) = device_objects(doc, DeviceId(1));
             tx.put(&batches, 1, ScalarValue::Bytes(admit(7, NOW).encode().to_vec())).expect("put");
         },
-        |e| matches!(e, LogError::NotGrowOnly { .. }),
+        |e| matches!(e, LogKind::NotGrowOnly { .. }),
     );
     assert_rejected_unchanged(
         "delete a device",
         &DeviceId(1).actor_bytes(),
         |tx, _| tx.delete(ROOT, DeviceId(1).to_hex()).expect("delete"),
-        |e| matches!(e, LogError::NotGrowOnly { .. } | LogError::ForeignWrite { .. }),
+        |e| matches!(e, LogKind::NotGrowOnly { .. } | LogKind::ForeignWrite { .. }),
     );
     assert_rejected_unchanged(
         "replace a device map",
@@ -199,7 +200,7 @@ fn a_device_cannot_remove_or_rewrite_recorded_scans() {
         |tx, _| {
             tx.put_object(ROOT, DeviceId(1).to_hex(), ObjType::Map).expect("put");
         },
-        |e| matches!(e, LogError::NotGrowOnly { .. } | LogError::Structure { .. }),
+        |e| matches!(e, LogKind::NotGrowOnly { .. } | LogKind::Structure { .. }),
     );
 }
 
@@ -212,7 +213,7 @@ fn malformed_content_is_rejected() {
             let (_, batches) = device_objects(doc, DeviceId(1));
             tx.insert(&batches, 2, ScalarValue::Bytes(vec![1u8; 31])).expect("insert");
         },
-        |e| matches!(e, LogError::Record { .. }),
+        |e| matches!(e, LogKind::Record { .. }),
     );
     assert_rejected_unchanged(
         "record with unknown outcome",
@@ -223,13 +224,13 @@ fn malformed_content_is_rejected() {
             bytes[28] = 9;
             tx.insert(&batches, 2, ScalarValue::Bytes(bytes.to_vec())).expect("insert");
         },
-        |e| matches!(e, LogError::Record { .. }),
+        |e| matches!(e, LogKind::Record { .. }),
     );
     assert_rejected_unchanged(
         "junk root key",
         &DeviceId(3).actor_bytes(),
         |tx, _| tx.put(ROOT, "owned", "yes").expect("put"),
-        |e| matches!(e, LogError::RootKey(_)),
+        |e| matches!(e, LogKind::RootKey(_)),
     );
     assert_rejected_unchanged(
         "device map created by another actor",
@@ -237,7 +238,7 @@ fn malformed_content_is_rejected() {
         |tx, _| {
             tx.put_object(ROOT, DeviceId(4).to_hex(), ObjType::Map).expect("put");
         },
-        |e| matches!(e, LogError::ForeignWrite { .. }),
+        |e| matches!(e, LogKind::ForeignWrite { .. }),
     );
     assert_rejected_unchanged(
         "batch that is not bytes",
@@ -246,7 +247,7 @@ fn malformed_content_is_rejected() {
             let (_, batches) = device_objects(doc, DeviceId(1));
             tx.insert(&batches, 2, "text").expect("insert");
         },
-        |e| matches!(e, LogError::Structure { .. }),
+        |e| matches!(e, LogKind::Structure { .. }),
     );
 }
 

@@ -9,10 +9,9 @@ use automerge::sync;
 use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, ReadDoc, ScalarValue, ROOT};
 use redemption_support::*;
+use scanner_core::error::{Error, LogKind, SyncKind};
 use scanner_core::redemption::document::{serve_sync, Accept, Batch, MAX_CLOCK_SKEW_MS, MAX_INFLATED_SYNC_BYTES};
-use scanner_core::redemption::{
-    DeviceId, Hlc, LogError, Outcome, RedemptionDoc, ScanKind, ScanRecord, SyncChannel, SyncError,
-};
+use scanner_core::redemption::{DeviceId, Hlc, Outcome, RedemptionDoc, ScanKind, ScanRecord, SyncChannel};
 
 const NOW_MS: u64 = NOW * 1000;
 
@@ -24,7 +23,7 @@ fn push_everything(
     server: &mut RedemptionDoc,
     as_device: DeviceId,
     now_ms: u64,
-) -> Result<usize, SyncError> {
+) -> scanner_core::Result<usize> {
     let (mut d_state, mut s_state) = (sync::State::new(), sync::State::new());
     for round in 0..50 {
         let Some(message) = doc.generate_sync_message(&mut d_state) else { return Ok(round) };
@@ -45,7 +44,7 @@ fn sync_device(
     server: &mut RedemptionDoc,
     as_device: DeviceId,
     now_ms: u64,
-) -> Result<usize, SyncError> {
+) -> scanner_core::Result<usize> {
     let mut trips = 0;
     let (mut d_state, mut s_state) = (sync::State::new(), sync::State::new());
     while let Some(message) = doc.generate_push_message(&mut d_state).expect("push") {
@@ -202,7 +201,7 @@ fn a_relay_cannot_write_under_the_receivers_own_id() {
             }
         }
     }
-    assert!(matches!(refused, Some(SyncError::ForgedOwnActor(_))), "{refused:?}");
+    assert!(matches!(refused, Some(Error::Sync(SyncKind::ForgedOwnActor(_)))), "{refused:?}");
     assert_eq!(edge_doc.record_count(), 2);
 }
 
@@ -238,7 +237,7 @@ fn records_stamped_in_the_future_are_refused_at_sync() {
     let before = server.save();
     let err = sync_device(&mut doc, &mut server, device, NOW_MS).expect_err("refused");
     match err {
-        SyncError::Rejected(LogError::FutureRecord { device: d, ahead_ms }) => {
+        Error::Sync(SyncKind::Rejected(LogKind::FutureRecord { device: d, ahead_ms })) => {
             assert_eq!(d, device);
             assert_eq!(ahead_ms, 3_600_000);
         }
@@ -301,11 +300,11 @@ fn a_deflate_bomb_is_refused_before_it_inflates() {
     let mut server = RedemptionDoc::new_relay();
     let mut state = sync::State::new();
     let err = server.receive_sync_message(&mut state, &message, Accept::device(DeviceId(1), NOW_MS)).unwrap_err();
-    assert!(matches!(err, SyncError::Inflation), "{err:?}");
+    assert!(matches!(err, Error::Sync(SyncKind::Inflation)), "{err:?}");
     // Just under the budget the chunk is inflated and then refused for what it is (not a change).
     let small = message_with(chunk(2, &deflate_zeros(MAX_INFLATED_SYNC_BYTES / 2)));
     let err = server.receive_sync_message(&mut state, &small, Accept::device(DeviceId(1), NOW_MS)).unwrap_err();
-    assert!(matches!(err, SyncError::Decode(_)), "{err:?}");
+    assert!(matches!(err, Error::Sync(SyncKind::Decode(_))), "{err:?}");
     assert_eq!(server.record_count(), 0);
 }
 
@@ -316,6 +315,6 @@ fn whole_documents_are_refused_in_sync_messages() {
     let message = message_with(saved);
     let mut server = RedemptionDoc::new_relay();
     let err = server.receive_sync_message(&mut sync::State::new(), &message, Accept::relay(NOW_MS)).unwrap_err();
-    assert!(matches!(err, SyncError::ChunkKind(_)), "{err:?}");
+    assert!(matches!(err, Error::Sync(SyncKind::ChunkKind(_))), "{err:?}");
     assert_eq!(server.record_count(), 0);
 }

@@ -1,7 +1,6 @@
 //! Helpers of the redemption-sync tests: device logs bound to their tokens, and sync over real HTTP.
 
 use scanner_core::redemption::decision::{ScanInput, Verdict};
-use scanner_core::redemption::store::StoreError;
 use scanner_core::redemption::{RedemptionLog, ScanKind};
 use scanner_core::token::device_id_for_token;
 use serde_json::Value;
@@ -16,7 +15,7 @@ pub async fn try_sync(
     log: RedemptionLog,
     event: i64,
     token: &str,
-) -> (RedemptionLog, Result<(), StoreError>) {
+) -> (RedemptionLog, scanner_core::Result<()>) {
     let url = app.url(&format!("/v1/sync?event={event}"));
     let http = app.http.clone();
     let token = token.to_owned();

@@ -970,7 +970,7 @@ fn motion_blur(img: &[f32], w: usize, h: usize, length: f32, deg: f32) -> Vec<f3
 /// Errors writing the corpus to disk.
 #[cfg(feature = "files")]
 #[derive(Debug, thiserror::Error)]
-pub enum CorpusError {
+pub enum CorpusKind {
     /// Creating the directory or writing the manifest failed.
     #[error("cannot write corpus file {path}: {source}")]
     Io {
@@ -998,18 +998,18 @@ pub enum CorpusError {
 /// so other decoders (the Python peers) can score themselves on exactly the same pixels. A frame with
 /// `"has_code": false` (expected text empty) is read correctly when nothing is found.
 #[cfg(feature = "files")]
-pub fn write_corpus(frames: &[Frame], dir: &std::path::Path) -> Result<(), CorpusError> {
-    std::fs::create_dir_all(dir).map_err(|source| CorpusError::Io { path: dir.to_path_buf(), source })?;
+pub fn write_corpus(frames: &[Frame], dir: &std::path::Path) -> crate::Result<()> {
+    std::fs::create_dir_all(dir).map_err(|source| CorpusKind::Io { path: dir.to_path_buf(), source })?;
     let mut manifest = Vec::with_capacity(frames.len());
     for frame in frames {
         let name = frame.file_name();
         let path = dir.join(&name);
         let (Ok(w), Ok(h)) = (u32::try_from(frame.width), u32::try_from(frame.height)) else {
-            return Err(CorpusError::BadFrame(name));
+            return Err(CorpusKind::BadFrame(name).into());
         };
         let img =
-            image::GrayImage::from_raw(w, h, frame.luma.clone()).ok_or_else(|| CorpusError::BadFrame(name.clone()))?;
-        img.save_with_format(&path, image::ImageFormat::Png).map_err(|source| CorpusError::Image { path, source })?;
+            image::GrayImage::from_raw(w, h, frame.luma.clone()).ok_or_else(|| CorpusKind::BadFrame(name.clone()))?;
+        img.save_with_format(&path, image::ImageFormat::Png).map_err(|source| CorpusKind::Image { path, source })?;
         manifest.push(serde_json::json!({
             "file": name,
             "variant": frame.variant.name(),
@@ -1024,6 +1024,6 @@ pub fn write_corpus(frames: &[Frame], dir: &std::path::Path) -> Result<(), Corpu
     let doc = serde_json::json!({ "width": FRAME_WIDTH, "height": FRAME_HEIGHT, "frames": manifest });
     let path = dir.join("expected.json");
     let text =
-        serde_json::to_string_pretty(&doc).map_err(|e| CorpusError::Io { path: path.clone(), source: e.into() })?;
-    std::fs::write(&path, text).map_err(|source| CorpusError::Io { path, source })
+        serde_json::to_string_pretty(&doc).map_err(|e| CorpusKind::Io { path: path.clone(), source: e.into() })?;
+    std::fs::write(&path, text).map_err(|source| CorpusKind::Io { path, source }.into())
 }

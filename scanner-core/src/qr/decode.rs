@@ -515,7 +515,7 @@ pub fn decode_image(img: &image::DynamicImage) -> Option<String> {
 /// Why an image file could not be decoded.
 #[cfg(feature = "files")]
 #[derive(Debug, thiserror::Error)]
-pub enum DecodeError {
+pub enum DecodeKind {
     /// The file could not be opened or read.
     #[error("cannot read image file {path}: {source}")]
     Io {
@@ -537,12 +537,12 @@ pub enum DecodeError {
 /// Loads a PNG or JPEG file (format sniffed from its content, not its name) and decodes the first QR code
 /// in it. `Ok(None)` means the image was read but contains no readable code.
 #[cfg(feature = "files")]
-pub fn decode_file(path: &std::path::Path) -> Result<Option<String>, DecodeError> {
+pub fn decode_file(path: &std::path::Path) -> crate::Result<Option<String>> {
     let reader = image::ImageReader::open(path)
-        .map_err(|source| DecodeError::Io { path: path.to_path_buf(), source })?
+        .map_err(|source| DecodeKind::Io { path: path.to_path_buf(), source })?
         .with_guessed_format()
-        .map_err(|source| DecodeError::Io { path: path.to_path_buf(), source })?;
-    let img = reader.decode().map_err(|source| DecodeError::Image { path: path.to_path_buf(), source })?;
+        .map_err(|source| DecodeKind::Io { path: path.to_path_buf(), source })?;
+    let img = reader.decode().map_err(|source| DecodeKind::Image { path: path.to_path_buf(), source })?;
     Ok(decode_image(&img))
 }
 

@@ -10,44 +10,41 @@ use thiserror::Error;
 pub const TICKET_EC_LEVEL: EcLevel = EcLevel::M;
 
 #[derive(Debug, Error)]
-pub enum RenderError {
+pub enum RenderKind {
     #[error("text does not fit in a QR code: {0}")]
     TooLong(qrcode::types::QrError),
     #[error("PNG encoding failed: {0}")]
     Png(#[from] image::ImageError),
 }
 
-fn code(text: &str) -> Result<QrCode, RenderError> {
-    QrCode::with_error_correction_level(text.as_bytes(), TICKET_EC_LEVEL).map_err(RenderError::TooLong)
+fn code(text: &str) -> Result<QrCode, RenderKind> {
+    QrCode::with_error_correction_level(text.as_bytes(), TICKET_EC_LEVEL).map_err(RenderKind::TooLong)
 }
 
 /// The QR version (1–40) the text needs at [`TICKET_EC_LEVEL`].
-pub fn qr_version(text: &str) -> Result<i16, RenderError> {
+pub fn qr_version(text: &str) -> crate::Result<i16> {
     match code(text)?.version() {
         qrcode::Version::Normal(v) | qrcode::Version::Micro(v) => Ok(v),
     }
 }
 
 /// An SVG document with a 4-module quiet zone, scaled by the page.
-pub fn svg(text: &str) -> Result<String, RenderError> {
+pub fn svg(text: &str) -> crate::Result<String> {
     Ok(code(text)?.render::<svg::Color<'_>>().quiet_zone(true).min_dimensions(256, 256).build())
 }
 
 /// A grayscale PNG with `module_px` pixels per module and a 4-module quiet zone.
-pub fn png(text: &str, module_px: u32) -> Result<Vec<u8>, RenderError> {
+pub fn png(text: &str, module_px: u32) -> crate::Result<Vec<u8>> {
     let img = luma(text, module_px)?;
     let mut out = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut out).write_image(
-        img.as_raw(),
-        img.width(),
-        img.height(),
-        image::ExtendedColorType::L8,
-    )?;
+    image::codecs::png::PngEncoder::new(&mut out)
+        .write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::L8)
+        .map_err(RenderKind::Png)?;
     Ok(out)
 }
 
 /// The code as a grayscale bitmap (black modules = 0, white = 255).
-pub fn luma(text: &str, module_px: u32) -> Result<image::GrayImage, RenderError> {
+pub fn luma(text: &str, module_px: u32) -> crate::Result<image::GrayImage> {
     let px = module_px.clamp(1, 64);
     Ok(code(text)?.render::<Luma<u8>>().quiet_zone(true).module_dimensions(px, px).build())
 }
@@ -70,6 +67,6 @@ mod tests {
 
     #[test]
     fn too_long_is_an_error() {
-        assert!(matches!(png(&"A".repeat(5000), 1), Err(RenderError::TooLong(_))));
+        assert!(matches!(png(&"A".repeat(5000), 1), Err(crate::Error::Render(RenderKind::TooLong(_)))));
     }
 }

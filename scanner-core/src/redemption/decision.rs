@@ -18,7 +18,7 @@ use super::document::DeviceLog;
 use super::record::{format_utc, DeviceId, Hlc, Outcome, RefusalCode, ScanKind, ScanRecord, TicketRef};
 use crate::gates::{GateCheck, GateRules};
 use crate::manifest::{open_entry, Manifest, ManifestEntry, Money};
-use crate::ticket::{EntryPolicy, SignedTicket, TicketId};
+use crate::ticket::{EntryPolicy, TicketId};
 use crate::verify::{verify_signed, Refusal, VerifyContext};
 
 /// Where holder names come from (the attendee manifest, or nothing).
@@ -449,7 +449,7 @@ pub fn decide_paid(
 
 /// Why a supervisor's undo cannot be recorded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UndoError {
+pub enum UndoKind {
     #[error("nothing to undo: {0}")]
     NotGenuine(Refusal),
     #[error("nothing to undo: this log shows no check-in of this ticket that still counts")]
@@ -469,17 +469,17 @@ pub fn decide_undo(
     holders: Option<&dyn HolderDirectory>,
     this_device: DeviceId,
     at: At<'_>,
-) -> Result<Decision, UndoError> {
+) -> crate::Result<Decision> {
     let reason = reason.trim();
     if reason.is_empty() {
-        return Err(UndoError::NoReason);
+        return Err(UndoKind::NoReason.into());
     }
-    let signed = SignedTicket::from_qr_text(text.trim()).map_err(|e| UndoError::NotGenuine(e.into()))?;
+    let signed = crate::verify::read_ticket(text.trim()).map_err(UndoKind::NotGenuine)?;
     let t = &signed.ticket;
     match verify_signed(&signed, ctx) {
         Ok(()) => {}
         // A check-in of a ticket revoked or expired since is still on record and may be undone.
-        Err(refusal) if !overridable(&refusal) => return Err(UndoError::NotGenuine(refusal)),
+        Err(refusal) if !overridable(&refusal) => return Err(UndoKind::NotGenuine(refusal).into()),
         Err(_) => {}
     }
     let ticket = TicketRef::of(&t.ticket_id);
@@ -487,7 +487,7 @@ pub fn decide_undo(
         GateCheck::Redeem(a) => Some(a),
         _ => None,
     };
-    let prior = index.blocking(&ticket, addon, t.policy).ok_or(UndoError::NotCheckedIn)?;
+    let prior = index.blocking(&ticket, addon, t.policy).ok_or(UndoKind::NotCheckedIn)?;
     let undid = already_used(index, prior, this_device, at.redeemed(addon));
     let holder = holders.and_then(|h| h.entry(&t.ticket_id)).map(|e| e.holder_name);
     let verdict = Verdict::Undone(UndoneCheckIn {
@@ -537,9 +537,9 @@ fn decide_scan(
 ) -> Decision {
     let gate = at.gate;
     let override_reason = input.override_reason.map(str::trim).filter(|r| !r.is_empty());
-    let signed = match SignedTicket::from_qr_text(input.text.trim()) {
+    let signed = match crate::verify::read_ticket(input.text.trim()) {
         Ok(signed) => signed,
-        Err(format) => return refused(&format.into(), TicketRef::NONE, input.kind, false, 0),
+        Err(refusal) => return refused(&refusal, TicketRef::NONE, input.kind, false, 0),
     };
     let t = &signed.ticket;
     let ticket = TicketRef::of(&t.ticket_id);

@@ -45,19 +45,19 @@ use thiserror::Error;
 
 use super::decision::{
     decide_at, decide_paid, decide_undo, At, Decision, HolderDirectory, ManifestDirectory, ScanIndex, ScanInput,
-    UndoError, Verdict,
+    Verdict,
 };
-use super::document::{Accept, Batch, LogError, Received, RedemptionDoc, SyncError, MAX_TEXT_BYTES};
+use super::document::{Accept, Batch, Received, RedemptionDoc, MAX_TEXT_BYTES};
 use super::record::{DecisionPath, DeviceId, Hlc, HybridClock, Outcome, ScanKind, ScanRecord, TicketRef, RECORD_LEN};
 use super::report::EventReport;
-use crate::gates::{GateRules, GateRulesError};
-use crate::keyring::{KeyError, Keyring};
-use crate::manifest::{Manifest, ManifestError};
-use crate::revocation::{RevocationDelta, RevocationError, RevocationList};
-use crate::supervisor::{PassError, SupervisorPass};
+use crate::gates::GateRules;
+use crate::keyring::Keyring;
+use crate::manifest::Manifest;
+use crate::revocation::{RevocationDelta, RevocationList};
+use crate::supervisor::SupervisorPass;
 use crate::ticket::{EntryPolicy, SignedTicket};
 use crate::verify::VerifyContext;
-use crate::wire::{EdgeReplyError, EdgeVerdict};
+use crate::wire::{EdgeReplyKind, EdgeVerdict};
 
 /// A peer's sync state (what both sides had at the last exchange); persist it with [`encode_peer_state`].
 pub use super::document::{decode_peer_state, encode_peer_state, PeerState};
@@ -75,24 +75,17 @@ pub(crate) enum Decide<'a> {
 /// Pending scans are folded into the document once this many have accumulated.
 pub const DEFAULT_FOLD_EVERY: usize = 256;
 
+/// How the scanning device (or its sled store) failed: the payload of [`crate::Error::Device`]. What the
+/// device's parts refuse (keyring, revocation list, gate rules, sync, ...) is that part's variant of
+/// [`crate::Error`].
 #[derive(Debug, Error)]
-pub enum DeviceError {
-    #[error("redemption log: {0}")]
-    Log(#[from] LogError),
-    #[error("sync: {0}")]
-    Sync(#[from] SyncError),
+pub enum DeviceKind {
     #[error("this scanner has no keyring yet (run `scanner init`)")]
     NoKeyring,
     #[error(
         "this scanner has no event: it cannot tell tickets for its event from others (run `scanner init --event ID`)"
     )]
     NoEvent,
-    #[error("keyring: {0}")]
-    Keyring(#[from] KeyError),
-    #[error("revocation list: {0}")]
-    Revocations(#[from] RevocationError),
-    #[error("manifest: {0}")]
-    Manifest(#[from] ManifestError),
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
     #[error("gate name is empty or longer than {MAX_TEXT_BYTES} bytes")]
@@ -101,18 +94,10 @@ pub enum DeviceError {
     DeviceName,
     #[error("a device can have at most 65536 gates")]
     TooManyGates,
-    #[error("{0}")]
-    EdgeReply(#[from] EdgeReplyError),
-    #[error("gate rules: {0}")]
-    GateRules(#[from] GateRulesError),
     #[error("the gate rules are for event {rules}, this scanner admits to event {device}")]
     GateRulesEvent { rules: u32, device: u32 },
-    #[error("{0}")]
-    Pass(#[from] PassError),
     #[error("only a supervisor may {0}: unlock supervisor mode with a supervisor pass")]
     SupervisorRequired(&'static str),
-    #[error("{0}")]
-    Undo(#[from] UndoError),
     /// The durable store (sled) failed.
     #[cfg(feature = "store")]
     #[error("storage: {0}")]
@@ -171,16 +156,16 @@ impl PendingScan {
         value
     }
 
-    pub fn decode(seq: u64, value: &[u8]) -> Result<Self, DeviceError> {
+    pub fn decode(seq: u64, value: &[u8]) -> crate::Result<Self> {
         if value.len() < RECORD_LEN {
-            return Err(DeviceError::Corrupt(format!("pending scan {seq} is truncated")));
+            return Err(DeviceKind::Corrupt(format!("pending scan {seq} is truncated")).into());
         }
         let record = ScanRecord::decode(&value[..RECORD_LEN])
-            .map_err(|e| DeviceError::Corrupt(format!("pending scan {seq}: {e}")))?;
+            .map_err(|e| DeviceKind::Corrupt(format!("pending scan {seq}: {e}")))?;
         let override_reason = if value.len() > RECORD_LEN {
             Some(
                 String::from_utf8(value[RECORD_LEN..].to_vec())
-                    .map_err(|_| DeviceError::Corrupt(format!("pending scan {seq}: override reason is not UTF-8")))?,
+                    .map_err(|_| DeviceKind::Corrupt(format!("pending scan {seq}: override reason is not UTF-8")))?,
             )
         } else {
             None
@@ -254,9 +239,9 @@ pub struct Device {
     supervisor: Option<SupervisorPass>,
 }
 
-fn check_name(name: &str) -> Result<(), DeviceError> {
+fn check_name(name: &str) -> crate::Result<()> {
     if name.len() > MAX_TEXT_BYTES {
-        return Err(DeviceError::DeviceName);
+        return Err(DeviceKind::DeviceName.into());
     }
     Ok(())
 }
@@ -264,7 +249,7 @@ fn check_name(name: &str) -> Result<(), DeviceError> {
 impl Device {
     /// A new device with no scans and no trust material yet. The caller chooses the id (random, non-zero)
     /// and persists it with the name.
-    pub fn new(device: DeviceId, name: &str) -> Result<Self, DeviceError> {
+    pub fn new(device: DeviceId, name: &str) -> crate::Result<Self> {
         check_name(name)?;
         let mut new = Self {
             device,
@@ -289,7 +274,7 @@ impl Device {
     }
 
     /// Restores a device from what storage kept (see the module documentation).
-    pub fn restore(saved: SavedDevice) -> Result<Self, DeviceError> {
+    pub fn restore(saved: SavedDevice) -> crate::Result<Self> {
         check_name(&saved.name)?;
         let doc = if saved.doc.is_empty() {
             RedemptionDoc::new_for_device(saved.device)
@@ -346,7 +331,7 @@ impl Device {
     }
 
     /// Rebuilds the index (and moves the clock past every record) from the document and pending scans.
-    pub fn rebuild_index(&mut self) -> Result<(), DeviceError> {
+    pub fn rebuild_index(&mut self) -> crate::Result<()> {
         let logs = self.doc.device_logs()?;
         let mut index = ScanIndex::from_logs(&logs);
         let mut max = Hlc::default();
@@ -366,7 +351,7 @@ impl Device {
         Ok(())
     }
 
-    fn fresh_index(&mut self) -> Result<(), DeviceError> {
+    fn fresh_index(&mut self) -> crate::Result<()> {
         if self.index_stale {
             self.rebuild_index()?;
         }
@@ -437,7 +422,7 @@ impl Device {
     }
 
     /// Sets the keyring (JSON as published by the issuer). Store the same JSON.
-    pub fn set_keyring(&mut self, json: &str) -> Result<(), DeviceError> {
+    pub fn set_keyring(&mut self, json: &str) -> crate::Result<()> {
         self.keyring = Some(Keyring::from_json(json)?);
         Ok(())
     }
@@ -445,9 +430,9 @@ impl Device {
     /// Replaces the revocation list with a complete one (JSON, verified against the keyring). Returns the
     /// JSON to store.
     /// A list older than the one held, or another list at the same version, is refused
-    /// ([`RevocationError::Rollback`] / [`RevocationError::Conflict`]) and the held one stays.
-    pub fn set_revocations(&mut self, json: &str) -> Result<String, DeviceError> {
-        let ring = self.keyring.as_ref().ok_or(DeviceError::NoKeyring)?;
+    /// ([`RevocationKind::Rollback`] / [`RevocationKind::Conflict`]) and the held one stays.
+    pub fn set_revocations(&mut self, json: &str) -> crate::Result<String> {
+        let ring = self.keyring.as_ref().ok_or(DeviceKind::NoKeyring)?;
         let list = RevocationList::from_json(json, ring)?;
         if let Some(held) = &self.revocations {
             held.check_successor(&list)?;
@@ -458,9 +443,9 @@ impl Device {
     }
 
     /// Applies a revocation delta (JSON) to the list. Returns the whole list's JSON to store. A delta
-    /// older than the held list is refused ([`RevocationError::Rollback`]).
-    pub fn apply_revocation_delta(&mut self, json: &str) -> Result<String, DeviceError> {
-        let ring = self.keyring.as_ref().ok_or(DeviceError::NoKeyring)?;
+    /// older than the held list is refused ([`RevocationKind::Rollback`]).
+    pub fn apply_revocation_delta(&mut self, json: &str) -> crate::Result<String> {
+        let ring = self.keyring.as_ref().ok_or(DeviceKind::NoKeyring)?;
         let delta = RevocationDelta::from_json(json)?;
         let mut list = self.revocations.clone().unwrap_or_default();
         list.apply(&delta, ring)?;
@@ -470,7 +455,7 @@ impl Device {
     }
 
     /// Sets the attendee manifest (JSON as served by the issuer). Store the same JSON.
-    pub fn set_manifest(&mut self, json: &str) -> Result<(), DeviceError> {
+    pub fn set_manifest(&mut self, json: &str) -> crate::Result<()> {
         self.holders = Some(ManifestDirectory::new(Manifest::from_json(json)?));
         Ok(())
     }
@@ -481,10 +466,10 @@ impl Device {
     }
 
     /// Sets the event's gate rules (JSON as served by the issuer, see [`crate::gates`]). Store the same JSON.
-    pub fn set_gate_rules(&mut self, json: &str) -> Result<(), DeviceError> {
+    pub fn set_gate_rules(&mut self, json: &str) -> crate::Result<()> {
         let rules = GateRules::from_json(json)?;
         if let Some(device) = self.event_id.filter(|&e| e != rules.event_id) {
-            return Err(DeviceError::GateRulesEvent { rules: rules.event_id, device });
+            return Err(DeviceKind::GateRulesEvent { rules: rules.event_id, device }.into());
         }
         self.gate_rules = Some(rules);
         Ok(())
@@ -496,9 +481,9 @@ impl Device {
 
     /// Unlocks supervisor mode with a supervisor pass (checked offline against the keyring, the event and
     /// `now_secs`). Store the pass text (persistence contract, 5).
-    pub fn unlock_supervisor(&mut self, pass: &str, now_secs: u64) -> Result<&SupervisorPass, DeviceError> {
-        let ring = self.keyring.as_ref().ok_or(DeviceError::NoKeyring)?;
-        let event = self.event_id.ok_or(DeviceError::NoEvent)?;
+    pub fn unlock_supervisor(&mut self, pass: &str, now_secs: u64) -> crate::Result<&SupervisorPass> {
+        let ring = self.keyring.as_ref().ok_or(DeviceKind::NoKeyring)?;
+        let event = self.event_id.ok_or(DeviceKind::NoEvent)?;
         Ok(self.supervisor.insert(SupervisorPass::verify(pass, ring, event, now_secs)?))
     }
 
@@ -513,19 +498,19 @@ impl Device {
     }
 
     /// The supervisor's name, or the error naming what a steward may not do.
-    pub(crate) fn require_supervisor(&self, now_ms: u64, what: &'static str) -> Result<String, DeviceError> {
-        self.supervisor(now_ms / 1000).map(|p| p.name.clone()).ok_or(DeviceError::SupervisorRequired(what))
+    pub(crate) fn require_supervisor(&self, now_ms: u64, what: &'static str) -> crate::Result<String> {
+        self.supervisor(now_ms / 1000).map(|p| p.name.clone()).ok_or(DeviceKind::SupervisorRequired(what).into())
     }
 
     /// The gate's index, adding it to the table if new (then the table must be persisted).
-    fn gate_index(&mut self, gate: &str) -> Result<(u16, bool), DeviceError> {
+    fn gate_index(&mut self, gate: &str) -> crate::Result<(u16, bool)> {
         if gate.is_empty() || gate.len() > MAX_TEXT_BYTES {
-            return Err(DeviceError::GateName);
+            return Err(DeviceKind::GateName.into());
         }
         if let Some(i) = self.gates.iter().position(|g| g == gate) {
-            return Ok((u16::try_from(i).map_err(|_| DeviceError::TooManyGates)?, false));
+            return Ok((u16::try_from(i).map_err(|_| DeviceKind::TooManyGates)?, false));
         }
-        let i = u16::try_from(self.gates.len()).map_err(|_| DeviceError::TooManyGates)?;
+        let i = u16::try_from(self.gates.len()).map_err(|_| DeviceKind::TooManyGates)?;
         self.gates.push(gate.to_owned());
         self.index.set_device(self.device, &self.name, &self.gates);
         Ok((i, true))
@@ -533,7 +518,7 @@ impl Device {
 
     /// Decides a scan offline and applies it. `now_ms` is the device's wall clock in Unix milliseconds.
     /// Persist `outcome.persist` before showing `outcome.verdict`.
-    pub fn scan(&mut self, input: ScanInput<'_>, gate: &str, now_ms: u64) -> Result<ScanOutcome, DeviceError> {
+    pub fn scan(&mut self, input: ScanInput<'_>, gate: &str, now_ms: u64) -> crate::Result<ScanOutcome> {
         self.decide_and_apply(input, false, gate, now_ms)
     }
 
@@ -541,7 +526,7 @@ impl Device {
     /// paid at the door: decided offline again and, if still due, admitted and recorded with the amount
     /// collected ([`Outcome::PaidAtDoor`]). Any other ticket gets its ordinary verdict. Persist
     /// `outcome.persist` before showing `outcome.verdict`, as for [`Self::scan`].
-    pub fn confirm_paid(&mut self, text: &str, gate: &str, now_ms: u64) -> Result<ScanOutcome, DeviceError> {
+    pub fn confirm_paid(&mut self, text: &str, gate: &str, now_ms: u64) -> crate::Result<ScanOutcome> {
         let decision = self.decide_now(Decide::Paid(text), gate, now_ms)?;
         self.apply_decision(decision, gate, now_ms)
     }
@@ -552,7 +537,7 @@ impl Device {
         paid: bool,
         gate: &str,
         now_ms: u64,
-    ) -> Result<ScanOutcome, DeviceError> {
+    ) -> crate::Result<ScanOutcome> {
         let action = if paid { Decide::Paid(input.text) } else { Decide::Scan(input) };
         let decision = self.decide_now(action, gate, now_ms)?;
         self.apply_decision(decision, gate, now_ms)
@@ -560,13 +545,13 @@ impl Device {
 
     /// Decides (without recording) a scan, a paid confirmation or an undo, offline, at `gate` with the
     /// device's gate rules.
-    pub(crate) fn decide_now(&mut self, action: Decide<'_>, gate: &str, now_ms: u64) -> Result<Decision, DeviceError> {
+    pub(crate) fn decide_now(&mut self, action: Decide<'_>, gate: &str, now_ms: u64) -> crate::Result<Decision> {
         if self.keyring.is_none() {
-            return Err(DeviceError::NoKeyring);
+            return Err(DeviceKind::NoKeyring.into());
         }
         self.fresh_index()?;
-        let keyring = self.keyring.as_ref().ok_or(DeviceError::NoKeyring)?;
-        let event_id = self.event_id.ok_or(DeviceError::NoEvent)?;
+        let keyring = self.keyring.as_ref().ok_or(DeviceKind::NoKeyring)?;
+        let event_id = self.event_id.ok_or(DeviceKind::NoEvent)?;
         let ctx = VerifyContext { keyring, revocations: self.revocations.as_ref(), event_id, now: now_ms / 1000 };
         let holders = self.holders.as_ref().map(|h| h as &dyn HolderDirectory);
         let at = At { gate, rules: self.gate_rules.as_ref(), redeem: None };
@@ -578,12 +563,7 @@ impl Device {
     }
 
     /// Records a decision made by [`Self::decide_now`] (its note kept beside the record).
-    pub(crate) fn apply_decision(
-        &mut self,
-        decision: Decision,
-        gate: &str,
-        now_ms: u64,
-    ) -> Result<ScanOutcome, DeviceError> {
+    pub(crate) fn apply_decision(&mut self, decision: Decision, gate: &str, now_ms: u64) -> crate::Result<ScanOutcome> {
         let (gate_index, new_gate) = self.gate_index(gate)?;
         let hlc = self.clock.tick(now_ms);
         let record = decision.record(hlc, wall_secs(now_ms), gate_index);
@@ -600,7 +580,7 @@ impl Device {
     /// Persist `outcome.persist` before showing `outcome.verdict`.
     ///
     /// The verdict is checked against the scan: an admission or exit needs a text that parses as a ticket
-    /// and a matching scan kind; otherwise [`EdgeReplyError::Mismatch`] (decide offline instead).
+    /// and a matching scan kind; otherwise [`EdgeReplyKind::Mismatch`] (decide offline instead).
     pub fn record_edge_verdict(
         &mut self,
         text: &str,
@@ -608,7 +588,7 @@ impl Device {
         gate: &str,
         edge: &EdgeVerdict,
         now_ms: u64,
-    ) -> Result<ScanOutcome, DeviceError> {
+    ) -> crate::Result<ScanOutcome> {
         self.mirror_edge_verdict(text, kind, gate, edge, None, None, now_ms)
     }
 
@@ -624,7 +604,7 @@ impl Device {
         addon: Option<u8>,
         note: Option<String>,
         now_ms: u64,
-    ) -> Result<ScanOutcome, DeviceError> {
+    ) -> crate::Result<ScanOutcome> {
         let parsed = SignedTicket::from_qr_text(text.trim()).ok();
         let (ticket, reentry, ticket_type) = match &parsed {
             Some(s) => {
@@ -642,14 +622,14 @@ impl Device {
             (Verdict::Refused { code, .. }, _) => (Outcome::Refused(*code), None),
             // The edge only asks for payment; the steward's confirmation is decided on the device.
             (Verdict::PaymentDue(_), ScanKind::Entry) => (Outcome::PaymentDue, None),
-            _ => return Err(EdgeReplyError::Mismatch("verdict is not one for this kind of scan").into()),
+            _ => return Err(EdgeReplyKind::Mismatch("verdict is not one for this kind of scan").into()),
         };
         if parsed.is_none() && !matches!(outcome, Outcome::Refused(_)) {
-            return Err(EdgeReplyError::Mismatch("the edge let through a text that is not a ticket").into());
+            return Err(EdgeReplyKind::Mismatch("the edge let through a text that is not a ticket").into());
         }
-        let event = self.event_id.ok_or(DeviceError::NoEvent)?;
+        let event = self.event_id.ok_or(DeviceKind::NoEvent)?;
         if parsed.as_ref().is_some_and(|p| p.ticket.event_id != event) && !matches!(outcome, Outcome::Refused(_)) {
-            return Err(EdgeReplyError::Mismatch("the edge let through a ticket for another event").into());
+            return Err(EdgeReplyKind::Mismatch("the edge let through a ticket for another event").into());
         }
         self.fresh_index()?;
         let (gate_index, new_gate) = self.gate_index(gate)?;
@@ -719,7 +699,7 @@ impl Device {
 
     /// Undoes the latest scan when storage could not persist it (its verdict must not be shown). Returns
     /// whether `seq` was the latest pending scan.
-    pub fn abandon_scan(&mut self, seq: u64) -> Result<bool, DeviceError> {
+    pub fn abandon_scan(&mut self, seq: u64) -> crate::Result<bool> {
         if self.pending.last().map(|p| p.seq) != Some(seq) {
             return Ok(false);
         }
@@ -731,7 +711,7 @@ impl Device {
 
     /// Folds the pending scans (and any new gates or name) into the document as one change. `None` when
     /// there is nothing to fold. See the module documentation for what to persist.
-    pub fn fold(&mut self, now_secs: i64) -> Result<Option<Fold>, DeviceError> {
+    pub fn fold(&mut self, now_secs: i64) -> crate::Result<Option<Fold>> {
         let known_gates = self.doc.gate_count(self.device);
         if self.pending.is_empty() && known_gates >= self.gates.len() {
             return Ok(None);
@@ -774,32 +754,27 @@ impl Device {
 
     /// The next message of the push session with a server (this device's own records go out), if there is
     /// anything to say. Fold first so the server gets the latest scans.
-    pub fn generate_push_message(&mut self, state: &mut PeerState) -> Result<Option<Vec<u8>>, DeviceError> {
-        Ok(self.doc.generate_push_message(state)?)
+    pub fn generate_push_message(&mut self, state: &mut PeerState) -> crate::Result<Option<Vec<u8>>> {
+        self.doc.generate_push_message(state)
     }
 
     /// Receives the server's reply in the push session (it only moves the session's state).
-    pub fn receive_push_reply(&mut self, state: &mut PeerState, bytes: &[u8]) -> Result<(), DeviceError> {
-        Ok(self.doc.receive_push_reply(state, bytes)?)
+    pub fn receive_push_reply(&mut self, state: &mut PeerState, bytes: &[u8]) -> crate::Result<()> {
+        self.doc.receive_push_reply(state, bytes)
     }
 
     /// Receives a peer's sync message. Persist the returned chunk (if not empty) with the peer's new state.
     /// Hostile messages are rejected and change nothing.
     /// `now_ms` is the device's wall clock: records stamped more than a few minutes after it are refused, so
     /// no message can push this device's clock into the future.
-    pub fn receive_sync_message(
-        &mut self,
-        state: &mut PeerState,
-        bytes: &[u8],
-        now_ms: u64,
-    ) -> Result<Receipt, DeviceError> {
+    pub fn receive_sync_message(&mut self, state: &mut PeerState, bytes: &[u8], now_ms: u64) -> crate::Result<Receipt> {
         let received = self.doc.receive_sync_message(state, bytes, Accept::relay(now_ms))?;
         Ok(self.receipt(received))
     }
 
     /// Merges another saved log (e.g. exported from a device that never reached the network). Invalid
     /// logs are rejected and change nothing. Persist the returned chunk.
-    pub fn merge_saved(&mut self, bytes: &[u8]) -> Result<Receipt, DeviceError> {
+    pub fn merge_saved(&mut self, bytes: &[u8]) -> crate::Result<Receipt> {
         let other = RedemptionDoc::load(bytes)?;
         let received = self.doc.merge(&other)?;
         Ok(self.receipt(received))
@@ -814,7 +789,7 @@ impl Device {
 
     /// The organizer's report over everything this device knows, pending scans included (without
     /// folding them: the report reads them alongside the document).
-    pub fn report(&self) -> Result<EventReport, DeviceError> {
+    pub fn report(&self) -> crate::Result<EventReport> {
         let mut logs = self.doc.device_logs()?;
         if !self.pending.is_empty() || !logs.iter().any(|l| l.device == self.device) {
             let at = match logs.iter().position(|l| l.device == self.device) {
@@ -1030,9 +1005,9 @@ mod tests {
 
         // An edge that admits a non-ticket, or answers an exit with an admission, is not believed.
         let err = d.record_edge_verdict("hello", ScanKind::Entry, "North", &edge, NOW_MS).unwrap_err();
-        assert!(matches!(err, DeviceError::EdgeReply(EdgeReplyError::Mismatch(_))));
+        assert!(matches!(err, crate::Error::EdgeReply(EdgeReplyKind::Mismatch(_))));
         let err = d.record_edge_verdict(&qr, ScanKind::Exit, "North", &edge, NOW_MS).unwrap_err();
-        assert!(matches!(err, DeviceError::EdgeReply(EdgeReplyError::Mismatch(_))));
+        assert!(matches!(err, crate::Error::EdgeReply(EdgeReplyKind::Mismatch(_))));
     }
 
     #[test]

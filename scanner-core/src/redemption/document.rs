@@ -61,7 +61,7 @@ use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{ActorId, Automerge, Change, ChangeHash, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
 use thiserror::Error;
 
-use super::record::{DeviceId, Hlc, RecordError, ScanRecord};
+use super::record::{DeviceId, Hlc, RecordKind, ScanRecord};
 
 pub const KEY_NAME: &str = "name";
 pub const KEY_GATES: &str = "gates";
@@ -78,7 +78,7 @@ pub const MAX_SYNC_MESSAGE_BYTES: usize = 8 << 20;
 /// Most bytes the compressed changes of one sync message may inflate to. Checked chunk by chunk before
 /// automerge decodes anything, so a deflate bomb costs at most this much memory.
 pub const MAX_INFLATED_SYNC_BYTES: usize = 32 << 20;
-/// Most missing dependencies a receiver lets changes wait for (see [`SyncError::MissingHistory`]).
+/// Most missing dependencies a receiver lets changes wait for (see [`SyncKind::MissingHistory`]).
 const MAX_MISSING_DEPS: usize = 64;
 /// How far ahead of the receiver's clock a record may be stamped (hybrid-clock milliseconds).
 pub const MAX_CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
@@ -151,7 +151,7 @@ pub const MAX_TEXT_BYTES: usize = 200;
 
 /// Why a document, a merge or a local append was refused.
 #[derive(Debug, Error)]
-pub enum LogError {
+pub enum LogKind {
     #[error("automerge: {0}")]
     Automerge(#[from] automerge::AutomergeError),
     #[error("the log's root key {0:?} is not a device id")]
@@ -159,7 +159,7 @@ pub enum LogError {
     #[error("device {device}: {what}")]
     Structure { device: DeviceId, what: String },
     #[error("device {device}: bad scan record: {source}")]
-    Record { device: DeviceId, source: RecordError },
+    Record { device: DeviceId, source: RecordKind },
     #[error("device {device}: {what} written by another actor ({actor})")]
     ForeignWrite { device: DeviceId, what: &'static str, actor: String },
     #[error("device {device}: the update removes or rewrites {what} already in the log")]
@@ -180,13 +180,13 @@ pub enum LogError {
 
 /// Why a sync message was refused. The log and the sync state are unchanged after any of these.
 #[derive(Debug, Error)]
-pub enum SyncError {
+pub enum SyncKind {
     #[error("sync message is {0} bytes, more than the {MAX_SYNC_MESSAGE_BYTES} allowed")]
     TooLarge(usize),
     #[error("sync message cannot be decoded: {0}")]
     Decode(String),
     #[error("sync message rejected: {0}")]
-    Rejected(#[from] LogError),
+    Rejected(#[from] LogKind),
     #[error("sync state cannot be decoded: {0}")]
     State(String),
     #[error("sync message holds a {0}; only changes are accepted")]
@@ -276,10 +276,10 @@ fn actor_of(id: &ObjId) -> Option<&ActorId> {
     }
 }
 
-fn check_actor(device: DeviceId, id: &ObjId, what: &'static str) -> Result<(), LogError> {
+fn check_actor(device: DeviceId, id: &ObjId, what: &'static str) -> Result<(), LogKind> {
     match actor_of(id) {
         Some(actor) if actor.to_bytes() == device.actor_bytes() => Ok(()),
-        other => Err(LogError::ForeignWrite {
+        other => Err(LogKind::ForeignWrite {
             device,
             what,
             actor: other.map(|a| a.to_hex_string()).unwrap_or_else(|| "root".into()),
@@ -287,8 +287,8 @@ fn check_actor(device: DeviceId, id: &ObjId, what: &'static str) -> Result<(), L
     }
 }
 
-fn structure(device: DeviceId, what: impl Into<String>) -> LogError {
-    LogError::Structure { device, what: what.into() }
+fn structure(device: DeviceId, what: impl Into<String>) -> LogKind {
+    LogKind::Structure { device, what: what.into() }
 }
 
 /// The single object at `key` of `obj`, which must be of type `ty` and created by the device.
@@ -299,7 +299,7 @@ fn child_object(
     key: &str,
     ty: ObjType,
     what: &'static str,
-) -> Result<ObjId, LogError> {
+) -> Result<ObjId, LogKind> {
     let all = doc.get_all(obj, key)?;
     let [(value, id)] = all.as_slice() else {
         return Err(structure(device, format!("{what} has {} values", all.len())));
@@ -311,7 +311,7 @@ fn child_object(
     Ok(id.clone())
 }
 
-fn single_str(doc: &Automerge, device: DeviceId, obj: &ObjId, key: &str) -> Result<Option<String>, LogError> {
+fn single_str(doc: &Automerge, device: DeviceId, obj: &ObjId, key: &str) -> Result<Option<String>, LogKind> {
     let all = doc.get_all(obj, key)?;
     match all.as_slice() {
         [] => Ok(None),
@@ -330,16 +330,16 @@ fn single_str(doc: &Automerge, device: DeviceId, obj: &ObjId, key: &str) -> Resu
 /// position) are not decoded again; everything else is. Fails if the document is not a valid log or if
 /// it does not extend `previous`.
 ///
-/// `latest_ms`: newly decoded records stamped after it are refused ([`LogError::FutureRecord`]).
-fn read_shape(doc: &Automerge, previous: Option<&Shape>, latest_ms: Option<u64>) -> Result<Shape, LogError> {
+/// `latest_ms`: newly decoded records stamped after it are refused ([`LogKind::FutureRecord`]).
+fn read_shape(doc: &Automerge, previous: Option<&Shape>, latest_ms: Option<u64>) -> Result<Shape, LogKind> {
     let mut shape = Shape::default();
     for key in doc.keys(ROOT) {
-        let device = DeviceId::from_hex(&key).ok_or_else(|| LogError::RootKey(key.clone()))?;
+        let device = DeviceId::from_hex(&key).ok_or_else(|| LogKind::RootKey(key.clone()))?;
         let map = child_object(doc, device, &ROOT, &key, ObjType::Map, "device map")?;
         let old = previous.and_then(|p| p.devices.get(&device));
         if let Some(old) = old {
             if old.map != map {
-                return Err(LogError::NotGrowOnly { device, what: "the device map" });
+                return Err(LogKind::NotGrowOnly { device, what: "the device map" });
             }
         }
         let batches = child_object(doc, device, &map, KEY_BATCHES, ObjType::List, "batch list")?;
@@ -359,10 +359,10 @@ fn read_shape(doc: &Automerge, previous: Option<&Shape>, latest_ms: Option<u64>)
             let known = old.and_then(|o| o.batch_ids.get(i)).is_some_and(|old_id| *old_id == id);
             let bytes = value.as_bytes().ok_or_else(|| structure(device, "a batch is not bytes"))?;
             if !known {
-                let batch = ScanRecord::decode_batch(bytes).map_err(|source| LogError::Record { device, source })?;
+                let batch = ScanRecord::parse_batch(bytes).map_err(|source| LogKind::Record { device, source })?;
                 if let Some(latest) = latest_ms {
                     if let Some(newest) = batch.iter().map(|r| r.hlc.millis()).max().filter(|&ms| ms > latest) {
-                        return Err(LogError::FutureRecord { device, ahead_ms: newest - latest + MAX_CLOCK_SKEW_MS });
+                        return Err(LogKind::FutureRecord { device, ahead_ms: newest - latest + MAX_CLOCK_SKEW_MS });
                     }
                 }
             }
@@ -378,7 +378,7 @@ fn read_shape(doc: &Automerge, previous: Option<&Shape>, latest_ms: Option<u64>)
             gate_ids.push(id);
         }
         if gate_ids.len() > usize::from(u16::MAX) + 1 {
-            return Err(LogError::TooManyGates);
+            return Err(LogKind::TooManyGates);
         }
         let mut override_ids = BTreeMap::new();
         for key in doc.keys(&overrides) {
@@ -395,13 +395,13 @@ fn read_shape(doc: &Automerge, previous: Option<&Shape>, latest_ms: Option<u64>)
 
         if let Some(old) = old {
             if !batch_ids.starts_with(&old.batch_ids) {
-                return Err(LogError::NotGrowOnly { device, what: "scan records" });
+                return Err(LogKind::NotGrowOnly { device, what: "scan records" });
             }
             if !gate_ids.starts_with(&old.gate_ids) {
-                return Err(LogError::NotGrowOnly { device, what: "gate names" });
+                return Err(LogKind::NotGrowOnly { device, what: "gate names" });
             }
             if old.override_ids.iter().any(|(k, id)| override_ids.get(k) != Some(id)) {
-                return Err(LogError::NotGrowOnly { device, what: "override reasons" });
+                return Err(LogKind::NotGrowOnly { device, what: "override reasons" });
             }
         }
         shape
@@ -410,7 +410,7 @@ fn read_shape(doc: &Automerge, previous: Option<&Shape>, latest_ms: Option<u64>)
     }
     if let Some(previous) = previous {
         if let Some(device) = previous.devices.keys().find(|d| !shape.devices.contains_key(d)) {
-            return Err(LogError::NotGrowOnly { device: *device, what: "the device map" });
+            return Err(LogKind::NotGrowOnly { device: *device, what: "the device map" });
         }
     }
     Ok(shape)
@@ -424,9 +424,9 @@ fn parse_hlc_key(key: &str) -> Option<Hlc> {
     DeviceId::from_hex(key).map(|d| Hlc(d.0))
 }
 
-fn check_text(text: &str, what: &'static str) -> Result<(), LogError> {
+fn check_text(text: &str, what: &'static str) -> Result<(), LogKind> {
     if text.len() > MAX_TEXT_BYTES {
-        return Err(LogError::TextTooLong(what));
+        return Err(LogKind::TextTooLong(what));
     }
     Ok(())
 }
@@ -454,15 +454,15 @@ impl RedemptionDoc {
     }
 
     /// Loads and validates a saved log (a full save, incremental chunks, or both concatenated).
-    pub fn load(bytes: &[u8]) -> Result<Self, LogError> {
-        let doc = catch_unwind(|| Automerge::load(bytes)).map_err(|_| LogError::Panicked)??;
+    pub fn load(bytes: &[u8]) -> crate::Result<Self> {
+        let doc = catch_unwind(|| Automerge::load(bytes)).map_err(|_| LogKind::Panicked)??;
         let shape = read_shape(&doc, None, None)?;
         let saved_heads = doc.get_heads();
         Ok(Self { doc, shape, saved_heads, own: None })
     }
 
     /// Loads a log that `device` will write to.
-    pub fn load_for_device(bytes: &[u8], device: DeviceId) -> Result<Self, LogError> {
+    pub fn load_for_device(bytes: &[u8], device: DeviceId) -> crate::Result<Self> {
         let mut log = Self::load(bytes)?;
         log.doc.set_actor(ActorId::from(device.actor_bytes()));
         log.own = None;
@@ -470,15 +470,15 @@ impl RedemptionDoc {
     }
 
     /// Merges saved logs (from any number of devices, in any order) into one validated log.
-    pub fn merge_saved<'a>(logs: impl IntoIterator<Item = &'a [u8]>) -> Result<Self, LogError> {
-        let doc = catch_unwind(AssertUnwindSafe(|| -> Result<Automerge, LogError> {
+    pub fn merge_saved<'a>(logs: impl IntoIterator<Item = &'a [u8]>) -> crate::Result<Self> {
+        let doc = catch_unwind(AssertUnwindSafe(|| -> crate::Result<Automerge> {
             let mut doc = Automerge::new();
             for bytes in logs {
                 doc.load_incremental(bytes)?;
             }
             Ok(doc)
         }))
-        .map_err(|_| LogError::Panicked)??;
+        .map_err(|_| LogKind::Panicked)??;
         let shape = read_shape(&doc, None, None)?;
         Ok(Self { doc, shape, saved_heads: Vec::new(), own: None })
     }
@@ -537,7 +537,7 @@ impl RedemptionDoc {
     }
 
     /// Reads one device's part of the log.
-    pub fn device_log(&self, device: DeviceId) -> Result<Option<DeviceLog>, LogError> {
+    pub fn device_log(&self, device: DeviceId) -> crate::Result<Option<DeviceLog>> {
         let Some(shape) = self.shape.devices.get(&device) else { return Ok(None) };
         let name = single_str(&self.doc, device, &shape.map, KEY_NAME)?.unwrap_or_default();
         let gates =
@@ -546,7 +546,7 @@ impl RedemptionDoc {
         for (value, _) in self.doc.values(&shape.batches) {
             let bytes = value.as_bytes().ok_or_else(|| structure(device, "a batch is not bytes"))?;
             for chunk in bytes.chunks_exact(super::record::RECORD_LEN) {
-                records.push(ScanRecord::decode(chunk).map_err(|source| LogError::Record { device, source })?);
+                records.push(ScanRecord::parse(chunk).map_err(|source| LogKind::Record { device, source })?);
             }
         }
         let mut overrides = BTreeMap::new();
@@ -559,7 +559,7 @@ impl RedemptionDoc {
     }
 
     /// Reads every device's part of the log.
-    pub fn device_logs(&self) -> Result<Vec<DeviceLog>, LogError> {
+    pub fn device_logs(&self) -> crate::Result<Vec<DeviceLog>> {
         let mut out = Vec::with_capacity(self.shape.devices.len());
         for device in self.shape.devices.keys() {
             if let Some(log) = self.device_log(*device)? {
@@ -571,9 +571,9 @@ impl RedemptionDoc {
 
     /// Appends one batch of `device`'s records (and any new gate names, overrides, a changed name) as one
     /// change. The document must belong to `device`.
-    pub fn append_batch(&mut self, device: DeviceId, batch: Batch<'_>) -> Result<(), LogError> {
+    pub fn append_batch(&mut self, device: DeviceId, batch: Batch<'_>) -> crate::Result<()> {
         if self.doc.get_actor().to_bytes() != device.actor_bytes() {
-            return Err(LogError::WrongActor { device, actor: self.doc.get_actor().to_hex_string() });
+            return Err(LogKind::WrongActor { device, actor: self.doc.get_actor().to_hex_string() }.into());
         }
         check_text(batch.device_name, "device name")?;
         for gate in batch.gates {
@@ -583,7 +583,7 @@ impl RedemptionDoc {
             check_text(reason, "override reason")?;
         }
         if batch.gates.len() > usize::from(u16::MAX) + 1 {
-            return Err(LogError::TooManyGates);
+            return Err(LogKind::TooManyGates.into());
         }
         let existing = self.shape.devices.get(&device).cloned();
         let old_name = match &existing {
@@ -632,7 +632,7 @@ impl RedemptionDoc {
                 Err(e) => {
                     // The fork holds a change the log refused: drop it so the next append starts clean.
                     self.own = None;
-                    return Err(e);
+                    return Err(e.into());
                 }
             }
         }
@@ -640,16 +640,16 @@ impl RedemptionDoc {
     }
 
     /// The device's own-changes document, built on first use.
-    fn own_mut(&mut self) -> Result<&mut Automerge, LogError> {
+    fn own_mut(&mut self) -> Result<&mut Automerge, LogKind> {
         if self.own.is_none() {
             self.own = Some(self.own_history()?);
         }
-        self.own.as_mut().ok_or(LogError::Panicked)
+        self.own.as_mut().ok_or(LogKind::Panicked)
     }
 
     /// This device's own changes and nothing else: the document at the device's last change (whose
     /// history is its earlier changes only, see the module documentation), with the device's actor.
-    fn own_history(&self) -> Result<Automerge, LogError> {
+    fn own_history(&self) -> Result<Automerge, LogKind> {
         let heads: Vec<ChangeHash> = self.doc.get_last_local_change().map(|c| vec![c.hash()]).unwrap_or_default();
         let mut own = self.doc.fork_at(&heads)?;
         own.set_actor(self.doc.get_actor().clone());
@@ -665,7 +665,7 @@ impl RedemptionDoc {
     }
 
     /// The next message of this device's push session (its own changes only; see [`SyncChannel`]).
-    pub fn generate_push_message(&mut self, state: &mut sync::State) -> Result<Option<Vec<u8>>, LogError> {
+    pub fn generate_push_message(&mut self, state: &mut sync::State) -> crate::Result<Option<Vec<u8>>> {
         let own = self.own_mut()?;
         state.read_only = true;
         state.their_capabilities = None;
@@ -674,15 +674,15 @@ impl RedemptionDoc {
 
     /// Receives the server's reply in this device's push session: it only moves the session's state (the
     /// server sends no changes there, and any it sent would be ignored).
-    pub fn receive_push_reply(&mut self, state: &mut sync::State, bytes: &[u8]) -> Result<(), SyncError> {
+    pub fn receive_push_reply(&mut self, state: &mut sync::State, bytes: &[u8]) -> crate::Result<()> {
         let mut message = decode_message(bytes)?;
         message.changes = sync::ChunkList::empty();
         let own = self.own_mut()?;
         let mut candidate = state.clone();
         candidate.read_only = true;
         catch_unwind(AssertUnwindSafe(|| own.receive_sync_message(&mut candidate, message)))
-            .map_err(|_| LogError::Panicked)?
-            .map_err(LogError::from)?;
+            .map_err(|_| LogKind::Panicked)?
+            .map_err(LogKind::from)?;
         *state = candidate;
         Ok(())
     }
@@ -695,7 +695,7 @@ impl RedemptionDoc {
         state: &mut sync::State,
         bytes: &[u8],
         accept: Accept,
-    ) -> Result<Received, SyncError> {
+    ) -> crate::Result<Received> {
         let mut message = decode_message(bytes)?;
         let changes = decode_changes(&message.changes)?;
         // A read-only session (a server's side of a device's pull) takes nothing.
@@ -704,19 +704,19 @@ impl RedemptionDoc {
         let mut candidate_state = state.clone();
         if message.changes.is_empty() {
             // No changes: only the sync state can move.
-            self.doc.receive_sync_message(&mut candidate_state, message).map_err(LogError::from)?;
+            self.doc.receive_sync_message(&mut candidate_state, message).map_err(LogKind::from)?;
             *state = candidate_state;
             return Ok(Received::default());
         }
         let before = self.doc.get_heads();
         let mut candidate = self.doc.clone();
         catch_unwind(AssertUnwindSafe(|| candidate.receive_sync_message(&mut candidate_state, message)))
-            .map_err(|_| LogError::Panicked)?
-            .map_err(LogError::from)?;
+            .map_err(|_| LogKind::Panicked)?
+            .map_err(LogKind::from)?;
         // Changes whose history has not arrived yet wait in automerge's queue until the protocol asks for
         // it (a bloom-filter false positive does that); a peer may not park more than a few there.
         if candidate.get_missing_deps(&[]).len() > MAX_MISSING_DEPS {
-            return Err(SyncError::MissingHistory);
+            return Err(SyncKind::MissingHistory.into());
         }
         let received = self.adopt(candidate, &before, Some(accept.latest_ms()))?;
         *state = candidate_state;
@@ -724,7 +724,7 @@ impl RedemptionDoc {
     }
 
     /// The changes of a message this log may take from `from`, in order. See the module documentation.
-    fn admissible(&self, changes: Vec<Change>, from: Peer) -> Result<Vec<Change>, SyncError> {
+    fn admissible(&self, changes: Vec<Change>, from: Peer) -> Result<Vec<Change>, SyncKind> {
         let own = self.doc.get_actor().clone();
         let mut kept: Vec<Change> = Vec::with_capacity(changes.len());
         for change in changes {
@@ -734,7 +734,7 @@ impl RedemptionDoc {
             let author = change.actor_id();
             let allowed = match from {
                 Peer::Device(device) => author.to_bytes() == device.actor_bytes(),
-                Peer::Relay if *author == own => return Err(SyncError::ForgedOwnActor(own.to_hex_string())),
+                Peer::Relay if *author == own => return Err(SyncKind::ForgedOwnActor(own.to_hex_string())),
                 Peer::Relay => true,
             };
             if allowed {
@@ -745,12 +745,12 @@ impl RedemptionDoc {
     }
 
     /// Merges another log into this one. If the result would not be a valid log, this one is unchanged.
-    pub fn merge(&mut self, other: &RedemptionDoc) -> Result<Received, LogError> {
+    pub fn merge(&mut self, other: &RedemptionDoc) -> crate::Result<Received> {
         let before = self.doc.get_heads();
         let mut candidate = self.doc.clone();
         let mut other_doc = other.doc.clone();
-        catch_unwind(AssertUnwindSafe(|| candidate.merge(&mut other_doc))).map_err(|_| LogError::Panicked)??;
-        self.adopt(candidate, &before, None)
+        catch_unwind(AssertUnwindSafe(|| candidate.merge(&mut other_doc))).map_err(|_| LogKind::Panicked)??;
+        Ok(self.adopt(candidate, &before, None)?)
     }
 
     /// Replaces this log with `candidate` if it is a valid log that only grew; otherwise changes nothing.
@@ -759,7 +759,7 @@ impl RedemptionDoc {
         candidate: Automerge,
         before: &[ChangeHash],
         latest_ms: Option<u64>,
-    ) -> Result<Received, LogError> {
+    ) -> Result<Received, LogKind> {
         let shape = read_shape(&candidate, Some(&self.shape), latest_ms)?;
         let old_count = self.record_count();
         self.doc = candidate;
@@ -772,7 +772,7 @@ impl RedemptionDoc {
 
     /// The set of all records in the log with their devices, in a canonical order: two logs holding the
     /// same scans give equal vectors whatever order they were merged in.
-    pub fn record_set(&self) -> Result<BTreeSet<(DeviceId, [u8; super::record::RECORD_LEN])>, LogError> {
+    pub fn record_set(&self) -> crate::Result<BTreeSet<(DeviceId, [u8; super::record::RECORD_LEN])>> {
         let mut out = BTreeSet::new();
         for log in self.device_logs()? {
             for r in &log.records {
@@ -794,10 +794,10 @@ pub fn encode_peer_state(state: &sync::State) -> Vec<u8> {
     state.encode()
 }
 
-pub fn decode_peer_state(bytes: &[u8]) -> Result<sync::State, SyncError> {
+pub fn decode_peer_state(bytes: &[u8]) -> crate::Result<sync::State> {
     catch_unwind(|| sync::State::decode(bytes))
-        .map_err(|_| SyncError::State("decoder panicked".into()))?
-        .map_err(|e| SyncError::State(e.to_string()))
+        .map_err(|_| SyncKind::State("decoder panicked".into()))?
+        .map_err(|e| SyncKind::State(e.to_string()).into())
 }
 
 /// The sync server's side of one exchange, independent of transport (the issuer, the edge and any other
@@ -815,12 +815,12 @@ pub fn serve_sync(
     incoming: &[u8],
     accept: Accept,
     channel: SyncChannel,
-) -> Result<ServerReply, SyncError> {
+) -> crate::Result<ServerReply> {
     // A device's pull session: this side takes nothing and says so (automerge's read-only flag), so the
     // device sends no changes in it. Its push session and relays are read-write. The relay session is for
     // servers: the transport must have authenticated the peer as one (`accept.from` = `Peer::Relay`).
     if matches!((accept.from, channel), (Peer::Device(_), SyncChannel::Relay)) {
-        return Err(SyncError::RelayOnly);
+        return Err(SyncKind::RelayOnly.into());
     }
     peer.read_only = matches!((accept.from, channel), (Peer::Device(_), SyncChannel::Pull));
     let their_heads_before = peer.their_heads.clone();
@@ -840,13 +840,13 @@ pub fn serve_sync(
 }
 
 /// Decodes a sync message no larger than [`MAX_SYNC_MESSAGE_BYTES`] (its changes are checked separately).
-fn decode_message(bytes: &[u8]) -> Result<sync::Message, SyncError> {
+fn decode_message(bytes: &[u8]) -> Result<sync::Message, SyncKind> {
     if bytes.len() > MAX_SYNC_MESSAGE_BYTES {
-        return Err(SyncError::TooLarge(bytes.len()));
+        return Err(SyncKind::TooLarge(bytes.len()));
     }
     catch_unwind(|| sync::Message::decode(bytes))
-        .map_err(|_| SyncError::Decode("decoder panicked".into()))?
-        .map_err(|e| SyncError::Decode(e.to_string()))
+        .map_err(|_| SyncKind::Decode("decoder panicked".into()))?
+        .map_err(|e| SyncKind::Decode(e.to_string()))
 }
 
 /// Automerge's chunk header: magic bytes, then a 4-byte checksum, the chunk type and a LEB128 length.
@@ -868,13 +868,13 @@ fn read_uleb(bytes: &[u8]) -> Option<(u64, usize)> {
 
 /// Splits a message's chunks into single changes, refusing anything that is not a change and inflating
 /// compressed changes under [`MAX_INFLATED_SYNC_BYTES`] before automerge decodes them.
-fn decode_changes(chunks: &sync::ChunkList) -> Result<Vec<Change>, SyncError> {
+fn decode_changes(chunks: &sync::ChunkList) -> Result<Vec<Change>, SyncKind> {
     let mut budget = MAX_INFLATED_SYNC_BYTES;
     let mut out = Vec::new();
     for entry in chunks.iter() {
         let mut rest = entry;
         while !rest.is_empty() {
-            let bad = || SyncError::Decode("bad chunk header".into());
+            let bad = || SyncKind::Decode("bad chunk header".into());
             if rest.len() < 9 || rest[..4] != CHUNK_MAGIC {
                 return Err(bad());
             }
@@ -885,23 +885,23 @@ fn decode_changes(chunks: &sync::ChunkList) -> Result<Vec<Change>, SyncError> {
             let end = end.ok_or_else(bad)?;
             let (chunk, data) = (&rest[..end], &rest[start..end]);
             match kind {
-                CHUNK_CHANGE => budget = budget.checked_sub(data.len()).ok_or(SyncError::Inflation)?,
+                CHUNK_CHANGE => budget = budget.checked_sub(data.len()).ok_or(SyncKind::Inflation)?,
                 CHUNK_COMPRESSED_CHANGE => {
                     // Inflate into a sink, counting: the bytes are thrown away, only the size matters.
                     let mut decoder = flate2::read::DeflateDecoder::new(data).take(budget as u64 + 1);
                     let inflated = std::io::copy(&mut decoder, &mut std::io::sink())
-                        .map_err(|e| SyncError::Decode(format!("compressed change: {e}")))?;
+                        .map_err(|e| SyncKind::Decode(format!("compressed change: {e}")))?;
                     budget = usize::try_from(inflated)
                         .ok()
                         .and_then(|n| budget.checked_sub(n))
-                        .ok_or(SyncError::Inflation)?;
+                        .ok_or(SyncKind::Inflation)?;
                 }
-                CHUNK_DOCUMENT => return Err(SyncError::ChunkKind("whole document")),
-                _ => return Err(SyncError::ChunkKind("bundle or unknown chunk")),
+                CHUNK_DOCUMENT => return Err(SyncKind::ChunkKind("whole document")),
+                _ => return Err(SyncKind::ChunkKind("bundle or unknown chunk")),
             }
             let change = catch_unwind(|| Change::from_bytes(chunk.to_vec()))
-                .map_err(|_| SyncError::Decode("change decoder panicked".into()))?
-                .map_err(|e| SyncError::Decode(e.to_string()))?;
+                .map_err(|_| SyncKind::Decode("change decoder panicked".into()))?
+                .map_err(|e| SyncKind::Decode(e.to_string()))?;
             out.push(change);
             rest = &rest[end..];
         }

@@ -26,7 +26,7 @@
 //! attendee found by search. The supervisor's name is recorded beside each of those records.
 
 use super::decision::{ScanInput, Verdict};
-use super::device::{Decide, Device, DeviceError, ScanOutcome};
+use super::device::{Decide, Device, DeviceKind, ScanOutcome};
 use super::record::ScanKind;
 use crate::wire::{EdgeVerdict, RedeemRequest, DEFAULT_EDGE_TIMEOUT_MS, REDEEM_PATH};
 
@@ -101,7 +101,7 @@ pub enum EdgeAnswer {
 impl Device {
     /// Plans a request at the door (see the module documentation). `edge` says whether an edge is
     /// configured and the caller believes it is reachable. `now_ms` is the device's wall clock.
-    pub fn plan(&mut self, request: ScanRequest, edge: bool, now_ms: u64) -> Result<ScanPlan, DeviceError> {
+    pub fn plan(&mut self, request: ScanRequest, edge: bool, now_ms: u64) -> crate::Result<ScanPlan> {
         let supervisor = match request.action.supervisor_only() {
             Some(what) => Some(self.require_supervisor(now_ms, what)?),
             None => None,
@@ -143,7 +143,7 @@ impl Device {
                     Some("this device undid the ticket's check-in and the edge may not know yet")
                 }
                 _ => {
-                    let event = self.event_id().ok_or(DeviceError::NoEvent)?;
+                    let event = self.event_id().ok_or(DeviceKind::NoEvent)?;
                     let body = RedeemRequest {
                         qr_text: text.trim().to_owned(),
                         event,
@@ -178,7 +178,7 @@ impl Device {
         gate: &str,
         now_ms: u64,
         edge_note: Option<String>,
-    ) -> Result<ScanPlan, DeviceError> {
+    ) -> crate::Result<ScanPlan> {
         let mut outcome = self.apply_decision(decision, gate, now_ms)?;
         outcome.edge_note = edge_note;
         Ok(ScanPlan::Decided(outcome))
@@ -186,12 +186,7 @@ impl Device {
 
     /// Completes a scan the plan sent to the edge, with the edge's answer (or why there was none): the
     /// edge's verdict when usable, otherwise this device's own decision, with the reason in `edge_note`.
-    pub fn finish(
-        &mut self,
-        question: EdgeQuestion,
-        answer: EdgeAnswer,
-        now_ms: u64,
-    ) -> Result<ScanOutcome, DeviceError> {
+    pub fn finish(&mut self, question: EdgeQuestion, answer: EdgeAnswer, now_ms: u64) -> crate::Result<ScanOutcome> {
         let r = &question.request;
         let failure = match answer {
             EdgeAnswer::Failed(why) => why,
@@ -208,7 +203,7 @@ impl Device {
                         now_ms,
                     ) {
                         Ok(outcome) => return Ok(outcome),
-                        Err(DeviceError::EdgeReply(e)) => e.to_string(),
+                        Err(crate::Error::EdgeReply(e)) => e.to_string(),
                         Err(e) => return Err(e),
                     }
                 }

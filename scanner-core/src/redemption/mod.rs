@@ -22,10 +22,10 @@ pub mod report;
 #[cfg(feature = "store")]
 pub mod store;
 
-pub use crate::wire::{EdgeReplyError, EdgeVerdict};
+pub use crate::wire::EdgeVerdict;
 pub use decision::{HolderDirectory, ScanIndex, Verdict};
-pub use device::{Device, DeviceError, ScanOutcome};
-pub use document::{serve_sync, Accept, Batch, DeviceLog, LogError, Peer, RedemptionDoc, SyncChannel, SyncError};
+pub use device::{Device, ScanOutcome};
+pub use document::{serve_sync, Accept, Batch, DeviceLog, Peer, RedemptionDoc, SyncChannel};
 pub use door::{DoorAction, EdgeAnswer, EdgeQuestion, ScanPlan, ScanRequest};
 pub use record::{DecisionPath, DeviceId, Hlc, HybridClock, Outcome, RefusalCode, ScanKind, ScanRecord, TicketRef};
 pub use report::EventReport;

@@ -45,7 +45,7 @@ const KNOWN_FLAGS: u8 = FLAG_EXIT | FLAG_REENTRY | FLAG_EDGE;
 
 /// Why a byte string is not a valid record.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum RecordError {
+pub enum RecordKind {
     #[error("scan record has {0} bytes, expected {RECORD_LEN}")]
     Length(usize),
     #[error("scan record version {0} is not supported")]
@@ -398,37 +398,42 @@ impl ScanRecord {
     }
 
     /// Parses one record strictly: every valid byte string decodes to one record that re-encodes to it.
-    pub fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
-        let b: &[u8; RECORD_LEN] = bytes.try_into().map_err(|_| RecordError::Length(bytes.len()))?;
+    pub fn decode(bytes: &[u8]) -> crate::Result<Self> {
+        Ok(Self::parse(bytes)?)
+    }
+
+    /// [`Self::decode`], failing with the bare record kind (the log names the device it came from).
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Self, RecordKind> {
+        let b: &[u8; RECORD_LEN] = bytes.try_into().map_err(|_| RecordKind::Length(bytes.len()))?;
         if b[0] != RECORD_VERSION {
-            return Err(RecordError::Version(b[0]));
+            return Err(RecordKind::Version(b[0]));
         }
         let flags = b[27];
         if flags & !KNOWN_FLAGS != 0 {
-            return Err(RecordError::Flags(flags));
+            return Err(RecordKind::Flags(flags));
         }
         let outcome = match (b[28], b[29]) {
             (0, 0) => Outcome::Admitted,
             (1, 0) => Outcome::AdmittedOverride,
             (2, 0) => Outcome::AlreadyUsed,
-            (3, code) => Outcome::Refused(RefusalCode::from_byte(code).ok_or(RecordError::RefusalCode(code))?),
+            (3, code) => Outcome::Refused(RefusalCode::from_byte(code).ok_or(RecordKind::RefusalCode(code))?),
             (4, 0) => Outcome::PaidAtDoor,
             (5, 0) => Outcome::PaymentDue,
             (6, 0) => Outcome::Undone,
-            (o, _) => return Err(RecordError::Outcome(o)),
+            (o, _) => return Err(RecordKind::Outcome(o)),
         };
         // Payment is taken on the way in; an exit never collects or asks for it.
         if matches!(outcome, Outcome::PaidAtDoor | Outcome::PaymentDue) && flags & FLAG_EXIT != 0 {
-            return Err(RecordError::PaymentNotEntry);
+            return Err(RecordKind::PaymentNotEntry);
         }
         let addon = match b[31] {
             0 => None,
-            slot if slot - 1 > MAX_ADDON => return Err(RecordError::AddonSlot(slot - 1)),
+            slot if slot - 1 > MAX_ADDON => return Err(RecordKind::AddonSlot(slot - 1)),
             slot => Some(slot - 1),
         };
         // An undo compensates entries; a voucher is redeemed once, never "left".
         if (outcome == Outcome::Undone || addon.is_some()) && flags & FLAG_EXIT != 0 {
-            return Err(RecordError::NotEntry);
+            return Err(RecordKind::NotEntry);
         }
         let mut ticket = [0u8; 12];
         ticket.copy_from_slice(&b[1..13]);
@@ -449,11 +454,15 @@ impl ScanRecord {
     }
 
     /// Decodes a batch: a whole number of records back to back.
-    pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Self>, RecordError> {
+    pub fn decode_batch(bytes: &[u8]) -> crate::Result<Vec<Self>> {
+        Ok(Self::parse_batch(bytes)?)
+    }
+
+    pub(crate) fn parse_batch(bytes: &[u8]) -> Result<Vec<Self>, RecordKind> {
         if !bytes.len().is_multiple_of(RECORD_LEN) {
-            return Err(RecordError::Length(bytes.len() % RECORD_LEN));
+            return Err(RecordKind::Length(bytes.len() % RECORD_LEN));
         }
-        bytes.chunks_exact(RECORD_LEN).map(Self::decode).collect()
+        bytes.chunks_exact(RECORD_LEN).map(Self::parse).collect()
     }
 }
 
@@ -508,28 +517,28 @@ mod tests {
         let undo = ScanRecord { outcome: Outcome::Undone, kind: ScanKind::Entry, ..sample() };
         let bytes = undo.encode();
         assert_eq!((bytes[28], bytes[29], bytes[31]), (6, 0, 0));
-        assert_eq!(ScanRecord::decode(&bytes), Ok(undo));
+        assert_eq!(ScanRecord::decode(&bytes).ok(), Some(undo));
         assert!(!Outcome::Undone.passed());
         let mut exit = bytes;
         exit[27] |= FLAG_EXIT;
-        assert_eq!(ScanRecord::decode(&exit), Err(RecordError::NotEntry));
+        assert!(matches!(ScanRecord::decode(&exit), Err(crate::Error::Record(RecordKind::NotEntry))));
         // Add-on i is stored as 1 + i: slot 0 stays "the ticket itself".
         let voucher = ScanRecord { outcome: Outcome::Admitted, kind: ScanKind::Entry, addon: Some(0), ..sample() };
         assert_eq!(voucher.encode()[31], 1);
-        assert_eq!(ScanRecord::decode(&voucher.encode()), Ok(voucher));
+        assert_eq!(ScanRecord::decode(&voucher.encode()).ok(), Some(voucher));
         let last = ScanRecord { addon: Some(MAX_ADDON), ..voucher };
         assert_eq!(last.encode()[31], 16);
-        assert_eq!(ScanRecord::decode(&last.encode()), Ok(last));
+        assert_eq!(ScanRecord::decode(&last.encode()).ok(), Some(last));
         let refused = ScanRecord { outcome: Outcome::Refused(RefusalCode::WrongGate), ..voucher };
         assert_eq!((refused.encode()[28], refused.encode()[29]), (3, 11));
-        assert_eq!(ScanRecord::decode(&refused.encode()), Ok(refused));
+        assert_eq!(ScanRecord::decode(&refused.encode()).ok(), Some(refused));
     }
 
     #[test]
     fn record_round_trip_and_strictness() {
         let r = sample();
         let bytes = r.encode();
-        assert_eq!(ScanRecord::decode(&bytes), Ok(r));
+        assert_eq!(ScanRecord::decode(&bytes).ok(), Some(r));
         for outcome in [
             Outcome::Admitted,
             Outcome::AdmittedOverride,
@@ -538,30 +547,33 @@ mod tests {
             Outcome::PaymentDue,
         ] {
             let r = ScanRecord { outcome, kind: ScanKind::Entry, ..r };
-            assert_eq!(ScanRecord::decode(&r.encode()), Ok(r));
+            assert_eq!(ScanRecord::decode(&r.encode()).ok(), Some(r));
         }
         let edge = ScanRecord { decided_by_edge: true, ..r };
         assert_eq!(edge.encode()[27], 0b111);
-        assert_eq!(ScanRecord::decode(&edge.encode()), Ok(edge));
+        assert_eq!(ScanRecord::decode(&edge.encode()).ok(), Some(edge));
         let mut bad = bytes;
         bad[27] |= 1 << 3;
-        assert_eq!(ScanRecord::decode(&bad), Err(RecordError::Flags(0b1011)));
-        assert_eq!(ScanRecord::decode(&bytes[..31]), Err(RecordError::Length(31)));
+        assert!(matches!(ScanRecord::decode(&bad), Err(crate::Error::Record(RecordKind::Flags(0b1011)))));
+        assert!(matches!(ScanRecord::decode(&bytes[..31]), Err(crate::Error::Record(RecordKind::Length(31)))));
         let mut bad = bytes;
         bad[31] = 17;
-        assert_eq!(ScanRecord::decode(&bad), Err(RecordError::AddonSlot(16)));
+        assert!(matches!(ScanRecord::decode(&bad), Err(crate::Error::Record(RecordKind::AddonSlot(16)))));
         let mut bad = bytes;
         bad[31] = 1;
-        assert_eq!(ScanRecord::decode(&bad), Err(RecordError::NotEntry), "a voucher is never an exit");
+        assert!(
+            matches!(ScanRecord::decode(&bad), Err(crate::Error::Record(RecordKind::NotEntry))),
+            "a voucher is never an exit"
+        );
         let mut bad = bytes;
         bad[29] = 0;
-        assert_eq!(ScanRecord::decode(&bad), Err(RecordError::RefusalCode(0)));
+        assert!(matches!(ScanRecord::decode(&bad), Err(crate::Error::Record(RecordKind::RefusalCode(0)))));
         let mut bad = bytes;
         bad[28] = 0;
-        assert_eq!(ScanRecord::decode(&bad), Err(RecordError::Outcome(0)));
+        assert!(matches!(ScanRecord::decode(&bad), Err(crate::Error::Record(RecordKind::Outcome(0)))));
         let mut bad = bytes;
         bad[0] = 2;
-        assert_eq!(ScanRecord::decode(&bad), Err(RecordError::Version(2)));
+        assert!(matches!(ScanRecord::decode(&bad), Err(crate::Error::Record(RecordKind::Version(2)))));
         assert!(ScanRecord::decode_batch(&[0u8; 33]).is_err());
     }
 
@@ -576,14 +588,14 @@ mod tests {
         for r in [paid, due] {
             let mut exit = r.encode();
             exit[27] |= FLAG_EXIT;
-            assert_eq!(ScanRecord::decode(&exit), Err(RecordError::PaymentNotEntry));
+            assert!(matches!(ScanRecord::decode(&exit), Err(crate::Error::Record(RecordKind::PaymentNotEntry))));
             let mut coded = r.encode();
             coded[29] = 1;
-            assert!(matches!(ScanRecord::decode(&coded), Err(RecordError::Outcome(_))));
+            assert!(matches!(ScanRecord::decode(&coded), Err(crate::Error::Record(RecordKind::Outcome(_)))));
         }
         let mut unknown = paid.encode();
         unknown[28] = 7;
-        assert_eq!(ScanRecord::decode(&unknown), Err(RecordError::Outcome(7)));
+        assert!(matches!(ScanRecord::decode(&unknown), Err(crate::Error::Record(RecordKind::Outcome(7)))));
     }
 
     #[test]

@@ -23,7 +23,7 @@
 use std::path::{Path, PathBuf};
 
 use super::decision::{ScanIndex, ScanInput};
-use super::device::{Device, DeviceError, Fold, PendingWrite, Receipt, SavedDevice, ScanOutcome};
+use super::device::{Device, DeviceKind, Fold, PendingWrite, Receipt, SavedDevice, ScanOutcome};
 use super::document::{decode_peer_state, encode_peer_state, RedemptionDoc, SyncChannel};
 use super::door::{EdgeAnswer, EdgeQuestion, ScanPlan, ScanRequest};
 use super::record::{DeviceId, ScanKind};
@@ -53,9 +53,6 @@ const CFG_GATE_RULES: &[u8] = b"gate-rules";
 const CFG_SUPERVISOR: &[u8] = b"supervisor-pass";
 const STATE_FOLDED: &[u8] = b"folded";
 const CHUNK_PREFIX: &[u8] = b"chunk/";
-
-/// The store's errors are the device's: one error type for the scanning device, whatever stores it.
-pub type StoreError = DeviceError;
 
 /// How a sync went.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -91,13 +88,13 @@ impl std::fmt::Debug for RedemptionLog {
     }
 }
 
-fn be_u64(bytes: &[u8]) -> Result<u64, StoreError> {
-    let b: [u8; 8] = bytes.try_into().map_err(|_| StoreError::Corrupt("bad integer".into()))?;
+fn be_u64(bytes: &[u8]) -> crate::Result<u64> {
+    let b: [u8; 8] = bytes.try_into().map_err(|_| DeviceKind::Corrupt("bad integer".into()))?;
     Ok(u64::from_be_bytes(b))
 }
 
-fn text(bytes: &[u8], what: &str) -> Result<String, StoreError> {
-    String::from_utf8(bytes.to_vec()).map_err(|_| StoreError::Corrupt(format!("{what} is not UTF-8")))
+fn text(bytes: &[u8], what: &str) -> crate::Result<String> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| DeviceKind::Corrupt(format!("{what} is not UTF-8")).into())
 }
 
 fn chunk_key(n: u64) -> Vec<u8> {
@@ -113,7 +110,7 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// from its background threads some time after the last handle is dropped, so reopening a log right
 /// after closing it (a restart in the same process, a test) can find it still locked for a moment. A
 /// lock held for longer (another scanner process using the same directory) is still an error.
-fn open_db_file(path: &Path) -> Result<sled::Db, StoreError> {
+fn open_db_file(path: &Path) -> crate::Result<sled::Db> {
     let deadline = std::time::Instant::now() + LOCK_WAIT;
     loop {
         match sled::open(path) {
@@ -138,7 +135,7 @@ fn random_device_id() -> DeviceId {
 
 impl RedemptionLog {
     /// Opens the log in `path`, creating a new device (random id, named `name`) if there is none yet.
-    pub fn open_or_create(path: &Path, name: &str) -> Result<Self, StoreError> {
+    pub fn open_or_create(path: &Path, name: &str) -> crate::Result<Self> {
         Self::open_or_create_as(path, name, None)
     }
 
@@ -146,7 +143,7 @@ impl RedemptionLog {
     /// id bound to the device's token, [`crate::token::device_id_for_token`]) the device gets that id, and
     /// an existing log written under another id is refused: sync servers take from a device only what
     /// it wrote under its token's id.
-    pub fn open_or_create_as(path: &Path, name: &str, id: Option<DeviceId>) -> Result<Self, StoreError> {
+    pub fn open_or_create_as(path: &Path, name: &str, id: Option<DeviceId>) -> crate::Result<Self> {
         let db = open_db_file(path)?;
         let config = db.open_tree("config")?;
         match config.get(CFG_DEVICE)? {
@@ -160,7 +157,7 @@ impl RedemptionLog {
             Some(stored) => {
                 let stored = DeviceId(be_u64(&stored)?);
                 if let Some(id) = id.filter(|id| *id != stored) {
-                    return Err(StoreError::OtherDevice { stored, token: id });
+                    return Err(DeviceKind::OtherDevice { stored, token: id }.into());
                 }
             }
         }
@@ -169,33 +166,33 @@ impl RedemptionLog {
     }
 
     /// Opens an existing log.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+    pub fn open(path: &Path) -> crate::Result<Self> {
         if !path.exists() {
-            return Err(StoreError::NotInitialized(path.to_owned()));
+            return Err(DeviceKind::NotInitialized(path.to_owned()).into());
         }
         let db = open_db_file(path)?;
         Self::open_db(path, db)
     }
 
-    fn open_db(path: &Path, db: sled::Db) -> Result<Self, StoreError> {
+    fn open_db(path: &Path, db: sled::Db) -> crate::Result<Self> {
         let config = db.open_tree("config")?;
         let state = db.open_tree("state")?;
         let pending_tree = db.open_tree("pending")?;
         let peers = db.open_tree("peers")?;
         let device = match config.get(CFG_DEVICE)? {
             Some(v) => DeviceId(be_u64(&v)?),
-            None => return Err(StoreError::NotInitialized(path.to_owned())),
+            None => return Err(DeviceKind::NotInitialized(path.to_owned()).into()),
         };
-        let get_text = |key: &[u8], what: &str| -> Result<Option<String>, StoreError> {
+        let get_text = |key: &[u8], what: &str| -> crate::Result<Option<String>> {
             config.get(key)?.map(|v| text(&v, what)).transpose()
         };
         let name = get_text(CFG_NAME, "device name")?.unwrap_or_default();
         let gates: Vec<String> = match config.get(CFG_GATES)? {
-            Some(v) => serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt(format!("gate table: {e}")))?,
+            Some(v) => serde_json::from_slice(&v).map_err(|e| DeviceKind::Corrupt(format!("gate table: {e}")))?,
             None => Vec::new(),
         };
         let event_id = match config.get(CFG_EVENT)? {
-            Some(v) => Some(u32::try_from(be_u64(&v)?).map_err(|_| StoreError::Corrupt("event id".into()))?),
+            Some(v) => Some(u32::try_from(be_u64(&v)?).map_err(|_| DeviceKind::Corrupt("event id".into()))?),
             None => None,
         };
         // The document: every chunk, in order.
@@ -283,7 +280,7 @@ impl RedemptionLog {
     }
 
     /// Bytes the database occupies on disk.
-    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+    pub fn size_on_disk(&self) -> crate::Result<u64> {
         Ok(self.db.size_on_disk()?)
     }
 
@@ -295,26 +292,26 @@ impl RedemptionLog {
         self.scanner.revocations()
     }
 
-    fn put_config(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+    fn put_config(&self, key: &[u8], value: &[u8]) -> crate::Result<()> {
         self.config.insert(key, value)?;
         self.db.flush()?;
         Ok(())
     }
 
     /// Stores a new keyring (JSON as published by the issuer).
-    pub fn set_keyring(&mut self, json: &str) -> Result<(), StoreError> {
+    pub fn set_keyring(&mut self, json: &str) -> crate::Result<()> {
         self.scanner.set_keyring(json)?;
         self.put_config(CFG_KEYRING, json.as_bytes())
     }
 
     /// Replaces the revocation list with a complete one (JSON, verified against the keyring).
-    pub fn set_revocations(&mut self, json: &str) -> Result<(), StoreError> {
+    pub fn set_revocations(&mut self, json: &str) -> crate::Result<()> {
         let stored = self.scanner.set_revocations(json)?;
         self.put_config(CFG_REVOCATIONS, stored.as_bytes())
     }
 
     /// Applies a revocation delta (JSON) to the cached list.
-    pub fn apply_revocation_delta(&mut self, json: &str) -> Result<(), StoreError> {
+    pub fn apply_revocation_delta(&mut self, json: &str) -> crate::Result<()> {
         let stored = self.scanner.apply_revocation_delta(json)?;
         self.put_config(CFG_REVOCATIONS, stored.as_bytes())
     }
@@ -325,20 +322,20 @@ impl RedemptionLog {
     }
 
     /// Stores the attendee manifest (JSON as served by the issuer).
-    pub fn set_manifest(&mut self, json: &str) -> Result<(), StoreError> {
+    pub fn set_manifest(&mut self, json: &str) -> crate::Result<()> {
         self.scanner.set_manifest(json)?;
         self.put_config(CFG_MANIFEST, json.as_bytes())
     }
 
     /// Stores the event's gate rules (JSON as served by the issuer).
-    pub fn set_gate_rules(&mut self, json: &str) -> Result<(), StoreError> {
+    pub fn set_gate_rules(&mut self, json: &str) -> crate::Result<()> {
         self.scanner.set_gate_rules(json)?;
         self.put_config(CFG_GATE_RULES, json.as_bytes())
     }
 
     /// Unlocks supervisor mode with a supervisor pass and keeps it until it expires or is locked; returns
     /// the supervisor's name and the pass's end (Unix seconds).
-    pub fn unlock_supervisor(&mut self, pass: &str, now_secs: u64) -> Result<(String, u32), StoreError> {
+    pub fn unlock_supervisor(&mut self, pass: &str, now_secs: u64) -> crate::Result<(String, u32)> {
         let (name, until) = {
             let p = self.scanner.unlock_supervisor(pass, now_secs)?;
             (p.name.clone(), p.not_after)
@@ -348,12 +345,12 @@ impl RedemptionLog {
     }
 
     /// The stored supervisor pass (whether or not it is still valid).
-    pub fn supervisor_pass(&self) -> Result<Option<String>, StoreError> {
+    pub fn supervisor_pass(&self) -> crate::Result<Option<String>> {
         self.config.get(CFG_SUPERVISOR)?.map(|v| text(&v, "supervisor pass")).transpose()
     }
 
     /// Back to steward mode.
-    pub fn lock_supervisor(&mut self) -> Result<(), StoreError> {
+    pub fn lock_supervisor(&mut self) -> crate::Result<()> {
         self.scanner.lock_supervisor();
         self.config.remove(CFG_SUPERVISOR)?;
         self.db.flush()?;
@@ -362,7 +359,7 @@ impl RedemptionLog {
 
     /// Plans a request at the door (see [`crate::redemption::door`]); a decided outcome is already durable
     /// when this returns.
-    pub fn plan(&mut self, request: ScanRequest, edge: bool, now_ms: u64) -> Result<ScanPlan, StoreError> {
+    pub fn plan(&mut self, request: ScanRequest, edge: bool, now_ms: u64) -> crate::Result<ScanPlan> {
         match self.scanner.plan(request, edge, now_ms)? {
             ScanPlan::Decided(outcome) => Ok(ScanPlan::Decided(self.persist(outcome)?)),
             ask => Ok(ask),
@@ -370,30 +367,25 @@ impl RedemptionLog {
     }
 
     /// Completes a scan the plan sent to the edge, durably (see [`Device::finish`]).
-    pub fn finish(
-        &mut self,
-        question: EdgeQuestion,
-        answer: EdgeAnswer,
-        now_ms: u64,
-    ) -> Result<RecordedScan, StoreError> {
+    pub fn finish(&mut self, question: EdgeQuestion, answer: EdgeAnswer, now_ms: u64) -> crate::Result<RecordedScan> {
         let outcome = self.scanner.finish(question, answer, now_ms)?;
         self.persist(outcome)
     }
 
     /// Restricts admission to one event.
-    pub fn set_event(&mut self, event_id: u32) -> Result<(), StoreError> {
+    pub fn set_event(&mut self, event_id: u32) -> crate::Result<()> {
         self.scanner.set_event(event_id);
         self.put_config(CFG_EVENT, &u64::from(event_id).to_be_bytes())
     }
 
     /// Stores the sync server's address and this device's token.
-    pub fn set_server(&mut self, url: &str, token: &str) -> Result<(), StoreError> {
+    pub fn set_server(&mut self, url: &str, token: &str) -> crate::Result<()> {
         self.config.insert(CFG_SERVER, url.as_bytes())?;
         self.put_config(CFG_TOKEN, token.as_bytes())
     }
 
     /// The stored sync server address and device token.
-    pub fn server(&self) -> Result<Option<(String, String)>, StoreError> {
+    pub fn server(&self) -> crate::Result<Option<(String, String)>> {
         match (self.config.get(CFG_SERVER)?, self.config.get(CFG_TOKEN)?) {
             (Some(url), Some(token)) => Ok(Some((text(&url, "server")?, text(&token, "token")?))),
             _ => Ok(None),
@@ -401,17 +393,17 @@ impl RedemptionLog {
     }
 
     /// Stores this device's token alone (an offline setup that still talks to the edge Worker).
-    pub fn set_token(&mut self, token: &str) -> Result<(), StoreError> {
+    pub fn set_token(&mut self, token: &str) -> crate::Result<()> {
         self.put_config(CFG_TOKEN, token.as_bytes())
     }
 
     /// This device's token, if it has one (with or without a sync server).
-    pub fn token(&self) -> Result<Option<String>, StoreError> {
+    pub fn token(&self) -> crate::Result<Option<String>> {
         self.config.get(CFG_TOKEN)?.map(|v| text(&v, "token")).transpose()
     }
 
     /// Stores (or, with `None`, forgets) the edge Worker's base URL; scans ask it first when set.
-    pub fn set_edge(&mut self, url: Option<&str>) -> Result<(), StoreError> {
+    pub fn set_edge(&mut self, url: Option<&str>) -> crate::Result<()> {
         match url {
             Some(url) => self.put_config(CFG_EDGE, url.as_bytes()),
             None => {
@@ -423,17 +415,17 @@ impl RedemptionLog {
     }
 
     /// The stored edge Worker base URL.
-    pub fn edge(&self) -> Result<Option<String>, StoreError> {
+    pub fn edge(&self) -> crate::Result<Option<String>> {
         self.config.get(CFG_EDGE)?.map(|v| text(&v, "edge")).transpose()
     }
 
     /// Writes one scan's pending entry (and gate table) and flushes it to disk: after this returns, a
     /// kill -9 cannot lose the scan.
-    fn persist(&mut self, outcome: ScanOutcome) -> Result<ScanOutcome, StoreError> {
+    fn persist(&mut self, outcome: ScanOutcome) -> crate::Result<ScanOutcome> {
         let PendingWrite { seq, bytes, gates } = &outcome.persist;
-        let write = || -> Result<(), StoreError> {
+        let write = || -> crate::Result<()> {
             if let Some(gates) = gates {
-                let json = serde_json::to_vec(gates).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let json = serde_json::to_vec(gates).map_err(|e| DeviceKind::Corrupt(e.to_string()))?;
                 // Written before the record that uses it and flushed with it.
                 self.config.insert(CFG_GATES, json)?;
             }
@@ -450,14 +442,14 @@ impl RedemptionLog {
 
     /// Decides a scan offline, records it durably, and only then returns the verdict. `now_ms` is the
     /// device's wall clock in Unix milliseconds.
-    pub fn scan(&mut self, input: ScanInput<'_>, gate: &str, now_ms: u64) -> Result<RecordedScan, StoreError> {
+    pub fn scan(&mut self, input: ScanInput<'_>, gate: &str, now_ms: u64) -> crate::Result<RecordedScan> {
         let outcome = self.scanner.scan(input, gate, now_ms)?;
         self.persist(outcome)
     }
 
     /// Records durably the steward's confirmation that an unpaid ticket was paid at the door (see
     /// [`Device::confirm_paid`]), and only then returns the verdict.
-    pub fn confirm_paid(&mut self, text: &str, gate: &str, now_ms: u64) -> Result<RecordedScan, StoreError> {
+    pub fn confirm_paid(&mut self, text: &str, gate: &str, now_ms: u64) -> crate::Result<RecordedScan> {
         let outcome = self.scanner.confirm_paid(text, gate, now_ms)?;
         self.persist(outcome)
     }
@@ -470,7 +462,7 @@ impl RedemptionLog {
         gate: &str,
         edge: &EdgeVerdict,
         now_ms: u64,
-    ) -> Result<RecordedScan, StoreError> {
+    ) -> crate::Result<RecordedScan> {
         let outcome = self.scanner.record_edge_verdict(text, kind, gate, edge, now_ms)?;
         self.persist(outcome)
     }
@@ -481,7 +473,7 @@ impl RedemptionLog {
     }
 
     /// Folds pending scans into the document as one change and saves it. Returns how many were folded.
-    pub fn fold_pending(&mut self, now_secs: i64) -> Result<usize, StoreError> {
+    pub fn fold_pending(&mut self, now_secs: i64) -> crate::Result<usize> {
         let folded: Vec<u64> = self.scanner.pending().iter().map(|p| p.seq).collect();
         let Some(Fold { chunk, folded_seq, scans }) = self.scanner.fold(now_secs)? else {
             return Ok(0);
@@ -504,7 +496,7 @@ impl RedemptionLog {
     }
 
     /// Replaces the incremental chunks with one full save.
-    pub fn compact(&mut self) -> Result<(), StoreError> {
+    pub fn compact(&mut self) -> crate::Result<()> {
         let full = self.scanner.save_full();
         let mut batch = sled::Batch::default();
         for item in self.state.scan_prefix(CHUNK_PREFIX) {
@@ -523,7 +515,7 @@ impl RedemptionLog {
         &mut self,
         receipt: &Receipt,
         peer: Option<(&str, &automerge::sync::State)>,
-    ) -> Result<(), StoreError> {
+    ) -> crate::Result<()> {
         let mut batch = sled::Batch::default();
         if !receipt.chunk.is_empty() {
             batch.insert(chunk_key(self.next_chunk), receipt.chunk.as_slice());
@@ -546,7 +538,7 @@ impl RedemptionLog {
         peer: &str,
         now_secs: i64,
         mut exchange: impl FnMut(SyncChannel, &[u8]) -> Result<Option<Vec<u8>>, E>,
-    ) -> Result<SyncSummary, StoreError> {
+    ) -> crate::Result<SyncSummary> {
         self.fold_pending(now_secs)?;
         let mut summary = SyncSummary::default();
         let stalled = |summary: &SyncSummary| summary.round_trips >= MAX_SYNC_ROUNDS;
@@ -557,11 +549,11 @@ impl RedemptionLog {
         while let Some(message) = self.scanner.generate_push_message(&mut state)? {
             if stalled(&summary) {
                 self.persist_receipt(&Receipt::default(), Some((&push_key, &state)))?;
-                return Err(StoreError::SyncStalled(MAX_SYNC_ROUNDS));
+                return Err(DeviceKind::SyncStalled(MAX_SYNC_ROUNDS).into());
             }
             summary.round_trips += 1;
             summary.bytes_sent += message.len();
-            let reply = exchange(SyncChannel::Push, &message).map_err(|e| StoreError::Transport(e.to_string()))?;
+            let reply = exchange(SyncChannel::Push, &message).map_err(|e| DeviceKind::Transport(e.to_string()))?;
             if let Some(reply) = reply {
                 summary.bytes_received += reply.len();
                 self.scanner.receive_push_reply(&mut state, &reply)?;
@@ -577,11 +569,11 @@ impl RedemptionLog {
         while let Some(message) = self.scanner.generate_sync_message(&mut state) {
             if stalled(&summary) {
                 self.persist_receipt(&Receipt::default(), Some((&pull_key, &state)))?;
-                return Err(StoreError::SyncStalled(MAX_SYNC_ROUNDS));
+                return Err(DeviceKind::SyncStalled(MAX_SYNC_ROUNDS).into());
             }
             summary.round_trips += 1;
             summary.bytes_sent += message.len();
-            let reply = exchange(SyncChannel::Pull, &message).map_err(|e| StoreError::Transport(e.to_string()))?;
+            let reply = exchange(SyncChannel::Pull, &message).map_err(|e| DeviceKind::Transport(e.to_string()))?;
             if let Some(reply) = reply {
                 summary.bytes_received += reply.len();
                 let receipt = self.scanner.receive_sync_message(&mut state, &reply, now_ms)?;
@@ -597,7 +589,7 @@ impl RedemptionLog {
         Ok(summary)
     }
 
-    fn peer_state(&self, key: &str) -> Result<automerge::sync::State, StoreError> {
+    fn peer_state(&self, key: &str) -> crate::Result<automerge::sync::State> {
         Ok(match self.peers.get(key.as_bytes())? {
             Some(bytes) => decode_peer_state(&bytes)?,
             None => automerge::sync::State::new(),
@@ -606,7 +598,7 @@ impl RedemptionLog {
 
     /// Merges another saved log (e.g. exported from a device that never reached the network) into this
     /// one. Invalid logs are rejected and change nothing.
-    pub fn merge_saved(&mut self, bytes: &[u8]) -> Result<usize, StoreError> {
+    pub fn merge_saved(&mut self, bytes: &[u8]) -> crate::Result<usize> {
         let receipt = self.scanner.merge_saved(bytes)?;
         self.persist_receipt(&receipt, None)?;
         if receipt.changed {
@@ -616,13 +608,13 @@ impl RedemptionLog {
     }
 
     /// The whole log (pending scans folded first) as one saved automerge document.
-    pub fn export(&mut self, now_secs: i64) -> Result<Vec<u8>, StoreError> {
+    pub fn export(&mut self, now_secs: i64) -> crate::Result<Vec<u8>> {
         self.fold_pending(now_secs)?;
         Ok(self.scanner.doc().save())
     }
 
     /// The organizer's report over everything this device knows (pending scans folded first).
-    pub fn report(&mut self, now_secs: i64) -> Result<EventReport, StoreError> {
+    pub fn report(&mut self, now_secs: i64) -> crate::Result<EventReport> {
         self.fold_pending(now_secs)?;
         self.scanner.report()
     }
