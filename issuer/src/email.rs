@@ -92,6 +92,39 @@ pub async fn enqueue(tx: &mut Transaction<'_, Sqlite>, state: &AppState, order_i
     Ok(())
 }
 
+/// Adds another mail of `order_id`'s tickets to the outbox (an organizer's resend), inside `tx`: a job of
+/// its own with a fresh Message-ID, so it is not taken for a duplicate of the first mail.
+pub async fn enqueue_resend(tx: &mut Transaction<'_, Sqlite>, state: &AppState, order_id: &str) -> Result<()> {
+    let message_id = format!(
+        "<resend.{order_id}.{}@{}>",
+        crate::util::random_token(9).replace(['-', '_'], "x"),
+        mail_domain(&state.config)
+    );
+    enqueue_job(tx, order_id, "resend", &message_id).await
+}
+
+/// Adds a "your orders" mail (see [`crate::selfservice`]) for `order_id`'s customer address to the outbox.
+pub async fn enqueue_lookup(tx: &mut Transaction<'_, Sqlite>, state: &AppState, order_id: &str) -> Result<()> {
+    let message_id =
+        format!("<orders.{}@{}>", crate::util::random_token(12).replace(['-', '_'], "x"), mail_domain(&state.config));
+    enqueue_job(tx, order_id, "lookup", &message_id).await
+}
+
+async fn enqueue_job(tx: &mut Transaction<'_, Sqlite>, order_id: &str, kind: &str, message_id: &str) -> Result<()> {
+    let t = now_ms();
+    sqlx::query(
+        "INSERT INTO email_jobs (order_id, kind, message_id, status, attempts, next_attempt_at, created_at)
+         VALUES ($1, $2, $3, 'pending', 0, $4, $4)",
+    )
+    .bind(order_id)
+    .bind(kind)
+    .bind(message_id)
+    .bind(t)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// The ticket email: HTML + text, each ticket's QR inline as a PNG referenced by Content-ID.
 pub fn build_message(
     config: &Config,
@@ -184,6 +217,13 @@ pub fn backoff_ms(config: &Config, attempts: u32) -> i64 {
 }
 
 async fn send_job(state: &AppState, mailer: &Mailer, job: &EmailJob) -> std::result::Result<&'static str, String> {
+    if job.kind == "lookup" {
+        let message = crate::selfservice::build_lookup_message(state, &job.order_id, &job.message_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        mailer.send(message).await.map_err(|e| e.to_string())?;
+        return Ok("sent");
+    }
     let order = load_order(state, &job.order_id, None).await.map_err(|e| e.to_string())?;
     if order.tickets.iter().all(|t| t.revoked) {
         return Ok("skipped");

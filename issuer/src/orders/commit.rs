@@ -220,13 +220,25 @@ async fn write_order(tx: &mut Transaction<'_, Sqlite>, state: &AppState, row: &O
     .execute(&mut **tx)
     .await?;
     for line in &row.lines {
-        sqlx::query("INSERT INTO order_items (order_id, ticket_type_id, quantity, addon_mask) VALUES ($1, $2, $3, $4)")
-            .bind(&row.order_id)
-            .bind(line.ticket_type_id)
-            .bind(line.quantity)
-            .bind(line.addon_mask)
-            .execute(&mut **tx)
-            .await?;
+        // The names only when some were given, and each ticket's price as charged (a single ticket's
+        // refund gives back exactly that).
+        let names = if line.holders.iter().any(|n| !n.is_empty()) {
+            Some(serde_json::to_string(&line.holders).map_err(Error::internal)?)
+        } else {
+            None
+        };
+        sqlx::query(
+            "INSERT INTO order_items (order_id, ticket_type_id, quantity, addon_mask, holder_names, unit_cents)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&row.order_id)
+        .bind(line.ticket_type_id)
+        .bind(line.quantity)
+        .bind(line.addon_mask)
+        .bind(names)
+        .bind(line.unit_cents + line.addon_lines.iter().map(|a| a.1).sum::<i64>())
+        .execute(&mut **tx)
+        .await?;
     }
     if row.settles {
         // Everything the tickets need is in hand: no need to read back what was just written.
@@ -241,6 +253,7 @@ async fn write_order(tx: &mut Transaction<'_, Sqlite>, state: &AppState, row: &O
                 // Pay at the door: a ticket with a price is unpaid until the steward confirms payment.
                 payment_due: row.method == "at_door"
                     && l.unit_cents + l.addon_lines.iter().map(|a| a.1).sum::<i64>() > 0,
+                holders: l.holders.clone(),
             })
             .collect();
         sign_and_store(tx, state, &row.order_id, row.event_id, row.event_ends_at, &row.name, &lines).await?;

@@ -15,6 +15,25 @@ use crate::util::now;
 /// Tickets admit until this long after the event's end.
 const VALID_AFTER_END_SECS: i64 = 6 * 3600;
 
+/// Longest holder name (characters), as long as a buyer's name. Scanners show the first
+/// `MAX_HOLDER_NAME_LEN / 4` characters (the manifest entry's byte bound at four bytes a character).
+pub const MAX_HOLDER_NAME_CHARS: usize = 100;
+
+/// Validates a ticket holder's name as a buyer's name is validated (trimmed, not empty, bounded, no control
+/// or bidirectional-override characters). Every page escapes it when showing it.
+pub fn clean_holder_name(value: &str) -> Result<String> {
+    crate::util::clean_text("holder_name", value, MAX_HOLDER_NAME_CHARS)
+}
+
+/// The names given for the tickets of one order line: at most `quantity` of them, each valid or empty
+/// (an empty one, or one not given, means the buyer's name). Stored as JSON in `order_items.holder_names`.
+pub fn clean_holder_names(names: &[String], quantity: i64) -> Result<Vec<String>> {
+    if names.len() as i64 > quantity {
+        return Err(Error::validation("holders", "more names than tickets in the line"));
+    }
+    names.iter().map(|n| if n.trim().is_empty() { Ok(String::new()) } else { clean_holder_name(n) }).collect()
+}
+
 /// What one line of tickets is signed with.
 pub(super) struct TicketLine {
     pub(super) quantity: i64,
@@ -24,30 +43,35 @@ pub(super) struct TicketLine {
     pub(super) reentry: bool,
     /// Each ticket's price (type and add-ons) is due at the door: signed into the ticket (flag bit 3).
     pub(super) payment_due: bool,
+    /// The names given for the line's tickets, in order; a missing or empty one is the buyer's.
+    pub(super) holders: Vec<String>,
 }
 
 /// Signs and stores the tickets of an order and enqueues its confirmation email, inside `tx`.
 async fn issue_tickets(tx: &mut Transaction<'_, Sqlite>, state: &AppState, order_id: &str) -> Result<usize> {
-    let rows: Vec<(i64, i64, i64, bool, i64, String, i64)> = sqlx::query_as(
-        "SELECT i.quantity, i.addon_mask, t.idx, t.reentry, e.ends_at, o.customer_name, o.event_id
+    type Row = (i64, i64, i64, bool, i64, String, i64, Option<String>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT i.quantity, i.addon_mask, t.idx, t.reentry, e.ends_at, o.customer_name, o.event_id, i.holder_names
          FROM order_items i JOIN ticket_types t ON t.id = i.ticket_type_id JOIN orders o ON o.id = i.order_id
          JOIN events e ON e.id = o.event_id WHERE i.order_id = $1 ORDER BY i.id",
     )
     .bind(order_id)
     .fetch_all(&mut **tx)
     .await?;
-    let Some((_, _, _, _, ends_at, holder, event_id)) = rows.first().cloned() else {
+    let Some((_, _, _, _, ends_at, holder, event_id, _)) = rows.first().cloned() else {
         return Err(Error::internal(format!("order {order_id} has no items")));
     };
     let lines: Vec<TicketLine> = rows
         .into_iter()
         // Orders issued here were paid online (or are free): nothing is due at the door.
-        .map(|(quantity, addon_mask, type_index, reentry, ..)| TicketLine {
+        .map(|(quantity, addon_mask, type_index, reentry, _, _, _, names)| TicketLine {
             quantity,
             addon_mask,
             type_index,
             reentry,
             payment_due: false,
+            // Written by the committer from validated names; unreadable JSON falls back to the buyer.
+            holders: names.and_then(|n| serde_json::from_str(&n).ok()).unwrap_or_default(),
         })
         .collect();
     sign_and_store(tx, state, order_id, event_id, ends_at, &holder, &lines).await
@@ -67,7 +91,11 @@ pub(super) async fn sign_and_store(
     let created = now();
     let mut seq = 0i64;
     for line in lines {
-        for _ in 0..line.quantity {
+        for i in 0..line.quantity {
+            let holder = match line.holders.get(i as usize) {
+                Some(name) if !name.is_empty() => name.as_str(),
+                _ => holder,
+            };
             let ticket = Ticket {
                 key_id: key.key_id(),
                 event_id: u32::try_from(event_id).map_err(Error::internal)?,

@@ -90,6 +90,10 @@ pub struct NewItem {
     /// Indices of the add-ons each ticket of this line includes.
     #[serde(default)]
     pub addons: Vec<i64>,
+    /// The name each ticket of this line carries, in order (at most `quantity`); a missing or empty one
+    /// is the buyer's (`name`).
+    #[serde(default)]
+    pub holders: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]

@@ -21,6 +21,8 @@ pub(crate) struct Line {
     pub(crate) addon_mask: i64,
     /// (name, price in minor units) of each add-on of the line.
     pub(crate) addon_lines: Vec<(String, i64)>,
+    /// The validated names of the line's tickets (see [`super::issue::clean_holder_names`]).
+    pub(crate) holders: Vec<String>,
 }
 
 /// A validated, priced order ready to be written: what the group committer needs.

@@ -2,13 +2,22 @@
 //! the transaction that closes the order) and its seats back on sale; money owed back is recorded as a
 //! pending refund that `payments::refunds` pays out. An unpaid order is cancelled instead (nothing was
 //! paid), and its hosted checkout expired.
+//!
+//! A single ticket of a confirmed order can be refunded or cancelled on its own ([`close_ticket`]): exactly
+//! that ticket is revoked and its seat (type and add-ons) released, and for a refund its share of the
+//! payment (what was charged for it) is recorded as a pending partial refund. The order stays confirmed
+//! while it has valid tickets; closing its last one closes the order too.
 
-use scanner_core::{RevocationHash, TicketId};
+use scanner_core::{RevocationHash, RevocationList, TicketId};
+use serde::Serialize;
 use serde_json::{json, Value};
+use sqlx::{Sqlite, Transaction};
 
 use super::model::OrderStatus;
-use super::reserve::{close_unpaid, release};
+use super::reserve::close_unpaid;
+use crate::dashboard::{audit, Who};
 use crate::error::{Error, Result};
+use crate::payments::refunds::TicketShare;
 use crate::state::AppState;
 use crate::util::now;
 
@@ -62,31 +71,195 @@ pub async fn close_order(
         .bind(order_id)
         .fetch_all(&mut *tx)
         .await?;
-    sqlx::query("UPDATE tickets SET revoked = TRUE WHERE order_id = $1").bind(order_id).execute(&mut *tx).await?;
     if status == OrderStatus::Confirmed {
-        release(&mut tx, order_id).await?;
+        // Only the seats of tickets still valid: a ticket refunded on its own gave its seat back then.
+        for (id,) in &ids {
+            release_ticket_seat(&mut tx, id).await?;
+        }
     }
-    let hashes: Vec<RevocationHash> =
-        ids.iter().filter_map(|(h,)| TicketId::from_hex(h)).map(|id| RevocationHash::of(&id)).collect();
-    let mut next = list.clone();
-    let version = if hashes.is_empty() {
-        next.version()
-    } else {
-        let v = next.publish(&state.signer.key, hashes);
-        sqlx::query(
-            "INSERT INTO revocation_state (id, version, list_json) VALUES (1, $1, $2)
-             ON CONFLICT (id) DO UPDATE SET version = excluded.version, list_json = excluded.list_json",
-        )
-        .bind(v as i64)
-        .bind(next.to_json())
-        .execute(&mut *tx)
-        .await?;
-        v
-    };
+    sqlx::query("UPDATE tickets SET revoked = TRUE WHERE order_id = $1").bind(order_id).execute(&mut *tx).await?;
+    let ids: Vec<&str> = ids.iter().map(|(h,)| h.as_str()).collect();
+    let (next, version) = publish_revocations(&mut tx, state, &list, &ids).await?;
     tx.commit().await?;
     *list = next;
     tracing::info!(order = %order_id, status = %new_status, revocation_version = version, tickets = ids.len(), "order closed");
     Ok((new_status, version))
+}
+
+/// Puts the tickets `ids` (hex) on a new version of the revocation list, stored inside `tx`; returns the
+/// new list (to install once `tx` commits) and its version. No ids: the list is unchanged.
+async fn publish_revocations(
+    tx: &mut Transaction<'_, Sqlite>,
+    state: &AppState,
+    list: &RevocationList,
+    ids: &[&str],
+) -> Result<(RevocationList, u64)> {
+    let hashes: Vec<RevocationHash> =
+        ids.iter().filter_map(|h| TicketId::from_hex(h)).map(|id| RevocationHash::of(&id)).collect();
+    let mut next = list.clone();
+    if hashes.is_empty() {
+        let v = next.version();
+        return Ok((next, v));
+    }
+    let v = next.publish(&state.signer.key, hashes);
+    sqlx::query(
+        "INSERT INTO revocation_state (id, version, list_json) VALUES (1, $1, $2)
+         ON CONFLICT (id) DO UPDATE SET version = excluded.version, list_json = excluded.list_json",
+    )
+    .bind(v as i64)
+    .bind(next.to_json())
+    .execute(&mut **tx)
+    .await?;
+    Ok((next, v))
+}
+
+/// Gives back the seat one issued ticket holds: one of its ticket type and one of each of its add-ons.
+async fn release_ticket_seat(tx: &mut Transaction<'_, Sqlite>, ticket_id: &str) -> Result<()> {
+    let (event_id, type_index, mask): (i64, i64, i64) =
+        sqlx::query_as("SELECT event_id, ticket_type, addon_mask FROM tickets WHERE ticket_id = $1")
+            .bind(ticket_id)
+            .fetch_one(&mut **tx)
+            .await?;
+    sqlx::query("UPDATE ticket_types SET reserved = reserved - 1 WHERE event_id = $1 AND idx = $2")
+        .bind(event_id)
+        .bind(type_index)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "UPDATE addons SET reserved = reserved - 1 WHERE event_id = $1 AND idx >= 0 AND idx < 16 AND (($2 >> idx) & 1) = 1",
+    )
+    .bind(event_id)
+    .bind(mask)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// What closing one ticket did ([`close_ticket`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketClosed {
+    pub order_id: String,
+    pub seq: i64,
+    /// The revoked ticket's id (hex): what the revocation list now carries (as its hash).
+    pub ticket_id: String,
+    /// The order's status afterwards: still `confirmed` unless this was its last valid ticket.
+    pub order_status: OrderStatus,
+    /// The amount recorded to go back to the customer (minor units), for a refund of an online payment.
+    pub refund_cents: Option<i64>,
+    pub revocation_version: u64,
+}
+
+/// What one ticket was charged: its line's stored unit price, or for orders from before it was stored,
+/// the catalog's prices of its type and add-ons.
+async fn ticket_share(tx: &mut Transaction<'_, Sqlite>, ticket_id: &str) -> Result<i64> {
+    let (cents,): (Option<i64>,) = sqlx::query_as(
+        "SELECT COALESCE(
+            (SELECT i.unit_cents FROM order_items i JOIN ticket_types tt ON tt.id = i.ticket_type_id
+             WHERE i.order_id = t.order_id AND tt.idx = t.ticket_type AND i.addon_mask = t.addon_mask
+               AND i.unit_cents IS NOT NULL LIMIT 1),
+            (SELECT tt.price_cents FROM ticket_types tt WHERE tt.event_id = t.event_id AND tt.idx = t.ticket_type)
+              + COALESCE((SELECT SUM(a.price_cents) FROM addons a
+                          WHERE a.event_id = t.event_id AND ((t.addon_mask >> a.idx) & 1) = 1), 0))
+         FROM tickets t WHERE t.ticket_id = $1",
+    )
+    .bind(ticket_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(cents.unwrap_or(0))
+}
+
+/// Refunds (`refund`) or cancels one valid ticket (`seq`, its position in the order) of a confirmed
+/// order: the ticket goes on a new revocation list version, its seat goes back on sale, for a refund of
+/// an online payment its share is recorded as a pending partial refund (the caller then asks the provider
+/// once, see `payments::refunds::attempt_for_ticket`), and the audit row is written, all in one
+/// transaction. Closing the order's last valid ticket closes the order (`refunded` / `cancelled`).
+pub async fn close_ticket(state: &AppState, who: &Who, order_id: &str, seq: i64, refund: bool) -> Result<TicketClosed> {
+    let mut list = state.revocations.lock().await;
+    let mut tx = state.db.write.begin().await?;
+    let row: Option<(OrderStatus, String, Option<String>)> =
+        sqlx::query_as("SELECT status, payment_method, payment_intent FROM orders WHERE id = $1")
+            .bind(order_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let (status, method, intent) = row.ok_or(Error::NotFound("order"))?;
+    if status != OrderStatus::Confirmed {
+        return Err(Error::Conflict(format!(
+            "order is {status}: only a confirmed order's tickets are closed one by one"
+        )));
+    }
+    let ticket: Option<(String, bool, String)> =
+        sqlx::query_as("SELECT ticket_id, revoked, holder_name FROM tickets WHERE order_id = $1 AND seq = $2")
+            .bind(order_id)
+            .bind(seq)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let (ticket_id, revoked, holder) = ticket.ok_or(Error::NotFound("ticket"))?;
+    if revoked {
+        return Err(Error::Conflict("ticket is already refunded or cancelled".into()));
+    }
+    let r = sqlx::query("UPDATE tickets SET revoked = TRUE WHERE ticket_id = $1 AND revoked = FALSE")
+        .bind(&ticket_id)
+        .execute(&mut *tx)
+        .await?;
+    if r.rows_affected() != 1 {
+        return Err(Error::Conflict("ticket changed concurrently; try again".into()));
+    }
+    release_ticket_seat(&mut tx, &ticket_id).await?;
+    let mut refund_cents = None;
+    if let (true, Some(intent)) = (refund, intent.as_deref()) {
+        let amount = ticket_share(&mut tx, &ticket_id).await?;
+        // A free ticket (or one whose add-ons made up the whole price, refunded before): nothing to send.
+        if amount > 0 {
+            let share = TicketShare { ticket_id: &ticket_id, amount_cents: amount };
+            crate::payments::refunds::record_part(&mut tx, order_id, Some(share), &method, intent, "ticket_refund")
+                .await?;
+            refund_cents = Some(amount);
+        }
+    }
+    let (live,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM tickets WHERE order_id = $1 AND revoked = FALSE")
+        .bind(order_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let order_status = if live == 0 {
+        let closed = if refund { OrderStatus::Refunded } else { OrderStatus::Cancelled };
+        sqlx::query("UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3")
+            .bind(closed)
+            .bind(now())
+            .bind(order_id)
+            .execute(&mut *tx)
+            .await?;
+        closed
+    } else {
+        sqlx::query("UPDATE orders SET updated_at = $1 WHERE id = $2")
+            .bind(now())
+            .bind(order_id)
+            .execute(&mut *tx)
+            .await?;
+        OrderStatus::Confirmed
+    };
+    let (next, version) = publish_revocations(&mut tx, state, &list, &[ticket_id.as_str()]).await?;
+    let action = if refund { "order.refund_ticket" } else { "order.cancel_ticket" };
+    audit(
+        &mut tx,
+        who,
+        action,
+        &format!("order:{order_id}/ticket:{seq}"),
+        Some(json!({ "revoked": false, "holder_name": holder, "order_status": status })),
+        Some(json!({ "revoked": true, "order_status": order_status, "refund_cents": refund_cents,
+                     "revocation_version": version })),
+    )
+    .await?;
+    tx.commit().await?;
+    *list = next;
+    tracing::info!(order = %order_id, seq, refund, revocation_version = version, "ticket closed");
+    Ok(TicketClosed {
+        order_id: order_id.to_owned(),
+        seq,
+        ticket_id,
+        order_status,
+        refund_cents,
+        revocation_version: version,
+    })
 }
 
 /// Cancels a pending (unpaid) order and expires its hosted checkout, so the customer can no longer pay

@@ -29,6 +29,8 @@ use crate::util::random_token;
 const CSRF_COOKIE: &str = "tickets_csrf";
 /// Longest raw quantity text echoed back into a re-rendered form.
 const MAX_ECHOED_QUANTITY_CHARS: usize = 8;
+/// Longest holder name kept from a form post (longer ones are refused by validation, with this much shown).
+const MAX_ECHOED_NAME_CHARS: usize = 2 * crate::orders::issue::MAX_HOLDER_NAME_CHARS;
 
 /// What the customer typed, kept verbatim so a rejected form comes back as it was sent.
 #[derive(Debug, Default)]
@@ -39,6 +41,9 @@ struct OrderForm {
     quantities: BTreeMap<i64, String>,
     /// Chosen add-on indices per ticket type index.
     addons: BTreeMap<i64, BTreeSet<i64>>,
+    /// The names for the tickets of each ticket type, as typed: the form's text area (one name a line)
+    /// or, with order.js, one field per ticket (`holder_{index}`, repeated, in order).
+    holders: BTreeMap<i64, Vec<String>>,
     /// `online` or `at_door`.
     payment: String,
     csrf: String,
@@ -60,6 +65,17 @@ impl OrderForm {
                     } else if let Some(tt) = key.strip_prefix("addons_").and_then(|i| i.parse::<i64>().ok()) {
                         if let Ok(addon) = value.parse::<i64>() {
                             form.addons.entry(tt).or_default().insert(addon);
+                        }
+                    } else if let Some(tt) = key.strip_prefix("holders_").and_then(|i| i.parse::<i64>().ok()) {
+                        // The text area: one name a line (kept verbatim, bounded, for the re-rendered form).
+                        let names = form.holders.entry(tt).or_default();
+                        for line in value.lines().take(MAX_TICKETS_PER_ORDER as usize + 1) {
+                            names.push(line.chars().take(MAX_ECHOED_NAME_CHARS).collect());
+                        }
+                    } else if let Some(tt) = key.strip_prefix("holder_").and_then(|i| i.parse::<i64>().ok()) {
+                        let names = form.holders.entry(tt).or_default();
+                        if names.len() <= MAX_TICKETS_PER_ORDER as usize {
+                            names.push(value.chars().take(MAX_ECHOED_NAME_CHARS).collect());
                         }
                     }
                 }
@@ -86,7 +102,21 @@ impl OrderForm {
             }
             if quantity > 0 {
                 let addons = self.addons.get(&tt).map(|a| a.iter().copied().collect()).unwrap_or_default();
-                items.push(NewItem { ticket_type: tt, quantity, addons });
+                let mut holders = self.holders.get(&tt).cloned().unwrap_or_default();
+                // Trailing blank lines of the text area name nobody.
+                while holders.last().is_some_and(|n| n.trim().is_empty()) {
+                    holders.pop();
+                }
+                if holders.len() as i64 > quantity {
+                    return Err(FormError::field(
+                        "holders",
+                        format!(
+                            "You gave {} names for {quantity} tickets: one name per ticket, please.",
+                            holders.len()
+                        ),
+                    ));
+                }
+                items.push(NewItem { ticket_type: tt, quantity, addons, holders });
             }
         }
         if items.is_empty() {
@@ -118,7 +148,7 @@ impl OrderForm {
 #[derive(Debug)]
 struct FormError {
     status: StatusCode,
-    /// The form field (one of `name`, `email`, `quantity`, `addons`, `payment`) or none.
+    /// The form field (one of `name`, `email`, `quantity`, `addons`, `holders`, `payment`) or none.
     field: Option<&'static str>,
     message: String,
 }
@@ -137,6 +167,7 @@ impl FormError {
                     "name" => ("name", "Your name"),
                     "email" => ("email", "Email"),
                     "addons" => ("addons", "Add-ons"),
+                    "holder_name" | "holders" => ("holders", "A name on a ticket"),
                     "payment" => ("payment", "Payment"),
                     _ => ("quantity", "Tickets"),
                 };
@@ -328,6 +359,7 @@ fn render_event_page(
             Some("name") => "#name",
             Some("email") => "#email",
             Some("payment") => "#payment",
+            Some("holders") => "#holders",
             Some(_) => "#tickets",
             None => "#order-form",
         };
@@ -416,6 +448,33 @@ data-addon=\"{a}\">{left_text}</span></label>",
         name_attrs = field_attrs("name"),
         email_attrs = field_attrs("email"),
     ));
+
+    // A name per ticket, optional: without script one text area per ticket type (one name a line); order.js
+    // turns each into one field per ticket as the quantities change. Every name is escaped here and
+    // validated by place_order (bounded length, no control characters).
+    out.push_str(&format!(
+        "<fieldset id=\"holders\" tabindex=\"-1\"><legend>Names on the tickets (optional)</legend>\
+<p class=\"hint\" id=\"holders-hint\">Each ticket can carry the name of the person who uses it. Leave a name out and \
+the ticket carries the name above.</p>{}",
+        field_error("holders")
+    ));
+    for tt in &on_sale {
+        let names = form.holders.get(&tt.index).map(|n| n.join("\n")).unwrap_or_default();
+        out.push_str(&format!(
+            "<div class=\"holder-names\" data-index=\"{idx}\" data-name=\"{name}\"><label for=\"holders_{idx}\">Names for \
+the {name} tickets, one per line</label><textarea id=\"holders_{idx}\" name=\"holders_{idx}\" rows=\"2\" \
+{described}>{names}</textarea></div>",
+            idx = tt.index,
+            name = html_escape(&tt.name),
+            described = if error_for("holders").is_some() {
+                "aria-invalid=\"true\" aria-describedby=\"holders-error holders-hint\""
+            } else {
+                "aria-describedby=\"holders-hint\""
+            },
+            names = html_escape(&names),
+        ));
+    }
+    out.push_str("</fieldset>");
 
     let any_priced = on_sale.iter().any(|t| t.price_cents > 0) || event.addons.iter().any(|a| a.price_cents > 0);
     if any_priced {

@@ -38,12 +38,14 @@ pub trait PaymentProvider: Send + Sync {
     fn checkout<'a>(&'a self, req: &'a CheckoutRequest) -> BoxFuture<'a, Result<Checkout>>;
     /// Expires a checkout whose hold ran out, so it can no longer be paid.
     fn expire<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, Result<()>>;
-    /// Pays back a settled payment in full (`payment_ref` as recorded by the webhook). The same
-    /// `idempotency_key` is sent on every retry, so the provider executes the refund at most once per key.
-    /// `Ok` carries the provider's refund id, if it has one.
+    /// Pays back a settled payment (`payment_ref` as recorded by the webhook): `amount` minor units of it
+    /// (one ticket's share), or with `None` everything not refunded yet. The same `idempotency_key` is
+    /// sent on every retry, so the provider executes the refund at most once per key. `Ok` carries the
+    /// provider's refund id, if it has one.
     fn refund<'a>(
         &'a self,
         payment_ref: &'a str,
+        amount: Option<i64>,
         idempotency_key: &'a str,
     ) -> BoxFuture<'a, std::result::Result<Option<String>, RefundError>>;
 }
@@ -89,6 +91,7 @@ impl PaymentProvider for Offline {
     fn refund<'a>(
         &'a self,
         _payment_ref: &'a str,
+        _amount: Option<i64>,
         _idempotency_key: &'a str,
     ) -> BoxFuture<'a, std::result::Result<Option<String>, RefundError>> {
         Box::pin(async { Ok(None) })

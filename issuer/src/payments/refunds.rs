@@ -53,8 +53,8 @@ fn backoff_ms(attempts: i64) -> i64 {
     BACKOFF_FIRST_MS.saturating_mul(1i64 << exp).min(BACKOFF_MAX_MS)
 }
 
-/// Records, inside `tx`, that `order_id`'s payment is to be refunded. `false` if the order already has a
-/// refund (a replayed webhook, a second admin click): one refund per order.
+/// Records, inside `tx`, that `order_id`'s payment is to be refunded (all of what is left of it). `false`
+/// if the order already has a refund (a replayed webhook, a second admin click): one refund per order.
 pub async fn record(
     tx: &mut Transaction<'_, Sqlite>,
     order_id: &str,
@@ -62,12 +62,34 @@ pub async fn record(
     payment_intent: &str,
     reason: &str,
 ) -> Result<bool> {
+    record_part(tx, order_id, None, payment_method, payment_intent, reason).await
+}
+
+/// One ticket's share of a payment to give back: which ticket (its hex id) and how much (minor units).
+#[derive(Debug, Clone, Copy)]
+pub struct TicketShare<'a> {
+    pub ticket_id: &'a str,
+    pub amount_cents: i64,
+}
+
+/// Records, inside `tx`, a refund of `share` of `order_id`'s payment, or with `None` of all that is left
+/// of it. One refund per (order, ticket): `false` if it was recorded before.
+pub async fn record_part(
+    tx: &mut Transaction<'_, Sqlite>,
+    order_id: &str,
+    share: Option<TicketShare<'_>>,
+    payment_method: &str,
+    payment_intent: &str,
+    reason: &str,
+) -> Result<bool> {
     let r = sqlx::query(
-        "INSERT INTO refunds (order_id, payment_method, payment_intent, reason, status, idempotency_key,
-                              next_attempt_at, created_at)
-         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7) ON CONFLICT (order_id) DO NOTHING",
+        "INSERT INTO refunds (order_id, ticket_id, amount_cents, payment_method, payment_intent, reason, status,
+                              idempotency_key, next_attempt_at, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9) ON CONFLICT (order_id, ticket_id) DO NOTHING",
     )
     .bind(order_id)
+    .bind(share.map_or("", |s| s.ticket_id))
+    .bind(share.map(|s| s.amount_cents))
     .bind(payment_method)
     .bind(payment_intent)
     .bind(reason)
@@ -77,15 +99,41 @@ pub async fn record(
     .execute(&mut **tx)
     .await?;
     if r.rows_affected() == 1 {
-        tracing::info!(order = %order_id, reason, "refund recorded as pending");
+        tracing::info!(order = %order_id, ticket = share.map_or("", |s| s.ticket_id), reason, "refund recorded as pending");
     }
     Ok(r.rows_affected() == 1)
 }
 
-/// The refund of an order, if it has one.
+/// Every refund of an order: the whole order's (`ticket_id` empty) and single tickets', oldest first.
+pub async fn all_for_order(state: &AppState, order_id: &str) -> Result<Vec<TicketRefundView>> {
+    Ok(sqlx::query_as::<_, TicketRefundView>(
+        "SELECT ticket_id, amount_cents, status, reason, attempts, last_error, provider_ref, created_at
+         FROM refunds WHERE order_id = $1 ORDER BY id",
+    )
+    .bind(order_id)
+    .fetch_all(&state.db.read)
+    .await?)
+}
+
+/// One refund as the order detail shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
+pub struct TicketRefundView {
+    /// The refunded ticket's id (hex), or empty for the whole order.
+    pub ticket_id: String,
+    /// What was asked back (minor units); `None`: all that was left of the payment.
+    pub amount_cents: Option<i64>,
+    pub status: String,
+    pub reason: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub provider_ref: Option<String>,
+    pub created_at: i64,
+}
+
+/// The refund of a whole order, if it has one.
 pub async fn for_order(state: &AppState, order_id: &str) -> Result<Option<RefundView>> {
     Ok(sqlx::query_as::<_, RefundView>(
-        "SELECT status, reason, attempts, last_error, provider_ref FROM refunds WHERE order_id = $1",
+        "SELECT status, reason, attempts, last_error, provider_ref FROM refunds WHERE order_id = $1 AND ticket_id = ''",
     )
     .bind(order_id)
     .fetch_optional(&state.db.write)
@@ -95,24 +143,38 @@ pub async fn for_order(state: &AppState, order_id: &str) -> Result<Option<Refund
 /// The first attempt at the order's refund, right after it was recorded (a no-op if an attempt was made
 /// already); returns the refund's state.
 pub async fn attempt_for_order(state: &AppState, order_id: &str) -> Result<Option<RefundView>> {
-    let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM refunds WHERE order_id = $1 AND status = 'pending'")
-        .bind(order_id)
-        .fetch_optional(&state.db.write)
-        .await?;
+    attempt_first(state, order_id, "").await?;
+    for_order(state, order_id).await
+}
+
+/// The first attempt at the refund of one ticket (hex id) of an order, right after it was recorded;
+/// returns the refund's state.
+pub async fn attempt_for_ticket(state: &AppState, order_id: &str, ticket_id: &str) -> Result<Option<TicketRefundView>> {
+    attempt_first(state, order_id, ticket_id).await?;
+    Ok(all_for_order(state, order_id).await?.into_iter().find(|r| r.ticket_id == ticket_id))
+}
+
+async fn attempt_first(state: &AppState, order_id: &str, ticket_id: &str) -> Result<()> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT id FROM refunds WHERE order_id = $1 AND ticket_id = $2 AND status = 'pending'")
+            .bind(order_id)
+            .bind(ticket_id)
+            .fetch_optional(&state.db.write)
+            .await?;
     if let Some((id,)) = row {
         attempt(state, id, true).await?;
     }
-    for_order(state, order_id).await
+    Ok(())
 }
 
 /// One attempt at refund `id`: the first one (`first`), or a retry that is due.
 async fn attempt(state: &AppState, id: i64, first: bool) -> Result<()> {
     let t = now_ms();
     // The claim: only one attempt in this process at a time (see the module comment).
-    let claimed: Option<(String, String, String, String, i64)> = sqlx::query_as(
+    let claimed: Option<(String, String, String, String, i64, Option<i64>)> = sqlx::query_as(
         "UPDATE refunds SET attempts = attempts + 1, next_attempt_at = $1
          WHERE id = $2 AND status = 'pending' AND (($3 AND attempts = 0) OR next_attempt_at <= $4)
-         RETURNING order_id, payment_method, payment_intent, idempotency_key, attempts",
+         RETURNING order_id, payment_method, payment_intent, idempotency_key, attempts, amount_cents",
     )
     .bind(t + LEASE_MS)
     .bind(id)
@@ -120,11 +182,11 @@ async fn attempt(state: &AppState, id: i64, first: bool) -> Result<()> {
     .bind(t)
     .fetch_optional(&state.db.write)
     .await?;
-    let Some((order_id, method, intent, key, attempts)) = claimed else {
+    let Some((order_id, method, intent, key, attempts, amount)) = claimed else {
         return Ok(());
     };
     let result = match state.payments.by_method(&method) {
-        Ok(provider) => provider.refund(&intent, &key).await,
+        Ok(provider) => provider.refund(&intent, amount, &key).await,
         // Stripe was configured when the refund was recorded and is not now: wait for it to come back.
         Err(e) => Err(RefundError::Retry(e.to_string())),
     };

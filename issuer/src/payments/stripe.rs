@@ -224,10 +224,16 @@ impl PaymentProvider for Stripe {
     fn refund<'a>(
         &'a self,
         payment_intent: &'a str,
+        amount: Option<i64>,
         idempotency_key: &'a str,
     ) -> BoxFuture<'a, std::result::Result<Option<String>, RefundError>> {
         Box::pin(async move {
-            let form = vec![("payment_intent".to_owned(), payment_intent.to_owned())];
+            let mut form = vec![("payment_intent".to_owned(), payment_intent.to_owned())];
+            // Stripe's partial refund: `amount` in the charge's smallest currency unit; without it, Stripe
+            // refunds whatever of the charge is not refunded yet.
+            if let Some(amount) = amount {
+                form.push(("amount".to_owned(), amount.to_string()));
+            }
             match self.post_form("/v1/refunds", &form, idempotency_key).await {
                 Ok(body) => Ok(body["id"].as_str().map(str::to_owned)),
                 Err(e @ CallError::Network(_)) => Err(RefundError::Retry(e.to_string())),

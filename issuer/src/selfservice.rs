@@ -1,0 +1,208 @@
+//! "Lost your tickets?": a customer enters their email address and gets, by mail, the links to every
+//! order placed with it.
+//!
+//! - `GET /lost-tickets` — the form (plain HTML, works without script);
+//! - `POST /lost-tickets` (form field `email`) — always the same page, "if there are orders for this
+//!   address, a mail with their links is on its way", whether or not the address has orders: the answer
+//!   never tells who bought tickets. Both cases do the same work in the request (record the request for
+//!   the rate limits, look for the address's newest order); only the one with orders adds an outbox job,
+//!   and the mail itself is sent later by the outbox worker, so the answers also take about as long.
+//!
+//! Rate limits (429 with `Retry-After`): at most [`MAX_PER_ADDRESS_PER_HOUR`] requests an hour for one
+//! address, and [`MAX_PER_IP_PER_HOUR`] from one client IP address. They are counted in the store
+//! (`lookup_requests`, under keyed hashes of the address and the IP, kept one hour), alike for addresses
+//! with and without orders, so the limit reveals nothing either. The mail goes only to the address the
+//! orders were placed with, so asking for someone else's address sends nothing to the asker.
+
+use std::net::SocketAddr;
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Form, Router};
+use hmac::Mac;
+use lettre::message::{Mailbox, MultiPart};
+use lettre::Message;
+
+use crate::email::MailError;
+use crate::error::{Error, Result};
+use crate::orders::model::order_link;
+use crate::pages::html::{html_escape, html_response, layout};
+use crate::state::AppState;
+use crate::util::{clean_email, now};
+
+/// Requests for one address per hour.
+pub const MAX_PER_ADDRESS_PER_HOUR: i64 = 3;
+/// Requests from one client IP address per hour.
+pub const MAX_PER_IP_PER_HOUR: i64 = 10;
+/// Orders listed in one mail (the newest).
+const MAX_ORDERS_IN_MAIL: i64 = 50;
+const WINDOW_SECS: i64 = 3600;
+
+/// The one answer to every accepted request.
+pub const SENT_MESSAGE: &str =
+    "If there are orders for this address, we have sent a mail with links to them. Check your inbox (and spam folder) in a few minutes.";
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/lost-tickets", get(form_page).post(submit))
+}
+
+fn page(status: StatusCode, email: &str, message: Option<(&str, bool)>) -> Response {
+    let notice = match message {
+        Some((text, true)) => format!("<div class=\"error-summary\" id=\"lookup-result\" role=\"alert\" tabindex=\"-1\" autofocus><p>{}</p></div>", html_escape(text)),
+        Some((text, false)) => format!("<div class=\"notice\" id=\"lookup-result\" role=\"status\" tabindex=\"-1\" autofocus><p>{}</p></div>", html_escape(text)),
+        None => String::new(),
+    };
+    let main = format!(
+        "<h1>Lost your tickets?</h1>{notice}<p>Enter the email address you ordered with. We mail the links to your \
+orders to that address.</p><form method=\"post\" action=\"/lost-tickets\" id=\"lookup-form\">\
+<label for=\"lookup-email\">Email address</label><input type=\"email\" id=\"lookup-email\" name=\"email\" \
+autocomplete=\"email\" required maxlength=\"254\" value=\"{}\"><button type=\"submit\">Send me my tickets</button></form>",
+        html_escape(email)
+    );
+    html_response(status, layout("Lost your tickets?", &main, None))
+}
+
+async fn form_page() -> Response {
+    page(StatusCode::OK, "", None)
+}
+
+/// A keyed hash of a rate-limit key, so the table holds neither addresses nor IPs in clear.
+fn key_hash(state: &AppState, kind: &str, value: &str) -> String {
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&state.link_secret)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(b"lookup-limit\0");
+    mac.update(kind.as_bytes());
+    mac.update(b"\0");
+    mac.update(value.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn too_many(what: &str) -> Response {
+    let mut resp = page(
+        StatusCode::TOO_MANY_REQUESTS,
+        "",
+        Some((&format!("Too many requests {what}. Please try again in an hour."), true)),
+    );
+    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(WINDOW_SECS as u64));
+    resp
+}
+
+async fn submit(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    form: std::result::Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Result<Response> {
+    let pairs = match form {
+        Ok(Form(pairs)) => pairs,
+        Err(r) => return Err(Error::BadRequest(format!("not a form submission: {}", r.body_text()))),
+    };
+    let raw: String =
+        pairs.iter().find(|(k, _)| k == "email").map(|(_, v)| v.chars().take(300).collect()).unwrap_or_default();
+    let email = match clean_email(&raw) {
+        Ok(e) => e.to_lowercase(),
+        Err(_) => {
+            return Ok(page(StatusCode::UNPROCESSABLE_ENTITY, &raw, Some(("Enter a valid email address.", true))));
+        }
+    };
+    let t = now();
+    let ip_key = key_hash(&state, "ip", &peer.ip().to_string());
+    let address_key = key_hash(&state, "email", &email);
+    let mut tx = state.db.write.begin().await?;
+    // Forget what the limits no longer look at, so the table stays as small as one hour of requests.
+    sqlx::query("DELETE FROM lookup_requests WHERE created_at <= $1").bind(t - WINDOW_SECS).execute(&mut *tx).await?;
+    let count = |key: String| {
+        sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM lookup_requests WHERE key_hash = $1 AND created_at > $2")
+            .bind(key)
+            .bind(t - WINDOW_SECS)
+    };
+    let (from_ip,) = count(ip_key.clone()).fetch_one(&mut *tx).await?;
+    if from_ip >= MAX_PER_IP_PER_HOUR {
+        return Ok(too_many("from your network"));
+    }
+    let (for_address,) = count(address_key.clone()).fetch_one(&mut *tx).await?;
+    if for_address >= MAX_PER_ADDRESS_PER_HOUR {
+        return Ok(too_many("for this address"));
+    }
+    for key in [&ip_key, &address_key] {
+        sqlx::query("INSERT INTO lookup_requests (key_hash, created_at) VALUES ($1, $2)")
+            .bind(key)
+            .bind(t)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let newest: Option<(String,)> = sqlx::query_as(
+        "SELECT id FROM orders WHERE LOWER(customer_email) = $1 ORDER BY created_at DESC, id DESC LIMIT 1",
+    )
+    .bind(&email)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some((order_id,)) = &newest {
+        crate::email::enqueue_lookup(&mut tx, &state, order_id).await?;
+    }
+    tx.commit().await?;
+    if newest.is_some() {
+        state.mail_wakeup.notify_one();
+    }
+    tracing::info!(found = newest.is_some(), "lost-tickets request");
+    Ok(page(StatusCode::OK, "", Some((SENT_MESSAGE, false))))
+}
+
+/// The "your orders" mail for the customer address of `order_id`: a link to each of the address's orders
+/// (newest first), sent to that address only.
+pub async fn build_lookup_message(
+    state: &AppState,
+    order_id: &str,
+    message_id: &str,
+) -> std::result::Result<Message, MailError> {
+    let db = |e: sqlx::Error| MailError::Message(e.to_string());
+    let (email, name): (String, String) =
+        sqlx::query_as("SELECT customer_email, customer_name FROM orders WHERE id = $1")
+            .bind(order_id)
+            .fetch_one(&state.db.read)
+            .await
+            .map_err(db)?;
+    let orders: Vec<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT o.id, e.name, o.status, o.created_at FROM orders o JOIN events e ON e.id = o.event_id
+         WHERE LOWER(o.customer_email) = LOWER($1) ORDER BY o.created_at DESC, o.id DESC LIMIT $2",
+    )
+    .bind(&email)
+    .bind(MAX_ORDERS_IN_MAIL)
+    .fetch_all(&state.db.read)
+    .await
+    .map_err(db)?;
+    let from: Mailbox = state.config.mail_from.parse().map_err(|e| MailError::Message(format!("mail_from: {e}")))?;
+    let to =
+        Mailbox::new(Some(name.clone()), email.parse().map_err(|e| MailError::Message(format!("recipient: {e}")))?);
+    let mut text = format!("Hello {name},\n\nyou asked for the links to your orders. Here they are:\n\n");
+    let mut html = format!(
+        "<!doctype html><html><body style=\"font-family:sans-serif\"><p>Hello {},</p><p>you asked for the links to \
+your orders. Here they are:</p><ul>",
+        html_escape(&name)
+    );
+    for (id, event, status, _) in &orders {
+        let link = order_link(state, id);
+        text.push_str(&format!("- {event} (order {id}, {status}): {link}\n"));
+        html.push_str(&format!(
+            "<li><a href=\"{}\">{}</a> (order {}, {})</li>",
+            html_escape(&link),
+            html_escape(event),
+            html_escape(id),
+            html_escape(status)
+        ));
+    }
+    text.push_str("\nIf you did not ask for this mail, you can ignore it: only you receive these links.\n");
+    html.push_str(
+        "</ul><p style=\"color:#777\">If you did not ask for this mail, you can ignore it: only you receive these \
+links.</p></body></html>",
+    );
+    Message::builder()
+        .from(from)
+        .to(to)
+        .subject("Your orders")
+        .message_id(Some(message_id.to_owned()))
+        .multipart(MultiPart::alternative_plain_html(text, html))
+        .map_err(|e| MailError::Message(e.to_string()))
+}
