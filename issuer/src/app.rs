@@ -20,7 +20,9 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::payments::Payments;
 use crate::state::{AppState, Inner, Signer};
-use crate::{admin, catalog, dashboard, door, edge, email, keys, limits, orders, pages, payments, scanner, sync, util};
+use crate::{
+    admin, catalog, dashboard, door, edge, email, keys, limits, orders, pages, payments, scanner, staff, sync, util,
+};
 
 /// Errors that stop the server from starting.
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +170,7 @@ pub fn router(state: AppState) -> Router {
         .merge(scanner::router())
         .merge(edge::router())
         .merge(door::router())
+        .merge(staff::router())
         .route("/healthz", axum::routing::get(|| async { "ok" }));
     let mut api = body_limit(small, crate::extract::MAX_BODY_BYTES)
         .merge(body_limit(payments::webhook::router(), payments::webhook::MAX_WEBHOOK_BYTES))
@@ -226,6 +229,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     });
     if state.config.demo {
         catalog::seed_demo(&state).await?;
+        staff::routes::seed_demo_owner(&state).await?;
     }
 
     let (shutdown, shutdown_rx) = watch::channel(false);

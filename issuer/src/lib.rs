@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod catalog;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod orders;
 pub mod pages;
 pub mod payments;
 pub mod scanner;
+pub mod staff;
 pub mod selfservice;
 pub mod state;
 pub mod sync;
