@@ -115,6 +115,6 @@ impl From<sled::Error> for Error {
 /// automerge's failures are the redemption log's (`?` on an automerge call in the document).
 impl From<automerge::AutomergeError> for Error {
     fn from(e: automerge::AutomergeError) -> Self {
-        Error::Log(LogKind::Automerge(e))
+        Error::Log(LogKind::from(e))
     }
 }

@@ -985,7 +985,7 @@ pub enum CorpusKind {
         /// File concerned.
         path: std::path::PathBuf,
         /// Underlying error.
-        source: image::ImageError,
+        source: Box<image::ImageError>,
     },
     /// A frame's buffer does not match its dimensions (only possible for hand-built frames).
     #[error("frame {0} has a buffer that does not match its dimensions")]
@@ -1009,7 +1009,7 @@ pub fn write_corpus(frames: &[Frame], dir: &std::path::Path) -> crate::Result<()
         };
         let img =
             image::GrayImage::from_raw(w, h, frame.luma.clone()).ok_or_else(|| CorpusKind::BadFrame(name.clone()))?;
-        img.save_with_format(&path, image::ImageFormat::Png).map_err(|source| CorpusKind::Image { path, source })?;
+        img.save_with_format(&path, image::ImageFormat::Png).map_err(|source| CorpusKind::Image { path, source: Box::new(source) })?;
         manifest.push(serde_json::json!({
             "file": name,
             "variant": frame.variant.name(),

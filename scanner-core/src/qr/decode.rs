@@ -530,7 +530,7 @@ pub enum DecodeKind {
         /// File concerned.
         path: std::path::PathBuf,
         /// Underlying error.
-        source: image::ImageError,
+        source: Box<image::ImageError>,
     },
 }
 
@@ -542,7 +542,7 @@ pub fn decode_file(path: &std::path::Path) -> crate::Result<Option<String>> {
         .map_err(|source| DecodeKind::Io { path: path.to_path_buf(), source })?
         .with_guessed_format()
         .map_err(|source| DecodeKind::Io { path: path.to_path_buf(), source })?;
-    let img = reader.decode().map_err(|source| DecodeKind::Image { path: path.to_path_buf(), source })?;
+    let img = reader.decode().map_err(|source| DecodeKind::Image { path: path.to_path_buf(), source: Box::new(source) })?;
     Ok(decode_image(&img))
 }
 

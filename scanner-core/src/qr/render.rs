@@ -14,7 +14,8 @@ pub enum RenderKind {
     #[error("text does not fit in a QR code: {0}")]
     TooLong(qrcode::types::QrError),
     #[error("PNG encoding failed: {0}")]
-    Png(#[from] image::ImageError),
+    /// Boxed, as every image error here: image's error is large.
+    Png(Box<image::ImageError>),
 }
 
 fn code(text: &str) -> Result<QrCode, RenderKind> {
@@ -39,7 +40,7 @@ pub fn png(text: &str, module_px: u32) -> crate::Result<Vec<u8>> {
     let mut out = Vec::new();
     image::codecs::png::PngEncoder::new(&mut out)
         .write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::L8)
-        .map_err(RenderKind::Png)?;
+        .map_err(|e| RenderKind::Png(Box::new(e)))?;
     Ok(out)
 }
 

@@ -153,7 +153,8 @@ pub const MAX_TEXT_BYTES: usize = 200;
 #[derive(Debug, Error)]
 pub enum LogKind {
     #[error("automerge: {0}")]
-    Automerge(#[from] automerge::AutomergeError),
+    /// Boxed: automerge's error is large, and every `Result` of the library carries room for it.
+    Automerge(Box<automerge::AutomergeError>),
     #[error("the log's root key {0:?} is not a device id")]
     RootKey(String),
     #[error("device {device}: {what}")]
@@ -176,6 +177,12 @@ pub enum LogKind {
         "device {device}: a record is stamped {ahead_ms} ms ahead of this clock (at most {MAX_CLOCK_SKEW_MS} allowed)"
     )]
     FutureRecord { device: DeviceId, ahead_ms: u64 },
+}
+
+impl From<automerge::AutomergeError> for LogKind {
+    fn from(e: automerge::AutomergeError) -> Self {
+        LogKind::Automerge(Box::new(e))
+    }
 }
 
 /// Why a sync message was refused. The log and the sync state are unchanged after any of these.
