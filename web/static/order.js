@@ -1,6 +1,7 @@
 // Progressive enhancement of the server-rendered order form. The form works without this script (a plain
 // POST, priced and validated by the server); the script only adds a live total, messages next to a field
-// as soon as it is left, a fresh availability count every 20 s, and the event time in the event's zone.
+// as soon as it is left, and a fresh availability count every 20 s. (Event times come from the server,
+// already in the event's own zone.)
 // It never decides a price: the server prices the order again.
 'use strict';
 
@@ -8,21 +9,6 @@
   // Focus the error summary of a rejected form so keyboard and screen reader users land on it.
   const summary = document.getElementById('error-summary');
   if (summary) summary.focus();
-
-  for (const t of document.querySelectorAll('time[data-tz]')) {
-    try {
-      const when = new Date(t.getAttribute('datetime'));
-      const fmt = new Intl.DateTimeFormat(undefined, {
-        dateStyle: 'full',
-        timeStyle: 'short',
-        timeZone: t.dataset.tz,
-        timeZoneName: 'short',
-      });
-      t.textContent = fmt.format(when);
-    } catch {
-      // Unknown time zone in this browser: keep the server's UTC text.
-    }
-  }
 
   const form = document.getElementById('order-form');
   if (!form) return;

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::time::TimeInput;
 use crate::error::{Error, Result};
-use crate::util::clean_text;
 
 /// A present field, with `null` told apart from absence: absent = `None`, `null` = `Some(None)`.
 fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
@@ -18,19 +18,88 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Resul
 }
 
 /// `PATCH /admin/v1/events/{id}`: the organizer's settings of an event; absent fields stay as they are.
+/// Times may be Unix seconds or local times in the event's zone (the new zone when `timezone` changes too).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventSettings {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub venue: Option<String>,
+    #[serde(default)]
+    pub starts_at: Option<TimeInput>,
+    #[serde(default)]
+    pub ends_at: Option<TimeInput>,
+    #[serde(default)]
+    pub timezone: Option<String>,
     /// `null` removes the cap.
     #[serde(default, deserialize_with = "present")]
     pub max_tickets_per_email: Option<Option<i64>>,
 }
 
-/// `PATCH /admin/v1/events/{id}/ticket-types/{index}`.
+/// `PATCH /admin/v1/events/{id}/ticket-types/{index}`: absent fields stay as they are. The index never
+/// changes, so tickets already issued keep naming this type.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TicketTypeSettings {
-    pub at_door_allowed: bool,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub price_cents: Option<i64>,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub capacity: Option<i64>,
+    /// `null` opens the window on that side.
+    #[serde(default, deserialize_with = "present")]
+    pub sales_start: Option<Option<TimeInput>>,
+    #[serde(default, deserialize_with = "present")]
+    pub sales_end: Option<Option<TimeInput>>,
+    #[serde(default)]
+    pub reentry: Option<bool>,
+    #[serde(default)]
+    pub at_door_allowed: Option<bool>,
+    #[serde(default)]
+    pub hidden: Option<bool>,
+    #[serde(default)]
+    pub sales_stopped: Option<bool>,
+    /// `null` takes the type out of its shared quota.
+    #[serde(default, deserialize_with = "present")]
+    pub quota_id: Option<Option<i64>>,
+}
+
+/// `PATCH /admin/v1/events/{id}/addons/{index}`: absent fields stay as they are.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddonSettings {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub price_cents: Option<i64>,
+    #[serde(default)]
+    pub capacity: Option<i64>,
+    #[serde(default)]
+    pub hidden: Option<bool>,
+    #[serde(default)]
+    pub sales_stopped: Option<bool>,
+}
+
+/// `POST /admin/v1/events/{id}/quotas`: one capacity shared by the ticket types that join it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewQuota {
+    pub name: String,
+    pub capacity: i64,
+}
+
+/// `PATCH /admin/v1/events/{id}/quotas/{quota_id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaSettings {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub capacity: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -38,9 +107,9 @@ pub struct TicketTypeSettings {
 pub struct NewEvent {
     pub name: String,
     pub venue: String,
-    /// Unix seconds.
-    pub starts_at: i64,
-    pub ends_at: i64,
+    /// Unix seconds, or a local time (`2026-12-29T19:00`) in `timezone`.
+    pub starts_at: TimeInput,
+    pub ends_at: TimeInput,
     /// IANA time zone name, e.g. `Europe/Berlin`.
     pub timezone: String,
     /// Most tickets one email address may order for the event (see [`email_key`]); none: no cap.
@@ -56,15 +125,22 @@ pub struct NewTicketType {
     pub currency: String,
     pub capacity: i64,
     #[serde(default)]
-    pub sales_start: Option<i64>,
+    pub sales_start: Option<TimeInput>,
     #[serde(default)]
-    pub sales_end: Option<i64>,
+    pub sales_end: Option<TimeInput>,
     #[serde(default)]
     pub reentry: bool,
     /// Whether customers may choose to pay at the door for this type. Off unless the organizer turns it on:
     /// an at-door order is confirmed (and its tickets issued) before anyone has paid.
     #[serde(default)]
     pub at_door_allowed: bool,
+    #[serde(default)]
+    pub hidden: bool,
+    #[serde(default)]
+    pub sales_stopped: bool,
+    /// The shared quota (of the same event) this type also counts against.
+    #[serde(default)]
+    pub quota_id: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,19 +160,33 @@ pub struct TicketTypeView {
     pub price_cents: i64,
     pub currency: String,
     pub capacity: i64,
+    /// Tickets held or sold.
+    pub reserved: i64,
+    /// What can still be ordered: the type's own capacity left, or its quota's when that is smaller.
     pub available: i64,
     pub sales_start: Option<i64>,
     pub sales_end: Option<i64>,
     pub reentry: bool,
     pub at_door_allowed: bool,
+    pub hidden: bool,
+    pub sales_stopped: bool,
+    pub quota_id: Option<i64>,
     #[sqlx(skip)]
     pub on_sale: bool,
+    /// The sales window as `datetime-local` values in the event's zone (for the dashboard's forms).
+    #[sqlx(skip)]
+    pub sales_start_local: Option<String>,
+    #[sqlx(skip)]
+    pub sales_end_local: Option<String>,
 }
 
 impl TicketTypeView {
-    /// Whether the sales window is open at Unix time `t`.
+    /// Whether it can be ordered at Unix time `t`: listed, not stopped, and within its sales window.
     pub fn on_sale_at(&self, t: i64) -> bool {
-        self.sales_start.is_none_or(|s| t >= s) && self.sales_end.is_none_or(|e| t <= e)
+        !self.hidden
+            && !self.sales_stopped
+            && self.sales_start.is_none_or(|s| t >= s)
+            && self.sales_end.is_none_or(|e| t <= e)
     }
 }
 
@@ -108,7 +198,25 @@ pub struct AddonView {
     pub name: String,
     pub price_cents: i64,
     pub capacity: i64,
+    pub reserved: i64,
     pub available: i64,
+    pub hidden: bool,
+    pub sales_stopped: bool,
+}
+
+impl AddonView {
+    /// Whether it can be added to new orders.
+    pub fn on_sale(&self) -> bool {
+        !self.hidden && !self.sales_stopped
+    }
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct QuotaView {
+    pub id: i64,
+    pub name: String,
+    pub capacity: i64,
+    pub reserved: i64,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -120,18 +228,32 @@ pub struct EventView {
     pub ends_at: i64,
     pub timezone: String,
     pub max_tickets_per_email: Option<i64>,
+    /// Start and end in the event's zone: `datetime-local` values and as people read them
+    /// (`Tue 29 Dec 2026, 19:00 CET`).
+    #[sqlx(skip)]
+    pub starts_local: String,
+    #[sqlx(skip)]
+    pub ends_local: String,
+    #[sqlx(skip)]
+    pub starts_display: String,
+    #[sqlx(skip)]
+    pub ends_display: String,
     #[sqlx(skip)]
     pub ticket_types: Vec<TicketTypeView>,
     #[sqlx(skip)]
     pub addons: Vec<AddonView>,
+    #[sqlx(skip)]
+    pub quotas: Vec<QuotaView>,
 }
 
-pub(super) fn validate_timezone(tz: &str) -> Result<String> {
-    let tz = clean_text("timezone", tz, 64)?;
-    if !tz.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '+')) {
-        return Err(Error::validation("timezone", "must be an IANA time zone name such as Europe/Berlin"));
+impl EventView {
+    /// What buyers see: hidden ticket types and add-ons, and add-ons taken off sale, left out. (Ticket
+    /// types taken off sale stay, marked not on sale.)
+    pub fn for_buyers(mut self) -> Self {
+        self.ticket_types.retain(|t| !t.hidden);
+        self.addons.retain(AddonView::on_sale);
+        self
     }
-    Ok(tz)
 }
 
 pub(super) fn validate_currency(c: &str) -> Result<String> {

@@ -5,8 +5,9 @@
 //!
 //! Capacity is never oversold: within one transaction every line is reserved with a conditional
 //! `UPDATE ... SET reserved = reserved + n WHERE id = ? AND reserved + n <= capacity` ([`reserve`]); if any
-//! line fails, the order's reservations roll back. The statement is atomic under SQLite's single writer and
-//! under PostgreSQL's row locks alike.
+//! line fails, the order's reservations roll back. A ticket type in a shared quota is reserved only while
+//! the quota has room as well, in the same statement (see [`reserve`]). The statement is atomic under
+//! SQLite's single writer and under PostgreSQL's row locks alike.
 
 use std::time::Duration;
 
@@ -55,6 +56,9 @@ async fn plan(state: &AppState, req: &NewOrder) -> Result<(Vec<Line>, i64, Strin
                 .iter()
                 .find(|x| x.index == a)
                 .ok_or_else(|| Error::validation("addons", format!("event has no add-on {a}")))?;
+            if !addon.on_sale() {
+                return Err(Error::validation("addons", format!("{} is not on sale now", addon.name)));
+            }
             if mask & (1 << addon.index) != 0 {
                 return Err(Error::validation("addons", "an add-on is listed twice"));
             }
@@ -122,18 +126,27 @@ impl<'a> Reservation<'a> {
 }
 
 /// Reserves every line; `Ok(Some(reason))` if any is sold out (the caller rolls back).
+///
+/// A ticket type in a shared quota is reserved only while the quota has room too, in the same conditional
+/// `UPDATE`; the store's trigger `ticket_types_quota_reserved` (migration 0140) then moves the quota's
+/// count with the type's, here and on every release. So a refused line still changes nothing, and the
+/// group committer may run single-line orders without a savepoint (see `write_batch`).
 pub(super) async fn reserve(
     tx: &mut Transaction<'_, Sqlite>,
     event_id: i64,
     lines: &[Reservation<'_>],
 ) -> Result<Option<String>> {
     for line in lines {
-        let r =
-            sqlx::query("UPDATE ticket_types SET reserved = reserved + $1 WHERE id = $2 AND reserved + $1 <= capacity")
-                .bind(line.quantity)
-                .bind(line.ticket_type_id)
-                .execute(&mut **tx)
-                .await?;
+        let r = sqlx::query(
+            "UPDATE ticket_types SET reserved = reserved + $1
+             WHERE id = $2 AND reserved + $1 <= capacity
+               AND (quota_id IS NULL
+                    OR EXISTS (SELECT 1 FROM quotas q WHERE q.id = ticket_types.quota_id AND q.reserved + $1 <= q.capacity))",
+        )
+        .bind(line.quantity)
+        .bind(line.ticket_type_id)
+        .execute(&mut **tx)
+        .await?;
         if r.rows_affected() != 1 {
             return Ok(Some(format!("sold out: not enough {} tickets left", line.type_name)));
         }

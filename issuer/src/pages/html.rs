@@ -68,17 +68,25 @@ pub(crate) fn layout(title: &str, main: &str, script: Option<&str>) -> String {
     )
 }
 
-/// `2026-12-29 18:00 UTC` (the script shows it in the event's own time zone when it runs).
+/// `Tue 29 Dec 2026, 19:00 CET`: a time in the event's own zone, rendered by the server so that it reads
+/// the same with or without JavaScript and whatever the buyer's device is set to.
 pub(crate) fn when_html(secs: i64, timezone: &str) -> String {
-    let utc = scanner_core::redemption::record::format_utc(u64::try_from(secs).unwrap_or(0));
-    // format_utc gives `YYYY-MM-DD HH:MM:SSZ`; people need minutes, machines the ISO form.
-    let iso = utc.replacen(' ', "T", 1);
-    let shown = utc.get(..16).unwrap_or(&utc);
+    let tz = crate::catalog::time::zone_or_utc(timezone);
     format!(
-        "<time datetime=\"{}\" data-tz=\"{}\">{} UTC</time>",
-        html_escape(&iso),
-        html_escape(timezone),
-        html_escape(shown)
+        "<time datetime=\"{}\">{}</time>",
+        html_escape(&crate::catalog::time::iso_utc(secs)),
+        html_escape(&crate::catalog::time::display(secs, &tz))
+    )
+}
+
+/// `Tue 29 Dec 2026, 19:00 CET – 23:00 CET` (the end with its date when it is on another local day).
+pub(crate) fn when_range_html(starts_at: i64, ends_at: i64, timezone: &str) -> String {
+    let tz = crate::catalog::time::zone_or_utc(timezone);
+    format!(
+        "{} – <time datetime=\"{}\">{}</time>",
+        when_html(starts_at, timezone),
+        html_escape(&crate::catalog::time::iso_utc(ends_at)),
+        html_escape(&crate::catalog::time::display_end(starts_at, ends_at, &tz))
     )
 }
 
@@ -89,5 +97,18 @@ mod tests {
     #[test]
     fn escapes_html() {
         assert_eq!(html_escape(r#"<b a="x">&'"#), "&lt;b a=&quot;x&quot;&gt;&amp;&#x27;");
+    }
+
+    #[test]
+    fn times_show_in_the_events_zone() {
+        // 1798567200 = 2026-12-29 18:00 UTC = 19:00 in Berlin (CET) = 13:00 in New York (EST).
+        assert_eq!(
+            when_html(1_798_567_200, "Europe/Berlin"),
+            "<time datetime=\"2026-12-29T18:00:00Z\">Tue 29 Dec 2026, 19:00 CET</time>"
+        );
+        assert!(when_html(1_798_567_200, "America/New_York").contains("Tue 29 Dec 2026, 13:00 EST"));
+        assert!(
+            when_range_html(1_798_567_200, 1_798_567_200 + 4 * 3600, "Europe/Berlin").ends_with(">23:00 CET</time>")
+        );
     }
 }

@@ -26,6 +26,7 @@ const SITE_CSS: &str = include_str!("../../../web/static/site.css");
 const ORDER_JS: &str = include_str!("../../../web/static/order.js");
 const DASHBOARD_HTML: &str = include_str!("../../../web/dashboard/index.html");
 const DASHBOARD_JS: &str = include_str!("../../../web/dashboard/dashboard.js");
+const DASHBOARD_CATALOG_JS: &str = include_str!("../../../web/dashboard/catalog.js");
 const DASHBOARD_ORDERS_JS: &str = include_str!("../../../web/dashboard/orders.js");
 const DASHBOARD_CSS: &str = include_str!("../../../web/dashboard/dashboard.css");
 
@@ -40,6 +41,7 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard", get(|| async { Redirect::permanent("/dashboard/") }))
         .route("/dashboard/", get(dashboard_page))
         .route("/dashboard/dashboard.js", get(|| async { asset("text/javascript; charset=utf-8", DASHBOARD_JS) }))
+        .route("/dashboard/catalog.js", get(|| async { asset("text/javascript; charset=utf-8", DASHBOARD_CATALOG_JS) }))
         .route("/dashboard/orders.js", get(|| async { asset("text/javascript; charset=utf-8", DASHBOARD_ORDERS_JS) }))
         .route("/dashboard/dashboard.css", get(|| async { asset("text/css; charset=utf-8", DASHBOARD_CSS) }))
 }

@@ -6,7 +6,7 @@ use axum::http::{header, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::html::{html_escape, html_response, inline_svg, layout, money};
+use super::html::{html_escape, html_response, inline_svg, layout, money, when_range_html};
 use crate::error::Result;
 use crate::extract::Query;
 use crate::orders::model::{load_order, OrderStatus, OrderView};
@@ -32,9 +32,10 @@ fn render_order_html(o: &OrderView, token: &str, query: &OrderPageQuery) -> Stri
     let id = html_escape(&o.id);
     let token_q = html_escape(&urlencode_token(token));
     let mut main = format!(
-        "<h1>{event}</h1><p class=\"meta\">{venue}</p>",
+        "<h1>{event}</h1><p class=\"meta\">{venue} · {when}</p>",
         event = html_escape(&o.event.name),
-        venue = html_escape(&o.event.venue)
+        venue = html_escape(&o.event.venue),
+        when = when_range_html(o.event.starts_at, o.event.ends_at, &o.event.timezone)
     );
     let status_line = match o.status {
         OrderStatus::Confirmed => format!(
