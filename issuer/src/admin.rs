@@ -1,5 +1,6 @@
-//! Admin API (bearer admin token): orders (view, refund, cancel), the email outbox and scanner devices
-//! (with the setup link a phone opens to configure the PWA scanner).
+//! Admin API (staff, [`crate::staff`]): orders (view, refund, cancel: the `Orders` permission), the email
+//! outbox (`Orders`) and scanner devices (with the setup link a phone opens to configure the PWA scanner:
+//! `Door`; the list also `Reports`). Every write is audited in its own transaction.
 //! Catalog administration lives in `catalog`.
 
 use axum::extract::{Path, State};
@@ -9,11 +10,12 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::auth::Admin;
+use crate::audit;
 use crate::error::{Error, Result};
 use crate::extract::{Json, Query};
 use crate::orders::model::{load_order, OrderStatus};
 use crate::orders::refund;
+use crate::staff::{Permission, Staff};
 use crate::state::AppState;
 use crate::util::{clean_text, hash_secret, now, random_id, random_token};
 
@@ -29,7 +31,8 @@ pub fn router() -> Router<AppState> {
         .route("/admin/v1/revocations", get(revocation_info))
 }
 
-async fn get_order(_: Admin, State(state): State<AppState>, Path(id): Path<String>) -> Result<axum::Json<Value>> {
+async fn get_order(staff: Staff, State(state): State<AppState>, Path(id): Path<String>) -> Result<axum::Json<Value>> {
+    staff.require(Permission::Orders)?;
     let order = load_order(&state, &id, None).await?;
     let mut v = serde_json::to_value(&order).map_err(Error::internal)?;
     // The admin sees the order, not the bearer secrets of its tickets.
@@ -45,23 +48,39 @@ async fn get_order(_: Admin, State(state): State<AppState>, Path(id): Path<Strin
 /// Refunds a paid order: its tickets are revoked and the refund recorded as pending in one transaction,
 /// then Stripe is asked once here; if that fails or times out the refund worker retries (`refund.status`
 /// says which). A pending order is cancelled instead (nothing was paid).
-async fn refund(_: Admin, State(state): State<AppState>, Path(id): Path<String>) -> Result<axum::Json<Value>> {
+async fn refund(staff: Staff, State(state): State<AppState>, Path(id): Path<String>) -> Result<axum::Json<Value>> {
+    staff.require(Permission::Orders)?;
     if let Some(cancelled) = refund::cancel_if_pending(&state, &id).await? {
+        audit_pending_cancel(&state, &staff, &id, &cancelled).await?;
         return Ok(axum::Json(cancelled));
     }
-    let (status, version) = refund::refund_or_cancel(&state, &id, OrderStatus::Refunded).await?;
+    let (status, version) = refund::refund_or_cancel(&state, &staff, &id, OrderStatus::Refunded).await?;
     let refund = crate::payments::refunds::attempt_for_order(&state, &id).await?;
     Ok(axum::Json(json!({ "order_id": id, "status": status, "revocation_version": version, "refund": refund })))
 }
 
 /// Cancels an order: a pending one releases its seats and its Checkout session is expired; a confirmed
 /// one has its tickets revoked (no money moves).
-async fn cancel(_: Admin, State(state): State<AppState>, Path(id): Path<String>) -> Result<axum::Json<Value>> {
+async fn cancel(staff: Staff, State(state): State<AppState>, Path(id): Path<String>) -> Result<axum::Json<Value>> {
+    staff.require(Permission::Orders)?;
     if let Some(cancelled) = refund::cancel_if_pending(&state, &id).await? {
+        audit_pending_cancel(&state, &staff, &id, &cancelled).await?;
         return Ok(axum::Json(cancelled));
     }
-    let (status, version) = refund::refund_or_cancel(&state, &id, OrderStatus::Cancelled).await?;
+    let (status, version) = refund::refund_or_cancel(&state, &staff, &id, OrderStatus::Cancelled).await?;
     Ok(axum::Json(json!({ "order_id": id, "status": status, "revocation_version": version })))
+}
+
+/// The audit row of a pending order cancelled by an admin. The cancellation (releasing the held seats) is
+/// committed by the hold logic's own transaction, so this row follows it in a second one: a crash between
+/// the two would lose the row, not the cancellation.
+async fn audit_pending_cancel(state: &AppState, staff: &Staff, id: &str, cancelled: &Value) -> Result<()> {
+    let mut tx = state.db.write.begin().await?;
+    let before = json!({ "status": OrderStatus::Pending });
+    audit::record(&mut tx, staff, "order.cancel", &format!("order:{id}"), Some(before), Some(cancelled.clone()))
+        .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,13 +89,23 @@ struct JobFilter {
     limit: Option<i64>,
 }
 
-async fn email_jobs(_: Admin, State(state): State<AppState>, Query(f): Query<JobFilter>) -> Result<axum::Json<Value>> {
+async fn email_jobs(
+    staff: Staff,
+    State(state): State<AppState>,
+    Query(f): Query<JobFilter>,
+) -> Result<axum::Json<Value>> {
+    staff.require(Permission::Orders)?;
     let jobs = crate::email::list_jobs(&state, f.status.as_deref(), f.limit.unwrap_or(500)).await?;
     Ok(axum::Json(json!({ "jobs": jobs })))
 }
 
-async fn retry_email(_: Admin, State(state): State<AppState>, Path(id): Path<i64>) -> Result<StatusCode> {
+async fn retry_email(staff: Staff, State(state): State<AppState>, Path(id): Path<i64>) -> Result<StatusCode> {
+    staff.require(Permission::Orders)?;
     crate::email::retry_job(&state, id).await?;
+    // Retrying a mail changes no order and no ticket: its row follows the retry in a second transaction.
+    let mut tx = state.db.write.begin().await?;
+    audit::record(&mut tx, &staff, "email.retry", &format!("email_job:{id}"), None, None).await?;
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -107,24 +136,29 @@ fn setup_url(state: &AppState, token: &str, event: i64, device_name: &str) -> Re
 }
 
 async fn create_device(
-    _: Admin,
+    staff: Staff,
     State(state): State<AppState>,
     Json(d): Json<NewDevice>,
 ) -> Result<(StatusCode, axum::Json<Value>)> {
+    staff.require(Permission::Door)?;
     let name = clean_text("name", &d.name, 100)?;
     // A device token is valid for one event only (every scanner endpoint and the edge check it).
     let event = d.event.ok_or_else(|| Error::validation("event", "required: the event this device scans for"))?;
     crate::catalog::load_event(&state, event).await?;
     let id = random_id("dev");
     let token = random_token(32);
+    let mut tx = state.db.write.begin().await?;
     sqlx::query("INSERT INTO devices (id, name, token_hash, created_at, event_id) VALUES ($1, $2, $3, $4, $5)")
         .bind(&id)
         .bind(&name)
         .bind(hash_secret(&token))
         .bind(now())
         .bind(event)
-        .execute(&state.db.write)
+        .execute(&mut *tx)
         .await?;
+    let after = json!({ "id": id, "name": name, "event": event });
+    audit::record(&mut tx, &staff, "device.create", &format!("device:{id}"), None, Some(after)).await?;
+    tx.commit().await?;
     tracing::info!(device = %id, event, "scanner device registered");
     let mut body = json!({ "id": id, "name": name, "token": token, "event": event });
     let url = setup_url(&state, &token, event, &name)?;
@@ -138,7 +172,8 @@ async fn create_device(
 /// id, name, event (None: from before event scoping), created_at, revoked_at.
 type DeviceRow = (String, String, Option<i64>, i64, Option<i64>);
 
-async fn list_devices(_: Admin, State(state): State<AppState>) -> Result<axum::Json<Value>> {
+async fn list_devices(staff: Staff, State(state): State<AppState>) -> Result<axum::Json<Value>> {
+    staff.require(Permission::Reports)?;
     let rows: Vec<DeviceRow> =
         sqlx::query_as("SELECT id, name, event_id, created_at, revoked_at FROM devices ORDER BY created_at")
             .fetch_all(&state.db.read)
@@ -153,20 +188,31 @@ async fn list_devices(_: Admin, State(state): State<AppState>) -> Result<axum::J
     Ok(axum::Json(json!({ "devices": devices })))
 }
 
-async fn revoke_device(_: Admin, State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode> {
-    let r = sqlx::query("UPDATE devices SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-        .bind(now())
+async fn revoke_device(staff: Staff, State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode> {
+    staff.require(Permission::Door)?;
+    let mut tx = state.db.write.begin().await?;
+    let device: Option<(String, Option<i64>)> =
+        sqlx::query_as("SELECT name, event_id FROM devices WHERE id = $1 AND revoked_at IS NULL")
+            .bind(&id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let (name, event) = device.ok_or(Error::NotFound("active device"))?;
+    let revoked_at = now();
+    sqlx::query("UPDATE devices SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+        .bind(revoked_at)
         .bind(&id)
-        .execute(&state.db.write)
+        .execute(&mut *tx)
         .await?;
-    if r.rows_affected() == 0 {
-        return Err(Error::NotFound("active device"));
-    }
+    let before = json!({ "id": id, "name": name, "event": event, "revoked_at": null });
+    let after = json!({ "id": id, "name": name, "event": event, "revoked_at": revoked_at });
+    audit::record(&mut tx, &staff, "device.revoke", &format!("device:{id}"), Some(before), Some(after)).await?;
+    tx.commit().await?;
     tracing::info!(device = %id, "scanner device revoked");
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn revocation_info(_: Admin, State(state): State<AppState>) -> axum::Json<Value> {
+async fn revocation_info(staff: Staff, State(state): State<AppState>) -> Result<axum::Json<Value>> {
+    staff.require(Permission::Reports)?;
     let list = state.revocations.lock().await;
-    axum::Json(json!({ "version": list.version(), "entries": list.len() }))
+    Ok(axum::Json(json!({ "version": list.version(), "entries": list.len() })))
 }

@@ -1,5 +1,5 @@
-//! Bearer-token authentication: the admin token, scanner device tokens and edge tokens, both issued from
-//! the admin API.
+//! Bearer-token authentication of machines: scanner device tokens and edge tokens, both issued from the
+//! admin API. People (and the legacy admin token) are [`crate::staff::Staff`]; [`Admin`] is "an owner".
 //!
 //! - A **device token** is bound to one event when the device is created. [`ScannerDevice`] is a public
 //!   extractor so that every scanner-facing module (manifest, revocations, redemption sync)
@@ -16,10 +16,11 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use scanner_core::redemption::DeviceId;
 use scanner_core::token::{device_id_for_token_hash, parse_token_hash};
-use scanner_core::wire::{self, constant_time_eq};
+use scanner_core::wire;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::staff::{Role, Staff};
 use crate::state::AppState;
 use crate::util::hash_secret;
 
@@ -28,7 +29,9 @@ fn bearer(parts: &Parts) -> Option<&str> {
     wire::bearer(parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok())
 }
 
-/// Proof that the request carries the admin bearer token.
+/// Proof that the request is an owner: the legacy admin token, or a staff member ([`Staff`]: session with
+/// its CSRF token, or API token) whose role is owner. Admin handlers check roles with [`Staff::require`];
+/// one still taking `Admin` is owner-only, the safe default.
 #[derive(Debug, Clone, Copy)]
 pub struct Admin;
 
@@ -36,9 +39,11 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
-        match bearer(parts) {
-            Some(token) if constant_time_eq(token.as_bytes(), state.admin_token.as_bytes()) => Ok(Admin),
-            _ => Err(Error::Unauthorized),
+        let staff = Staff::from_request_parts(parts, state).await?;
+        if staff.role == Role::Owner {
+            Ok(Admin)
+        } else {
+            Err(Error::Forbidden(format!("only an owner may do this (your role: {})", staff.role.as_str())))
         }
     }
 }

@@ -27,11 +27,13 @@ use scanner_core::wire::{
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::auth::{Admin, ScannerDevice};
+use crate::audit;
+use crate::auth::ScannerDevice;
 use crate::catalog::EventView;
 use crate::error::{Error, Result};
 use crate::extract::{Json, Query};
 use crate::orders::model::OrderStatus;
+use crate::staff::{Permission, Staff};
 use crate::state::AppState;
 use crate::util::{clean_text, now};
 
@@ -76,11 +78,12 @@ struct NewPass {
 }
 
 async fn create_pass(
-    _: Admin,
+    staff: Staff,
     State(state): State<AppState>,
     Path(event_id): Path<i64>,
     Json(req): Json<NewPass>,
 ) -> Result<(StatusCode, axum::Json<Value>)> {
+    staff.require(Permission::Door)?;
     let event = event_u32(event_id)?;
     crate::catalog::load_event(&state, event_id).await?;
     let name = match &req.name {
@@ -106,7 +109,13 @@ async fn create_pass(
     // The checks above are scanner-core's limits, so signing fails only on a server fault.
     let text = pass.sign(key).map_err(Error::internal)?;
     let svg = scanner_core::qr::render::svg(&text).map_err(Error::internal)?;
-    // Who and for which event, never the pass itself (it unlocks supervisor mode until it expires).
+    // Who and for which event, never the pass itself (it unlocks supervisor mode until it expires). The
+    // pass is stored nowhere else, so the audit row is its only trace: written before it is handed out.
+    let mut tx = state.db.write.begin().await?;
+    let after = json!({ "supervisor": name, "hours": hours, "issued_at": issued_at, "not_after": not_after,
+                        "key_id": key.key_id().0 });
+    audit::record(&mut tx, &staff, "supervisor_pass.create", &format!("event:{event_id}"), None, Some(after)).await?;
+    tx.commit().await?;
     tracing::info!(event = event_id, supervisor = %name, hours, not_after, "supervisor pass made");
     let body = json!({
         "pass": text,
@@ -232,14 +241,21 @@ async fn load_rules(state: &AppState, event_id: i64) -> Result<GateRules> {
 }
 
 async fn put_gates(
-    _: Admin,
+    staff: Staff,
     State(state): State<AppState>,
     Path(event_id): Path<i64>,
     Json(input): Json<GatesInput>,
 ) -> Result<impl IntoResponse> {
+    staff.require(Permission::Door)?;
     let event = crate::catalog::load_event(&state, event_id).await?;
     let rules = validate_gates(&event, input)?;
     let json = rules.to_json();
+    let mut tx = state.db.write.begin().await?;
+    let before: Option<(String,)> = sqlx::query_as("SELECT rules_json FROM gate_rules WHERE event_id = $1")
+        .bind(event_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let before = before.and_then(|(b,)| serde_json::from_str::<Value>(&b).ok());
     sqlx::query(
         "INSERT INTO gate_rules (event_id, rules_json, updated_at) VALUES ($1, $2, $3)
          ON CONFLICT (event_id) DO UPDATE SET rules_json = excluded.rules_json, updated_at = excluded.updated_at",
@@ -247,13 +263,21 @@ async fn put_gates(
     .bind(event_id)
     .bind(&json)
     .bind(now())
-    .execute(&state.db.write)
+    .execute(&mut *tx)
     .await?;
+    let after = serde_json::from_str::<Value>(&json).ok();
+    audit::record(&mut tx, &staff, "gates.update", &format!("event:{event_id}"), before, after).await?;
+    tx.commit().await?;
     tracing::info!(event = event_id, gates = rules.gates.len(), "gate rules saved");
     Ok(json_response(StatusCode::OK, json, "no-cache"))
 }
 
-async fn admin_gates(_: Admin, State(state): State<AppState>, Path(event_id): Path<i64>) -> Result<impl IntoResponse> {
+async fn admin_gates(
+    staff: Staff,
+    State(state): State<AppState>,
+    Path(event_id): Path<i64>,
+) -> Result<impl IntoResponse> {
+    staff.require(Permission::Reports)?;
     Ok(json_response(StatusCode::OK, load_rules(&state, event_id).await?.to_json(), "no-cache"))
 }
 

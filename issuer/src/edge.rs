@@ -5,7 +5,7 @@
 //!   "generated_at":<unix s>}`. Revoked devices, and devices created before tokens were bound to an event,
 //!   are absent. The Worker pulls this list on the interval it pulls revocations, so a device revoked
 //!   here is refused at the edge within that interval.
-//! - `POST /admin/v1/edge-tokens {"name":...}` → `{"id","name","token"}` (the token is shown once, stored
+//! - `POST /admin/v1/edge-tokens {"name":...}` (staff with the `Door` permission; listing: `Reports`) → `{"id","name","token"}` (the token is shown once, stored
 //!   hashed), `GET /admin/v1/edge-tokens`, `POST /admin/v1/edge-tokens/{id}/revoke`.
 //!
 //! An edge token is read-only: only this list and the signed revocation list
@@ -20,9 +20,11 @@ use scanner_core::wire::EDGE_DEVICES_PATH;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::auth::{Admin, EdgeToken};
+use crate::audit;
+use crate::auth::EdgeToken;
 use crate::error::{Error, Result};
 use crate::extract::Json;
+use crate::staff::{Permission, Staff};
 use crate::state::AppState;
 use crate::util::{clean_text, hash_secret, now, random_id, random_token};
 
@@ -60,25 +62,31 @@ struct NewEdgeToken {
 }
 
 async fn create(
-    _: Admin,
+    staff: Staff,
     State(state): State<AppState>,
     Json(t): Json<NewEdgeToken>,
 ) -> Result<(StatusCode, axum::Json<Value>)> {
+    staff.require(Permission::Door)?;
     let name = clean_text("name", &t.name, 100)?;
     let id = random_id("edge");
     let token = random_token(32);
+    let mut tx = state.db.write.begin().await?;
     sqlx::query("INSERT INTO edge_tokens (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)")
         .bind(&id)
         .bind(&name)
         .bind(hash_secret(&token))
         .bind(now())
-        .execute(&state.db.write)
+        .execute(&mut *tx)
         .await?;
+    let after = json!({ "id": id, "name": name });
+    audit::record(&mut tx, &staff, "edge_token.create", &format!("edge_token:{id}"), None, Some(after)).await?;
+    tx.commit().await?;
     tracing::info!(edge_token = %id, "edge token created");
     Ok((StatusCode::CREATED, axum::Json(json!({ "id": id, "name": name, "token": token }))))
 }
 
-async fn list(_: Admin, State(state): State<AppState>) -> Result<axum::Json<Value>> {
+async fn list(staff: Staff, State(state): State<AppState>) -> Result<axum::Json<Value>> {
+    staff.require(Permission::Reports)?;
     let rows: Vec<(String, String, i64, Option<i64>)> =
         sqlx::query_as("SELECT id, name, created_at, revoked_at FROM edge_tokens ORDER BY created_at, id")
             .fetch_all(&state.db.read)
@@ -92,15 +100,21 @@ async fn list(_: Admin, State(state): State<AppState>) -> Result<axum::Json<Valu
     Ok(axum::Json(json!({ "edge_tokens": tokens })))
 }
 
-async fn revoke(_: Admin, State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode> {
-    let r = sqlx::query("UPDATE edge_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-        .bind(now())
-        .bind(&id)
-        .execute(&state.db.write)
-        .await?;
-    if r.rows_affected() == 0 {
-        return Err(Error::NotFound("active edge token"));
-    }
+async fn revoke(staff: Staff, State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode> {
+    staff.require(Permission::Door)?;
+    let mut tx = state.db.write.begin().await?;
+    let revoked_at = now();
+    let row: Option<(String,)> =
+        sqlx::query_as("UPDATE edge_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING name")
+            .bind(revoked_at)
+            .bind(&id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let (name,) = row.ok_or(Error::NotFound("active edge token"))?;
+    let before = json!({ "id": id, "name": name, "revoked_at": null });
+    let after = json!({ "id": id, "name": name, "revoked_at": revoked_at });
+    audit::record(&mut tx, &staff, "edge_token.revoke", &format!("edge_token:{id}"), Some(before), Some(after)).await?;
+    tx.commit().await?;
     tracing::info!(edge_token = %id, "edge token revoked");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -21,10 +21,16 @@ use crate::payments::refunds::TicketShare;
 use crate::state::AppState;
 use crate::util::now;
 
-/// Refunds or cancels an order (admin). Confirmed orders' tickets go on the revocation list, which gets a
-/// new version in the same transaction. Returns (new status, revocation version).
-pub async fn refund_or_cancel(state: &AppState, order_id: &str, new_status: OrderStatus) -> Result<(OrderStatus, u64)> {
-    close_order(state, order_id, new_status, new_status == OrderStatus::Refunded).await
+/// Refunds or cancels an order (admin `who`). Confirmed orders' tickets go on the revocation list, which
+/// gets a new version in the same transaction, with the audit row (`order.refund` / `order.cancel`).
+/// Returns (new status, revocation version).
+pub async fn refund_or_cancel(
+    state: &AppState,
+    who: &crate::staff::Staff,
+    order_id: &str,
+    new_status: OrderStatus,
+) -> Result<(OrderStatus, u64)> {
+    close_order_by(state, Some(who), order_id, new_status, new_status == OrderStatus::Refunded).await
 }
 
 /// Closes a paid (or free) order as `new_status` and revokes its tickets, as [`refund_or_cancel`]. With
@@ -33,6 +39,17 @@ pub async fn refund_or_cancel(state: &AppState, order_id: &str, new_status: Orde
 /// went back, or is disputed, at the provider.
 pub async fn close_order(
     state: &AppState,
+    order_id: &str,
+    new_status: OrderStatus,
+    pay_back: bool,
+) -> Result<(OrderStatus, u64)> {
+    close_order_by(state, None, order_id, new_status, pay_back).await
+}
+
+/// [`close_order`], audited as `who`'s action when it is one (the payment provider's events are not).
+async fn close_order_by(
+    state: &AppState,
+    who: Option<&crate::staff::Staff>,
     order_id: &str,
     new_status: OrderStatus,
     pay_back: bool,
@@ -80,6 +97,18 @@ pub async fn close_order(
     sqlx::query("UPDATE tickets SET revoked = TRUE WHERE order_id = $1").bind(order_id).execute(&mut *tx).await?;
     let ids: Vec<&str> = ids.iter().map(|(h,)| h.as_str()).collect();
     let (next, version) = publish_revocations(&mut tx, state, &list, &ids).await?;
+    if let Some(who) = who {
+        let action = if new_status == OrderStatus::Refunded { "order.refund" } else { "order.cancel" };
+        crate::audit::record(
+            &mut tx,
+            who,
+            action,
+            &format!("order:{order_id}"),
+            Some(json!({ "status": status })),
+            Some(json!({ "status": new_status, "revoked_tickets": ids, "revocation_version": version })),
+        )
+        .await?;
+    }
     tx.commit().await?;
     *list = next;
     tracing::info!(order = %order_id, status = %new_status, revocation_version = version, tickets = ids.len(), "order closed");
