@@ -96,6 +96,7 @@ async fn record_export(state: &AppState, who: &Who, what: &str, event: i64, rows
 type OrderRow = (String, i64, OrderStatus, String, String, String, i64, String, i64, i64);
 
 async fn orders_csv(who: Who, State(state): State<AppState>, Path(event): Path<i64>) -> Result<Response> {
+    who.require(crate::staff::Permission::Reports)?;
     crate::catalog::load_event(&state, event).await?;
     let rows: Vec<OrderRow> = sqlx::query_as(
         "SELECT o.id, o.created_at, o.status, o.customer_name, o.customer_email, o.payment_method, o.total_cents,
@@ -148,6 +149,7 @@ async fn orders_csv(who: Who, State(state): State<AppState>, Path(event): Path<i
 type AttendeeRow = (String, i64, i64, i64, String, bool, String, String, OrderStatus);
 
 async fn attendees_csv(who: Who, State(state): State<AppState>, Path(event): Path<i64>) -> Result<Response> {
+    who.require(crate::staff::Permission::Reports)?;
     let ev = crate::catalog::load_event(&state, event).await?;
     let rows: Vec<AttendeeRow> = sqlx::query_as(
         "SELECT t.order_id, t.seq, t.ticket_type, t.addon_mask, t.holder_name, t.revoked, o.customer_name,

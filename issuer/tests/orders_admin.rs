@@ -500,3 +500,112 @@ async fn csv_exports_parse_back_with_formula_cells_neutralised() {
     assert_eq!(r.status().as_u16(), 401);
     app.running.shutdown().await;
 }
+
+/// A colleague with `role`, invited by the owner (the legacy admin token), signed in: their session cookie
+/// and its CSRF token.
+async fn colleague(app: &common::App, email: &str, role: &str) -> (String, String) {
+    let (s, v) = app.admin(Method::POST, "/admin/v1/staff", Some(json!({"email": email, "role": role}))).await;
+    assert_eq!(s, 201, "{v}");
+    let token = v["invitation_url"].as_str().unwrap().split("#invite=").nth(1).unwrap().to_owned();
+    let password = "correct horse battery staple";
+    let (s, v) = app.post("/admin/v1/invitations/accept", json!({"token": token, "password": password})).await;
+    assert_eq!(s, 200, "{v}");
+    let r = app
+        .http
+        .post(app.url("/admin/v1/session"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let cookie = r.headers().get("set-cookie").unwrap().to_str().unwrap().split(';').next().unwrap().to_owned();
+    let body: Value = r.json().await.unwrap();
+    (cookie, body["csrf_token"].as_str().unwrap().to_owned())
+}
+
+async fn as_colleague(
+    app: &common::App,
+    who: &(String, String),
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> u16 {
+    let mut req = app.http.request(method, app.url(path)).header("cookie", &who.0).header("x-csrf-token", &who.1);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    req.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_decide_who_may_refund_and_every_write_is_in_the_audit_log() {
+    let app = common::start().await;
+    let event = event_with(&app, 0, 0, 10).await;
+    let (s, order) = app.order(event, "Audited", 2, "free").await;
+    assert_eq!(s, 201, "{order}");
+    let id = order["order_id"].as_str().unwrap().to_owned();
+    let viewer = colleague(&app, "viewer@example.org", "viewer").await;
+    let door = colleague(&app, "door@example.org", "door_supervisor").await;
+    let box_office = colleague(&app, "box@example.org", "box_office").await;
+
+    // A viewer and a door supervisor may look and export, not change orders.
+    assert_eq!(as_colleague(&app, &viewer, Method::GET, &format!("/admin/v1/orders/{id}/detail"), None).await, 200);
+    assert_eq!(
+        as_colleague(&app, &viewer, Method::GET, &format!("/admin/v1/events/{event}/exports/attendees.csv"), None)
+            .await,
+        200
+    );
+    for who in [&viewer, &door] {
+        assert_eq!(
+            as_colleague(&app, who, Method::POST, &format!("/admin/v1/orders/{id}/tickets/0/refund"), None).await,
+            403
+        );
+        assert_eq!(as_colleague(&app, who, Method::POST, &format!("/admin/v1/orders/{id}/resend"), None).await, 403);
+        let rename = Some(json!({"holder_name": "Not Allowed"}));
+        assert_eq!(
+            as_colleague(&app, who, Method::PUT, &format!("/admin/v1/orders/{id}/tickets/0/holder"), rename).await,
+            403
+        );
+    }
+    // A cookie request without its CSRF token is refused whatever the role.
+    let r = app
+        .http
+        .post(app.url(&format!("/admin/v1/orders/{id}/tickets/0/refund")))
+        .header("cookie", &box_office.0)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    // The box office may.
+    assert_eq!(
+        as_colleague(&app, &box_office, Method::POST, &format!("/admin/v1/orders/{id}/tickets/0/refund"), None).await,
+        200
+    );
+    let rename = Some(json!({"holder_name": "Renamed Holder"}));
+    assert_eq!(
+        as_colleague(&app, &box_office, Method::PUT, &format!("/admin/v1/orders/{id}/tickets/1/holder"), rename).await,
+        200
+    );
+
+    // The audit log names who did what to which ticket, with before and after.
+    let (s, log) = app.admin(Method::GET, "/admin/v1/audit?action=order.refund_ticket", None).await;
+    assert_eq!(s, 200, "{log}");
+    let entries = log["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{log}");
+    assert_eq!(entries[0]["actor_email"], "box@example.org");
+    assert_eq!(entries[0]["target"], format!("order:{id}/ticket:0"));
+    assert_eq!(entries[0]["before"]["revoked"], false);
+    assert_eq!(entries[0]["after"]["revoked"], true);
+    let (_, log) = app.admin(Method::GET, "/admin/v1/audit?action=ticket.holder_edit", None).await;
+    let entry = &log["entries"][0];
+    assert_eq!(
+        (entry["before"]["holder_name"].as_str(), entry["after"]["holder_name"].as_str()),
+        (Some("Audited"), Some("Renamed Holder"))
+    );
+    let (_, log) = app.admin(Method::GET, "/admin/v1/audit?action=export.attendees", None).await;
+    assert_eq!(log["entries"][0]["actor_email"], "viewer@example.org");
+    // The refused attempts changed nothing and recorded nothing.
+    let (_, log) = app.admin(Method::GET, "/admin/v1/audit?action=order.", None).await;
+    assert_eq!(log["entries"].as_array().unwrap().len(), 1);
+    app.running.shutdown().await;
+}

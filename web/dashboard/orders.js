@@ -34,7 +34,8 @@
   }
   async function request(path, { method = 'GET', json } = {}) {
     const headers = { ...authHeaders(), accept: 'application/json' };
-    if (method !== 'GET') {
+    // A bearer token needs no CSRF token (a browser never attaches one on its own); a session cookie does.
+    if (method !== 'GET' && !headers.authorization) {
       const t = await csrfToken();
       if (t) headers['x-csrf-token'] = t;
     }

@@ -519,7 +519,8 @@ value=\"at_door\"{}> Pay at the door{only}</label>",
     let total = form.display_total(event);
     out.push_str(&format!(
         "<p class=\"total\">Total: <output id=\"total\" for=\"order-form\" aria-live=\"polite\">{}</output></p>\
-<button type=\"submit\">Order tickets</button></form>",
+<button type=\"submit\">Order tickets</button></form>\
+<p class=\"hint\">Ordered already and lost your tickets? <a href=\"/lost-tickets\">Get the links by mail</a>.</p>",
         html_escape(&money(total, currency))
     ));
     layout(&html_escape(&event.name), &out, Some("/static/order.js"))
