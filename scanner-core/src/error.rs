@@ -6,11 +6,12 @@
 //! on that part's *kind*:
 //!
 //! ```
-//! use scanner_core::error::{Error, RevocationKind};
-//! use scanner_core::revocation::RevocationList;
+//! use scanner_core::error::{Error, KeyringKind};
+//! use scanner_core::Keyring;
 //!
-//! let refused = RevocationList::from_json("{}").unwrap_err();
-//! assert!(matches!(refused, Error::Revocation(RevocationKind::Json(_))));
+//! let refused = Keyring::from_json("not a keyring").unwrap_err();
+//! assert!(matches!(refused, Error::Keyring(KeyringKind::Json(_))));
+//! assert!(refused.to_string().starts_with("keyring JSON is invalid"));
 //! ```
 //!
 //! Why one type: a single `?` composes calls across the library (a device sets its keyring, revocation

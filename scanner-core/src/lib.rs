@@ -5,6 +5,17 @@
 //! the `cli` feature so that the core builds for `wasm32-unknown-unknown`.
 //!
 //! The byte layout and signing rules are specified in `docs/ticket-format.md`.
+//!
+//! # Errors
+//!
+//! The library has one error type, [`Error`], and every public fallible function returns [`Result<T>`].
+//! One type lets `?` compose calls across parts (a device sets its keyring, revocation list and gate rules
+//! and syncs in one function) and gives callers one thing to hold. To act on a case, match the part that
+//! failed and then its kind, e.g. `Err(Error::Sync(SyncKind::TooLarge(_)))` for an oversized sync message
+//! or `Err(Error::Device(DeviceKind::Transport(_)))` for a sync server that could not be reached; the
+//! kinds are listed in [`error`]. Each error displays its kind's message unchanged: that is what stewards,
+//! operators and HTTP error bodies show. The scan verdict ([`Refusal`]) is not an error: a ticket that
+//! cannot be parsed becomes one in [`verify::read_ticket`].
 
 // Bad input is an error, never a panic: no unwrap/expect outside tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]

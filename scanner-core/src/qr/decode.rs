@@ -542,7 +542,8 @@ pub fn decode_file(path: &std::path::Path) -> crate::Result<Option<String>> {
         .map_err(|source| DecodeKind::Io { path: path.to_path_buf(), source })?
         .with_guessed_format()
         .map_err(|source| DecodeKind::Io { path: path.to_path_buf(), source })?;
-    let img = reader.decode().map_err(|source| DecodeKind::Image { path: path.to_path_buf(), source: Box::new(source) })?;
+    let img =
+        reader.decode().map_err(|source| DecodeKind::Image { path: path.to_path_buf(), source: Box::new(source) })?;
     Ok(decode_image(&img))
 }
 

@@ -682,6 +682,12 @@ impl RedemptionDoc {
     /// Receives the server's reply in this device's push session: it only moves the session's state (the
     /// server sends no changes there, and any it sent would be ignored).
     pub fn receive_push_reply(&mut self, state: &mut sync::State, bytes: &[u8]) -> crate::Result<()> {
+        Ok(self.take_push_reply(state, bytes)?)
+    }
+
+    /// [`Self::receive_push_reply`]; whatever the log refuses is a refused sync message
+    /// ([`SyncKind::Rejected`]).
+    fn take_push_reply(&mut self, state: &mut sync::State, bytes: &[u8]) -> Result<(), SyncKind> {
         let mut message = decode_message(bytes)?;
         message.changes = sync::ChunkList::empty();
         let own = self.own_mut()?;
@@ -703,6 +709,17 @@ impl RedemptionDoc {
         bytes: &[u8],
         accept: Accept,
     ) -> crate::Result<Received> {
+        Ok(self.take_sync_message(state, bytes, accept)?)
+    }
+
+    /// [`Self::receive_sync_message`]; whatever the log refuses is a refused sync message
+    /// ([`SyncKind::Rejected`]).
+    fn take_sync_message(
+        &mut self,
+        state: &mut sync::State,
+        bytes: &[u8],
+        accept: Accept,
+    ) -> Result<Received, SyncKind> {
         let mut message = decode_message(bytes)?;
         let changes = decode_changes(&message.changes)?;
         // A read-only session (a server's side of a device's pull) takes nothing.
@@ -723,7 +740,7 @@ impl RedemptionDoc {
         // Changes whose history has not arrived yet wait in automerge's queue until the protocol asks for
         // it (a bloom-filter false positive does that); a peer may not park more than a few there.
         if candidate.get_missing_deps(&[]).len() > MAX_MISSING_DEPS {
-            return Err(SyncKind::MissingHistory.into());
+            return Err(SyncKind::MissingHistory);
         }
         let received = self.adopt(candidate, &before, Some(accept.latest_ms()))?;
         *state = candidate_state;
