@@ -128,6 +128,15 @@ pub struct Config {
     /// Orders one client IP address may place in a burst before the per-minute rate applies.
     #[arg(long, env = "ISSUER_ORDER_RATE_BURST", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub order_rate_burst: u32,
+
+    /// Reverse proxies in front of this server (IP addresses, comma-separated), e.g. `127.0.0.1,::1` for a
+    /// proxy on the same machine. Only for a request arriving from one of them is the client address taken
+    /// from `X-Forwarded-For` (the right-most address that is not itself a trusted proxy); anyone else's
+    /// header is ignored, so a client cannot pick its own address. Without this, behind a proxy every
+    /// customer would share the proxy's per-address limits (the order budget, login and lost-ticket
+    /// throttles).
+    #[arg(long, env = "ISSUER_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Config {

@@ -6,7 +6,11 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use governor::clock::{Clock, DefaultClock};
@@ -14,19 +18,88 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 use scanner_core::wire::ErrorBody;
 use tokio::sync::watch;
 use tower_governor::governor::{GovernorConfig, GovernorConfigBuilder};
-use tower_governor::key_extractor::PeerIpKeyExtractor;
+use tower_governor::key_extractor::KeyExtractor;
 use tower_governor::{GovernorError, GovernorLayer};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::state::AppState;
 
 /// Searches one device may make per minute (also the burst).
 pub const SEARCH_RATE_PER_MINUTE: u32 = 30;
 
-/// tower_governor's limiter keyed by the peer IP address (from `ConnectInfo`, so the server must be served
-/// with `into_make_service_with_connect_info`). Behind a reverse proxy every client has the proxy's
-/// address: put the limit in the proxy then, or raise this one.
-pub type OrderLimit = GovernorConfig<PeerIpKeyExtractor, governor::middleware::NoOpMiddleware>;
+/// tower_governor's limiter keyed by the client's IP address ([`client_ip`]: the peer address from
+/// `ConnectInfo`, so the server must be served with `into_make_service_with_connect_info`, or the address a
+/// trusted reverse proxy forwarded).
+pub type OrderLimit = GovernorConfig<ClientIpKeyExtractor, governor::middleware::NoOpMiddleware>;
+
+/// Most `X-Forwarded-For` entries looked at (a bound on work for a hostile header).
+const MAX_FORWARDED_HOPS: usize = 16;
+
+/// The address a per-client limit is keyed by: the TCP peer, unless the peer is one of the configured
+/// trusted reverse proxies (`--trusted-proxies`); then the right-most `X-Forwarded-For` address that is
+/// not itself a trusted proxy. Right-most, because each proxy appends the address it received the
+/// connection from: entries to the left of the last untrusted one were written by the client and prove
+/// nothing. A missing or unparsable header from a trusted proxy keys by the proxy (one shared budget, never
+/// a client-chosen one).
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let mut hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    hops.reverse();
+    for hop in hops.into_iter().take(MAX_FORWARDED_HOPS) {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) if trusted.contains(&ip) => continue,
+            Ok(ip) => return ip,
+            Err(_) => return peer,
+        }
+    }
+    peer
+}
+
+/// [`client_ip`] as an axum extractor, for handlers that keep their own per-address budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .ok_or_else(|| Error::internal("no peer address (serve with into_make_service_with_connect_info)"))?
+            .0
+            .ip();
+        Ok(ClientIp(client_ip(peer, &parts.headers, &state.config.trusted_proxies)))
+    }
+}
+
+/// tower_governor's key: [`client_ip`].
+#[derive(Debug, Clone)]
+pub struct ClientIpKeyExtractor {
+    trusted: Arc<[IpAddr]>,
+}
+
+impl KeyExtractor for ClientIpKeyExtractor {
+    type Key = IpAddr;
+
+    fn extract<T>(&self, req: &axum::http::Request<T>) -> std::result::Result<IpAddr, GovernorError> {
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .ok_or(GovernorError::UnableToExtractKey)?;
+        Ok(client_ip(peer, req.headers(), &self.trusted))
+    }
+}
 
 /// The order budget per client IP address from the configuration; `None` when it is turned off.
 pub fn order_limit(config: &Config) -> Option<Arc<OrderLimit>> {
@@ -36,6 +109,7 @@ pub fn order_limit(config: &Config) -> Option<Arc<OrderLimit>> {
     // One order's worth of budget comes back every 60 s / rate (at least 1 ms: the limiter refuses zero).
     let period = Duration::from_micros((60_000_000 / u64::from(config.order_rate_per_minute)).max(1_000));
     GovernorConfigBuilder::default()
+        .key_extractor(ClientIpKeyExtractor { trusted: config.trusted_proxies.clone().into() })
         .period(period)
         .burst_size(config.order_rate_burst.max(1))
         // Every POST of the routers it wraps places an order (`POST /v1/orders`, `POST /events/{id}/order`);
@@ -127,6 +201,28 @@ impl SearchLimit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forwarded_addresses_count_only_from_trusted_proxies() {
+        let proxy: IpAddr = "127.0.0.1".parse().unwrap();
+        let client: IpAddr = "203.0.113.7".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        // The client wrote the left entry itself; the proxy appended the address it saw.
+        headers.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.1, 203.0.113.7"));
+        assert_eq!(client_ip(proxy, &headers, &[proxy]), client);
+        // The same header from anyone but a trusted proxy is ignored.
+        let stranger: IpAddr = "192.0.2.9".parse().unwrap();
+        assert_eq!(client_ip(stranger, &headers, &[proxy]), stranger);
+        assert_eq!(client_ip(proxy, &headers, &[]), proxy, "no proxies configured: the peer");
+        // Two proxies in a row: the right-most untrusted address.
+        let inner: IpAddr = "10.0.0.2".parse().unwrap();
+        headers.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.7, 10.0.0.2"));
+        assert_eq!(client_ip(proxy, &headers, &[proxy, inner]), client);
+        // Garbage or no header from the proxy: the proxy's own address, never a client-chosen one.
+        headers.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.7, not-an-ip"));
+        assert_eq!(client_ip(proxy, &headers, &[proxy]), proxy);
+        assert_eq!(client_ip(proxy, &HeaderMap::new(), &[proxy]), proxy);
+    }
 
     #[test]
     fn a_device_gets_its_budget_then_429() {

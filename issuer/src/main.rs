@@ -16,6 +16,26 @@ struct Cli {
 enum Command {
     /// Run the HTTP server.
     Serve(Box<issuer::Config>),
+    /// Back up a data directory (online: the issuer may keep running) into one tar file (mode 0600: it
+    /// holds the signing keys). The database is copied with SQLite's online backup API; every file is
+    /// listed with its SHA-256, which restore checks.
+    Backup {
+        /// The issuer's data directory (as given to `issuer serve --data-dir`).
+        #[arg(long)]
+        data: PathBuf,
+        /// The archive to write (replaced atomically once complete).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Restore a backup into a new (or empty) data directory, checking every file first.
+    Restore {
+        /// The archive written by `issuer backup`.
+        #[arg(long)]
+        from: PathBuf,
+        /// The data directory to create; refused if it exists and is not empty.
+        #[arg(long)]
+        data: PathBuf,
+    },
     /// Manage signing keys.
     Keys {
         #[command(subcommand)]
@@ -80,6 +100,29 @@ fn main() -> anyhow::Result<()> {
                 retired.join(", "),
                 r.until,
                 keyring.display()
+            );
+            Ok(())
+        }
+        Command::Backup { data, to } => {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+            let done = issuer::backup::backup(&data, &to, now)?;
+            println!(
+                "backed up {} files ({} bytes) from {} to {}",
+                done.files,
+                done.bytes,
+                data.display(),
+                to.display()
+            );
+            Ok(())
+        }
+        Command::Restore { from, data } => {
+            let done = issuer::backup::restore(&from, &data)?;
+            println!(
+                "restored {} files ({} bytes, backup taken at Unix time {}) into {}",
+                done.files,
+                done.bytes,
+                done.created_at,
+                data.display()
             );
             Ok(())
         }
