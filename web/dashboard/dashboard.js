@@ -2,9 +2,13 @@
 // served by GET /admin/v1/events/{id}/redemptions), the orders list with refunds, scanner device setup, and
 // at the door: supervisor passes (POST /admin/v1/events/{id}/supervisor-passes) and the gate rules editor
 // (GET/PUT /admin/v1/events/{id}/gates).
-// The admin token is asked for once and kept in sessionStorage (this tab only); every call sends it as a
-// bearer token. Every string from the server is put into the page as text, never as markup, except the
-// setup and supervisor pass QR codes, which are SVGs the issuer renders itself.
+// Signing in: a staff member's email and password (POST /admin/v1/session sets an HttpOnly session cookie;
+// every write then carries the session's CSRF token in X-CSRF-Token), or the legacy admin token, kept in
+// sessionStorage (this tab only) and sent as a bearer token. An invitation link (/dashboard/#invite=TOKEN)
+// opens the "set your password" form. Sections the signed-in role may not use are hidden (the server
+// refuses them anyway). Owners also get the Staff, API token and Audit log sections.
+// Every string from the server is put into the page as text, never as markup, except the setup and
+// supervisor pass QR codes, which are SVGs the issuer renders itself.
 'use strict';
 
 (function () {
@@ -17,18 +21,28 @@
   let eventId = null;
   let pollTimer = null;
   let refreshing = false;
+  // Who is signed in (GET /admin/v1/session): email, role, permissions and, for a cookie session, csrf_token.
+  let me = null;
 
   class Unauthorized extends Error {}
 
+  function can(permission) {
+    return !!me && me.permissions.includes(permission);
+  }
+
   async function api(path, { method = 'GET', json } = {}) {
-    const headers = { authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY) || ''}`, accept: 'application/json' };
-    const init = { method, headers };
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    const headers = { accept: 'application/json' };
+    if (token) headers.authorization = `Bearer ${token}`;
+    // A bearer token needs no CSRF token (a browser never attaches one on its own); a session cookie does.
+    else if (method !== 'GET' && me?.csrf_token) headers['x-csrf-token'] = me.csrf_token;
+    const init = { method, headers, credentials: 'same-origin' };
     if (json !== undefined) {
       headers['content-type'] = 'application/json';
       init.body = JSON.stringify(json);
     }
     const res = await fetch(path, init);
-    if (res.status === 401) throw new Unauthorized('the admin token was not accepted');
+    if (res.status === 401) throw new Unauthorized(token ? 'the admin token was not accepted' : 'not signed in');
     const body = await res.json().catch(() => null);
     if (!res.ok) throw new Error(body?.error?.message || `${method} ${path} answered ${res.status}`);
     return body;
@@ -83,15 +97,21 @@
 
   // ---- sign in / out -------------------------------------------------------------------------------------
 
-  function showLogin(message) {
+  function showLogin(message, notice) {
     stopPolling();
+    me = null;
     $('app').hidden = true;
+    $('invite').hidden = true;
     $('sign-out').hidden = true;
+    $('whoami').hidden = true;
     $('login').hidden = false;
     const err = $('login-error');
     err.textContent = message || '';
     err.hidden = !message;
-    $('admin-token').focus();
+    $('password-error').hidden = true;
+    $('login-notice').textContent = notice || '';
+    $('login-notice').hidden = !notice;
+    (message ? $('admin-token') : $('login-email')).focus();
   }
 
   $('login-form').addEventListener('submit', async (ev) => {
@@ -100,30 +120,109 @@
     $('admin-token').value = '';
     await start();
   });
-  $('sign-out').addEventListener('click', () => {
+
+  $('password-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const err = $('password-error');
+    err.hidden = true;
+    const email = $('login-email').value.trim();
+    const password = $('login-password').value;
+    if (!email || !password) {
+      err.textContent = 'Enter your email and your password.';
+      err.hidden = false;
+      return (email ? $('login-password') : $('login-email')).focus();
+    }
+    let res;
+    try {
+      res = await fetch('/admin/v1/session', {
+        method: 'POST',
+        credentials: 'same-origin',
+        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        body: JSON.stringify({ email, password }),
+      });
+    } catch (e) {
+      err.textContent = `The issuer could not be reached: ${e.message}`;
+      err.hidden = false;
+      return;
+    }
+    const body = await res.json().catch(() => null);
+    if (!res.ok) {
+      err.textContent =
+        res.status === 429
+          ? `Too many failed sign-ins. Try again in ${Math.ceil((Number(res.headers.get('retry-after')) || 60) / 60)} minutes.`
+          : body?.error?.message || `Sign-in failed (${res.status}).`;
+      err.hidden = false;
+      $('login-password').value = '';
+      return $('login-password').focus();
+    }
+    $('login-password').value = '';
+    sessionStorage.removeItem(TOKEN_KEY);
+    me = body;
+    await start();
+  });
+
+  $('sign-out').addEventListener('click', async () => {
+    if (!sessionStorage.getItem(TOKEN_KEY)) {
+      try {
+        await api('/admin/v1/session', { method: 'DELETE' });
+      } catch {
+        // Signed out locally whatever the server said: the cookie expires on its own.
+      }
+    }
     sessionStorage.removeItem(TOKEN_KEY);
     showLogin();
   });
 
   function signedOut() {
+    const hadToken = !!sessionStorage.getItem(TOKEN_KEY);
     sessionStorage.removeItem(TOKEN_KEY);
-    showLogin('The admin token is no longer accepted. Sign in again.');
+    if (hadToken) showLogin('The admin token is no longer accepted. Sign in again.');
+    else showLogin(undefined, 'Your session has ended. Sign in again.');
+  }
+
+  const ROLE_NAMES = { owner: 'Owner', box_office: 'Box office', door_supervisor: 'Door supervisor', viewer: 'Viewer' };
+
+  // Shows only what the role may use; the server checks every request again.
+  function applyRole() {
+    $('whoami').textContent = `${me.email} (${ROLE_NAMES[me.role] || me.role})`;
+    $('whoami').hidden = false;
+    $('device-form').hidden = !can('door');
+    document.querySelector('section[aria-labelledby="door-title"]').hidden = !can('door');
+    document.querySelector('section[aria-labelledby="orders-title"]').hidden = !can('orders');
+    for (const [id, permission] of [['orders-admin', 'orders'], ['catalog', 'catalog']]) {
+      if ($(id)) $(id).hidden = !can(permission);
+    }
+    $('staff-admin').hidden = !can('staff');
+    $('audit').hidden = !can('staff');
+    $('api-tokens').hidden = me.account_id === null || me.account_id === undefined;
   }
 
   async function start() {
-    if (!sessionStorage.getItem(TOKEN_KEY)) return showLogin();
+    if (location.hash.startsWith('#invite=')) return showInvite();
+    try {
+      me = await api('/admin/v1/session');
+    } catch (e) {
+      if (e instanceof Unauthorized) {
+        if (sessionStorage.getItem(TOKEN_KEY)) {
+          sessionStorage.removeItem(TOKEN_KEY);
+          return showLogin('That token was not accepted. Check DATA_DIR/admin-token and try again.');
+        }
+        return showLogin();
+      }
+      return showLogin(`The issuer could not be reached: ${e.message}`);
+    }
     try {
       events = await api('/admin/v1/events');
     } catch (e) {
-      if (e instanceof Unauthorized) {
-        sessionStorage.removeItem(TOKEN_KEY);
-        return showLogin('That token was not accepted. Check DATA_DIR/admin-token and try again.');
-      }
-      return showLogin(`The issuer could not be reached: ${e.message}`);
+      if (e instanceof Unauthorized) return signedOut();
+      events = [];
+      problem(`Could not load the events: ${e.message}`);
     }
     $('login').hidden = true;
     $('app').hidden = false;
     $('sign-out').hidden = false;
+    applyRole();
+    loadStaffSections();
     const select = $('event-select');
     select.replaceChildren(...events.map((e) => Object.assign(el('option', e.name), { value: String(e.id) })));
     const remembered = Number(sessionStorage.getItem(EVENT_KEY));
@@ -134,7 +233,7 @@
       return;
     }
     await refresh();
-    await loadGates();
+    if (can('reports')) await loadGates();
     startPolling();
   }
 
@@ -165,7 +264,7 @@
       const [report, allEvents, orders] = await Promise.all([
         api(`/admin/v1/events/${eventId}/redemptions`),
         api('/admin/v1/events'),
-        api(`/admin/v1/orders?event=${eventId}&limit=200`),
+        can('orders') ? api(`/admin/v1/orders?event=${eventId}&limit=200`) : { orders: [] },
       ]);
       events = allEvents;
       const event = events.find((e) => e.id === eventId);
@@ -176,8 +275,7 @@
       $('updated').textContent = `Updated ${new Date().toLocaleTimeString()}`;
     } catch (e) {
       if (e instanceof Unauthorized) {
-        sessionStorage.removeItem(TOKEN_KEY);
-        showLogin('The admin token is no longer accepted. Sign in again.');
+        signedOut();
       } else {
         problem(`Could not refresh: ${e.message}. Retrying.`);
       }
@@ -567,6 +665,265 @@
 
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState === 'visible' && !$('app').hidden) refresh();
+  });
+
+  // ---- invitations: set your password -------------------------------------------------------------------
+
+  function showInvite() {
+    stopPolling();
+    $('login').hidden = true;
+    $('app').hidden = true;
+    $('invite').hidden = false;
+    $('invite-password').focus();
+  }
+
+  $('invite-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const first = $('invite-password');
+    const second = $('invite-password2');
+    fieldError('invite-error', [first, second], '');
+    if (first.value.length < 12) {
+      fieldError('invite-error', [first], 'Choose a password of at least 12 characters.');
+      return first.focus();
+    }
+    if (first.value !== second.value) {
+      fieldError('invite-error', [second], 'The two passwords differ.');
+      return second.focus();
+    }
+    const token = decodeURIComponent(location.hash.slice('#invite='.length));
+    let res;
+    try {
+      res = await fetch('/admin/v1/invitations/accept', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        body: JSON.stringify({ token, password: first.value }),
+      });
+    } catch (e) {
+      return fieldError('invite-error', [], `The issuer could not be reached: ${e.message}`);
+    }
+    const body = await res.json().catch(() => null);
+    if (!res.ok) {
+      const text =
+        res.status === 404
+          ? 'This invitation link no longer works (it was used or it expired). Ask an owner for a new one.'
+          : body?.error?.message || `Could not set the password (${res.status}).`;
+      return fieldError('invite-error', [first], text);
+    }
+    first.value = '';
+    second.value = '';
+    // The token is used up: take it out of the address bar and the history entry.
+    history.replaceState(null, '', location.pathname);
+    $('login-email').value = body.email;
+    showLogin(undefined, `Your password is set. Sign in as ${body.email}.`);
+    $('login-password').focus();
+  });
+
+  // ---- owners: staff accounts ----------------------------------------------------------------------------
+
+  async function loadStaffSections() {
+    if (can('staff')) {
+      loadStaff();
+      loadAudit(true);
+    }
+    if (!$('api-tokens').hidden) loadTokens();
+  }
+
+  function button(text, label, onClick) {
+    const b = el('button', text, 'secondary');
+    b.type = 'button';
+    if (label) b.setAttribute('aria-label', label);
+    b.addEventListener('click', onClick);
+    return b;
+  }
+
+  async function staffChange(account, change, done) {
+    try {
+      await api(`/admin/v1/staff/${account.id}`, { method: 'PATCH', json: change });
+      say(done);
+    } catch (e) {
+      if (e instanceof Unauthorized) return signedOut();
+      problem(`Could not change ${account.email}: ${e.message}`);
+    }
+    await loadStaff();
+  }
+
+  function showInvitation(email, url) {
+    $('staff-invite-email').textContent = email;
+    $('staff-invite-url').value = url;
+    $('staff-invite-result').hidden = false;
+    $('staff-invite-heading').focus();
+  }
+
+  async function loadStaff() {
+    let list;
+    try {
+      list = (await api('/admin/v1/staff')).staff;
+    } catch (e) {
+      if (e instanceof Unauthorized) return signedOut();
+      return problem(`Could not load the staff list: ${e.message}`);
+    }
+    const rows = list.map((a) => {
+      const select = el('select');
+      select.setAttribute('aria-label', `Role of ${a.email}`);
+      for (const [value, name] of Object.entries(ROLE_NAMES)) {
+        select.append(Object.assign(el('option', name), { value, selected: value === a.role }));
+      }
+      const actions = el('p', undefined, 'buttons');
+      actions.append(
+        button('Save role', `Save the role of ${a.email}`, () =>
+          staffChange(a, { role: select.value }, `${a.email} is now ${ROLE_NAMES[select.value]}.`),
+        ),
+        a.status === 'disabled'
+          ? button('Enable', `Enable ${a.email}`, () => staffChange(a, { disabled: false }, `${a.email} is enabled.`))
+          : button('Disable', `Disable ${a.email}`, () =>
+              staffChange(a, { disabled: true }, `${a.email} is disabled and signed out everywhere.`),
+            ),
+      );
+      if (a.status !== 'disabled') {
+        actions.append(
+          button('New invitation link', `New invitation link for ${a.email}`, async () => {
+            try {
+              const r = await api(`/admin/v1/staff/${a.id}/invitation`, { method: 'POST' });
+              showInvitation(a.email, r.invitation_url);
+            } catch (e) {
+              problem(`Could not make a new link for ${a.email}: ${e.message}`);
+            }
+          }),
+        );
+      }
+      return row([a.email, select, a.status, actions]);
+    });
+    fillTable('staff-table', rows, 'No staff accounts yet.', 4);
+  }
+
+  $('staff-invite-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const email = $('staff-email');
+    fieldError('staff-error', [email], '');
+    if (!email.value.trim() || !email.checkValidity()) {
+      fieldError('staff-error', [email], 'Enter your colleague’s email address.');
+      return email.focus();
+    }
+    try {
+      const a = await api('/admin/v1/staff', { method: 'POST', json: { email: email.value.trim(), role: $('staff-role').value } });
+      email.value = '';
+      say(`Account created for ${a.email} (${ROLE_NAMES[a.role]}). Send them the invitation link.`);
+      showInvitation(a.email, a.invitation_url);
+    } catch (e) {
+      if (e instanceof Unauthorized) return signedOut();
+      fieldError('staff-error', [email], `Could not invite: ${e.message}`);
+      return email.focus();
+    }
+    await loadStaff();
+  });
+  $('copy-invite').addEventListener('click', async () => {
+    try {
+      await navigator.clipboard.writeText($('staff-invite-url').value);
+      say('Invitation link copied.');
+    } catch {
+      $('staff-invite-url').select();
+      say('Select the link and copy it (the browser did not allow copying).');
+    }
+  });
+
+  // ---- API tokens ----------------------------------------------------------------------------------------
+
+  async function loadTokens() {
+    let tokens;
+    try {
+      tokens = (await api('/admin/v1/api-tokens')).api_tokens.filter((t) => t.revoked_at === null);
+    } catch (e) {
+      if (e instanceof Unauthorized) return signedOut();
+      return problem(`Could not load your API tokens: ${e.message}`);
+    }
+    const rows = tokens.map((t) =>
+      row([
+        t.name,
+        new Date(t.created_at * 1000).toLocaleString(),
+        button('Revoke', `Revoke API token ${t.name}`, async () => {
+          try {
+            await api(`/admin/v1/api-tokens/${encodeURIComponent(t.id)}/revoke`, { method: 'POST' });
+            say(`API token "${t.name}" revoked.`);
+          } catch (e) {
+            problem(`Could not revoke "${t.name}": ${e.message}`);
+          }
+          await loadTokens();
+        }),
+      ]),
+    );
+    fillTable('api-token-table', rows, 'No API tokens.', 3);
+  }
+
+  $('api-token-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const name = $('api-token-name');
+    fieldError('api-token-error', [name], '');
+    if (!name.value.trim()) {
+      fieldError('api-token-error', [name], 'Name the token (e.g. the script that uses it).');
+      return name.focus();
+    }
+    try {
+      const t = await api('/admin/v1/api-tokens', { method: 'POST', json: { name: name.value.trim() } });
+      name.value = '';
+      $('api-token-value').value = t.token;
+      $('api-token-result').hidden = false;
+      $('api-token-value').focus();
+      $('api-token-value').select();
+      say(`API token "${t.name}" created. Copy it now: it is not shown again.`);
+    } catch (e) {
+      if (e instanceof Unauthorized) return signedOut();
+      return fieldError('api-token-error', [name], `Could not create the token: ${e.message}`);
+    }
+    await loadTokens();
+  });
+
+  // ---- audit log -----------------------------------------------------------------------------------------
+
+  const AUDIT_PAGE = 50;
+  let auditOldest = null;
+
+  function changeText(entry) {
+    const lines = [];
+    if (entry.before !== null) lines.push(`before: ${JSON.stringify(entry.before)}`);
+    if (entry.after !== null) lines.push(`after: ${JSON.stringify(entry.after)}`);
+    return lines.join('\n');
+  }
+
+  async function loadAudit(reset) {
+    const params = new URLSearchParams({ limit: String(AUDIT_PAGE) });
+    for (const [key, id] of [['action', 'audit-action'], ['actor', 'audit-actor'], ['target', 'audit-target']]) {
+      const v = $(id).value.trim();
+      if (v) params.set(key, v);
+    }
+    if (!reset && auditOldest !== null) params.set('before_id', String(auditOldest));
+    let entries;
+    try {
+      entries = (await api(`/admin/v1/audit?${params}`)).entries;
+    } catch (e) {
+      if (e instanceof Unauthorized) return signedOut();
+      return problem(`Could not load the audit log: ${e.message}`);
+    }
+    const rows = entries.map((e) => {
+      const who = el('span');
+      who.append(el('span', e.actor_email), el('br'), el('span', ROLE_NAMES[e.actor_role] || e.actor_role, 'meta'));
+      const change = el('pre', changeText(e), 'change');
+      return row([new Date(e.at_ms).toLocaleString(), who, e.action, e.target, change]);
+    });
+    if (reset) fillTable('audit-table', rows, 'No matching entries.', 5);
+    else $('audit-table').tBodies[0].append(...rows);
+    if (entries.length) auditOldest = entries[entries.length - 1].id;
+    $('audit-more').hidden = entries.length < AUDIT_PAGE;
+  }
+
+  $('audit-filter').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    auditOldest = null;
+    loadAudit(true);
+  });
+  $('audit-more').addEventListener('click', () => loadAudit(false));
+
+  window.addEventListener('hashchange', () => {
+    if (location.hash.startsWith('#invite=')) showInvite();
   });
 
   start();
