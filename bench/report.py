@@ -237,7 +237,33 @@ def build(out_dir):
                         f"{web.get('wasm_raw_bytes')} / {web.get('wasm_gzip_bytes')}", "bytes", None, None,
                         "scripts/web-build.sh", "after wasm-opt -Oz" if web.get("wasm_opt") else "no wasm-opt"))
     rows += mobile_rows(out_dir)
+    rows += hub_rows(out_dir)
     return rows
+
+
+def hub_rows(out_dir):
+    """The venue hub (scripts/hub-bench.sh → hub.json): online redemptions it sustains, the "already used"
+    round trip at a second device, and admission → another device's log at the door loop's sync interval."""
+    hub = load(out_dir, "hub.json")
+    if not hub:
+        return []
+    red = hub.get("redeem") or {}
+    online = hub.get("already_used_online_ms") or {}
+    prop = hub.get("propagation") or {}
+    sync_s = (prop.get("sync_ms") or 2000) / 1000
+    return [
+        row(f"Venue hub redemptions, {red.get('clients')} clients", red.get("per_s"), "/s", None, None,
+            "scripts/hub-bench.sh",
+            f"p50 {red.get('p50_ms')} ms, p99 {red.get('p99_ms')} ms; every admission fsync'd before its answer"),
+        row("Venue hub: admit at A → \"already used\" at B, asking the hub (p50 / p99)",
+            None if online.get("p50_ms") is None else f"{online['p50_ms']} / {online.get('p99_ms')}", "ms",
+            "< 3 s", at_most(online.get("p99_ms"), 3000), "scripts/hub-bench.sh", "one redeem round trip"),
+        row(f"Venue hub: admit at A → in B's log, both syncing every {sync_s:g} s (mean / max)",
+            None if prop.get("mean_ms") is None else f"{prop['mean_ms']} / {prop.get('max_ms')}", "ms",
+            "< 3 s", at_most(prop.get("mean_ms"), 3000), "scripts/hub-bench.sh",
+            f"devices deciding on their own; {prop.get('rounds')} rounds, phases spread over the interval "
+            "(worst case two intervals)"),
+    ]
 
 
 def mobile_rows(out_dir):
@@ -285,7 +311,7 @@ def main(argv):
     rows = build(out_dir)
     raw = {name: load(out_dir, name) for name in
            ("scanner-core.json", "redemption.json", "issuer.json", "edge.json", "peers.json", "web.json",
-            "web-decode.json")}
+            "web-decode.json", "hub.json")}
     Path(results_json).write_text(json.dumps({"rows": rows, "raw": raw}, indent=2, ensure_ascii=False) + "\n")
     table = markdown(rows)
     Path(results_md).write_text("# Benchmark results\n\nWritten by `scripts/bench.sh`.\n\n" + table)

@@ -7,6 +7,7 @@
 #   issuer-bench:         durable orders/s, latency, oversold, idle and loaded RSS at a fixed offered load
 #                         (1,200/s by default: above the 1,000/s goal, so meeting it is not an artefact of the offer)
 #   edge-bench:           redemption p50/p99 under workerd at a fixed concurrency, Worker wasm size
+#   hub-bench:            the venue hub: redemptions/s, "already used" round trip, admit → other device at 2 s sync
 #   web-build + web/scanner-wasm/bench.mjs: the scanner PWA's wasm size, the decode corpus in Chromium
 # Installs what it needs (Python venv packages) like the test command; run scripts/test.sh once first on a
 # fresh machine for the apt packages and the wasm toolchain.
@@ -32,6 +33,8 @@ echo "bench: issuer" >&2
   > "$out/issuer.json"
 echo "bench: edge" >&2
 scripts/edge-bench.sh > "$out/edge.json"
+echo "bench: venue hub" >&2
+scripts/hub-bench.sh > "$out/hub.json"
 echo "bench: scanner PWA wasm" >&2
 scripts/web-build.sh > "$out/web.json"
 echo "bench: the same decode corpus in Chromium through the PWA's wasm" >&2

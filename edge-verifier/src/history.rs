@@ -3,13 +3,13 @@
 //! The shard keeps, per ticket, every scan that let the ticket through (edge redemptions and offline
 //! scans relayed from the log). To decide a new scan it rebuilds scanner-core's [`ScanIndex`] from that
 //! history and calls [`decide`] — the same function an offline scanner uses — so "admit / already used /
-//! refused" has exactly one implementation. The caller (the Durable Object) makes load → decide → store
+//! refused" has exactly one implementation (`scanner_core::redemption::online`). The caller (the Durable Object) makes load → decide → store
 //! atomic.
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use scanner_core::redemption::decision::{decide_at, At, ScanInput};
+use scanner_core::redemption::online::decide_online;
 use scanner_core::redemption::record::{ScanRecord, RECORD_LEN};
 use scanner_core::redemption::{DeviceId, Hlc, ScanIndex, TicketRef, Verdict};
 use scanner_core::{Refusal, VerifyContext};
@@ -146,8 +146,8 @@ pub struct Redemption {
     pub hlc: Option<Hlc>,
 }
 
-/// Decides one redemption against the ticket's history with scanner-core's scan decision. `now_ms` is
-/// the edge's clock (Unix milliseconds).
+/// Decides one redemption against the ticket's history with scanner-core's online decision (the one a
+/// venue hub makes too). `now_ms` is the edge's clock (Unix milliseconds).
 pub fn redeem(
     history: &TicketHistory,
     req: &RedeemRequest,
@@ -155,22 +155,10 @@ pub fn redeem(
     now_ms: u64,
 ) -> Result<Redemption, HistoryError> {
     let index = history.index()?;
-    let input = ScanInput { text: &req.qr_text, kind: req.kind, override_reason: None };
-    // The scanner applied its gate rules; the edge only learns which add-on the gate redeems, if any.
-    let at = At { gate: &req.gate, rules: None, redeem: req.addon };
-    let decision = decide_at(input, ctx, &index, None, req.device, at);
-    // Strictly after every scan of this ticket seen so far, even if the edge clock lags a device's.
-    let hlc = decision
-        .outcome
-        .passed()
-        .then(|| Hlc(((now_ms & 0xffff_ffff_ffff) << 16).max(history.last_hlc().0.saturating_add(1))));
-    let recorded = hlc.map(|hlc| {
-        let wall = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
-        let mut record = decision.record(hlc, wall, 0);
-        // Flagged like a device's mirror of this verdict, so the report counts the two as one admission.
-        record.decided_by_edge = true;
-        StoredScan::new(req.device, &req.device_name, &req.gate, &record, true)
-    });
+    let decision = decide_online(&index, req, ctx, now_ms, history.last_hlc());
+    let hlc = decision.hlc();
+    let recorded =
+        decision.record.map(|record| StoredScan::new(req.device, &req.device_name, &req.gate, &record, true));
     Ok(Redemption { verdict: decision.verdict, recorded, hlc })
 }
 

@@ -10,26 +10,22 @@
 //! - `GET /admin/v1/events/{id}/redemptions[?format=text]` — admin token: the report (admitted per gate and
 //!   hour, conflicts with devices, gates and times, refusals by reason) as JSON or a readable table.
 //!
-//! The server's copy of each event's log is `DATA_DIR/redemptions/event-<id>.log`: a full save followed by
-//! incremental chunks, each appended and fsync'd before the reply. Per-device sync state (the heads both
-//! sides had at the end of the last exchange) is kept in memory and in `event-<id>.peers/<device id>`, so
-//! a device that reconnects only exchanges what is new. The protocol logic is `scanner_core`'s
-//! transport-agnostic [`serve_sync`]; this module only stores and routes.
+//! The server's copy of each event's log is `DATA_DIR/redemptions/event-<id>.log` with per-device sync
+//! states beside it: scanner-core's file-backed [`ServerLog`] (its documentation states the persistence
+//! contract), the same storage a venue hub uses. This module only authenticates and routes.
 
-use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path as FsPath, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::LazyLock;
 
 use axum::extract::{Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use scanner_core::redemption::document::MAX_SYNC_MESSAGE_BYTES;
-use scanner_core::redemption::document::{decode_peer_state, encode_peer_state, PeerState};
 use scanner_core::error::SyncKind;
-use scanner_core::redemption::{serve_sync, Accept, DeviceId, EventReport, RedemptionDoc, SyncChannel};
+use scanner_core::redemption::document::MAX_SYNC_MESSAGE_BYTES;
+use scanner_core::redemption::server_log::{ServerLog, ServerLogError, ServerLogs};
+use scanner_core::redemption::{Accept, DeviceId, EventReport, SyncChannel};
 use scanner_core::wire::{sync_path, SYNC_PATH};
 use serde::Deserialize;
 
@@ -40,8 +36,6 @@ use crate::state::AppState;
 
 /// Largest sync request body accepted: scanner-core's limit for one sync message.
 pub const MAX_SYNC_BODY_BYTES: usize = MAX_SYNC_MESSAGE_BYTES;
-/// Appended chunks after which the log file is rewritten as one full save.
-const COMPACT_AFTER_CHUNKS: usize = 256;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -50,143 +44,33 @@ pub fn router() -> Router<AppState> {
         .route("/admin/v1/events/{id}/edge-relay", post(edge_relay))
 }
 
-/// One event's log on the server.
-struct EventLog {
-    path: PathBuf,
-    peers_dir: PathBuf,
-    doc: RedemptionDoc,
-    peers: HashMap<String, PeerState>,
-    chunks: usize,
-}
-
 /// Open logs by file path (one process may run several servers, e.g. in tests).
-static LOGS: LazyLock<Mutex<HashMap<PathBuf, Arc<Mutex<EventLog>>>>> = LazyLock::new(Default::default);
+static LOGS: LazyLock<ServerLogs> = LazyLock::new(ServerLogs::new);
 
 fn redemptions_dir(state: &AppState) -> PathBuf {
     state.config.data_dir.join("redemptions")
 }
 
-fn open_log(dir: &FsPath, event: u32) -> Result<Arc<Mutex<EventLog>>> {
-    let path = dir.join(format!("event-{event}.log"));
-    let mut logs = LOGS.lock().map_err(|_| Error::internal("redemption log lock poisoned"))?;
-    if let Some(log) = logs.get(&path) {
-        return Ok(log.clone());
-    }
-    std::fs::create_dir_all(dir).map_err(Error::internal)?;
-    let doc = match std::fs::read(&path) {
-        Ok(bytes) if !bytes.is_empty() => RedemptionDoc::load(&bytes)
-            .map_err(|e| Error::internal(format!("stored redemption log {} is damaged: {e}", path.display())))?,
-        Ok(_) => RedemptionDoc::new_relay(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => RedemptionDoc::new_relay(),
-        Err(e) => return Err(Error::internal(e)),
-    };
-    let log = Arc::new(Mutex::new(EventLog {
-        peers_dir: dir.join(format!("event-{event}.peers")),
-        path: path.clone(),
-        doc,
-        peers: HashMap::new(),
-        chunks: 0,
-    }));
-    logs.insert(path, log.clone());
-    Ok(log)
-}
-
-impl EventLog {
-    fn peer_state(&mut self, device: &str) -> PeerState {
-        if let Some(state) = self.peers.get(device) {
-            return state.clone();
-        }
-        std::fs::read(self.peers_dir.join(device))
-            .ok()
-            .and_then(|bytes| decode_peer_state(&bytes).ok())
-            .unwrap_or_default()
-    }
-
-    /// Appends what changed to the log file and fsyncs it. The log's "saved" marker moves only after the
-    /// write is durable; if the write fails the caller must drop this in-memory copy (see [`serve`]), so
-    /// the server never answers for records that a restart would lose.
-    fn persist(&mut self) -> std::io::Result<()> {
-        let (chunk, heads) = self.doc.unsaved();
-        if chunk.is_empty() {
-            return Ok(());
-        }
-        if self.chunks >= COMPACT_AFTER_CHUNKS {
-            let tmp = self.path.with_extension("log.tmp");
-            let written = (|| {
-                let mut file = std::fs::File::create(&tmp)?;
-                file.write_all(&self.doc.save())?;
-                file.sync_all()?;
-                std::fs::rename(&tmp, &self.path)
-            })();
-            if written.is_err() {
-                let _ = std::fs::remove_file(&tmp);
+impl From<ServerLogError> for Error {
+    fn from(e: ServerLogError) -> Self {
+        match e {
+            ServerLogError::Refused(scanner_core::Error::Sync(SyncKind::TooLarge(_))) => {
+                Error::PayloadTooLarge(MAX_SYNC_BODY_BYTES)
             }
-            written?;
-            self.doc.mark_saved_at(heads);
-            self.chunks = 0;
-            return Ok(());
+            ServerLogError::Refused(e) => Error::BadRequest(e.to_string()),
+            e @ ServerLogError::Storage { .. } => Error::Storage(e.to_string()),
+            e => Error::internal(e),
         }
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&self.path)?;
-        let len = file.metadata()?.len();
-        if let Err(e) = file.write_all(&chunk).and_then(|()| file.sync_data()) {
-            // A partial append would make the whole file unreadable: cut it back to what it was.
-            let _ = file.set_len(len).and_then(|()| file.sync_data());
-            return Err(e);
-        }
-        self.doc.mark_saved_at(heads);
-        self.chunks += 1;
-        Ok(())
-    }
-
-    fn save_peer(&mut self, device: &str, state: PeerState) {
-        // Losing a peer state only makes the next sync with that device cost more: best effort.
-        let _ = std::fs::create_dir_all(&self.peers_dir);
-        let _ = std::fs::write(self.peers_dir.join(device), encode_peer_state(&state));
-        self.peers.insert(device.to_owned(), state);
-    }
-
-    /// One exchange with one device. On a refused message nothing changes.
-    fn serve(
-        &mut self,
-        peer_key: &str,
-        message: &[u8],
-        accept: Accept,
-        channel: SyncChannel,
-    ) -> Result<Option<Vec<u8>>> {
-        let mut state = self.peer_state(peer_key);
-        let reply = serve_sync(&mut self.doc, &mut state, message, accept, channel).map_err(|e| match e {
-            scanner_core::Error::Sync(SyncKind::TooLarge(_)) => Error::PayloadTooLarge(MAX_SYNC_BODY_BYTES),
-            other => Error::BadRequest(other.to_string()),
-        })?;
-        if reply.received.changed {
-            self.persist().map_err(|e| Error::Storage(format!("redemption log {}: {e}", self.path.display())))?;
-        }
-        self.save_peer(peer_key, state);
-        Ok(reply.reply)
     }
 }
 
-/// One exchange on the event's log. If storing fails, the in-memory copy (which already holds what could
-/// not be stored) is dropped, so the next request reloads what is on disk and the device sends it again.
-fn serve(
+/// Runs `f` on the event's log (the issuer's logs are owned by no device).
+fn with_log<T>(
     dir: &FsPath,
     event: u32,
-    peer_key: &str,
-    message: &[u8],
-    accept: Accept,
-    channel: SyncChannel,
-) -> Result<Option<Vec<u8>>> {
-    let log = open_log(dir, event)?;
-    let mut guard = log.lock().map_err(|_| Error::internal("redemption log lock poisoned"))?;
-    let result = guard.serve(peer_key, message, accept, channel);
-    if matches!(result, Err(Error::Storage(_))) {
-        let path = guard.path.clone();
-        drop(guard);
-        if let Ok(mut logs) = LOGS.lock() {
-            logs.remove(&path);
-        }
-    }
-    result
+    f: impl FnOnce(&mut ServerLog) -> std::result::Result<T, ServerLogError>,
+) -> Result<T> {
+    Ok(LOGS.with(dir, event, None, f)?)
 }
 
 #[derive(Debug, Deserialize)]
@@ -220,9 +104,10 @@ async fn sync(
     let log_device: DeviceId = device.log_device;
     let accept = Accept::device(log_device, now_ms());
     let peer_key = format!("{}.{}", log_device.to_hex(), channel.as_str());
-    let reply = tokio::task::spawn_blocking(move || serve(&dir, event, &peer_key, &body, accept, channel))
-        .await
-        .map_err(Error::internal)??;
+    let reply =
+        tokio::task::spawn_blocking(move || with_log(&dir, event, |log| log.serve(&peer_key, &body, accept, channel)))
+            .await
+            .map_err(Error::internal)??;
     tracing::debug!(device = %device.id, event, replied = reply.is_some(), "redemption sync");
     Ok(match reply {
         Some(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
@@ -242,31 +127,12 @@ const MAX_RELAY_ROUNDS: usize = 64;
 /// One step of this issuer's relay session with the edge, as the client: takes the edge's last reply (if
 /// any) and returns the next message to send (`None`: nothing more to say) and the new records taken.
 fn relay_step(dir: &FsPath, event: u32, reply: Option<&[u8]>, now_ms: u64) -> Result<(Option<Vec<u8>>, usize)> {
-    let log = open_log(dir, event)?;
-    let mut guard = log.lock().map_err(|_| Error::internal("redemption log lock poisoned"))?;
-    let log = &mut *guard;
-    let mut state = log.peer_state(EDGE_RELAY_PEER);
-    let mut new_records = 0;
-    if let Some(reply) = reply {
-        let received = log
-            .doc
-            .receive_sync_message(&mut state, reply, Accept::relay(now_ms))
-            .map_err(|e| Error::Upstream(format!("the edge's relay reply was refused: {e}")))?;
-        if received.changed {
-            if let Err(e) = log.persist() {
-                let path = log.path.clone();
-                drop(guard);
-                if let Ok(mut logs) = LOGS.lock() {
-                    logs.remove(&path);
-                }
-                return Err(Error::Storage(format!("redemption log {}: {e}", path.display())));
-            }
-        }
-        new_records = received.new_records;
+    let step = LOGS.with(dir, event, None, |log| log.client_step(EDGE_RELAY_PEER, SyncChannel::Relay, reply, now_ms));
+    match step {
+        Ok((message, received)) => Ok((message, received.new_records)),
+        Err(ServerLogError::Refused(e)) => Err(Error::Upstream(format!("the edge's relay reply was refused: {e}"))),
+        Err(e) => Err(e.into()),
     }
-    let message = log.doc.generate_sync_message(&mut state);
-    log.save_peer(EDGE_RELAY_PEER, state);
-    Ok((message, new_records))
 }
 
 /// What one relay session with the edge did.
@@ -369,13 +235,10 @@ async fn report(
 ) -> Result<Response> {
     let event = event_id(&state, Some(id)).await?;
     let dir = redemptions_dir(&state);
-    let report = tokio::task::spawn_blocking(move || -> Result<EventReport> {
-        let log = open_log(&dir, event)?;
-        let log = log.lock().map_err(|_| Error::internal("redemption log lock poisoned"))?;
-        Ok(EventReport::from_logs(&log.doc.device_logs().map_err(Error::internal)?))
-    })
-    .await
-    .map_err(Error::internal)??;
+    let report =
+        tokio::task::spawn_blocking(move || -> Result<EventReport> { with_log(&dir, event, |log| log.report()) })
+            .await
+            .map_err(Error::internal)??;
     Ok(match q.format.as_deref() {
         Some("text") => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], report.to_table()).into_response(),
         _ => axum::Json(report).into_response(),

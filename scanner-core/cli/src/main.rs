@@ -1,5 +1,7 @@
 //! `scanner`: the door-side command line. A thin shell over scanner-core.
 
+mod hub;
+
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -14,7 +16,8 @@ use scanner_core::redemption::store::RecordedScan;
 use scanner_core::redemption::{DoorAction, EdgeAnswer, EdgeQuestion, ScanPlan, ScanRequest};
 use scanner_core::redemption::{RedemptionLog, ScanKind, SyncChannel};
 use scanner_core::verify::verify_text;
-use scanner_core::wire::{gate_rules_path, search_path, SearchResults, SUPERVISOR_PASS_HEADER};
+use scanner_core::wire::{gate_rules_path, manifest_path, revocations_path, search_path, sync_path};
+use scanner_core::wire::{SearchResults, KEYRING_PATH, SUPERVISOR_PASS_HEADER};
 use scanner_core::wire::{DEFAULT_EDGE_TIMEOUT_MS, MAX_EDGE_REPLY_BYTES, REDEEM_PATH};
 use scanner_core::{Keyring, RevocationList, VerifyContext};
 use serde_json::json;
@@ -125,6 +128,10 @@ enum Command {
         /// The edge Worker's base URL: `scan` asks it first while online (with this device's --token).
         #[arg(long, value_name = "URL")]
         edge: Option<String>,
+        /// A venue hub's base URL (`scanner hub`): `scan` asks it first for verdicts (before any edge),
+        /// and `scan --stdin` syncs with it every --hub-sync-ms; `sync --hub` syncs with it.
+        #[arg(long, value_name = "URL")]
+        hub: Option<String>,
     },
     /// Scan a ticket: decide, record durably, then print the verdict. Exit code 0 = admitted (or exit
     /// recorded), 1 = already used or refused, 2 = error, 3 = payment due at the door (not admitted:
@@ -175,6 +182,9 @@ enum Command {
         /// How long to wait for the edge before deciding offline, in milliseconds.
         #[arg(long, value_name = "MS", default_value_t = DEFAULT_EDGE_TIMEOUT_MS)]
         edge_timeout_ms: u64,
+        /// With a venue hub configured, `--stdin` syncs with it this often (milliseconds; 0: never).
+        #[arg(long, value_name = "MS", default_value_t = hub::client::DEFAULT_HUB_SYNC_MS)]
+        hub_sync_ms: u64,
     },
     /// Exchange the redemption log with the sync server and refresh the revocation list.
     ///
@@ -185,8 +195,11 @@ enum Command {
         #[arg(long, value_name = "URL", conflicts_with = "edge")]
         server: Option<String>,
         /// Sync with the edge Worker stored by `init --edge`.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "hub")]
         edge: bool,
+        /// Sync with the venue hub stored by `init --hub`.
+        #[arg(long)]
+        hub: bool,
     },
     /// The organizer's report: admitted per gate and hour, conflicts (duplicates), refusals by reason.
     Report {
@@ -198,6 +211,8 @@ enum Command {
     },
     /// Write this device's whole redemption log to a file (for offline merging with `report --merge`).
     Export { out: PathBuf },
+    /// A venue hub: a local sync and verdict server for one event (see `scanner hub init --help`).
+    Hub(hub::cli::HubArgs),
     /// Supervisor mode: `unlock PASS` (a supervisor pass from the organizer's dashboard, checked offline),
     /// `lock`, `status`. Overrides, undos and admissions after a search need it.
     Supervisor {
@@ -345,10 +360,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             manifest,
             gate_rules,
             edge,
+            hub,
         } => {
             let files = SetupFiles { keyring, revocations, manifest, gate_rules };
             let options = InitOptions { setup, server, token, event, keyring_sha256, name, edge };
-            init(&data_dir(data)?, options, files)
+            let dir = data_dir(data)?;
+            let code = init(&dir, options, files)?;
+            if let Some(url) = hub {
+                hub::client::set_hub(&dir, &url)?;
+            }
+            Ok(code)
         }
         Command::Scan {
             gate,
@@ -363,16 +384,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
             edge,
             no_edge,
             edge_timeout_ms,
+            hub_sync_ms,
         } => {
-            let mut log = open_log(&data_dir(data)?)?;
+            let dir = data_dir(data)?;
+            let mut log = open_log(&dir)?;
             let kind = if exit { ScanKind::Exit } else { ScanKind::Entry };
-            let edge = if no_edge { None } else { EdgeClient::new(&log, edge, edge_timeout_ms)? };
+            // A venue hub is asked first (it decides for the whole venue); an explicit --edge overrides it.
+            let venue_hub = hub::client::hub_url(&dir)?.filter(|_| edge.is_none());
+            let edge = match (no_edge, venue_hub.clone()) {
+                (true, _) => None,
+                (false, Some(url)) => EdgeClient::new(&log, Some(url), edge_timeout_ms)?,
+                (false, None) => EdgeClient::new(&log, edge, edge_timeout_ms)?,
+            };
             let action = match (paid, override_reason) {
                 (true, _) => DoorAction::ConfirmPaid,
                 (false, Some(reason)) => DoorAction::Override(reason),
                 (false, None) => DoorAction::Scan,
             };
             let options = ScanOptions { gate: &gate, kind, action, now, json, edge };
+            if stdin && venue_hub.is_some() && hub_sync_ms > 0 {
+                let every = Duration::from_millis(hub_sync_ms);
+                return hub::client::door_loop(&dir, &mut log, every, |log, line| scan_one(log, line, &options));
+            }
             if stdin {
                 let mut code = ExitCode::SUCCESS;
                 for line in std::io::stdin().lock().lines() {
@@ -400,7 +433,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(code)
         }
-        Command::Sync { server, edge } => sync(&data_dir(data)?, server, edge),
+        Command::Sync { server, edge, hub } => {
+            let dir = data_dir(data)?;
+            let server = match (server, hub) {
+                (Some(url), _) => Some(url),
+                (None, true) => Some(
+                    hub::client::hub_url(&dir)?.context("this scanner has no hub (run `scanner init --hub URL`)")?,
+                ),
+                (None, false) => None,
+            };
+            sync(&dir, server, edge)
+        }
+        Command::Hub(args) => hub::cli::run(&data_dir(data)?, args),
         Command::Report { json, merge } => {
             let mut log = open_log(&data_dir(data)?)?;
             let now = now_secs(None)?;
@@ -676,11 +720,13 @@ struct Issuer {
 
 impl Issuer {
     fn new(base: &str, token: &str) -> Self {
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(std::time::Duration::from_secs(60)))
-            .http_status_as_error(false)
-            .build()
-            .into();
+        Self::with_timeout(base, token, Duration::from_secs(60))
+    }
+
+    /// A client whose every request gives up after `timeout`.
+    fn with_timeout(base: &str, token: &str, timeout: Duration) -> Self {
+        let agent =
+            ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false).build().into();
         Self { base: base.trim_end_matches('/').to_owned(), token: token.to_owned(), agent }
     }
 
@@ -740,12 +786,25 @@ impl Issuer {
         Ok(resp.body_mut().with_config().limit(256 << 20).read_to_string()?)
     }
 
+    /// POST with no body (a command, e.g. the hub's push); returns the answer's body.
+    fn post_empty(&self, path: &str) -> Result<String> {
+        let mut resp = self
+            .agent
+            .post(&self.url(path))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .send_empty()
+            .with_context(|| format!("cannot reach {}", self.url(path)))?;
+        let status = resp.status().as_u16();
+        let body = resp.body_mut().with_config().limit(1 << 20).read_to_string().unwrap_or_default();
+        if !(200..=299).contains(&status) {
+            anyhow::bail!("{path}: HTTP {status}: {body}");
+        }
+        Ok(body)
+    }
+
     /// One sync round trip: POST the message, get the reply (204 = nothing to say).
     fn sync(&self, event: Option<u32>, channel: SyncChannel, message: &[u8]) -> Result<Option<Vec<u8>>> {
-        let path = match event {
-            Some(e) => format!("/v1/sync?event={e}&channel={}", channel.as_str()),
-            None => format!("/v1/sync?channel={}", channel.as_str()),
-        };
+        let path = sync_path(event, channel);
         let mut resp = self
             .agent
             .post(&self.url(&path))
@@ -833,10 +892,10 @@ fn init(dir: &Path, options: InitOptions, files: SetupFiles) -> Result<ExitCode>
                 eprintln!("warning: the keyring is not pinned (no --keyring-sha256): this device trusts whatever keys {server} serves");
             }
             let issuer = Issuer::new(server, token);
-            let keyring_json = issuer.get_text("/v1/scanner/keyring")?;
+            let keyring_json = issuer.get_text(KEYRING_PATH)?;
             check_keyring(&keyring_json).context("the server's keyring is refused")?;
-            let revocations_json = issuer.get_text("/v1/scanner/revocations?since=0")?;
-            let manifest_json = issuer.get_text(&format!("/v1/scanner/events/{event}/manifest"))?;
+            let revocations_json = issuer.get_text(&revocations_path(0))?;
+            let manifest_json = issuer.get_text(&manifest_path(event))?;
             // A server without gate rules (the edge Worker, which serves the rest of the setup) has none.
             gate_rules_json = issuer.get_optional_text(&gate_rules_path(event))?;
             if gate_rules_json.is_none() {
@@ -926,7 +985,7 @@ fn sync(dir: &Path, server: Option<String>, edge: bool) -> Result<ExitCode> {
     eprintln!();
     let summary = summary?;
     let since = log.revocations_version();
-    match issuer.get_text(&format!("/v1/scanner/revocations?since={since}")) {
+    match issuer.get_text(&revocations_path(since)) {
         Ok(delta) => log.apply_revocation_delta(&delta).context("the server's revocation update is invalid")?,
         Err(e) => eprintln!("warning: revocation list not refreshed: {e:#}"),
     }

@@ -9,6 +9,9 @@
 //! - [`report`]: admitted per gate and hour, refusals by reason, and conflicts (duplicates) across devices.
 //! - [`device`]: the scanning device as a pure state machine (decide, record, fold, sync, report) that
 //!   tells its storage what to persist; the CLI stores it on sled, the browser on IndexedDB.
+//! - [`online`]: the decision a server makes for every device that asks (the edge's shards, a venue hub).
+//! - `server_log` (feature `server-log`): a sync server's durable copy of an event's log, in files (the
+//!   issuer, a venue hub).
 //! - `store` (feature `store`): the durable device log on sled, a thin wrapper over [`device::Device`].
 //!
 //! The core takes time as a parameter and touches no file or clock, so it builds for wasm32.
@@ -17,8 +20,11 @@ pub mod decision;
 pub mod device;
 pub mod document;
 pub mod door;
+pub mod online;
 pub mod record;
 pub mod report;
+#[cfg(feature = "server-log")]
+pub mod server_log;
 #[cfg(feature = "store")]
 pub mod store;
 

@@ -1,0 +1,115 @@
+//! The `scanner hub` command line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use scanner_core::redemption::server_log::ServerLogs;
+
+use super::server::{Hub, Trust};
+use super::{hub_dir, load_config, load_trust};
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct HubArgs {
+    #[command(subcommand)]
+    action: Option<HubAction>,
+    /// Serve this event (the one `scanner hub init` set the hub up for).
+    #[arg(long)]
+    event: Option<u32>,
+    /// Address to serve on, e.g. 0.0.0.0:8088 (port 0: any free port; the address is written to
+    /// <data>/hub/listen and printed).
+    #[arg(long, default_value = "0.0.0.0:8088")]
+    listen: SocketAddr,
+    /// Serve the PWA's files from this directory (web/scanner with its built pkg/), so phones can be
+    /// set up from the hub alone.
+    #[arg(long, value_name = "DIR")]
+    web: Option<PathBuf>,
+    /// Relay with the issuer this often, in seconds, whenever it is reachable (0: only on `scanner hub push`).
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    upstream_every: u64,
+}
+
+#[derive(Subcommand)]
+enum HubAction {
+    /// Set the hub up from the issuer: its own device token for the event (a setup link or
+    /// --server/--token/--event), and a read-only edge token for the event's device list.
+    Init {
+        /// The hub's own device setup link (create a device named e.g. "hub" for the event).
+        #[arg(long, value_name = "URL", conflicts_with_all = ["server", "token", "event", "keyring_sha256"])]
+        setup: Option<String>,
+        #[arg(long, requires_all = ["token", "event"])]
+        server: Option<String>,
+        #[arg(long)]
+        token: Option<String>,
+        #[arg(long)]
+        event: Option<u32>,
+        #[arg(long, value_name = "HEX")]
+        keyring_sha256: Option<String>,
+        /// A read-only edge token (admin API `/admin/v1/edge-tokens`): reads the event's device list.
+        #[arg(long)]
+        edge_token: String,
+        /// The hub's name in the log and in "already used" verdicts.
+        #[arg(long, default_value = "hub")]
+        name: String,
+    },
+    /// Relay with the issuer now: through the running hub if there is one, else directly.
+    Push,
+}
+
+pub fn run(data: &Path, args: HubArgs) -> Result<ExitCode> {
+    match args.action {
+        Some(HubAction::Init { setup, server, token, event, keyring_sha256, edge_token, name }) => {
+            let options = super::InitOptions { setup, server, token, event, keyring_sha256, edge_token, name };
+            super::init(data, options)
+        }
+        Some(HubAction::Push) => push(data),
+        None => {
+            let hub = open(data)?;
+            let event = args.event.context("give the event: scanner hub --event ID --listen ADDR")?;
+            if event != hub.config.event {
+                anyhow::bail!("this hub is set up for event {}, not {event}", hub.config.event);
+            }
+            super::server::serve(hub, args.listen, args.web, Duration::from_secs(args.upstream_every))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The hub in `data`, with its trust material and log (not serving yet).
+fn open(data: &Path) -> Result<Hub> {
+    let dir = hub_dir(data);
+    let config = load_config(&dir)?;
+    let trust = Trust::parse(load_trust(&dir)?)?;
+    let owner = config.device();
+    let hub = Hub { dir, config, owner, logs: ServerLogs::new(), trust: RwLock::new(Arc::new(trust)) };
+    // Opened now so a damaged log stops the hub at start, not at the first device.
+    hub.logs.with(&hub.redemptions_dir(), hub.config.event, Some(owner), |_| Ok(()))?;
+    Ok(hub)
+}
+
+fn push(data: &Path) -> Result<ExitCode> {
+    let dir = hub_dir(data);
+    let config = load_config(&dir)?;
+    // A running hub owns its log file: ask it. Only when none answers is the file relayed from here.
+    if let Ok(addr) = std::fs::read_to_string(dir.join("listen")) {
+        let addr = addr.trim().replace("0.0.0.0", "127.0.0.1");
+        let issuer = crate::Issuer::new(&format!("http://{addr}"), &config.token);
+        match issuer.post_empty("/hub/v1/push") {
+            Ok(summary) => {
+                println!("{summary}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(e) if format!("{e:#}").contains("cannot reach") => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let hub = open(data)?;
+    let summary = super::upstream::relay(&hub)?;
+    println!("{}", serde_json::to_string(&summary)?);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,329 @@
+//! The hub's HTTP server: the issuer's and the edge's device-facing endpoints, for one event, on the
+//! venue's network.
+//!
+//! - `POST /v1/sync?event=ID&channel=push|pull`: the redemption-log sync (scanner-core's protocol through
+//!   [`ServerLog`]); device token (its SHA-256 in the event's device list). A device writes only under
+//!   the id bound to its token; at most `MAX_SYNC_MESSAGE_BYTES` per message (413 beyond); a refused
+//!   message is 400 and changes nothing; a full disk is 507 and nothing was accepted.
+//! - `POST /v1/redeem`: an online verdict, decided once for the venue with scanner-core's
+//!   [`decide_online`] against everything the hub holds, recorded durably under the hub's own id before the
+//!   answer (the device mirrors it with the same clock value; the report counts the two as one scan).
+//!   Device token; the request must name the token's own device id. At most `MAX_REDEEM_BODY` bytes.
+//! - `GET /v1/scanner/keyring`, `/v1/scanner/revocations`, `/v1/scanner/events/{id}/manifest`,
+//!   `/v1/scanner/events/{id}/gates`, `/v1/events/{id}`: what `scanner init`/`sync` and the PWA fetch, as
+//!   the hub holds it (set-up endpoints need a device token, as on the issuer).
+//! - `POST /hub/v1/push`: relay with the issuer now; the hub's own token only.
+//! - anything else: the PWA's files from `--web DIR`, if given.
+//!
+//! Who may write: only tokens in the device list (refreshed from the issuer on each upstream relay), each
+//! as itself; the hub's own id is never accepted from outside (it is the hub's decisions). Sizes are
+//! bounded per request; every write is one exchange under the event log's lock, so the hub's rate is
+//! bounded by its disk (fsync per accepted change), never by memory.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use scanner_core::redemption::document::MAX_SYNC_MESSAGE_BYTES;
+use scanner_core::redemption::online::decide_online;
+use scanner_core::redemption::server_log::{ServerLogError, ServerLogs};
+use scanner_core::redemption::{Accept, DecisionPath, DeviceId, Hlc, SyncChannel, TicketRef};
+use scanner_core::token::{device_id_for_token_hash, token_hash};
+use scanner_core::wire::{bearer, ErrorBody, RedeemRequest, VerdictBody, KEYRING_PATH, MAX_REDEEM_BODY};
+use scanner_core::wire::{REDEEM_PATH, REVOCATIONS_PATH, SYNC_PATH};
+use scanner_core::{Keyring, RevocationList, SignedTicket, VerifyContext};
+use serde::Deserialize;
+
+use super::{HubConfig, TrustFiles};
+
+/// The trust material the hub decides with, parsed once.
+pub struct Trust {
+    pub files: TrustFiles,
+    pub keyring: Keyring,
+    pub revocations: RevocationList,
+    /// SHA-256 of the event's device tokens.
+    pub devices: HashSet<[u8; 32]>,
+}
+
+impl Trust {
+    pub fn parse(files: TrustFiles) -> Result<Self> {
+        let keyring = Keyring::from_json(&files.keyring_json).context("keyring.json is invalid")?;
+        let revocations =
+            RevocationList::from_json(&files.revocations_json, &keyring).context("revocations.json is refused")?;
+        let devices = files.devices.iter().filter_map(|h| scanner_core::token::parse_token_hash(h)).collect();
+        Ok(Self { files, keyring, revocations, devices })
+    }
+}
+
+/// A running hub.
+pub struct Hub {
+    pub dir: PathBuf,
+    pub config: HubConfig,
+    pub owner: DeviceId,
+    pub logs: ServerLogs,
+    pub trust: RwLock<Arc<Trust>>,
+}
+
+impl Hub {
+    pub fn redemptions_dir(&self) -> PathBuf {
+        self.dir.join("redemptions")
+    }
+
+    fn trust(&self) -> Result<Arc<Trust>, HubError> {
+        self.trust.read().map(|t| t.clone()).map_err(|_| HubError::Internal("trust lock poisoned".into()))
+    }
+
+    /// The device a request's bearer token belongs to, if it is one of the event's devices.
+    fn device(&self, headers: &HeaderMap) -> Result<DeviceId, HubError> {
+        let token =
+            bearer(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())).ok_or(HubError::Unauthorized)?;
+        let hash = token_hash(token);
+        if !self.trust()?.devices.contains(&hash) {
+            return Err(HubError::Unauthorized);
+        }
+        let device = device_id_for_token_hash(&hash);
+        if device == self.owner {
+            return Err(HubError::Forbidden("the hub's own token is not a door device's".into()));
+        }
+        Ok(device)
+    }
+}
+
+/// An error answer (`wire::ErrorBody`, as the issuer and the edge send it).
+#[derive(Debug)]
+pub enum HubError {
+    Unauthorized,
+    Forbidden(String),
+    BadRequest(String),
+    NotFound,
+    Storage(String),
+    Upstream(String),
+    Internal(String),
+}
+
+impl IntoResponse for HubError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = match self {
+            HubError::Unauthorized => {
+                (StatusCode::UNAUTHORIZED, "unauthorized", "missing or unknown scanner token".into())
+            }
+            HubError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m),
+            HubError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
+            HubError::NotFound => (StatusCode::NOT_FOUND, "not_found", "no such endpoint on this hub".into()),
+            HubError::Storage(m) => (StatusCode::INSUFFICIENT_STORAGE, "storage", m),
+            HubError::Upstream(m) => (StatusCode::BAD_GATEWAY, "upstream", m),
+            HubError::Internal(m) => {
+                tracing::error!(error = %m, "hub internal error");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".into())
+            }
+        };
+        (status, [(header::CONTENT_TYPE, "application/json")], ErrorBody::new(code, message).to_json()).into_response()
+    }
+}
+
+impl From<ServerLogError> for HubError {
+    fn from(e: ServerLogError) -> Self {
+        match e {
+            ServerLogError::Refused(e) => HubError::BadRequest(e.to_string()),
+            e @ ServerLogError::Storage { .. } => HubError::Storage(e.to_string()),
+            e => HubError::Internal(e.to_string()),
+        }
+    }
+}
+
+type Shared = Arc<Hub>;
+
+pub fn router(hub: Shared, web: Option<PathBuf>) -> Router {
+    let router = Router::new()
+        .route(SYNC_PATH, post(sync).layer(DefaultBodyLimit::max(MAX_SYNC_MESSAGE_BYTES)))
+        .route(REDEEM_PATH, post(redeem).layer(DefaultBodyLimit::max(MAX_REDEEM_BODY)))
+        .route(KEYRING_PATH, get(keyring))
+        .route(REVOCATIONS_PATH, get(revocations))
+        .route("/v1/scanner/events/{event}/manifest", get(manifest))
+        .route("/v1/scanner/events/{event}/gates", get(gate_rules))
+        .route("/hub/v1/push", post(push))
+        .with_state(hub);
+    match web {
+        Some(dir) => router.fallback_service(tower_http::services::ServeDir::new(dir)),
+        None => router.fallback(|| async { HubError::NotFound }),
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn json(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")], body).into_response()
+}
+
+fn check_event(hub: &Hub, event: Option<u32>) -> Result<u32, HubError> {
+    match event {
+        Some(e) if e == hub.config.event => Ok(e),
+        Some(e) => Err(HubError::Forbidden(format!("this hub serves event {}, not {e}", hub.config.event))),
+        None => Err(HubError::BadRequest("give the event: ?event=ID".into())),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct SyncQuery {
+    event: Option<u32>,
+    channel: Option<String>,
+}
+
+async fn sync(
+    State(hub): State<Shared>,
+    Query(q): Query<SyncQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, HubError> {
+    let device = hub.device(&headers)?;
+    let event = check_event(&hub, q.event)?;
+    let channel = q
+        .channel
+        .as_deref()
+        .and_then(SyncChannel::parse)
+        .ok_or_else(|| HubError::BadRequest("give the sync channel: &channel=push or &channel=pull".into()))?;
+    let peer_key = format!("{}.{}", device.to_hex(), channel.as_str());
+    let accept = Accept::device(device, now_ms());
+    let hub2 = hub.clone();
+    let reply = tokio::task::spawn_blocking(move || {
+        hub2.logs
+            .with(&hub2.redemptions_dir(), event, Some(hub2.owner), |log| log.serve(&peer_key, &body, accept, channel))
+    })
+    .await
+    .map_err(|e| HubError::Internal(e.to_string()))??;
+    tracing::debug!(%device, replied = reply.is_some(), "hub sync");
+    Ok(match reply {
+        Some(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    })
+}
+
+async fn redeem(State(hub): State<Shared>, headers: HeaderMap, body: Bytes) -> Result<Response, HubError> {
+    let device = hub.device(&headers)?;
+    let req = RedeemRequest::parse(&body).map_err(|e| HubError::BadRequest(e.to_string()))?;
+    let event = check_event(&hub, Some(req.event))?;
+    if req.device != device {
+        return Err(HubError::Forbidden("the request names another device than the token's".into()));
+    }
+    let trust = hub.trust()?;
+    let hub2 = hub.clone();
+    let decided = tokio::task::spawn_blocking(move || {
+        let now = now_ms();
+        let ctx = VerifyContext {
+            keyring: &trust.keyring,
+            revocations: Some(&trust.revocations),
+            event_id: event,
+            now: now / 1000,
+        };
+        hub2.logs.with(&hub2.redemptions_dir(), event, Some(hub2.owner), |log| {
+            // Every scan of this ticket the hub holds, its own decisions included: decided once per venue.
+            // The new record sorts after all of them.
+            let after = match SignedTicket::from_qr_text(req.qr_text.trim()) {
+                Ok(signed) => log.last_hlc(&TicketRef::of(&signed.ticket.ticket_id), req.addon)?,
+                Err(_) => Hlc::default(),
+            };
+            let decision = decide_online(log.index()?, &req, &ctx, now, after);
+            if let Some(record) = decision.record {
+                // On disk before the answer: a restarted hub still knows the ticket is used.
+                log.append_own(&hub2.config.name, &req.gate, record, i64::try_from(now / 1000).unwrap_or(0))?;
+            }
+            Ok(decision)
+        })
+    })
+    .await
+    .map_err(|e| HubError::Internal(e.to_string()))??;
+    let body = VerdictBody::new(decided.verdict.clone(), DecisionPath::Edge, decided.hlc()).to_json();
+    tracing::debug!(%device, verdict = %decided.verdict.message(), "hub redeem");
+    Ok(json(body))
+}
+
+async fn keyring(State(hub): State<Shared>) -> Result<Response, HubError> {
+    Ok(json(hub.trust()?.files.keyring_json.clone()))
+}
+
+/// The whole list whatever `since` asks: overlapping deltas are harmless to a device (it skips the
+/// batches it has), and the hub keeps only the latest list it fetched.
+async fn revocations(State(hub): State<Shared>, headers: HeaderMap) -> Result<Response, HubError> {
+    hub.device(&headers)?;
+    Ok(json(hub.trust()?.files.revocations_json.clone()))
+}
+
+async fn manifest(State(hub): State<Shared>, Path(event): Path<u32>, headers: HeaderMap) -> Result<Response, HubError> {
+    hub.device(&headers)?;
+    check_event(&hub, Some(event))?;
+    Ok(json(hub.trust()?.files.manifest_json.clone()))
+}
+
+async fn gate_rules(
+    State(hub): State<Shared>,
+    Path(event): Path<u32>,
+    headers: HeaderMap,
+) -> Result<Response, HubError> {
+    hub.device(&headers)?;
+    check_event(&hub, Some(event))?;
+    match hub.trust()?.files.gate_rules_json.clone() {
+        Some(rules) => Ok(json(rules)),
+        None => Err(HubError::NotFound),
+    }
+}
+
+async fn push(State(hub): State<Shared>, headers: HeaderMap) -> Result<Response, HubError> {
+    let token =
+        bearer(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())).ok_or(HubError::Unauthorized)?;
+    if !scanner_core::wire::digest_eq(&token_hash(token), &token_hash(&hub.config.token)) {
+        return Err(HubError::Unauthorized);
+    }
+    let hub2 = hub.clone();
+    let summary = tokio::task::spawn_blocking(move || super::upstream::relay(&hub2))
+        .await
+        .map_err(|e| HubError::Internal(e.to_string()))?
+        .map_err(|e| HubError::Upstream(format!("{e:#}")))?;
+    Ok(json(serde_json::to_string(&summary).map_err(|e| HubError::Internal(e.to_string()))?))
+}
+
+/// Serves until Ctrl-C / SIGTERM, relaying with the issuer every `upstream_every` (if not zero).
+pub fn serve(hub: Hub, listen: SocketAddr, web: Option<PathBuf>, upstream_every: Duration) -> Result<()> {
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    let hub = Arc::new(hub);
+    runtime.block_on(async move {
+        let listener =
+            tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        super::write_file(&hub.dir.join("listen"), addr.to_string().as_bytes(), false)?;
+        println!("hub for event {} listening on http://{addr}", hub.config.event);
+        if !upstream_every.is_zero() {
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(upstream_every).await;
+                    let h = hub.clone();
+                    match tokio::task::spawn_blocking(move || super::upstream::relay(&h)).await {
+                        Ok(Ok(s)) => {
+                            tracing::info!(pushed = s.pushed_rounds, pulled = s.new_records, "relayed with the issuer")
+                        }
+                        Ok(Err(e)) => tracing::info!(error = %format!("{e:#}"), "issuer not reachable; next try later"),
+                        Err(e) => tracing::warn!(error = %e, "relay task failed"),
+                    }
+                }
+            });
+        }
+        axum::serve(listener, router(hub, web))
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .context("the hub's server failed")
+    })
+}

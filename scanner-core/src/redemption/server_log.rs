@@ -1,0 +1,424 @@
+//! A sync server's durable copy of one event's redemption log, in plain files: the one storage of the
+//! issuer's `/v1/sync` and of a venue hub (`scanner hub`). The protocol is [`serve_sync`]; this module only
+//! keeps what it accepts durable and routes the peers' sync states.
+//!
+//! ## Files
+//!
+//! In the directory given to [`ServerLog::open`]:
+//!
+//! - `event-<id>.log`: a full automerge save, followed by incremental chunks, each appended and fsync'd.
+//!   After [`COMPACT_AFTER_CHUNKS`] chunks the file is rewritten as one full save (written to
+//!   `event-<id>.log.tmp`, fsync'd, then renamed over the log).
+//! - `event-<id>.peers/<peer key>`: the sync state of each peer (the heads both sides had at the end of the
+//!   last exchange), so that a peer that reconnects only exchanges what is new. Best effort: a lost or
+//!   damaged peer state only makes the next exchange with that peer longer.
+//!
+//! ## Persistence contract
+//!
+//! - Whatever this log answers for is on disk first: when an exchange (or [`ServerLog::append_own`]) changes
+//!   the document, the new chunk is appended and fsync'd *before* the reply is returned, and the peer's
+//!   state is stored only after that.
+//! - A failed write (full disk, I/O error) leaves the file as it was (a partial append is cut back) and
+//!   returns [`ServerLogError::Storage`]; the in-memory document then holds changes the file does not, so
+//!   the caller must drop this `ServerLog` ([`ServerLogs::with`] does) and reopen it: the peer is refused,
+//!   sends the same changes again later, and nothing it was told is lost by a restart.
+//! - A refused message ([`ServerLogError::Refused`]) changes neither the document nor the peer's state.
+//!
+//! A log may be *owned* by a device id (a venue hub writes its own decisions into the log it serves, as
+//! that device, [`ServerLog::append_own`]); the issuer's logs are owned by no one.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use thiserror::Error;
+
+use super::decision::ScanIndex;
+use super::document::{decode_peer_state, encode_peer_state, Batch, LogKind, PeerState, Received};
+use super::document::{serve_sync, Accept, RedemptionDoc, SyncChannel};
+use super::record::{DeviceId, Hlc, ScanRecord};
+use super::report::EventReport;
+
+/// Appended chunks after which the log file is rewritten as one full save.
+pub const COMPACT_AFTER_CHUNKS: usize = 256;
+
+/// Why an operation on a server log failed.
+#[derive(Debug, Error)]
+pub enum ServerLogError {
+    /// The peer's message was refused (damaged, hostile, too large, another device's records...): nothing
+    /// changed. A client error.
+    #[error("sync message refused: {0}")]
+    Refused(crate::Error),
+    /// The disk refused a write: nothing was accepted (see the module's persistence contract).
+    #[error("redemption log {path}: {source}")]
+    Storage { path: PathBuf, source: std::io::Error },
+    /// The stored log cannot be read back: it needs an operator, never a silent reset.
+    #[error("stored redemption log {path} is damaged: {source}")]
+    Damaged { path: PathBuf, source: crate::Error },
+    /// A local append or a report failed on the document itself.
+    #[error("redemption log: {0}")]
+    Log(crate::Error),
+    #[error("this log is owned by no device: it cannot record decisions")]
+    NotOwned,
+    #[error("another thread panicked while holding the redemption log")]
+    Poisoned,
+}
+
+/// One event's log on a sync server. See the module documentation.
+#[derive(Debug)]
+pub struct ServerLog {
+    path: PathBuf,
+    peers_dir: PathBuf,
+    doc: RedemptionDoc,
+    owner: Option<DeviceId>,
+    peers: HashMap<String, PeerState>,
+    chunks: usize,
+    /// The decision index over the whole log, built on first use and dropped when the log changes by sync.
+    index: Option<ScanIndex>,
+}
+
+impl ServerLog {
+    /// Opens (or creates, empty) the log of `event` in `dir`. With `owner`, this log's own records
+    /// ([`Self::append_own`]) are written as that device.
+    pub fn open(dir: &Path, event: u32, owner: Option<DeviceId>) -> Result<Self, ServerLogError> {
+        let path = dir.join(format!("event-{event}.log"));
+        let storage = |source| ServerLogError::Storage { path: path.clone(), source };
+        std::fs::create_dir_all(dir).map_err(storage)?;
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(storage(e)),
+        };
+        let damaged = |source| ServerLogError::Damaged { path: path.clone(), source };
+        let doc = match (bytes.is_empty(), owner) {
+            (true, Some(owner)) => RedemptionDoc::new_for_device(owner),
+            (true, None) => RedemptionDoc::new_relay(),
+            (false, Some(owner)) => RedemptionDoc::load_for_device(&bytes, owner).map_err(damaged)?,
+            (false, None) => RedemptionDoc::load(&bytes).map_err(damaged)?,
+        };
+        Ok(Self {
+            peers_dir: dir.join(format!("event-{event}.peers")),
+            path,
+            doc,
+            owner,
+            peers: HashMap::new(),
+            chunks: 0,
+            index: None,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn doc(&self) -> &RedemptionDoc {
+        &self.doc
+    }
+
+    /// The device this log's own records are written as, if any.
+    pub fn owner(&self) -> Option<DeviceId> {
+        self.owner
+    }
+
+    fn storage(&self, source: std::io::Error) -> ServerLogError {
+        ServerLogError::Storage { path: self.path.clone(), source }
+    }
+
+    fn peer_state(&self, peer_key: &str) -> PeerState {
+        if let Some(state) = self.peers.get(peer_key) {
+            return state.clone();
+        }
+        std::fs::read(self.peers_dir.join(peer_file(peer_key)))
+            .ok()
+            .and_then(|bytes| decode_peer_state(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    fn save_peer(&mut self, peer_key: &str, state: PeerState) {
+        // Losing a peer state only makes the next sync with that peer cost more: best effort.
+        let _ = std::fs::create_dir_all(&self.peers_dir);
+        let _ = std::fs::write(self.peers_dir.join(peer_file(peer_key)), encode_peer_state(&state));
+        self.peers.insert(peer_key.to_owned(), state);
+    }
+
+    /// Appends what changed to the log file and fsyncs it (or rewrites the file as one full save when
+    /// enough chunks piled up). The "saved" marker moves only after the write is durable.
+    fn persist(&mut self) -> Result<(), ServerLogError> {
+        let (chunk, heads) = self.doc.unsaved();
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        if self.chunks >= COMPACT_AFTER_CHUNKS {
+            return self.compact();
+        }
+        let appended = (|| {
+            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&self.path)?;
+            let len = file.metadata()?.len();
+            if let Err(e) = file.write_all(&chunk).and_then(|()| file.sync_data()) {
+                // A partial append would make the whole file unreadable: cut it back to what it was.
+                let _ = file.set_len(len).and_then(|()| file.sync_data());
+                return Err(e);
+            }
+            Ok(())
+        })();
+        appended.map_err(|e| self.storage(e))?;
+        self.doc.mark_saved_at(heads);
+        self.chunks += 1;
+        Ok(())
+    }
+
+    /// Rewrites the log file as one full save (atomically: a temporary file renamed over it).
+    pub fn compact(&mut self) -> Result<(), ServerLogError> {
+        let heads = self.doc.heads();
+        let tmp = self.path.with_extension("log.tmp");
+        let written = (|| {
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(&self.doc.save())?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &self.path)?;
+            // The rename itself is durable once the directory is.
+            if let Some(dir) = self.path.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(self.storage(e));
+        }
+        self.doc.mark_saved_at(heads);
+        self.chunks = 0;
+        Ok(())
+    }
+
+    /// One exchange with one peer (the server's side): takes what `accept` allows from `message`, stores
+    /// it durably, and returns the reply to send back (`None`: nothing to say). `peer_key` names the peer's
+    /// sync state (e.g. its device id and channel); it must identify the authenticated peer.
+    pub fn serve(
+        &mut self,
+        peer_key: &str,
+        message: &[u8],
+        accept: Accept,
+        channel: SyncChannel,
+    ) -> Result<Option<Vec<u8>>, ServerLogError> {
+        let mut state = self.peer_state(peer_key);
+        let reply = serve_sync(&mut self.doc, &mut state, message, accept, channel).map_err(ServerLogError::Refused)?;
+        if reply.received.changed {
+            self.index = None;
+            self.persist()?;
+        }
+        self.save_peer(peer_key, state);
+        Ok(reply.reply)
+    }
+
+    /// One step of a session this log runs as the *client* with another server (the issuer's relay with
+    /// the edge; a hub's upstream sync): takes the server's last reply (if any) and returns the next
+    /// message to send (`None`: nothing more to say) with what the reply brought.
+    ///
+    /// - [`SyncChannel::Relay`]: both ways, everything (the server must authenticate this side as a relay).
+    /// - [`SyncChannel::Push`]: this log's own records out, nothing in (needs an owner).
+    /// - [`SyncChannel::Pull`]: everyone's records in, as a device takes them from its server.
+    pub fn client_step(
+        &mut self,
+        peer_key: &str,
+        channel: SyncChannel,
+        reply: Option<&[u8]>,
+        now_ms: u64,
+    ) -> Result<(Option<Vec<u8>>, Received), ServerLogError> {
+        let mut state = self.peer_state(peer_key);
+        let mut received = Received::default();
+        if channel == SyncChannel::Push {
+            if self.owner.is_none() {
+                return Err(ServerLogError::NotOwned);
+            }
+            if let Some(reply) = reply {
+                self.doc.receive_push_reply(&mut state, reply).map_err(ServerLogError::Refused)?;
+            }
+            let message = self.doc.generate_push_message(&mut state).map_err(ServerLogError::Log)?;
+            self.save_peer(peer_key, state);
+            return Ok((message, received));
+        }
+        if let Some(reply) = reply {
+            received = self
+                .doc
+                .receive_sync_message(&mut state, reply, Accept::relay(now_ms))
+                .map_err(ServerLogError::Refused)?;
+            if received.changed {
+                self.index = None;
+                self.persist()?;
+            }
+        }
+        let message = self.doc.generate_sync_message(&mut state);
+        self.save_peer(peer_key, state);
+        Ok((message, received))
+    }
+
+    /// The decision index over everything this log holds (every device's scans and this log's own).
+    pub fn index(&mut self) -> Result<&ScanIndex, ServerLogError> {
+        if self.index.is_none() {
+            self.index = Some(ScanIndex::from_logs(&self.doc.device_logs().map_err(ServerLogError::Log)?));
+        }
+        self.index.as_ref().ok_or(ServerLogError::Poisoned)
+    }
+
+    /// Records one of this log's own decisions (as its owner, at `gate`, named `name`) durably, before the
+    /// caller answers for it.
+    pub fn append_own(
+        &mut self,
+        name: &str,
+        gate: &str,
+        record: ScanRecord,
+        now_secs: i64,
+    ) -> Result<(), ServerLogError> {
+        let owner = self.owner.ok_or(ServerLogError::NotOwned)?;
+        let own = self.doc.device_log(owner).map_err(ServerLogError::Log)?;
+        let mut gates = own.map(|l| l.gates).unwrap_or_default();
+        let gate_index = match gates.iter().position(|g| g == gate) {
+            Some(i) => i,
+            None => {
+                gates.push(gate.to_owned());
+                gates.len() - 1
+            }
+        };
+        let gate = u16::try_from(gate_index).map_err(|_| ServerLogError::Log(LogKind::TooManyGates.into()))?;
+        let record = ScanRecord { gate, ..record };
+        let batch = Batch { device_name: name, gates: &gates, records: &[record], overrides: &[], time: now_secs };
+        self.doc.append_batch(owner, batch).map_err(ServerLogError::Log)?;
+        self.persist()?;
+        if let Some(index) = &mut self.index {
+            index.set_device(owner, name, &gates);
+            index.add(owner, &record);
+        }
+        Ok(())
+    }
+
+    /// The latest clock value of any scan of this ticket slot the log knows (a new online decision sorts
+    /// after it).
+    pub fn last_hlc(&mut self, ticket: &super::record::TicketRef, addon: Option<u8>) -> Result<Hlc, ServerLogError> {
+        let index = self.index()?;
+        let latest = |slot| index.history_of(ticket, slot).iter().map(|s| s.hlc).max().unwrap_or_default();
+        Ok(latest(None).max(latest(addon)))
+    }
+
+    /// The organizer's report over everything this log holds.
+    pub fn report(&self) -> Result<EventReport, ServerLogError> {
+        Ok(EventReport::from_logs(&self.doc.device_logs().map_err(ServerLogError::Log)?))
+    }
+
+    pub fn record_count(&self) -> usize {
+        self.doc.record_count()
+    }
+}
+
+/// A peer key as a file name: anything but ASCII letters, digits, `.`, `-` and `_` is replaced, so no key
+/// can name a path outside the peers directory.
+fn peer_file(peer_key: &str) -> String {
+    let name: String = peer_key
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .collect();
+    if name.starts_with('.') {
+        format!("_{name}")
+    } else {
+        name
+    }
+}
+
+/// The open logs of one server process, by file: each event's log is loaded once and shared by every
+/// request (one `Mutex` per log serialises its exchanges).
+#[derive(Debug, Default)]
+pub struct ServerLogs {
+    open: Mutex<HashMap<PathBuf, Arc<Mutex<ServerLog>>>>,
+}
+
+impl ServerLogs {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs `f` on the log of `event` in `dir` (opened on first use). If `f` fails with a storage error,
+    /// the in-memory copy (which may hold what could not be stored) is dropped, so the next call reloads
+    /// what is on disk.
+    pub fn with<T>(
+        &self,
+        dir: &Path,
+        event: u32,
+        owner: Option<DeviceId>,
+        f: impl FnOnce(&mut ServerLog) -> Result<T, ServerLogError>,
+    ) -> Result<T, ServerLogError> {
+        let path = dir.join(format!("event-{event}.log"));
+        let log = {
+            let mut open = self.open.lock().map_err(|_| ServerLogError::Poisoned)?;
+            match open.get(&path) {
+                Some(log) => log.clone(),
+                None => {
+                    let log = Arc::new(Mutex::new(ServerLog::open(dir, event, owner)?));
+                    open.insert(path.clone(), log.clone());
+                    log
+                }
+            }
+        };
+        let mut guard = log.lock().map_err(|_| ServerLogError::Poisoned)?;
+        let result = f(&mut guard);
+        if matches!(result, Err(ServerLogError::Storage { .. })) {
+            drop(guard);
+            if let Ok(mut open) = self.open.lock() {
+                open.remove(&path);
+            }
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::redemption::record::{Outcome, ScanKind, TicketRef};
+
+    fn record(ticket: u8, hlc: u64) -> ScanRecord {
+        ScanRecord {
+            ticket: TicketRef([ticket; 12]),
+            hlc: Hlc(hlc),
+            wall_time: 1_750_000_000,
+            gate: 0,
+            kind: ScanKind::Entry,
+            reentry: false,
+            outcome: Outcome::Admitted,
+            ticket_type: 0,
+            decided_by_edge: true,
+            addon: None,
+        }
+    }
+
+    #[test]
+    fn own_records_survive_a_reopen_and_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = DeviceId(0x4242);
+        {
+            let mut log = ServerLog::open(dir.path(), 7, Some(hub)).unwrap();
+            log.append_own("hub", "North", record(1, 10 << 16), 0).unwrap();
+            log.append_own("hub", "South", record(2, 11 << 16), 0).unwrap();
+            assert_eq!(log.last_hlc(&TicketRef([1; 12]), None).unwrap(), Hlc(10 << 16));
+        }
+        let mut log = ServerLog::open(dir.path(), 7, Some(hub)).unwrap();
+        assert_eq!(log.record_count(), 2);
+        let own = log.doc().device_log(hub).unwrap().unwrap();
+        assert_eq!(own.gates, ["North", "South"]);
+        assert_eq!(own.records.iter().map(|r| r.gate).collect::<Vec<_>>(), [0, 1]);
+        log.compact().unwrap();
+        log.append_own("hub", "North", record(3, 12 << 16), 0).unwrap();
+        let log = ServerLog::open(dir.path(), 7, Some(hub)).unwrap();
+        assert_eq!(log.record_count(), 3);
+        assert_eq!(log.report().unwrap().admitted, 3);
+    }
+
+    #[test]
+    fn a_log_owned_by_no_one_records_nothing_and_peer_keys_stay_in_their_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = ServerLog::open(dir.path(), 1, None).unwrap();
+        assert!(matches!(log.append_own("x", "g", record(1, 1), 0), Err(ServerLogError::NotOwned)));
+        assert_eq!(peer_file("../../etc/passwd"), "_.._.._etc_passwd");
+        assert_eq!(peer_file("00ab.push"), "00ab.push");
+    }
+}
