@@ -7,7 +7,6 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use scanner_core::wire::ErrorBody;
-use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -126,10 +125,10 @@ impl IntoResponse for Error {
             other => other.to_string(),
         };
         // scanner-core's error body; a field error also names the field (`error.field`).
-        let mut body = json!(ErrorBody::new(self.code(), message));
-        if let Error::Validation { field, .. } = &self {
-            body["error"]["field"] = json!(field);
-        }
+        let body = match &self {
+            Error::Validation { field, .. } => ErrorBody::for_field(self.code(), field, message),
+            _ => ErrorBody::new(self.code(), message),
+        };
         let mut resp = (status, axum::Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));

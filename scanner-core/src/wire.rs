@@ -57,19 +57,31 @@ pub fn revocations_path(since: u64) -> String {
     format!("{REVOCATIONS_PATH}?since={since}")
 }
 
+/// Route of an event's sealed attendee manifest, as servers declare it (`{event}`: the event id);
+/// [`manifest_path`] fills it in.
+pub const MANIFEST_ROUTE: &str = "/v1/scanner/events/{event}/manifest";
+/// Route of an event's gate rules; [`gate_rules_path`] fills it in.
+pub const GATE_RULES_ROUTE: &str = "/v1/scanner/events/{event}/gates";
+/// Route of a supervisor's attendee search; [`search_path`] fills it in.
+pub const SEARCH_ROUTE: &str = "/v1/scanner/events/{event}/search";
+
+fn event_route(route: &str, event: u32) -> String {
+    route.replace("{event}", &event.to_string())
+}
+
 /// The path of an event's sealed attendee manifest.
 pub fn manifest_path(event: u32) -> String {
-    format!("/v1/scanner/events/{event}/manifest")
+    event_route(MANIFEST_ROUTE, event)
 }
 
 /// The path of an event's gate rules.
 pub fn gate_rules_path(event: u32) -> String {
-    format!("/v1/scanner/events/{event}/gates")
+    event_route(GATE_RULES_ROUTE, event)
 }
 
 /// The path of a search, with the query percent-encoded.
 pub fn search_path(event: u32, query: &str) -> String {
-    format!("/v1/scanner/events/{event}/search?q={}", percent_encode(query))
+    format!("{}?q={}", event_route(SEARCH_ROUTE, event), percent_encode(query))
 }
 
 /// The path of one sync session's requests.
@@ -122,11 +134,19 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,
+    /// For a request field that is wrong (a 422): the field's name, so a form can mark it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl ErrorBody {
     pub fn new(code: &str, message: impl Into<String>) -> Self {
-        Self { error: ErrorDetail { code: code.to_owned(), message: message.into() } }
+        Self { error: ErrorDetail { code: code.to_owned(), message: message.into(), field: None } }
+    }
+
+    /// The error of a request field that is wrong (a 422), naming the field.
+    pub fn for_field(code: &str, field: &str, message: impl Into<String>) -> Self {
+        Self { error: ErrorDetail { code: code.to_owned(), message: message.into(), field: Some(field.to_owned()) } }
     }
 
     pub fn to_json(&self) -> String {
@@ -323,6 +343,7 @@ mod tests {
     fn paths_are_built_and_encoded() {
         assert_eq!(search_path(7, "Zoë & co/x"), "/v1/scanner/events/7/search?q=Zo%C3%AB%20%26%20co%2Fx");
         assert_eq!(gate_rules_path(7), "/v1/scanner/events/7/gates");
+        assert_eq!(manifest_path(4_294_967_295), "/v1/scanner/events/4294967295/manifest");
         assert_eq!(sync_path(Some(7), SyncChannel::Pull), "/v1/sync?event=7&channel=pull");
         assert_eq!(revocations_path(3), "/v1/scanner/revocations?since=3");
         assert_eq!(sync_path(None, SyncChannel::Relay), "/v1/sync?channel=relay");
