@@ -136,6 +136,49 @@
     button.textContent = 'Order tickets';
   });
 
+  // A name per ticket: the server's text area per ticket type (one name a line) becomes one field per
+  // ticket, following the quantity. The fields post as `holder_{index}` (repeated, in ticket order); the
+  // text area is disabled so that it does not post as well. The server validates every name again.
+  for (const box of form.querySelectorAll('.holder-names')) {
+    const index = box.dataset.index;
+    const area = box.querySelector('textarea');
+    const quantity = document.getElementById(`qty_${index}`);
+    if (!area || !quantity) continue;
+    const names = area.value.split('\n');
+    area.disabled = true;
+    area.hidden = true;
+    box.querySelector(`label[for="${area.id}"]`).hidden = true;
+    const fields = document.createElement('div');
+    fields.className = 'holder-fields';
+    box.append(fields);
+    let shown = -1;
+    const follow = () => {
+      const wanted = Math.min(Math.max(Number.parseInt(quantity.value, 10) || 0, 0), 20);
+      if (wanted === shown) return;
+      // Keep what was typed, also for tickets removed and added back.
+      fields.querySelectorAll('input').forEach((input, i) => (names[i] = input.value));
+      fields.replaceChildren();
+      for (let i = 0; i < wanted; i++) {
+        const input = document.createElement('input');
+        input.type = 'text';
+        input.id = `holder_${index}_${i}`;
+        input.name = `holder_${index}`;
+        input.maxLength = 100;
+        input.autocomplete = 'off';
+        input.value = names[i] ?? '';
+        const label = document.createElement('label');
+        label.htmlFor = input.id;
+        label.textContent = `Name on ${box.dataset.name} ticket ${i + 1}`;
+        fields.append(label, input);
+      }
+      box.hidden = wanted === 0;
+      shown = wanted;
+    };
+    quantity.addEventListener('input', follow);
+    quantity.addEventListener('change', follow);
+    follow();
+  }
+
   async function refreshAvailability() {
     let event;
     try {
