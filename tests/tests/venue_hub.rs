@@ -115,7 +115,8 @@ fn start_hub(data: &Path, event: i64, listen: &str) -> HubProcess {
     let mut child = Command::new(scanner_bin())
         .arg("--data")
         .arg(data)
-        .args(["hub", "--event", &event.to_string(), "--listen", listen, "--upstream-every", "1"])
+        .args(["hub", "--event", &event.to_string(), "--listen", listen, "--upstream-every", "1", "--web"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/scanner"))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -294,8 +295,19 @@ async fn a_venue_without_internet_refuses_duplicates_live_and_reports_exactly() 
     let v = scan(&south, "South", &tickets[8], &["--no-edge"]);
     assert_eq!((v["verdict"].as_str(), v["gate"].as_str()), (Some("already_used"), Some("North")), "{v}");
 
-    // --- the hub refuses strangers, impersonation and oversized messages ---
+    // --- what a phone needs to set up, from the hub alone: the PWA's files and the pinned keyring ---
     let http = reqwest::Client::new();
+    let page = http.get(format!("{}/index.html", hub.url)).send().await.expect("hub");
+    assert_eq!(page.status().as_u16(), 200);
+    let served = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/scanner/index.html"))
+        .expect("the PWA's page");
+    assert_eq!(page.text().await.expect("page"), served, "the hub serves the PWA's files as they are");
+    let keyring = http.get(format!("{}/v1/scanner/keyring", hub.url)).send().await.expect("hub");
+    let keyring = keyring.text().await.expect("keyring");
+    let pinned = scanner_core::Keyring::from_json_pinned(&keyring, &hub_setup.keyring_sha256);
+    assert!(pinned.is_ok(), "the hub serves the keyring the setup link pins: {pinned:?}");
+
+    // --- the hub refuses strangers, impersonation and oversized messages ---
     let sync_url = format!("{}/v1/sync?event={event}&channel=push", hub.url);
     let r = http.post(&sync_url).bearer_auth("not-a-device").body(vec![0u8; 10]).send().await.expect("hub");
     assert_eq!(r.status().as_u16(), 401);
