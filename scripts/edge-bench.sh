@@ -6,7 +6,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${TICKETS_CACHE:-$HOME/.cache/tickets}/target}"
 "$root/scripts/edge-build.sh" >&2
-cargo run -q -p edge-verifier --bin edge-fixtures -- "$root/edge-verifier/build/fixtures.json"
+cargo run -q -p edge-verifier --example edge-fixtures -- "$root/edge-verifier/build/fixtures.json"
 cd "$root/edge-verifier"
 "$root/scripts/npm-ci.sh" . >&2
 wasm=build/index_bg.wasm

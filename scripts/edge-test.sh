@@ -7,7 +7,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${TICKETS_CACHE:-$HOME/.cache/tickets}/target}"
 "$root/scripts/edge-build.sh"
-cargo run -q -p edge-verifier --bin edge-fixtures -- "$root/edge-verifier/build/fixtures.json"
+cargo run -q -p edge-verifier --example edge-fixtures -- "$root/edge-verifier/build/fixtures.json"
 cargo build -q -p scanner-cli --bin scanner
 export SCANNER_BIN="$CARGO_TARGET_DIR/debug/scanner"
 cd "$root/edge-verifier"

@@ -1,6 +1,6 @@
 // Shared setup for the edge verifier's end-to-end tests: runs the built Worker (edge-verifier/build, from
 // scripts/edge-build.sh) under the real workerd through Miniflare, with fixtures written by the
-// `edge-fixtures` binary (real tickets signed by scanner-core).
+// `edge-fixtures` example (real tickets signed by scanner-core).
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { homedir } from "node:os";

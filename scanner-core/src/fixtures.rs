@@ -1,6 +1,7 @@
 //! Shared test fixtures for every crate's tests (feature `test-support`): a seeded issuer and its keyring,
 //! tickets and their QR texts, scan records, device logs and sync between documents. One set, so every
-//! test builds tickets the same way.
+//! test builds tickets the same way: [`TicketBuilder`] is the one ticket builder (the test vectors, the
+//! edge's fixture file and the benches use it too); [`ticket`] and [`plain_ticket`] are its shorthands.
 
 // Fixtures panic on what cannot happen with their fixed inputs; they never see outside input.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -9,7 +10,7 @@ use automerge::sync;
 
 use crate::redemption::document::{Accept, Batch};
 use crate::redemption::{DeviceId, Hlc, Outcome, RedemptionDoc, ScanKind, ScanRecord, TicketRef};
-use crate::{EntryPolicy, IssuerKey, KeyId, Keyring, Ticket, TicketId};
+use crate::{EntryPolicy, IssuerKey, KeyId, Keyring, SignedTicket, Ticket, TicketId};
 
 pub const EVENT: u32 = 77;
 /// 2026-06-01 18:00:00 UTC.
@@ -34,23 +35,106 @@ pub fn ticket_id(n: u64) -> TicketId {
     TicketId(id)
 }
 
-pub fn ticket(n: u64, policy: EntryPolicy, event: u32) -> Ticket {
-    Ticket {
-        key_id: KeyId(1),
-        event_id: event,
-        ticket_id: ticket_id(n),
-        ticket_type: (n % 3) as u8,
-        addons: (n % 4) as u16,
-        policy,
-        payment_due: false,
-        valid_from: None,
-        valid_until: None,
+/// Builds a test ticket: a plain one (key 1, ticket type 0, no add-ons, single entry, nothing due at the
+/// door, no validity window), changed one field at a time, then built or signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct TicketBuilder {
+    ticket: Ticket,
+}
+
+impl TicketBuilder {
+    /// A plain ticket with this id for `event`.
+    pub fn new(ticket_id: TicketId, event: u32) -> Self {
+        Self {
+            ticket: Ticket {
+                key_id: KeyId(1),
+                event_id: event,
+                ticket_id,
+                ticket_type: 0,
+                addons: 0,
+                policy: EntryPolicy::SingleEntry,
+                payment_due: false,
+                valid_from: None,
+                valid_until: None,
+            },
+        }
     }
+
+    /// A plain ticket numbered `n` ([`ticket_id`]) for `event`.
+    pub fn numbered(n: u64, event: u32) -> Self {
+        Self::new(ticket_id(n), event)
+    }
+
+    /// The key the ticket names. [`Self::sign`] names the signing key itself; this is for a ticket
+    /// that is only built, or signed by hand with another key (a forgery, a mismatch).
+    pub fn key(mut self, key_id: KeyId) -> Self {
+        self.ticket.key_id = key_id;
+        self
+    }
+
+    pub fn event(mut self, event: u32) -> Self {
+        self.ticket.event_id = event;
+        self
+    }
+
+    pub fn ticket_type(mut self, ticket_type: u8) -> Self {
+        self.ticket.ticket_type = ticket_type;
+        self
+    }
+
+    /// The add-on bit set (bit i: add-on i).
+    pub fn addons(mut self, addons: u16) -> Self {
+        self.ticket.addons = addons;
+        self
+    }
+
+    pub fn policy(mut self, policy: EntryPolicy) -> Self {
+        self.ticket.policy = policy;
+        self
+    }
+
+    /// The holder pays at the door.
+    pub fn payment_due(mut self) -> Self {
+        self.ticket.payment_due = true;
+        self
+    }
+
+    /// Valid from this Unix second on.
+    pub fn valid_from(mut self, secs: u32) -> Self {
+        self.ticket.valid_from = Some(secs);
+        self
+    }
+
+    /// Valid until this Unix second.
+    pub fn valid_until(mut self, secs: u32) -> Self {
+        self.ticket.valid_until = Some(secs);
+        self
+    }
+
+    pub fn build(self) -> Ticket {
+        self.ticket
+    }
+
+    /// Signed by `key`, naming it.
+    pub fn sign(self, key: &IssuerKey) -> SignedTicket {
+        key.sign_ticket(&self.key(key.key_id()).ticket).expect("the ticket names its signing key")
+    }
+
+    /// The QR text of the ticket signed by `key`, naming it.
+    pub fn qr(self, key: &IssuerKey) -> String {
+        self.sign(key).to_qr_text()
+    }
+}
+
+/// Ticket `n` for `event` with `policy`; its ticket type (`n` mod 3) and add-ons (`n` mod 4) vary with `n`.
+pub fn ticket(n: u64, policy: EntryPolicy, event: u32) -> Ticket {
+    TicketBuilder::numbered(n, event).ticket_type((n % 3) as u8).addons((n % 4) as u16).policy(policy).build()
 }
 
 /// A plain ticket `n` for `event`: ticket type 0, no add-ons, single entry, no validity window.
 pub fn plain_ticket(n: u64, event: u32) -> Ticket {
-    Ticket { ticket_type: 0, addons: 0, ..ticket(n, EntryPolicy::SingleEntry, event) }
+    TicketBuilder::numbered(n, event).build()
 }
 
 pub fn qr(key: &IssuerKey, t: &Ticket) -> String {

@@ -2,6 +2,7 @@
 
 use base64::Engine as _;
 use proptest::prelude::*;
+use scanner_core::fixtures::TicketBuilder;
 use scanner_core::qr::render::qr_version;
 use scanner_core::ticket::{MAX_QR_TEXT_LEN, QR_PREFIX};
 use scanner_core::verify::verify_signed;
@@ -25,18 +26,19 @@ fn ring(keys: &[&IssuerKey]) -> Keyring {
     ring
 }
 
-fn ticket(kid: u16, windows: bool) -> Ticket {
-    Ticket {
-        key_id: KeyId(kid),
-        event_id: 4242,
-        ticket_id: TicketId([0xA5; 12]),
-        ticket_type: 2,
-        addons: 0b11,
-        policy: EntryPolicy::SingleEntry,
-        payment_due: false,
-        valid_from: windows.then_some((NOW - 3600) as u32),
-        valid_until: windows.then_some((NOW + 3600) as u32),
+/// Ticket `id` for event 4242 naming key `kid` (type 2, add-ons 0 and 1), valid from an hour before `NOW`
+/// to an hour after it if `windows`.
+fn builder(id: [u8; 12], kid: u16, windows: bool) -> TicketBuilder {
+    let t = TicketBuilder::new(TicketId(id), 4242).key(KeyId(kid)).ticket_type(2).addons(0b11);
+    if windows {
+        t.valid_from((NOW - 3600) as u32).valid_until((NOW + 3600) as u32)
+    } else {
+        t
     }
+}
+
+fn ticket(kid: u16, windows: bool) -> Ticket {
+    builder([0xA5; 12], kid, windows).build()
 }
 
 fn ctx(ring: &Keyring) -> VerifyContext<'_> {
@@ -59,7 +61,7 @@ fn round_trip_verifies() {
 #[test]
 fn a_full_ticket_fits_qr_version_6_m() {
     let k = key(1);
-    let t = Ticket { event_id: u32::MAX, addons: u16::MAX, policy: EntryPolicy::ReEntry, ..ticket(1, true) };
+    let t = builder([0xA5; 12], 1, true).event(u32::MAX).addons(u16::MAX).policy(EntryPolicy::ReEntry).build();
     let signed = k.sign_ticket(&t).unwrap();
     let version = qr_version(&signed.to_qr_text()).unwrap();
     assert!(version <= 6, "full ticket needs QR version {version}-M");
@@ -145,7 +147,7 @@ fn each_refusal_reason() {
     let mut c = ctx(&only_k1);
     c.revocations = Some(&revs);
     assert_eq!(verify_text(&text, &c), Err(Refusal::Revoked));
-    let other = k1.sign_ticket(&Ticket { ticket_id: TicketId([1; 12]), ..ticket(1, true) }).unwrap();
+    let other = builder([1; 12], 1, true).sign(&k1);
     assert_eq!(verify_signed(&other, &c), Ok(()));
 
     // Every refusal has a distinct code and a steward message.
@@ -212,16 +214,19 @@ fn arb_ticket() -> impl Strategy<Value = Ticket> {
         any::<Option<u32>>(),
         any::<Option<u32>>(),
     )
-        .prop_map(|(event_id, id, ticket_type, addons, reentry, valid_from, valid_until)| Ticket {
-            key_id: KeyId(3),
-            event_id,
-            ticket_id: TicketId(id),
-            ticket_type,
-            addons,
-            policy: if reentry { EntryPolicy::ReEntry } else { EntryPolicy::SingleEntry },
-            payment_due: false,
-            valid_from,
-            valid_until,
+        .prop_map(|(event_id, id, ticket_type, addons, reentry, valid_from, valid_until)| {
+            let mut t = TicketBuilder::new(TicketId(id), event_id)
+                .key(KeyId(3))
+                .ticket_type(ticket_type)
+                .addons(addons)
+                .policy(if reentry { EntryPolicy::ReEntry } else { EntryPolicy::SingleEntry });
+            if let Some(from) = valid_from {
+                t = t.valid_from(from);
+            }
+            if let Some(until) = valid_until {
+                t = t.valid_until(until);
+            }
+            t.build()
         })
 }
 

@@ -2,6 +2,7 @@
 //! cases with the verdict every implementation must reach. Ed25519 signatures are deterministic, so the
 //! same seeds always give the same bytes.
 
+use scanner_core::fixtures::TicketBuilder;
 use scanner_core::ticket::QR_PREFIX;
 use scanner_core::{
     base45, EntryPolicy, IssuerKey, KeyId, Keyring, RevocationHash, RevocationList, SignedTicket, Ticket, TicketId,
@@ -40,18 +41,10 @@ fn keyring(k: &Keys) -> Keyring {
     ring
 }
 
-fn base_ticket(id_byte: u8) -> Ticket {
-    Ticket {
-        key_id: KeyId(2),
-        event_id: EVENT_ID,
-        ticket_id: TicketId([id_byte; 12]),
-        ticket_type: 1,
-        addons: 0b0000_0000_0000_0101,
-        policy: EntryPolicy::SingleEntry,
-        payment_due: false,
-        valid_from: None,
-        valid_until: None,
-    }
+/// Ticket `[id_byte; 12]` for the vectors' event: type 1, add-ons 0 and 2, single entry, no window. Signing
+/// it ([`TicketBuilder::sign`]) names the signing key.
+fn base_ticket(id_byte: u8) -> TicketBuilder {
+    TicketBuilder::new(TicketId([id_byte; 12]), EVENT_ID).ticket_type(1).addons(0b0000_0000_0000_0101)
 }
 
 fn fields(t: &Ticket) -> Value {
@@ -99,46 +92,33 @@ pub fn generate() -> Value {
     let ring = keyring(&k);
     let valid = json!({"valid": true});
     // Every vector ticket names the key that signs it (the forgery is made by editing afterwards).
-    let sign = |key: &IssuerKey, t: Ticket| key.sign_ticket(&t).expect("vector tickets name their signing key");
-
-    let basic = sign(&k.current, base_ticket(0x01));
-    let windowed = sign(
-        &k.current,
-        Ticket {
-            policy: EntryPolicy::ReEntry,
-            payment_due: false,
-            valid_from: Some((NOW - 3_600) as u32),
-            valid_until: Some((NOW + 3_600) as u32),
-            ..base_ticket(0x02)
-        },
-    );
-    let full = sign(
-        &k.current,
-        Ticket {
-            event_id: EVENT_ID,
-            ticket_type: 255,
-            addons: u16::MAX,
-            policy: EntryPolicy::ReEntry,
-            payment_due: false,
-            valid_from: Some(0),
-            valid_until: Some(u32::MAX),
-            ..base_ticket(0xFE)
-        },
-    );
-    let revoked = sign(&k.current, base_ticket(0x03));
+    let basic = base_ticket(0x01).sign(&k.current);
+    let windowed = base_ticket(0x02)
+        .policy(EntryPolicy::ReEntry)
+        .valid_from((NOW - 3_600) as u32)
+        .valid_until((NOW + 3_600) as u32)
+        .sign(&k.current);
+    let full = base_ticket(0xFE)
+        .ticket_type(255)
+        .addons(u16::MAX)
+        .policy(EntryPolicy::ReEntry)
+        .valid_from(0)
+        .valid_until(u32::MAX)
+        .sign(&k.current);
+    let revoked = base_ticket(0x03).sign(&k.current);
     let mut revocations = RevocationList::new();
     revocations.publish_at(&k.current, NOW, [RevocationHash::of(&revoked.ticket.ticket_id)]);
 
     let mut tampered = basic.to_bytes();
     tampered[10] ^= 0x01; // one bit of the ticket id
     let wrong_key_claim = {
-        let mut s = sign(&k.stranger, Ticket { key_id: KeyId(9), ..base_ticket(0x04) });
+        let mut s = base_ticket(0x04).sign(&k.stranger);
         s.ticket.key_id = KeyId(2);
         s
     };
     let mut version2 = basic.to_bytes();
     version2[0] = 2;
-    let unpaid = sign(&k.current, Ticket { payment_due: true, ..base_ticket(0x0A) });
+    let unpaid = base_ticket(0x0A).payment_due().sign(&k.current);
     let mut stripped = unpaid.to_bytes();
     stripped[1] &= !0x08; // clear "payment due at the door"
     let mut flag4 = basic.to_bytes();
@@ -157,31 +137,31 @@ pub fn generate() -> Value {
         signed_vector(
             "wrong_event",
             "valid ticket for another event",
-            &sign(&k.current, Ticket { event_id: EVENT_ID + 1, ..base_ticket(0x05) }),
+            &base_ticket(0x05).event(EVENT_ID + 1).sign(&k.current),
             refused("wrong_event"),
         ),
         signed_vector(
             "not_yet_valid",
             "valid_from is after NOW",
-            &sign(&k.current, Ticket { valid_from: Some((NOW + 60) as u32), ..base_ticket(0x06) }),
+            &base_ticket(0x06).valid_from((NOW + 60) as u32).sign(&k.current),
             refused("not_yet_valid"),
         ),
         signed_vector(
             "expired",
             "valid_until is before NOW",
-            &sign(&k.current, Ticket { valid_until: Some((NOW - 60) as u32), ..base_ticket(0x07) }),
+            &base_ticket(0x07).valid_until((NOW - 60) as u32).sign(&k.current),
             refused("expired"),
         ),
         signed_vector(
             "retired_key",
             "signed by key 1, whose window ended before NOW",
-            &sign(&k.retired, Ticket { key_id: KeyId(1), ..base_ticket(0x08) }),
+            &base_ticket(0x08).sign(&k.retired),
             refused("key_not_active"),
         ),
         signed_vector(
             "unknown_key",
             "signed by key 9, which is not in the keyring",
-            &sign(&k.stranger, Ticket { key_id: KeyId(9), ..base_ticket(0x09) }),
+            &base_ticket(0x09).sign(&k.stranger),
             refused("unknown_key"),
         ),
         signed_vector(

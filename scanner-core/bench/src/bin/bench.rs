@@ -166,24 +166,17 @@ fn median_us(n: usize, mut f: impl FnMut()) -> f64 {
 
 /// The ticket format: how big its QR code is and how long signing, rendering and verifying take.
 fn ticket_section() -> anyhow::Result<Value> {
+    use scanner_core::fixtures::TicketBuilder;
     use scanner_core::qr::render;
-    use scanner_core::{EntryPolicy, IssuerKey, KeyId, Keyring, Ticket, TicketId, VerifyContext};
+    use scanner_core::{IssuerKey, KeyId, Keyring, TicketId, VerifyContext};
 
     let key = IssuerKey::from_seed(KeyId(1), [7; 32]);
     let mut keyring = Keyring::new();
     keyring.insert(key.public_entry(0, None))?;
-    let typical = Ticket {
-        key_id: KeyId(1),
-        event_id: 1234,
-        ticket_id: TicketId::random(),
-        ticket_type: 1,
-        addons: 0b10,
-        policy: EntryPolicy::SingleEntry,
-        payment_due: false,
-        valid_from: None,
-        valid_until: None,
-    };
-    let largest = Ticket { valid_from: Some(1_700_000_000), valid_until: Some(1_900_000_000), ..typical.clone() };
+    // Typical: one add-on, no validity window; largest: both window ends too (the only optional fields).
+    let typical = TicketBuilder::new(TicketId::random(), 1234).ticket_type(1).addons(0b10);
+    let largest = typical.clone().valid_from(1_700_000_000).valid_until(1_900_000_000).build();
+    let typical = typical.build();
     let mut sizes = Map::new();
     for (name, t) in [("typical", &typical), ("largest", &largest)] {
         let text = key.sign_ticket(t)?.to_qr_text();

@@ -1,15 +1,18 @@
 //! Writes the test fixtures for the Worker's end-to-end tests: a keyring, a signed revocation list, real
 //! signed tickets (good, revoked, forged, wrong event, re-entry), the good tickets' references in the
 //! redemption log, an attendee manifest for them, and a scanner token with its hash.
-//! Deterministic (fixed seeds), so the same fixtures come out on every machine.
+//! Deterministic (fixed seeds), so the same fixtures come out on every machine. Tickets come from
+//! scanner-core's shared ticket builder (`fixtures::TicketBuilder`); that is why this is an example target:
+//! it gets the dev-dependency with the `test-support` feature, which the Worker's build never has.
 //!
-//! Usage: edge-fixtures OUT.json
+//! Usage: cargo run -p edge-verifier --example edge-fixtures -- OUT.json
 
 use std::process::ExitCode;
 
+use scanner_core::fixtures::TicketBuilder;
 use scanner_core::manifest::{seal_entry, Manifest, ManifestEntry};
 use scanner_core::redemption::TicketRef;
-use scanner_core::{EntryPolicy, IssuerKey, KeyId, Keyring, RevocationHash, RevocationList, Ticket, TicketId};
+use scanner_core::{EntryPolicy, IssuerKey, KeyId, Keyring, RevocationHash, RevocationList, TicketId};
 
 const EVENT: u32 = 4242;
 /// Test-only token; its SHA-256 goes into the Worker's SCANNER_TOKEN_HASHES binding.
@@ -22,19 +25,9 @@ fn ticket_id(id: u32) -> TicketId {
     TicketId(ticket_id)
 }
 
-fn ticket(key: &IssuerKey, id: u32, event: u32, policy: EntryPolicy) -> Result<String, String> {
-    let t = Ticket {
-        key_id: key.key_id(),
-        event_id: event,
-        ticket_id: ticket_id(id),
-        ticket_type: 1,
-        addons: 0b10,
-        policy,
-        payment_due: false,
-        valid_from: None,
-        valid_until: None,
-    };
-    key.sign_ticket(&t).map(|s| s.to_qr_text()).map_err(|e| e.to_string())
+/// The QR text of ticket `id` (type 1, add-on 1) for `event`, signed by `key`.
+fn ticket(key: &IssuerKey, id: u32, event: u32, policy: EntryPolicy) -> String {
+    TicketBuilder::new(ticket_id(id), event).ticket_type(1).addons(0b10).policy(policy).qr(key)
 }
 
 fn run(out: &str) -> Result<(), String> {
@@ -44,13 +37,11 @@ fn run(out: &str) -> Result<(), String> {
     let mut keyring = Keyring::new();
     keyring.insert(issuer.public_entry(0, None)).map_err(|e| e.to_string())?;
 
-    let good: Vec<String> =
-        (1..=20).map(|i| ticket(&issuer, i, EVENT, EntryPolicy::SingleEntry)).collect::<Result<_, _>>()?;
+    let good: Vec<String> = (1..=20).map(|i| ticket(&issuer, i, EVENT, EntryPolicy::SingleEntry)).collect();
     // Distinct tickets for scripts/edge-bench.sh (each admitted once).
-    let bench: Vec<String> =
-        (10_000..12_000).map(|i| ticket(&issuer, i, EVENT, EntryPolicy::SingleEntry)).collect::<Result<_, _>>()?;
+    let bench: Vec<String> = (10_000..12_000).map(|i| ticket(&issuer, i, EVENT, EntryPolicy::SingleEntry)).collect();
     let revoked_id = 900;
-    let revoked = ticket(&issuer, revoked_id, EVENT, EntryPolicy::SingleEntry)?;
+    let revoked = ticket(&issuer, revoked_id, EVENT, EntryPolicy::SingleEntry);
     let mut revocations = RevocationList::new();
     revocations.publish_at(&issuer, 1_750_000_000, [RevocationHash::of(&ticket_id(revoked_id))]);
     // The issuer's next version, which also revokes ticket 901: the edge tests' issuer serves it while the
@@ -87,11 +78,11 @@ fn run(out: &str) -> Result<(), String> {
         "good_refs": good_refs,
         "tickets": {
             "good": good,
-            "reentry": ticket(&issuer, 500, EVENT, EntryPolicy::ReEntry)?,
+            "reentry": ticket(&issuer, 500, EVENT, EntryPolicy::ReEntry),
             "revoked": revoked,
-            "revoked_in_v2": ticket(&issuer, 901, EVENT, EntryPolicy::SingleEntry)?,
-            "forged": ticket(&forger, 600, EVENT, EntryPolicy::SingleEntry)?,
-            "wrong_event": ticket(&issuer, 700, EVENT + 1, EntryPolicy::SingleEntry)?,
+            "revoked_in_v2": ticket(&issuer, 901, EVENT, EntryPolicy::SingleEntry),
+            "forged": ticket(&forger, 600, EVENT, EntryPolicy::SingleEntry),
+            "wrong_event": ticket(&issuer, 700, EVENT + 1, EntryPolicy::SingleEntry),
             "bench": bench,
         },
     });
