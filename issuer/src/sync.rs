@@ -22,9 +22,10 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use scanner_core::error::ServerLogKind;
 use scanner_core::error::SyncKind;
 use scanner_core::redemption::document::MAX_SYNC_MESSAGE_BYTES;
-use scanner_core::redemption::server_log::{ServerLog, ServerLogError, ServerLogs};
+use scanner_core::redemption::server_log::{ServerLog, ServerLogs};
 use scanner_core::redemption::{Accept, DeviceId, EventReport, SyncChannel};
 use scanner_core::wire::{sync_path, SYNC_PATH};
 use serde::Deserialize;
@@ -51,26 +52,20 @@ fn redemptions_dir(state: &AppState) -> PathBuf {
     state.config.data_dir.join("redemptions")
 }
 
-impl From<ServerLogError> for Error {
-    fn from(e: ServerLogError) -> Self {
-        match e {
-            ServerLogError::Refused(scanner_core::Error::Sync(SyncKind::TooLarge(_))) => {
-                Error::PayloadTooLarge(MAX_SYNC_BODY_BYTES)
-            }
-            ServerLogError::Refused(e) => Error::BadRequest(e.to_string()),
-            e @ ServerLogError::Storage { .. } => Error::Storage(e.to_string()),
-            e => Error::internal(e),
-        }
+/// What a sync request's failure on the event's log answers: a refused message is the device's fault
+/// (413 too large, otherwise 400), a refused write the disk's (507); anything else is internal.
+fn log_error(e: scanner_core::Error) -> Error {
+    match e {
+        scanner_core::Error::Sync(SyncKind::TooLarge(_)) => Error::PayloadTooLarge(MAX_SYNC_BODY_BYTES),
+        e @ scanner_core::Error::Sync(_) => Error::BadRequest(e.to_string()),
+        e @ scanner_core::Error::ServerLog(ServerLogKind::Storage { .. }) => Error::Storage(e.to_string()),
+        e => Error::internal(e),
     }
 }
 
 /// Runs `f` on the event's log (the issuer's logs are owned by no device).
-fn with_log<T>(
-    dir: &FsPath,
-    event: u32,
-    f: impl FnOnce(&mut ServerLog) -> std::result::Result<T, ServerLogError>,
-) -> Result<T> {
-    Ok(LOGS.with(dir, event, None, f)?)
+fn with_log<T>(dir: &FsPath, event: u32, f: impl FnOnce(&mut ServerLog) -> scanner_core::Result<T>) -> Result<T> {
+    LOGS.with(dir, event, None, f).map_err(log_error)
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,8 +125,10 @@ fn relay_step(dir: &FsPath, event: u32, reply: Option<&[u8]>, now_ms: u64) -> Re
     let step = LOGS.with(dir, event, None, |log| log.client_step(EDGE_RELAY_PEER, SyncChannel::Relay, reply, now_ms));
     match step {
         Ok((message, received)) => Ok((message, received.new_records)),
-        Err(ServerLogError::Refused(e)) => Err(Error::Upstream(format!("the edge's relay reply was refused: {e}"))),
-        Err(e) => Err(e.into()),
+        Err(e @ scanner_core::Error::Sync(_)) => {
+            Err(Error::Upstream(format!("the edge's relay reply was refused: {e}")))
+        }
+        Err(e) => Err(log_error(e)),
     }
 }
 

@@ -32,6 +32,8 @@ pub use crate::redemption::decision::UndoKind;
 pub use crate::redemption::device::DeviceKind;
 pub use crate::redemption::document::{LogKind, SyncKind};
 pub use crate::redemption::record::RecordKind;
+#[cfg(feature = "server-log")]
+pub use crate::redemption::server_log::ServerLogKind;
 pub use crate::revocation::RevocationKind;
 pub use crate::setup::SetupKind;
 pub use crate::supervisor::PassKind;
@@ -95,6 +97,10 @@ pub enum Error {
     /// A text cannot be rendered as a QR code.
     #[error(transparent)]
     Render(#[from] RenderKind),
+    /// A sync server's file-backed log failed (feature `server-log`): storage, damage, ownership.
+    #[cfg(feature = "server-log")]
+    #[error(transparent)]
+    ServerLog(#[from] ServerLogKind),
     /// An image file cannot be read (feature `files`).
     #[cfg(feature = "files")]
     #[error(transparent)]

@@ -19,10 +19,10 @@
 //!   the document, the new chunk is appended and fsync'd *before* the reply is returned, and the peer's
 //!   state is stored only after that.
 //! - A failed write (full disk, I/O error) leaves the file as it was (a partial append is cut back) and
-//!   returns [`ServerLogError::Storage`]; the in-memory document then holds changes the file does not, so
+//!   returns [`ServerLogKind::Storage`]; the in-memory document then holds changes the file does not, so
 //!   the caller must drop this `ServerLog` ([`ServerLogs::with`] does) and reopen it: the peer is refused,
 //!   sends the same changes again later, and nothing it was told is lost by a restart.
-//! - A refused message ([`ServerLogError::Refused`]) changes neither the document nor the peer's state.
+//! - A refused message (a [`crate::Error::Sync`]) changes neither the document nor the peer's state.
 //!
 //! A log may be *owned* by a device id (a venue hub writes its own decisions into the log it serves, as
 //! that device, [`ServerLog::append_own`]); the issuer's logs are owned by no one.
@@ -43,22 +43,18 @@ use super::report::EventReport;
 /// Appended chunks after which the log file is rewritten as one full save.
 pub const COMPACT_AFTER_CHUNKS: usize = 256;
 
-/// Why an operation on a server log failed.
+/// How a server log failed: the payload of [`crate::Error::ServerLog`]. A refused peer message (damaged,
+/// hostile, too large, another device's records...: nothing changed, a client error) is a
+/// [`crate::Error::Sync`], and a local append or report the document refuses a [`crate::Error::Log`], as
+/// anywhere else in the library.
 #[derive(Debug, Error)]
-pub enum ServerLogError {
-    /// The peer's message was refused (damaged, hostile, too large, another device's records...): nothing
-    /// changed. A client error.
-    #[error("sync message refused: {0}")]
-    Refused(crate::Error),
+pub enum ServerLogKind {
     /// The disk refused a write: nothing was accepted (see the module's persistence contract).
     #[error("redemption log {path}: {source}")]
     Storage { path: PathBuf, source: std::io::Error },
     /// The stored log cannot be read back: it needs an operator, never a silent reset.
     #[error("stored redemption log {path} is damaged: {source}")]
-    Damaged { path: PathBuf, source: crate::Error },
-    /// A local append or a report failed on the document itself.
-    #[error("redemption log: {0}")]
-    Log(crate::Error),
+    Damaged { path: PathBuf, source: Box<crate::Error> },
     #[error("this log is owned by no device: it cannot record decisions")]
     NotOwned,
     #[error("another thread panicked while holding the redemption log")]
@@ -81,16 +77,17 @@ pub struct ServerLog {
 impl ServerLog {
     /// Opens (or creates, empty) the log of `event` in `dir`. With `owner`, this log's own records
     /// ([`Self::append_own`]) are written as that device.
-    pub fn open(dir: &Path, event: u32, owner: Option<DeviceId>) -> Result<Self, ServerLogError> {
+    pub fn open(dir: &Path, event: u32, owner: Option<DeviceId>) -> crate::Result<Self> {
         let path = dir.join(format!("event-{event}.log"));
-        let storage = |source| ServerLogError::Storage { path: path.clone(), source };
+        let storage = |source| crate::Error::from(ServerLogKind::Storage { path: path.clone(), source });
         std::fs::create_dir_all(dir).map_err(storage)?;
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(storage(e)),
         };
-        let damaged = |source| ServerLogError::Damaged { path: path.clone(), source };
+        let damaged =
+            |source| crate::Error::from(ServerLogKind::Damaged { path: path.clone(), source: Box::new(source) });
         let doc = match (bytes.is_empty(), owner) {
             (true, Some(owner)) => RedemptionDoc::new_for_device(owner),
             (true, None) => RedemptionDoc::new_relay(),
@@ -121,8 +118,8 @@ impl ServerLog {
         self.owner
     }
 
-    fn storage(&self, source: std::io::Error) -> ServerLogError {
-        ServerLogError::Storage { path: self.path.clone(), source }
+    fn storage(&self, source: std::io::Error) -> crate::Error {
+        ServerLogKind::Storage { path: self.path.clone(), source }.into()
     }
 
     fn peer_state(&self, peer_key: &str) -> PeerState {
@@ -144,7 +141,7 @@ impl ServerLog {
 
     /// Appends what changed to the log file and fsyncs it (or rewrites the file as one full save when
     /// enough chunks piled up). The "saved" marker moves only after the write is durable.
-    fn persist(&mut self) -> Result<(), ServerLogError> {
+    fn persist(&mut self) -> crate::Result<()> {
         let (chunk, heads) = self.doc.unsaved();
         if chunk.is_empty() {
             return Ok(());
@@ -169,7 +166,7 @@ impl ServerLog {
     }
 
     /// Rewrites the log file as one full save (atomically: a temporary file renamed over it).
-    pub fn compact(&mut self) -> Result<(), ServerLogError> {
+    pub fn compact(&mut self) -> crate::Result<()> {
         let heads = self.doc.heads();
         let tmp = self.path.with_extension("log.tmp");
         let written = (|| {
@@ -201,9 +198,9 @@ impl ServerLog {
         message: &[u8],
         accept: Accept,
         channel: SyncChannel,
-    ) -> Result<Option<Vec<u8>>, ServerLogError> {
+    ) -> crate::Result<Option<Vec<u8>>> {
         let mut state = self.peer_state(peer_key);
-        let reply = serve_sync(&mut self.doc, &mut state, message, accept, channel).map_err(ServerLogError::Refused)?;
+        let reply = serve_sync(&mut self.doc, &mut state, message, accept, channel)?;
         if reply.received.changed {
             self.index = None;
             self.persist()?;
@@ -225,25 +222,22 @@ impl ServerLog {
         channel: SyncChannel,
         reply: Option<&[u8]>,
         now_ms: u64,
-    ) -> Result<(Option<Vec<u8>>, Received), ServerLogError> {
+    ) -> crate::Result<(Option<Vec<u8>>, Received)> {
         let mut state = self.peer_state(peer_key);
         let mut received = Received::default();
         if channel == SyncChannel::Push {
             if self.owner.is_none() {
-                return Err(ServerLogError::NotOwned);
+                return Err(ServerLogKind::NotOwned.into());
             }
             if let Some(reply) = reply {
-                self.doc.receive_push_reply(&mut state, reply).map_err(ServerLogError::Refused)?;
+                self.doc.receive_push_reply(&mut state, reply)?;
             }
-            let message = self.doc.generate_push_message(&mut state).map_err(ServerLogError::Log)?;
+            let message = self.doc.generate_push_message(&mut state)?;
             self.save_peer(peer_key, state);
             return Ok((message, received));
         }
         if let Some(reply) = reply {
-            received = self
-                .doc
-                .receive_sync_message(&mut state, reply, Accept::relay(now_ms))
-                .map_err(ServerLogError::Refused)?;
+            received = self.doc.receive_sync_message(&mut state, reply, Accept::relay(now_ms))?;
             if received.changed {
                 self.index = None;
                 self.persist()?;
@@ -255,24 +249,18 @@ impl ServerLog {
     }
 
     /// The decision index over everything this log holds (every device's scans and this log's own).
-    pub fn index(&mut self) -> Result<&ScanIndex, ServerLogError> {
+    pub fn index(&mut self) -> crate::Result<&ScanIndex> {
         if self.index.is_none() {
-            self.index = Some(ScanIndex::from_logs(&self.doc.device_logs().map_err(ServerLogError::Log)?));
+            self.index = Some(ScanIndex::from_logs(&self.doc.device_logs()?));
         }
-        self.index.as_ref().ok_or(ServerLogError::Poisoned)
+        self.index.as_ref().ok_or(ServerLogKind::Poisoned.into())
     }
 
     /// Records one of this log's own decisions (as its owner, at `gate`, named `name`) durably, before the
     /// caller answers for it.
-    pub fn append_own(
-        &mut self,
-        name: &str,
-        gate: &str,
-        record: ScanRecord,
-        now_secs: i64,
-    ) -> Result<(), ServerLogError> {
-        let owner = self.owner.ok_or(ServerLogError::NotOwned)?;
-        let own = self.doc.device_log(owner).map_err(ServerLogError::Log)?;
+    pub fn append_own(&mut self, name: &str, gate: &str, record: ScanRecord, now_secs: i64) -> crate::Result<()> {
+        let owner = self.owner.ok_or(ServerLogKind::NotOwned)?;
+        let own = self.doc.device_log(owner)?;
         let mut gates = own.map(|l| l.gates).unwrap_or_default();
         let gate_index = match gates.iter().position(|g| g == gate) {
             Some(i) => i,
@@ -281,10 +269,10 @@ impl ServerLog {
                 gates.len() - 1
             }
         };
-        let gate = u16::try_from(gate_index).map_err(|_| ServerLogError::Log(LogKind::TooManyGates.into()))?;
+        let gate = u16::try_from(gate_index).map_err(|_| LogKind::TooManyGates)?;
         let record = ScanRecord { gate, ..record };
         let batch = Batch { device_name: name, gates: &gates, records: &[record], overrides: &[], time: now_secs };
-        self.doc.append_batch(owner, batch).map_err(ServerLogError::Log)?;
+        self.doc.append_batch(owner, batch)?;
         self.persist()?;
         if let Some(index) = &mut self.index {
             index.set_device(owner, name, &gates);
@@ -295,15 +283,15 @@ impl ServerLog {
 
     /// The latest clock value of any scan of this ticket slot the log knows (a new online decision sorts
     /// after it).
-    pub fn last_hlc(&mut self, ticket: &super::record::TicketRef, addon: Option<u8>) -> Result<Hlc, ServerLogError> {
+    pub fn last_hlc(&mut self, ticket: &super::record::TicketRef, addon: Option<u8>) -> crate::Result<Hlc> {
         let index = self.index()?;
         let latest = |slot| index.history_of(ticket, slot).iter().map(|s| s.hlc).max().unwrap_or_default();
         Ok(latest(None).max(latest(addon)))
     }
 
     /// The organizer's report over everything this log holds.
-    pub fn report(&self) -> Result<EventReport, ServerLogError> {
-        Ok(EventReport::from_logs(&self.doc.device_logs().map_err(ServerLogError::Log)?))
+    pub fn report(&self) -> crate::Result<EventReport> {
+        Ok(EventReport::from_logs(&self.doc.device_logs()?))
     }
 
     pub fn record_count(&self) -> usize {
@@ -345,11 +333,11 @@ impl ServerLogs {
         dir: &Path,
         event: u32,
         owner: Option<DeviceId>,
-        f: impl FnOnce(&mut ServerLog) -> Result<T, ServerLogError>,
-    ) -> Result<T, ServerLogError> {
+        f: impl FnOnce(&mut ServerLog) -> crate::Result<T>,
+    ) -> crate::Result<T> {
         let path = dir.join(format!("event-{event}.log"));
         let log = {
-            let mut open = self.open.lock().map_err(|_| ServerLogError::Poisoned)?;
+            let mut open = self.open.lock().map_err(|_| ServerLogKind::Poisoned)?;
             match open.get(&path) {
                 Some(log) => log.clone(),
                 None => {
@@ -359,9 +347,9 @@ impl ServerLogs {
                 }
             }
         };
-        let mut guard = log.lock().map_err(|_| ServerLogError::Poisoned)?;
+        let mut guard = log.lock().map_err(|_| ServerLogKind::Poisoned)?;
         let result = f(&mut guard);
-        if matches!(result, Err(ServerLogError::Storage { .. })) {
+        if matches!(result, Err(crate::Error::ServerLog(ServerLogKind::Storage { .. }))) {
             drop(guard);
             if let Ok(mut open) = self.open.lock() {
                 open.remove(&path);
@@ -417,7 +405,10 @@ mod tests {
     fn a_log_owned_by_no_one_records_nothing_and_peer_keys_stay_in_their_directory() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = ServerLog::open(dir.path(), 1, None).unwrap();
-        assert!(matches!(log.append_own("x", "g", record(1, 1), 0), Err(ServerLogError::NotOwned)));
+        assert!(matches!(
+            log.append_own("x", "g", record(1, 1), 0),
+            Err(crate::Error::ServerLog(ServerLogKind::NotOwned))
+        ));
         assert_eq!(peer_file("../../etc/passwd"), "_.._.._etc_passwd");
         assert_eq!(peer_file("00ab.push"), "00ab.push");
     }

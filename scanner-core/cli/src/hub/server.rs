@@ -33,9 +33,10 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use scanner_core::error::ServerLogKind;
 use scanner_core::redemption::document::MAX_SYNC_MESSAGE_BYTES;
 use scanner_core::redemption::online::decide_online;
-use scanner_core::redemption::server_log::{ServerLogError, ServerLogs};
+use scanner_core::redemption::server_log::ServerLogs;
 use scanner_core::redemption::{Accept, DecisionPath, DeviceId, Hlc, SyncChannel, TicketRef};
 use scanner_core::token::{device_id_for_token_hash, token_hash};
 use scanner_core::wire::{bearer, ErrorBody, RedeemRequest, VerdictBody, KEYRING_PATH, MAX_REDEEM_BODY};
@@ -130,11 +131,11 @@ impl IntoResponse for HubError {
     }
 }
 
-impl From<ServerLogError> for HubError {
-    fn from(e: ServerLogError) -> Self {
+impl From<scanner_core::Error> for HubError {
+    fn from(e: scanner_core::Error) -> Self {
         match e {
-            ServerLogError::Refused(e) => HubError::BadRequest(e.to_string()),
-            e @ ServerLogError::Storage { .. } => HubError::Storage(e.to_string()),
+            e @ scanner_core::Error::Sync(_) => HubError::BadRequest(e.to_string()),
+            e @ scanner_core::Error::ServerLog(ServerLogKind::Storage { .. }) => HubError::Storage(e.to_string()),
             e => HubError::Internal(e.to_string()),
         }
     }
