@@ -1009,7 +1009,8 @@ pub fn write_corpus(frames: &[Frame], dir: &std::path::Path) -> crate::Result<()
         };
         let img =
             image::GrayImage::from_raw(w, h, frame.luma.clone()).ok_or_else(|| CorpusKind::BadFrame(name.clone()))?;
-        img.save_with_format(&path, image::ImageFormat::Png).map_err(|source| CorpusKind::Image { path, source: Box::new(source) })?;
+        img.save_with_format(&path, image::ImageFormat::Png)
+            .map_err(|source| CorpusKind::Image { path, source: Box::new(source) })?;
         manifest.push(serde_json::json!({
             "file": name,
             "variant": frame.variant.name(),
