@@ -52,6 +52,8 @@ impl Drop for Hub {
     }
 }
 
+/// The first device token number of the propagation rounds' door devices.
+const FIRST_DOOR: usize = 1000;
 const HUB_TOKEN: &str = "hub-bench-hub-token";
 const EDGE_TOKEN: &str = "hub-bench-edge-token";
 
@@ -60,7 +62,7 @@ fn device_token(n: usize) -> String {
 }
 
 /// The hub's files as `scanner hub init` writes them, from the fixtures' issuer.
-fn set_up_hub(data: &Path, devices: usize) -> Result<()> {
+fn set_up_hub(data: &Path, devices: usize, rounds: usize) -> Result<()> {
     let dir = data.join("hub");
     std::fs::create_dir_all(&dir)?;
     let (_, keyring) = issuer();
@@ -70,7 +72,8 @@ fn set_up_hub(data: &Path, devices: usize) -> Result<()> {
     std::fs::write(dir.join("keyring.json"), keyring.to_json())?;
     std::fs::write(dir.join("revocations.json"), scanner_core::RevocationList::new().to_json())?;
     std::fs::write(dir.join("manifest.json"), scanner_core::manifest::Manifest::new(EVENT, 0).to_json())?;
-    let mut hashes: Vec<String> = (0..devices).map(|n| token_hash_hex(&device_token(n))).collect();
+    let doors = FIRST_DOOR..FIRST_DOOR + 2 * rounds;
+    let mut hashes: Vec<String> = (0..devices).chain(doors).map(|n| token_hash_hex(&device_token(n))).collect();
     hashes.push(token_hash_hex(HUB_TOKEN));
     std::fs::write(dir.join("devices.json"), json!({"event": EVENT, "token_hashes": hashes}).to_string())?;
     Ok(())
@@ -179,10 +182,14 @@ fn already_used_online(hub: &Hub, key: &IssuerKey, rounds: usize) -> Result<serd
     let (a, b) = (device_token(0), device_token(1));
     let mut round_trips = Vec::new();
     for r in 0..rounds {
-        let text = qr(key, 5_000_000 + r as u64);
+        // Far from the throughput clients' ticket numbers (1e6 × client + n).
+        let text = qr(key, 100_000_000 + r as u64);
         let (first, _) = redeem(&agent, &hub.url, &a, device_id_for_token(&a), &text)?;
         let (second, ms) = redeem(&agent, &hub.url, &b, device_id_for_token(&b), &text)?;
-        anyhow::ensure!(first == "admit" && second == "already_used", "expected admit then already_used");
+        anyhow::ensure!(
+            first == "admit" && second == "already_used",
+            "expected admit then already_used: {first}, {second}"
+        );
         round_trips.push(ms);
     }
     round_trips.sort_by(f64::total_cmp);
@@ -241,11 +248,12 @@ fn propagation(
     for r in 0..rounds {
         let dir = work.join(format!("round-{r}"));
         let phase = sync_every.mul_f64((r as f64 + 0.5) / rounds as f64);
-        let mut a = Door::new(&dir.join("a"), 2, Duration::ZERO)?;
-        let mut b = Door::new(&dir.join("b"), 3, phase)?;
+        // Fresh devices each round (a device id writes one log, ever): tokens after the throughput clients'.
+        let mut a = Door::new(&dir.join("a"), FIRST_DOOR + 2 * r, Duration::ZERO)?;
+        let mut b = Door::new(&dir.join("b"), FIRST_DOOR + 2 * r + 1, phase)?;
         // The admission happens at a uniformly spread moment of A's interval too.
         let admit_at = Instant::now() + sync_every.mul_f64(((r * 7) % rounds) as f64 / rounds as f64);
-        let text = qr(key, 9_000_000 + r as u64);
+        let text = qr(key, 200_000_000 + r as u64);
         let ticket = TicketRef::of(&scanner_core::SignedTicket::from_qr_text(&text)?.ticket.ticket_id);
         let mut admitted: Option<Instant> = None;
         let deadline = Instant::now() + sync_every * 10;
@@ -285,7 +293,7 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let work = std::env::temp_dir().join(format!("hub-bench-{}", std::process::id()));
     let data = work.join("hub-data");
-    set_up_hub(&data, args.clients.max(4))?;
+    set_up_hub(&data, args.clients.max(4), args.rounds)?;
     let hub = start_hub(&args.scanner, &data)?;
     let (key, _) = issuer();
     let result = (|| -> Result<serde_json::Value> {
