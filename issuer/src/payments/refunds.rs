@@ -7,6 +7,13 @@
 //! key and replays it, so only then is the key replaced (stored before use); a second full refund of the
 //! same payment is refused by Stripe as `charge_already_refunded`, which counts as done.
 //!
+//! A single ticket's refund is a partial refund (`amount_cents`, Stripe's `amount`), one per (order,
+//! ticket). It has the same idempotency-key protection, but not the second guard: after a Stripe 5xx the
+//! retry goes out under a fresh key, and if the first call had in fact executed, Stripe would refund that
+//! ticket's share twice (it only refuses once the whole charge is refunded). Stripe documents a saved 5xx
+//! as not executed, so this needs a Stripe fault on top of a lost answer; a person sees both refunds at
+//! Stripe.
+//!
 //! Whoever records a refund makes the first attempt at once ([`attempt_for_order`]); the row is written
 //! with `next_attempt_at` one lease ahead, so the worker only takes over if that attempt never finishes.
 //! Every attempt claims its row by moving `next_attempt_at` past the HTTP timeout (a lease), so two
