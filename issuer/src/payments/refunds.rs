@@ -10,9 +10,9 @@
 //! A single ticket's refund is a partial refund (`amount_cents`, Stripe's `amount`), one per (order,
 //! ticket). It has the same idempotency-key protection, but not the second guard: after a Stripe 5xx the
 //! retry goes out under a fresh key, and if the first call had in fact executed, Stripe would refund that
-//! ticket's share twice (it only refuses once the whole charge is refunded). Stripe documents a saved 5xx
-//! as not executed, so this needs a Stripe fault on top of a lost answer; a person sees both refunds at
-//! Stripe.
+//! ticket's share twice (it only refuses once the whole charge is refunded). Stripe does not promise that
+//! a call answered with a 5xx did nothing, so this is a known gap (it needs a Stripe server error first);
+//! both refunds would show at Stripe for a person to settle.
 //!
 //! Whoever records a refund makes the first attempt at once ([`attempt_for_order`]); the row is written
 //! with `next_attempt_at` one lease ahead, so the worker only takes over if that attempt never finishes.
