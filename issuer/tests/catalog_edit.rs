@@ -224,6 +224,8 @@ async fn edits_keep_indexes_and_issued_tickets_and_never_go_below_what_sold() {
     assert_eq!(s, 200);
     let (s, v) = buy(&app, event, 1, 1, json!([0])).await;
     assert_eq!((s, v["error"]["field"].as_str()), (422, Some("addons")), "{v}");
+    let form = app.http.get(app.url(&format!("/events/{event}"))).send().await.unwrap().text().await.unwrap();
+    assert!(form.contains("Student") && !form.contains("Cloakroom"), "{form}");
 
     // Indexes are never reused: the next type is 2 even though type 0 is hidden.
     assert_eq!(add_type(&app, event, json!({"name":"VIP","price_cents":0,"currency":"EUR","capacity":5})).await, 2);

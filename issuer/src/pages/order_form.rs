@@ -409,9 +409,10 @@ value=\"{qty}\"{disabled}{invalid}>",
             invalid = field_attrs("quantity"),
             qty = html_escape(qty),
         ));
-        if !event.addons.is_empty() {
+        // Hidden add-ons and those taken off sale are not offered (the order would be refused).
+        if event.addons.iter().any(|a| a.on_sale()) {
             out.push_str("<p class=\"hint\">Add to every ticket of this type:</p>");
-            for addon in &event.addons {
+            for addon in event.addons.iter().filter(|a| a.on_sale()) {
                 let checked = form.addons.get(&tt.index).is_some_and(|a| a.contains(&addon.index));
                 let addon_price = if addon.price_cents == 0 {
                     "free".to_owned()
