@@ -7,8 +7,8 @@
 //!   only the device's own records (written under the id bound to its token); a message that is damaged,
 //!   stamped far in the future or a compression bomb is refused with 400 and changes nothing; if the
 //!   disk refuses the write the answer is 507 and nothing was accepted.
-//! - `GET /admin/v1/events/{id}/redemptions[?format=text]` — admin token: the report (admitted per gate and
-//!   hour, conflicts with devices, gates and times, refusals by reason) as JSON or a readable table.
+//! - `GET /admin/v1/events/{id}/redemptions[?format=text]` — staff (`Reports`): the report (admitted per
+//!   gate and hour, conflicts with devices, gates and times, refusals by reason) as JSON or a readable table.
 //!
 //! The server's copy of each event's log is `DATA_DIR/redemptions/event-<id>.log` with per-device sync
 //! states beside it: scanner-core's file-backed [`ServerLog`] (its documentation states the persistence
@@ -30,9 +30,10 @@ use scanner_core::redemption::{Accept, DeviceId, EventReport, SyncChannel};
 use scanner_core::wire::{sync_path, SYNC_PATH};
 use serde::Deserialize;
 
-use crate::auth::{Admin, ScannerDevice};
+use crate::auth::ScannerDevice;
 use crate::error::{Error, Result};
 use crate::extract::{body_bytes, Query};
+use crate::staff::{Permission, Staff};
 use crate::state::AppState;
 
 /// Largest sync request body accepted: scanner-core's limit for one sync message.
@@ -213,7 +214,8 @@ pub async fn run_edge_relay(state: AppState, mut shutdown: tokio::sync::watch::R
 }
 
 /// `POST /admin/v1/events/{id}/edge-relay`: one relay session with the edge now.
-async fn edge_relay(_admin: Admin, State(state): State<AppState>, Path(id): Path<i64>) -> Result<Response> {
+async fn edge_relay(staff: Staff, State(state): State<AppState>, Path(id): Path<i64>) -> Result<Response> {
+    staff.require(Permission::Door)?;
     let event = event_id(&state, Some(id)).await?;
     Ok(axum::Json(relay_with_edge(&state, event).await?).into_response())
 }
@@ -225,11 +227,12 @@ struct ReportQuery {
 }
 
 async fn report(
-    _admin: Admin,
+    staff: Staff,
     State(state): State<AppState>,
     Path(id): Path<i64>,
     Query(q): Query<ReportQuery>,
 ) -> Result<Response> {
+    staff.require(Permission::Reports)?;
     let event = event_id(&state, Some(id)).await?;
     let dir = redemptions_dir(&state);
     let report =

@@ -770,7 +770,7 @@
       }
       const actions = el('p', undefined, 'buttons');
       actions.append(
-        button('Save role', `Save the role of ${a.email}`, () =>
+        button('Save role', `Save role of ${a.email}`, () =>
           staffChange(a, { role: select.value }, `${a.email} is now ${ROLE_NAMES[select.value]}.`),
         ),
         a.status === 'disabled'
