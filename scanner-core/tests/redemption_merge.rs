@@ -75,6 +75,28 @@ fn injected_duplicates(scenario: &[(Vec<(u64, bool)>, usize)]) -> BTreeSet<Ticke
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
+    /// The check-in list is every scan that let a ticket in, once, whichever way the logs were merged:
+    /// (ticket, device) pairs as the scenario made them, nothing for the "already used" answers.
+    #[test]
+    fn check_ins_are_exactly_the_passes_made(s in scenario()) {
+        let docs = build(&s);
+        let mut expected: Vec<(TicketRef, DeviceId)> = Vec::new();
+        for (d, (scans, _)) in s.iter().enumerate() {
+            for &(n, passed) in scans {
+                if passed {
+                    expected.push((TicketRef::of(&ticket_id(n)), DeviceId(d as u64 + 1)));
+                }
+            }
+        }
+        expected.sort();
+        let refs: Vec<&RedemptionDoc> = docs.iter().collect();
+        let (_, check_ins) = EventReport::with_check_ins(&merged(&refs).device_logs().expect("valid log"));
+        let mut got: Vec<(TicketRef, DeviceId)> = check_ins.iter().map(|c| (c.ticket, c.scan.device)).collect();
+        prop_assert!(check_ins.windows(2).all(|w| (w[0].scan.hlc, w[0].scan.device) <= (w[1].scan.hlc, w[1].scan.device)));
+        got.sort();
+        prop_assert_eq!(got, expected);
+    }
+
     #[test]
     fn merge_is_commutative_associative_and_idempotent(s in scenario()) {
         let docs = build(&s);

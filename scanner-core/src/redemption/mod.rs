@@ -34,6 +34,6 @@ pub use device::{Device, ScanOutcome};
 pub use document::{serve_sync, Accept, Batch, DeviceLog, Peer, RedemptionDoc, SyncChannel};
 pub use door::{DoorAction, EdgeAnswer, EdgeQuestion, ScanPlan, ScanRequest};
 pub use record::{DecisionPath, DeviceId, Hlc, HybridClock, Outcome, RefusalCode, ScanKind, ScanRecord, TicketRef};
-pub use report::EventReport;
+pub use report::{CheckIn, EventReport};
 #[cfg(feature = "store")]
 pub use store::RedemptionLog;

@@ -118,9 +118,34 @@ pub struct EventReport {
     pub found_by_search: Vec<ReportedScan>,
 }
 
+/// One pass that counts in the report (an entry, an exit or an add-on redeemed), for the organizer's
+/// check-in list: the ticket it was for and the scan. Copies of edge decisions and undone passes are not
+/// check-ins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckIn {
+    /// The ticket's reference in the log ([`TicketRef::NONE`] for a pass with no readable ticket).
+    pub ticket: TicketRef,
+    /// The add-on redeemed on its own, or `None` for the ticket's own entry or exit.
+    pub addon: Option<u8>,
+    pub scan: ReportedScan,
+}
+
 impl EventReport {
     /// Computes the report from every device's part of the log.
     pub fn from_logs(logs: &[DeviceLog]) -> Self {
+        Self::build(logs, None)
+    }
+
+    /// The report and every pass it counted, in clock order (ties by device): the check-in list. Naming
+    /// every pass costs more than the counting, so [`EventReport::from_logs`] does not.
+    pub fn with_check_ins(logs: &[DeviceLog]) -> (Self, Vec<CheckIn>) {
+        let mut check_ins = Vec::new();
+        let report = Self::build(logs, Some(&mut check_ins));
+        check_ins.sort_by_key(|c| (c.scan.hlc, c.scan.device));
+        (report, check_ins)
+    }
+
+    fn build(logs: &[DeviceLog], mut check_ins: Option<&mut Vec<CheckIn>>) -> Self {
         let mut report = EventReport::default();
         // (ticket and slot, clock, device index, record index) of every scan that let a ticket through,
         // and of every undo.
@@ -233,6 +258,9 @@ impl EventReport {
         report.undone.sort_by_key(|s| (s.hlc, s.device));
         for (d, i) in counted {
             let r = &logs[d].records[i];
+            if let Some(list) = check_ins.as_deref_mut() {
+                list.push(CheckIn { ticket: r.ticket, addon: r.addon, scan: reported(&logs[d], i) });
+            }
             if let Some(addon) = r.addon {
                 *report.redeemed_addons.entry(addon).or_default() += 1;
                 continue;

@@ -294,6 +294,11 @@ impl ServerLog {
         Ok(EventReport::from_logs(&self.doc.device_logs()?))
     }
 
+    /// The report and its check-in list ([`EventReport::with_check_ins`]).
+    pub fn check_ins(&self) -> crate::Result<(EventReport, Vec<super::report::CheckIn>)> {
+        Ok(EventReport::with_check_ins(&self.doc.device_logs()?))
+    }
+
     pub fn record_count(&self) -> usize {
         self.doc.record_count()
     }
