@@ -75,6 +75,9 @@ fn session_body(s: &session::Session) -> Value {
     })
 }
 
+/// id, email, role, password hash (None until the invitation is accepted), disabled_at.
+type LoginRow = (i64, String, String, Option<String>, Option<i64>);
+
 async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -100,7 +103,7 @@ async fn login(
             });
         }
     }
-    let account: Option<(i64, String, String, Option<String>, Option<i64>)> =
+    let account: Option<LoginRow> =
         sqlx::query_as("SELECT id, email, role, password_hash, disabled_at FROM staff_accounts WHERE email = $1")
             .bind(&email)
             .fetch_optional(&state.db.read)
