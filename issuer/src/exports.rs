@@ -1,7 +1,12 @@
 //! CSV exports for spreadsheets, downloadable from the dashboard:
 //!
 //! - `GET /admin/v1/events/{id}/exports/orders.csv` — one row per order;
-//! - `GET /admin/v1/events/{id}/exports/attendees.csv` — one row per ticket (holder, buyer, valid or not).
+//! - `GET /admin/v1/events/{id}/exports/attendees.csv` — one row per ticket (holder, buyer, valid or not);
+//! - `GET /admin/v1/events/{id}/exports/checkins.csv` — one row per pass the redemption report counts
+//!   (entries, exits, add-ons redeemed), in clock order, with the ticket it was for, its gate, device and
+//!   who decided. A ticket let in twice has two rows (the report's conflicts say which).
+//!
+//! Times are in the event's own time zone, named in the column header.
 //!
 //! Written with the `csv` crate (RFC 4180 quoting), UTF-8 with a byte order mark so that spreadsheet
 //! programs read accents right, and with formula injection neutralised: a cell that starts with `=`, `+`,
@@ -18,6 +23,9 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::json;
 
+use scanner_core::redemption::{Outcome, ScanKind, TicketRef};
+use scanner_core::TicketId;
+
 use crate::dashboard::{audit, Who};
 use crate::error::{Error, Result};
 use crate::orders::model::OrderStatus;
@@ -30,6 +38,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/v1/events/{id}/exports/orders.csv", get(orders_csv))
         .route("/admin/v1/events/{id}/exports/attendees.csv", get(attendees_csv))
+        .route("/admin/v1/events/{id}/exports/checkins.csv", get(checkins_csv))
 }
 
 /// A cell a spreadsheet shows as the text it is: one starting with a character that makes it a formula
@@ -68,23 +77,6 @@ fn csv_response(filename: &str, body: Vec<u8>) -> Response {
         .into_response()
 }
 
-/// Unix seconds as `YYYY-MM-DD HH:MM:SS` UTC (a form every spreadsheet reads as a date).
-fn utc(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
 async fn record_export(state: &AppState, who: &Who, what: &str, event: i64, rows: usize) -> Result<()> {
     let mut tx = state.db.write.begin().await?;
     audit(&mut tx, who, &format!("export.{what}"), &format!("event:{event}"), None, Some(json!({ "rows": rows })))
@@ -97,7 +89,8 @@ type OrderRow = (String, i64, OrderStatus, String, String, String, i64, String, 
 
 async fn orders_csv(who: Who, State(state): State<AppState>, Path(event): Path<i64>) -> Result<Response> {
     who.require(crate::staff::Permission::Reports)?;
-    crate::catalog::load_event(&state, event).await?;
+    let ev = crate::catalog::load_event(&state, event).await?;
+    let tz = crate::catalog::time::zone_or_utc(&ev.timezone);
     let rows: Vec<OrderRow> = sqlx::query_as(
         "SELECT o.id, o.created_at, o.status, o.customer_name, o.customer_email, o.payment_method, o.total_cents,
                 o.currency,
@@ -108,9 +101,10 @@ async fn orders_csv(who: Who, State(state): State<AppState>, Path(event): Path<i
     .bind(event)
     .fetch_all(&state.db.read)
     .await?;
+    let created_header = format!("created ({})", ev.timezone);
     let header = [
         "order",
-        "created (UTC)",
+        &created_header,
         "status",
         "buyer",
         "email",
@@ -125,7 +119,7 @@ async fn orders_csv(who: Who, State(state): State<AppState>, Path(event): Path<i
         .map(|(id, created, status, name, email, method, total, currency, tickets, valid)| {
             vec![
                 id.clone(),
-                utc(*created),
+                crate::catalog::time::spreadsheet(*created, &tz),
                 status.to_string(),
                 name.clone(),
                 email.clone(),
@@ -184,6 +178,82 @@ async fn attendees_csv(who: Who, State(state): State<AppState>, Path(event): Pat
     Ok(csv_response(&format!("event-{event}-attendees.csv"), body))
 }
 
+type TicketRow = (String, String, i64, i64, String, String);
+
+async fn checkins_csv(who: Who, State(state): State<AppState>, Path(event): Path<i64>) -> Result<Response> {
+    who.require(crate::staff::Permission::Reports)?;
+    let ev = crate::catalog::load_event(&state, event).await?;
+    let tz = crate::catalog::time::zone_or_utc(&ev.timezone);
+    let log_event = u32::try_from(event).map_err(|_| Error::NotFound("event"))?;
+    let (_, check_ins) = crate::sync::check_ins(&state, log_event).await?;
+    // The log names tickets by a one-way reference (it travels between devices); the issuer, which knows
+    // every ticket id, maps references back to tickets here.
+    let tickets: Vec<TicketRow> = sqlx::query_as(
+        "SELECT t.ticket_id, t.order_id, t.seq, t.ticket_type, t.holder_name, o.customer_name
+         FROM tickets t JOIN orders o ON o.id = t.order_id WHERE t.event_id = $1",
+    )
+    .bind(event)
+    .fetch_all(&state.db.read)
+    .await?;
+    let by_ref: std::collections::HashMap<TicketRef, &TicketRow> = tickets
+        .iter()
+        .filter_map(|row| Some((TicketRef::of(&TicketId::from_hex(&row.0)?), row)))
+        .collect();
+    let time_header = format!("time ({})", ev.timezone);
+    let header = [
+        time_header.as_str(),
+        "gate",
+        "device",
+        "pass",
+        "outcome",
+        "decided by",
+        "order",
+        "ticket",
+        "ticket type",
+        "holder",
+        "note",
+    ];
+    let cells: Vec<Vec<String>> = check_ins
+        .iter()
+        .map(|c| {
+            let ticket = by_ref.get(&c.ticket);
+            let type_name = ticket
+                .and_then(|t| ev.ticket_types.iter().find(|tt| tt.index == t.3))
+                .map(|tt| tt.name.clone())
+                .unwrap_or_default();
+            let pass = match (c.addon, c.scan.kind) {
+                (Some(slot), _) => {
+                    let name = ev.addons.iter().find(|a| a.index == i64::from(slot)).map(|a| a.name.as_str());
+                    format!("add-on: {}", name.unwrap_or("?"))
+                }
+                (None, ScanKind::Entry) => "entry".to_owned(),
+                (None, ScanKind::Exit) => "exit".to_owned(),
+            };
+            let outcome = match c.scan.outcome {
+                Outcome::AdmittedOverride => "override",
+                Outcome::PaidAtDoor => "paid at the door",
+                _ => "admitted",
+            };
+            vec![
+                crate::catalog::time::spreadsheet(i64::from(c.scan.wall_time), &tz),
+                c.scan.gate.clone(),
+                c.scan.device_name.clone(),
+                pass,
+                outcome.to_owned(),
+                c.scan.path.as_str().to_owned(),
+                ticket.map(|t| t.1.clone()).unwrap_or_else(|| "(unknown ticket)".to_owned()),
+                ticket.map(|t| (t.2 + 1).to_string()).unwrap_or_default(),
+                type_name,
+                ticket.map(|t| if t.4.is_empty() { t.5.clone() } else { t.4.clone() }).unwrap_or_default(),
+                c.scan.override_reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let body = to_csv(&header, &cells)?;
+    record_export(&state, &who, "checkins", event, cells.len()).await?;
+    Ok(csv_response(&format!("event-{event}-checkins.csv"), body))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,14 +273,6 @@ mod tests {
         ] {
             assert_eq!(safe_cell(cell), want, "{cell:?}");
         }
-    }
-
-    #[test]
-    fn utc_dates() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00");
-        // 2026-12-01 16:00:00 UTC, from `date -u -d @1796140800`.
-        assert_eq!(utc(1_796_140_800), "2026-12-01 16:00:00");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00");
     }
 
     #[test]

@@ -26,7 +26,7 @@ use scanner_core::error::ServerLogKind;
 use scanner_core::error::SyncKind;
 use scanner_core::redemption::document::MAX_SYNC_MESSAGE_BYTES;
 use scanner_core::redemption::server_log::{ServerLog, ServerLogs};
-use scanner_core::redemption::{Accept, DeviceId, EventReport, SyncChannel};
+use scanner_core::redemption::{Accept, CheckIn, DeviceId, EventReport, SyncChannel};
 use scanner_core::wire::{sync_path, SYNC_PATH};
 use serde::Deserialize;
 
@@ -218,6 +218,12 @@ async fn edge_relay(staff: Staff, State(state): State<AppState>, Path(id): Path<
     staff.require(Permission::Door)?;
     let event = event_id(&state, Some(id)).await?;
     Ok(axum::Json(relay_with_edge(&state, event).await?).into_response())
+}
+
+/// The event's report and its check-in list (every pass the report counts), for the check-ins export.
+pub async fn check_ins(state: &AppState, event: u32) -> Result<(EventReport, Vec<CheckIn>)> {
+    let dir = redemptions_dir(state);
+    tokio::task::spawn_blocking(move || with_log(&dir, event, |log| log.check_ins())).await.map_err(Error::internal)?
 }
 
 #[derive(Debug, Deserialize)]

@@ -251,6 +251,7 @@
   }
   $('export-orders').addEventListener('click', () => download('orders'));
   $('export-attendees').addEventListener('click', () => download('attendees'));
+  $('export-checkins').addEventListener('click', () => download('checkins'));
 
   $('order-search-form').addEventListener('submit', (ev) => {
     ev.preventDefault();

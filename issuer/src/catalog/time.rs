@@ -90,6 +90,12 @@ pub fn display_end(start: i64, end: i64, tz: &TimeZone) -> String {
     }
 }
 
+/// `2026-12-29 19:00:00`: `secs` in `tz` in the form every spreadsheet reads as a date and time (the CSV
+/// exports; their header names the zone).
+pub fn spreadsheet(secs: i64, tz: &TimeZone) -> String {
+    zoned(secs, tz).map(|z| z.strftime("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default()
+}
+
 /// `2026-12-29T18:00:00Z`: the machine-readable form for `<time datetime>`.
 pub fn iso_utc(secs: i64) -> String {
     Timestamp::from_second(secs).map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or_default()
@@ -98,6 +104,15 @@ pub fn iso_utc(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spreadsheet_times_are_local() {
+        // 1796140800 is 2026-12-01 16:00:00 UTC (`date -u -d @1796140800`); Berlin is UTC+1 in December.
+        assert_eq!(spreadsheet(1_796_140_800, &TimeZone::UTC), "2026-12-01 16:00:00");
+        let berlin = zone_or_utc("Europe/Berlin");
+        assert_eq!(spreadsheet(1_796_140_800, &berlin), "2026-12-01 17:00:00");
+        assert_eq!(spreadsheet(951_782_400, &TimeZone::UTC), "2000-02-29 00:00:00");
+    }
 
     #[test]
     fn local_times_convert_in_the_events_zone() {
