@@ -36,6 +36,18 @@ enum Command {
         #[arg(long)]
         data: PathBuf,
     },
+    /// Create the first owner account (or a fresh invitation for an existing owner) and print the one-time
+    /// link that sets its password. Works while the issuer runs (same SQLite file).
+    CreateOwner {
+        /// The owner's email address.
+        email: String,
+        /// The issuer's data directory (as given to `issuer serve --data-dir`).
+        #[arg(long, env = "ISSUER_DATA_DIR", default_value = "issuer-data")]
+        data_dir: PathBuf,
+        /// Base URL the dashboard is reached at (as `issuer serve --public-url`).
+        #[arg(long, env = "ISSUER_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+        public_url: String,
+    },
     /// Manage signing keys.
     Keys {
         #[command(subcommand)]
@@ -101,6 +113,18 @@ fn main() -> anyhow::Result<()> {
                 r.until,
                 keyring.display()
             );
+            Ok(())
+        }
+        Command::CreateOwner { email, data_dir, public_url } => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let link = rt.block_on(async {
+                std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+                let db = issuer::db::Db::open(&data_dir, issuer::config::Synchronous::Full).await?;
+                let link = issuer::staff::invite::create_owner(&db, &public_url, &email).await;
+                db.close().await;
+                anyhow::Ok(link?)
+            })?;
+            println!("Owner {email}: open this link once, within 7 days, to set the password:\n{link}");
             Ok(())
         }
         Command::Backup { data, to } => {
