@@ -195,10 +195,8 @@ async fn checkins_csv(who: Who, State(state): State<AppState>, Path(event): Path
     .bind(event)
     .fetch_all(&state.db.read)
     .await?;
-    let by_ref: std::collections::HashMap<TicketRef, &TicketRow> = tickets
-        .iter()
-        .filter_map(|row| Some((TicketRef::of(&TicketId::from_hex(&row.0)?), row)))
-        .collect();
+    let by_ref: std::collections::HashMap<TicketRef, &TicketRow> =
+        tickets.iter().filter_map(|row| Some((TicketRef::of(&TicketId::from_hex(&row.0)?), row))).collect();
     let time_header = format!("time ({})", ev.timezone);
     let header = [
         time_header.as_str(),

@@ -14,10 +14,8 @@
 //! with and without orders, so the limit reveals nothing either. The mail goes only to the address the
 //! orders were placed with, so asking for someone else's address sends nothing to the asker.
 
-use std::net::SocketAddr;
-
 use axum::extract::rejection::FormRejection;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
@@ -28,6 +26,7 @@ use lettre::Message;
 
 use crate::email::MailError;
 use crate::error::{Error, Result};
+use crate::limits::ClientIp;
 use crate::orders::model::order_link;
 use crate::pages::html::{html_escape, html_response, layout};
 use crate::state::AppState;
@@ -92,7 +91,7 @@ fn too_many(what: &str) -> Response {
 
 async fn submit(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     form: std::result::Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Result<Response> {
     let pairs = match form {
@@ -108,7 +107,7 @@ async fn submit(
         }
     };
     let t = now();
-    let ip_key = key_hash(&state, "ip", &peer.ip().to_string());
+    let ip_key = key_hash(&state, "ip", &client.to_string());
     let address_key = key_hash(&state, "email", &email);
     let mut tx = state.db.write.begin().await?;
     // Forget what the limits no longer look at, so the table stays as small as one hour of requests.
