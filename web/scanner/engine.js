@@ -18,6 +18,12 @@ const SUPPRESS_REPEAT_MS = 2500;
 const SYNC_EVERY_MS = 30_000;
 /** A sync soon after a scan, so the issuer and other gates learn of it quickly. */
 const SYNC_AFTER_SCAN_MS = 2_000;
+// The edge already holds what it decided (its shard hands admissions to the event's log), so a scan it
+// decided does not need a sync with it right after: only scans decided here (offline fallbacks) do, and
+// otherwise the edge log is synced every SYNC_EVERY_MS. Each edge sync is billed Worker and Durable
+// Object requests (deploy/README.md counts them); this keeps a busy door from syncing every 2 s.
+let edgeSyncWanted = false;
+let lastEdgeSyncAt = 0;
 /** Timeout of one setup or sync request. */
 const REQUEST_TIMEOUT_MS = 15_000;
 /** Timeout of one sync request to the edge: it answers in milliseconds when it is there at all, and a
@@ -331,6 +337,7 @@ async function scanOnce(text, source, action = 'scan', reason = undefined, captu
   const verdict = JSON.parse(result.verdictJson);
   // The page shows which path decided as `path` (scanner-core's wire name is `decided_by`).
   verdict.path = verdict.decided_by;
+  if (verdict.decided_by !== 'edge') edgeSyncWanted = true;
   result.free();
   try {
     await store.write(['pending', 'config'], (s) => {
@@ -516,7 +523,8 @@ async function refreshRevocations() {
   await store.setConfig({ revocations: list, gateRules, status });
 }
 
-function syncNow() {
+/** One sync round: the issuer always, the edge when it is due (see `edgeSyncWanted`) or `everything`. */
+function syncNow(everything = false) {
   if (syncing) {
     // Scans made while a sync runs go out in one more round right after it.
     syncAgain = true;
@@ -535,11 +543,14 @@ function syncNow() {
       } catch (e) {
         status.lastSyncError = e.message;
       }
-      if (setup.edge) {
+      if (setup.edge && (everything || edgeSyncWanted || Date.now() - lastEdgeSyncAt >= SYNC_EVERY_MS)) {
         try {
+          edgeSyncWanted = false;
           await syncPeer(`edge ${setup.edge}`, `${setup.edge}/v1/sync?event=${setup.event}`, EDGE_SYNC_TIMEOUT_MS);
+          lastEdgeSyncAt = Date.now();
           status.edgeSyncError = null;
         } catch (e) {
+          edgeSyncWanted = true;
           status.edgeSyncError = e.message;
         }
       }
@@ -644,7 +655,7 @@ async function handle(message) {
       publish();
       break;
     case 'sync':
-      await syncNow();
+      await syncNow(true);
       break;
     case 'online':
       publish();
