@@ -36,6 +36,62 @@ pub enum SetupKind {
     BadUrl(String, &'static str),
     #[error("{0:?} is plain http to a host other than this machine: only https is accepted (http only for localhost, 127.0.0.1 and [::1])")]
     PlainHttp(String),
+    #[error("a certificate pin must be 64 hex digits (the SHA-256 of the DER certificate, colons allowed), got {0:?}")]
+    BadCertPin(String),
+    #[error("a certificate pin needs an https:// URL, not {0:?}")]
+    PinWithoutHttps(String),
+}
+
+/// A pinned server certificate: the SHA-256 of its DER encoding, as `scanner hub --self-signed` prints it
+/// and `scanner init --hub-cert-sha256` takes it. The one rule every client applies to a pinned hub: the
+/// server's end-entity certificate is accepted if and only if its DER SHA-256 equals the pin (no chain,
+/// no name, no expiry: the organizer vouched for this exact certificate by handing out its fingerprint).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct CertPin([u8; 32]);
+
+impl CertPin {
+    /// 64 hex digits, either case; `:` separators (as `openssl x509 -fingerprint` prints them) allowed.
+    pub fn parse(text: &str) -> crate::Result<Self> {
+        let hex: String = text.trim().chars().filter(|c| *c != ':').collect();
+        let bad = || crate::Error::from(SetupKind::BadCertPin(text.chars().take(120).collect()));
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        crate::keyring::parse_pin(&hex).map(Self).map_err(|_| bad())
+    }
+
+    /// The pin of a DER certificate (what a hub prints for its own certificate).
+    pub fn of_der(der: &[u8]) -> Self {
+        use sha2::Digest as _;
+        Self(sha2::Sha256::digest(der).into())
+    }
+
+    /// Whether `der` is the pinned certificate. Constant-time in the digest, so a client that answers
+    /// slower or faster reveals nothing about how close a certificate came.
+    pub fn matches(&self, der: &[u8]) -> bool {
+        crate::wire::digest_eq(&Self::of_der(der).0, &self.0)
+    }
+
+    /// 64 lower-case hex digits.
+    pub fn to_hex(&self) -> String {
+        crate::keyring::to_hex(&self.0)
+    }
+}
+
+impl std::fmt::Debug for CertPin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CertPin({})", self.to_hex())
+    }
+}
+
+/// A pinned server's URL: checked like every server URL, and https is required (a pin on plain http
+/// would pin nothing).
+pub fn check_pinned_url(url: &str) -> crate::Result<String> {
+    let url = check_server_url(url)?;
+    if !url.starts_with("https://") {
+        return Err(SetupKind::PinWithoutHttps(url).into());
+    }
+    Ok(url)
 }
 
 /// What a setup link carries, checked: `server` and `edge` passed [`check_server_url`] (normalised, no
@@ -167,6 +223,50 @@ pub fn check_server_url(url: &str) -> crate::Result<String> {
         return Err(SetupKind::PlainHttp(url.chars().take(200).collect()).into());
     }
     Ok(format!("{scheme}://{host}{port}{}", path.trim_end_matches('/')))
+}
+
+#[cfg(test)]
+mod cert_pin_tests {
+    use super::*;
+
+    // The SHA-256 of the three bytes "abc" (FIPS 180-2, appendix B.1), an independent expected value.
+    const ABC_SHA256: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+    #[test]
+    fn the_pin_matches_exactly_the_pinned_bytes() {
+        let pin = CertPin::parse(ABC_SHA256).unwrap();
+        assert!(pin.matches(b"abc"));
+        assert!(!pin.matches(b"abd"));
+        assert!(!pin.matches(b""));
+        assert_eq!(CertPin::of_der(b"abc"), pin);
+        assert_eq!(pin.to_hex(), ABC_SHA256);
+    }
+
+    #[test]
+    fn pins_parse_in_either_case_and_with_colons() {
+        let upper = ABC_SHA256.to_ascii_uppercase();
+        let colons: Vec<String> = upper.as_bytes().chunks(2).map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+        assert_eq!(CertPin::parse(&upper).unwrap(), CertPin::parse(ABC_SHA256).unwrap());
+        assert_eq!(CertPin::parse(&colons.join(":")).unwrap(), CertPin::parse(ABC_SHA256).unwrap());
+    }
+
+    #[test]
+    fn bad_pins_are_refused_without_panicking() {
+        for bad in ["", "abc", &ABC_SHA256[..62], &format!("{ABC_SHA256}00"), &ABC_SHA256.replace('b', "g"), "é"] {
+            assert!(matches!(CertPin::parse(bad), Err(crate::Error::Setup(SetupKind::BadCertPin(_)))), "{bad:?}");
+        }
+        // Multi-byte characters where hex digits should be must not split a char.
+        assert!(CertPin::parse(&"é".repeat(32)).is_err());
+    }
+
+    #[test]
+    fn a_pinned_url_must_be_https() {
+        assert_eq!(check_pinned_url("https://192.168.1.20:8443/").unwrap(), "https://192.168.1.20:8443");
+        assert!(matches!(
+            check_pinned_url("http://127.0.0.1:8088"),
+            Err(crate::Error::Setup(SetupKind::PinWithoutHttps(_)))
+        ));
+    }
 }
 
 #[cfg(test)]
