@@ -16,9 +16,7 @@
 //! - `GET /admin/v1/audit?action=&actor=&target=&since_ms=&until_ms=&before_id=&limit=` — the audit log
 //!   ([`crate::audit`]), owners only.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
@@ -30,6 +28,7 @@ use super::{invite, password, session, staff_row, throttle, Permission, Role, St
 use crate::audit;
 use crate::error::{Error, Result};
 use crate::extract::{Json, Query};
+use crate::limits::ClientIp;
 use crate::state::AppState;
 use crate::util::{clean_text, hash_secret, now, random_id, random_token};
 
@@ -78,11 +77,7 @@ fn session_body(s: &session::Session) -> Value {
 /// id, email, role, password hash (None until the invitation is accepted), disabled_at.
 type LoginRow = (i64, String, String, Option<String>, Option<i64>);
 
-async fn login(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Json(l): Json<Login>,
-) -> Result<Response> {
+async fn login(State(state): State<AppState>, ClientIp(client): ClientIp, Json(l): Json<Login>) -> Result<Response> {
     // Bounded before any work: the address as stored (lower-cased), the password's size.
     let email = l.email.trim().to_lowercase();
     if email.is_empty() || email.len() > 254 || email.chars().any(char::is_control) {
@@ -92,7 +87,7 @@ async fn login(
         return Err(Error::validation("password", format!("must be at most {} bytes", password::MAX_BYTES)));
     }
     let email_key = throttle::email_key(&email);
-    let ip_key = throttle::ip_key(peer.ip());
+    let ip_key = throttle::ip_key(client);
     let now = now();
     {
         let mut conn = state.db.read.acquire().await?;
@@ -118,7 +113,7 @@ async fn login(
             let staff = staff_row(id, email, &role)?;
             throttle::clear(&mut tx, &email_key).await?;
             let (raw, s) = session::create(&mut tx, &staff).await?;
-            audit::record(&mut tx, &staff, "staff.login", &target(id), None, Some(json!({ "ip": peer.ip() }))).await?;
+            audit::record(&mut tx, &staff, "staff.login", &target(id), None, Some(json!({ "ip": client }))).await?;
             tx.commit().await?;
             tracing::info!(account = id, "staff signed in");
             let mut resp = axum::Json(session_body(&s)).into_response();
@@ -134,13 +129,13 @@ async fn login(
             if email_locked {
                 if let Some((id, email, role, _, _)) = account {
                     let staff = staff_row(id, email, &role)?;
-                    let after = json!({ "ip": peer.ip(), "locked_for_secs": throttle::LOCK_SECS });
+                    let after = json!({ "ip": client, "locked_for_secs": throttle::LOCK_SECS });
                     audit::record(&mut tx, &staff, "staff.login_locked", &target(id), None, Some(after)).await?;
                 }
             }
             tx.commit().await?;
             if email_locked || ip_locked {
-                tracing::warn!(ip = %peer.ip(), email_locked, ip_locked, "sign-in throttle engaged");
+                tracing::warn!(ip = %client, email_locked, ip_locked, "sign-in throttle engaged");
             }
             Ok(bad_login())
         }
