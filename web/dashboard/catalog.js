@@ -13,11 +13,10 @@
 'use strict';
 
 (function () {
-  const TOKEN_KEY = 'tickets.adminToken';
+  const { api, el, row, fillTable, button, money } = window.DashboardCommon;
   const $ = (id) => document.getElementById(id);
   if (!$('catalog')) return;
 
-  let csrf = null;
   let events = [];
   let current = null; // the event being edited (admin view), or null for a new one
   let editingType = null; // index of the ticket type in the form, or null to add one
@@ -27,63 +26,9 @@
   // ---------------------------------------------------------------------------------------------------
   // Requests
 
-  function authHeaders() {
-    const token = sessionStorage.getItem(TOKEN_KEY);
-    return token ? { authorization: `Bearer ${token}` } : {};
-  }
-  async function csrfToken() {
-    if (csrf !== null) return csrf;
-    try {
-      const res = await fetch('/admin/v1/session', { credentials: 'same-origin', headers: authHeaders() });
-      const body = res.ok ? await res.json() : null;
-      csrf = body?.csrf_token || '';
-    } catch {
-      csrf = '';
-    }
-    return csrf;
-  }
-  class ApiError extends Error {
-    constructor(message, field, status) {
-      super(message);
-      this.field = field;
-      this.status = status;
-    }
-  }
-  async function api(path, { method = 'GET', json } = {}) {
-    const headers = { ...authHeaders(), accept: 'application/json' };
-    if (method !== 'GET') {
-      const t = await csrfToken();
-      if (t) headers['x-csrf-token'] = t;
-    }
-    const init = { method, headers, credentials: 'same-origin' };
-    if (json !== undefined) {
-      headers['content-type'] = 'application/json';
-      init.body = JSON.stringify(json);
-    }
-    const res = await fetch(path, init);
-    const body = await res.json().catch(() => null);
-    if (!res.ok) {
-      throw new ApiError(body?.error?.message || `${method} ${path} answered ${res.status}`, body?.error?.field, res.status);
-    }
-    return body;
-  }
-
   // ---------------------------------------------------------------------------------------------------
   // Page helpers
 
-  function el(tag, text, className) {
-    const e = document.createElement(tag);
-    if (text !== undefined && text !== null) e.textContent = String(text);
-    if (className) e.className = className;
-    return e;
-  }
-  function money(cents, currency) {
-    try {
-      return new Intl.NumberFormat(undefined, { style: 'currency', currency }).format(cents / 100);
-    } catch {
-      return `${(cents / 100).toFixed(2)} ${currency}`;
-    }
-  }
   /** "12.50" or "12,5" → 1250; null when it is not an amount. */
   function cents(text) {
     const m = /^\s*(\d{1,9})(?:[.,](\d{1,2}))?\s*$/.exec(text);
@@ -109,39 +54,6 @@
       field.setAttribute('aria-invalid', 'true');
       field.focus();
     }
-  }
-  function actionButton(text, label, onClick) {
-    const b = el('button', text, 'secondary');
-    b.type = 'button';
-    b.setAttribute('aria-label', label);
-    b.addEventListener('click', onClick);
-    return b;
-  }
-  function fillTable(id, rows, emptyText, columns) {
-    const body = $(id).tBodies[0];
-    body.replaceChildren();
-    if (rows.length === 0) {
-      const tr = el('tr', undefined, 'empty');
-      const td = el('td', emptyText);
-      td.colSpan = columns;
-      tr.append(td);
-      body.append(tr);
-      return;
-    }
-    body.append(...rows);
-  }
-  function row(cells) {
-    const tr = el('tr');
-    for (const c of cells) {
-      const td = el('td');
-      if (c instanceof Node) td.append(c);
-      else if (c && typeof c === 'object') {
-        td.textContent = c.text;
-        if (c.num) td.className = 'num';
-      } else td.textContent = c;
-      tr.append(td);
-    }
-    return tr;
   }
   function buttons(...list) {
     const span = el('span', undefined, 'buttons');
@@ -270,11 +182,11 @@
         { text: String(Math.max(0, t.available)), num: true },
         stateText(t),
         buttons(
-          actionButton('Edit', `Edit ${t.name}`, () => editType(t)),
-          actionButton(t.hidden ? 'Show' : 'Hide', `${t.hidden ? 'Show' : 'Hide'} ${t.name}`, () =>
+          button('Edit', `Edit ${t.name}`, () => editType(t)),
+          button(t.hidden ? 'Show' : 'Hide', `${t.hidden ? 'Show' : 'Hide'} ${t.name}`, () =>
             patchType(t, { hidden: !t.hidden }, `${t.name} is ${t.hidden ? 'listed again' : 'hidden from buyers'}.`),
           ),
-          actionButton(t.sales_stopped ? 'Resume selling' : 'Stop selling', `${t.sales_stopped ? 'Resume selling' : 'Stop selling'} ${t.name}`, () =>
+          button(t.sales_stopped ? 'Resume selling' : 'Stop selling', `${t.sales_stopped ? 'Resume selling' : 'Stop selling'} ${t.name}`, () =>
             patchType(t, { sales_stopped: !t.sales_stopped }, `${t.name} is ${t.sales_stopped ? 'on sale again' : 'no longer sold'}.`),
           ),
         ),
@@ -391,11 +303,11 @@
         { text: String(a.reserved), num: true },
         stateText(a),
         buttons(
-          actionButton('Edit', `Edit ${a.name}`, () => editAddon(a)),
-          actionButton(a.hidden ? 'Show' : 'Hide', `${a.hidden ? 'Show' : 'Hide'} ${a.name}`, () =>
+          button('Edit', `Edit ${a.name}`, () => editAddon(a)),
+          button(a.hidden ? 'Show' : 'Hide', `${a.hidden ? 'Show' : 'Hide'} ${a.name}`, () =>
             patchAddon(a, { hidden: !a.hidden }, `${a.name} is ${a.hidden ? 'listed again' : 'hidden from buyers'}.`),
           ),
-          actionButton(a.sales_stopped ? 'Resume selling' : 'Stop selling', `${a.sales_stopped ? 'Resume selling' : 'Stop selling'} ${a.name}`, () =>
+          button(a.sales_stopped ? 'Resume selling' : 'Stop selling', `${a.sales_stopped ? 'Resume selling' : 'Stop selling'} ${a.name}`, () =>
             patchAddon(a, { sales_stopped: !a.sales_stopped }, `${a.name} is ${a.sales_stopped ? 'on sale again' : 'no longer sold'}.`),
           ),
         ),
@@ -471,7 +383,7 @@
         { text: String(q.capacity), num: true },
         { text: String(q.reserved), num: true },
         members || '—',
-        actionButton('Edit', `Edit quota ${q.name}`, () => editQuota(q)),
+        button('Edit', `Edit quota ${q.name}`, () => editQuota(q)),
       ]);
     });
     fillTable('quotas', rows, 'No shared quotas.', 5);

@@ -30,60 +30,20 @@
     return !!me && me.permissions.includes(permission);
   }
 
-  async function api(path, { method = 'GET', json } = {}) {
-    const token = sessionStorage.getItem(TOKEN_KEY);
-    const headers = { accept: 'application/json' };
-    if (token) headers.authorization = `Bearer ${token}`;
-    // A bearer token needs no CSRF token (a browser never attaches one on its own); a session cookie does.
-    else if (method !== 'GET' && me?.csrf_token) headers['x-csrf-token'] = me.csrf_token;
-    const init = { method, headers, credentials: 'same-origin' };
-    if (json !== undefined) {
-      headers['content-type'] = 'application/json';
-      init.body = JSON.stringify(json);
+  // The shared request and DOM helpers (common.js); a 401 here means the sign-in is gone.
+  const common = window.DashboardCommon;
+  const { el, row, fillTable, money } = common;
+  async function api(path, opts = {}) {
+    try {
+      return await common.api(path, opts);
+    } catch (e) {
+      if (e.status === 401) {
+        throw new Unauthorized(sessionStorage.getItem(TOKEN_KEY) ? 'the admin token was not accepted' : 'not signed in');
+      }
+      throw e;
     }
-    const res = await fetch(path, init);
-    if (res.status === 401) throw new Unauthorized(token ? 'the admin token was not accepted' : 'not signed in');
-    const body = await res.json().catch(() => null);
-    if (!res.ok) throw new Error(body?.error?.message || `${method} ${path} answered ${res.status}`);
-    return body;
   }
 
-  function el(tag, text, className) {
-    const e = document.createElement(tag);
-    if (text !== undefined && text !== null) e.textContent = String(text);
-    if (className) e.className = className;
-    return e;
-  }
-  function row(cells, className) {
-    const tr = el('tr', undefined, className);
-    for (const c of cells) {
-      const td = c instanceof Node ? el('td') : el('td', c.text ?? c);
-      if (c instanceof Node) td.append(c);
-      if (c.num) td.className = 'num';
-      tr.append(td);
-    }
-    return tr;
-  }
-  function fillTable(id, rows, emptyText, columns) {
-    const body = $(id).tBodies[0];
-    body.replaceChildren();
-    if (rows.length === 0) {
-      const tr = el('tr', undefined, 'empty');
-      const td = el('td', emptyText);
-      td.colSpan = columns;
-      tr.append(td);
-      body.append(tr);
-      return;
-    }
-    body.append(...rows);
-  }
-  function money(cents, currency) {
-    try {
-      return new Intl.NumberFormat(undefined, { style: 'currency', currency }).format(cents / 100);
-    } catch {
-      return `${(cents / 100).toFixed(2)} ${currency}`;
-    }
-  }
   function say(text) {
     const m = $('message');
     m.textContent = text;
@@ -100,6 +60,7 @@
   function showLogin(message, notice) {
     stopPolling();
     me = null;
+    common.forgetSession();
     $('app').hidden = true;
     $('invite').hidden = true;
     $('sign-out').hidden = true;
@@ -200,6 +161,7 @@
   async function start() {
     if (location.hash.startsWith('#invite=')) return showInvite();
     try {
+      common.forgetSession();
       me = await api('/admin/v1/session');
     } catch (e) {
       if (e instanceof Unauthorized) {

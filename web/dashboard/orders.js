@@ -9,70 +9,13 @@
 'use strict';
 
 (function () {
-  const TOKEN_KEY = 'tickets.adminToken';
+  const { request, api, el, button, money } = window.DashboardCommon;
   const $ = (id) => document.getElementById(id);
   if (!$('orders-admin')) return;
 
-  let csrf = null;
   let current = null; // the order shown in the detail
   const armed = new Set(); // "refund:SEQ" / "cancel:SEQ" buttons clicked once (a second click confirms)
 
-  async function csrfToken() {
-    if (csrf !== null) return csrf;
-    try {
-      const res = await fetch('/admin/v1/session', { credentials: 'same-origin', headers: authHeaders() });
-      const body = res.ok ? await res.json() : null;
-      csrf = body?.csrf_token || '';
-    } catch {
-      csrf = '';
-    }
-    return csrf;
-  }
-  function authHeaders() {
-    const token = sessionStorage.getItem(TOKEN_KEY);
-    return token ? { authorization: `Bearer ${token}` } : {};
-  }
-  async function request(path, { method = 'GET', json } = {}) {
-    const headers = { ...authHeaders(), accept: 'application/json' };
-    // A bearer token needs no CSRF token (a browser never attaches one on its own); a session cookie does.
-    if (method !== 'GET' && !headers.authorization) {
-      const t = await csrfToken();
-      if (t) headers['x-csrf-token'] = t;
-    }
-    const init = { method, headers, credentials: 'same-origin' };
-    if (json !== undefined) {
-      headers['content-type'] = 'application/json';
-      init.body = JSON.stringify(json);
-    }
-    return fetch(path, init);
-  }
-  async function api(path, opts) {
-    const res = await request(path, opts);
-    const body = await res.json().catch(() => null);
-    if (!res.ok) throw new Error(body?.error?.message || `${res.status}`);
-    return body;
-  }
-
-  function el(tag, text, className) {
-    const e = document.createElement(tag);
-    if (text !== undefined && text !== null) e.textContent = String(text);
-    if (className) e.className = className;
-    return e;
-  }
-  function button(text, label, onClick, className = 'secondary') {
-    const b = el('button', text, className);
-    b.type = 'button';
-    if (label) b.setAttribute('aria-label', label);
-    b.addEventListener('click', onClick);
-    return b;
-  }
-  function money(cents, currency) {
-    try {
-      return new Intl.NumberFormat(undefined, { style: 'currency', currency }).format(cents / 100);
-    } catch {
-      return `${(cents / 100).toFixed(2)} ${currency}`;
-    }
-  }
   function status(text, isProblem = false) {
     const s = $('orders-status');
     s.textContent = text;

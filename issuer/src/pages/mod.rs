@@ -25,6 +25,7 @@ pub mod order_page;
 const SITE_CSS: &str = include_str!("../../../web/static/site.css");
 const ORDER_JS: &str = include_str!("../../../web/static/order.js");
 const DASHBOARD_HTML: &str = include_str!("../../../web/dashboard/index.html");
+const DASHBOARD_COMMON_JS: &str = include_str!("../../../web/dashboard/common.js");
 const DASHBOARD_JS: &str = include_str!("../../../web/dashboard/dashboard.js");
 const DASHBOARD_CATALOG_JS: &str = include_str!("../../../web/dashboard/catalog.js");
 const DASHBOARD_ORDERS_JS: &str = include_str!("../../../web/dashboard/orders.js");
@@ -40,6 +41,7 @@ pub fn router() -> Router<AppState> {
         .route("/static/order.js", get(|| async { asset("text/javascript; charset=utf-8", ORDER_JS) }))
         .route("/dashboard", get(|| async { Redirect::permanent("/dashboard/") }))
         .route("/dashboard/", get(dashboard_page))
+        .route("/dashboard/common.js", get(|| async { asset("text/javascript; charset=utf-8", DASHBOARD_COMMON_JS) }))
         .route("/dashboard/dashboard.js", get(|| async { asset("text/javascript; charset=utf-8", DASHBOARD_JS) }))
         .route("/dashboard/catalog.js", get(|| async { asset("text/javascript; charset=utf-8", DASHBOARD_CATALOG_JS) }))
         .route("/dashboard/orders.js", get(|| async { asset("text/javascript; charset=utf-8", DASHBOARD_ORDERS_JS) }))
