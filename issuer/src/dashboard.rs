@@ -13,7 +13,7 @@
 //! - `POST /admin/v1/orders/{id}/resend` — the tickets mailed again through the outbox, at most
 //!   [`MAX_RESENDS_PER_HOUR`] times an hour per order.
 //!
-//! Every write records its audit row in its own transaction ([`audit`]).
+//! Every write records its audit row in its own transaction ([`crate::audit::record`]).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -21,7 +21,6 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sqlx::SqliteConnection;
 
 use crate::error::{Error, Result};
 use crate::extract::{Json, Query};
@@ -30,21 +29,6 @@ use crate::orders::refund::{close_ticket, TicketClosed};
 use crate::staff::{Permission, Staff};
 use crate::state::AppState;
 use crate::util::{now, now_ms};
-
-/// Who makes an admin write, as the audit log records it.
-pub type Who = Staff;
-
-/// Records the audit row of an admin write inside the write's own transaction ([`crate::audit::record`]).
-pub async fn audit(
-    conn: &mut SqliteConnection,
-    who: &Who,
-    action: &str,
-    target: &str,
-    before: Option<Value>,
-    after: Option<Value>,
-) -> Result<()> {
-    crate::audit::record(conn, who, action, target, before, after).await
-}
 
 /// Resends of one order's tickets allowed per hour (a box office clicking twice, not a mail cannon).
 pub const MAX_RESENDS_PER_HOUR: i64 = 3;
@@ -263,7 +247,7 @@ async fn edit_holder(
     Json(edit): Json<HolderEdit>,
 ) -> Result<axum::Json<Value>> {
     who.require(Permission::Orders)?;
-    let name = crate::orders::issue::clean_holder_name(&edit.holder_name)?;
+    let name = crate::orders::model::clean_holder_name(&edit.holder_name)?;
     let mut tx = state.db.write.begin().await?;
     let row: Option<(String, bool)> =
         sqlx::query_as("SELECT holder_name, revoked FROM tickets WHERE order_id = $1 AND seq = $2")
@@ -282,7 +266,7 @@ async fn edit_holder(
         .execute(&mut *tx)
         .await?;
     sqlx::query("UPDATE orders SET updated_at = $1 WHERE id = $2").bind(now()).bind(&id).execute(&mut *tx).await?;
-    audit(
+    crate::audit::record(
         &mut tx,
         &who,
         "ticket.holder_edit",
@@ -328,7 +312,7 @@ async fn resend(
         });
     }
     crate::email::enqueue_resend(&mut tx, &state, &id).await?;
-    audit(
+    crate::audit::record(
         &mut tx,
         &who,
         "order.resend",

@@ -208,6 +208,66 @@ pub struct EmailJob {
     pub sent_at: Option<i64>,
 }
 
+/// Orders listed in one mail (the newest).
+pub const MAX_ORDERS_IN_MAIL: i64 = 50;
+
+/// The "your orders" mail for the customer address of `order_id`: a link to each of the address's orders
+/// (newest first), sent to that address only.
+pub async fn build_lookup_message(
+    state: &AppState,
+    order_id: &str,
+    message_id: &str,
+) -> std::result::Result<Message, MailError> {
+    let db = |e: sqlx::Error| MailError::Message(e.to_string());
+    let (email, name): (String, String) =
+        sqlx::query_as("SELECT customer_email, customer_name FROM orders WHERE id = $1")
+            .bind(order_id)
+            .fetch_one(&state.db.read)
+            .await
+            .map_err(db)?;
+    let orders: Vec<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT o.id, e.name, o.status, o.created_at FROM orders o JOIN events e ON e.id = o.event_id
+         WHERE LOWER(o.customer_email) = LOWER($1) ORDER BY o.created_at DESC, o.id DESC LIMIT $2",
+    )
+    .bind(&email)
+    .bind(MAX_ORDERS_IN_MAIL)
+    .fetch_all(&state.db.read)
+    .await
+    .map_err(db)?;
+    let from: Mailbox = state.config.mail_from.parse().map_err(|e| MailError::Message(format!("mail_from: {e}")))?;
+    let to =
+        Mailbox::new(Some(name.clone()), email.parse().map_err(|e| MailError::Message(format!("recipient: {e}")))?);
+    let mut text = format!("Hello {name},\n\nyou asked for the links to your orders. Here they are:\n\n");
+    let mut html = format!(
+        "<!doctype html><html><body style=\"font-family:sans-serif\"><p>Hello {},</p><p>you asked for the links to \
+your orders. Here they are:</p><ul>",
+        html_escape(&name)
+    );
+    for (id, event, status, _) in &orders {
+        let link = order_link(state, id);
+        text.push_str(&format!("- {event} (order {id}, {status}): {link}\n"));
+        html.push_str(&format!(
+            "<li><a href=\"{}\">{}</a> (order {}, {})</li>",
+            html_escape(&link),
+            html_escape(event),
+            html_escape(id),
+            html_escape(status)
+        ));
+    }
+    text.push_str("\nIf you did not ask for this mail, you can ignore it: only you receive these links.\n");
+    html.push_str(
+        "</ul><p style=\"color:#777\">If you did not ask for this mail, you can ignore it: only you receive these \
+links.</p></body></html>",
+    );
+    Message::builder()
+        .from(from)
+        .to(to)
+        .subject("Your orders")
+        .message_id(Some(message_id.to_owned()))
+        .multipart(MultiPart::alternative_plain_html(text, html))
+        .map_err(|e| MailError::Message(e.to_string()))
+}
+
 /// Delay before attempt `attempts + 1`: base·2^(attempts−1), capped, with ±50% jitter.
 pub fn backoff_ms(config: &Config, attempts: u32) -> i64 {
     let exp = config.email_backoff_ms.saturating_mul(1u64 << attempts.saturating_sub(1).min(30));
@@ -218,9 +278,7 @@ pub fn backoff_ms(config: &Config, attempts: u32) -> i64 {
 
 async fn send_job(state: &AppState, mailer: &Mailer, job: &EmailJob) -> std::result::Result<&'static str, String> {
     if job.kind == "lookup" {
-        let message = crate::selfservice::build_lookup_message(state, &job.order_id, &job.message_id)
-            .await
-            .map_err(|e| e.to_string())?;
+        let message = build_lookup_message(state, &job.order_id, &job.message_id).await.map_err(|e| e.to_string())?;
         mailer.send(message).await.map_err(|e| e.to_string())?;
         return Ok("sent");
     }

@@ -26,9 +26,10 @@ use serde_json::json;
 use scanner_core::redemption::{Outcome, ScanKind, TicketRef};
 use scanner_core::TicketId;
 
-use crate::dashboard::{audit, Who};
+use crate::audit;
 use crate::error::{Error, Result};
 use crate::orders::model::OrderStatus;
+use crate::staff::Staff;
 use crate::state::AppState;
 
 /// The UTF-8 byte order mark: tells spreadsheet programs the file is UTF-8.
@@ -77,17 +78,24 @@ fn csv_response(filename: &str, body: Vec<u8>) -> Response {
         .into_response()
 }
 
-async fn record_export(state: &AppState, who: &Who, what: &str, event: i64, rows: usize) -> Result<()> {
+async fn record_export(state: &AppState, who: &Staff, what: &str, event: i64, rows: usize) -> Result<()> {
     let mut tx = state.db.write.begin().await?;
-    audit(&mut tx, who, &format!("export.{what}"), &format!("event:{event}"), None, Some(json!({ "rows": rows })))
-        .await?;
+    audit::record(
+        &mut tx,
+        who,
+        &format!("export.{what}"),
+        &format!("event:{event}"),
+        None,
+        Some(json!({ "rows": rows })),
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
 
 type OrderRow = (String, i64, OrderStatus, String, String, String, i64, String, i64, i64);
 
-async fn orders_csv(who: Who, State(state): State<AppState>, Path(event): Path<i64>) -> Result<Response> {
+async fn orders_csv(who: Staff, State(state): State<AppState>, Path(event): Path<i64>) -> Result<Response> {
     who.require(crate::staff::Permission::Reports)?;
     let ev = crate::catalog::load_event(&state, event).await?;
     let tz = crate::catalog::time::zone_or_utc(&ev.timezone);
@@ -142,7 +150,7 @@ async fn orders_csv(who: Who, State(state): State<AppState>, Path(event): Path<i
 
 type AttendeeRow = (String, i64, i64, i64, String, bool, String, String, OrderStatus);
 
-async fn attendees_csv(who: Who, State(state): State<AppState>, Path(event): Path<i64>) -> Result<Response> {
+async fn attendees_csv(who: Staff, State(state): State<AppState>, Path(event): Path<i64>) -> Result<Response> {
     who.require(crate::staff::Permission::Reports)?;
     let ev = crate::catalog::load_event(&state, event).await?;
     let rows: Vec<AttendeeRow> = sqlx::query_as(
@@ -180,7 +188,7 @@ async fn attendees_csv(who: Who, State(state): State<AppState>, Path(event): Pat
 
 type TicketRow = (String, String, i64, i64, String, String);
 
-async fn checkins_csv(who: Who, State(state): State<AppState>, Path(event): Path<i64>) -> Result<Response> {
+async fn checkins_csv(who: Staff, State(state): State<AppState>, Path(event): Path<i64>) -> Result<Response> {
     who.require(crate::staff::Permission::Reports)?;
     let ev = crate::catalog::load_event(&state, event).await?;
     let tz = crate::catalog::time::zone_or_utc(&ev.timezone);

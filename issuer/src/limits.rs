@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -23,7 +23,6 @@ use tower_governor::{GovernorError, GovernorLayer};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::state::AppState;
 
 /// Searches one device may make per minute (also the burst).
 pub const SEARCH_RATE_PER_MINUTE: u32 = 30;
@@ -64,21 +63,31 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAdd
     peer
 }
 
+/// The configured trusted proxies (`--trusted-proxies`), taken from the application state by
+/// [`ClientIp`] (the state provides it with `FromRef`, so this module needs nothing else of the state).
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(pub Arc<[IpAddr]>);
+
 /// [`client_ip`] as an axum extractor, for handlers that keep their own per-address budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 
-impl FromRequestParts<AppState> for ClientIp {
+impl<S> FromRequestParts<S> for ClientIp
+where
+    S: Send + Sync,
+    TrustedProxies: FromRef<S>,
+{
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .ok_or_else(|| Error::internal("no peer address (serve with into_make_service_with_connect_info)"))?
             .0
             .ip();
-        Ok(ClientIp(client_ip(peer, &parts.headers, &state.config.trusted_proxies)))
+        let trusted = TrustedProxies::from_ref(state);
+        Ok(ClientIp(client_ip(peer, &parts.headers, &trusted.0)))
     }
 }
 

@@ -21,13 +21,9 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Form, Router};
 use hmac::Mac;
-use lettre::message::{Mailbox, MultiPart};
-use lettre::Message;
 
-use crate::email::MailError;
 use crate::error::{Error, Result};
 use crate::limits::ClientIp;
-use crate::orders::model::order_link;
 use crate::pages::html::{html_escape, html_response, layout};
 use crate::state::AppState;
 use crate::util::{clean_email, now};
@@ -36,8 +32,6 @@ use crate::util::{clean_email, now};
 pub const MAX_PER_ADDRESS_PER_HOUR: i64 = 3;
 /// Requests from one client IP address per hour.
 pub const MAX_PER_IP_PER_HOUR: i64 = 10;
-/// Orders listed in one mail (the newest).
-const MAX_ORDERS_IN_MAIL: i64 = 50;
 const WINDOW_SECS: i64 = 3600;
 
 /// The one answer to every accepted request.
@@ -147,61 +141,4 @@ async fn submit(
     }
     tracing::info!(found = newest.is_some(), "lost-tickets request");
     Ok(page(StatusCode::OK, "", Some((SENT_MESSAGE, false))))
-}
-
-/// The "your orders" mail for the customer address of `order_id`: a link to each of the address's orders
-/// (newest first), sent to that address only.
-pub async fn build_lookup_message(
-    state: &AppState,
-    order_id: &str,
-    message_id: &str,
-) -> std::result::Result<Message, MailError> {
-    let db = |e: sqlx::Error| MailError::Message(e.to_string());
-    let (email, name): (String, String) =
-        sqlx::query_as("SELECT customer_email, customer_name FROM orders WHERE id = $1")
-            .bind(order_id)
-            .fetch_one(&state.db.read)
-            .await
-            .map_err(db)?;
-    let orders: Vec<(String, String, String, i64)> = sqlx::query_as(
-        "SELECT o.id, e.name, o.status, o.created_at FROM orders o JOIN events e ON e.id = o.event_id
-         WHERE LOWER(o.customer_email) = LOWER($1) ORDER BY o.created_at DESC, o.id DESC LIMIT $2",
-    )
-    .bind(&email)
-    .bind(MAX_ORDERS_IN_MAIL)
-    .fetch_all(&state.db.read)
-    .await
-    .map_err(db)?;
-    let from: Mailbox = state.config.mail_from.parse().map_err(|e| MailError::Message(format!("mail_from: {e}")))?;
-    let to =
-        Mailbox::new(Some(name.clone()), email.parse().map_err(|e| MailError::Message(format!("recipient: {e}")))?);
-    let mut text = format!("Hello {name},\n\nyou asked for the links to your orders. Here they are:\n\n");
-    let mut html = format!(
-        "<!doctype html><html><body style=\"font-family:sans-serif\"><p>Hello {},</p><p>you asked for the links to \
-your orders. Here they are:</p><ul>",
-        html_escape(&name)
-    );
-    for (id, event, status, _) in &orders {
-        let link = order_link(state, id);
-        text.push_str(&format!("- {event} (order {id}, {status}): {link}\n"));
-        html.push_str(&format!(
-            "<li><a href=\"{}\">{}</a> (order {}, {})</li>",
-            html_escape(&link),
-            html_escape(event),
-            html_escape(id),
-            html_escape(status)
-        ));
-    }
-    text.push_str("\nIf you did not ask for this mail, you can ignore it: only you receive these links.\n");
-    html.push_str(
-        "</ul><p style=\"color:#777\">If you did not ask for this mail, you can ignore it: only you receive these \
-links.</p></body></html>",
-    );
-    Message::builder()
-        .from(from)
-        .to(to)
-        .subject("Your orders")
-        .message_id(Some(message_id.to_owned()))
-        .multipart(MultiPart::alternative_plain_html(text, html))
-        .map_err(|e| MailError::Message(e.to_string()))
 }

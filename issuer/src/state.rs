@@ -9,7 +9,7 @@ use tokio::sync::{Mutex, Notify};
 use crate::catalog::model::PricingCache;
 use crate::config::Config;
 use crate::db::Db;
-use crate::limits::{OrderLimit, SearchLimit};
+use crate::limits::{OrderLimit, SearchLimit, TrustedProxies};
 use crate::orders::queue::OrderQueue;
 use crate::payments::Payments;
 
@@ -43,3 +43,9 @@ pub struct Inner {
 }
 
 pub type AppState = Arc<Inner>;
+
+impl axum::extract::FromRef<AppState> for TrustedProxies {
+    fn from_ref(state: &AppState) -> Self {
+        TrustedProxies(state.config.trusted_proxies.clone().into())
+    }
+}

@@ -15,25 +15,6 @@ use crate::util::now;
 /// Tickets admit until this long after the event's end.
 const VALID_AFTER_END_SECS: i64 = 6 * 3600;
 
-/// Longest holder name (characters), as long as a buyer's name. Scanners show the first
-/// `MAX_HOLDER_NAME_LEN / 4` characters (the manifest entry's byte bound at four bytes a character).
-pub const MAX_HOLDER_NAME_CHARS: usize = 100;
-
-/// Validates a ticket holder's name as a buyer's name is validated (trimmed, not empty, bounded, no control
-/// or bidirectional-override characters). Every page escapes it when showing it.
-pub fn clean_holder_name(value: &str) -> Result<String> {
-    crate::util::clean_text("holder_name", value, MAX_HOLDER_NAME_CHARS)
-}
-
-/// The names given for the tickets of one order line: at most `quantity` of them, each valid or empty
-/// (an empty one, or one not given, means the buyer's name). Stored as JSON in `order_items.holder_names`.
-pub fn clean_holder_names(names: &[String], quantity: i64) -> Result<Vec<String>> {
-    if names.len() as i64 > quantity {
-        return Err(Error::validation("holders", "more names than tickets in the line"));
-    }
-    names.iter().map(|n| if n.trim().is_empty() { Ok(String::new()) } else { clean_holder_name(n) }).collect()
-}
-
 /// What one line of tickets is signed with.
 pub(super) struct TicketLine {
     pub(super) quantity: i64,

@@ -204,6 +204,25 @@ pub async fn load_order(state: &AppState, id: &str, token: Option<&str>) -> Resu
     })
 }
 
+/// Longest holder name (characters), as long as a buyer's name. Scanners show the first
+/// `MAX_HOLDER_NAME_LEN / 4` characters (the manifest entry's byte bound at four bytes a character).
+pub const MAX_HOLDER_NAME_CHARS: usize = 100;
+
+/// Validates a ticket holder's name as a buyer's name is validated (trimmed, not empty, bounded, no control
+/// or bidirectional-override characters). Every page escapes it when showing it.
+pub fn clean_holder_name(value: &str) -> Result<String> {
+    crate::util::clean_text("holder_name", value, MAX_HOLDER_NAME_CHARS)
+}
+
+/// The names given for the tickets of one order line: at most `quantity` of them, each valid or empty
+/// (an empty one, or one not given, means the buyer's name). Stored as JSON in `order_items.holder_names`.
+pub fn clean_holder_names(names: &[String], quantity: i64) -> Result<Vec<String>> {
+    if names.len() as i64 > quantity {
+        return Err(Error::validation("holders", "more names than tickets in the line"));
+    }
+    names.iter().map(|n| if n.trim().is_empty() { Ok(String::new()) } else { clean_holder_name(n) }).collect()
+}
+
 /// The access token of an order: HMAC-SHA256(link secret, order id), so the server can put the order link
 /// in the email without storing the token (the database keeps only its hash).
 pub fn order_token(state: &AppState, order_id: &str) -> String {

@@ -21,7 +21,7 @@ pub(crate) struct Line {
     pub(crate) addon_mask: i64,
     /// (name, price in minor units) of each add-on of the line.
     pub(crate) addon_lines: Vec<(String, i64)>,
-    /// The validated names of the line's tickets (see [`super::issue::clean_holder_names`]).
+    /// The validated names of the line's tickets (see [`super::model::clean_holder_names`]).
     pub(crate) holders: Vec<String>,
 }
 

@@ -15,9 +15,10 @@ use sqlx::{Sqlite, Transaction};
 
 use super::model::OrderStatus;
 use super::reserve::close_unpaid;
-use crate::dashboard::{audit, Who};
+use crate::audit;
 use crate::error::{Error, Result};
 use crate::payments::refunds::TicketShare;
+use crate::staff::Staff;
 use crate::state::AppState;
 use crate::util::now;
 
@@ -202,7 +203,13 @@ async fn ticket_share(tx: &mut Transaction<'_, Sqlite>, ticket_id: &str) -> Resu
 /// an online payment its share is recorded as a pending partial refund (the caller then asks the provider
 /// once, see `payments::refunds::attempt_for_ticket`), and the audit row is written, all in one
 /// transaction. Closing the order's last valid ticket closes the order (`refunded` / `cancelled`).
-pub async fn close_ticket(state: &AppState, who: &Who, order_id: &str, seq: i64, refund: bool) -> Result<TicketClosed> {
+pub async fn close_ticket(
+    state: &AppState,
+    who: &Staff,
+    order_id: &str,
+    seq: i64,
+    refund: bool,
+) -> Result<TicketClosed> {
     let mut list = state.revocations.lock().await;
     let mut tx = state.db.write.begin().await?;
     let row: Option<(OrderStatus, String, Option<String>)> =
@@ -268,7 +275,7 @@ pub async fn close_ticket(state: &AppState, who: &Who, order_id: &str, seq: i64,
     };
     let (next, version) = publish_revocations(&mut tx, state, &list, &[ticket_id.as_str()]).await?;
     let action = if refund { "order.refund_ticket" } else { "order.cancel_ticket" };
-    audit(
+    audit::record(
         &mut tx,
         who,
         action,

@@ -76,7 +76,7 @@ async fn plan(state: &AppState, req: &NewOrder) -> Result<(Vec<Line>, i64, Strin
             unit_cents: tt.price_cents,
             addon_mask: mask,
             addon_lines,
-            holders: super::issue::clean_holder_names(&item.holders, item.quantity)?,
+            holders: super::model::clean_holder_names(&item.holders, item.quantity)?,
         });
     }
     if total_qty > MAX_TICKETS_PER_ORDER {

@@ -30,7 +30,7 @@ const CSRF_COOKIE: &str = "tickets_csrf";
 /// Longest raw quantity text echoed back into a re-rendered form.
 const MAX_ECHOED_QUANTITY_CHARS: usize = 8;
 /// Longest holder name kept from a form post (longer ones are refused by validation, with this much shown).
-const MAX_ECHOED_NAME_CHARS: usize = 2 * crate::orders::issue::MAX_HOLDER_NAME_CHARS;
+const MAX_ECHOED_NAME_CHARS: usize = 2 * crate::orders::model::MAX_HOLDER_NAME_CHARS;
 
 /// What the customer typed, kept verbatim so a rejected form comes back as it was sent.
 #[derive(Debug, Default)]
