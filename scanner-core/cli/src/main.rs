@@ -1,6 +1,7 @@
 //! `scanner`: the door-side command line. A thin shell over scanner-core.
 
 mod hub;
+mod tls;
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use scanner_core::redemption::record::format_utc;
 use scanner_core::redemption::store::RecordedScan;
 use scanner_core::redemption::{DoorAction, EdgeAnswer, EdgeQuestion, ScanPlan, ScanRequest};
 use scanner_core::redemption::{RedemptionLog, ScanKind, SyncChannel};
+use scanner_core::setup::CertPin;
 use scanner_core::verify::verify_text;
 use scanner_core::wire::{gate_rules_path, manifest_path, revocations_path, search_path, sync_path};
 use scanner_core::wire::{SearchResults, KEYRING_PATH, SUPERVISOR_PASS_HEADER};
@@ -132,6 +134,10 @@ enum Command {
         /// and `scan --stdin` syncs with it every --hub-sync-ms; `sync --hub` syncs with it.
         #[arg(long, value_name = "URL")]
         hub: Option<String>,
+        /// The hub's certificate SHA-256 (printed by `scanner hub --self-signed`): the hub is then
+        /// reached over https and accepted by this fingerprint only.
+        #[arg(long, value_name = "HEX", requires = "hub")]
+        hub_cert_sha256: Option<String>,
     },
     /// Scan a ticket: decide, record durably, then print the verdict. Exit code 0 = admitted (or exit
     /// recorded), 1 = already used or refused, 2 = error, 3 = payment due at the door (not admitted:
@@ -361,13 +367,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             gate_rules,
             edge,
             hub,
+            hub_cert_sha256,
         } => {
             let files = SetupFiles { keyring, revocations, manifest, gate_rules };
             let options = InitOptions { setup, server, token, event, keyring_sha256, name, edge };
             let dir = data_dir(data)?;
+            // Checked before anything is set up: a bad pin or URL changes nothing.
+            if let Some(hex) = &hub_cert_sha256 {
+                scanner_core::setup::CertPin::parse(hex)?;
+            }
+            if let Some(url) = &hub {
+                match &hub_cert_sha256 {
+                    Some(_) => scanner_core::setup::check_pinned_url(url)?,
+                    None => scanner_core::setup::check_server_url(url)?,
+                };
+            }
             let code = init(&dir, options, files)?;
             if let Some(url) = hub {
-                hub::client::set_hub(&dir, &url)?;
+                hub::client::set_hub(&dir, &url, hub_cert_sha256.as_deref())?;
             }
             Ok(code)
         }
@@ -390,11 +407,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut log = open_log(&dir)?;
             let kind = if exit { ScanKind::Exit } else { ScanKind::Entry };
             // A venue hub is asked first (it decides for the whole venue); an explicit --edge overrides it.
-            let venue_hub = hub::client::hub_url(&dir)?.filter(|_| edge.is_none());
+            let venue_hub = hub::client::venue_hub(&dir)?.filter(|_| edge.is_none());
             let edge = match (no_edge, venue_hub.clone()) {
                 (true, _) => None,
-                (false, Some(url)) => EdgeClient::new(&log, Some(url), edge_timeout_ms)?,
-                (false, None) => EdgeClient::new(&log, edge, edge_timeout_ms)?,
+                (false, Some(hub)) => EdgeClient::new(&log, Some(hub.url), hub.pin, edge_timeout_ms)?,
+                (false, None) => EdgeClient::new(&log, edge, None, edge_timeout_ms)?,
             };
             let action = match (paid, override_reason) {
                 (true, _) => DoorAction::ConfirmPaid,
@@ -435,14 +452,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Sync { server, edge, hub } => {
             let dir = data_dir(data)?;
-            let server = match (server, hub) {
-                (Some(url), _) => Some(url),
-                (None, true) => Some(
-                    hub::client::hub_url(&dir)?.context("this scanner has no hub (run `scanner init --hub URL`)")?,
-                ),
-                (None, false) => None,
+            let (server, pin) = match (server, hub) {
+                (Some(url), _) => (Some(url), None),
+                (None, true) => {
+                    let hub = hub::client::venue_hub(&dir)?
+                        .context("this scanner has no hub (run `scanner init --hub URL`)")?;
+                    (Some(hub.url), hub.pin)
+                }
+                (None, false) => (None, None),
             };
-            sync(&dir, server, edge)
+            sync(&dir, server, pin, edge)
         }
         Command::Hub(args) => hub::cli::run(&data_dir(data)?, args),
         Command::Report { json, merge } => {
@@ -554,19 +573,16 @@ struct EdgeClient {
 
 impl EdgeClient {
     /// The edge to ask: `--edge` if given, else the one stored by `init --edge`; None if neither.
-    fn new(log: &RedemptionLog, url: Option<String>, timeout_ms: u64) -> Result<Option<Self>> {
+    /// `pin`: a venue hub's certificate pin (the hub is then accepted by it only).
+    fn new(log: &RedemptionLog, url: Option<String>, pin: Option<CertPin>, timeout_ms: u64) -> Result<Option<Self>> {
         let Some(url) = url.or(log.edge()?) else {
             return Ok(None);
         };
         // The same rule as at setup: https, plain http only to this machine.
         let url = scanner_core::setup::check_server_url(&url)?;
         let timeout = Duration::from_millis(timeout_ms);
-        let agent = ureq::Agent::config_builder()
-            // Bounds the request thread too, so a blackholed edge leaves no thread behind for long.
-            .timeout_global(Some(timeout))
-            .http_status_as_error(false)
-            .build()
-            .into();
+        // The timeout bounds the request thread too, so a blackholed edge leaves no thread behind for long.
+        let agent = tls::http_agent(timeout, pin)?;
         Ok(Some(Self {
             url: format!("{}{REDEEM_PATH}", url.trim_end_matches('/')),
             token: log.token()?,
@@ -700,7 +716,7 @@ fn search(dir: &Path, query: &str, admit: Option<&str>, gate: &str, json: bool) 
         .flat_map(|o| &o.tickets)
         .find(|t| t.ticket_id == ticket_id)
         .with_context(|| format!("ticket {ticket_id} is not among the results"))?;
-    let edge = EdgeClient::new(&log, None, DEFAULT_EDGE_TIMEOUT_MS)?;
+    let edge = EdgeClient::new(&log, None, None, DEFAULT_EDGE_TIMEOUT_MS)?;
     let options = ScanOptions { gate, kind: ScanKind::Entry, action: DoorAction::AdmitFound, now: None, json, edge };
     let code = scan_one(&mut log, &found.qr_text, &options)?;
     log.fold_pending(now_secs(None)?)?;
@@ -727,6 +743,11 @@ impl Issuer {
     fn with_timeout(base: &str, token: &str, timeout: Duration) -> Self {
         let agent =
             ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false).build().into();
+        Self::with_agent(base, token, agent)
+    }
+
+    /// A client over a given agent (e.g. a venue hub's, with its certificate pin).
+    fn with_agent(base: &str, token: &str, agent: ureq::Agent) -> Self {
         Self { base: base.trim_end_matches('/').to_owned(), token: token.to_owned(), agent }
     }
 
@@ -957,7 +978,8 @@ fn init(dir: &Path, options: InitOptions, files: SetupFiles) -> Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-fn sync(dir: &Path, server: Option<String>, edge: bool) -> Result<ExitCode> {
+/// `pin`: the venue hub's certificate pin, when `server` is the hub.
+fn sync(dir: &Path, server: Option<String>, pin: Option<CertPin>, edge: bool) -> Result<ExitCode> {
     let mut log = open_log(dir)?;
     let (stored, token) = log.server()?.context("this scanner has no server (run `scanner init --server`)")?;
     let server = match (server, edge) {
@@ -967,7 +989,10 @@ fn sync(dir: &Path, server: Option<String>, edge: bool) -> Result<ExitCode> {
     };
     // The same rule as at setup: https, plain http only to this machine (checked before any request).
     let server = scanner_core::setup::check_server_url(&server)?;
-    let issuer = Issuer::new(&server, &token);
+    let issuer = match pin {
+        Some(pin) => Issuer::with_agent(&server, &token, tls::http_agent(Duration::from_secs(60), Some(pin))?),
+        None => Issuer::new(&server, &token),
+    };
     let event = log.event_id();
     let started = Instant::now();
     let before = log.record_count();
@@ -975,7 +1000,8 @@ fn sync(dir: &Path, server: Option<String>, edge: bool) -> Result<ExitCode> {
     let mut received = 0usize;
     let summary = log.sync_with(&server, now_secs(None)?, |channel, message| {
         sent += message.len();
-        let reply = issuer.sync(event, channel, message);
+        // The whole cause chain (e.g. a TLS pin mismatch under "cannot reach"), not only the outer line.
+        let reply = issuer.sync(event, channel, message).map_err(|e| format!("{e:#}"));
         if let Ok(Some(r)) = &reply {
             received += r.len();
         }

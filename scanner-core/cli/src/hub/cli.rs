@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use scanner_core::redemption::server_log::ServerLogs;
 
-use super::server::{Hub, Trust};
+use super::server::{Hub, Transport, Trust};
 use super::{hub_dir, load_config, load_trust};
 
 #[derive(Args)]
@@ -21,7 +21,7 @@ pub struct HubArgs {
     /// Serve this event (the one `scanner hub init` set the hub up for).
     #[arg(long)]
     event: Option<u32>,
-    /// Address to serve on, e.g. 0.0.0.0:8088 (port 0: any free port; the address is written to
+    /// Address to serve on, e.g. 0.0.0.0:8088 (port 0: any free port; the URL is written to
     /// <data>/hub/listen and printed).
     #[arg(long, default_value = "0.0.0.0:8088")]
     listen: SocketAddr,
@@ -32,6 +32,21 @@ pub struct HubArgs {
     /// Relay with the issuer this often, in seconds, whenever it is reachable (0: only on `scanner hub push`).
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     upstream_every: u64,
+    /// Serve HTTPS with this PEM certificate chain (end-entity first), e.g. the organizer's certificate
+    /// for a name that resolves to the hub on the venue network.
+    #[arg(long, value_name = "PEM", requires = "tls_key", conflicts_with = "self_signed")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a self-signed certificate, made once and kept in <data>/hub/ (key 0600). Its
+    /// SHA-256 is printed: give it to devices as `scanner init --hub https://HUB:PORT --hub-cert-sha256 HEX`.
+    #[arg(long)]
+    self_signed: bool,
+    /// A name or IP address the self-signed certificate is for (repeatable; default: the --listen IP,
+    /// unless unspecified, and "localhost"). Only used when the certificate is first made.
+    #[arg(long, value_name = "NAME", requires = "self_signed")]
+    tls_name: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -74,7 +89,22 @@ pub fn run(data: &Path, args: HubArgs) -> Result<ExitCode> {
             if event != hub.config.event {
                 anyhow::bail!("this hub is set up for event {}, not {event}", hub.config.event);
             }
-            super::server::serve(hub, args.listen, args.web, Duration::from_secs(args.upstream_every))?;
+            let transport = match (args.tls_cert, args.tls_key, args.self_signed) {
+                (Some(cert), Some(key), _) => Transport::Tls(crate::tls::load_identity(&cert, &key)?),
+                (_, _, true) => {
+                    let mut names = args.tls_name;
+                    if names.is_empty() {
+                        if !args.listen.ip().is_unspecified() {
+                            names.push(args.listen.ip().to_string());
+                        }
+                        names.push("localhost".to_owned());
+                    }
+                    Transport::Tls(crate::tls::self_signed(&hub.dir, &names)?)
+                }
+                _ => Transport::Plain,
+            };
+            let every = Duration::from_secs(args.upstream_every);
+            super::server::serve(hub, args.listen, transport, args.web, every)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -96,9 +126,17 @@ fn push(data: &Path) -> Result<ExitCode> {
     let dir = hub_dir(data);
     let config = load_config(&dir)?;
     // A running hub owns its log file: ask it. Only when none answers is the file relayed from here.
-    if let Ok(addr) = std::fs::read_to_string(dir.join("listen")) {
-        let addr = addr.trim().replace("0.0.0.0", "127.0.0.1");
-        let issuer = crate::Issuer::new(&format!("http://{addr}"), &config.token);
+    if let Ok(url) = std::fs::read_to_string(dir.join("listen")) {
+        let url = url.trim().replace("0.0.0.0", "127.0.0.1");
+        // Written by a hub from before TLS: the bare address, plain http.
+        let url = if url.contains("://") { url } else { format!("http://{url}") };
+        // A hub serving TLS is asked through its own certificate's pin (the running hub wrote it).
+        let pin = match std::fs::read_to_string(dir.join("listen-cert-sha256")) {
+            Ok(hex) if url.starts_with("https://") => Some(scanner_core::setup::CertPin::parse(&hex)?),
+            _ => None,
+        };
+        let agent = crate::tls::http_agent(Duration::from_secs(60), pin)?;
+        let issuer = crate::Issuer::with_agent(&url, &config.token, agent);
         match issuer.post_empty("/hub/v1/push") {
             Ok(summary) => {
                 println!("{summary}");

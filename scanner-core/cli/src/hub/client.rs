@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use scanner_core::redemption::RedemptionLog;
+use scanner_core::setup::CertPin;
 
 use crate::Issuer;
 
@@ -21,27 +22,75 @@ fn hub_file(dir: &Path) -> std::path::PathBuf {
     dir.join("venue-hub")
 }
 
-/// Stores the venue hub's URL (checked like every server URL: https, plain http only to this machine).
-pub fn set_hub(dir: &Path, url: &str) -> Result<()> {
-    let url = scanner_core::setup::check_server_url(url)?;
-    super::write_file(&hub_file(dir), url.as_bytes(), false)
+fn hub_pin_file(dir: &Path) -> std::path::PathBuf {
+    dir.join("venue-hub-cert-sha256")
 }
 
-pub fn hub_url(dir: &Path) -> Result<Option<String>> {
-    match std::fs::read_to_string(hub_file(dir)) {
-        Ok(url) => Ok(Some(scanner_core::setup::check_server_url(url.trim())?)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).context("cannot read the venue hub's address"),
+/// The venue hub this device talks to, and the pin of its certificate if it has one.
+#[derive(Debug, Clone)]
+pub struct VenueHub {
+    pub url: String,
+    pub pin: Option<CertPin>,
+}
+
+impl VenueHub {
+    /// An HTTP client for this hub: with a pin, it accepts the hub's certificate by its SHA-256 only.
+    pub fn agent(&self, timeout: Duration) -> Result<ureq::Agent> {
+        crate::tls::http_agent(timeout, self.pin)
     }
 }
 
+/// Stores the venue hub's URL (checked like every server URL: https, plain http only to this machine) and
+/// its certificate pin (then the URL must be https; the hub's certificate is accepted by its SHA-256 only).
+pub fn set_hub(dir: &Path, url: &str, pin: Option<&str>) -> Result<()> {
+    match pin {
+        Some(hex) => {
+            let pin = CertPin::parse(hex)?;
+            let url = scanner_core::setup::check_pinned_url(url)?;
+            super::write_file(&hub_pin_file(dir), pin.to_hex().as_bytes(), false)?;
+            super::write_file(&hub_file(dir), url.as_bytes(), false)
+        }
+        None => {
+            let url = scanner_core::setup::check_server_url(url)?;
+            // A new hub without a pin must not inherit the previous hub's pin.
+            match std::fs::remove_file(hub_pin_file(dir)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).context("cannot remove the previous hub's certificate pin"),
+            }
+            super::write_file(&hub_file(dir), url.as_bytes(), false)
+        }
+    }
+}
+
+pub fn venue_hub(dir: &Path) -> Result<Option<VenueHub>> {
+    let url = match std::fs::read_to_string(hub_file(dir)) {
+        Ok(url) => url,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).context("cannot read the venue hub's address"),
+    };
+    let pin = match std::fs::read_to_string(hub_pin_file(dir)) {
+        Ok(hex) => Some(CertPin::parse(&hex)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).context("cannot read the venue hub's certificate pin"),
+    };
+    let url = match pin {
+        Some(_) => scanner_core::setup::check_pinned_url(url.trim())?,
+        None => scanner_core::setup::check_server_url(url.trim())?,
+    };
+    Ok(Some(VenueHub { url, pin }))
+}
+
 /// One sync with the hub (push this device's scans, pull everyone's).
-pub fn sync_once(log: &mut RedemptionLog, url: &str, timeout: Duration) -> Result<usize> {
+pub fn sync_once(log: &mut RedemptionLog, hub: &VenueHub, timeout: Duration) -> Result<usize> {
     let token = log.token()?.context("this scanner has no token for the hub")?;
-    let issuer = Issuer::with_timeout(url, &token, timeout);
+    let issuer = Issuer::with_agent(&hub.url, &token, hub.agent(timeout)?);
     let event = log.event_id();
     let now = i64::try_from(crate::now_ms(None)? / 1000).unwrap_or(0);
-    let summary = log.sync_with(url, now, |channel, message| issuer.sync(event, channel, message))?;
+    let summary = log.sync_with(&hub.url, now, |channel, message| {
+        // The whole cause chain (e.g. a TLS pin mismatch under "cannot reach"), not only the outer line.
+        issuer.sync(event, channel, message).map_err(|e| format!("{e:#}"))
+    })?;
     Ok(summary.new_records)
 }
 
@@ -54,7 +103,7 @@ pub fn door_loop(
     every: Duration,
     mut scan: impl FnMut(&mut RedemptionLog, &str) -> Result<ExitCode>,
 ) -> Result<ExitCode> {
-    let url = hub_url(dir)?.context("no venue hub configured")?;
+    let hub = venue_hub(dir)?.context("no venue hub configured")?;
     let (tx, rx) = mpsc::channel::<std::io::Result<String>>();
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines() {
@@ -79,7 +128,7 @@ pub fn door_loop(
                 }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                if let Err(e) = sync_once(log, &url, HUB_SYNC_TIMEOUT) {
+                if let Err(e) = sync_once(log, &hub, HUB_SYNC_TIMEOUT) {
                     tracing::info!(error = %format!("{e:#}"), "hub sync failed; next try in {} ms", every.as_millis());
                 }
                 next_sync = Instant::now() + every;
@@ -88,7 +137,7 @@ pub fn door_loop(
         }
     }
     // Last sync on the way out (best effort): the hub learns the final scans now, not at the next run.
-    if let Err(e) = sync_once(log, &url, HUB_SYNC_TIMEOUT) {
+    if let Err(e) = sync_once(log, &hub, HUB_SYNC_TIMEOUT) {
         eprintln!("note: the last scans were not synced with the hub: {e:#}");
     }
     Ok(code)

@@ -293,8 +293,87 @@ async fn push(State(hub): State<Shared>, headers: HeaderMap) -> Result<Response,
     Ok(json(serde_json::to_string(&summary).map_err(|e| HubError::Internal(e.to_string()))?))
 }
 
+/// How the hub is reached: plain http (loopback only, for devices) or TLS.
+pub enum Transport {
+    Plain,
+    Tls(crate::tls::ServerIdentity),
+}
+
+/// A TLS handshake that has not finished after this long is dropped: a client that stalls cannot hold a
+/// slot for long.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// At most this many handshakes at once; beyond, new connections wait in the kernel's accept queue. A venue
+/// has tens of doors, not hundreds.
+const MAX_PENDING_HANDSHAKES: usize = 256;
+
+/// A listener that hands axum only connections whose TLS handshake completed. Handshakes run in their own
+/// tasks, so one slow client does not hold up the others' accepts.
+struct TlsListener {
+    local: SocketAddr,
+    handshaken: tokio::sync::mpsc::Receiver<(tokio_rustls::server::TlsStream<tokio::net::TcpStream>, SocketAddr)>,
+}
+
+impl TlsListener {
+    fn new(listener: tokio::net::TcpListener, config: Arc<rustls::ServerConfig>) -> std::io::Result<Self> {
+        let local = listener.local_addr()?;
+        let (tx, handshaken) = tokio::sync::mpsc::channel(MAX_PENDING_HANDSHAKES);
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_HANDSHAKES));
+        tokio::spawn(async move {
+            loop {
+                let Ok(slot) = slots.clone().acquire_owned().await else { return };
+                let (tcp, peer) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait a little rather than spin.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = tx.send((tls, peer)).await;
+                        }
+                        // Plain http to the TLS port, a device with a wrong pin, a port scanner: not ours.
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        Ok(Self { local, handshaken })
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.handshaken.recv().await {
+            Some(accepted) => accepted,
+            // The accept task only ends with the runtime; until then, nothing more comes.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
 /// Serves until Ctrl-C / SIGTERM, relaying with the issuer every `upstream_every` (if not zero).
-pub fn serve(hub: Hub, listen: SocketAddr, web: Option<PathBuf>, upstream_every: Duration) -> Result<()> {
+pub fn serve(
+    hub: Hub,
+    listen: SocketAddr,
+    transport: Transport,
+    web: Option<PathBuf>,
+    upstream_every: Duration,
+) -> Result<()> {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     let hub = Arc::new(hub);
@@ -302,8 +381,16 @@ pub fn serve(hub: Hub, listen: SocketAddr, web: Option<PathBuf>, upstream_every:
         let listener =
             tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
-        super::write_file(&hub.dir.join("listen"), addr.to_string().as_bytes(), false)?;
-        println!("hub for event {} listening on http://{addr}", hub.config.event);
+        let scheme = match &transport {
+            Transport::Plain => "http",
+            Transport::Tls(_) => "https",
+        };
+        super::write_file(&hub.dir.join("listen"), format!("{scheme}://{addr}").as_bytes(), false)?;
+        println!("hub for event {} listening on {scheme}://{addr}", hub.config.event);
+        if let Transport::Tls(identity) = &transport {
+            super::write_file(&hub.dir.join("listen-cert-sha256"), identity.pin.to_hex().as_bytes(), false)?;
+            println!("hub certificate SHA-256: {}", identity.pin.to_hex());
+        }
         if !upstream_every.is_zero() {
             let hub = hub.clone();
             tokio::spawn(async move {
@@ -320,11 +407,17 @@ pub fn serve(hub: Hub, listen: SocketAddr, web: Option<PathBuf>, upstream_every:
                 }
             });
         }
-        axum::serve(listener, router(hub, web))
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .context("the hub's server failed")
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        let app = router(hub, web);
+        match transport {
+            Transport::Plain => axum::serve(listener, app).with_graceful_shutdown(shutdown).await,
+            Transport::Tls(identity) => {
+                let listener = TlsListener::new(listener, identity.config)?;
+                axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+            }
+        }
+        .context("the hub's server failed")
     })
 }

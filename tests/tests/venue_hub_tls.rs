@@ -1,0 +1,295 @@
+//! The venue hub over TLS with a self-signed certificate that devices pin (`scanner hub --self-signed`,
+//! `scanner init --hub https://… --hub-cert-sha256 HEX`).
+//!
+//! Real parts only: the issuer (temporary SQLite file), the `scanner` binary for the hub and every device,
+//! and `openssl` to read the certificate's fingerprint independently of the code under test.
+//!
+//! - The hub makes its certificate once (key file 0600), for the names given (a LAN-looking address among
+//!   them), prints its SHA-256, and keeps it across restarts.
+//! - North and South pin it: North admits through the hub, South gets a live "already used" from it.
+//! - A device with a wrong pin is refused in the handshake, before any request: its sync fails with an
+//!   error naming the mismatch, and the hub never learns its scan (South is admitted for that ticket).
+//! - A device without a pin keeps the normal rules (webpki roots): the self-signed hub is refused.
+//! - A pin on a plain http URL is refused at setup; plain http to the TLS port gets no HTTP answer, and
+//!   the hub keeps serving.
+
+#[path = "../../issuer/tests/common/mod.rs"]
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use reqwest::Method;
+use scanner_core::setup::SetupLink;
+use serde_json::{json, Value};
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn scanner_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let bin = exe.parent().and_then(Path::parent).expect("target dir").join("scanner");
+    assert!(bin.exists(), "{} is missing: run `cargo build -p scanner-cli`", bin.display());
+    bin
+}
+
+fn run(data: &Path, args: &[&str]) -> Output {
+    Command::new(scanner_bin()).arg("--data").arg(data).args(args).output().expect("run scanner")
+}
+
+/// Runs `scanner --data DIR ARGS`; panics unless it exits with one of `ok`.
+fn scanner(data: &Path, args: &[&str], ok: &[i32]) -> String {
+    let out = run(data, args);
+    let code = out.status.code().unwrap_or(-1);
+    assert!(
+        ok.contains(&code),
+        "scanner {args:?} exited {code}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn scan(device: &Path, gate: &str, text: &str) -> Value {
+    let out = scanner(device, &["scan", "--json", "--gate", gate, text], &[0, 1]);
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("verdict line {out:?}: {e}"))
+}
+
+struct HubProcess {
+    child: Child,
+    url: String,
+    fingerprint: String,
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_tls_hub(data: &Path, event: i64, listen: &str) -> HubProcess {
+    let mut child = Command::new(scanner_bin())
+        .arg("--data")
+        .arg(data)
+        .args(["hub", "--event", &event.to_string(), "--listen", listen, "--upstream-every", "0", "--self-signed"])
+        // A LAN-looking address the hub would be reached at on the venue Wi-Fi (this test binds loopback).
+        .args(["--tls-name", "127.0.0.1", "--tls-name", "192.168.77.10", "--tls-name", "hub.venue.test"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the hub");
+    let mut stdout = BufReader::new(child.stdout.take().expect("hub stdout"));
+    let (mut first, mut second) = (String::new(), String::new());
+    stdout.read_line(&mut first).expect("hub's first line");
+    stdout.read_line(&mut second).expect("hub's second line");
+    let url = first.trim().rsplit(' ').next().expect("hub url").to_owned();
+    assert!(url.starts_with("https://127.0.0.1:"), "the hub says where it listens: {first:?}");
+    let fingerprint = second.trim().rsplit(' ').next().expect("fingerprint").to_owned();
+    assert!(second.starts_with("hub certificate SHA-256: "), "{second:?}");
+    HubProcess { child, url, fingerprint }
+}
+
+/// `openssl x509 -fingerprint -sha256` of a PEM file, as 64 lower-case hex digits.
+fn openssl_fingerprint(pem: &Path) -> String {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(pem)
+        .output()
+        .expect("run openssl");
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim().rsplit('=').next().expect("fingerprint").replace(':', "").to_ascii_lowercase()
+}
+
+/// The certificate's subject alternative names, as openssl prints them.
+fn openssl_names(pem: &Path) -> String {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
+        .arg(pem)
+        .output()
+        .expect("run openssl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_pin_the_hubs_self_signed_certificate_and_refuse_any_other() {
+    let app = common::start().await;
+    let work = tempfile::tempdir().expect("tempdir");
+
+    let t0 = now();
+    let (s, v) = app
+        .admin(
+            Method::POST,
+            "/admin/v1/events",
+            Some(json!({"name": "Harbour Night", "venue": "Harbour Hall", "starts_at": t0 - 3600,
+                        "ends_at": t0 + 6 * 3600, "timezone": "Europe/Berlin"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let event = v["id"].as_i64().expect("event id");
+    let (s, v) = app
+        .admin(
+            Method::POST,
+            &format!("/admin/v1/events/{event}/ticket-types"),
+            Some(json!({"name": "Guest list", "price_cents": 0, "currency": "EUR", "capacity": 20})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    for i in 0..3 {
+        let (s, v) = app
+            .post(
+                "/v1/orders",
+                json!({"event_id": event, "name": format!("Guest {i}"), "email": format!("guest{i}@example.org"),
+                       "items": [{"ticket_type": 0, "quantity": 1}], "payment": "free"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT qr_text FROM tickets ORDER BY rowid")
+        .fetch_all(&app.running.state.db.read)
+        .await
+        .expect("tickets");
+    let tickets: Vec<String> = rows.into_iter().map(|(t,)| t).collect();
+    assert_eq!(tickets.len(), 3);
+
+    let issuer = app.running.url().trim_end_matches('/').to_owned();
+    let mut devices = Vec::new();
+    for name in ["Hub", "North", "South", "Mallory", "Plain"] {
+        let (s, v) = app.admin(Method::POST, "/admin/v1/devices", Some(json!({"name": name, "event": event}))).await;
+        assert_eq!(s, 201, "{v}");
+        devices.push((name, SetupLink::parse(v["setup_url"].as_str().expect("setup_url")).expect("setup link")));
+    }
+    let (s, v) = app.admin(Method::POST, "/admin/v1/edge-tokens", Some(json!({"name": "Venue hub"}))).await;
+    assert_eq!(s, 201, "{v}");
+    let edge_token = v["token"].as_str().expect("edge token").to_owned();
+
+    let hub_data = work.path().join("hub");
+    let hub_setup = &devices[0].1;
+    let event_arg = event.to_string();
+    scanner(
+        &hub_data,
+        &[
+            "hub",
+            "init",
+            "--server",
+            &issuer,
+            "--token",
+            &hub_setup.token,
+            "--event",
+            &event_arg,
+            "--keyring-sha256",
+            &hub_setup.keyring_sha256,
+            "--edge-token",
+            &edge_token,
+        ],
+        &[0],
+    );
+    let hub = start_tls_hub(&hub_data, event, "127.0.0.1:0");
+
+    // --- the certificate: made once, key private, fingerprint as openssl computes it ---
+    let cert_pem = hub_data.join("hub").join("tls-cert.pem");
+    let key_pem = hub_data.join("hub").join("tls-key.pem");
+    assert_eq!(hub.fingerprint, openssl_fingerprint(&cert_pem), "the printed fingerprint is the certificate's");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_pem).expect("key file").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the private key is readable by its owner only");
+    }
+    let names = openssl_names(&cert_pem);
+    for expected in ["IP Address:127.0.0.1", "IP Address:192.168.77.10", "DNS:hub.venue.test"] {
+        assert!(names.contains(expected), "{expected} in {names}");
+    }
+
+    // --- devices ---
+    let dir = |name: &str| work.path().join(name);
+    let init = |name: &str, setup: &SetupLink, hub_args: &[&str]| {
+        let mut args = vec![
+            "init",
+            "--server",
+            &issuer,
+            "--token",
+            &setup.token,
+            "--event",
+            &event_arg,
+            "--keyring-sha256",
+            &setup.keyring_sha256,
+            "--name",
+            name,
+        ];
+        args.extend_from_slice(hub_args);
+        run(&dir(name), &args)
+    };
+    // A pin needs https: refused at setup, nothing stored.
+    let plain_url = hub.url.replacen("https://", "http://", 1);
+    let out = init("North", &devices[1].1, &["--hub", &plain_url, "--hub-cert-sha256", &hub.fingerprint]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs an https:// URL"), "{out:?}");
+
+    for (name, setup) in &devices[1..3] {
+        let out = init(name, setup, &["--hub", &hub.url, "--hub-cert-sha256", &hub.fingerprint]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    // Mallory's pin differs in its last digit: another certificate.
+    let last = hub.fingerprint.chars().last().expect("digit");
+    let wrong_pin = format!("{}{}", &hub.fingerprint[..63], if last == '0' { '1' } else { '0' });
+    let out = init("Mallory", &devices[3].1, &["--hub", &hub.url, "--hub-cert-sha256", &wrong_pin]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = init("Plain", &devices[4].1, &["--hub", &hub.url]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (north, south, mallory, plain) = (dir("North"), dir("South"), dir("Mallory"), dir("Plain"));
+
+    // --- the pinned devices: verdicts live through the hub over TLS ---
+    let v = scan(&north, "North", &tickets[0]);
+    assert_eq!((v["verdict"].as_str(), v["path"].as_str()), (Some("admit"), Some("edge")), "{v}");
+    let v = scan(&south, "South", &tickets[0]);
+    assert_eq!(
+        (v["verdict"].as_str(), v["gate"].as_str(), v["path"].as_str()),
+        (Some("already_used"), Some("North"), Some("edge")),
+        "{v}"
+    );
+    scanner(&north, &["sync", "--hub"], &[0]);
+
+    // --- the wrong pin: refused in the handshake, nothing sent ---
+    let out = run(&mallory, &["sync", "--hub"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("does not match the pinned"), "the error names the mismatch: {err}");
+    assert!(err.contains(&hub.fingerprint) && err.contains(&wrong_pin), "both fingerprints shown: {err}");
+    // Its scan cannot reach the hub: decided offline on the device alone.
+    let v = scan(&mallory, "Mallory", &tickets[1]);
+    assert_eq!((v["verdict"].as_str(), v["path"].as_str()), (Some("admit"), Some("offline")), "{v}");
+    let _ = run(&mallory, &["sync", "--hub"]);
+    // The hub never learnt of it: South is admitted for that ticket by the hub.
+    let v = scan(&south, "South", &tickets[1]);
+    assert_eq!((v["verdict"].as_str(), v["path"].as_str()), (Some("admit"), Some("edge")), "{v}");
+
+    // --- no pin: the normal rules (webpki roots) refuse a self-signed hub ---
+    let out = run(&plain, &["sync", "--hub"]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = scan(&plain, "Plain", &tickets[2]);
+    assert_eq!((v["verdict"].as_str(), v["path"].as_str()), (Some("admit"), Some("offline")), "{v}");
+
+    // --- plain http to the TLS port: no HTTP answer, and the hub keeps serving ---
+    let http = reqwest::Client::new();
+    let r = http.get(format!("{plain_url}/v1/scanner/keyring")).send().await;
+    assert!(r.is_err(), "plain http gets no answer from the TLS port: {r:?}");
+    let v = scan(&south, "South", &tickets[2]);
+    assert_eq!((v["verdict"].as_str(), v["path"].as_str()), (Some("admit"), Some("edge")), "{v}");
+
+    // --- the certificate is kept across restarts: the pins stay valid ---
+    let listen = hub.url.trim_start_matches("https://").to_owned();
+    drop(hub);
+    let hub = start_tls_hub(&hub_data, event, &listen);
+    assert_eq!(hub.fingerprint, openssl_fingerprint(&cert_pem));
+    let v = scan(&north, "North", &tickets[2]);
+    assert_eq!(
+        (v["verdict"].as_str(), v["gate"].as_str(), v["path"].as_str()),
+        (Some("already_used"), Some("South"), Some("edge")),
+        "{v}"
+    );
+    // `scanner hub push` reaches the running TLS hub through its own pin.
+    scanner(&hub_data, &["hub", "push"], &[0]);
+}
