@@ -21,7 +21,8 @@ use crate::error::{Error, Result};
 use crate::payments::Payments;
 use crate::state::{AppState, Inner, Signer};
 use crate::{
-    admin, catalog, dashboard, door, edge, email, keys, limits, orders, pages, payments, scanner, staff, sync, util,
+    admin, catalog, dashboard, door, edge, email, hub_tokens, keys, limits, orders, pages, payments, scanner, staff,
+    sync, util,
 };
 
 /// Errors that stop the server from starting.
@@ -169,6 +170,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(scanner::router())
         .merge(edge::router())
+        .merge(hub_tokens::router())
         .merge(door::router())
         .merge(staff::router())
         .route("/healthz", axum::routing::get(|| async { "ok" }));

@@ -17,6 +17,7 @@ pub mod email;
 pub mod error;
 pub mod exports;
 pub mod extract;
+pub mod hub_tokens;
 pub mod keys;
 pub mod limits;
 pub mod orders;

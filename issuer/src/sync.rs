@@ -7,6 +7,9 @@
 //!   only the device's own records (written under the id bound to its token); a message that is damaged,
 //!   stamped far in the future or a compression bomb is refused with 400 and changes nothing; if the
 //!   disk refuses the write the answer is 507 and nothing was accepted.
+//! - `POST /v1/sync?event=ID&channel=relay` — hub token for that event ([`crate::hub_tokens`]): a venue
+//!   hub relays everything it holds, both ways, like the issuer with the edge (records of any device are
+//!   taken). A device token on this channel is 403, a hub token on push/pull or for another event 403.
 //! - `GET /admin/v1/events/{id}/redemptions[?format=text]` — staff (`Reports`): the report (admitted per
 //!   gate and hour, conflicts with devices, gates and times, refusals by reason) as JSON or a readable table.
 //!
@@ -17,7 +20,8 @@
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::LazyLock;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -33,6 +37,7 @@ use serde::Deserialize;
 use crate::auth::ScannerDevice;
 use crate::error::{Error, Result};
 use crate::extract::{body_bytes, Query};
+use crate::hub_tokens::HubToken;
 use crate::staff::{Permission, Staff};
 use crate::state::AppState;
 
@@ -82,29 +87,62 @@ async fn event_id(state: &AppState, id: Option<i64>) -> Result<u32> {
     u32::try_from(id).map_err(|_| Error::NotFound("event"))
 }
 
+/// Who is syncing: a scanner device (push/pull, its own records only) or a venue hub (relay, everything
+/// it holds for its one event). Each is accepted on its own channels only.
+enum SyncClient {
+    Device(ScannerDevice),
+    Hub(HubToken),
+}
+
+impl FromRequestParts<AppState> for SyncClient {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        match ScannerDevice::from_request_parts(parts, state).await {
+            Ok(device) => Ok(SyncClient::Device(device)),
+            // Not a device token: maybe a hub's (a device token for another event stays 403).
+            Err(Error::Unauthorized) => HubToken::from_request_parts(parts, state).await.map(SyncClient::Hub),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 async fn sync(
-    device: ScannerDevice,
+    client: SyncClient,
     State(state): State<AppState>,
     Query(q): Query<SyncQuery>,
     req: Request,
 ) -> Result<Response> {
     let event = event_id(&state, q.event).await?;
-    device.require_event(i64::from(event))?;
-    let channel = q
-        .channel
-        .as_deref()
-        .and_then(SyncChannel::parse)
-        .ok_or_else(|| Error::BadRequest("give the sync channel: &channel=push or &channel=pull".into()))?;
+    let channel = q.channel.as_deref().and_then(SyncChannel::parse).ok_or_else(|| {
+        Error::BadRequest("give the sync channel: &channel=push, &channel=pull or &channel=relay".into())
+    })?;
+    // Who may write what: a device only its own records (push/pull), a hub anything of its event (relay).
+    let (accept, peer_key, who) = match (&client, channel) {
+        (SyncClient::Device(device), SyncChannel::Push | SyncChannel::Pull) => {
+            device.require_event(i64::from(event))?;
+            let log_device: DeviceId = device.log_device;
+            (Accept::device(log_device, now_ms()), format!("{}.{}", log_device.to_hex(), channel.as_str()), &device.id)
+        }
+        (SyncClient::Device(device), SyncChannel::Relay) => {
+            tracing::warn!(device = %device.id, event, "device token refused on the relay channel");
+            return Err(Error::Forbidden("a device token cannot relay: use channel=push or channel=pull".into()));
+        }
+        (SyncClient::Hub(hub), SyncChannel::Relay) => {
+            hub.require_event(i64::from(event))?;
+            (Accept::relay(now_ms()), format!("hub.{}.relay", hub.id), &hub.id)
+        }
+        (SyncClient::Hub(_), _) => {
+            return Err(Error::Forbidden("a hub token only relays: use channel=relay".into()));
+        }
+    };
     let body = body_bytes(req, MAX_SYNC_BODY_BYTES).await?;
     let dir = redemptions_dir(&state);
-    let log_device: DeviceId = device.log_device;
-    let accept = Accept::device(log_device, now_ms());
-    let peer_key = format!("{}.{}", log_device.to_hex(), channel.as_str());
     let reply =
         tokio::task::spawn_blocking(move || with_log(&dir, event, |log| log.serve(&peer_key, &body, accept, channel)))
             .await
             .map_err(Error::internal)??;
-    tracing::debug!(device = %device.id, event, replied = reply.is_some(), "redemption sync");
+    tracing::debug!(client = %who, event, channel = channel.as_str(), replied = reply.is_some(), "redemption sync");
     Ok(match reply {
         Some(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),

@@ -68,6 +68,10 @@ enum HubAction {
         /// A read-only edge token (admin API `/admin/v1/edge-tokens`): reads the event's device list.
         #[arg(long)]
         edge_token: String,
+        /// A hub token for the event (admin API `/admin/v1/events/{id}/hub-tokens`): relay everything the
+        /// hub holds to the issuer (`channel=relay`). Without it the hub pushes only its own decisions.
+        #[arg(long)]
+        relay_token: Option<String>,
         /// The hub's name in the log and in "already used" verdicts.
         #[arg(long, default_value = "hub")]
         name: String,
@@ -78,8 +82,9 @@ enum HubAction {
 
 pub fn run(data: &Path, args: HubArgs) -> Result<ExitCode> {
     match args.action {
-        Some(HubAction::Init { setup, server, token, event, keyring_sha256, edge_token, name }) => {
-            let options = super::InitOptions { setup, server, token, event, keyring_sha256, edge_token, name };
+        Some(HubAction::Init { setup, server, token, event, keyring_sha256, edge_token, relay_token, name }) => {
+            let options =
+                super::InitOptions { setup, server, token, event, keyring_sha256, edge_token, relay_token, name };
             super::init(data, options)
         }
         Some(HubAction::Push) => push(data),

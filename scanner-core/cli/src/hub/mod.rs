@@ -20,12 +20,18 @@
 //! (or from an exported log, `scanner export`); the report counts every scan once whichever way it came.
 //! The edge token can only read the device list and the revocation list.
 //!
+//! With a **hub token** (`--relay-token`, admin API `POST /admin/v1/events/{id}/hub-tokens`, bound to the
+//! one event) the hub instead relays upstream like a server (`channel=relay`, both ways): everything it
+//! holds reaches the issuer, so a door device's scans that only the hub holds (a phone lost after the
+//! event) are in the report too. The issuer trusts a hub token like the edge relay, for its event only;
+//! that is the organizer's choice when it creates one (a hub is its own hardware).
+//!
 //! Locally, a device is accepted if the SHA-256 of its bearer token is in the event's device list, and it
 //! writes only under the id bound to that token ([`scanner_core::token::device_id_for_token_hash`]).
 //!
 //! ## Files (in `<data>/hub/`)
 //!
-//! `hub.json` (0600: holds the two tokens), `keyring.json`, `revocations.json`, `manifest.json`,
+//! `hub.json` (0600: holds the tokens), `keyring.json`, `revocations.json`, `manifest.json`,
 //! `gate-rules.json` (if the issuer has rules), `devices.json` (the event's token hashes), `listen` (the
 //! address the running hub serves on), `redemptions/` ([`scanner_core::redemption::server_log`]).
 
@@ -63,6 +69,10 @@ pub struct HubConfig {
     /// The keyring pin (SHA-256 hex) the keyring was checked against, if the setup gave one.
     #[serde(default)]
     pub keyring_sha256: Option<String>,
+    /// A hub token for the event (admin API `/admin/v1/events/{id}/hub-tokens`): with it the hub relays
+    /// everything it holds upstream (`channel=relay`); without it, it pushes only its own decisions.
+    #[serde(default)]
+    pub relay_token: Option<String>,
 }
 
 impl HubConfig {
@@ -197,11 +207,13 @@ pub struct InitOptions {
     pub event: Option<u32>,
     pub keyring_sha256: Option<String>,
     pub edge_token: String,
+    pub relay_token: Option<String>,
     pub name: String,
 }
 
 pub fn init(data: &Path, options: InitOptions) -> Result<ExitCode> {
-    let InitOptions { setup, mut server, mut token, mut event, mut keyring_sha256, edge_token, name } = options;
+    let InitOptions { setup, mut server, mut token, mut event, mut keyring_sha256, edge_token, relay_token, name } =
+        options;
     if let Some(link) = setup {
         let link = SetupLink::parse(&link)?;
         server = Some(link.server);
@@ -220,7 +232,7 @@ pub fn init(data: &Path, options: InitOptions) -> Result<ExitCode> {
             "warning: the keyring is not pinned (no --keyring-sha256): this hub trusts whatever keys {server} serves"
         );
     }
-    let config = HubConfig { server, token, edge_token, event, name, keyring_sha256 };
+    let config = HubConfig { server, token, edge_token, event, name, keyring_sha256, relay_token };
     let dir = hub_dir(data);
     if let Ok(held) = load_config(&dir) {
         if held.event != event || held.device() != config.device() {

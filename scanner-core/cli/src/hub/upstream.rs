@@ -1,6 +1,10 @@
-//! The hub's relay with the issuer: its own decisions out (push, as the device its token is bound to),
-//! everyone's records that reached the issuer in (pull, as a device pulls), and fresh trust material (the
-//! revocation list and device list, so a device revoked at the issuer is refused here too).
+//! The hub's relay with the issuer, and fresh trust material (the revocation list and device list, so a
+//! device revoked at the issuer is refused here too). Two modes:
+//!
+//! - with a hub token (`relay_token`): one relay session (`channel=relay`), both ways: everything the hub
+//!   holds, every door device's records included, out; everything the issuer holds in;
+//! - without: as a device, its own decisions out (push, as the device its token is bound to) and
+//!   everyone's records that reached the issuer in (pull).
 
 use std::sync::Arc;
 
@@ -19,7 +23,9 @@ pub struct RelaySummary {
     pub pushed_rounds: usize,
     /// Round trips of the pull session.
     pub pulled_rounds: usize,
-    /// Records the pull brought that the hub did not hold.
+    /// Round trips of the relay session (with a hub token; then there is no push or pull session).
+    pub relayed_rounds: usize,
+    /// Records the pull (or relay) brought that the hub did not hold.
     pub new_records: usize,
     /// The trust material was refreshed (false: the issuer did not answer for it; the old is kept).
     pub trust_refreshed: bool,
@@ -33,10 +39,16 @@ fn now_ms() -> u64 {
 /// relay resumes where it stopped.
 pub fn relay(hub: &Hub) -> Result<RelaySummary> {
     let config = &hub.config;
-    let issuer = Issuer::new(&config.server, &config.token);
+    let (issuer, sessions): (Issuer, &[(SyncChannel, &str)]) = match &config.relay_token {
+        Some(token) => (Issuer::new(&config.server, token), &[(SyncChannel::Relay, "upstream.relay")]),
+        None => (
+            Issuer::new(&config.server, &config.token),
+            &[(SyncChannel::Push, "upstream.push"), (SyncChannel::Pull, "upstream.pull")],
+        ),
+    };
     let dir = hub.redemptions_dir();
     let mut summary = RelaySummary::default();
-    for (channel, peer_key) in [(SyncChannel::Push, "upstream.push"), (SyncChannel::Pull, "upstream.pull")] {
+    for &(channel, peer_key) in sessions {
         let mut reply: Option<Vec<u8>> = None;
         let mut rounds = 0;
         loop {
@@ -58,7 +70,8 @@ pub fn relay(hub: &Hub) -> Result<RelaySummary> {
         }
         match channel {
             SyncChannel::Push => summary.pushed_rounds = rounds,
-            _ => summary.pulled_rounds = rounds,
+            SyncChannel::Pull => summary.pulled_rounds = rounds,
+            SyncChannel::Relay => summary.relayed_rounds = rounds,
         }
     }
     match super::fetch_trust(config).and_then(|files| {
