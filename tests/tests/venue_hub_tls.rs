@@ -70,13 +70,20 @@ impl Drop for HubProcess {
     }
 }
 
+/// The self-signed hub, for a LAN-looking address it would be reached at on the venue Wi-Fi as well
+/// (this test binds loopback).
 fn start_tls_hub(data: &Path, event: i64, listen: &str) -> HubProcess {
+    let tls =
+        ["--self-signed", "--tls-name", "127.0.0.1", "--tls-name", "192.168.77.10", "--tls-name", "hub.venue.test"];
+    start_hub_with(data, event, listen, &tls)
+}
+
+fn start_hub_with(data: &Path, event: i64, listen: &str, tls: &[&str]) -> HubProcess {
     let mut child = Command::new(scanner_bin())
         .arg("--data")
         .arg(data)
-        .args(["hub", "--event", &event.to_string(), "--listen", listen, "--upstream-every", "0", "--self-signed"])
-        // A LAN-looking address the hub would be reached at on the venue Wi-Fi (this test binds loopback).
-        .args(["--tls-name", "127.0.0.1", "--tls-name", "192.168.77.10", "--tls-name", "hub.venue.test"])
+        .args(["hub", "--event", &event.to_string(), "--listen", listen, "--upstream-every", "0"])
+        .args(tls)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -292,4 +299,38 @@ async fn devices_pin_the_hubs_self_signed_certificate_and_refuse_any_other() {
     );
     // `scanner hub push` reaches the running TLS hub through its own pin.
     scanner(&hub_data, &["hub", "push"], &[0]);
+    drop(hub);
+
+    // --- the organizer's own certificate (made by openssl here, not by the code under test) ---
+    let org_cert = work.path().join("org-cert.pem");
+    let org_key = work.path().join("org-key.pem");
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=hub.venue.test", "-addext", "subjectAltName=DNS:hub.venue.test,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&org_key)
+        .arg("-out")
+        .arg(&org_cert)
+        .output()
+        .expect("run openssl");
+    assert!(out.status.success(), "openssl req: {}", String::from_utf8_lossy(&out.stderr));
+    let org_args = ["--tls-cert", org_cert.to_str().expect("path"), "--tls-key", org_key.to_str().expect("path")];
+    let hub = start_hub_with(&hub_data, event, &listen, &org_args);
+    let org_pin = openssl_fingerprint(&org_cert);
+    assert_eq!(hub.fingerprint, org_pin, "the hub prints the organizer certificate's fingerprint");
+    assert_ne!(org_pin, openssl_fingerprint(&cert_pem));
+    // North still pins the self-signed certificate: refused now.
+    let out = run(&north, &["sync", "--hub"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not match the pinned"), "{out:?}");
+    // Pinned anew, it gets the hub's live verdict again: ticket 1, which only South's admission through the
+    // hub used (North last synced before it).
+    let out = init("North", &devices[1].1, &["--hub", &hub.url, "--hub-cert-sha256", &org_pin]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = scan(&north, "North", &tickets[1]);
+    assert_eq!(
+        (v["verdict"].as_str(), v["gate"].as_str(), v["path"].as_str()),
+        (Some("already_used"), Some("South"), Some("edge")),
+        "{v}"
+    );
 }
