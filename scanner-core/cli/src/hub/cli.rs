@@ -10,7 +10,8 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use scanner_core::redemption::server_log::ServerLogs;
 
-use super::server::{Hub, Transport, Trust};
+use super::server::Transport;
+use super::state::{Hub, Trust};
 use super::{hub_dir, load_config, load_trust};
 
 #[derive(Args)]

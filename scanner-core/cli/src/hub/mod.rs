@@ -38,6 +38,7 @@
 pub mod cli;
 pub mod client;
 pub mod server;
+pub mod state;
 pub mod upstream;
 
 use std::collections::BTreeSet;

@@ -20,10 +20,9 @@
 //! bounded per request; every write is one exchange under the event log's lock, so the hub's rate is
 //! bounded by its disk (fsync per accepted change), never by memory.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -36,49 +35,16 @@ use axum::Router;
 use scanner_core::error::ServerLogKind;
 use scanner_core::redemption::document::MAX_SYNC_MESSAGE_BYTES;
 use scanner_core::redemption::online::decide_online;
-use scanner_core::redemption::server_log::ServerLogs;
 use scanner_core::redemption::{Accept, DecisionPath, DeviceId, Hlc, SyncChannel, TicketRef};
 use scanner_core::token::{device_id_for_token_hash, token_hash};
 use scanner_core::wire::{bearer, ErrorBody, RedeemRequest, VerdictBody, KEYRING_PATH, MAX_REDEEM_BODY};
 use scanner_core::wire::{REDEEM_PATH, REVOCATIONS_PATH, SYNC_PATH};
-use scanner_core::{Keyring, RevocationList, SignedTicket, VerifyContext};
+use scanner_core::{SignedTicket, VerifyContext};
 use serde::Deserialize;
 
-use super::{HubConfig, TrustFiles};
-
-/// The trust material the hub decides with, parsed once.
-pub struct Trust {
-    pub files: TrustFiles,
-    pub keyring: Keyring,
-    pub revocations: RevocationList,
-    /// SHA-256 of the event's device tokens.
-    pub devices: HashSet<[u8; 32]>,
-}
-
-impl Trust {
-    pub fn parse(files: TrustFiles) -> Result<Self> {
-        let keyring = Keyring::from_json(&files.keyring_json).context("keyring.json is invalid")?;
-        let revocations =
-            RevocationList::from_json(&files.revocations_json, &keyring).context("revocations.json is refused")?;
-        let devices = files.devices.iter().filter_map(|h| scanner_core::token::parse_token_hash(h)).collect();
-        Ok(Self { files, keyring, revocations, devices })
-    }
-}
-
-/// A running hub.
-pub struct Hub {
-    pub dir: PathBuf,
-    pub config: HubConfig,
-    pub owner: DeviceId,
-    pub logs: ServerLogs,
-    pub trust: RwLock<Arc<Trust>>,
-}
+use super::state::{Hub, Trust};
 
 impl Hub {
-    pub fn redemptions_dir(&self) -> PathBuf {
-        self.dir.join("redemptions")
-    }
-
     fn trust(&self) -> Result<Arc<Trust>, HubError> {
         self.trust.read().map(|t| t.clone()).map_err(|_| HubError::Internal("trust lock poisoned".into()))
     }

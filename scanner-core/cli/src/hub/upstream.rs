@@ -13,7 +13,7 @@ use scanner_core::redemption::store::MAX_SYNC_ROUNDS;
 use scanner_core::redemption::SyncChannel;
 use serde::Serialize;
 
-use super::server::{Hub, Trust};
+use super::state::{Hub, Trust};
 use crate::Issuer;
 
 /// What one relay did.
