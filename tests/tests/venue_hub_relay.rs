@@ -18,112 +18,18 @@
 
 #[path = "../../issuer/tests/common/mod.rs"]
 mod common;
+mod hub_support;
 #[allow(dead_code)] // the shared processes module: this test uses its report helpers only
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
+use hub_support::{link_to, now, scan, scanner, start_hub, web_dir};
 use reqwest::Method;
 use scanner_core::setup::SetupLink;
 use serde_json::{json, Value};
 use support::{conflict_refs, ticket_ref_hex};
-
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
-fn scanner_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    let bin = exe.parent().and_then(Path::parent).expect("target dir").join("scanner");
-    assert!(bin.exists(), "{} is missing: run `cargo build -p scanner-cli`", bin.display());
-    bin
-}
-
-/// Runs `scanner --data DIR ARGS`; panics unless it exits with one of `ok`.
-fn scanner(data: &Path, args: &[&str], ok: &[i32]) -> String {
-    let out = Command::new(scanner_bin()).arg("--data").arg(data).args(args).output().expect("run scanner");
-    let code = out.status.code().unwrap_or(-1);
-    assert!(
-        ok.contains(&code),
-        "scanner {args:?} exited {code}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// One scan on a device: its JSON verdict line.
-fn scan(device: &Path, gate: &str, text: &str, extra: &[&str]) -> Value {
-    let mut args = vec!["scan", "--json", "--gate", gate];
-    args.extend_from_slice(extra);
-    args.push(text);
-    let out = scanner(device, &args, &[0, 1]);
-    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("verdict line {out:?}: {e}"))
-}
-
-/// The venue's internet: a TCP link to the issuer that forwards while on and refuses while off.
-struct Link {
-    url: String,
-    online: Arc<AtomicBool>,
-}
-
-async fn link_to(target: String) -> Link {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind link");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let online = Arc::new(AtomicBool::new(true));
-    let on = online.clone();
-    tokio::spawn(async move {
-        while let Ok((mut inbound, _)) = listener.accept().await {
-            if !on.load(Ordering::SeqCst) {
-                drop(inbound); // no route: the connection is cut at once
-                continue;
-            }
-            let target = target.clone();
-            tokio::spawn(async move {
-                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                }
-            });
-        }
-    });
-    Link { url, online }
-}
-
-/// The hub process.
-struct HubProcess {
-    child: Child,
-    url: String,
-}
-
-impl Drop for HubProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_hub(data: &Path, event: i64, listen: &str) -> HubProcess {
-    let mut child = Command::new(scanner_bin())
-        .arg("--data")
-        .arg(data)
-        .args(["hub", "--event", &event.to_string(), "--listen", listen, "--upstream-every", "0", "--web"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/scanner"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the hub");
-    let stdout = child.stdout.take().expect("hub stdout");
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("hub's first line");
-    let url = line.trim().rsplit(' ').next().expect("hub url").to_owned();
-    assert!(url.starts_with("http://127.0.0.1:"), "the hub says where it listens: {line:?}");
-    HubProcess { child, url }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hub_with_a_hub_token_relays_door_devices_scans_to_the_issuer() {
@@ -214,7 +120,12 @@ async fn a_hub_with_a_hub_token_relays_door_devices_scans_to_the_issuer() {
         &relay_token,
     ];
     scanner(&hub_data, &init_args, &[0]);
-    let hub = start_hub(&hub_data, event, "127.0.0.1:0");
+    let hub = start_hub(
+        &hub_data,
+        event,
+        "127.0.0.1:0",
+        &["--upstream-every", "0", "--web", web_dir().to_str().expect("utf-8 path")],
+    );
 
     let dir = |name: &str| work.path().join(name);
     for (name, setup) in &devices[1..] {

@@ -15,88 +15,26 @@
 
 #[path = "../../issuer/tests/common/mod.rs"]
 mod common;
+mod hub_support;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::Command;
 
+use hub_support::{now, run, scanner, HubProcess};
 use reqwest::Method;
 use scanner_core::setup::SetupLink;
-use serde_json::{json, Value};
-
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
-fn scanner_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    let bin = exe.parent().and_then(Path::parent).expect("target dir").join("scanner");
-    assert!(bin.exists(), "{} is missing: run `cargo build -p scanner-cli`", bin.display());
-    bin
-}
-
-fn run(data: &Path, args: &[&str]) -> Output {
-    Command::new(scanner_bin()).arg("--data").arg(data).args(args).output().expect("run scanner")
-}
-
-/// Runs `scanner --data DIR ARGS`; panics unless it exits with one of `ok`.
-fn scanner(data: &Path, args: &[&str], ok: &[i32]) -> String {
-    let out = run(data, args);
-    let code = out.status.code().unwrap_or(-1);
-    assert!(
-        ok.contains(&code),
-        "scanner {args:?} exited {code}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn scan(device: &Path, gate: &str, text: &str) -> Value {
-    let out = scanner(device, &["scan", "--json", "--gate", gate, text], &[0, 1]);
-    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("verdict line {out:?}: {e}"))
-}
-
-struct HubProcess {
-    child: Child,
-    url: String,
-    fingerprint: String,
-}
-
-impl Drop for HubProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use serde_json::json;
 
 /// The self-signed hub, for a LAN-looking address it would be reached at on the venue Wi-Fi as well
 /// (this test binds loopback).
+fn start_hub_with(data: &Path, event: i64, listen: &str, tls: &[&str]) -> HubProcess {
+    hub_support::start_hub(data, event, listen, &[&["--upstream-every", "0"], tls].concat())
+}
+
 fn start_tls_hub(data: &Path, event: i64, listen: &str) -> HubProcess {
     let tls =
         ["--self-signed", "--tls-name", "127.0.0.1", "--tls-name", "192.168.77.10", "--tls-name", "hub.venue.test"];
     start_hub_with(data, event, listen, &tls)
-}
-
-fn start_hub_with(data: &Path, event: i64, listen: &str, tls: &[&str]) -> HubProcess {
-    let mut child = Command::new(scanner_bin())
-        .arg("--data")
-        .arg(data)
-        .args(["hub", "--event", &event.to_string(), "--listen", listen, "--upstream-every", "0"])
-        .args(tls)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the hub");
-    let mut stdout = BufReader::new(child.stdout.take().expect("hub stdout"));
-    let (mut first, mut second) = (String::new(), String::new());
-    stdout.read_line(&mut first).expect("hub's first line");
-    stdout.read_line(&mut second).expect("hub's second line");
-    let url = first.trim().rsplit(' ').next().expect("hub url").to_owned();
-    assert!(url.starts_with("https://127.0.0.1:"), "the hub says where it listens: {first:?}");
-    let fingerprint = second.trim().rsplit(' ').next().expect("fingerprint").to_owned();
-    assert!(second.starts_with("hub certificate SHA-256: "), "{second:?}");
-    HubProcess { child, url, fingerprint }
 }
 
 /// `openssl x509 -fingerprint -sha256` of a PEM file, as 64 lower-case hex digits.
@@ -249,9 +187,9 @@ async fn devices_pin_the_hubs_self_signed_certificate_and_refuse_any_other() {
     let (north, south, mallory, plain) = (dir("North"), dir("South"), dir("Mallory"), dir("Plain"));
 
     // --- the pinned devices: verdicts live through the hub over TLS ---
-    let v = scan(&north, "North", &tickets[0]);
+    let v = hub_support::scan(&north, "North", &tickets[0], &[]);
     assert_eq!((v["verdict"].as_str(), v["path"].as_str()), (Some("admit"), Some("edge")), "{v}");
-    let v = scan(&south, "South", &tickets[0]);
+    let v = hub_support::scan(&south, "South", &tickets[0], &[]);
     assert_eq!(
         (v["verdict"].as_str(), v["gate"].as_str(), v["path"].as_str()),
         (Some("already_used"), Some("North"), Some("edge")),
@@ -266,24 +204,24 @@ async fn devices_pin_the_hubs_self_signed_certificate_and_refuse_any_other() {
     assert!(err.contains("does not match the pinned"), "the error names the mismatch: {err}");
     assert!(err.contains(&hub.fingerprint) && err.contains(&wrong_pin), "both fingerprints shown: {err}");
     // Its scan cannot reach the hub: decided offline on the device alone.
-    let v = scan(&mallory, "Mallory", &tickets[1]);
+    let v = hub_support::scan(&mallory, "Mallory", &tickets[1], &[]);
     assert_eq!((v["verdict"].as_str(), v["path"].as_str()), (Some("admit"), Some("offline")), "{v}");
     let _ = run(&mallory, &["sync", "--hub"]);
     // The hub never learnt of it: South is admitted for that ticket by the hub.
-    let v = scan(&south, "South", &tickets[1]);
+    let v = hub_support::scan(&south, "South", &tickets[1], &[]);
     assert_eq!((v["verdict"].as_str(), v["path"].as_str()), (Some("admit"), Some("edge")), "{v}");
 
     // --- no pin: the normal rules (webpki roots) refuse a self-signed hub ---
     let out = run(&plain, &["sync", "--hub"]);
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
-    let v = scan(&plain, "Plain", &tickets[2]);
+    let v = hub_support::scan(&plain, "Plain", &tickets[2], &[]);
     assert_eq!((v["verdict"].as_str(), v["path"].as_str()), (Some("admit"), Some("offline")), "{v}");
 
     // --- plain http to the TLS port: no HTTP answer, and the hub keeps serving ---
     let http = reqwest::Client::new();
     let r = http.get(format!("{plain_url}/v1/scanner/keyring")).send().await;
     assert!(r.is_err(), "plain http gets no answer from the TLS port: {r:?}");
-    let v = scan(&south, "South", &tickets[2]);
+    let v = hub_support::scan(&south, "South", &tickets[2], &[]);
     assert_eq!((v["verdict"].as_str(), v["path"].as_str()), (Some("admit"), Some("edge")), "{v}");
 
     // --- the certificate is kept across restarts: the pins stay valid ---
@@ -291,7 +229,7 @@ async fn devices_pin_the_hubs_self_signed_certificate_and_refuse_any_other() {
     drop(hub);
     let hub = start_tls_hub(&hub_data, event, &listen);
     assert_eq!(hub.fingerprint, openssl_fingerprint(&cert_pem));
-    let v = scan(&north, "North", &tickets[2]);
+    let v = hub_support::scan(&north, "North", &tickets[2], &[]);
     assert_eq!(
         (v["verdict"].as_str(), v["gate"].as_str(), v["path"].as_str()),
         (Some("already_used"), Some("South"), Some("edge")),
@@ -327,7 +265,7 @@ async fn devices_pin_the_hubs_self_signed_certificate_and_refuse_any_other() {
     // hub used (North last synced before it).
     let out = init("North", &devices[1].1, &["--hub", &hub.url, "--hub-cert-sha256", &org_pin]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v = scan(&north, "North", &tickets[1]);
+    let v = hub_support::scan(&north, "North", &tickets[1], &[]);
     assert_eq!(
         (v["verdict"].as_str(), v["gate"].as_str(), v["path"].as_str()),
         (Some("already_used"), Some("South"), Some("edge")),
