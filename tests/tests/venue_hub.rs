@@ -31,9 +31,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 
-use hub_support::{link_to, now, scan, scanner, scanner_bin, start_hub, web_dir};
+use hub_support::{link_to, scan, scanner, scanner_bin, start_hub, web_dir};
 use reqwest::Method;
-use scanner_core::setup::SetupLink;
 use serde_json::{json, Value};
 use support::{conflict_refs, ticket_ref_hex};
 
@@ -43,52 +42,13 @@ async fn a_venue_without_internet_refuses_duplicates_live_and_reports_exactly() 
     let work = tempfile::tempdir().expect("tempdir");
 
     // --- the event and twelve tickets ---
-    let t0 = now();
-    let (s, v) = app
-        .admin(
-            Method::POST,
-            "/admin/v1/events",
-            Some(json!({"name": "Harbour Night", "venue": "Harbour Hall", "starts_at": t0 - 3600,
-                        "ends_at": t0 + 6 * 3600, "timezone": "Europe/Berlin"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
-    let event = v["id"].as_i64().expect("event id");
-    let (s, v) = app
-        .admin(
-            Method::POST,
-            &format!("/admin/v1/events/{event}/ticket-types"),
-            Some(json!({"name": "Guest list", "price_cents": 0, "currency": "EUR", "capacity": 20})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
-    for i in 0..12 {
-        let (s, v) = app
-            .post(
-                "/v1/orders",
-                json!({"event_id": event, "name": format!("Guest {i}"), "email": format!("guest{i}@example.org"),
-                       "items": [{"ticket_type": 0, "quantity": 1}], "payment": "free"}),
-            )
-            .await;
-        assert_eq!(s, 201, "{v}");
-    }
-    let rows: Vec<(String,)> = sqlx::query_as("SELECT qr_text FROM tickets ORDER BY rowid")
-        .fetch_all(&app.running.state.db.read)
-        .await
-        .expect("tickets");
-    let tickets: Vec<String> = rows.into_iter().map(|(t,)| t).collect();
-    assert_eq!(tickets.len(), 12);
+    let event = hub_support::event_now(&app, "Harbour Night").await;
+    let tickets = hub_support::guest_tickets(&app, event, 12).await;
 
     // --- set-up while online, through the venue's link ---
     let issuer_addr = app.running.url().trim_start_matches("http://").trim_end_matches('/').to_owned();
     let link = link_to(issuer_addr).await;
-    let mut devices = Vec::new();
-    for name in ["Hub", "North", "South", "West"] {
-        let (s, v) = app.admin(Method::POST, "/admin/v1/devices", Some(json!({"name": name, "event": event}))).await;
-        assert_eq!(s, 201, "{v}");
-        let setup = SetupLink::parse(v["setup_url"].as_str().expect("setup_url")).expect("setup link");
-        devices.push((name, setup));
-    }
+    let devices = hub_support::devices(&app, event, &["Hub", "North", "South", "West"]).await;
     let (s, v) = app.admin(Method::POST, "/admin/v1/edge-tokens", Some(json!({"name": "Venue hub"}))).await;
     assert_eq!(s, 201, "{v}");
     let edge_token = v["token"].as_str().expect("edge token").to_owned();

@@ -25,9 +25,8 @@ mod support;
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 
-use hub_support::{link_to, now, scan, scanner, start_hub, web_dir};
+use hub_support::{link_to, scan, scanner, start_hub, web_dir};
 use reqwest::Method;
-use scanner_core::setup::SetupLink;
 use serde_json::{json, Value};
 use support::{conflict_refs, ticket_ref_hex};
 
@@ -37,56 +36,14 @@ async fn a_hub_with_a_hub_token_relays_door_devices_scans_to_the_issuer() {
     let work = tempfile::tempdir().expect("tempdir");
 
     // --- two events (the second only to hold a hub token of another event), eight tickets ---
-    let t0 = now();
-    let mut events = Vec::new();
-    for name in ["Dock Night", "Other Night"] {
-        let (s, v) = app
-            .admin(
-                Method::POST,
-                "/admin/v1/events",
-                Some(json!({"name": name, "venue": "Dock Hall", "starts_at": t0 - 3600,
-                            "ends_at": t0 + 6 * 3600, "timezone": "Europe/Berlin"})),
-            )
-            .await;
-        assert_eq!(s, 201, "{v}");
-        events.push(v["id"].as_i64().expect("event id"));
-    }
-    let (event, other_event) = (events[0], events[1]);
-    let (s, v) = app
-        .admin(
-            Method::POST,
-            &format!("/admin/v1/events/{event}/ticket-types"),
-            Some(json!({"name": "Guest list", "price_cents": 0, "currency": "EUR", "capacity": 20})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
-    for i in 0..8 {
-        let (s, v) = app
-            .post(
-                "/v1/orders",
-                json!({"event_id": event, "name": format!("Guest {i}"), "email": format!("guest{i}@example.org"),
-                       "items": [{"ticket_type": 0, "quantity": 1}], "payment": "free"}),
-            )
-            .await;
-        assert_eq!(s, 201, "{v}");
-    }
-    let rows: Vec<(String,)> = sqlx::query_as("SELECT qr_text FROM tickets ORDER BY rowid")
-        .fetch_all(&app.running.state.db.read)
-        .await
-        .expect("tickets");
-    let tickets: Vec<String> = rows.into_iter().map(|(t,)| t).collect();
-    assert_eq!(tickets.len(), 8);
+    let event = hub_support::event_now(&app, "Dock Night").await;
+    let other_event = hub_support::event_now(&app, "Other Night").await;
+    let tickets = hub_support::guest_tickets(&app, event, 8).await;
 
     // --- set-up ---
     let issuer_url = app.running.url().trim_end_matches('/').to_owned();
     let link = link_to(issuer_url.trim_start_matches("http://").to_owned()).await;
-    let mut devices = Vec::new();
-    for name in ["Hub", "East", "West"] {
-        let (s, v) = app.admin(Method::POST, "/admin/v1/devices", Some(json!({"name": name, "event": event}))).await;
-        assert_eq!(s, 201, "{v}");
-        let setup = SetupLink::parse(v["setup_url"].as_str().expect("setup_url")).expect("setup link");
-        devices.push((name, setup));
-    }
+    let devices = hub_support::devices(&app, event, &["Hub", "East", "West"]).await;
     let (s, v) = app.admin(Method::POST, "/admin/v1/edge-tokens", Some(json!({"name": "Venue hub"}))).await;
     assert_eq!(s, 201, "{v}");
     let edge_token = v["token"].as_str().expect("edge token").to_owned();

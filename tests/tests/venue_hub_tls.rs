@@ -20,7 +20,7 @@ mod hub_support;
 use std::path::Path;
 use std::process::Command;
 
-use hub_support::{now, run, scanner, HubProcess};
+use hub_support::{run, scanner, HubProcess};
 use reqwest::Method;
 use scanner_core::setup::SetupLink;
 use serde_json::json;
@@ -64,49 +64,11 @@ async fn devices_pin_the_hubs_self_signed_certificate_and_refuse_any_other() {
     let app = common::start().await;
     let work = tempfile::tempdir().expect("tempdir");
 
-    let t0 = now();
-    let (s, v) = app
-        .admin(
-            Method::POST,
-            "/admin/v1/events",
-            Some(json!({"name": "Harbour Night", "venue": "Harbour Hall", "starts_at": t0 - 3600,
-                        "ends_at": t0 + 6 * 3600, "timezone": "Europe/Berlin"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
-    let event = v["id"].as_i64().expect("event id");
-    let (s, v) = app
-        .admin(
-            Method::POST,
-            &format!("/admin/v1/events/{event}/ticket-types"),
-            Some(json!({"name": "Guest list", "price_cents": 0, "currency": "EUR", "capacity": 20})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
-    for i in 0..3 {
-        let (s, v) = app
-            .post(
-                "/v1/orders",
-                json!({"event_id": event, "name": format!("Guest {i}"), "email": format!("guest{i}@example.org"),
-                       "items": [{"ticket_type": 0, "quantity": 1}], "payment": "free"}),
-            )
-            .await;
-        assert_eq!(s, 201, "{v}");
-    }
-    let rows: Vec<(String,)> = sqlx::query_as("SELECT qr_text FROM tickets ORDER BY rowid")
-        .fetch_all(&app.running.state.db.read)
-        .await
-        .expect("tickets");
-    let tickets: Vec<String> = rows.into_iter().map(|(t,)| t).collect();
-    assert_eq!(tickets.len(), 3);
+    let event = hub_support::event_now(&app, "Harbour Night").await;
+    let tickets = hub_support::guest_tickets(&app, event, 3).await;
 
     let issuer = app.running.url().trim_end_matches('/').to_owned();
-    let mut devices = Vec::new();
-    for name in ["Hub", "North", "South", "Mallory", "Plain"] {
-        let (s, v) = app.admin(Method::POST, "/admin/v1/devices", Some(json!({"name": name, "event": event}))).await;
-        assert_eq!(s, 201, "{v}");
-        devices.push((name, SetupLink::parse(v["setup_url"].as_str().expect("setup_url")).expect("setup link")));
-    }
+    let devices = hub_support::devices(&app, event, &["Hub", "North", "South", "Mallory", "Plain"]).await;
     let (s, v) = app.admin(Method::POST, "/admin/v1/edge-tokens", Some(json!({"name": "Venue hub"}))).await;
     assert_eq!(s, 201, "{v}");
     let edge_token = v["token"].as_str().expect("edge token").to_owned();

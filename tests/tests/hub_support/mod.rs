@@ -121,3 +121,68 @@ pub fn start_hub(data: &Path, event: i64, listen: &str, args: &[&str]) -> HubPro
     assert!(url.starts_with("http://127.0.0.1:") || url.starts_with("https://127.0.0.1:"), "listens: {first:?}");
     HubProcess { child, url, fingerprint }
 }
+
+/// A free event running now (it started an hour ago), named `name`: its id.
+pub async fn event_now(app: &crate::common::App, name: &str) -> i64 {
+    let t0 = now();
+    let (s, v) = app
+        .admin(
+            reqwest::Method::POST,
+            "/admin/v1/events",
+            Some(serde_json::json!({"name": name, "venue": "Harbour Hall", "starts_at": t0 - 3600,
+                        "ends_at": t0 + 6 * 3600, "timezone": "Europe/Berlin"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    v["id"].as_i64().expect("event id")
+}
+
+/// A free "Guest list" ticket type for `event` and `n` one-ticket orders of it: the tickets' QR texts,
+/// read from the issuer's database in the order they were issued.
+pub async fn guest_tickets(app: &crate::common::App, event: i64, n: usize) -> Vec<String> {
+    let (s, v) = app
+        .admin(
+            reqwest::Method::POST,
+            &format!("/admin/v1/events/{event}/ticket-types"),
+            Some(serde_json::json!({"name": "Guest list", "price_cents": 0, "currency": "EUR", "capacity": 20})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    for i in 0..n {
+        let (s, v) = app
+            .post(
+                "/v1/orders",
+                serde_json::json!({"event_id": event, "name": format!("Guest {i}"), "email": format!("guest{i}@example.org"),
+                       "items": [{"ticket_type": 0, "quantity": 1}], "payment": "free"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT qr_text FROM tickets WHERE event_id = $1 ORDER BY rowid")
+        .bind(event)
+        .fetch_all(&app.running.state.db.read)
+        .await
+        .expect("tickets");
+    let tickets: Vec<String> = rows.into_iter().map(|(t,)| t).collect();
+    assert_eq!(tickets.len(), n);
+    tickets
+}
+
+/// One scanner device per name for `event`, each with its setup link.
+pub async fn devices<'a>(
+    app: &crate::common::App,
+    event: i64,
+    names: &[&'a str],
+) -> Vec<(&'a str, scanner_core::setup::SetupLink)> {
+    let mut out = Vec::new();
+    for &name in names {
+        let (s, v) = app
+            .admin(reqwest::Method::POST, "/admin/v1/devices", Some(serde_json::json!({"name": name, "event": event})))
+            .await;
+        assert_eq!(s, 201, "{v}");
+        let link =
+            scanner_core::setup::SetupLink::parse(v["setup_url"].as_str().expect("setup_url")).expect("setup link");
+        out.push((name, link));
+    }
+    out
+}
