@@ -260,7 +260,7 @@ def hub_rows(out_dir):
             "< 3 s", at_most(online.get("p99_ms"), 3000), "scripts/hub-bench.sh", "one redeem round trip"),
         row(f"Venue hub: admit at A → in B's log, both syncing every {sync_s:g} s (mean / max)",
             None if prop.get("mean_ms") is None else f"{prop['mean_ms']} / {prop.get('max_ms')}", "ms",
-            "< 3 s", at_most(prop.get("mean_ms"), 3000), "scripts/hub-bench.sh",
+            "< 3 s", at_most(prop.get("max_ms"), 3000), "scripts/hub-bench.sh",
             f"devices deciding on their own; {prop.get('rounds')} rounds, phases spread over the interval "
             "(worst case two intervals)"),
     ]
