@@ -143,7 +143,7 @@ fn push(data: &Path) -> Result<ExitCode> {
         };
         let agent = crate::tls::http_agent(Duration::from_secs(60), pin)?;
         let issuer = crate::Issuer::with_agent(&url, &config.token, agent);
-        match issuer.post_empty("/hub/v1/push") {
+        match issuer.post_empty(super::PUSH_PATH) {
             Ok(summary) => {
                 println!("{summary}");
                 return Ok(ExitCode::SUCCESS);

@@ -35,6 +35,10 @@
 //! `gate-rules.json` (if the issuer has rules), `devices.json` (the event's token hashes), `listen` (the
 //! address the running hub serves on), `redemptions/` ([`scanner_core::redemption::server_log`]).
 
+/// The running hub's "relay with the issuer now" endpoint (`scanner hub push` calls it; the hub's own
+/// token only).
+pub const PUSH_PATH: &str = "/hub/v1/push";
+
 pub mod cli;
 pub mod client;
 pub mod server;

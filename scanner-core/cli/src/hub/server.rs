@@ -38,7 +38,7 @@ use scanner_core::redemption::online::decide_online;
 use scanner_core::redemption::{Accept, DecisionPath, DeviceId, Hlc, SyncChannel, TicketRef};
 use scanner_core::token::{device_id_for_token_hash, token_hash};
 use scanner_core::wire::{bearer, ErrorBody, RedeemRequest, VerdictBody, KEYRING_PATH, MAX_REDEEM_BODY};
-use scanner_core::wire::{REDEEM_PATH, REVOCATIONS_PATH, SYNC_PATH};
+use scanner_core::wire::{GATE_RULES_ROUTE, MANIFEST_ROUTE, REDEEM_PATH, REVOCATIONS_PATH, SYNC_PATH};
 use scanner_core::{SignedTicket, VerifyContext};
 use serde::Deserialize;
 
@@ -115,9 +115,9 @@ pub fn router(hub: Shared, web: Option<PathBuf>) -> Router {
         .route(REDEEM_PATH, post(redeem).layer(DefaultBodyLimit::max(MAX_REDEEM_BODY)))
         .route(KEYRING_PATH, get(keyring))
         .route(REVOCATIONS_PATH, get(revocations))
-        .route("/v1/scanner/events/{event}/manifest", get(manifest))
-        .route("/v1/scanner/events/{event}/gates", get(gate_rules))
-        .route("/hub/v1/push", post(push))
+        .route(MANIFEST_ROUTE, get(manifest))
+        .route(GATE_RULES_ROUTE, get(gate_rules))
+        .route(super::PUSH_PATH, post(push))
         .with_state(hub);
     match web {
         Some(dir) => router.fallback_service(tower_http::services::ServeDir::new(dir)),
