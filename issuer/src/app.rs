@@ -25,21 +25,23 @@ use crate::{
     sync, util,
 };
 
-/// Errors that stop the server from starting.
+/// What stops the server from starting ([`Error::Start`]); a key file that cannot be used is an
+/// [`Error::KeyFile`] of its own.
 #[derive(Debug, thiserror::Error)]
-pub enum StartError {
+pub enum StartKind {
     #[error("data directory {path}: {source}")]
     DataDir { path: std::path::PathBuf, source: std::io::Error },
-    #[error(transparent)]
-    Keys(#[from] keys::KeyFileError),
+    /// The store cannot be opened, read or seeded.
     #[error("store: {0}")]
-    Store(#[from] Error),
+    Store(#[source] Error),
+    /// Quoted, not a source: the CLI shows it once, on the same line.
     #[error("stored revocation list does not verify against the keyring: {0}")]
-    Revocations(String),
+    Revocations(scanner_core::Error),
     #[error("listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    /// The mail transport cannot be set up (an [`Error::Mail`]); quoted on the same line, not a source.
     #[error("email transport: {0}")]
-    Mail(String),
+    Mail(Error),
 }
 
 /// A running server.
@@ -82,7 +84,7 @@ impl Running {
     }
 }
 
-fn admin_token(config: &Config) -> Result<String, StartError> {
+fn admin_token(config: &Config) -> Result<String> {
     if let Some(t) = &config.admin_token {
         return Ok(t.clone());
     }
@@ -99,7 +101,7 @@ fn admin_token(config: &Config) -> Result<String, StartError> {
     }
 }
 
-fn link_secret(config: &Config) -> Result<Vec<u8>, StartError> {
+fn link_secret(config: &Config) -> Result<Vec<u8>> {
     let path = config.data_dir.join("link-secret");
     match std::fs::read(&path) {
         Ok(s) if s.len() >= 32 => Ok(s),
@@ -112,11 +114,11 @@ fn link_secret(config: &Config) -> Result<Vec<u8>, StartError> {
     }
 }
 
-async fn load_revocations(db: &Db, keyring: &Keyring, key: &IssuerKey) -> Result<RevocationList, StartError> {
+async fn load_revocations(db: &Db, keyring: &Keyring, key: &IssuerKey) -> Result<RevocationList> {
     let row: Option<(String,)> = sqlx::query_as("SELECT list_json FROM revocation_state WHERE id = 1")
         .fetch_optional(&db.read)
         .await
-        .map_err(Error::from)?;
+        .map_err(|e| StartKind::Store(e.into()))?;
     match row {
         None => Ok(RevocationList::new()),
         Some((json,)) => match RevocationList::from_json(&json, keyring) {
@@ -124,16 +126,16 @@ async fn load_revocations(db: &Db, keyring: &Keyring, key: &IssuerKey) -> Result
             // Stored before revocation heads carried their signing time: verified the old way, signed again.
             Err(scanner_core::Error::Revocation(scanner_core::error::RevocationKind::NoSigningTime)) => {
                 let list = RevocationList::upgrade_legacy(&json, keyring, key, util::now() as u64)
-                    .map_err(|e| StartError::Revocations(e.to_string()))?;
+                    .map_err(StartKind::Revocations)?;
                 sqlx::query("UPDATE revocation_state SET list_json = $1 WHERE id = 1")
                     .bind(list.to_json())
                     .execute(&db.write)
                     .await
-                    .map_err(Error::from)?;
+                    .map_err(|e| StartKind::Store(e.into()))?;
                 tracing::info!(version = list.version(), "revocation list signed again with its signing time");
                 Ok(list)
             }
-            Err(e) => Err(StartError::Revocations(e.to_string())),
+            Err(e) => Err(StartKind::Revocations(e).into()),
         },
     }
 }
@@ -188,27 +190,28 @@ pub fn router(state: AppState) -> Router {
     api
 }
 
-fn create_dir(path: &Path) -> Result<(), StartError> {
-    std::fs::create_dir_all(path).map_err(|source| StartError::DataDir { path: path.to_owned(), source })
+fn create_dir(path: &Path) -> Result<()> {
+    std::fs::create_dir_all(path).map_err(|source| StartKind::DataDir { path: path.to_owned(), source }.into())
 }
 
 /// Starts the server: opens the store (running migrations), loads or creates the signing key, seeds the
 /// demo event if asked, binds the listener and spawns the HTTP server, the email worker and the hold sweeper.
-pub async fn start(config: Config) -> Result<Running, StartError> {
+pub async fn start(config: Config) -> Result<Running> {
     create_dir(&config.data_dir)?;
     let key_dir = config.data_dir.join("keys");
     create_dir(&key_dir)?;
-    let db = Db::open(&config.data_dir, config.sqlite_synchronous).await?;
+    let db = Db::open(&config.data_dir, config.sqlite_synchronous).await.map_err(StartKind::Store)?;
     let (key, keyring) = keys::load_or_generate(&config.keyring_path(), &key_dir, util::now() as u64)?;
     tracing::info!(kid = key.key_id().0, "signing key loaded");
+    // Already a start error (store or revocations).
     let revocations = load_revocations(&db, &keyring, &key).await?;
     let admin_token = admin_token(&config)?;
     let link_secret = link_secret(&config)?;
-    let mailer = email::Mailer::from_config(&config).map_err(|e| StartError::Mail(e.to_string()))?;
+    let mailer = email::Mailer::from_config(&config).map_err(StartKind::Mail)?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
-        .map_err(|source| StartError::Bind { addr: config.bind, source })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.bind, source })?;
+        .map_err(|source| StartKind::Bind { addr: config.bind, source })?;
+    let addr = listener.local_addr().map_err(|source| StartKind::Bind { addr: config.bind, source })?;
     let public_url =
         config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_owned();
     let payments = Payments::from_config(&config);
@@ -230,8 +233,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         config,
     });
     if state.config.demo {
-        catalog::seed_demo(&state).await?;
-        staff::routes::seed_demo_owner(&state).await?;
+        catalog::seed_demo(&state).await.map_err(StartKind::Store)?;
+        staff::routes::seed_demo_owner(&state).await.map_err(StartKind::Store)?;
     }
 
     let (shutdown, shutdown_rx) = watch::channel(false);

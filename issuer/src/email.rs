@@ -24,8 +24,10 @@ use crate::pages::html::{html_escape, money};
 use crate::state::AppState;
 use crate::util::now_ms;
 
+/// Why a mail cannot be built or sent, or the transport set up ([`Error::Mail`]). The worker stores the
+/// message as the job's `last_error` and retries every kind alike until the job is dead-lettered.
 #[derive(Debug, thiserror::Error)]
-pub enum MailError {
+pub enum MailKind {
     #[error("SMTP: {0}")]
     Smtp(#[from] lettre::transport::smtp::Error),
     #[error("file transport: {0}")]
@@ -43,15 +45,15 @@ pub enum Mailer {
 }
 
 impl Mailer {
-    pub fn from_config(config: &Config) -> std::result::Result<Self, MailError> {
+    pub fn from_config(config: &Config) -> Result<Self> {
         let Some(host) = &config.smtp_host else {
             let dir = config.data_dir.join("outbox");
-            std::fs::create_dir_all(&dir).map_err(|e| MailError::Config(format!("{}: {e}", dir.display())))?;
+            std::fs::create_dir_all(&dir).map_err(|e| MailKind::Config(format!("{}: {e}", dir.display())))?;
             return Ok(Mailer::File(AsyncFileTransport::<Tokio1Executor>::new(dir)));
         };
         let mut tls = TlsParameters::builder(host.clone());
         if let Some(ca) = &config.smtp_ca_file {
-            let pem = std::fs::read(ca).map_err(|e| MailError::Config(format!("{}: {e}", ca.display())))?;
+            let pem = std::fs::read(ca).map_err(|e| MailKind::Config(format!("{}: {e}", ca.display())))?;
             tls = tls.add_root_certificate(Certificate::from_pem(&pem)?);
         }
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
@@ -64,10 +66,10 @@ impl Mailer {
         Ok(Mailer::Smtp(builder.build()))
     }
 
-    async fn send(&self, message: Message) -> std::result::Result<(), MailError> {
+    async fn send(&self, message: Message) -> Result<()> {
         match self {
-            Mailer::Smtp(t) => t.send(message).await.map(|_| ()).map_err(MailError::from),
-            Mailer::File(t) => t.send(message).await.map(|_| ()).map_err(MailError::from),
+            Mailer::Smtp(t) => t.send(message).await.map(|_| ()).map_err(Error::from),
+            Mailer::File(t) => t.send(message).await.map(|_| ()).map_err(Error::from),
         }
     }
 }
@@ -132,9 +134,9 @@ pub fn build_message(
     order: &OrderView,
     token_url: &str,
     message_id: &str,
-) -> std::result::Result<Message, MailError> {
-    let from: Mailbox = config.mail_from.parse().map_err(|e| MailError::Message(format!("mail_from: {e}")))?;
-    let to_addr = order.customer_email.parse().map_err(|e| MailError::Message(format!("recipient: {e}")))?;
+) -> Result<Message> {
+    let from: Mailbox = config.mail_from.parse().map_err(|e| MailKind::Message(format!("mail_from: {e}")))?;
+    let to_addr = order.customer_email.parse().map_err(|e| MailKind::Message(format!("recipient: {e}")))?;
     let to = Mailbox::new(Some(order.customer_name.clone()), to_addr);
     let live: Vec<_> = order.tickets.iter().filter(|t| !t.revoked).collect();
     let event = &order.event;
@@ -159,7 +161,7 @@ pub fn build_message(
     let mut images = Vec::new();
     for t in &live {
         let cid = format!("ticket-{}-{}", order.id, t.seq);
-        let png = scanner_core::qr::render::png(&t.qr_text, 6).map_err(|e| MailError::Message(e.to_string()))?;
+        let png = scanner_core::qr::render::png(&t.qr_text, 6).map_err(|e| MailKind::Message(e.to_string()))?;
         text.push_str(&format!("Ticket {}: {} — {}\n", t.seq + 1, t.ticket_type_name, t.holder_name));
         let addons = if t.addons.is_empty() { String::new() } else { format!(" + {}", t.addons.join(", ")) };
         html.push_str(&format!(
@@ -172,7 +174,7 @@ pub fn build_message(
         ));
         images.push(
             Attachment::new_inline(cid)
-                .body(png, ContentType::parse("image/png").map_err(|e| MailError::Message(e.to_string()))?),
+                .body(png, ContentType::parse("image/png").map_err(|e| MailKind::Message(e.to_string()))?),
         );
     }
     text.push_str(&format!("\nShow the QR codes at the entrance. View your tickets any time: {token_url}\n"));
@@ -191,7 +193,7 @@ pub fn build_message(
         .subject(format!("Your tickets for {}", event.name))
         .message_id(Some(message_id.to_owned()))
         .multipart(MultiPart::alternative().singlepart(SinglePart::plain(text)).multipart(related))
-        .map_err(|e| MailError::Message(e.to_string()))
+        .map_err(|e| MailKind::Message(e.to_string()).into())
 }
 
 #[derive(Debug, sqlx::FromRow, serde::Serialize)]
@@ -213,12 +215,8 @@ pub const MAX_ORDERS_IN_MAIL: i64 = 50;
 
 /// The "your orders" mail for the customer address of `order_id`: a link to each of the address's orders
 /// (newest first), sent to that address only.
-pub async fn build_lookup_message(
-    state: &AppState,
-    order_id: &str,
-    message_id: &str,
-) -> std::result::Result<Message, MailError> {
-    let db = |e: sqlx::Error| MailError::Message(e.to_string());
+pub async fn build_lookup_message(state: &AppState, order_id: &str, message_id: &str) -> Result<Message> {
+    let db = |e: sqlx::Error| Error::from(MailKind::Message(e.to_string()));
     let (email, name): (String, String) =
         sqlx::query_as("SELECT customer_email, customer_name FROM orders WHERE id = $1")
             .bind(order_id)
@@ -234,9 +232,8 @@ pub async fn build_lookup_message(
     .fetch_all(&state.db.read)
     .await
     .map_err(db)?;
-    let from: Mailbox = state.config.mail_from.parse().map_err(|e| MailError::Message(format!("mail_from: {e}")))?;
-    let to =
-        Mailbox::new(Some(name.clone()), email.parse().map_err(|e| MailError::Message(format!("recipient: {e}")))?);
+    let from: Mailbox = state.config.mail_from.parse().map_err(|e| MailKind::Message(format!("mail_from: {e}")))?;
+    let to = Mailbox::new(Some(name.clone()), email.parse().map_err(|e| MailKind::Message(format!("recipient: {e}")))?);
     let mut text = format!("Hello {name},\n\nyou asked for the links to your orders. Here they are:\n\n");
     let mut html = format!(
         "<!doctype html><html><body style=\"font-family:sans-serif\"><p>Hello {},</p><p>you asked for the links to \
@@ -265,7 +262,7 @@ links.</p></body></html>",
         .subject("Your orders")
         .message_id(Some(message_id.to_owned()))
         .multipart(MultiPart::alternative_plain_html(text, html))
-        .map_err(|e| MailError::Message(e.to_string()))
+        .map_err(|e| MailKind::Message(e.to_string()).into())
 }
 
 /// Delay before attempt `attempts + 1`: base·2^(attempts−1), capped, with ±50% jitter.

@@ -1,12 +1,29 @@
-//! The one error type of the issuer and its mapping to HTTP responses.
+//! The one error type of the issuer library and its mapping to HTTP responses.
+//!
+//! Every fallible function of the library returns [`Result<T>`](Result), whose error is [`Error`], as in
+//! scanner-core (`scanner_core::error`): one enum, a variant per kind of failure, and for the parts whose
+//! callers must tell cases apart a *kind* that lives with the code producing it and is re-exported here
+//! ([`StartKind`], [`KeyFileKind`], [`MailKind`], [`RefundKind`], [`SignatureKind`], [`PaymentKind`]). One
+//! type means `?` composes across the crate (starting the server loads keys, opens the store and the mail
+//! transport in one function) and what can fail is listed in one place.
 //!
 //! Every handler returns `Result<_, Error>`; the status code and the JSON body (scanner-core's
 //! [`ErrorBody`], `{"error": {"code": "...", "message": "..."}}`) are decided here and nowhere else. Internal details
-//! (database errors, I/O) are logged and replaced by a generic message.
+//! (database errors, I/O, start-up, key files, mail, refunds) are logged and replaced by a generic message.
+//!
+//! No message of this type carries a secret: key files are named by path and a broken private key is
+//! described without its content ([`KeyFileKind::BadPrivateKey`]), tokens and passwords are never part of
+//! an error, and Stripe call failures carry neither the secret key nor the request URL.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use scanner_core::wire::ErrorBody;
+
+pub use crate::app::StartKind;
+pub use crate::email::MailKind;
+pub use crate::keys::KeyFileKind;
+pub use crate::payments::provider::RefundKind;
+pub use crate::payments::stripe::{PaymentKind, SignatureKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -35,10 +52,23 @@ pub enum Error {
     UnsupportedMediaType,
     /// A webhook whose signature does not verify.
     #[error("webhook signature verification failed: {0}")]
-    Signature(&'static str),
-    /// The payment provider failed or is not configured.
+    Signature(#[from] SignatureKind),
+    /// The payment provider (Stripe) failed or is not configured. Boxed: an API answer is larger than
+    /// the other variants, and this path is rare.
     #[error("payment provider error: {0}")]
-    Payment(String),
+    Payment(Box<PaymentKind>),
+    /// A refund call did not succeed; the kind says what the refund worker does next.
+    #[error(transparent)]
+    Refund(#[from] RefundKind),
+    /// A mail could not be built, or the mail transport could not be set up or send.
+    #[error(transparent)]
+    Mail(#[from] MailKind),
+    /// A signing key or keyring file cannot be read, written or used (boxed: paths are large).
+    #[error(transparent)]
+    KeyFile(Box<KeyFileKind>),
+    /// The server cannot start (boxed: rare, and its payloads are large).
+    #[error(transparent)]
+    Start(Box<StartKind>),
     #[error("{0}")]
     NotImplemented(&'static str),
     /// Another server this one talks to (the edge, in a relay session) failed or answered badly.
@@ -77,7 +107,12 @@ impl Error {
             Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Error::Storage(_) => StatusCode::INSUFFICIENT_STORAGE,
             Error::Upstream(_) => StatusCode::BAD_GATEWAY,
-            Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Database(_)
+            | Error::Internal(_)
+            | Error::Refund(_)
+            | Error::Mail(_)
+            | Error::KeyFile(_)
+            | Error::Start(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -97,7 +132,12 @@ impl Error {
             Error::NotImplemented(_) => "not_implemented",
             Error::Storage(_) => "storage_unavailable",
             Error::Upstream(_) => "upstream",
-            Error::Database(_) | Error::Internal(_) => "internal",
+            Error::Database(_)
+            | Error::Internal(_)
+            | Error::Refund(_)
+            | Error::Mail(_)
+            | Error::KeyFile(_)
+            | Error::Start(_) => "internal",
         }
     }
 }
@@ -112,6 +152,12 @@ impl IntoResponse for Error {
             }
             Error::Internal(e) => {
                 tracing::error!(error = %e, "internal error");
+                "internal error; see the server log".to_owned()
+            }
+            // Failures of the background workers and of start-up: a handler that meets one has nothing
+            // to tell the client about it.
+            Error::Refund(_) | Error::Mail(_) | Error::KeyFile(_) | Error::Start(_) => {
+                tracing::error!(error = %self, "internal error");
                 "internal error; see the server log".to_owned()
             }
             Error::Storage(e) => {
@@ -142,3 +188,48 @@ impl IntoResponse for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<PaymentKind> for Error {
+    fn from(kind: PaymentKind) -> Self {
+        Error::Payment(Box::new(kind))
+    }
+}
+
+impl From<KeyFileKind> for Error {
+    fn from(kind: KeyFileKind) -> Self {
+        Error::KeyFile(Box::new(kind))
+    }
+}
+
+impl From<StartKind> for Error {
+    fn from(kind: StartKind) -> Self {
+        Error::Start(Box::new(kind))
+    }
+}
+
+/// lettre's SMTP failures (setting the transport up, sending) are the mail's (`?` on a lettre call).
+impl From<lettre::transport::smtp::Error> for Error {
+    fn from(e: lettre::transport::smtp::Error) -> Self {
+        Error::Mail(MailKind::Smtp(e))
+    }
+}
+
+/// lettre's file transport failures are the mail's.
+impl From<lettre::transport::file::Error> for Error {
+    fn from(e: lettre::transport::file::Error) -> Self {
+        Error::Mail(MailKind::File(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `Result` of the crate carries this type, so its size is paid on every call's return path:
+    /// the large, rare payloads are boxed to keep it at the size the `sqlx::Error` variant needs.
+    #[test]
+    fn error_stays_as_small_as_its_database_variant() {
+        let database = std::mem::size_of::<sqlx::Error>();
+        assert!(std::mem::size_of::<Error>() <= database + 8, "{} bytes", std::mem::size_of::<Error>());
+    }
+}

@@ -41,25 +41,26 @@ pub trait PaymentProvider: Send + Sync {
     /// Pays back a settled payment (`payment_ref` as recorded by the webhook): `amount` minor units of it
     /// (one ticket's share), or with `None` everything not refunded yet. The same `idempotency_key` is
     /// sent on every retry, so the provider executes the refund at most once per key. `Ok` carries the
-    /// provider's refund id, if it has one.
+    /// provider's refund id, if it has one; a failure is an [`Error::Refund`] whose kind tells the refund
+    /// worker what to do next.
     fn refund<'a>(
         &'a self,
         payment_ref: &'a str,
         amount: Option<i64>,
         idempotency_key: &'a str,
-    ) -> BoxFuture<'a, std::result::Result<Option<String>, RefundError>>;
+    ) -> BoxFuture<'a, Result<Option<String>>>;
 }
 
-/// Why a refund call did not succeed, sorted by what the retry worker must do next.
+/// Why a refund call did not succeed ([`Error::Refund`]), sorted by what the retry worker must do next.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RefundError {
+pub enum RefundKind {
     /// No answer, or an answer that says "try again" (network error, timeout, 409 in-flight, 429): retry
     /// with the same idempotency key, which the provider may already have executed.
     #[error("{0}")]
     Retry(String),
     /// A server error the provider saved under the idempotency key (Stripe replays a 5xx for its key):
     /// retry with a fresh key. A second refund cannot go through because the payment is refunded in
-    /// full, which the provider refuses twice ([`RefundError::AlreadyRefunded`]).
+    /// full, which the provider refuses twice ([`RefundKind::AlreadyRefunded`]).
     #[error("{0}")]
     RetryNewKey(String),
     /// Refused for good (bad request, unknown payment, disputed charge): a person has to look.
@@ -93,7 +94,7 @@ impl PaymentProvider for Offline {
         _payment_ref: &'a str,
         _amount: Option<i64>,
         _idempotency_key: &'a str,
-    ) -> BoxFuture<'a, std::result::Result<Option<String>, RefundError>> {
+    ) -> BoxFuture<'a, Result<Option<String>>> {
         Box::pin(async { Ok(None) })
     }
 }

@@ -25,8 +25,7 @@ use serde::Serialize;
 use sqlx::{Sqlite, Transaction};
 use tokio::sync::watch;
 
-use super::provider::RefundError;
-use crate::error::Result;
+use crate::error::{Error, RefundKind, Result};
 use crate::state::AppState;
 use crate::util::{now, now_ms, random_id};
 
@@ -195,18 +194,18 @@ async fn attempt(state: &AppState, id: i64, first: bool) -> Result<()> {
     let result = match state.payments.by_method(&method) {
         Ok(provider) => provider.refund(&intent, amount, &key).await,
         // Stripe was configured when the refund was recorded and is not now: wait for it to come back.
-        Err(e) => Err(RefundError::Retry(e.to_string())),
+        Err(e) => Err(RefundKind::Retry(e.to_string()).into()),
     };
     match result {
         Ok(provider_ref) => {
             finish(state, id, provider_ref.as_deref(), None).await?;
             tracing::info!(order = %order_id, attempts, "refund succeeded");
         }
-        Err(RefundError::AlreadyRefunded) => {
+        Err(Error::Refund(RefundKind::AlreadyRefunded)) => {
             finish(state, id, None, Some("already refunded at the provider")).await?;
             tracing::info!(order = %order_id, attempts, "refund found already done at the provider");
         }
-        Err(RefundError::Permanent(msg)) => {
+        Err(Error::Refund(RefundKind::Permanent(msg))) => {
             sqlx::query("UPDATE refunds SET status = 'failed', last_error = $1 WHERE id = $2 AND status = 'pending'")
                 .bind(&msg)
                 .bind(id)
@@ -214,10 +213,12 @@ async fn attempt(state: &AppState, id: i64, first: bool) -> Result<()> {
                 .await?;
             tracing::error!(order = %order_id, error = %msg, "refund refused by the provider; needs a person");
         }
-        Err(e @ (RefundError::Retry(_) | RefundError::RetryNewKey(_))) => {
+        // Retry and RetryNewKey; and any failure that is not a refund verdict, retried under the same key,
+        // which is what cannot refund twice.
+        Err(e) => {
             let next = now_ms() + backoff_ms(attempts);
             let key = match &e {
-                RefundError::RetryNewKey(_) => new_key(),
+                Error::Refund(RefundKind::RetryNewKey(_)) => new_key(),
                 _ => key,
             };
             sqlx::query(

@@ -9,7 +9,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::provider::{BoxFuture, Checkout, CheckoutRequest, PaymentProvider, RefundError};
+use super::provider::{BoxFuture, Checkout, CheckoutRequest, PaymentProvider, RefundKind};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::util::now;
@@ -28,8 +28,9 @@ impl std::fmt::Debug for Stripe {
     }
 }
 
+/// Why a webhook's `Stripe-Signature` is refused ([`Error::Signature`], an HTTP 400).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum SignatureError {
+pub enum SignatureKind {
     #[error("missing Stripe-Signature header")]
     Missing,
     #[error("Stripe-Signature header is malformed")]
@@ -40,15 +41,22 @@ pub enum SignatureError {
     Mismatch,
 }
 
-impl SignatureError {
-    pub(super) fn message(self) -> &'static str {
-        match self {
-            SignatureError::Missing => "missing Stripe-Signature header",
-            SignatureError::Malformed => "Stripe-Signature header is malformed",
-            SignatureError::Timestamp => "timestamp outside the tolerance (replayed or clock skew)",
-            SignatureError::Mismatch => "no v1 signature matches",
-        }
-    }
+/// How Stripe failed ([`Error::Payment`], an HTTP 502 for a customer). The refund call sorts these into
+/// [`RefundKind`]s. Messages carry neither the secret key (sent in a header) nor the request URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PaymentKind {
+    /// This server has no Stripe secret key (or no longer has: a refund recorded while it had).
+    #[error("Stripe is not configured")]
+    NotConfigured,
+    /// No usable answer (connection, timeout, unreadable body): the request may or may not have run.
+    #[error("Stripe request failed: {0}")]
+    Network(String),
+    /// Stripe answered with an error object.
+    #[error("Stripe answered {status}: {message}")]
+    Api { status: u16, code: Option<String>, message: String },
+    /// A successful answer to a checkout without the session's id or URL.
+    #[error("Stripe's checkout session has no id or url")]
+    NoCheckoutSession,
 }
 
 fn mac(secret: &str, t: i64, payload: &[u8]) -> Hmac<Sha256> {
@@ -66,19 +74,13 @@ pub fn sign(payload: &[u8], secret: &str, t: i64) -> String {
 }
 
 /// Verifies a `Stripe-Signature` header over the raw payload.
-pub fn verify_signature(
-    payload: &[u8],
-    header: &str,
-    secret: &str,
-    tolerance: u64,
-    now: i64,
-) -> Result<(), SignatureError> {
+pub fn verify_signature(payload: &[u8], header: &str, secret: &str, tolerance: u64, now: i64) -> Result<()> {
     let mut t: Option<i64> = None;
     let mut sigs = Vec::new();
     for part in header.split(',') {
-        let (k, v) = part.trim().split_once('=').ok_or(SignatureError::Malformed)?;
+        let (k, v) = part.trim().split_once('=').ok_or(SignatureKind::Malformed)?;
         match k {
-            "t" => t = Some(v.parse().map_err(|_| SignatureError::Malformed)?),
+            "t" => t = Some(v.parse().map_err(|_| SignatureKind::Malformed)?),
             "v1" => {
                 if let Ok(bytes) = hex::decode(v) {
                     sigs.push(bytes);
@@ -87,17 +89,17 @@ pub fn verify_signature(
             _ => {} // v0 and future schemes are ignored, as Stripe's libraries do.
         }
     }
-    let t = t.ok_or(SignatureError::Malformed)?;
+    let t = t.ok_or(SignatureKind::Malformed)?;
     if sigs.is_empty() {
-        return Err(SignatureError::Mismatch);
+        return Err(SignatureKind::Mismatch.into());
     }
     if now.abs_diff(t) > tolerance {
-        return Err(SignatureError::Timestamp);
+        return Err(SignatureKind::Timestamp.into());
     }
     if sigs.iter().any(|s| mac(secret, t, payload).verify_slice(s).is_ok()) {
         Ok(())
     } else {
-        Err(SignatureError::Mismatch)
+        Err(SignatureKind::Mismatch.into())
     }
 }
 
@@ -114,23 +116,6 @@ pub const SESSION_MARGIN_SECS: i64 = 5 * 60;
 /// through the API); it never outlives Stripe's 24 hours.
 pub fn session_expires_at(hold_expires_at: i64, now: i64) -> i64 {
     hold_expires_at.clamp(now + SESSION_MIN_SECS + SESSION_MARGIN_SECS, now + SESSION_MAX_SECS - SESSION_MARGIN_SECS)
-}
-
-/// How a call to Stripe's API failed.
-#[derive(Debug, thiserror::Error)]
-enum CallError {
-    /// No usable answer (connection, timeout, unreadable body): the request may or may not have run.
-    #[error("Stripe request failed: {0}")]
-    Network(String),
-    /// Stripe answered with an error object.
-    #[error("Stripe answered {status}: {message}")]
-    Api { status: u16, code: Option<String>, message: String },
-}
-
-impl From<CallError> for Error {
-    fn from(e: CallError) -> Self {
-        Error::Payment(e.to_string())
-    }
 }
 
 impl Stripe {
@@ -151,7 +136,7 @@ impl Stripe {
         path: &str,
         form: &[(String, String)],
         idempotency_key: &str,
-    ) -> std::result::Result<serde_json::Value, CallError> {
+    ) -> std::result::Result<serde_json::Value, PaymentKind> {
         let resp = self
             .http
             .post(format!("{}{}", self.api_base, path))
@@ -160,12 +145,12 @@ impl Stripe {
             .form(form)
             .send()
             .await
-            .map_err(|e| CallError::Network(e.without_url().to_string()))?;
+            .map_err(|e| PaymentKind::Network(e.without_url().to_string()))?;
         let status = resp.status();
         let body: serde_json::Value =
-            resp.json().await.map_err(|e| CallError::Network(format!("invalid JSON in the answer: {e}")))?;
+            resp.json().await.map_err(|e| PaymentKind::Network(format!("invalid JSON in the answer: {e}")))?;
         if !status.is_success() {
-            return Err(CallError::Api {
+            return Err(PaymentKind::Api {
                 status: status.as_u16(),
                 code: body["error"]["code"].as_str().map(str::to_owned),
                 message: body["error"]["message"].as_str().unwrap_or("unknown error").to_owned(),
@@ -209,7 +194,7 @@ impl PaymentProvider for Stripe {
             let body = self.post_form("/v1/checkout/sessions", &form, &format!("checkout-{}", req.order_id)).await?;
             match (body["id"].as_str(), body["url"].as_str()) {
                 (Some(id), Some(url)) => Ok(Checkout { session_id: id.to_owned(), url: url.to_owned() }),
-                _ => Err(Error::Payment("Stripe's checkout session has no id or url".into())),
+                _ => Err(PaymentKind::NoCheckoutSession.into()),
             }
         })
     }
@@ -226,7 +211,7 @@ impl PaymentProvider for Stripe {
         payment_intent: &'a str,
         amount: Option<i64>,
         idempotency_key: &'a str,
-    ) -> BoxFuture<'a, std::result::Result<Option<String>, RefundError>> {
+    ) -> BoxFuture<'a, Result<Option<String>>> {
         Box::pin(async move {
             let mut form = vec![("payment_intent".to_owned(), payment_intent.to_owned())];
             // Stripe's partial refund: `amount` in the charge's smallest currency unit; without it, Stripe
@@ -234,18 +219,24 @@ impl PaymentProvider for Stripe {
             if let Some(amount) = amount {
                 form.push(("amount".to_owned(), amount.to_string()));
             }
-            match self.post_form("/v1/refunds", &form, idempotency_key).await {
-                Ok(body) => Ok(body["id"].as_str().map(str::to_owned)),
-                Err(e @ CallError::Network(_)) => Err(RefundError::Retry(e.to_string())),
-                Err(CallError::Api { code, .. }) if code.as_deref() == Some("charge_already_refunded") => {
-                    Err(RefundError::AlreadyRefunded)
+            let refused = match self.post_form("/v1/refunds", &form, idempotency_key).await {
+                Ok(body) => return Ok(body["id"].as_str().map(str::to_owned)),
+                Err(e @ PaymentKind::Network(_)) => RefundKind::Retry(e.to_string()),
+                Err(PaymentKind::Api { code, .. }) if code.as_deref() == Some("charge_already_refunded") => {
+                    RefundKind::AlreadyRefunded
                 }
                 // 409: another request with this key is still running; 429: rate limited. Neither saved
                 // a result under the key.
-                Err(e @ CallError::Api { status: 409 | 429, .. }) => Err(RefundError::Retry(e.to_string())),
-                Err(e @ CallError::Api { status: 500.., .. }) => Err(RefundError::RetryNewKey(e.to_string())),
-                Err(e @ CallError::Api { .. }) => Err(RefundError::Permanent(e.to_string())),
-            }
+                Err(e @ PaymentKind::Api { status: 409 | 429, .. }) => RefundKind::Retry(e.to_string()),
+                Err(e @ PaymentKind::Api { status: 500.., .. }) => RefundKind::RetryNewKey(e.to_string()),
+                // Refused for good (bad request, unknown payment, disputed charge): a person has to look.
+                Err(e @ PaymentKind::Api { .. }) => RefundKind::Permanent(e.to_string()),
+                // post_form makes neither; should it, retrying under the same key is what cannot refund twice.
+                Err(e @ (PaymentKind::NotConfigured | PaymentKind::NoCheckoutSession)) => {
+                    RefundKind::Retry(e.to_string())
+                }
+            };
+            Err(refused.into())
         })
     }
 }
@@ -270,13 +261,21 @@ mod tests {
     fn signature_good_bad_old() {
         let body = br#"{"id":"evt_1"}"#;
         let h = sign(body, "whsec_x", 1000);
-        assert_eq!(verify_signature(body, &h, "whsec_x", 300, 1100), Ok(()));
-        assert_eq!(verify_signature(body, &h, "whsec_y", 300, 1100), Err(SignatureError::Mismatch));
-        assert_eq!(verify_signature(b"{}", &h, "whsec_x", 300, 1100), Err(SignatureError::Mismatch));
-        assert_eq!(verify_signature(body, &h, "whsec_x", 300, 1301), Err(SignatureError::Timestamp));
-        assert_eq!(verify_signature(body, "garbage", "whsec_x", 300, 1000), Err(SignatureError::Malformed));
+        // The refusal's kind, `None` for an accepted signature.
+        let refusal = |payload: &[u8], header: &str, secret: &str, now: i64| match verify_signature(
+            payload, header, secret, 300, now,
+        ) {
+            Ok(()) => None,
+            Err(Error::Signature(kind)) => Some(kind),
+            Err(other) => panic!("not a signature refusal: {other}"),
+        };
+        assert_eq!(refusal(body, &h, "whsec_x", 1100), None);
+        assert_eq!(refusal(body, &h, "whsec_y", 1100), Some(SignatureKind::Mismatch));
+        assert_eq!(refusal(b"{}", &h, "whsec_x", 1100), Some(SignatureKind::Mismatch));
+        assert_eq!(refusal(body, &h, "whsec_x", 1301), Some(SignatureKind::Timestamp));
+        assert_eq!(refusal(body, "garbage", "whsec_x", 1000), Some(SignatureKind::Malformed));
         // Several v1 entries (secret rotation): any match is enough.
         let two = format!("t=1000,v1=00,{}", h.split(',').nth(1).unwrap());
-        assert_eq!(verify_signature(body, &two, "whsec_x", 300, 1000), Ok(()));
+        assert_eq!(refusal(body, &two, "whsec_x", 1000), None);
     }
 }
