@@ -273,20 +273,21 @@ pub fn backoff_ms(config: &Config, attempts: u32) -> i64 {
     jittered as i64
 }
 
-async fn send_job(state: &AppState, mailer: &Mailer, job: &EmailJob) -> std::result::Result<&'static str, String> {
+/// Sends one job's mail: `sent`, or `skipped` when every ticket of the order is revoked. Any failure is
+/// the job's `last_error` and is retried (see [`process_due`]).
+async fn send_job(state: &AppState, mailer: &Mailer, job: &EmailJob) -> Result<&'static str> {
     if job.kind == "lookup" {
-        let message = build_lookup_message(state, &job.order_id, &job.message_id).await.map_err(|e| e.to_string())?;
-        mailer.send(message).await.map_err(|e| e.to_string())?;
+        let message = build_lookup_message(state, &job.order_id, &job.message_id).await?;
+        mailer.send(message).await?;
         return Ok("sent");
     }
-    let order = load_order(state, &job.order_id, None).await.map_err(|e| e.to_string())?;
+    let order = load_order(state, &job.order_id, None).await?;
     if order.tickets.iter().all(|t| t.revoked) {
         return Ok("skipped");
     }
     let token_url = order_link(state, &order.id);
-    let message = build_message(&state.config, &state.public_url, &order, &token_url, &job.message_id)
-        .map_err(|e| e.to_string())?;
-    mailer.send(message).await.map_err(|e| e.to_string())?;
+    let message = build_message(&state.config, &state.public_url, &order, &token_url, &job.message_id)?;
+    mailer.send(message).await?;
     Ok("sent")
 }
 
@@ -314,7 +315,7 @@ pub async fn process_due(state: &AppState, mailer: &Mailer) -> Result<usize> {
                 let attempts = job.attempts + 1;
                 let dead = attempts >= i64::from(state.config.email_max_attempts);
                 let next = now_ms() + backoff_ms(&state.config, attempts as u32);
-                let err: String = err.chars().take(500).collect();
+                let err: String = err.to_string().chars().take(500).collect();
                 sqlx::query("UPDATE email_jobs SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4 WHERE id = $5")
                     .bind(if dead { "dead" } else { "pending" })
                     .bind(attempts)
