@@ -225,6 +225,48 @@ impl From<lettre::transport::file::Error> for Error {
 mod tests {
     use super::*;
 
+    /// The status, `error.code` and `error.message` a client gets for `err`.
+    async fn answer(err: Error) -> (u16, String, String) {
+        let resp = err.into_response();
+        let status = resp.status().as_u16();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        (status, v["error"]["code"].as_str().unwrap().to_owned(), v["error"]["message"].as_str().unwrap().to_owned())
+    }
+
+    /// The folded kinds answer as their former types did: a signature refusal is the client's 400 with
+    /// its reason, a Stripe failure a 502 with Stripe's words, and start-up, key file, mail and refund
+    /// failures (never a client's doing) a generic 500 that names no file.
+    #[tokio::test]
+    async fn each_kind_answers_with_its_status_and_message() {
+        let generic = "internal error; see the server log";
+        let cases: Vec<(Error, (u16, &str, &str))> = vec![
+            (
+                SignatureKind::Mismatch.into(),
+                (400, "bad_signature", "webhook signature verification failed: no v1 signature matches"),
+            ),
+            (
+                PaymentKind::Api { status: 500, code: None, message: "boom".into() }.into(),
+                (502, "payment_provider", "payment provider error: Stripe answered 500: boom"),
+            ),
+            (
+                PaymentKind::NotConfigured.into(),
+                (502, "payment_provider", "payment provider error: Stripe is not configured"),
+            ),
+            (RefundKind::AlreadyRefunded.into(), (500, "internal", generic)),
+            (MailKind::Message("recipient: invalid".into()).into(), (500, "internal", generic)),
+            (
+                KeyFileKind::Permissions { path: "/srv/keys/issuer-key-1.json".into(), mode: 0o644 }.into(),
+                (500, "internal", generic),
+            ),
+            (StartKind::Store(Error::NotFound("event")).into(), (500, "internal", generic)),
+        ];
+        for (err, (status, code, message)) in cases {
+            let shown = err.to_string();
+            assert_eq!(answer(err).await, (status, code.to_owned(), message.to_owned()), "{shown}");
+        }
+    }
+
     /// Every `Result` of the crate carries this type, so its size is paid on every call's return path:
     /// the large, rare payloads are boxed to keep it at the size the `sqlx::Error` variant needs.
     #[test]
