@@ -1,12 +1,12 @@
 //! The public HTTP API's request and response bodies, limits and errors — transport-independent.
 
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 
-use scanner_core::error::{Error as CoreError, RequestKind};
 use scanner_core::redemption::{DecisionPath, Hlc, RefusalCode, Verdict};
 use scanner_core::verify::Refusal;
-use scanner_core::wire::{self, ErrorBody, RedeemRequest, VerdictBody};
+use scanner_core::wire::{self, RedeemRequest, VerdictBody};
+
+use crate::error::{RequestKind, Result};
 
 /// Largest `/v1/redeem` body accepted (scanner-core's wire limit).
 pub use scanner_core::wire::MAX_REDEEM_BODY;
@@ -78,69 +78,11 @@ pub struct ShardRedeem {
     pub now_ms: u64,
 }
 
-/// A client error with its HTTP status and a stable machine-readable code.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ApiError {
-    #[error("missing or unknown scanner token")]
-    Unauthorized,
-    /// A known device token used for an event it is not valid for.
-    #[error("this device token is not valid for event {0}")]
-    WrongEventToken(u32),
-    #[error("no such endpoint")]
-    NotFound,
-    #[error("method not allowed here")]
-    MethodNotAllowed,
-    #[error("body must be {0}")]
-    UnsupportedMediaType(&'static str),
-    #[error("body is larger than the {0} bytes allowed")]
-    TooLarge(usize),
-    #[error("invalid request: {0}")]
-    BadRequest(String),
-    #[error("the edge is not configured: {0}")]
-    Misconfigured(String),
-    #[error("internal error")]
-    Internal,
-}
-
-impl ApiError {
-    pub fn status(&self) -> u16 {
-        match self {
-            ApiError::Unauthorized => 401,
-            ApiError::WrongEventToken(_) => 403,
-            ApiError::NotFound => 404,
-            ApiError::MethodNotAllowed => 405,
-            ApiError::UnsupportedMediaType(_) => 415,
-            ApiError::TooLarge(_) => 413,
-            ApiError::BadRequest(_) => 400,
-            ApiError::Misconfigured(_) | ApiError::Internal => 500,
-        }
-    }
-
-    pub fn code(&self) -> &'static str {
-        match self {
-            ApiError::Unauthorized => "unauthorized",
-            ApiError::WrongEventToken(_) => "forbidden",
-            ApiError::NotFound => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
-            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
-            ApiError::TooLarge(_) => "too_large",
-            ApiError::BadRequest(_) => "bad_request",
-            ApiError::Misconfigured(_) => "misconfigured",
-            ApiError::Internal => "internal",
-        }
-    }
-
-    /// The JSON error body (scanner-core's wire `ErrorBody`): `{"error": {"code", "message"}}`.
-    pub fn to_json(&self) -> String {
-        ErrorBody::new(self.code(), self.to_string()).to_json()
-    }
-}
-
 /// Checks a declared `Content-Length` before the body is read, so oversized bodies are refused unread.
-pub fn check_declared_length(content_length: Option<&str>, limit: usize) -> Result<(), ApiError> {
+pub fn check_declared_length(content_length: Option<&str>, limit: usize) -> Result<()> {
     match content_length.map(|v| v.trim().parse::<u64>()) {
-        Some(Ok(n)) if n > limit as u64 => Err(ApiError::TooLarge(limit)),
-        Some(Err(_)) => Err(ApiError::BadRequest("Content-Length is not a number".into())),
+        Some(Ok(n)) if n > limit as u64 => Err(RequestKind::TooLarge(limit).into()),
+        Some(Err(e)) => Err(RequestKind::ContentLength(e).into()),
         _ => Ok(()),
     }
 }
@@ -163,22 +105,16 @@ pub fn is_sync_body(content_type: Option<&str>) -> bool {
 
 /// The `event` query parameter of `/v1/sync` and `/v1/report` (the same parameter the issuer's sync
 /// server takes, so `scanner sync` works against either).
-pub fn event_param<'a>(mut pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Result<u32, ApiError> {
-    let value = pairs
-        .find(|(k, _)| *k == "event")
-        .map(|(_, v)| v)
-        .ok_or_else(|| ApiError::BadRequest("give the event: ?event=ID".into()))?;
-    value.trim().parse().map_err(|_| ApiError::BadRequest("event must be a number from 0 to 4294967295".into()))
+pub fn event_param<'a>(mut pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Result<u32> {
+    let value = pairs.find(|(k, _)| *k == "event").map(|(_, v)| v).ok_or(RequestKind::NoEvent)?;
+    Ok(value.trim().parse().map_err(RequestKind::Event)?)
 }
 
 /// Parses and validates a `/v1/redeem` body (scanner-core's wire `RedeemRequest::parse`; its length is
 /// already checked against the declared length, and checked again there because a chunked body declares
 /// none).
-pub fn parse_redeem(body: &[u8]) -> Result<RedeemRequest, ApiError> {
-    RedeemRequest::parse(body).map_err(|e| match e {
-        CoreError::Request(RequestKind::TooLarge) => ApiError::TooLarge(MAX_REDEEM_BODY),
-        e => ApiError::BadRequest(e.to_string()),
-    })
+pub fn parse_redeem(body: &[u8]) -> Result<RedeemRequest> {
+    Ok(RedeemRequest::parse(body).map_err(RequestKind::refused)?)
 }
 
 /// The verdict JSON (scanner-core's wire `VerdictBody`, decided by the edge), with the clock value of the
@@ -213,6 +149,7 @@ pub fn split_list(value: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     fn body(json: serde_json::Value) -> Vec<u8> {
         json.to_string().into_bytes()
@@ -252,8 +189,13 @@ mod tests {
             assert_eq!(err.status(), 400, "{}", String::from_utf8_lossy(&c));
         }
         let big = vec![b' '; MAX_REDEEM_BODY + 1];
-        assert_eq!(parse_redeem(&big).unwrap_err(), ApiError::TooLarge(MAX_REDEEM_BODY));
-        assert_eq!(check_declared_length(Some("99999"), MAX_REDEEM_BODY), Err(ApiError::TooLarge(MAX_REDEEM_BODY)));
+        assert!(
+            matches!(parse_redeem(&big), Err(Error::Request(RequestKind::TooLarge(limit))) if limit == MAX_REDEEM_BODY)
+        );
+        assert!(matches!(
+            check_declared_length(Some("99999"), MAX_REDEEM_BODY),
+            Err(Error::Request(RequestKind::TooLarge(limit))) if limit == MAX_REDEEM_BODY
+        ));
         assert!(check_declared_length(Some("12"), MAX_REDEEM_BODY).is_ok());
         assert!(check_declared_length(None, MAX_REDEEM_BODY).is_ok());
         assert_eq!(check_declared_length(Some("x"), 1).unwrap_err().status(), 400);
@@ -261,9 +203,9 @@ mod tests {
 
     #[test]
     fn error_json_has_code_and_message() {
-        let v: serde_json::Value = serde_json::from_str(&ApiError::TooLarge(10).to_json()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&Error::from(RequestKind::TooLarge(10)).to_json()).unwrap();
         assert_eq!(v["error"]["code"], "too_large");
-        assert!(v["error"]["message"].as_str().unwrap().contains("10"));
+        assert_eq!(v["error"]["message"], "body is larger than the 10 bytes allowed");
     }
 
     #[test]
@@ -283,7 +225,7 @@ mod tests {
 
     #[test]
     fn sync_query_and_content_type() {
-        assert_eq!(event_param([("x", "1"), ("event", "42")].into_iter()), Ok(42));
+        assert_eq!(event_param([("x", "1"), ("event", "42")].into_iter()).unwrap(), 42);
         for bad in [vec![], vec![("event", "-1")], vec![("event", "x")], vec![("event", "4294967296")]] {
             assert_eq!(event_param(bad.into_iter()).unwrap_err().status(), 400);
         }

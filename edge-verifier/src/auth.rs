@@ -17,11 +17,10 @@
 use scanner_core::token::{parse_token_hash, token_hash};
 use scanner_core::wire::digest_eq;
 use serde::Deserialize;
-use thiserror::Error;
 
 pub use scanner_core::token::token_hash_hex;
 
-use crate::api::ApiError;
+use crate::error::{AuthKind, DeviceListKind, Result};
 
 /// The events one allowed token may be used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,35 +35,6 @@ pub enum Scope {
 struct Entry {
     hash: [u8; 32],
     scope: Scope,
-}
-
-/// Why a request's token is refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
-pub enum Denied {
-    #[error("missing or unknown scanner token")]
-    Unknown,
-    #[error("the scanner token is not valid for event {0}")]
-    WrongEvent(u32),
-}
-
-impl From<Denied> for ApiError {
-    fn from(d: Denied) -> Self {
-        match d {
-            Denied::Unknown => ApiError::Unauthorized,
-            Denied::WrongEvent(event) => ApiError::WrongEventToken(event),
-        }
-    }
-}
-
-/// The issuer's device list could not be used (the last good one stays in use).
-#[derive(Debug, Error)]
-pub enum DeviceListError {
-    #[error("device list is not the issuer's JSON: {0}")]
-    Json(String),
-    #[error("device list entry {0} has a token_hash that is not 64 hex digits")]
-    BadHash(usize),
-    #[error("device list is larger than {0} bytes")]
-    TooLarge(usize),
 }
 
 /// Largest device list accepted from the issuer (about 80 bytes an entry: ~100,000 devices).
@@ -116,11 +86,11 @@ impl TokenSet {
     /// Parses the issuer's `GET /v1/edge/devices` answer: `{"devices":[{"token_hash":"<hex>","event":N}]}`
     /// (other fields are ignored). One bad entry refuses the whole list: the caller keeps its last good
     /// one rather than guess which devices a damaged list meant.
-    pub fn from_issuer_json(json: &str) -> Result<Self, DeviceListError> {
+    pub fn from_issuer_json(json: &str) -> Result<Self> {
         if json.len() > MAX_DEVICE_LIST_BYTES {
-            return Err(DeviceListError::TooLarge(MAX_DEVICE_LIST_BYTES));
+            return Err(DeviceListKind::TooLarge(MAX_DEVICE_LIST_BYTES).into());
         }
-        let list: IssuerList = serde_json::from_str(json).map_err(|e| DeviceListError::Json(e.to_string()))?;
+        let list: IssuerList = serde_json::from_str(json).map_err(DeviceListKind::Json)?;
         let entries = list
             .devices
             .into_iter()
@@ -128,7 +98,7 @@ impl TokenSet {
             .map(|(i, d)| {
                 parse_token_hash(&d.token_hash)
                     .map(|hash| Entry { hash, scope: Scope::Event(d.event) })
-                    .ok_or(DeviceListError::BadHash(i))
+                    .ok_or(DeviceListKind::BadHash(i))
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self { entries })
@@ -166,12 +136,17 @@ impl TokenSet {
 
     /// The token's hash (the device's identity for per-device state, never the token) if the header
     /// carries a token allowed for `event`; otherwise why not.
-    pub fn authenticate(&self, authorization: Option<&str>, event: u32) -> Result<[u8; 32], Denied> {
-        let digest = token_hash(bearer(authorization).ok_or(Denied::Unknown)?);
+    pub fn authenticate(&self, authorization: Option<&str>, event: u32) -> Result<[u8; 32]> {
+        Ok(self.authenticate_kind(authorization, event)?)
+    }
+
+    /// [`authenticate`](Self::authenticate)'s refusal as the bare kind (comparable: the tests' form).
+    pub(crate) fn authenticate_kind(&self, authorization: Option<&str>, event: u32) -> Result<[u8; 32], AuthKind> {
+        let digest = token_hash(bearer(authorization).ok_or(AuthKind::Unknown)?);
         match self.check(&digest, Some(event)) {
             (_, true) => Ok(digest),
-            (true, false) => Err(Denied::WrongEvent(event)),
-            (false, _) => Err(Denied::Unknown),
+            (true, false) => Err(AuthKind::WrongEvent(event)),
+            (false, _) => Err(AuthKind::Unknown),
         }
     }
 
@@ -196,6 +171,7 @@ pub use scanner_core::wire::bearer;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     #[test]
     fn tokens_are_checked_by_hash() {
@@ -210,7 +186,7 @@ mod tests {
         assert_eq!(set.device_of(Some("Bearer alpha")), Some(scanner_core::token::token_hash("alpha")));
         assert_eq!(set.device_of(Some("Bearer gamma")), None);
         // Unscoped static entries are valid for every event (issuer-less deployments, as before).
-        assert_eq!(set.authenticate(Some("Bearer alpha"), 7), Ok(token_hash("alpha")));
+        assert_eq!(set.authenticate_kind(Some("Bearer alpha"), 7), Ok(token_hash("alpha")));
     }
 
     #[test]
@@ -227,11 +203,11 @@ mod tests {
     #[test]
     fn static_entries_may_be_scoped_to_an_event() {
         let set = TokenSet::parse(&format!("{}:1 {}", token_hash_hex("one"), token_hash_hex("any"))).unwrap();
-        assert_eq!(set.authenticate(Some("Bearer one"), 1), Ok(token_hash("one")));
-        assert_eq!(set.authenticate(Some("Bearer one"), 2), Err(Denied::WrongEvent(2)));
-        assert_eq!(set.authenticate(Some("Bearer any"), 2), Ok(token_hash("any")));
-        assert_eq!(set.authenticate(Some("Bearer other"), 1), Err(Denied::Unknown));
-        assert_eq!(set.authenticate(None, 1), Err(Denied::Unknown));
+        assert_eq!(set.authenticate_kind(Some("Bearer one"), 1), Ok(token_hash("one")));
+        assert_eq!(set.authenticate_kind(Some("Bearer one"), 2), Err(AuthKind::WrongEvent(2)));
+        assert_eq!(set.authenticate_kind(Some("Bearer any"), 2), Ok(token_hash("any")));
+        assert_eq!(set.authenticate_kind(Some("Bearer other"), 1), Err(AuthKind::Unknown));
+        assert_eq!(set.authenticate_kind(None, 1), Err(AuthKind::Unknown));
     }
 
     /// What the issuer's `GET /v1/edge/devices` answers (issuer/src/edge.rs; the issuer's own HTTP test
@@ -248,14 +224,14 @@ mod tests {
     fn the_issuers_list_binds_each_token_to_its_event() {
         let pulled = TokenSet::from_issuer_json(&issuer_list(&[("door-1", 1), ("door-2", 2)])).unwrap();
         assert_eq!(pulled.len(), 2);
-        assert_eq!(pulled.authenticate(Some("Bearer door-1"), 1), Ok(token_hash("door-1")));
-        assert_eq!(pulled.authenticate(Some("Bearer door-1"), 2), Err(Denied::WrongEvent(2)));
-        assert_eq!(pulled.authenticate(Some("Bearer door-2"), 2), Ok(token_hash("door-2")));
-        assert_eq!(pulled.authenticate(Some("Bearer door-3"), 1), Err(Denied::Unknown));
+        assert_eq!(pulled.authenticate_kind(Some("Bearer door-1"), 1), Ok(token_hash("door-1")));
+        assert_eq!(pulled.authenticate_kind(Some("Bearer door-1"), 2), Err(AuthKind::WrongEvent(2)));
+        assert_eq!(pulled.authenticate_kind(Some("Bearer door-2"), 2), Ok(token_hash("door-2")));
+        assert_eq!(pulled.authenticate_kind(Some("Bearer door-3"), 1), Err(AuthKind::Unknown));
         // Known for some event: enough for the event-less endpoints (revocation list).
         assert!(pulled.allows(Some("Bearer door-2")));
-        assert_eq!(ApiError::from(Denied::WrongEvent(2)).status(), 403);
-        assert_eq!(ApiError::from(Denied::Unknown).status(), 401);
+        assert_eq!(pulled.authenticate(Some("Bearer door-1"), 2).unwrap_err().status(), 403);
+        assert_eq!(pulled.authenticate(Some("Bearer door-3"), 1).unwrap_err().status(), 401);
     }
 
     #[test]
@@ -263,24 +239,27 @@ mod tests {
         let configured = TokenSet::parse(&token_hash_hex("static")).unwrap();
         let pulled = TokenSet::from_issuer_json(&issuer_list(&[("door-1", 1)])).unwrap();
         let merged = TokenSet::merged(&configured, Some(&pulled));
-        assert_eq!(merged.authenticate(Some("Bearer static"), 9), Ok(token_hash("static")));
-        assert_eq!(merged.authenticate(Some("Bearer door-1"), 1), Ok(token_hash("door-1")));
-        assert_eq!(merged.authenticate(Some("Bearer door-1"), 9), Err(Denied::WrongEvent(9)));
+        assert_eq!(merged.authenticate_kind(Some("Bearer static"), 9), Ok(token_hash("static")));
+        assert_eq!(merged.authenticate_kind(Some("Bearer door-1"), 1), Ok(token_hash("door-1")));
+        assert_eq!(merged.authenticate_kind(Some("Bearer door-1"), 9), Err(AuthKind::WrongEvent(9)));
         assert_eq!(TokenSet::merged(&configured, None), configured);
     }
 
     #[test]
     fn a_damaged_issuer_list_is_refused_whole() {
-        assert!(matches!(TokenSet::from_issuer_json("not json"), Err(DeviceListError::Json(_))));
+        assert!(matches!(TokenSet::from_issuer_json("not json"), Err(Error::DeviceList(DeviceListKind::Json(_)))));
         assert!(matches!(
             TokenSet::from_issuer_json(r#"{"devices":[{"token_hash":"ab","event":1}]}"#),
-            Err(DeviceListError::BadHash(0))
+            Err(Error::DeviceList(DeviceListKind::BadHash(0)))
         ));
         // An event that is not a u32 (negative, missing) is a damaged list, not "any event".
         let h = token_hash_hex("x");
         assert!(TokenSet::from_issuer_json(&format!(r#"{{"devices":[{{"token_hash":"{h}","event":-1}}]}}"#)).is_err());
         assert!(TokenSet::from_issuer_json(&format!(r#"{{"devices":[{{"token_hash":"{h}"}}]}}"#)).is_err());
-        assert!(TokenSet::from_issuer_json(&" ".repeat(MAX_DEVICE_LIST_BYTES + 1)).is_err());
+        assert!(matches!(
+            TokenSet::from_issuer_json(&" ".repeat(MAX_DEVICE_LIST_BYTES + 1)),
+            Err(Error::DeviceList(DeviceListKind::TooLarge(MAX_DEVICE_LIST_BYTES)))
+        ));
         // Everyone revoked is a valid list.
         assert!(TokenSet::from_issuer_json(r#"{"devices":[]}"#).unwrap().is_empty());
     }

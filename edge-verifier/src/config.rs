@@ -8,21 +8,9 @@
 use std::rc::Rc;
 
 use scanner_core::{Keyring, RevocationList, VerifyContext};
-use thiserror::Error;
 
 use crate::auth::TokenSet;
-
-#[derive(Debug, Error)]
-pub enum ConfigError {
-    #[error("no keyring configured (KV key `keyring` or variable KEYRING_JSON)")]
-    NoKeyring,
-    #[error("keyring: {0}")]
-    Keyring(scanner_core::Error),
-    #[error("keyring has no keys")]
-    EmptyKeyring,
-    #[error("revocation list: {0}")]
-    Revocations(scanner_core::Error),
-}
+use crate::error::{ConfigKind, Result};
 
 /// A parsed keyring and revocation list.
 #[derive(Debug, Clone)]
@@ -34,14 +22,14 @@ pub struct Trust {
 impl Trust {
     /// Parses the keyring, then the revocation list against it (its signature is checked; a list that
     /// does not verify is an error, never silently ignored — that would un-revoke tickets).
-    pub fn parse(keyring_json: Option<&str>, revocations_json: Option<&str>) -> Result<Self, ConfigError> {
-        let keyring_json = keyring_json.filter(|s| !s.trim().is_empty()).ok_or(ConfigError::NoKeyring)?;
-        let keyring = Keyring::from_json(keyring_json).map_err(ConfigError::Keyring)?;
+    pub fn parse(keyring_json: Option<&str>, revocations_json: Option<&str>) -> Result<Self> {
+        let keyring_json = keyring_json.filter(|s| !s.trim().is_empty()).ok_or(ConfigKind::NoKeyring)?;
+        let keyring = Keyring::from_json(keyring_json).map_err(ConfigKind::Keyring)?;
         if keyring.is_empty() {
-            return Err(ConfigError::EmptyKeyring);
+            return Err(ConfigKind::EmptyKeyring.into());
         }
         let revocations = match revocations_json.filter(|s| !s.trim().is_empty()) {
-            Some(json) => RevocationList::from_json(json, &keyring).map_err(ConfigError::Revocations)?,
+            Some(json) => RevocationList::from_json(json, &keyring).map_err(ConfigKind::Revocations)?,
             None => RevocationList::new(),
         };
         Ok(Self { keyring, revocations })
@@ -233,14 +221,14 @@ impl DeviceTokens {
 
     /// The tokens to check requests against: `configured` (the `SCANNER_TOKEN_HASHES` text) merged with
     /// the pulled list. Built once per change, so a request costs a comparison, not a parse. A malformed
-    /// configured list is an error (the entries that are not hashes, shortened).
-    pub fn tokens(&mut self, configured: &str) -> Result<Rc<TokenSet>, Vec<String>> {
+    /// configured list is a configuration error naming the entries that are not hashes, shortened.
+    pub fn tokens(&mut self, configured: &str) -> Result<Rc<TokenSet>> {
         if let Some((text, generation, set)) = &self.merged {
             if text == configured && *generation == self.generation {
                 return Ok(set.clone());
             }
         }
-        let configured_set = TokenSet::parse(configured)?;
+        let configured_set = TokenSet::parse(configured).map_err(ConfigKind::ScannerTokenHashes)?;
         let set = Rc::new(TokenSet::merged(&configured_set, self.pulled.as_ref().map(|(_, s)| s)));
         self.merged = Some((configured.to_owned(), self.generation, set.clone()));
         Ok(set)
@@ -250,7 +238,8 @@ impl DeviceTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::{token_hash_hex, Denied};
+    use crate::auth::token_hash_hex;
+    use crate::error::{AuthKind, Error};
     use scanner_core::token::token_hash;
     use scanner_core::{IssuerKey, KeyId, RevocationHash, TicketId};
 
@@ -317,14 +306,14 @@ mod tests {
         let configured = token_hash_hex("static");
         // Before any pull only the configured tokens are known.
         let t = d.tokens(&configured).unwrap();
-        assert_eq!(t.authenticate(Some("Bearer door-1"), 1), Err(Denied::Unknown));
-        assert_eq!(t.authenticate(Some("Bearer static"), 1), Ok(token_hash("static")));
+        assert_eq!(t.authenticate_kind(Some("Bearer door-1"), 1), Err(AuthKind::Unknown));
+        assert_eq!(t.authenticate_kind(Some("Bearer static"), 1), Ok(token_hash("static")));
 
         assert_eq!(d.apply(Ok(&issuer_list(&[("door-1", 1), ("door-2", 1)]))), PullOutcome::Changed);
         let t = d.tokens(&configured).unwrap();
-        assert_eq!(t.authenticate(Some("Bearer door-1"), 1), Ok(token_hash("door-1")));
-        assert_eq!(t.authenticate(Some("Bearer door-1"), 2), Err(Denied::WrongEvent(2)));
-        assert_eq!(t.authenticate(Some("Bearer static"), 2), Ok(token_hash("static")));
+        assert_eq!(t.authenticate_kind(Some("Bearer door-1"), 1), Ok(token_hash("door-1")));
+        assert_eq!(t.authenticate_kind(Some("Bearer door-1"), 2), Err(AuthKind::WrongEvent(2)));
+        assert_eq!(t.authenticate_kind(Some("Bearer static"), 2), Ok(token_hash("static")));
         // Same text again: the merged set is reused, not rebuilt.
         assert_eq!(d.apply(Ok(&issuer_list(&[("door-1", 1), ("door-2", 1)]))), PullOutcome::Unchanged);
         assert!(Rc::ptr_eq(&t, &d.tokens(&configured).unwrap()));
@@ -333,17 +322,20 @@ mod tests {
         assert!(matches!(d.apply(Err("HTTP 503".into())), PullOutcome::KeptLastGood(_)));
         assert!(matches!(d.apply(Ok("<html>")), PullOutcome::KeptLastGood(_)));
         let t = d.tokens(&configured).unwrap();
-        assert_eq!(t.authenticate(Some("Bearer door-1"), 1), Ok(token_hash("door-1")));
+        assert_eq!(t.authenticate_kind(Some("Bearer door-1"), 1), Ok(token_hash("door-1")));
 
         // door-1 is revoked at the issuer: the next pull drops it.
         assert_eq!(d.apply(Ok(&issuer_list(&[("door-2", 1)]))), PullOutcome::Changed);
         let t = d.tokens(&configured).unwrap();
-        assert_eq!(t.authenticate(Some("Bearer door-1"), 1), Err(Denied::Unknown));
-        assert_eq!(t.authenticate(Some("Bearer door-2"), 1), Ok(token_hash("door-2")));
+        assert_eq!(t.authenticate_kind(Some("Bearer door-1"), 1), Err(AuthKind::Unknown));
+        assert_eq!(t.authenticate_kind(Some("Bearer door-2"), 1), Ok(token_hash("door-2")));
         assert!(d.has_pulled());
 
         // A malformed configured list is reported, not ignored.
-        assert!(d.tokens("nonsense").is_err());
+        assert!(matches!(
+            d.tokens("nonsense"),
+            Err(Error::Config(ConfigKind::ScannerTokenHashes(bad))) if bad == ["nonsense…"]
+        ));
     }
 
     #[test]
@@ -356,15 +348,15 @@ mod tests {
         let trust = Trust::parse(Some(&ring.to_json()), Some(&list.to_json())).unwrap();
         assert!(trust.revocations.contains(&TicketId([4; 12])));
         assert!(Trust::parse(Some(&ring.to_json()), None).unwrap().revocations.is_empty());
-        assert!(matches!(Trust::parse(None, None), Err(ConfigError::NoKeyring)));
-        assert!(matches!(Trust::parse(Some("{}"), None), Err(ConfigError::Keyring(_))));
+        assert!(matches!(Trust::parse(None, None), Err(Error::Config(ConfigKind::NoKeyring))));
+        assert!(matches!(Trust::parse(Some("{}"), None), Err(Error::Config(ConfigKind::Keyring(_)))));
         // A list signed by a key the keyring does not have is refused, not ignored.
         let other = IssuerKey::from_seed(KeyId(2), [2; 32]);
         let mut forged = RevocationList::new();
         forged.publish(&other, [RevocationHash::of(&TicketId([5; 12]))]);
         assert!(matches!(
             Trust::parse(Some(&ring.to_json()), Some(&forged.to_json())),
-            Err(ConfigError::Revocations(_))
+            Err(Error::Config(ConfigKind::Revocations(_)))
         ));
     }
 }

@@ -7,7 +7,6 @@
 //! atomic.
 
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 
 use scanner_core::redemption::online::decide_online;
 use scanner_core::redemption::record::{ScanRecord, RECORD_LEN};
@@ -16,13 +15,7 @@ use scanner_core::{Refusal, VerifyContext};
 
 use scanner_core::wire::RedeemRequest;
 
-#[derive(Debug, Error)]
-pub enum HistoryError {
-    #[error("stored scan has a bad device id")]
-    Device,
-    #[error("stored scan record is not valid: {0}")]
-    Record(String),
-}
+use crate::error::{Result, StoredScanKind};
 
 /// One scan that let a ticket through, as a shard stores it (JSON in Durable Object storage).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,15 +56,13 @@ impl StoredScan {
         }
     }
 
-    pub fn device_id(&self) -> Result<DeviceId, HistoryError> {
-        DeviceId::from_hex(&self.device).ok_or(HistoryError::Device)
+    pub fn device_id(&self) -> Result<DeviceId> {
+        Ok(DeviceId::from_hex(&self.device).ok_or(StoredScanKind::Device)?)
     }
 
-    pub fn scan_record(&self) -> Result<ScanRecord, HistoryError> {
-        let bytes = unhex(&self.record)
-            .filter(|b| b.len() == RECORD_LEN)
-            .ok_or_else(|| HistoryError::Record("not 32 hex-encoded bytes".into()))?;
-        ScanRecord::decode(&bytes).map_err(|e| HistoryError::Record(e.to_string()))
+    pub fn scan_record(&self) -> Result<ScanRecord> {
+        let bytes = unhex(&self.record).filter(|b| b.len() == RECORD_LEN).ok_or(StoredScanKind::NotHex)?;
+        Ok(ScanRecord::decode(&bytes).map_err(StoredScanKind::Record)?)
     }
 }
 
@@ -84,7 +75,7 @@ pub struct TicketHistory {
 impl TicketHistory {
     /// scanner-core's index over this history. Each device gets a gate table of the gate names it used
     /// here, and records point into it, so verdicts name the right gate.
-    pub fn index(&self) -> Result<ScanIndex, HistoryError> {
+    pub fn index(&self) -> Result<ScanIndex> {
         let mut tables: Vec<(DeviceId, String, Vec<String>)> = Vec::new();
         let mut records = Vec::with_capacity(self.scans.len());
         for s in &self.scans {
@@ -153,7 +144,7 @@ pub fn redeem(
     req: &RedeemRequest,
     ctx: &VerifyContext<'_>,
     now_ms: u64,
-) -> Result<Redemption, HistoryError> {
+) -> Result<Redemption> {
     let index = history.index()?;
     let decision = decide_online(&index, req, ctx, now_ms, history.last_hlc());
     let hlc = decision.hlc();

@@ -10,10 +10,14 @@
 //! ([`config`]), the revocation floor ([`revocations`]), a shard's decisions and storage ([`shard`],
 //! [`history`]) and the log's ([`relay`]). The Workers runtime binding (crate `worker`) exists only in
 //! the wasm32 build: `shell` (the fetch handler and the Durable Objects, one file each) does the I/O.
+//!
+//! Everything fallible returns the crate's one [`Error`] ([`error`]: which part refused, and how), which
+//! is also the one place an error becomes an HTTP status and scanner-core's wire `ErrorBody`.
 
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod error;
 pub mod history;
 pub mod relay;
 pub mod revocations;
@@ -21,3 +25,5 @@ pub mod shard;
 
 #[cfg(target_arch = "wasm32")]
 mod shell;
+
+pub use error::{Error, Result};

@@ -14,16 +14,15 @@
 use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 
-use scanner_core::error::{Error as CoreError, LogKind, SyncKind};
+use scanner_core::error::LogKind;
 use scanner_core::redemption::document::{PeerState, ServerReply};
 use scanner_core::redemption::{
     serve_sync, Accept, Batch, DeviceId, EventReport, Hlc, Outcome, RedemptionDoc, SyncChannel, TicketRef,
 };
 
-use crate::api::ApiError;
-use crate::history::{HistoryError, StoredScan};
+use crate::error::{RequestKind, Result};
+use crate::history::StoredScan;
 use crate::shard::{edge_device, shard_of};
 
 /// The edge's device name in the log and in reports.
@@ -78,6 +77,9 @@ impl SyncPeer {
 
     /// What the log takes from this peer: from a device (push, pull) only what it wrote under the id
     /// bound to its token; from a relay anything but the edge's own records.
+    // Elided on purpose: scanner-core's `Accept` may carry a lifetime (a relay held to a device list);
+    // this signature compiles with or without one, and borrows nothing from `self` either way.
+    #[allow(unknown_lints, mismatched_lifetime_syntaxes)]
     pub fn accept(&self, now_ms: u64) -> Accept {
         match self.channel {
             SyncChannel::Relay => Accept::relay(now_ms),
@@ -86,25 +88,6 @@ impl SyncPeer {
             }
         }
     }
-}
-
-/// The HTTP error for a sync message the log refused: too large (413) or not acceptable (400).
-pub fn sync_refused(e: RelayError) -> ApiError {
-    match e {
-        RelayError::Core(CoreError::Sync(SyncKind::TooLarge(_))) => {
-            ApiError::TooLarge(scanner_core::redemption::document::MAX_SYNC_MESSAGE_BYTES)
-        }
-        other => ApiError::BadRequest(other.to_string()),
-    }
-}
-
-#[derive(Debug, Error)]
-pub enum RelayError {
-    /// The log or the sync session refused it (scanner-core's sync and log kinds).
-    #[error(transparent)]
-    Core(#[from] CoreError),
-    #[error("a relayed scan is not valid: {0}")]
-    Scan(#[from] HistoryError),
 }
 
 /// Shard → log: scans the shard let through, to append as edge records. Internal (Durable Object to
@@ -163,7 +146,7 @@ impl LogRelay {
     }
 
     /// The log from its stored bytes (a full save and incremental chunks, concatenated; empty = new).
-    pub fn load(event: u32, saved: &[u8]) -> scanner_core::Result<Self> {
+    pub fn load(event: u32, saved: &[u8]) -> Result<Self> {
         if saved.is_empty() {
             return Ok(Self::new(event));
         }
@@ -213,7 +196,7 @@ impl LogRelay {
 
     /// Appends the edge's admissions (from a shard's outbox) as one change. Scans already in the log are
     /// skipped. Returns how many were added.
-    pub fn append_edge(&mut self, scans: &[StoredScan], now_secs: i64) -> Result<usize, RelayError> {
+    pub fn append_edge(&mut self, scans: &[StoredScan], now_secs: i64) -> Result<usize> {
         let mut gates = self.edge_gates.clone();
         let mut records = Vec::with_capacity(scans.len());
         let mut keys = Vec::with_capacity(scans.len());
@@ -230,7 +213,8 @@ impl LogRelay {
                     gates.len() - 1
                 }
             };
-            record.gate = u16::try_from(gate).map_err(|_| CoreError::from(LogKind::TooManyGates))?;
+            // More gates than a record can index: scanner-core's own refusal for a device's log.
+            record.gate = u16::try_from(gate).map_err(|_| scanner_core::Error::from(LogKind::TooManyGates))?;
             records.push(record);
             keys.push(key);
         }
@@ -248,26 +232,27 @@ impl LogRelay {
     /// One sync exchange (`peer` is the log's sync state for that peer and channel), through scanner-core's
     /// sync server: from a device only its own records are taken (so nothing under the edge's own actor,
     /// whose next sequence number a forgery would take), from a relay anything but the edge's own
-    /// records. A refused message changes neither the log nor `peer`.
+    /// records. A refused message changes neither the log nor `peer`, and is the peer's mistake
+    /// ([`RequestKind::refused`]: too large, or invalid in scanner-core's words).
     pub fn serve(
         &mut self,
         peer: &mut PeerState,
         message: &[u8],
         accept: Accept,
         channel: SyncChannel,
-    ) -> Result<ServerReply, RelayError> {
-        Ok(serve_sync(&mut self.doc, peer, message, accept, channel)?)
+    ) -> Result<ServerReply> {
+        Ok(serve_sync(&mut self.doc, peer, message, accept, channel).map_err(RequestKind::refused)?)
     }
 
     /// The organizer's report over everything the edge's log holds.
-    pub fn report(&self) -> scanner_core::Result<EventReport> {
+    pub fn report(&self) -> Result<EventReport> {
         Ok(EventReport::from_logs(&self.doc.device_logs()?))
     }
 
     /// The device records beyond `relayed` (records already relayed, per device) that the shards must
     /// know: those that let a ticket through, by owning shard. The edge's own records, and devices'
     /// mirrors of them, are never relayed (the shards decided them). Undos are relayed like passes.
-    pub fn backlog(&self, relayed: &BTreeMap<DeviceId, usize>) -> scanner_core::Result<Backlog> {
+    pub fn backlog(&self, relayed: &BTreeMap<DeviceId, usize>) -> Result<Backlog> {
         let mut backlog = Backlog::default();
         for device in self.doc.devices().filter(|d| *d != self.edge).collect::<Vec<_>>() {
             let done = relayed.get(&device).copied().unwrap_or(0);
@@ -297,6 +282,8 @@ impl LogRelay {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
+    use scanner_core::error::{Error as CoreError, SyncKind};
     use scanner_core::redemption::document::encode_peer_state;
     use scanner_core::redemption::{Outcome, ScanKind, ScanRecord};
 
@@ -379,8 +366,6 @@ mod tests {
         assert_eq!(pull.accept(5), Accept::device(own, 5));
         assert_eq!(SyncPeer::parse(&hex, SyncChannel::Relay).unwrap().accept(5), Accept::relay(5));
         assert_eq!(SyncPeer::parse("abc", SyncChannel::Push), None);
-        assert_eq!(sync_refused(RelayError::Core(SyncKind::TooLarge(1).into())).status(), 413);
-        assert_eq!(sync_refused(RelayError::Core(LogKind::TooManyGates.into())).status(), 400);
     }
 
     #[test]
@@ -477,7 +462,11 @@ mod tests {
         forger.receive_sync_message(&mut forger_state, &hello.reply.unwrap(), Accept::relay(NOW_MS)).unwrap();
         let message = forger.generate_sync_message(&mut forger_state).unwrap();
         let err = relay.serve(&mut relay_state, &message, Accept::relay(NOW_MS), SyncChannel::Push).unwrap_err();
-        assert!(matches!(err, RelayError::Core(CoreError::Sync(SyncKind::ForgedOwnActor(_)))), "{err}");
+        assert!(
+            matches!(err, Error::Request(RequestKind::Refused(CoreError::Sync(SyncKind::ForgedOwnActor(_))))),
+            "{err}"
+        );
+        assert_eq!((err.status(), err.code()), (400, "bad_request"), "the peer's mistake");
         assert_eq!(relay.doc().record_count(), 0);
         // The edge's own next change still goes in.
         assert_eq!(relay.append_edge(&[edge_scan(1, 1, "North")], 1).unwrap(), 1);
@@ -486,7 +475,7 @@ mod tests {
         let mut state = PeerState::new();
         let before_state = encode_peer_state(&state);
         let garbage = relay.serve(&mut state, b"\x42garbage", Accept::relay(NOW_MS), SyncChannel::Push);
-        assert!(matches!(garbage, Err(RelayError::Core(CoreError::Sync(_)))));
+        assert!(matches!(garbage, Err(Error::Request(RequestKind::Refused(CoreError::Sync(_))))));
         assert_eq!(encode_peer_state(&state), before_state);
         assert_eq!(relay.doc().heads(), heads);
     }

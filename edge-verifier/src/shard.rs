@@ -15,7 +15,8 @@ use std::collections::BTreeMap;
 use scanner_core::redemption::{DeviceId, TicketRef};
 use sha2::{Digest, Sha256};
 
-use crate::history::{HistoryError, StoredScan};
+use crate::error::Result;
+use crate::history::StoredScan;
 
 /// Redemption shards per event. One hot event is spread over this many Durable Objects (each handles
 /// hundreds of redemptions per second). NEVER change it for an event already being scanned: tickets would
@@ -121,7 +122,7 @@ impl Outbox {
 }
 
 /// Scans relayed from the log, by ticket (each ticket's history is read and written once).
-pub fn by_ticket(scans: Vec<StoredScan>) -> Result<BTreeMap<TicketRef, Vec<StoredScan>>, HistoryError> {
+pub fn by_ticket(scans: Vec<StoredScan>) -> Result<BTreeMap<TicketRef, Vec<StoredScan>>> {
     let mut by_ticket: BTreeMap<TicketRef, Vec<StoredScan>> = BTreeMap::new();
     for scan in scans {
         by_ticket.entry(scan.scan_record()?.ticket).or_default().push(scan);
@@ -188,7 +189,10 @@ mod tests {
         assert_eq!(grouped[&TicketRef([2; 12])].len(), 1);
         let mut bad = scan(1, 1);
         bad.record = "zz".into();
-        assert!(by_ticket(vec![bad]).is_err());
+        assert!(matches!(
+            by_ticket(vec![bad]),
+            Err(crate::error::Error::StoredScan(crate::error::StoredScanKind::NotHex))
+        ));
         assert_eq!(forward_delay_ms(None), OUTBOX_DELAY_MS);
         assert_eq!(forward_delay_ms(Some(" 250 ")), 250);
         assert_eq!(forward_delay_ms(Some("soon")), OUTBOX_DELAY_MS);

@@ -6,7 +6,8 @@ use worker::{console_error, Date, Env, Headers, Method, Request, RequestInit, Re
 
 use scanner_core::redemption::SyncChannel;
 
-use crate::api::{event_param, ApiError};
+use crate::api::event_param;
+use crate::error::{ConfigKind, Error, RequestKind};
 
 pub(super) fn now_ms() -> u64 {
     Date::now().as_millis()
@@ -28,17 +29,22 @@ fn json_response(body: String, status: u16) -> worker::Result<Response> {
     Ok(Response::from_bytes(body.into_bytes())?.with_status(status).with_headers(headers))
 }
 
-pub(super) fn json_ok(body: String) -> Result<Response, ApiError> {
+pub(super) fn json_ok(body: String) -> Result<Response, Error> {
     Ok(json_response(body, 200)?)
 }
 
-/// The answer for an error: its status and scanner-core's wire `ErrorBody`.
-pub(super) fn error_response(e: &ApiError) -> worker::Result<Response> {
+/// The answer for an error: its status and scanner-core's wire `ErrorBody` (both decided by
+/// [`Error::status`] and [`Error::body`]). A failure of the edge's own is logged here, so a Durable
+/// Object's answer is in the log even when its caller only sees the status.
+pub(super) fn error_response(e: &Error) -> worker::Result<Response> {
+    if e.status() >= 500 {
+        console_error!("edge error: {e}");
+    }
     json_response(e.to_json(), e.status())
 }
 
 /// A Durable Object's answer: the response, or the error as JSON with its status.
-pub(super) fn respond(result: Result<Response, ApiError>) -> worker::Result<Response> {
+pub(super) fn respond(result: Result<Response, Error>) -> worker::Result<Response> {
     match result {
         Ok(resp) => Ok(resp),
         Err(e) => error_response(&e),
@@ -46,17 +52,19 @@ pub(super) fn respond(result: Result<Response, ApiError>) -> worker::Result<Resp
 }
 
 /// A response of type `content_type`.
-pub(super) fn typed(resp: Response, content_type: &str) -> Result<Response, ApiError> {
+pub(super) fn typed(resp: Response, content_type: &str) -> Result<Response, Error> {
     let headers = Headers::new();
     headers.set("Content-Type", content_type)?;
     Ok(resp.with_headers(headers))
 }
 
 /// The Durable Object `name` of namespace `binding`.
-pub(super) fn stub(env: &Env, binding: &str, name: &str) -> Result<Stub, ApiError> {
-    env.durable_object(binding)
-        .and_then(|ns| ns.id_from_name(name)?.get_stub())
-        .map_err(|_| ApiError::Misconfigured(format!("Durable Object binding {binding} is missing")))
+pub(super) fn stub(env: &Env, binding: &'static str, name: &str) -> Result<Stub, Error> {
+    let stub = env.durable_object(binding).and_then(|ns| ns.id_from_name(name)?.get_stub());
+    Ok(stub.map_err(|e| {
+        console_error!("Durable Object {binding}/{name}: {e}");
+        ConfigKind::MissingBinding(binding)
+    })?)
 }
 
 /// A request from the Worker to a Durable Object (or to the issuer).
@@ -65,7 +73,7 @@ pub(super) fn internal_request(
     method: Method,
     body: Option<JsValue>,
     headers: &[(&str, &str)],
-) -> Result<Request, ApiError> {
+) -> Result<Request, Error> {
     let h = Headers::new();
     for (name, value) in headers {
         h.set(name, value)?;
@@ -76,12 +84,12 @@ pub(super) fn internal_request(
 }
 
 /// A POST of a JSON message to a Durable Object.
-pub(super) fn json_request(url: &str, body: &str) -> Result<Request, ApiError> {
+pub(super) fn json_request(url: &str, body: &str) -> Result<Request, Error> {
     internal_request(url, Method::Post, Some(JsValue::from_str(body)), &[])
 }
 
 /// Sends an internal request and passes the answer (status, type, body) through unchanged.
-pub(super) async fn pass_through(stub: &Stub, req: Request, what: &str) -> Result<Response, ApiError> {
+pub(super) async fn pass_through(stub: &Stub, req: Request, what: &str) -> Result<Response, Error> {
     let mut resp = stub.fetch_with_request(req).await.map_err(|e| unavailable(what, e))?;
     let status = resp.status_code();
     let content_type = resp.headers().get("Content-Type").ok().flatten();
@@ -95,46 +103,47 @@ pub(super) async fn pass_through(stub: &Stub, req: Request, what: &str) -> Resul
 }
 
 /// Sends an internal request that must be answered 200, and returns the answer.
-pub(super) async fn send_ok(stub: &Stub, req: Request, what: &str) -> Result<Response, ApiError> {
+pub(super) async fn send_ok(stub: &Stub, req: Request, what: &str) -> Result<Response, Error> {
     let resp = stub.fetch_with_request(req).await.map_err(|e| unavailable(what, e))?;
     if resp.status_code() != 200 {
         console_error!("{what} answered HTTP {}", resp.status_code());
-        return Err(ApiError::Internal);
+        return Err(Error::Internal);
     }
     Ok(resp)
 }
 
-fn unavailable(what: &str, e: worker::Error) -> ApiError {
+fn unavailable(what: &str, e: worker::Error) -> Error {
     console_error!("{what} unavailable: {e}");
-    ApiError::Internal
+    Error::Internal
 }
 
 /// The request's query parameters (400 if its URL cannot be read).
-fn query(req: &Request) -> Result<Vec<(String, String)>, ApiError> {
-    let url = req.url().map_err(|_| ApiError::BadRequest("bad URL".into()))?;
+fn query(req: &Request) -> Result<Vec<(String, String)>, Error> {
+    // The runtime parsed this URL to route the request; failing now is the client's URL, not the edge.
+    let url = req.url().map_err(|e| {
+        console_error!("request URL: {e}");
+        RequestKind::Url
+    })?;
     Ok(url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
 }
 
 /// The value of query parameter `name`, if given.
-pub(super) fn query_value(req: &Request, name: &str) -> Result<Option<String>, ApiError> {
+pub(super) fn query_value(req: &Request, name: &str) -> Result<Option<String>, Error> {
     Ok(query(req)?.into_iter().find(|(k, _)| k == name).map(|(_, v)| v))
 }
 
 /// Whether the query has `name=value`.
-pub(super) fn query_flag(req: &Request, name: &str, value: &str) -> Result<bool, ApiError> {
+pub(super) fn query_flag(req: &Request, name: &str, value: &str) -> Result<bool, Error> {
     Ok(query(req)?.iter().any(|(k, v)| k == name && v == value))
 }
 
 /// The `event` query parameter (`api::event_param`).
-pub(super) fn query_event(req: &Request) -> Result<u32, ApiError> {
+pub(super) fn query_event(req: &Request) -> Result<u32, Error> {
     let pairs = query(req)?;
     event_param(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
 /// The `channel` query parameter of a sync request: `push`, `pull` or `relay` (see `SyncChannel`).
-pub(super) fn query_channel(req: &Request) -> Result<SyncChannel, ApiError> {
-    query_value(req, "channel")?
-        .as_deref()
-        .and_then(SyncChannel::parse)
-        .ok_or_else(|| ApiError::BadRequest("give the sync channel: &channel=push or &channel=pull".into()))
+pub(super) fn query_channel(req: &Request) -> Result<SyncChannel, Error> {
+    query_value(req, "channel")?.as_deref().and_then(SyncChannel::parse).ok_or_else(|| RequestKind::NoChannel.into())
 }

@@ -18,9 +18,9 @@ use worker::{
 use scanner_core::redemption::document::{decode_peer_state, encode_peer_state, MAX_SYNC_MESSAGE_BYTES};
 use scanner_core::redemption::{DeviceId, SyncChannel};
 
-use crate::api::ApiError;
+use crate::error::{Error, RequestKind};
 use crate::history::StoredScan;
-use crate::relay::{log_parts, sync_refused, AppendRequest, LogRelay, LogWrite, SyncPeer, FOLD_DELAY_MS};
+use crate::relay::{log_parts, AppendRequest, LogRelay, LogWrite, SyncPeer, FOLD_DELAY_MS};
 use crate::shard::RETRY_MS;
 
 use super::calls::{self, PEER_HEADER};
@@ -31,16 +31,16 @@ use super::http::{header, json_ok, now_ms, query_channel, query_event, query_fla
 struct Db(SqlStorage);
 
 impl Db {
-    fn exec(&self, query: &str, bindings: Vec<SqlStorageValue>) -> Result<(), ApiError> {
+    fn exec(&self, query: &str, bindings: Vec<SqlStorageValue>) -> Result<(), Error> {
         self.0.exec(query, bindings).logged("log storage").map(drop)
     }
 
-    fn rows(&self, query: &str, bindings: Vec<SqlStorageValue>) -> Result<Vec<Vec<SqlStorageValue>>, ApiError> {
+    fn rows(&self, query: &str, bindings: Vec<SqlStorageValue>) -> Result<Vec<Vec<SqlStorageValue>>, Error> {
         self.0.exec(query, bindings).and_then(|cursor| cursor.raw().collect()).logged("log storage")
     }
 
     /// Stores `bytes` as pieces numbered from `first_seq`; returns how many.
-    fn store_parts(&self, first_seq: i64, bytes: &[u8]) -> Result<i64, ApiError> {
+    fn store_parts(&self, first_seq: i64, bytes: &[u8]) -> Result<i64, Error> {
         let mut seq = first_seq;
         for part in log_parts(bytes) {
             self.exec(
@@ -86,11 +86,11 @@ impl RedemptionLogObject {
     }
 
     /// Loads the log on first use (synchronous: SQLite calls do not wait, so nothing interleaves).
-    fn ensure_loaded(&self, event: u32) -> Result<(), ApiError> {
+    fn ensure_loaded(&self, event: u32) -> Result<(), Error> {
         if let Some(loaded) = self.log.borrow().as_ref() {
             if loaded.relay.event() != event {
                 console_error!("log object of event {} asked about event {event}", loaded.relay.event());
-                return Err(ApiError::Internal);
+                return Err(Error::Internal);
             }
             return Ok(());
         }
@@ -129,7 +129,7 @@ impl RedemptionLogObject {
 
     /// Writes what changed in the log: appended, or (`LogRelay::unsaved_write` decides) the whole log
     /// compacted. No await between the delete and the inserts: the runtime commits them together.
-    fn persist(&self, loaded: &mut LoadedLog) -> Result<(), ApiError> {
+    fn persist(&self, loaded: &mut LoadedLog) -> Result<(), Error> {
         let db = self.db();
         match loaded.relay.unsaved_write(loaded.parts) {
             None => {}
@@ -151,8 +151,8 @@ impl RedemptionLogObject {
 
     /// Writes the log's changes, or forgets the log in memory if that fails: memory must not run ahead
     /// of storage, so it is reloaded from what was stored.
-    fn persist_or_forget(&self, guard: &mut Option<LoadedLog>) -> Result<(), ApiError> {
-        let loaded = guard.as_mut().ok_or(ApiError::Internal)?;
+    fn persist_or_forget(&self, guard: &mut Option<LoadedLog>) -> Result<(), Error> {
+        let loaded = guard.as_mut().ok_or(Error::Internal)?;
         if let Err(e) = self.persist(loaded) {
             *guard = None;
             return Err(e);
@@ -162,7 +162,7 @@ impl RedemptionLogObject {
 
     /// Folds the buffered edge admissions into the document: appended, stored, and removed from the
     /// buffer with no await in between, so the runtime commits the three together.
-    fn fold(&self) -> Result<(), ApiError> {
+    fn fold(&self) -> Result<(), Error> {
         let db = self.db();
         let mut scans = Vec::new();
         for row in db.rows("SELECT scan FROM pending", vec![])? {
@@ -178,24 +178,24 @@ impl RedemptionLogObject {
             return Ok(());
         }
         let mut guard = self.log.borrow_mut();
-        let loaded = guard.as_mut().ok_or(ApiError::Internal)?;
+        let loaded = guard.as_mut().ok_or(Error::Internal)?;
         let now_secs = i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);
         if let Err(e) = loaded.relay.append_edge(&scans, now_secs) {
             // Left in the buffer: the edge's records are ours, so this is a bug to see, not to hide.
             console_error!("edge admissions refused by the log: {e}");
             *guard = None;
-            return Err(ApiError::Internal);
+            return Err(Error::Internal);
         }
         self.persist_or_forget(&mut guard)?;
         db.exec("DELETE FROM pending", vec![])?;
         Ok(())
     }
 
-    fn sync(&self, event: u32, peer: &str, channel: SyncChannel, message: &[u8]) -> Result<(Response, bool), ApiError> {
-        let peer = SyncPeer::parse(peer, channel).ok_or(ApiError::Internal)?;
+    fn sync(&self, event: u32, peer: &str, channel: SyncChannel, message: &[u8]) -> Result<(Response, bool), Error> {
+        let peer = SyncPeer::parse(peer, channel).ok_or(Error::Internal)?;
         let accept = peer.accept(now_ms());
         if message.len() > MAX_SYNC_MESSAGE_BYTES {
-            return Err(ApiError::TooLarge(MAX_SYNC_MESSAGE_BYTES));
+            return Err(RequestKind::TooLarge(MAX_SYNC_MESSAGE_BYTES).into());
         }
         self.ensure_loaded(event)?;
         self.fold()?;
@@ -212,8 +212,8 @@ impl RedemptionLogObject {
             // Losing a peer state only makes the next exchange with that device longer.
             .unwrap_or_default();
         let mut guard = self.log.borrow_mut();
-        let loaded = guard.as_mut().ok_or(ApiError::Internal)?;
-        let reply = loaded.relay.serve(&mut state, message, accept, channel).map_err(sync_refused)?;
+        let loaded = guard.as_mut().ok_or(Error::Internal)?;
+        let reply = loaded.relay.serve(&mut state, message, accept, channel)?;
         if reply.received.changed {
             self.persist_or_forget(&mut guard)?;
         }
@@ -230,7 +230,7 @@ impl RedemptionLogObject {
 
     /// A shard's forwarded admissions: buffered durably (acknowledged once stored), folded in later.
     /// Keyed by record, so a batch re-sent after a lost acknowledgement is stored once.
-    fn append(&self, body: &[u8]) -> Result<Response, ApiError> {
+    fn append(&self, body: &[u8]) -> Result<Response, Error> {
         let append: AppendRequest = serde_json::from_slice(body)?;
         self.ensure_loaded(append.event)?;
         let db = self.db();
@@ -244,7 +244,7 @@ impl RedemptionLogObject {
         json_ok(format!(r#"{{"buffered":{}}}"#, append.scans.len()))
     }
 
-    async fn ensure_alarm(&self, delay_ms: i64) -> Result<(), ApiError> {
+    async fn ensure_alarm(&self, delay_ms: i64) -> Result<(), Error> {
         if !self.alarm_pending.get() {
             self.state.storage().set_alarm(delay_ms).await.logged("log alarm")?;
             self.alarm_pending.set(true);
@@ -252,12 +252,12 @@ impl RedemptionLogObject {
         Ok(())
     }
 
-    fn report(&self, event: u32, text: bool) -> Result<Response, ApiError> {
+    fn report(&self, event: u32, text: bool) -> Result<Response, Error> {
         self.ensure_loaded(event)?;
         self.fold()?;
         let guard = self.log.borrow();
-        let loaded = guard.as_ref().ok_or(ApiError::Internal)?;
-        let report = loaded.relay.report().logged("report")?;
+        let loaded = guard.as_ref().ok_or(Error::Internal)?;
+        let report = loaded.relay.report()?;
         if text {
             return typed(Response::ok(report.to_table())?, "text/plain; charset=utf-8");
         }
@@ -266,7 +266,7 @@ impl RedemptionLogObject {
 
     /// Hands devices' new records to their shards, then moves the relay cursors. A failure leaves the
     /// cursors where they were (re-sending is harmless: shards skip scans they have) and re-arms the alarm.
-    async fn relay_backlog(&self) -> Result<(), ApiError> {
+    async fn relay_backlog(&self) -> Result<(), Error> {
         if self.relaying.replace(true) {
             // Another request is relaying; it loops until the backlog is empty.
             return Ok(());
@@ -276,12 +276,12 @@ impl RedemptionLogObject {
         result
     }
 
-    async fn relay_until_empty(&self) -> Result<(), ApiError> {
+    async fn relay_until_empty(&self) -> Result<(), Error> {
         loop {
             let (event, backlog) = {
                 let guard = self.log.borrow();
-                let loaded = guard.as_ref().ok_or(ApiError::Internal)?;
-                (loaded.relay.event(), loaded.relay.backlog(&loaded.relayed).logged("relay backlog")?)
+                let loaded = guard.as_ref().ok_or(Error::Internal)?;
+                (loaded.relay.event(), loaded.relay.backlog(&loaded.relayed)?)
             };
             if backlog.is_empty() {
                 return Ok(());
@@ -293,7 +293,7 @@ impl RedemptionLogObject {
             }
             let db = self.db();
             let mut guard = self.log.borrow_mut();
-            let loaded = guard.as_mut().ok_or(ApiError::Internal)?;
+            let loaded = guard.as_mut().ok_or(Error::Internal)?;
             for (device, records) in backlog.cursors {
                 let cursor = loaded.relayed.entry(device).or_default();
                 *cursor = (*cursor).max(records);
@@ -315,13 +315,17 @@ impl RedemptionLogObject {
         }
     }
 
-    async fn handle(&self, mut req: Request) -> Result<Response, ApiError> {
+    async fn handle(&self, mut req: Request) -> Result<Response, Error> {
         match req.path().as_str() {
             "/sync" => {
                 let event = query_event(&req)?;
                 let channel = query_channel(&req)?;
-                let peer = header(&req, PEER_HEADER).ok_or(ApiError::Internal)?;
-                let body = req.bytes().await.map_err(|_| ApiError::BadRequest("the body could not be read".into()))?;
+                let peer = header(&req, PEER_HEADER).ok_or(Error::Internal)?;
+                // Forwarded from the client's request as it arrived: a break-off is the client's.
+                let body = req.bytes().await.map_err(|e| {
+                    console_error!("sync body: {e}");
+                    RequestKind::UnreadableBody
+                })?;
                 let (resp, new_records) = self.sync(event, &peer, channel, &body)?;
                 if new_records {
                     // Before the reply: once a device has synced, its admissions hold at every gate.
@@ -341,7 +345,7 @@ impl RedemptionLogObject {
                 let event = query_event(&req)?;
                 self.report(event, query_flag(&req, "format", "text")?)
             }
-            _ => Err(ApiError::NotFound),
+            _ => Err(RequestKind::NotFound.into()),
         }
     }
 

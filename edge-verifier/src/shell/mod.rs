@@ -11,7 +11,7 @@
 //! - [`log_object`]: the `RedemptionLogObject` Durable Object (an event's redemption log, `/v1/sync`);
 //! - [`calls`]: how the Worker and the objects call each other (one client function per request);
 //! - [`http`]: what they share — variables, the clock, JSON answers, requests between objects;
-//! - [`errors`]: conversions of the runtime's errors into [`ApiError`](crate::api::ApiError).
+//! - [`errors`]: conversions of the runtime's errors into the crate's [`Error`](crate::error::Error).
 //!
 //! Bindings (see wrangler.toml):
 //! - `REDEMPTIONS`: Durable Object namespace of `RedemptionShard` (ticket redemption state, sharded by

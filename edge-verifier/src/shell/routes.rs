@@ -7,9 +7,10 @@ use worker::{console_error, event, Context, Env, Method, Request, Response};
 use scanner_core::redemption::SyncChannel;
 
 use crate::api::{
-    self, check_declared_length, cors_origin, is_json, is_sync_body, parse_redeem, split_list, verdict_json, ApiError,
-    Route, ScannerRoute, ShardRedeem, MAX_REDEEM_BODY, MAX_SYNC_BODY,
+    self, check_declared_length, cors_origin, is_json, is_sync_body, parse_redeem, split_list, verdict_json, Route,
+    ScannerRoute, ShardRedeem, MAX_REDEEM_BODY, MAX_SYNC_BODY,
 };
+use crate::error::{AuthKind, Error, RequestKind};
 use crate::history::ticket_of;
 use crate::shard::shard_of;
 
@@ -20,17 +21,17 @@ use super::trust::{device_tokens, load_trust, relay_tokens};
 /// Checks the device token, for `event` when the request is about one (`None`: any event the token is
 /// valid for); returns the device's identity (its token's hash, never the token). Unknown: 401; valid
 /// for another event: 403.
-async fn authenticate(req: &Request, env: &Env, event: Option<u32>) -> Result<[u8; 32], ApiError> {
+async fn authenticate(req: &Request, env: &Env, event: Option<u32>) -> Result<[u8; 32], Error> {
     let tokens = device_tokens(env).await?;
     let authorization = header(req, "Authorization");
     match event {
         Some(event) => Ok(tokens.authenticate(authorization.as_deref(), event)?),
-        None => tokens.device_of(authorization.as_deref()).ok_or(ApiError::Unauthorized),
+        None => Ok(tokens.device_of(authorization.as_deref()).ok_or(AuthKind::Unknown)?),
     }
 }
 
 /// [`authenticate`] for the event of the request's `?event=` (401 before the query is looked at).
-async fn authenticate_query_event(req: &Request, env: &Env) -> Result<([u8; 32], u32), ApiError> {
+async fn authenticate_query_event(req: &Request, env: &Env) -> Result<([u8; 32], u32), Error> {
     authenticate(req, env, None).await?;
     let event = query_event(req)?;
     Ok((authenticate(req, env, Some(event)).await?, event))
@@ -38,32 +39,40 @@ async fn authenticate_query_event(req: &Request, env: &Env) -> Result<([u8; 32],
 
 /// A relay session's peer: another sync server (the issuer) holding a token whose SHA-256 is in
 /// `RELAY_TOKEN_HASHES`. Returns the token's hash (the peer's key for its sync state) and the event.
-fn authenticate_relay(req: &Request, env: &Env) -> Result<([u8; 32], u32), ApiError> {
+fn authenticate_relay(req: &Request, env: &Env) -> Result<([u8; 32], u32), Error> {
     let event = query_event(req)?;
-    let relays = relay_tokens(env)?.ok_or(ApiError::Unauthorized)?;
-    let hash =
-        relays.authenticate(header(req, "Authorization").as_deref(), event).map_err(|_| ApiError::Unauthorized)?;
+    let relays = relay_tokens(env)?.ok_or(AuthKind::Unknown)?;
+    // A relay token scoped to another event is answered as unknown (401), never 403: a relay is not told
+    // which events its token is good for.
+    let hash = match relays.authenticate(header(req, "Authorization").as_deref(), event) {
+        Err(Error::Auth(AuthKind::WrongEvent(_))) => Err(AuthKind::Unknown.into()),
+        other => other,
+    }?;
     Ok((hash, event))
 }
 
 /// Reads a body no larger than `limit`, refusing by declared length before reading.
-async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiError> {
+async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, Error> {
     check_declared_length(header(req, "Content-Length").as_deref(), limit)?;
-    let body = req.bytes().await.map_err(|_| ApiError::BadRequest("the body could not be read".into()))?;
+    // A body that breaks off while it is read is the client's (an aborted upload), not the edge's.
+    let body = req.bytes().await.map_err(|e| {
+        console_error!("request body: {e}");
+        RequestKind::UnreadableBody
+    })?;
     if body.len() > limit {
-        return Err(ApiError::TooLarge(limit));
+        return Err(RequestKind::TooLarge(limit).into());
     }
     Ok(body)
 }
 
 /// `POST /v1/redeem`: scanner-core's wire `RedeemRequest`, decided by the ticket's shard.
-async fn handle_redeem(mut req: Request, env: &Env) -> Result<Response, ApiError> {
+async fn handle_redeem(mut req: Request, env: &Env) -> Result<Response, Error> {
     if req.method() != Method::Post {
-        return Err(ApiError::MethodNotAllowed);
+        return Err(RequestKind::MethodNotAllowed.into());
     }
     authenticate(&req, env, None).await?;
     if !is_json(header(&req, "Content-Type").as_deref()) {
-        return Err(ApiError::UnsupportedMediaType("application/json"));
+        return Err(RequestKind::UnsupportedMediaType("application/json").into());
     }
     let body = read_body(&mut req, MAX_REDEEM_BODY).await?;
     let redeem_req = parse_redeem(&body)?;
@@ -82,9 +91,9 @@ async fn handle_redeem(mut req: Request, env: &Env) -> Result<Response, ApiError
 
 /// `POST /v1/sync?event=ID&channel=push|pull|relay`: one automerge sync message, as the issuer's sync
 /// server takes it.
-async fn handle_sync(mut req: Request, env: &Env) -> Result<Response, ApiError> {
+async fn handle_sync(mut req: Request, env: &Env) -> Result<Response, Error> {
     if req.method() != Method::Post {
-        return Err(ApiError::MethodNotAllowed);
+        return Err(RequestKind::MethodNotAllowed.into());
     }
     // Who is asking comes first (a device learns 401/403 before it learns its request is malformed).
     let channel = query_channel(&req);
@@ -94,7 +103,7 @@ async fn handle_sync(mut req: Request, env: &Env) -> Result<Response, ApiError> 
     };
     let channel = channel?;
     if !is_sync_body(header(&req, "Content-Type").as_deref()) {
-        return Err(ApiError::UnsupportedMediaType("application/octet-stream"));
+        return Err(RequestKind::UnsupportedMediaType("application/octet-stream").into());
     }
     let body = read_body(&mut req, MAX_SYNC_BODY).await?;
     // The log keeps automerge sync state per token and channel, and takes from a device only what it
@@ -103,9 +112,9 @@ async fn handle_sync(mut req: Request, env: &Env) -> Result<Response, ApiError> 
 }
 
 /// `GET /v1/report?event=ID[&format=text]`: scanner-core's report over the edge's log.
-async fn handle_report(req: Request, env: &Env) -> Result<Response, ApiError> {
+async fn handle_report(req: Request, env: &Env) -> Result<Response, Error> {
     if req.method() != Method::Get {
-        return Err(ApiError::MethodNotAllowed);
+        return Err(RequestKind::MethodNotAllowed.into());
     }
     let (_, event) = authenticate_query_event(&req, env).await?;
     calls::report(env, event, query_flag(&req, "format", "text")?).await
@@ -113,9 +122,9 @@ async fn handle_report(req: Request, env: &Env) -> Result<Response, ApiError> {
 
 /// `GET /v1/scanner/...`: what `scanner init --server` fetches, so a device can be set up against the
 /// edge as against the issuer. The keyring is public (as on the issuer); the rest needs a device token.
-async fn handle_scanner_config(req: Request, env: &Env, route: ScannerRoute) -> Result<Response, ApiError> {
+async fn handle_scanner_config(req: Request, env: &Env, route: ScannerRoute) -> Result<Response, Error> {
     if req.method() != Method::Get {
-        return Err(ApiError::MethodNotAllowed);
+        return Err(RequestKind::MethodNotAllowed.into());
     }
     if route == ScannerRoute::Keyring {
         return json_ok(load_trust(env).await?.keyring.to_json());
@@ -128,7 +137,7 @@ async fn handle_scanner_config(req: Request, env: &Env, route: ScannerRoute) -> 
                 authenticate_query_event(&req, env).await?;
             }
             let since = match query_value(&req, "since")? {
-                Some(v) => v.parse::<u64>().map_err(|_| ApiError::BadRequest("since must be a number".into()))?,
+                Some(v) => v.parse::<u64>().map_err(RequestKind::Since)?,
                 None => 0,
             };
             json_ok(load_trust(env).await?.revocations.delta_since(since).to_json())
@@ -136,18 +145,19 @@ async fn handle_scanner_config(req: Request, env: &Env, route: ScannerRoute) -> 
         ScannerRoute::Manifest(event) => {
             authenticate(&req, env, Some(event)).await?;
             // The issuer publishes each event's manifest to KV; the edge hands it out as it is.
-            let kv = env.kv("CONFIG").map_err(|_| ApiError::NotFound)?;
+            // No KV bound: no manifest was ever published here, so there is none to find (404).
+            let Ok(kv) = env.kv("CONFIG") else { return Err(RequestKind::NotFound.into()) };
             match kv.get(&format!("manifest:{event}")).text().await? {
                 Some(manifest) => json_ok(manifest),
-                None => Err(ApiError::NotFound),
+                None => Err(RequestKind::NotFound.into()),
             }
         }
-        ScannerRoute::Keyring | ScannerRoute::Unknown => Err(ApiError::NotFound),
+        ScannerRoute::Keyring | ScannerRoute::Unknown => Err(RequestKind::NotFound.into()),
     }
 }
 
-async fn route(req: Request, env: &Env) -> Result<Response, ApiError> {
-    match Route::of(&req.path()).ok_or(ApiError::NotFound)? {
+async fn route(req: Request, env: &Env) -> Result<Response, Error> {
+    match Route::of(&req.path()).ok_or(RequestKind::NotFound)? {
         Route::Redeem => handle_redeem(req, env).await,
         Route::Sync => handle_sync(req, env).await,
         Route::Report => handle_report(req, env).await,
@@ -182,12 +192,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
     }
     let resp = match route(req, &env).await {
         Ok(resp) => resp,
-        Err(e) => {
-            if e.status() >= 500 {
-                console_error!("edge error: {e}");
-            }
-            error_response(&e)?
-        }
+        Err(e) => error_response(&e)?,
     };
     add_cors(resp, cors.as_deref())
 }

@@ -7,7 +7,8 @@ use worker::js_sys::{Array, Object, Reflect};
 use worker::wasm_bindgen::JsValue;
 use worker::{console_error, durable_object, DurableObject, Env, ListOptions, Request, Response, State, Storage};
 
-use crate::api::{self, recorded_verdict_json, verdict_json, ApiError, ShardRedeem};
+use crate::api::{self, recorded_verdict_json, verdict_json, ShardRedeem};
+use crate::error::{Error, RequestKind};
 use crate::history::{redeem, ticket_of, TicketHistory};
 use crate::relay::RelayRequest;
 use crate::shard::{
@@ -27,7 +28,7 @@ pub struct RedemptionShard {
     alarm_pending: Cell<bool>,
 }
 
-async fn load_history(storage: &Storage, key: &str) -> Result<TicketHistory, ApiError> {
+async fn load_history(storage: &Storage, key: &str) -> Result<TicketHistory, Error> {
     match storage.get::<String>(key).await.logged("shard storage read failed")? {
         Some(json) => serde_json::from_str(&json).logged(&format!("shard history {key} unreadable")),
         None => Ok(TicketHistory::default()),
@@ -35,7 +36,7 @@ async fn load_history(storage: &Storage, key: &str) -> Result<TicketHistory, Api
 }
 
 impl RedemptionShard {
-    async fn ensure_alarm(&self) -> Result<(), ApiError> {
+    async fn ensure_alarm(&self) -> Result<(), Error> {
         if !self.alarm_pending.get() {
             let delay = forward_delay_ms(var(&self.env, "LOG_FORWARD_DELAY_MS").as_deref());
             self.state.storage().set_alarm(delay).await.logged("shard alarm")?;
@@ -44,7 +45,7 @@ impl RedemptionShard {
         Ok(())
     }
 
-    async fn redeem(&self, mut req: Request) -> Result<Response, ApiError> {
+    async fn redeem(&self, mut req: Request) -> Result<Response, Error> {
         let ShardRedeem { request: valid, now_ms: now } = serde_json::from_slice(&req.bytes().await?)?;
         let (ticket, _) = match ticket_of(&valid.qr_text) {
             Ok(t) => t,
@@ -76,9 +77,13 @@ impl RedemptionShard {
     }
 
     /// Records devices synced into the log: added to their tickets' histories (idempotently).
-    async fn relay(&self, mut req: Request) -> Result<Response, ApiError> {
+    async fn relay(&self, mut req: Request) -> Result<Response, Error> {
         let relayed: RelayRequest = serde_json::from_slice(&req.bytes().await?)?;
-        let by_ticket = by_ticket(relayed.scans).map_err(|_| ApiError::BadRequest("relayed record".into()))?;
+        // Refused as a bad message (400) to the log object that sent it, which keeps and retries it.
+        let by_ticket = by_ticket(relayed.scans).map_err(|e| {
+            console_error!("relayed record refused: {e}");
+            RequestKind::InternalMessage("relayed record")
+        })?;
         let storage = self.state.storage();
         let mut added = 0usize;
         for (ticket, scans) in by_ticket {
@@ -96,7 +101,7 @@ impl RedemptionShard {
     }
 
     /// Sends the outbox to the event's log until it is empty.
-    async fn drain_outbox(&self) -> Result<(), ApiError> {
+    async fn drain_outbox(&self) -> Result<(), Error> {
         let storage = self.state.storage();
         loop {
             let listed = storage
@@ -134,7 +139,7 @@ impl DurableObject for RedemptionShard {
         respond(match req.path().as_str() {
             "/redeem" => self.redeem(req).await,
             "/relay" => self.relay(req).await,
-            _ => Err(ApiError::NotFound),
+            _ => Err(RequestKind::NotFound.into()),
         })
     }
 

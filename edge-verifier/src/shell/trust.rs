@@ -10,9 +10,9 @@ use worker::{console_error, Env, Method};
 
 use scanner_core::wire::{EDGE_DEVICES_PATH, REVOCATIONS_PATH};
 
-use crate::api::ApiError;
 use crate::auth::TokenSet;
 use crate::config::{pull_interval, DeviceTokens, PullOutcome, Pulled, PulledList, Trust, TrustCache};
+use crate::error::{ConfigKind, Error};
 
 use super::http::{internal_request, now_ms, var};
 use super::trust_store;
@@ -69,7 +69,7 @@ async fn pull_revocations(env: &Env, now: u64) -> Option<Pulled> {
 ///
 /// On the redemption path this is one thread-local look-up: the parsed trust is reused until the pulled
 /// list changes or, with KV bound, `config::KV_CACHE_MS` passes ([`TrustCache`]).
-pub(super) async fn load_trust(env: &Env) -> Result<Rc<Trust>, ApiError> {
+pub(super) async fn load_trust(env: &Env) -> Result<Rc<Trust>, Error> {
     let now = now_ms();
     let pulled = pull_revocations(env, now).await;
     let generation = pulled.as_ref().map(|p| p.generation);
@@ -90,22 +90,18 @@ pub(super) async fn load_trust(env: &Env) -> Result<Rc<Trust>, ApiError> {
     };
     // The keyring and the configured list must verify: a configured list that does not is a
     // misconfiguration, never silently ignored (that would un-revoke tickets).
-    let configured_trust = Trust::parse(keyring.as_deref(), configured.as_deref()).map_err(misconfigured)?;
+    let configured_trust = Trust::parse(keyring.as_deref(), configured.as_deref())?;
     // The list in use is the newest verified one among the durably stored, the pulled and the configured
     // (`revocations::choose`, run by the trust store): never older than one this edge has seen before.
     let candidates: Vec<String> = pulled.iter().map(|p| p.json.to_string()).chain(configured).collect();
     let keyring_json = configured_trust.keyring.to_json();
     let trust = match trust_store::revocation_floor(env, &keyring_json, candidates).await? {
-        Some(list) => Trust::parse(Some(&keyring_json), Some(&list)).map_err(misconfigured)?,
+        Some(list) => Trust::parse(Some(&keyring_json), Some(&list))?,
         None => configured_trust,
     };
     let trust = Rc::new(trust);
     TRUST.with(|t| *t.borrow_mut() = Some(TrustCache::new(generation, now, trust.clone())));
     Ok(trust)
-}
-
-fn misconfigured(e: crate::config::ConfigError) -> ApiError {
-    ApiError::Misconfigured(e.to_string())
 }
 
 /// Pulls the issuer's device list (`GET /v1/edge/devices`: each active device token's hash with its
@@ -126,19 +122,15 @@ async fn pull_devices(env: &Env, now: u64) {
 
 /// The device tokens requests are checked against: the configured ones (`SCANNER_TOKEN_HASHES`) merged
 /// with the issuer's list (one thread-local look-up once pulled).
-pub(super) async fn device_tokens(env: &Env) -> Result<Rc<TokenSet>, ApiError> {
+pub(super) async fn device_tokens(env: &Env) -> Result<Rc<TokenSet>, Error> {
     pull_devices(env, now_ms()).await;
     let configured = var(env, "SCANNER_TOKEN_HASHES").unwrap_or_default();
-    DEVICES.with(|d| d.borrow_mut().tokens(&configured)).map_err(|bad| {
-        // Only the first characters of each bad entry are shown: they are hashes, but keep logs short.
-        ApiError::Misconfigured(format!("SCANNER_TOKEN_HASHES has entries that are not SHA-256 hex[:event]: {bad:?}"))
-    })
+    // A malformed list names only the first characters of each bad entry (`TokenSet::parse`).
+    DEVICES.with(|d| d.borrow_mut().tokens(&configured))
 }
 
 /// The sync servers allowed to relay (secret `RELAY_TOKEN_HASHES`); `None` if there are none.
-pub(super) fn relay_tokens(env: &Env) -> Result<Option<TokenSet>, ApiError> {
+pub(super) fn relay_tokens(env: &Env) -> Result<Option<TokenSet>, Error> {
     let Some(list) = var(env, "RELAY_TOKEN_HASHES").filter(|l| !l.trim().is_empty()) else { return Ok(None) };
-    TokenSet::parse(&list).map(Some).map_err(|bad| {
-        ApiError::Misconfigured(format!("RELAY_TOKEN_HASHES has {} entries that are not SHA-256 hex", bad.len()))
-    })
+    Ok(TokenSet::parse(&list).map(Some).map_err(ConfigKind::RelayTokenHashes)?)
 }

@@ -6,7 +6,7 @@
 
 use worker::{console_error, durable_object, DurableObject, Env, Request, Response, State};
 
-use crate::api::ApiError;
+use crate::error::{ConfigKind, Error, RequestKind};
 use crate::revocations::{choose, FloorDecision, FloorRequest};
 
 use super::errors::Logged;
@@ -23,7 +23,7 @@ pub(super) async fn revocation_floor(
     env: &Env,
     keyring: &str,
     candidates: Vec<String>,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<String>, Error> {
     let body = serde_json::to_string(&FloorRequest { keyring: keyring.to_owned(), candidates })?;
     let store = stub(env, "TRUST", TRUST_STORE_NAME)?;
     let mut resp = send_ok(&store, json_request("https://trust/revocations", &body)?, "trust store").await?;
@@ -39,12 +39,13 @@ pub struct TrustStore {
 }
 
 impl TrustStore {
-    async fn revocations(&self, mut req: Request) -> Result<Response, ApiError> {
+    async fn revocations(&self, mut req: Request) -> Result<Response, Error> {
         let body = req.bytes().await?;
-        let ask: FloorRequest =
-            serde_json::from_slice(&body).map_err(|_| ApiError::BadRequest("trust request".into()))?;
-        let keyring =
-            scanner_core::Keyring::from_json(&ask.keyring).map_err(|e| ApiError::Misconfigured(e.to_string()))?;
+        let ask: FloorRequest = serde_json::from_slice(&body).map_err(|e| {
+            console_error!("trust request: {e}");
+            RequestKind::InternalMessage("trust request")
+        })?;
+        let keyring = scanner_core::Keyring::from_json(&ask.keyring).map_err(ConfigKind::Keyring)?;
         let storage = self.state.storage();
         let stored = storage.get::<String>(STORED_KEY).await.logged("trust store read failed")?;
         let candidates: Vec<&str> = ask.candidates.iter().map(String::as_str).collect();
@@ -70,7 +71,7 @@ impl DurableObject for TrustStore {
     async fn fetch(&self, req: Request) -> worker::Result<Response> {
         respond(match req.path().as_str() {
             "/revocations" => self.revocations(req).await,
-            _ => Err(ApiError::NotFound),
+            _ => Err(RequestKind::NotFound.into()),
         })
     }
 }
