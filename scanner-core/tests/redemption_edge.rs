@@ -103,12 +103,62 @@ fn mirror_and_edge_record_are_one_admission() {
     assert_eq!(both.admitted_by_gate.values().sum::<u64>(), 1);
     assert_eq!(both, merged(&[&e_doc, &a_doc]), "the same whatever the merge order");
 
-    // An edge that did not send its clock: the mirror has the device's own, still one admission.
+    // An edge that did not send its clock: the mirror has the device's own, and nothing shows it is the
+    // same decision as the edge's record, so the two are reported as a conflict (visible, not hidden).
     let mut b = device(0xb, "door b");
     b.record_edge_verdict(&qr, ScanKind::Entry, "North", &edge_reply(&verdict, None), NOW_MS + 900).unwrap();
     let b_doc = saved(&mut b);
     let r = merged(&[&b_doc, &e_doc]);
-    assert_eq!((r.admitted, r.edge_copies, r.conflicts.len()), (1, 1, 0));
+    assert_eq!((r.admitted, r.edge_copies, r.conflicts.len()), (2, 0, 1));
+}
+
+#[test]
+fn hub_and_edge_admitting_the_same_ticket_are_a_conflict_and_their_mirrors_are_copies() {
+    const HUB: DeviceId = DeviceId(0x40b0_0000_0000_0001);
+    let (key, _) = issuer();
+    let qr = qr(&key, &ticket(5, EntryPolicy::SingleEntry, EVENT));
+    let verdict = admit_verdict(&qr);
+    assert!(verdict.is_admit());
+    // The hub (cut off from the edge) admits at door a; 300 ms later the edge admits the same ticket at
+    // door b, which only reaches the edge. Each device mirrors the verdict it showed, with the clock value
+    // the verdict carried.
+    let hub_hlc = Hlc((NOW_MS + 100) << 16);
+    let edge_hlc = Hlc((NOW_MS + 400) << 16);
+    let mut a = device(0xa, "door a");
+    a.record_edge_verdict(&qr, ScanKind::Entry, "North", &edge_reply(&verdict, Some(hub_hlc)), NOW_MS + 100).unwrap();
+    let mut b = device(0xb, "door b");
+    b.record_edge_verdict(&qr, ScanKind::Entry, "South", &edge_reply(&verdict, Some(edge_hlc)), NOW_MS + 400).unwrap();
+    let (a_doc, b_doc) = (saved(&mut a), saved(&mut b));
+    let mut hub_doc = RedemptionDoc::new_for_device(HUB);
+    let gates = vec!["North".to_owned()];
+    let hub_records = [edge_record(5, hub_hlc, ScanKind::Entry, false)];
+    let batch = Batch { device_name: "hub", gates: &gates, records: &hub_records, overrides: &[], time: 0 };
+    hub_doc.append_batch(HUB, batch).unwrap();
+    let e_doc = edge_log(&[edge_record(5, edge_hlc, ScanKind::Entry, false)]);
+
+    // The two servers' records alone: two admissions of a single-entry ticket, one conflict.
+    let servers = merged(&[&hub_doc, &e_doc]);
+    assert_eq!((servers.admitted, servers.edge_copies, servers.conflicts.len()), (2, 0, 1), "{servers:#?}");
+    assert_eq!(servers.conflicts[0].scans.len(), 2);
+    assert_eq!(servers.conflicts[0].scans[0].device, HUB);
+    assert_eq!(servers.conflicts[0].scans[1].device, EDGE);
+
+    // Everything merged: each mirror is a copy of its own server's record (counted once), the conflict
+    // stays, with one scan per decision.
+    let all = merged(&[&a_doc, &hub_doc, &b_doc, &e_doc]);
+    assert_eq!((all.scans, all.admitted, all.decided_by_edge, all.edge_copies), (4, 2, 2, 2), "{all:#?}");
+    assert_eq!(all.conflicts.len(), 1);
+    let hlcs: Vec<Hlc> = all.conflicts[0].scans.iter().map(|s| s.hlc).collect();
+    assert_eq!(hlcs, vec![hub_hlc, edge_hlc]);
+    assert_eq!(all, merged(&[&e_doc, &b_doc, &hub_doc, &a_doc]), "the same whatever the merge order");
+
+    // Only the mirrors merged (the servers' own parts not yet relayed): still two decisions, one conflict.
+    let mirrors = merged(&[&a_doc, &b_doc]);
+    assert_eq!((mirrors.admitted, mirrors.edge_copies, mirrors.conflicts.len()), (2, 0, 1));
+
+    // One decision only (the hub's) and its mirror: one admission, one copy, no conflict.
+    let one = merged(&[&a_doc, &hub_doc]);
+    assert_eq!((one.admitted, one.edge_copies, one.conflicts.len()), (1, 1, 0));
 }
 
 #[test]
@@ -160,11 +210,13 @@ fn re_entry_through_the_edge_is_not_a_conflict_but_entering_offline_while_inside
     assert_eq!((r.admitted, r.exits, r.edge_copies), (2, 1, 3), "{r:#?}");
     assert!(r.conflicts.is_empty(), "{:#?}", r.conflicts);
 
-    // Mirrors with the device's own (skewed) clock still pair up.
+    // Online passes with other clock values are other decisions, not copies: an edge-decided entry 300 ms
+    // after the edge's own entry, with no exit between, is entering while inside.
     let skewed: Vec<ScanRecord> = edge.iter().map(|r| ScanRecord { hlc: Hlc(r.hlc.0 + (300 << 16)), ..*r }).collect();
     let b_doc = device_doc(DeviceId(0xb), std::slice::from_ref(&skewed));
     let r = merged(&[&b_doc, &e_doc]);
-    assert_eq!((r.admitted, r.exits, r.conflicts.len()), (2, 1, 0), "{r:#?}");
+    assert_eq!((r.admitted, r.exits, r.edge_copies), (4, 2, 0), "{r:#?}");
+    assert_eq!(r.conflicts.len(), 1, "{r:#?}");
 
     // Offline entry at +500 while the holder is inside (entered via the edge at +0): a conflict.
     let offline = ScanRecord { reentry: true, ..record(n, 0, ScanKind::Entry, Outcome::Admitted) };
@@ -206,13 +258,17 @@ mod properties {
     use proptest::prelude::*;
     use std::collections::BTreeSet;
 
-    /// If the edge admitted a ticket: whether the edge's record is merged, and which device (if any) kept
-    /// a mirror.
+    /// If a server (the edge, then a venue hub deciding on its own) admitted a ticket: whether the server's
+    /// record is merged, and which device (if any) kept a mirror.
     type Online = Option<(bool, Option<usize>)>;
 
-    /// Per ticket: how many devices admitted it offline (0..3), and what the edge did.
-    fn scenario() -> impl Strategy<Value = Vec<(usize, Online)>> {
-        prop::collection::vec((0usize..3, prop::option::of((any::<bool>(), prop::option::of(0usize..3)))), 1..30)
+    fn online() -> impl Strategy<Value = Online> {
+        prop::option::of((any::<bool>(), prop::option::of(0usize..3)))
+    }
+
+    /// Per ticket: how many devices admitted it offline (0..3), what the edge did and what the hub did.
+    fn scenario() -> impl Strategy<Value = Vec<(usize, Online, Online)>> {
+        prop::collection::vec((0usize..3, online(), online()), 1..30)
     }
 
     proptest! {
@@ -221,25 +277,29 @@ mod properties {
         fn edge_copies_never_hide_or_invent_a_duplicate(s in scenario(), order in any::<u64>()) {
             let mut devices: Vec<Vec<ScanRecord>> = vec![Vec::new(); 3];
             let mut edge = Vec::new();
+            let mut hub = Vec::new();
             let mut expected_conflicts = BTreeSet::new();
             let mut expected_admitted = 0u64;
-            for (n, (offline, online)) in s.iter().enumerate() {
+            for (n, (offline, edge_did, hub_did)) in s.iter().enumerate() {
                 let n = n as u64;
                 for (d, list) in devices.iter_mut().enumerate().take(*offline) {
                     list.push(record(n, 1000 + d as u64, ScanKind::Entry, Outcome::Admitted));
                 }
-                let mut edge_counted = false;
-                if let Some((merged, mirror)) = online {
-                    let hlc = Hlc(((NOW + n) * 1000) << 16);
-                    if *merged {
-                        edge.push(edge_record(n, hlc, ScanKind::Entry, false));
+                // Each server's decision counts once if any copy of it (its record, a mirror) is merged.
+                let mut online_decisions = 0u64;
+                for (server, did, offset_ms) in [(&mut edge, edge_did, 0), (&mut hub, hub_did, 7)] {
+                    if let Some((merged, mirror)) = did {
+                        let hlc = Hlc(((NOW + n) * 1000 + offset_ms) << 16);
+                        if *merged {
+                            server.push(edge_record(n, hlc, ScanKind::Entry, false));
+                        }
+                        if let Some(d) = mirror {
+                            devices[*d].push(edge_record(n, hlc, ScanKind::Entry, false));
+                        }
+                        online_decisions += u64::from(*merged || mirror.is_some());
                     }
-                    if let Some(d) = mirror {
-                        devices[*d].push(edge_record(n, hlc, ScanKind::Entry, false));
-                    }
-                    edge_counted = *merged || mirror.is_some();
                 }
-                let admissions = *offline as u64 + u64::from(edge_counted);
+                let admissions = *offline as u64 + online_decisions;
                 expected_admitted += admissions;
                 if admissions > 1 {
                     expected_conflicts.insert(TicketRef::of(&ticket_id(n)));
@@ -253,6 +313,14 @@ mod properties {
                 .collect();
             if !edge.is_empty() {
                 docs.push(edge_log(&edge));
+            }
+            if !hub.is_empty() {
+                let hub_id = DeviceId(0x40b);
+                let gates = vec!["North".to_owned()];
+                let mut doc = RedemptionDoc::new_for_device(hub_id);
+                let batch = Batch { device_name: "hub", gates: &gates, records: &hub, overrides: &[], time: 0 };
+                doc.append_batch(hub_id, batch).unwrap();
+                docs.push(doc);
             }
             let forward: Vec<&RedemptionDoc> = docs.iter().collect();
             let mut shuffled = forward.clone();

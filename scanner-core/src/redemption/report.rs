@@ -4,14 +4,22 @@
 //! Computed from the union of all devices' records only, so any two logs holding the same scans give the
 //! same report, whatever order they were merged in: a duplicate cannot hide behind a merge.
 //!
-//! Scans decided by the edge Worker can appear twice: in the edge's own part of the log and as the
-//! scanning device's mirror of the verdict it showed (both flagged `decided_by_edge`). The edge decides
-//! each ticket's scans one at a time against everything it knows, so its decisions about one ticket never
-//! conflict with each other: among a ticket's edge-decided passes, an entry after an edge-decided entry of
-//! a single-entry ticket, or a pass of the same kind (entry/entry, exit/exit) right after another
-//! edge-decided pass of a re-entry ticket, is a copy of that admission and is counted once. A mirror whose
-//! edge record is not merged yet simply counts alone. Offline admissions are never collapsed, so a ticket
-//! admitted offline somewhere and also by the edge, or twice offline, is still a conflict.
+//! Scans decided online (by the edge Worker or a venue hub, [`super::online`]) can appear twice: in the
+//! deciding server's own part of the log and as the scanning device's mirror of the verdict it showed
+//! (both flagged `decided_by_edge`). The two are the *same* decision, and they carry the same clock value:
+//! the server sends its record's clock in the verdict and the device's mirror takes it
+//! ([`crate::wire::VerdictBody::hlc`]). So an online-decided pass is a copy, counted once, exactly when an
+//! earlier online-decided pass of the same ticket (and slot) has the same clock value and the same kind
+//! (entry or exit). Order alone proves nothing: a hub cut off from the edge and the edge itself may both
+//! admit one single-entry ticket, each deciding correctly on what it knows; those two decisions have
+//! different clock values and are a conflict like any other double entry. A mirror whose server record is
+//! not merged yet simply counts alone. Offline admissions are never collapsed, so a ticket admitted offline
+//! somewhere and also online, or twice offline, is still a conflict.
+//!
+//! Two consequences of matching on the clock: a mirror that does not carry the server's clock (a server
+//! that sent none) cannot be told from an independent admission and shows as a conflict with the
+//! server's record — visible, never hidden; and two servers deciding the same ticket in the same
+//! millisecond with nothing earlier to order after (equal clock values) would be taken for one decision.
 //!
 //! A supervisor's undo ([`Outcome::Undone`]) compensates every earlier pass of its ticket (and slot) in
 //! that total order: those passes are listed under `undone` and counted nowhere else, and a later entry
@@ -88,8 +96,8 @@ pub struct EventReport {
     pub refused: u64,
     /// Of `admitted`, how many the edge Worker decided (online).
     pub decided_by_edge: u64,
-    /// Extra copies of edge-decided passes (the edge's record and a device's mirror of the same verdict),
-    /// counted once and left out of every other figure.
+    /// Extra copies of online-decided passes (the deciding server's record and a device's mirror of the
+    /// same verdict, with the same clock value), counted once and left out of every other figure.
     pub edge_copies: u64,
     pub admitted_by_gate: BTreeMap<String, u64>,
     pub admitted_by_hour: BTreeMap<String, u64>,
@@ -196,24 +204,22 @@ impl EventReport {
             // The passes that count, in order: copies of an edge decision left out, and passes before an
             // undo compensated.
             let mut kept: Vec<usize> = Vec::with_capacity(group.len());
-            let mut last_edge: Option<ScanKind> = None;
-            let mut edge_entered = false;
+            // The clock value and kind of the latest online decision seen: a copy of one decision has the
+            // same clock, so it sorts right beside it (the group is in clock order). Not reset by an undo:
+            // a copy of an undone pass is still only a copy.
+            let mut last_online: Option<(Hlc, ScanKind)> = None;
             for (n, p) in group.iter().enumerate() {
                 let r = record(p);
                 if r.outcome == Outcome::Undone {
                     undone.extend(kept.drain(..).map(|k| (group[k].2, group[k].3)));
-                    last_edge = None;
-                    edge_entered = false;
                     continue;
                 }
                 if r.decided_by_edge {
-                    let copy = last_edge == Some(r.kind) || (!reentry && r.kind == ScanKind::Entry && edge_entered);
-                    if copy {
+                    if last_online == Some((r.hlc, r.kind)) {
                         report.edge_copies += 1;
                         continue;
                     }
-                    last_edge = Some(r.kind);
-                    edge_entered |= r.kind == ScanKind::Entry;
+                    last_online = Some((r.hlc, r.kind));
                 }
                 kept.push(n);
             }
