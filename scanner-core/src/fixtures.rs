@@ -17,7 +17,7 @@ pub const EVENT: u32 = 77;
 pub const NOW: u64 = 1_780_336_800;
 
 /// What a receiver a day after `NOW` takes from another server (the clock bound is not in the way).
-pub fn relay() -> Accept {
+pub fn relay() -> Accept<'static> {
     Accept::relay((NOW + 86_400) * 1000)
 }
 

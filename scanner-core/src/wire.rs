@@ -33,6 +33,9 @@ pub const KEYRING_PATH: &str = "/v1/scanner/keyring";
 pub const REVOCATIONS_PATH: &str = "/v1/scanner/revocations";
 /// The sync endpoint (served by the issuer and the edge; [`sync_path`] adds the query).
 pub const SYNC_PATH: &str = "/v1/sync";
+/// On a relay's sync answer: how many changes of that message were refused because the relay may not
+/// carry their device ([`crate::redemption::Accept::writers`]); absent when none were.
+pub const REFUSED_CHANGES_HEADER: &str = "x-refused-changes";
 /// The issuer's list of active device token hashes, each with its event, for the edge (edge token).
 pub const EDGE_DEVICES_PATH: &str = "/v1/edge/devices";
 /// The header that carries a supervisor pass to the issuer.

@@ -3,6 +3,7 @@
 
 mod redemption_support;
 
+use std::collections::BTreeSet;
 use std::io::Write;
 
 use automerge::sync;
@@ -11,7 +12,7 @@ use automerge::{ActorId, Automerge, ReadDoc, ScalarValue, ROOT};
 use redemption_support::*;
 use scanner_core::error::{Error, LogKind, SyncKind};
 use scanner_core::redemption::document::{serve_sync, Accept, Batch, MAX_CLOCK_SKEW_MS, MAX_INFLATED_SYNC_BYTES};
-use scanner_core::redemption::{DeviceId, Hlc, Outcome, RedemptionDoc, ScanKind, ScanRecord, SyncChannel};
+use scanner_core::redemption::{DeviceId, EventReport, Hlc, Outcome, RedemptionDoc, ScanKind, ScanRecord, SyncChannel};
 
 const NOW_MS: u64 = NOW * 1000;
 
@@ -203,6 +204,69 @@ fn a_relay_cannot_write_under_the_receivers_own_id() {
     }
     assert!(matches!(refused, Some(Error::Sync(SyncKind::ForgedOwnActor(_)))), "{refused:?}");
     assert_eq!(edge_doc.record_count(), 2);
+}
+
+/// One relay session of `relay` (client) with `server`, the server holding the relay to `writers`.
+/// Returns (round trips, changes refused), or the first refusal.
+fn relay_session(
+    relay: &mut RedemptionDoc,
+    server: &mut RedemptionDoc,
+    writers: &BTreeSet<DeviceId>,
+) -> scanner_core::Result<(usize, usize)> {
+    let (mut r_state, mut s_state) = (sync::State::new(), sync::State::new());
+    let mut refused = 0;
+    for round in 0..30 {
+        let Some(m) = relay.generate_sync_message(&mut r_state) else { return Ok((round, refused)) };
+        let reply = serve_sync(server, &mut s_state, &m, Accept::relay_of(writers, NOW_MS), SyncChannel::Relay)?;
+        refused += reply.received.refused_changes;
+        if let Some(r) = reply.reply {
+            relay.receive_sync_message(&mut r_state, &r, Accept::relay(NOW_MS))?;
+        }
+    }
+    panic!("the relay session did not finish in 30 round trips");
+}
+
+#[test]
+fn a_relay_held_to_its_devices_cannot_write_under_made_up_ids() {
+    let (listed, made_up) = (DeviceId(0xa), DeviceId(0x2bad));
+    // A hub's log: a registered door device's 3 scans, and 2 under an id no one registered.
+    let mut hub = RedemptionDoc::new_relay();
+    let mut door = device_doc(listed, &[records(0..3)]);
+    hub.merge(&door).expect("merge");
+    hub.merge(&device_doc(made_up, &[records(10..12)])).expect("merge");
+    let writers: BTreeSet<DeviceId> = [listed, DeviceId(0x40b)].into_iter().collect();
+    let mut issuer = RedemptionDoc::new_relay();
+
+    let (_, refused) = relay_session(&mut hub, &mut issuer, &writers).expect("relay");
+    assert_eq!(refused, 1, "one change (the made-up device's one batch) refused");
+    assert_eq!(issuer.device_record_count(listed), 3);
+    assert_eq!(issuer.device_record_count(made_up), 0);
+    assert_eq!(issuer.devices().collect::<Vec<_>>(), vec![listed]);
+    let report = EventReport::from_logs(&issuer.device_logs().expect("logs"));
+    assert_eq!((report.scans, report.admitted), (3, 3));
+
+    // The next session offers the refused change again, is refused again and still ends; a listed
+    // device's later scans keep arriving.
+    let batch =
+        Batch { device_name: "door", gates: &["gate-a".into()], records: &records(3..5), overrides: &[], time: 0 };
+    door.append_batch(listed, batch).expect("append");
+    hub.merge(&door).expect("merge");
+    let (_, refused) = relay_session(&mut hub, &mut issuer, &writers).expect("relay");
+    assert_eq!(refused, 1);
+    assert_eq!((issuer.device_record_count(listed), issuer.device_record_count(made_up)), (5, 0));
+
+    // Without a list (servers of one deployment), the same relay carries every device.
+    let mut open = RedemptionDoc::new_relay();
+    let (mut r_state, mut s_state) = (sync::State::new(), sync::State::new());
+    for _ in 0..30 {
+        let Some(m) = hub.generate_sync_message(&mut r_state) else { break };
+        let reply = serve_sync(&mut open, &mut s_state, &m, Accept::relay(NOW_MS), SyncChannel::Relay).expect("relay");
+        assert_eq!(reply.received.refused_changes, 0);
+        if let Some(r) = reply.reply {
+            hub.receive_sync_message(&mut r_state, &r, Accept::relay(NOW_MS)).expect("reply");
+        }
+    }
+    assert_eq!(open.device_record_count(made_up), 2);
 }
 
 #[test]

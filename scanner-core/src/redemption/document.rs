@@ -41,7 +41,10 @@
 //!   freeze (take a sequence number first) or reorder another device's log, and honest devices that
 //!   carry what another server sent them lose nothing, since servers relay to each other;
 //! - from a **relay** (another sync server, or the server a device syncs with) it accepts any device's
-//!   changes, but never one written under its own id that it does not already hold;
+//!   changes, but never one written under its own id that it does not already hold. A relay whose
+//!   credential is narrower than the deployment's own servers (a venue hub's token) may be held to a list
+//!   of device ids ([`Accept::relay_of`]: the event's registered devices): changes under any other id are
+//!   refused and counted, never merged, so a hub token cannot invent devices;
 //! - every message: at most [`MAX_SYNC_MESSAGE_BYTES`], only change chunks (whole documents and bundles
 //!   are refused; this module's peers never send them, see [`RedemptionDoc::generate_sync_message`]),
 //!   compressed changes inflated under a budget *before* automerge sees them
@@ -126,20 +129,33 @@ impl SyncChannel {
 
 /// What a receiver takes from one sync message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Accept {
+pub struct Accept<'a> {
     pub from: Peer,
     /// The receiver's wall clock, Unix milliseconds: records stamped after `now_ms + MAX_CLOCK_SKEW_MS`
     /// are refused.
     pub now_ms: u64,
+    /// From a relay: the only device ids whose changes are taken (e.g. an event's registered devices,
+    /// the hub's own among them). A relay credential is trusted to carry what it holds, not to invent
+    /// devices: changes under any other id are refused, not merged, and counted
+    /// ([`Received::refused_changes`]). `None`: every device's changes (a relay between servers of the
+    /// same deployment).
+    pub writers: Option<&'a BTreeSet<DeviceId>>,
 }
 
-impl Accept {
+impl Accept<'static> {
     pub fn device(device: DeviceId, now_ms: u64) -> Self {
-        Self { from: Peer::Device(device), now_ms }
+        Self { from: Peer::Device(device), now_ms, writers: None }
     }
 
     pub fn relay(now_ms: u64) -> Self {
-        Self { from: Peer::Relay, now_ms }
+        Self { from: Peer::Relay, now_ms, writers: None }
+    }
+}
+
+impl<'a> Accept<'a> {
+    /// A relay that may carry the changes of `writers` only (see [`Accept::writers`]).
+    pub fn relay_of(writers: &'a BTreeSet<DeviceId>, now_ms: u64) -> Self {
+        Self { from: Peer::Relay, now_ms, writers: Some(writers) }
     }
 
     fn latest_ms(&self) -> u64 {
@@ -263,6 +279,8 @@ pub struct Received {
     pub changed: bool,
     /// How many more records the log holds than before.
     pub new_records: usize,
+    /// Changes a relay sent under a device id it may not carry ([`Accept::writers`]): refused, not merged.
+    pub refused_changes: usize,
 }
 
 /// The redemption log document. See the module documentation for the model.
@@ -274,7 +292,15 @@ pub struct RedemptionDoc {
     /// The writing device's own changes only (built on first append): new changes are made here so they
     /// depend on nothing but the device's previous change, then applied to `doc`.
     own: Option<Automerge>,
+    /// Changes a relay offered under device ids it may not carry ([`Accept::writers`]), in memory only:
+    /// a server does not ask for them again, so the relay's session ends instead of offering them each
+    /// round (after a restart the first session learns them again). At most [`MAX_REFUSED_REMEMBERED`].
+    refused: BTreeSet<ChangeHash>,
 }
+
+/// Most refused change hashes a log remembers (32 bytes each). Beyond, a relay's session with refused
+/// changes may run to its round limit; nothing is merged either way.
+const MAX_REFUSED_REMEMBERED: usize = 65_536;
 
 fn actor_of(id: &ObjId) -> Option<&ActorId> {
     match id {
@@ -452,12 +478,19 @@ impl RedemptionDoc {
             shape: Shape::default(),
             saved_heads: Vec::new(),
             own: None,
+            refused: BTreeSet::new(),
         }
     }
 
     /// An empty log that only receives and relays (the sync server, the organizer's report).
     pub fn new_relay() -> Self {
-        Self { doc: Automerge::new(), shape: Shape::default(), saved_heads: Vec::new(), own: None }
+        Self {
+            doc: Automerge::new(),
+            shape: Shape::default(),
+            saved_heads: Vec::new(),
+            own: None,
+            refused: BTreeSet::new(),
+        }
     }
 
     /// Loads and validates a saved log (a full save, incremental chunks, or both concatenated).
@@ -465,7 +498,7 @@ impl RedemptionDoc {
         let doc = catch_unwind(|| Automerge::load(bytes)).map_err(|_| LogKind::Panicked)??;
         let shape = read_shape(&doc, None, None)?;
         let saved_heads = doc.get_heads();
-        Ok(Self { doc, shape, saved_heads, own: None })
+        Ok(Self { doc, shape, saved_heads, own: None, refused: BTreeSet::new() })
     }
 
     /// Loads a log that `device` will write to.
@@ -487,7 +520,7 @@ impl RedemptionDoc {
         }))
         .map_err(|_| LogKind::Panicked)??;
         let shape = read_shape(&doc, None, None)?;
-        Ok(Self { doc, shape, saved_heads: Vec::new(), own: None })
+        Ok(Self { doc, shape, saved_heads: Vec::new(), own: None, refused: BTreeSet::new() })
     }
 
     /// The full document, compressed.
@@ -707,7 +740,7 @@ impl RedemptionDoc {
         &mut self,
         state: &mut sync::State,
         bytes: &[u8],
-        accept: Accept,
+        accept: Accept<'_>,
     ) -> crate::Result<Received> {
         Ok(self.take_sync_message(state, bytes, accept)?)
     }
@@ -718,19 +751,19 @@ impl RedemptionDoc {
         &mut self,
         state: &mut sync::State,
         bytes: &[u8],
-        accept: Accept,
+        accept: Accept<'_>,
     ) -> Result<Received, SyncKind> {
         let mut message = decode_message(bytes)?;
         let changes = decode_changes(&message.changes)?;
         // A read-only session (a server's side of a device's pull) takes nothing.
-        let kept = if state.read_only { Vec::new() } else { self.admissible(changes, accept.from)? };
+        let (kept, refused_changes) = if state.read_only { (Vec::new(), 0) } else { self.admissible(changes, accept)? };
         message.changes = sync::ChunkList::from(kept.iter().map(|c| c.raw_bytes().to_vec()).collect::<Vec<_>>());
         let mut candidate_state = state.clone();
         if message.changes.is_empty() {
             // No changes: only the sync state can move.
             self.doc.receive_sync_message(&mut candidate_state, message).map_err(LogKind::from)?;
             *state = candidate_state;
-            return Ok(Received::default());
+            return Ok(Received { refused_changes, ..Received::default() });
         }
         let before = self.doc.get_heads();
         let mut candidate = self.doc.clone();
@@ -744,28 +777,44 @@ impl RedemptionDoc {
         }
         let received = self.adopt(candidate, &before, Some(accept.latest_ms()))?;
         *state = candidate_state;
-        Ok(received)
+        Ok(Received { refused_changes, ..received })
     }
 
-    /// The changes of a message this log may take from `from`, in order. See the module documentation.
-    fn admissible(&self, changes: Vec<Change>, from: Peer) -> Result<Vec<Change>, SyncKind> {
+    /// The changes of a message this log may take, in order, and how many a relay sent under ids it may
+    /// not carry. See the module documentation.
+    fn admissible(&mut self, changes: Vec<Change>, accept: Accept<'_>) -> Result<(Vec<Change>, usize), SyncKind> {
         let own = self.doc.get_actor().clone();
         let mut kept: Vec<Change> = Vec::with_capacity(changes.len());
+        let mut refused = 0;
         for change in changes {
             if self.doc.get_change_by_hash(&change.hash()).is_some() {
                 continue; // a repeat: nothing to take
             }
             let author = change.actor_id();
-            let allowed = match from {
+            let allowed = match accept.from {
                 Peer::Device(device) => author.to_bytes() == device.actor_bytes(),
                 Peer::Relay if *author == own => return Err(SyncKind::ForgedOwnActor(own.to_hex_string())),
-                Peer::Relay => true,
+                Peer::Relay => match accept.writers {
+                    None => true,
+                    Some(writers) => {
+                        let device =
+                            <[u8; 8]>::try_from(author.to_bytes()).ok().map(|b| DeviceId(u64::from_be_bytes(b)));
+                        let listed = device.is_some_and(|d| writers.contains(&d));
+                        if !listed {
+                            refused += 1;
+                            if self.refused.len() < MAX_REFUSED_REMEMBERED {
+                                self.refused.insert(change.hash());
+                            }
+                        }
+                        listed
+                    }
+                },
             };
             if allowed {
                 kept.push(change);
             }
         }
-        Ok(kept)
+        Ok((kept, refused))
     }
 
     /// Merges another log into this one. If the result would not be a valid log, this one is unchanged.
@@ -791,6 +840,7 @@ impl RedemptionDoc {
         Ok(Received {
             changed: self.doc.get_heads() != before,
             new_records: self.record_count().saturating_sub(old_count),
+            refused_changes: 0,
         })
     }
 
@@ -837,7 +887,7 @@ pub fn serve_sync(
     doc: &mut RedemptionDoc,
     peer: &mut sync::State,
     incoming: &[u8],
-    accept: Accept,
+    accept: Accept<'_>,
     channel: SyncChannel,
 ) -> crate::Result<ServerReply> {
     // A device's pull session: this side takes nothing and says so (automerge's read-only flag), so the
@@ -849,6 +899,11 @@ pub fn serve_sync(
     peer.read_only = matches!((accept.from, channel), (Peer::Device(_), SyncChannel::Pull));
     let their_heads_before = peer.their_heads.clone();
     let received = doc.receive_sync_message(peer, incoming, accept)?;
+    if accept.writers.is_some() && !doc.refused.is_empty() {
+        // Not asked for again: what was refused stays refused (see `RedemptionDoc::refused`).
+        peer.their_heads =
+            peer.their_heads.take().map(|heads| heads.into_iter().filter(|h| !doc.refused.contains(h)).collect());
+    }
     let pull = peer.read_only;
     let news = received.changed || peer.their_heads != their_heads_before;
     peer.their_capabilities = None;

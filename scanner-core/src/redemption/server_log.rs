@@ -36,7 +36,7 @@ use thiserror::Error;
 
 use super::decision::ScanIndex;
 use super::document::{decode_peer_state, encode_peer_state, Batch, LogKind, PeerState, Received};
-use super::document::{serve_sync, Accept, RedemptionDoc, SyncChannel};
+use super::document::{serve_sync, Accept, RedemptionDoc, ServerReply, SyncChannel};
 use super::record::{DeviceId, Hlc, ScanRecord};
 use super::report::EventReport;
 
@@ -196,9 +196,21 @@ impl ServerLog {
         &mut self,
         peer_key: &str,
         message: &[u8],
-        accept: Accept,
+        accept: Accept<'_>,
         channel: SyncChannel,
     ) -> crate::Result<Option<Vec<u8>>> {
+        Ok(self.serve_exchange(peer_key, message, accept, channel)?.reply)
+    }
+
+    /// [`Self::serve`], also saying what the message brought (new records, and changes refused because a
+    /// relay may not carry their device, [`Accept::writers`]).
+    pub fn serve_exchange(
+        &mut self,
+        peer_key: &str,
+        message: &[u8],
+        accept: Accept<'_>,
+        channel: SyncChannel,
+    ) -> crate::Result<ServerReply> {
         let mut state = self.peer_state(peer_key);
         let reply = serve_sync(&mut self.doc, &mut state, message, accept, channel)?;
         if reply.received.changed {
@@ -206,7 +218,7 @@ impl ServerLog {
             self.persist()?;
         }
         self.save_peer(peer_key, state);
-        Ok(reply.reply)
+        Ok(reply)
     }
 
     /// One step of a session this log runs as the *client* with another server (the issuer's relay with
