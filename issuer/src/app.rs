@@ -200,7 +200,9 @@ pub async fn start(config: Config) -> Result<Running> {
     create_dir(&config.data_dir)?;
     let key_dir = config.data_dir.join("keys");
     create_dir(&key_dir)?;
-    let db = Db::open(&config.data_dir, config.sqlite_synchronous).await.map_err(StartKind::Store)?;
+    let db = Db::open(config.database_url.as_deref(), &config.data_dir, config.sqlite_synchronous)
+        .await
+        .map_err(StartKind::Store)?;
     let (key, keyring) = keys::load_or_generate(&config.keyring_path(), &key_dir, util::now() as u64)?;
     tracing::info!(kid = key.key_id().0, "signing key loaded");
     // Already a start error (store or revocations).

@@ -43,7 +43,7 @@ fn bounded_name(s: &str) -> String {
 
 /// Writes one audit row in the caller's transaction (`tx` is `&mut *transaction`).
 pub async fn record(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut crate::db::Conn,
     who: &Staff,
     action: &str,
     target: &str,

@@ -71,6 +71,21 @@ pub struct Summary {
     pub created_at: u64,
 }
 
+/// Refuses a PostgreSQL store: `issuer backup` and `issuer restore` copy the SQLite file with SQLite's
+/// own API, and a PostgreSQL database has its own consistent online dump. `database_url` is the issuer's
+/// `--database-url` / `DATABASE_URL` (None: the SQLite file in the data directory).
+pub fn require_sqlite(database_url: Option<&str>) -> Result<()> {
+    match database_url.map(crate::db::Backend::of_url) {
+        None | Some(Some(crate::db::Backend::Sqlite)) => Ok(()),
+        Some(Some(crate::db::Backend::Postgres)) => Err(Error::validation(
+            "database_url",
+            "this issuer stores its data in PostgreSQL: back the database up with `pg_dump --format=custom` and \
+             restore it with `pg_restore` (see deploy/README.md); `issuer backup` covers the SQLite store only",
+        )),
+        Some(None) => Err(Error::validation("database_url", "not a sqlite:// or postgres:// URL")),
+    }
+}
+
 /// Backs up `data_dir` into the archive `to` (see the module docs).
 pub fn backup(data_dir: &Path, to: &Path, now: u64) -> Result<Summary> {
     let database = data_dir.join(DATABASE);

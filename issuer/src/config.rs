@@ -59,7 +59,12 @@ pub struct Config {
     #[arg(long, env = "ISSUER_HOLD_SECONDS", default_value_t = 900)]
     pub hold_seconds: u64,
 
-    /// SQLite durability of each commit.
+    /// The store: `sqlite://FILE` or `postgres://USER@HOST:PORT/DB` (several instances may share one
+    /// PostgreSQL database). Default: the SQLite file DATA_DIR/issuer.sqlite3.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// SQLite durability of each commit (ignored for PostgreSQL: that is the server's `synchronous_commit`).
     #[arg(long, env = "ISSUER_SQLITE_SYNCHRONOUS", value_enum, default_value = "full")]
     pub sqlite_synchronous: Synchronous,
 
@@ -151,6 +156,8 @@ impl Config {
         }
         let mut config = <Wrapper as clap::Parser>::parse_from(["issuer"]).config;
         config.data_dir = data_dir.into();
+        // The SQLite file in data_dir, whatever DATABASE_URL says: a test or bench names its store itself.
+        config.database_url = None;
         config.bind = SocketAddr::from(([127, 0, 0, 1], 0));
         config.web_dir = PathBuf::from("/nonexistent");
         config.order_rate_per_minute = 0;

@@ -249,14 +249,14 @@ async fn edit_holder(
     who.require(Permission::Orders)?;
     let name = crate::orders::model::clean_holder_name(&edit.holder_name)?;
     let mut tx = state.db.write.begin().await?;
-    let row: Option<(String, bool)> =
-        sqlx::query_as("SELECT holder_name, revoked FROM tickets WHERE order_id = $1 AND seq = $2")
+    let row: Option<(String, crate::db::Flag)> =
+        sqlx::query_as("SELECT holder_name, CAST(revoked AS INTEGER) FROM tickets WHERE order_id = $1 AND seq = $2")
             .bind(&id)
             .bind(seq)
             .fetch_optional(&mut *tx)
             .await?;
     let (before, revoked) = row.ok_or(Error::NotFound("ticket"))?;
-    if revoked {
+    if revoked.0 {
         return Err(Error::Conflict("ticket is refunded or cancelled".into()));
     }
     sqlx::query("UPDATE tickets SET holder_name = $1 WHERE order_id = $2 AND seq = $3")

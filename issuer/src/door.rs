@@ -350,7 +350,7 @@ fn door_status(status: OrderStatus, method: &str) -> String {
 /// id, buyer name, email, status, payment method.
 type OrderRow = (String, String, String, OrderStatus, String);
 /// ticket id, holder, ticket type, add-on mask, revoked, QR text.
-type TicketRow = (String, String, i64, i64, bool, String);
+type TicketRow = (String, String, i64, i64, crate::db::Flag, String);
 
 async fn search(
     device: ScannerDevice,
@@ -400,7 +400,7 @@ async fn search(
     for (order_id, buyer_name, email, status, method) in rows.into_iter().take(MAX_SEARCH_RESULTS) {
         let order_closed = status.is_closed();
         let tickets: Vec<TicketRow> = sqlx::query_as(
-            "SELECT ticket_id, holder_name, ticket_type, addon_mask, revoked, qr_text FROM tickets
+            "SELECT ticket_id, holder_name, ticket_type, addon_mask, CAST(revoked AS INTEGER), qr_text FROM tickets
              WHERE order_id = $1 ORDER BY seq",
         )
         .bind(&order_id)
@@ -420,7 +420,7 @@ async fn search(
                         .map(|t| t.name.clone())
                         .unwrap_or_default(),
                     addons: (0u8..16).filter(|a| mask & (1 << a) != 0).collect(),
-                    revoked: revoked || order_closed,
+                    revoked: revoked.0 || order_closed,
                     qr_text,
                 })
             })

@@ -14,10 +14,10 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use rand::Rng;
-use sqlx::{Sqlite, Transaction};
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::db::Tx;
 use crate::error::{Error, Result};
 use crate::orders::model::{load_order, order_link, OrderView};
 use crate::pages::html::{html_escape, money};
@@ -79,7 +79,7 @@ fn mail_domain(config: &Config) -> String {
 }
 
 /// Adds the ticket email job of `order_id` to the outbox, inside the caller's transaction.
-pub async fn enqueue(tx: &mut Transaction<'_, Sqlite>, state: &AppState, order_id: &str) -> Result<()> {
+pub async fn enqueue(tx: &mut Tx<'_>, state: &AppState, order_id: &str) -> Result<()> {
     let message_id = format!("<tickets.{order_id}@{}>", mail_domain(&state.config));
     let t = now_ms();
     sqlx::query(
@@ -96,7 +96,7 @@ pub async fn enqueue(tx: &mut Transaction<'_, Sqlite>, state: &AppState, order_i
 
 /// Adds another mail of `order_id`'s tickets to the outbox (an organizer's resend), inside `tx`: a job of
 /// its own with a fresh Message-ID, so it is not taken for a duplicate of the first mail.
-pub async fn enqueue_resend(tx: &mut Transaction<'_, Sqlite>, state: &AppState, order_id: &str) -> Result<()> {
+pub async fn enqueue_resend(tx: &mut Tx<'_>, state: &AppState, order_id: &str) -> Result<()> {
     let message_id = format!(
         "<resend.{order_id}.{}@{}>",
         crate::util::random_token(9).replace(['-', '_'], "x"),
@@ -106,13 +106,13 @@ pub async fn enqueue_resend(tx: &mut Transaction<'_, Sqlite>, state: &AppState, 
 }
 
 /// Adds a "your orders" mail (see [`crate::selfservice`]) for `order_id`'s customer address to the outbox.
-pub async fn enqueue_lookup(tx: &mut Transaction<'_, Sqlite>, state: &AppState, order_id: &str) -> Result<()> {
+pub async fn enqueue_lookup(tx: &mut Tx<'_>, state: &AppState, order_id: &str) -> Result<()> {
     let message_id =
         format!("<orders.{}@{}>", crate::util::random_token(12).replace(['-', '_'], "x"), mail_domain(&state.config));
     enqueue_job(tx, order_id, "lookup", &message_id).await
 }
 
-async fn enqueue_job(tx: &mut Transaction<'_, Sqlite>, order_id: &str, kind: &str, message_id: &str) -> Result<()> {
+async fn enqueue_job(tx: &mut Tx<'_>, order_id: &str, kind: &str, message_id: &str) -> Result<()> {
     let t = now_ms();
     sqlx::query(
         "INSERT INTO email_jobs (order_id, kind, message_id, status, attempts, next_attempt_at, created_at)

@@ -148,13 +148,13 @@ async fn orders_csv(who: Staff, State(state): State<AppState>, Path(event): Path
     Ok(csv_response(&format!("event-{event}-orders.csv"), body))
 }
 
-type AttendeeRow = (String, i64, i64, i64, String, bool, String, String, OrderStatus);
+type AttendeeRow = (String, i64, i64, i64, String, crate::db::Flag, String, String, OrderStatus);
 
 async fn attendees_csv(who: Staff, State(state): State<AppState>, Path(event): Path<i64>) -> Result<Response> {
     who.require(crate::staff::Permission::Reports)?;
     let ev = crate::catalog::load_event(&state, event).await?;
     let rows: Vec<AttendeeRow> = sqlx::query_as(
-        "SELECT t.order_id, t.seq, t.ticket_type, t.addon_mask, t.holder_name, t.revoked, o.customer_name,
+        "SELECT t.order_id, t.seq, t.ticket_type, t.addon_mask, t.holder_name, CAST(t.revoked AS INTEGER), o.customer_name,
                 o.customer_email, o.status
          FROM tickets t JOIN orders o ON o.id = t.order_id WHERE t.event_id = $1 ORDER BY o.created_at, t.order_id, t.seq",
     )
@@ -168,7 +168,7 @@ async fn attendees_csv(who: Staff, State(state): State<AppState>, Path(event): P
             let type_name = ev.ticket_types.iter().find(|t| t.index == *tt).map(|t| t.name.clone()).unwrap_or_default();
             let addons: Vec<&str> =
                 ev.addons.iter().filter(|a| mask & (1 << a.index) != 0).map(|a| a.name.as_str()).collect();
-            let valid = !revoked && *status == OrderStatus::Confirmed;
+            let valid = !revoked.0 && *status == OrderStatus::Confirmed;
             vec![
                 order.clone(),
                 (seq + 1).to_string(),

@@ -26,6 +26,9 @@ enum Command {
         /// The archive to write (replaced atomically once complete).
         #[arg(long)]
         to: PathBuf,
+        /// The issuer's store, as given to `issuer serve`: a PostgreSQL URL is refused (use pg_dump).
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
     },
     /// Restore a backup into a new (or empty) data directory, checking every file first.
     Restore {
@@ -35,6 +38,9 @@ enum Command {
         /// The data directory to create; refused if it exists and is not empty.
         #[arg(long)]
         data: PathBuf,
+        /// The issuer's store, as given to `issuer serve`: a PostgreSQL URL is refused (use pg_restore).
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
     },
     /// Create the first owner account (or a fresh invitation for an existing owner) and print the one-time
     /// link that sets its password. Works while the issuer runs (same SQLite file).
@@ -44,6 +50,9 @@ enum Command {
         /// The issuer's data directory (as given to `issuer serve --data-dir`).
         #[arg(long, env = "ISSUER_DATA_DIR", default_value = "issuer-data")]
         data_dir: PathBuf,
+        /// The issuer's store (as `issuer serve --database-url`; default: the SQLite file in DATA_DIR).
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
         /// Base URL the dashboard is reached at (as `issuer serve --public-url`).
         #[arg(long, env = "ISSUER_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
         public_url: String,
@@ -115,11 +124,12 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::CreateOwner { email, data_dir, public_url } => {
+        Command::CreateOwner { email, data_dir, database_url, public_url } => {
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let link = rt.block_on(async {
                 std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-                let db = issuer::db::Db::open(&data_dir, issuer::config::Synchronous::Full).await?;
+                let db =
+                    issuer::db::Db::open(database_url.as_deref(), &data_dir, issuer::config::Synchronous::Full).await?;
                 let link = issuer::staff::invite::create_owner(&db, &public_url, &email).await;
                 db.close().await;
                 anyhow::Ok(link?)
@@ -127,7 +137,8 @@ fn main() -> anyhow::Result<()> {
             println!("Owner {email}: open this link once, within 7 days, to set the password:\n{link}");
             Ok(())
         }
-        Command::Backup { data, to } => {
+        Command::Backup { data, to, database_url } => {
+            issuer::backup::require_sqlite(database_url.as_deref())?;
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
             let done = issuer::backup::backup(&data, &to, now)?;
             println!(
@@ -139,7 +150,8 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Restore { from, data } => {
+        Command::Restore { from, data, database_url } => {
+            issuer::backup::require_sqlite(database_url.as_deref())?;
             let done = issuer::backup::restore(&from, &data)?;
             println!(
                 "restored {} files ({} bytes, backup taken at Unix time {}) into {}",

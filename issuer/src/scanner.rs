@@ -70,7 +70,7 @@ async fn manifest(
     // is what the order was priced at (catalog prices never change once set).
     let rows: Vec<(String, i64, i64, String, i64, String)> = sqlx::query_as(
         "SELECT t.ticket_id, t.ticket_type, t.addon_mask, t.holder_name,
-                CASE WHEN o.payment_method = 'at_door' THEN tt.price_cents + COALESCE((SELECT SUM(a.price_cents)
+                CASE WHEN o.payment_method = 'at_door' THEN tt.price_cents + COALESCE((SELECT CAST(SUM(a.price_cents) AS BIGINT)
                      FROM addons a WHERE a.event_id = t.event_id AND ((t.addon_mask >> a.idx) & 1) = 1), 0)
                 ELSE 0 END,
                 o.currency

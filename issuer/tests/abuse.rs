@@ -252,11 +252,13 @@ async fn orders_from_one_address_are_limited_with_429_and_a_truthful_retry_after
 }
 
 /// The binary with its default configuration, on a random port: the defaults are what production runs.
-fn spawn_default_issuer(data: &std::path::Path, port: u16) -> Child {
+fn spawn_default_issuer(data: &std::path::Path, port: u16, db: &[String]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_issuer"))
         .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--admin-token", "abuse-test-token"])
         .arg("--data-dir")
         .arg(data)
+        .args(db)
+        .env_remove("DATABASE_URL")
         .env("RUST_LOG", "warn")
         .env_remove("ISSUER_ORDER_RATE_PER_MINUTE")
         .env_remove("ISSUER_ORDER_RATE_BURST")
@@ -273,7 +275,8 @@ async fn the_default_configuration_limits_orders_per_address() {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut child = spawn_default_issuer(&dir.path().join("data"), port);
+    let db = common::database_args(&common::fresh_database_url().await);
+    let mut child = spawn_default_issuer(&dir.path().join("data"), port, &db);
     let http = reqwest::Client::new();
     let up = Instant::now();
     while !http.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {

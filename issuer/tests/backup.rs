@@ -65,7 +65,7 @@ fn mode(path: &Path) -> u32 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn backup_while_selling_restores_every_order_ticket_and_key() {
+async fn sqlite_only_backup_while_selling_restores_every_order_ticket_and_key() {
     let app = Arc::new(start().await);
     let event = app.event(10_000, 0).await;
     let mut before = Vec::new();
@@ -246,7 +246,7 @@ fn raw_tar(path: &Path, entries: &[(&str, &[u8])]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn damaged_truncated_and_hostile_archives_are_refused_with_nothing_written() {
+async fn sqlite_only_damaged_truncated_and_hostile_archives_are_refused_with_nothing_written() {
     let app = start().await;
     let event = app.event(100, 0).await;
     assert_eq!(app.order(event, "Ada", 1, "free").await.0, 201);

@@ -235,16 +235,15 @@ async fn edits_keep_indexes_and_issued_tickets_and_never_go_below_what_sold() {
     assert_eq!(s, 404);
 
     // The stored rows agree: Standard holds the 4 sold, nothing was deleted.
-    let rows: Vec<(i64, String, i64, bool)> =
-        sqlx::query_as("SELECT idx, name, reserved, hidden FROM ticket_types WHERE event_id = $1 ORDER BY idx")
-            .bind(event)
-            .fetch_all(&app.running.state.db.read)
-            .await
-            .unwrap();
-    assert_eq!(
-        rows,
-        vec![(0, "Standard entry".into(), 4, true), (1, "Student".into(), 1, false), (2, "VIP".into(), 0, false)]
-    );
+    // (`hidden` as 0/1: the one spelling of a boolean both stores return through sqlx's Any driver.)
+    let rows: Vec<(i64, String, i64, i64)> = sqlx::query_as(
+        "SELECT idx, name, reserved, CAST(hidden AS INTEGER) FROM ticket_types WHERE event_id = $1 ORDER BY idx",
+    )
+    .bind(event)
+    .fetch_all(&app.running.state.db.read)
+    .await
+    .unwrap();
+    assert_eq!(rows, vec![(0, "Standard entry".into(), 4, 1), (1, "Student".into(), 1, 0), (2, "VIP".into(), 0, 0)]);
     app.running.shutdown().await;
 }
 
@@ -293,11 +292,12 @@ async fn shared_quota_is_never_oversold_by_a_race_of_200_buyers() {
     assert_eq!(tickets, 50);
     let (quota_reserved,): (i64,) =
         sqlx::query_as("SELECT reserved FROM quotas WHERE id = $1").bind(quota_id).fetch_one(db).await.unwrap();
-    let (types_reserved,): (i64,) = sqlx::query_as("SELECT SUM(reserved) FROM ticket_types WHERE quota_id = $1")
-        .bind(quota_id)
-        .fetch_one(db)
-        .await
-        .unwrap();
+    let (types_reserved,): (i64,) =
+        sqlx::query_as("SELECT CAST(SUM(reserved) AS BIGINT) FROM ticket_types WHERE quota_id = $1")
+            .bind(quota_id)
+            .fetch_one(db)
+            .await
+            .unwrap();
     assert_eq!((quota_reserved, types_reserved), (50, 50));
     let (_, public) = app.get_json(&format!("/v1/events/{event}")).await;
     let available: Vec<i64> =

@@ -11,13 +11,17 @@ use serde_json::{json, Value};
 
 const TOKEN: &str = "crash-test-admin-token";
 
-fn spawn(data: &std::path::Path, port: u16) -> Child {
+/// The issuer process on `data` and `db` (`--database-url …` on PostgreSQL: the same database again after
+/// the restart, so the restart finds what the killed process committed).
+fn spawn(data: &std::path::Path, port: u16, db: &[String]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_issuer"))
         .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--admin-token", TOKEN, "--email-backoff-ms", "200"])
         // Eight workers on one loopback address: far over the per-address order limit on purpose.
         .args(["--order-rate-per-minute", "0"])
         .arg("--data-dir")
         .arg(data)
+        .args(db)
+        .env_remove("DATABASE_URL")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -29,10 +33,11 @@ fn spawn(data: &std::path::Path, port: u16) -> Child {
 async fn kill_9_during_load_loses_no_committed_order_or_email() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    let db = common::database_args(&common::fresh_database_url().await);
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
-    let mut child = spawn(&data, port);
+    let mut child = spawn(&data, port, &db);
     common::wait_up(&http, &base).await;
     let ev: Value = http
         .post(format!("{base}/admin/v1/events"))
@@ -83,7 +88,7 @@ async fn kill_9_during_load_loses_no_committed_order_or_email() {
     let committed = committed.lock().unwrap().clone();
     assert!(committed.len() > 20, "load ran before the kill ({} orders)", committed.len());
 
-    let mut child = spawn(&data, port);
+    let mut child = spawn(&data, port, &db);
     common::wait_up(&http, &base).await;
     for (id, token) in &committed {
         let r = http.get(format!("{base}/v1/orders/{id}?token={token}")).send().await.unwrap();

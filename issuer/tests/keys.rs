@@ -42,6 +42,7 @@ fn kid(qr: &str) -> KeyId {
 async fn a_corrupt_key_file_stops_the_start_and_no_new_key_is_made() {
     let App { running, dir, .. } = start().await;
     let data = running.state.config.data_dir.clone();
+    let database_url = running.state.config.database_url.clone();
     running.shutdown().await;
     let keys = data.join("keys");
     assert_eq!(key_files(&keys), ["issuer-key-1.json"]);
@@ -50,7 +51,9 @@ async fn a_corrupt_key_file_stops_the_start_and_no_new_key_is_made() {
 
     for content in [&b"{\"format\":\"offline-tickets/private-key/v1\",\"kid\":1,\"seed\":\"AAAA\"}"[..], b"garbage"] {
         std::fs::write(&key_file, content).unwrap();
-        let err = match issuer::start(issuer::Config::for_data_dir(&data)).await {
+        let mut config = issuer::Config::for_data_dir(&data);
+        config.database_url = database_url.clone();
+        let err = match issuer::start(config).await {
             Ok(_) => panic!("the issuer started with a corrupt key file"),
             Err(e) => e.to_string(),
         };
@@ -77,11 +80,13 @@ async fn rotation_keeps_old_tickets_and_lists_valid_through_the_overlap() {
 
     let App { running, dir, http } = app;
     let data = running.state.config.data_dir.clone();
+    let mut config = issuer::Config::for_data_dir(&data);
+    config.database_url = running.state.config.database_url.clone();
     running.shutdown().await;
     let now = issuer::util::now() as u64;
     let rotation = issuer::keys::rotate(&data.join("keyring.json"), &data.join("keys"), now, 3_600).unwrap();
     assert_eq!(rotation.new_key, KeyId(2));
-    let app = App { running: issuer::start(issuer::Config::for_data_dir(&data)).await.unwrap(), dir, http };
+    let app = App { running: issuer::start(config).await.unwrap(), dir, http };
 
     let ring =
         Keyring::from_json(&app.http.get(app.url("/v1/keyring")).send().await.unwrap().text().await.unwrap()).unwrap();

@@ -209,8 +209,9 @@ async fn refund_puts_tickets_on_a_new_revocation_list_version() {
     // The list survives a restart (reloaded and verified at start).
     let dir = app.data_dir().to_owned();
     let tmp = app.dir;
-    app.running.shutdown().await;
     let mut config = issuer::Config::for_data_dir(&dir);
+    config.database_url = app.running.state.config.database_url.clone();
+    app.running.shutdown().await;
     config.email_backoff_ms = 200;
     let again = issuer::start(config).await.unwrap();
     assert_eq!(again.state.revocations.lock().await.version(), 1);

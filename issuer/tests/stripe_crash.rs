@@ -14,11 +14,13 @@ const TOKEN: &str = "stripe-crash-admin-token";
 const KEY: &str = "sk_test_crash_key";
 const WHSEC: &str = "whsec_crash";
 
-fn spawn(data: &std::path::Path, port: u16, stripe: &str) -> Child {
+fn spawn(data: &std::path::Path, port: u16, stripe: &str, db: &[String]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_issuer"))
         .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--admin-token", TOKEN])
         .arg("--data-dir")
         .arg(data)
+        .args(db)
+        .env_remove("DATABASE_URL")
         .env("STRIPE_SECRET_KEY", KEY)
         .env("STRIPE_WEBHOOK_SECRET", WHSEC)
         .env("STRIPE_API_BASE", stripe)
@@ -44,10 +46,11 @@ async fn kill_9_while_stripe_refunds_ends_with_exactly_one_refund() {
     let stripe = FakeStripe::start(KEY).await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    let db = common::database_args(&common::fresh_database_url().await);
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
-    let mut child = spawn(&data, port, &stripe.url());
+    let mut child = spawn(&data, port, &stripe.url(), &db);
     common::wait_up(&http, &base).await;
 
     let ev = admin(&http, &base, reqwest::Method::POST, "/admin/v1/events",
@@ -89,7 +92,7 @@ async fn kill_9_while_stripe_refunds_ends_with_exactly_one_refund() {
     let _ = child.wait();
     let _ = refund.await;
 
-    let mut child = spawn(&data, port, &stripe.url());
+    let mut child = spawn(&data, port, &stripe.url(), &db);
     common::wait_up(&http, &base).await;
     let done = eventually(Duration::from_secs(30), || {
         let (http, base, id) = (http.clone(), base.clone(), order_id.clone());

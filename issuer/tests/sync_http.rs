@@ -177,8 +177,13 @@ async fn a_full_disk_refuses_the_sync_and_loses_nothing_after_a_restart() {
 
     // Space again, a restart on the same data: the first record survived, the device sends the second.
     std::fs::remove_file(filler).unwrap();
+    let database_url = app.running.state.config.database_url.clone();
     app.running.shutdown().await;
-    let app = common::start_with(|c| c.data_dir = data.clone()).await;
+    let app = common::start_with(|c| {
+        c.data_dir = data.clone();
+        c.database_url = database_url;
+    })
+    .await;
     assert_eq!(report(&app, event).await["admitted"], 1, "what was answered is on disk");
     let _ = sync(&app, log, event, &token).await;
     assert_eq!(report(&app, event).await["admitted"], 2);

@@ -23,7 +23,6 @@ use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use axum::Router;
 use serde_json::{json, Value};
-use sqlx::SqliteConnection;
 
 pub use model::{email_key, EventView};
 use model::{
@@ -32,6 +31,7 @@ use model::{
 };
 use time::{validate_timezone, zone_or_utc, TimeInput};
 
+use crate::db::Conn;
 use crate::error::{Error, Result};
 use crate::extract::Json;
 use crate::staff::{Permission, Staff};
@@ -70,7 +70,7 @@ type Editor = Staff;
 /// Records a catalog change in the audit log inside the transaction that makes it, so that a change and
 /// its record commit (or roll back) together.
 async fn audit(
-    tx: &mut SqliteConnection,
+    tx: &mut Conn,
     who: &Editor,
     action: &str,
     target: &str,
@@ -101,15 +101,19 @@ pub async fn event_for_pricing(state: &AppState, id: i64) -> Result<Arc<EventVie
 }
 
 /// The columns of a [`TicketTypeView`]; `available` is the smaller of what is left of the type's own
-/// capacity and of its shared quota's.
+/// capacity and of its shared quota's. Boolean columns are read as `CAST(… AS INTEGER)` (see
+/// [`crate::db::Flag`]): sqlx's Any driver refuses a SQLite column declared BOOLEAN.
 const TICKET_TYPE_SELECT: &str = "SELECT tt.id, tt.idx AS \"index\", tt.name, tt.price_cents, tt.currency, tt.capacity,
         tt.reserved,
         CASE WHEN q.id IS NOT NULL AND q.capacity - q.reserved < tt.capacity - tt.reserved
              THEN q.capacity - q.reserved ELSE tt.capacity - tt.reserved END AS available,
-        tt.sales_start, tt.sales_end, tt.reentry, tt.at_door_allowed, tt.hidden, tt.sales_stopped, tt.quota_id
+        tt.sales_start, tt.sales_end, CAST(tt.reentry AS INTEGER) AS reentry,
+        CAST(tt.at_door_allowed AS INTEGER) AS at_door_allowed, CAST(tt.hidden AS INTEGER) AS hidden,
+        CAST(tt.sales_stopped AS INTEGER) AS sales_stopped, tt.quota_id
      FROM ticket_types tt LEFT JOIN quotas q ON q.id = tt.quota_id";
 const ADDON_SELECT: &str = "SELECT id, idx AS \"index\", name, price_cents, capacity, reserved,
-        capacity - reserved AS available, hidden, sales_stopped FROM addons";
+        capacity - reserved AS available, CAST(hidden AS INTEGER) AS hidden,
+        CAST(sales_stopped AS INTEGER) AS sales_stopped FROM addons";
 const QUOTA_SELECT: &str = "SELECT id, name, capacity, reserved FROM quotas";
 
 /// Loads one event as buyers see it ([`EventView::for_buyers`]): hidden ticket types and add-ons, and
@@ -126,7 +130,7 @@ pub async fn load_event(state: &AppState, id: i64) -> Result<EventView> {
     read_event(&mut conn, id).await
 }
 
-async fn read_event(conn: &mut SqliteConnection, id: i64) -> Result<EventView> {
+async fn read_event(conn: &mut Conn, id: i64) -> Result<EventView> {
     let mut event: EventView = sqlx::query_as(
         "SELECT id, name, venue, starts_at, ends_at, timezone, max_tickets_per_email FROM events WHERE id = $1",
     )
@@ -216,7 +220,7 @@ fn check_event_times(starts_at: i64, ends_at: i64) -> Result<()> {
 }
 
 /// Validates and inserts an event inside `tx`; returns its id.
-async fn insert_event_in(tx: &mut SqliteConnection, e: NewEvent) -> Result<(i64, EventRow)> {
+async fn insert_event_in(tx: &mut Conn, e: NewEvent) -> Result<(i64, EventRow)> {
     let name = clean_text("name", &e.name, 200)?;
     let venue = clean_text("venue", &e.venue, 200)?;
     let (timezone, tz) = validate_timezone(&e.timezone)?;
@@ -269,7 +273,7 @@ async fn create_event(
     Ok((StatusCode::CREATED, axum::Json(json!({ "id": id }))))
 }
 
-async fn event_row(tx: &mut SqliteConnection, id: i64) -> Result<EventRow> {
+async fn event_row(tx: &mut Conn, id: i64) -> Result<EventRow> {
     sqlx::query_as("SELECT name, venue, starts_at, ends_at, timezone, max_tickets_per_email FROM events WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut *tx)
@@ -347,13 +351,13 @@ async fn update_event(
 // -------------------------------------------------------------------------------------------------------
 // Ticket types
 
-async fn require_event(tx: &mut SqliteConnection, event_id: i64) -> Result<()> {
+async fn require_event(tx: &mut Conn, event_id: i64) -> Result<()> {
     let found: Option<(i64,)> =
         sqlx::query_as("SELECT id FROM events WHERE id = $1").bind(event_id).fetch_optional(&mut *tx).await?;
     found.map(|_| ()).ok_or(Error::NotFound("event"))
 }
 
-async fn event_zone(tx: &mut SqliteConnection, event_id: i64) -> Result<jiff::tz::TimeZone> {
+async fn event_zone(tx: &mut Conn, event_id: i64) -> Result<jiff::tz::TimeZone> {
     let (tz,): (String,) = sqlx::query_as("SELECT timezone FROM events WHERE id = $1")
         .bind(event_id)
         .fetch_optional(&mut *tx)
@@ -376,7 +380,7 @@ fn window_time(field: &'static str, t: Option<&TimeInput>, tz: &jiff::tz::TimeZo
 }
 
 /// A quota of `event_id`, or a 422 on `quota_id`.
-async fn quota_of_event(tx: &mut SqliteConnection, event_id: i64, quota_id: i64) -> Result<QuotaView> {
+async fn quota_of_event(tx: &mut Conn, event_id: i64, quota_id: i64) -> Result<QuotaView> {
     sqlx::query_as(&format!("{QUOTA_SELECT} WHERE id = $1 AND event_id = $2"))
         .bind(quota_id)
         .bind(event_id)
@@ -387,13 +391,7 @@ async fn quota_of_event(tx: &mut SqliteConnection, event_id: i64, quota_id: i64)
 
 /// Moves `held` tickets of a type into `quota` (`None`: out of any), refusing (409) a quota without room
 /// for them. Runs inside the edit's transaction, under the one writer, so no order reserves in between.
-async fn move_into_quota(
-    tx: &mut SqliteConnection,
-    event_id: i64,
-    from: Option<i64>,
-    to: Option<i64>,
-    held: i64,
-) -> Result<()> {
+async fn move_into_quota(tx: &mut Conn, event_id: i64, from: Option<i64>, to: Option<i64>, held: i64) -> Result<()> {
     if from == to || held == 0 {
         if let Some(q) = to {
             quota_of_event(tx, event_id, q).await?;
@@ -425,7 +423,7 @@ async fn move_into_quota(
     Ok(())
 }
 
-async fn insert_ticket_type_in(tx: &mut SqliteConnection, event_id: i64, t: NewTicketType) -> Result<i64> {
+async fn insert_ticket_type_in(tx: &mut Conn, event_id: i64, t: NewTicketType) -> Result<i64> {
     let tz = event_zone(tx, event_id).await?;
     let name = clean_text("name", &t.name, 120)?;
     let currency = validate_currency(&t.currency)?;
@@ -437,6 +435,8 @@ async fn insert_ticket_type_in(tx: &mut SqliteConnection, event_id: i64, t: NewT
     if let Some(q) = t.quota_id {
         quota_of_event(tx, event_id, q).await?;
     }
+    // Two concurrent additions would read the same next index (and one would fail on UNIQUE).
+    crate::db::lock_event(tx, event_id).await?;
     let (next,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(idx) + 1, 0) FROM ticket_types WHERE event_id = $1")
         .bind(event_id)
         .fetch_one(&mut *tx)
@@ -475,7 +475,7 @@ pub async fn insert_ticket_type(state: &AppState, event_id: i64, t: NewTicketTyp
     Ok(index)
 }
 
-async fn ticket_type_row(tx: &mut SqliteConnection, event_id: i64, index: i64) -> Result<TicketTypeView> {
+async fn ticket_type_row(tx: &mut Conn, event_id: i64, index: i64) -> Result<TicketTypeView> {
     let mut row: TicketTypeView =
         sqlx::query_as(&format!("{TICKET_TYPE_SELECT} WHERE tt.event_id = $1 AND tt.idx = $2"))
             .bind(event_id)
@@ -505,7 +505,7 @@ async fn create_ticket_type(
 }
 
 /// Whether tickets of this type were sold or are held (then re-entry and currency are fixed).
-async fn has_sold(tx: &mut SqliteConnection, event_id: i64, row: &TicketTypeView) -> Result<bool> {
+async fn has_sold(tx: &mut Conn, event_id: i64, row: &TicketTypeView) -> Result<bool> {
     if row.reserved > 0 {
         return Ok(true);
     }
@@ -610,11 +610,12 @@ async fn update_ticket_type(
 // -------------------------------------------------------------------------------------------------------
 // Add-ons
 
-async fn insert_addon_in(tx: &mut SqliteConnection, event_id: i64, a: NewAddon) -> Result<i64> {
+async fn insert_addon_in(tx: &mut Conn, event_id: i64, a: NewAddon) -> Result<i64> {
     require_event(tx, event_id).await?;
     let name = clean_text("name", &a.name, 120)?;
     let price = validate_money("price_cents", a.price_cents)?;
     let capacity = validate_capacity(a.capacity)?;
+    crate::db::lock_event(tx, event_id).await?;
     let (next,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(idx) + 1, 0) FROM addons WHERE event_id = $1")
         .bind(event_id)
         .fetch_one(&mut *tx)
@@ -641,7 +642,7 @@ pub async fn insert_addon(state: &AppState, event_id: i64, a: NewAddon) -> Resul
     Ok(index)
 }
 
-async fn addon_row(tx: &mut SqliteConnection, event_id: i64, index: i64) -> Result<AddonView> {
+async fn addon_row(tx: &mut Conn, event_id: i64, index: i64) -> Result<AddonView> {
     sqlx::query_as(&format!("{ADDON_SELECT} WHERE event_id = $1 AND idx = $2"))
         .bind(event_id)
         .bind(index)

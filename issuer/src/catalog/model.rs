@@ -166,9 +166,13 @@ pub struct TicketTypeView {
     pub available: i64,
     pub sales_start: Option<i64>,
     pub sales_end: Option<i64>,
+    #[sqlx(try_from = "crate::db::Flag")]
     pub reentry: bool,
+    #[sqlx(try_from = "crate::db::Flag")]
     pub at_door_allowed: bool,
+    #[sqlx(try_from = "crate::db::Flag")]
     pub hidden: bool,
+    #[sqlx(try_from = "crate::db::Flag")]
     pub sales_stopped: bool,
     pub quota_id: Option<i64>,
     #[sqlx(skip)]
@@ -200,7 +204,9 @@ pub struct AddonView {
     pub capacity: i64,
     pub reserved: i64,
     pub available: i64,
+    #[sqlx(try_from = "crate::db::Flag")]
     pub hidden: bool,
+    #[sqlx(try_from = "crate::db::Flag")]
     pub sales_stopped: bool,
 }
 

@@ -14,15 +14,17 @@
 //! The event's cap of tickets per email address is checked here too, inside the transaction that writes
 //! the order ([`write_one`]): the committer is the only writer of orders and handles one order at a time,
 //! and the check reads the earlier orders of the same batch, so two concurrent orders for one address can
-//! never both pass a cap that only one of them fits under.
+//! never both pass a cap that only one of them fits under. With several instances on one PostgreSQL there
+//! are several committers: the check first locks the event's row ([`crate::db::lock_event`]), so theirs
+//! take turns too.
 
-use sqlx::{Sqlite, Transaction};
 use tokio::sync::watch;
 
 use super::issue::{sign_and_store, TicketLine};
 use super::model::OrderStatus;
 use super::queue::{OrderQueueReceiver, OrderRow, Placement};
 use super::reserve::{expire_holds, reserve, Reservation};
+use crate::db::Tx;
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
@@ -161,9 +163,12 @@ const HELD_STATUSES: [OrderStatus; 3] = [OrderStatus::Pending, OrderStatus::Conf
 /// Writes one order inside `tx` like [`write_order`], refusing it first (`Ok(Some(reason))`, nothing
 /// written) when it would take its email address over the event's cap, and recording the address it
 /// counts against. Writes nothing else before the cap check, so a refused order needs no rollback.
-async fn write_one(tx: &mut Transaction<'_, Sqlite>, state: &AppState, row: &OrderRow) -> Result<Option<String>> {
+async fn write_one(tx: &mut Tx<'_>, state: &AppState, row: &OrderRow) -> Result<Option<String>> {
     let key = crate::catalog::email_key(&row.email);
     if let Some(cap) = row.email_cap {
+        // Several issuer instances on one PostgreSQL each run a committer: the event's row lock makes
+        // their checks of one event's cap take turns, so two orders cannot both fit under it.
+        crate::db::lock_event(&mut **tx, row.event_id).await?;
         let [a, b, c] = HELD_STATUSES;
         let (held,): (i64,) = sqlx::query_as(HELD_BY_EMAIL)
             .bind(row.event_id)
@@ -194,7 +199,7 @@ async fn write_one(tx: &mut Transaction<'_, Sqlite>, state: &AppState, row: &Ord
 
 /// Writes one order inside `tx`: reserves every line (`Ok(Some(reason))` if sold out: the caller rolls
 /// back), inserts the order and its items, and for an order that settles at once its tickets and email job.
-async fn write_order(tx: &mut Transaction<'_, Sqlite>, state: &AppState, row: &OrderRow) -> Result<Option<String>> {
+async fn write_order(tx: &mut Tx<'_>, state: &AppState, row: &OrderRow) -> Result<Option<String>> {
     if let Some(sold_out) =
         reserve(tx, row.event_id, &row.lines.iter().map(Reservation::of_line).collect::<Vec<_>>()).await?
     {

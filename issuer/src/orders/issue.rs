@@ -4,10 +4,10 @@
 //! by the payment webhook through [`confirm_paid`].
 
 use scanner_core::{EntryPolicy, Ticket, TicketId};
-use sqlx::{Sqlite, Transaction};
 
 use super::model::OrderStatus;
 use super::reserve::re_reserve;
+use crate::db::Tx;
 use crate::error::{Error, Result};
 use crate::state::AppState;
 use crate::util::now;
@@ -29,10 +29,10 @@ pub(super) struct TicketLine {
 }
 
 /// Signs and stores the tickets of an order and enqueues its confirmation email, inside `tx`.
-async fn issue_tickets(tx: &mut Transaction<'_, Sqlite>, state: &AppState, order_id: &str) -> Result<usize> {
-    type Row = (i64, i64, i64, bool, i64, String, i64, Option<String>);
+async fn issue_tickets(tx: &mut Tx<'_>, state: &AppState, order_id: &str) -> Result<usize> {
+    type Row = (i64, i64, i64, crate::db::Flag, i64, String, i64, Option<String>);
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT i.quantity, i.addon_mask, t.idx, t.reentry, e.ends_at, o.customer_name, o.event_id, i.holder_names
+        "SELECT i.quantity, i.addon_mask, t.idx, CAST(t.reentry AS INTEGER), e.ends_at, o.customer_name, o.event_id, i.holder_names
          FROM order_items i JOIN ticket_types t ON t.id = i.ticket_type_id JOIN orders o ON o.id = i.order_id
          JOIN events e ON e.id = o.event_id WHERE i.order_id = $1 ORDER BY i.id",
     )
@@ -49,7 +49,7 @@ async fn issue_tickets(tx: &mut Transaction<'_, Sqlite>, state: &AppState, order
             quantity,
             addon_mask,
             type_index,
-            reentry,
+            reentry: reentry.0,
             payment_due: false,
             // Written by the committer from validated names; unreadable JSON falls back to the buyer.
             holders: names.and_then(|n| serde_json::from_str(&n).ok()).unwrap_or_default(),
@@ -60,7 +60,7 @@ async fn issue_tickets(tx: &mut Transaction<'_, Sqlite>, state: &AppState, order
 
 /// Signs each ticket of `lines`, stores it, and enqueues the order's confirmation email, inside `tx`.
 pub(super) async fn sign_and_store(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Tx<'_>,
     state: &AppState,
     order_id: &str,
     event_id: i64,

@@ -18,9 +18,8 @@ pub const MAX_TICKETS_PER_ORDER: i64 = 20;
 /// tickets issued) → `refunded`, `cancelled` or `disputed` (tickets revoked). A pending order becomes
 /// `expired` when its hold runs out or `cancelled` by the organizer; an expired order paid after its seats
 /// were sold becomes `payment_conflict` (paid, no tickets: a refund is needed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[sqlx(rename_all = "snake_case")]
 pub enum OrderStatus {
     Pending,
     Confirmed,
@@ -59,6 +58,34 @@ impl OrderStatus {
     /// has any, are revoked.
     pub fn is_closed(self) -> bool {
         matches!(self, OrderStatus::Refunded | OrderStatus::Cancelled | OrderStatus::Disputed)
+    }
+}
+
+// Stored as its text in either database (sqlx's derive has no `Any` form, hence the three impls).
+impl sqlx::Type<sqlx::Any> for OrderStatus {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <&str as sqlx::Type<sqlx::Any>>::type_info()
+    }
+}
+
+impl<'q> sqlx::Encode<'q, sqlx::Any> for OrderStatus {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <sqlx::Any as sqlx::Database>::ArgumentBuffer<'q>,
+    ) -> std::result::Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <&str as sqlx::Encode<sqlx::Any>>::encode(self.as_str(), buf)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Any> for OrderStatus {
+    fn decode(
+        value: <sqlx::Any as sqlx::Database>::ValueRef<'r>,
+    ) -> std::result::Result<Self, sqlx::error::BoxDynError> {
+        let text = <&str as sqlx::Decode<sqlx::Any>>::decode(value)?;
+        OrderStatus::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or_else(|| format!("unknown order status {text:?}").into())
     }
 }
 
@@ -166,8 +193,9 @@ pub async fn load_order(state: &AppState, id: &str, token: Option<&str>) -> Resu
         }
     }
     let event = load_event(state, event_id).await?;
-    let rows: Vec<(i64, i64, i64, String, bool, String)> = sqlx::query_as(
-        "SELECT seq, ticket_type, addon_mask, holder_name, revoked, qr_text FROM tickets WHERE order_id = $1 ORDER BY seq",
+    let rows: Vec<(i64, i64, i64, String, crate::db::Flag, String)> = sqlx::query_as(
+        "SELECT seq, ticket_type, addon_mask, holder_name, CAST(revoked AS INTEGER), qr_text FROM tickets
+         WHERE order_id = $1 ORDER BY seq",
     )
     .bind(&id)
     .fetch_all(&state.db.read)
@@ -185,7 +213,7 @@ pub async fn load_order(state: &AppState, id: &str, token: Option<&str>) -> Resu
                 .unwrap_or_default(),
             addons: event.addons.iter().filter(|a| mask & (1 << a.index) != 0).map(|a| a.name.clone()).collect(),
             holder_name,
-            revoked,
+            revoked: revoked.0,
             qr_text,
         })
         .collect();
@@ -256,8 +284,8 @@ mod tests {
 
     #[tokio::test]
     async fn statuses_round_trip_through_sqlite_as_text() {
-        use sqlx::sqlite::SqlitePoolOptions;
-        let pool = SqlitePoolOptions::new().connect("sqlite::memory:").await.unwrap();
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::any::AnyPoolOptions::new().connect("sqlite::memory:").await.unwrap();
         for status in OrderStatus::ALL {
             let (text, back): (String, OrderStatus) =
                 sqlx::query_as("SELECT CAST($1 AS TEXT), $1").bind(status).fetch_one(&pool).await.unwrap();

@@ -11,11 +11,11 @@
 use scanner_core::{RevocationHash, RevocationList, TicketId};
 use serde::Serialize;
 use serde_json::{json, Value};
-use sqlx::{Sqlite, Transaction};
 
 use super::model::OrderStatus;
 use super::reserve::close_unpaid;
 use crate::audit;
+use crate::db::Tx;
 use crate::error::{Error, Result};
 use crate::payments::refunds::TicketShare;
 use crate::staff::Staff;
@@ -119,7 +119,7 @@ async fn close_order_by(
 /// Puts the tickets `ids` (hex) on a new version of the revocation list, stored inside `tx`; returns the
 /// new list (to install once `tx` commits) and its version. No ids: the list is unchanged.
 async fn publish_revocations(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Tx<'_>,
     state: &AppState,
     list: &RevocationList,
     ids: &[&str],
@@ -144,7 +144,7 @@ async fn publish_revocations(
 }
 
 /// Gives back the seat one issued ticket holds: one of its ticket type and one of each of its add-ons.
-async fn release_ticket_seat(tx: &mut Transaction<'_, Sqlite>, ticket_id: &str) -> Result<()> {
+async fn release_ticket_seat(tx: &mut Tx<'_>, ticket_id: &str) -> Result<()> {
     let (event_id, type_index, mask): (i64, i64, i64) =
         sqlx::query_as("SELECT event_id, ticket_type, addon_mask FROM tickets WHERE ticket_id = $1")
             .bind(ticket_id)
@@ -181,14 +181,14 @@ pub struct TicketClosed {
 
 /// What one ticket was charged: its line's stored unit price, or for orders from before it was stored,
 /// the catalog's prices of its type and add-ons.
-async fn ticket_share(tx: &mut Transaction<'_, Sqlite>, ticket_id: &str) -> Result<i64> {
+async fn ticket_share(tx: &mut Tx<'_>, ticket_id: &str) -> Result<i64> {
     let (cents,): (Option<i64>,) = sqlx::query_as(
         "SELECT COALESCE(
             (SELECT i.unit_cents FROM order_items i JOIN ticket_types tt ON tt.id = i.ticket_type_id
              WHERE i.order_id = t.order_id AND tt.idx = t.ticket_type AND i.addon_mask = t.addon_mask
                AND i.unit_cents IS NOT NULL LIMIT 1),
             (SELECT tt.price_cents FROM ticket_types tt WHERE tt.event_id = t.event_id AND tt.idx = t.ticket_type)
-              + COALESCE((SELECT SUM(a.price_cents) FROM addons a
+              + COALESCE((SELECT CAST(SUM(a.price_cents) AS BIGINT) FROM addons a
                           WHERE a.event_id = t.event_id AND ((t.addon_mask >> a.idx) & 1) = 1), 0))
          FROM tickets t WHERE t.ticket_id = $1",
     )
@@ -223,14 +223,15 @@ pub async fn close_ticket(
             "order is {status}: only a confirmed order's tickets are closed one by one"
         )));
     }
-    let ticket: Option<(String, bool, String)> =
-        sqlx::query_as("SELECT ticket_id, revoked, holder_name FROM tickets WHERE order_id = $1 AND seq = $2")
-            .bind(order_id)
-            .bind(seq)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let ticket: Option<(String, crate::db::Flag, String)> = sqlx::query_as(
+        "SELECT ticket_id, CAST(revoked AS INTEGER), holder_name FROM tickets WHERE order_id = $1 AND seq = $2",
+    )
+    .bind(order_id)
+    .bind(seq)
+    .fetch_optional(&mut *tx)
+    .await?;
     let (ticket_id, revoked, holder) = ticket.ok_or(Error::NotFound("ticket"))?;
-    if revoked {
+    if revoked.0 {
         return Err(Error::Conflict("ticket is already refunded or cancelled".into()));
     }
     let r = sqlx::query("UPDATE tickets SET revoked = TRUE WHERE ticket_id = $1 AND revoked = FALSE")

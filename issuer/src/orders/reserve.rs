@@ -11,12 +11,12 @@
 
 use std::time::Duration;
 
-use sqlx::{Sqlite, Transaction};
 use tokio::sync::watch;
 
 use super::model::{order_link, order_token, NewItem, NewOrder, OrderCreated, OrderStatus, MAX_TICKETS_PER_ORDER};
 use super::queue::{Line, OrderRow};
 use crate::catalog::EventView;
+use crate::db::Tx;
 use crate::error::{Error, Result};
 use crate::payments::provider::CheckoutRequest;
 use crate::state::AppState;
@@ -131,11 +131,7 @@ impl<'a> Reservation<'a> {
 /// `UPDATE`; the store's trigger `ticket_types_quota_reserved` (migration 0140) then moves the quota's
 /// count with the type's, here and on every release. So a refused line still changes nothing, and the
 /// group committer may run single-line orders without a savepoint (see `write_batch`).
-pub(super) async fn reserve(
-    tx: &mut Transaction<'_, Sqlite>,
-    event_id: i64,
-    lines: &[Reservation<'_>],
-) -> Result<Option<String>> {
+pub(super) async fn reserve(tx: &mut Tx<'_>, event_id: i64, lines: &[Reservation<'_>]) -> Result<Option<String>> {
     for line in lines {
         let r = sqlx::query(
             "UPDATE ticket_types SET reserved = reserved + $1
@@ -170,7 +166,7 @@ pub(super) async fn reserve(
 }
 
 /// An order's items as (ticket type id, quantity, add-on mask, event id).
-async fn order_items(tx: &mut Transaction<'_, Sqlite>, order_id: &str) -> Result<Vec<(i64, i64, i64, i64)>> {
+async fn order_items(tx: &mut Tx<'_>, order_id: &str) -> Result<Vec<(i64, i64, i64, i64)>> {
     Ok(sqlx::query_as(
         "SELECT i.ticket_type_id, i.quantity, i.addon_mask, o.event_id FROM order_items i JOIN orders o ON o.id = i.order_id
          WHERE i.order_id = $1",
@@ -181,7 +177,7 @@ async fn order_items(tx: &mut Transaction<'_, Sqlite>, order_id: &str) -> Result
 }
 
 /// Gives back the capacity an order reserved.
-pub async fn release(tx: &mut Transaction<'_, Sqlite>, order_id: &str) -> Result<()> {
+pub async fn release(tx: &mut Tx<'_>, order_id: &str) -> Result<()> {
     let items = order_items(tx, order_id).await?;
     for (tt, qty, mask, event_id) in items {
         sqlx::query("UPDATE ticket_types SET reserved = reserved - $1 WHERE id = $2")
@@ -204,7 +200,7 @@ pub async fn release(tx: &mut Transaction<'_, Sqlite>, order_id: &str) -> Result
 }
 
 /// Re-reserves the capacity of an order whose hold expired before its payment arrived. `false` if sold out.
-pub(super) async fn re_reserve(tx: &mut Transaction<'_, Sqlite>, order_id: &str) -> Result<bool> {
+pub(super) async fn re_reserve(tx: &mut Tx<'_>, order_id: &str) -> Result<bool> {
     let items = order_items(tx, order_id).await?;
     let event_id = items.first().map(|i| i.3).unwrap_or_default();
     let lines: Vec<Reservation> = items

@@ -22,9 +22,9 @@
 use std::time::Duration;
 
 use serde::Serialize;
-use sqlx::{Sqlite, Transaction};
 use tokio::sync::watch;
 
+use crate::db::Tx;
 use crate::error::{Error, RefundKind, Result};
 use crate::state::AppState;
 use crate::util::{now, now_ms, random_id};
@@ -62,7 +62,7 @@ fn backoff_ms(attempts: i64) -> i64 {
 /// Records, inside `tx`, that `order_id`'s payment is to be refunded (all of what is left of it). `false`
 /// if the order already has a refund (a replayed webhook, a second admin click): one refund per order.
 pub async fn record(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Tx<'_>,
     order_id: &str,
     payment_method: &str,
     payment_intent: &str,
@@ -81,7 +81,7 @@ pub struct TicketShare<'a> {
 /// Records, inside `tx`, a refund of `share` of `order_id`'s payment, or with `None` of all that is left
 /// of it. One refund per (order, ticket): `false` if it was recorded before.
 pub async fn record_part(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Tx<'_>,
     order_id: &str,
     share: Option<TicketShare<'_>>,
     payment_method: &str,

@@ -4,9 +4,8 @@
 //! [`VALID_SECS`], and a new link for the same account replaces the old one. The first owner gets one from
 //! `issuer create-owner EMAIL`.
 
-use sqlx::SqliteConnection;
-
 use super::{password, session, Role, Staff};
+use crate::db::Conn;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::util::{clean_email, hash_secret, now, random_token};
@@ -21,7 +20,7 @@ pub fn url(public_url: &str, token: &str) -> String {
 
 /// A new invitation for the account (any earlier unused one stops working). Returns the token and its
 /// expiry.
-pub async fn create(tx: &mut SqliteConnection, account_id: i64) -> Result<(String, i64)> {
+pub async fn create(tx: &mut Conn, account_id: i64) -> Result<(String, i64)> {
     let now = now();
     sqlx::query("DELETE FROM staff_invitations WHERE account_id = $1 AND used_at IS NULL")
         .bind(account_id)
@@ -78,7 +77,7 @@ pub async fn accept(db: &Db, token: &str, new_password: String) -> Result<Staff>
 }
 
 /// Creates an account in the caller's transaction (the email must be new). Returns its id.
-pub async fn create_account(tx: &mut SqliteConnection, email: &str, role: Role, created_by: &str) -> Result<i64> {
+pub async fn create_account(tx: &mut Conn, email: &str, role: Role, created_by: &str) -> Result<i64> {
     let email = clean_email(email)?.to_lowercase();
     let exists: Option<(i64,)> =
         sqlx::query_as("SELECT id FROM staff_accounts WHERE email = $1").bind(&email).fetch_optional(&mut *tx).await?;

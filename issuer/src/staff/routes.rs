@@ -187,7 +187,7 @@ fn account_json((id, email, role, password_hash, created_at, created_by, disable
             "created_by": created_by, "disabled_at": disabled_at })
 }
 
-async fn load_account(conn: &mut sqlx::SqliteConnection, id: i64) -> Result<AccountRow> {
+async fn load_account(conn: &mut crate::db::Conn, id: i64) -> Result<AccountRow> {
     sqlx::query_as(
         "SELECT id, email, role, password_hash, created_at, created_by, disabled_at FROM staff_accounts WHERE id = $1",
     )

@@ -3,9 +3,9 @@
 //! absolute one ([`TTL_SECS`] after sign-in) and an idle one ([`IDLE_SECS`] without a request).
 
 use axum::http::{header, HeaderMap, HeaderValue};
-use sqlx::SqliteConnection;
 
 use super::{staff_row, Staff};
+use crate::db::Conn;
 use crate::error::{Error, Result};
 use crate::state::AppState;
 use crate::util::{hash_secret, now, random_token};
@@ -75,7 +75,7 @@ pub async fn from_cookie(state: &AppState, headers: &HeaderMap) -> Result<Option
 
 /// A new session for `account_id` in the caller's transaction: the cookie value (shown to the browser
 /// once, stored hashed) and the session.
-pub async fn create(tx: &mut SqliteConnection, staff: &Staff) -> Result<(String, Session)> {
+pub async fn create(tx: &mut Conn, staff: &Staff) -> Result<(String, Session)> {
     let account = staff.account_id.ok_or_else(|| Error::internal("a session needs an account"))?;
     let raw = random_token(32);
     let csrf_token = random_token(32);
@@ -96,7 +96,7 @@ pub async fn create(tx: &mut SqliteConnection, staff: &Staff) -> Result<(String,
 }
 
 /// Ends every session of an account (disabled, role changed, password set).
-pub async fn end_all(tx: &mut SqliteConnection, account_id: i64) -> Result<()> {
+pub async fn end_all(tx: &mut Conn, account_id: i64) -> Result<()> {
     sqlx::query("DELETE FROM staff_sessions WHERE account_id = $1").bind(account_id).execute(&mut *tx).await?;
     Ok(())
 }

@@ -7,8 +7,7 @@
 //! bounded: stale rows are deleted whenever a failure is counted, and new rows only come from failures,
 //! which the per-IP limit bounds.
 
-use sqlx::SqliteConnection;
-
+use crate::db::Conn;
 use crate::error::Result;
 
 /// Failures per email address in a window before it is locked.
@@ -28,7 +27,7 @@ pub fn ip_key(ip: std::net::IpAddr) -> String {
 }
 
 /// Seconds until the longest lock among `keys` ends, if any of them is locked.
-pub async fn locked(conn: &mut SqliteConnection, keys: &[&str], now: i64) -> Result<Option<i64>> {
+pub async fn locked(conn: &mut Conn, keys: &[&str], now: i64) -> Result<Option<i64>> {
     let mut wait = None;
     for key in keys {
         let row: Option<(i64,)> = sqlx::query_as("SELECT locked_until FROM login_throttle WHERE key = $1")
@@ -45,7 +44,7 @@ pub async fn locked(conn: &mut SqliteConnection, keys: &[&str], now: i64) -> Res
 }
 
 /// Counts a failure under `key`; true when this failure reached `limit` and locked the key.
-pub async fn fail(conn: &mut SqliteConnection, key: &str, limit: i64, now: i64) -> Result<bool> {
+pub async fn fail(conn: &mut Conn, key: &str, limit: i64, now: i64) -> Result<bool> {
     sqlx::query("DELETE FROM login_throttle WHERE window_start <= $1 AND locked_until <= $2")
         .bind(now - WINDOW_SECS)
         .bind(now)
@@ -55,8 +54,8 @@ pub async fn fail(conn: &mut SqliteConnection, key: &str, limit: i64, now: i64) 
     let (failures,): (i64,) = sqlx::query_as(
         "INSERT INTO login_throttle (key, failures, window_start, locked_until) VALUES ($1, 1, $2, 0)
          ON CONFLICT (key) DO UPDATE SET
-           failures = CASE WHEN window_start <= $2 - $3 THEN 1 ELSE failures + 1 END,
-           window_start = CASE WHEN window_start <= $2 - $3 THEN $2 ELSE window_start END
+           failures = CASE WHEN login_throttle.window_start <= $2 - $3 THEN 1 ELSE login_throttle.failures + 1 END,
+           window_start = CASE WHEN login_throttle.window_start <= $2 - $3 THEN $2 ELSE login_throttle.window_start END
          RETURNING failures",
     )
     .bind(key)
@@ -76,7 +75,7 @@ pub async fn fail(conn: &mut SqliteConnection, key: &str, limit: i64, now: i64) 
 }
 
 /// Forgets the failures under `key` (after a successful sign-in for that address).
-pub async fn clear(conn: &mut SqliteConnection, key: &str) -> Result<()> {
+pub async fn clear(conn: &mut Conn, key: &str) -> Result<()> {
     sqlx::query("DELETE FROM login_throttle WHERE key = $1").bind(key).execute(&mut *conn).await?;
     Ok(())
 }
