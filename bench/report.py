@@ -261,8 +261,9 @@ def hub_rows(out_dir):
         row(f"Venue hub: admit at A → in B's log, both syncing every {sync_s:g} s (mean / max)",
             None if prop.get("mean_ms") is None else f"{prop['mean_ms']} / {prop.get('max_ms')}", "ms",
             "< 3 s", at_most(prop.get("max_ms"), 3000), "scripts/hub-bench.sh",
-            f"devices deciding on their own; {prop.get('rounds')} rounds, phases spread over the interval "
-            "(worst case two intervals)"),
+            f"devices deciding on their own, by scanner-core's SyncSchedule (A sends its admission at once); "
+            f"{prop.get('rounds')} rounds, phases spread over the interval (worst case one interval plus round "
+            "trips)"),
     ]
 
 

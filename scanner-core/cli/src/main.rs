@@ -421,7 +421,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let options = ScanOptions { gate: &gate, kind, action, now, json, edge };
             if stdin && venue_hub.is_some() && hub_sync_ms > 0 {
                 let every = Duration::from_millis(hub_sync_ms);
-                return hub::client::door_loop(&dir, &mut log, every, |log, line| scan_one(log, line, &options));
+                return hub::client::door_loop(&dir, &mut log, every, |log, line| scan_at_door(log, line, &options));
             }
             if stdin {
                 let mut code = ExitCode::SUCCESS;
@@ -604,6 +604,10 @@ impl EdgeClient {
             }
             let reply = request.send(body.as_str()).map_err(|e| e.to_string()).and_then(|mut resp| {
                 let status = resp.status().as_u16();
+                if status == 429 {
+                    // The hub's per-device limit: no question to it before the time it gave.
+                    hub::client::server_asked_to_wait(retry_after(&resp));
+                }
                 let body = resp
                     .body_mut()
                     .with_config()
@@ -626,6 +630,12 @@ impl EdgeClient {
 
 /// One request at the door through scanner-core's scan policy (plan → ask the edge → finish), printed.
 fn scan_one(log: &mut RedemptionLog, text: &str, options: &ScanOptions<'_>) -> Result<ExitCode> {
+    Ok(scan_at_door(log, text, options)?.0)
+}
+
+/// [`scan_one`], also saying whether the server asked (hub or edge) decided the scan: then it holds it
+/// already, otherwise the door loop sends it at once ([`scanner_core::redemption::SyncSchedule`]).
+fn scan_at_door(log: &mut RedemptionLog, text: &str, options: &ScanOptions<'_>) -> Result<(ExitCode, bool)> {
     let now_ms = now_ms(options.now)?;
     let request = ScanRequest {
         text: text.to_owned(),
@@ -638,15 +648,33 @@ fn scan_one(log: &mut RedemptionLog, text: &str, options: &ScanOptions<'_>) -> R
         ScanPlan::Decided(outcome) => outcome,
         ScanPlan::AskEdge(question) => {
             let started = Instant::now();
-            let answer = match &options.edge {
-                Some(edge) => edge.ask(&question),
-                None => EdgeAnswer::Failed("no edge configured".to_owned()),
+            let answer = match (&options.edge, hub::client::server_waiting()) {
+                // It answered 429 a moment ago: decided here without asking, until the time it gave.
+                (Some(_), Some(left)) => EdgeAnswer::Failed(format!(
+                    "not asked: the server asked to wait {} s more (HTTP 429)",
+                    left.as_secs_f64().ceil()
+                )),
+                (Some(edge), None) => edge.ask(&question),
+                (None, _) => EdgeAnswer::Failed("no edge configured".to_owned()),
             };
             edge_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
             log.finish(question, answer, now_ms)?
         }
     };
-    print_outcome(&recorded, options.json, edge_ms)
+    let decided_by_server = recorded.path == scanner_core::redemption::DecisionPath::Edge;
+    Ok((print_outcome(&recorded, options.json, edge_ms)?, decided_by_server))
+}
+
+/// A 429 answer's `Retry-After` in seconds (at least 1; 1 when missing or not a number of seconds).
+fn retry_after<B>(resp: &ureq::http::Response<B>) -> Duration {
+    let secs = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(1);
+    // A hostile or broken server cannot park this device for days: at most ten minutes.
+    Duration::from_secs(secs.clamp(1, 600))
 }
 
 /// Prints a recorded outcome (it is on disk: only now is the verdict shown) and returns the exit code.
@@ -839,6 +867,11 @@ impl Issuer {
         }
         if status == 501 {
             anyhow::bail!("the server does not support redemption sync yet (HTTP 501)");
+        }
+        if status == 429 {
+            let wait = retry_after(&resp);
+            hub::client::server_asked_to_wait(wait);
+            return Err(hub::client::RetryLater(wait).into());
         }
         self.check(&path, status)?;
         let body = resp.body_mut().with_config().limit(64 << 20).read_to_vec()?;

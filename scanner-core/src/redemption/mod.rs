@@ -13,6 +13,8 @@
 //! - `server_log` (feature `server-log`): a sync server's durable copy of an event's log, in files (the
 //!   issuer, a venue hub).
 //! - `store` (feature `store`): the durable device log on sled, a thin wrapper over [`device::Device`].
+//! - [`sync_schedule`]: when a door device syncs with its hub (every few seconds, and at once after a
+//!   scan the hub did not decide).
 //!
 //! The core takes time as a parameter and touches no file or clock, so it builds for wasm32.
 
@@ -27,6 +29,7 @@ pub mod report;
 pub mod server_log;
 #[cfg(feature = "store")]
 pub mod store;
+pub mod sync_schedule;
 
 pub use crate::wire::EdgeVerdict;
 pub use decision::{HolderDirectory, ScanIndex, Verdict};
@@ -35,5 +38,6 @@ pub use document::{serve_sync, Accept, Batch, DeviceLog, Peer, RedemptionDoc, Sy
 pub use door::{DoorAction, EdgeAnswer, EdgeQuestion, ScanPlan, ScanRequest};
 pub use record::{DecisionPath, DeviceId, Hlc, HybridClock, Outcome, RefusalCode, ScanKind, ScanRecord, TicketRef};
 pub use report::{CheckIn, EventReport};
+pub use sync_schedule::SyncSchedule;
 #[cfg(feature = "store")]
 pub use store::RedemptionLog;

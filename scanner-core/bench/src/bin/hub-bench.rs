@@ -3,12 +3,14 @@
 //!
 //! - `redeem`: online verdicts the hub sustains: `--clients` threads each redeeming distinct tickets over
 //!   keep-alive connections for `--seconds`; every admission is appended and fsync'd before its answer.
-//!   Redemptions per second, p50/p99 latency.
+//!   Redemptions per second, p50/p99 latency. The hub runs with its per-device request limit off
+//!   (`--device-rate 0`): this measures the hub, and one client thread asks far faster than a door.
 //! - `already_used_online_ms`: an admission at device A through the hub, then the same ticket at device B:
 //!   B's "already used" comes from the hub in one round trip (p50/p99 of that round trip).
-//! - `propagation`: devices deciding on their own (no verdict from the hub) that sync with it every
-//!   `--sync-ms` (2 s, the door loop's default), with independent phases: the time from an admission at A
-//!   until B's log holds it (B would then answer "already used"), over `--rounds` tickets.
+//! - `propagation`: devices deciding on their own (no verdict from the hub) that sync with it by the door
+//!   loop's rule (scanner-core's `SyncSchedule`: every `--sync-ms`, 2 s by default, and at once after a
+//!   scan the hub did not decide), with independent phases: the time from an admission at A until B's log
+//!   holds it (B would then answer "already used"), over `--rounds` tickets.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -19,7 +21,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use scanner_core::fixtures::{issuer, TicketBuilder, EVENT};
 use scanner_core::redemption::decision::ScanInput;
-use scanner_core::redemption::{DeviceId, RedemptionLog, ScanKind, SyncChannel, TicketRef};
+use scanner_core::redemption::{DeviceId, RedemptionLog, ScanKind, SyncChannel, SyncSchedule, TicketRef};
 use scanner_core::token::{device_id_for_token, token_hash_hex};
 use scanner_core::wire::{sync_path, RedeemRequest, REDEEM_PATH};
 use scanner_core::IssuerKey;
@@ -84,6 +86,7 @@ fn start_hub(scanner: &Path, data: &Path) -> Result<Hub> {
         .arg("--data")
         .arg(data)
         .args(["hub", "--event", &EVENT.to_string(), "--listen", "127.0.0.1:0", "--upstream-every", "0"])
+        .args(["--device-rate", "0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -200,20 +203,32 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// A door device deciding on its own (sled log, as the CLI keeps it) that syncs with the hub.
+/// A door device deciding on its own (sled log, as the CLI keeps it) that syncs with the hub by the door
+/// loop's schedule.
 struct Door {
     log: RedemptionLog,
     token: String,
-    next_sync: Instant,
+    schedule: SyncSchedule,
 }
 
 impl Door {
-    fn new(dir: &Path, n: usize, phase: Duration) -> Result<Self> {
+    fn new(dir: &Path, n: usize, every: Duration, phase: Duration) -> Result<Self> {
         let token = device_token(n);
         let mut log = RedemptionLog::open_or_create_as(dir, &format!("door {n}"), Some(device_id_for_token(&token)))?;
         log.set_keyring(&issuer().1.to_json())?;
         log.set_event(EVENT)?;
-        Ok(Self { log, token, next_sync: Instant::now() + phase })
+        let schedule = SyncSchedule::new(every.as_millis() as u64, now_ms() + phase.as_millis() as u64);
+        Ok(Self { log, token, schedule })
+    }
+
+    /// Syncs if the schedule says so; returns whether it did.
+    fn sync_if_due(&mut self, agent: &ureq::Agent, url: &str) -> Result<bool> {
+        if !self.schedule.due(now_ms()) {
+            return Ok(false);
+        }
+        self.sync(agent, url)?;
+        self.schedule.synced(now_ms());
+        Ok(true)
     }
 
     fn sync(&mut self, agent: &ureq::Agent, url: &str) -> Result<()> {
@@ -249,8 +264,8 @@ fn propagation(
         let dir = work.join(format!("round-{r}"));
         let phase = sync_every.mul_f64((r as f64 + 0.5) / rounds as f64);
         // Fresh devices each round (a device id writes one log, ever): tokens after the throughput clients'.
-        let mut a = Door::new(&dir.join("a"), FIRST_DOOR + 2 * r, Duration::ZERO)?;
-        let mut b = Door::new(&dir.join("b"), FIRST_DOOR + 2 * r + 1, phase)?;
+        let mut a = Door::new(&dir.join("a"), FIRST_DOOR + 2 * r, sync_every, Duration::ZERO)?;
+        let mut b = Door::new(&dir.join("b"), FIRST_DOOR + 2 * r + 1, sync_every, phase)?;
         // The admission happens at a uniformly spread moment of A's interval too.
         let admit_at = Instant::now() + sync_every.mul_f64(((r * 7) % rounds) as f64 / rounds as f64);
         let text = qr(key, 200_000_000 + r as u64);
@@ -264,15 +279,12 @@ fn propagation(
                 let input = ScanInput { text: &text, kind: ScanKind::Entry, override_reason: None };
                 let scan = a.log.scan(input, "North", now_ms())?;
                 anyhow::ensure!(scan.verdict.is_admit(), "A admits");
+                // Decided on the device, not by the hub: the schedule sends it at once.
+                a.schedule.scanned(false);
                 admitted = Some(now);
             }
-            if now >= a.next_sync {
-                a.sync(&agent, &hub.url)?;
-                a.next_sync += sync_every;
-            }
-            if now >= b.next_sync {
-                b.sync(&agent, &hub.url)?;
-                b.next_sync += sync_every;
+            a.sync_if_due(&agent, &hub.url)?;
+            if b.sync_if_due(&agent, &hub.url)? {
                 if let Some(t0) = admitted {
                     if !b.log.index().history(&ticket).is_empty() {
                         samples.push(t0.elapsed().as_secs_f64() * 1000.0);

@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use scanner_core::redemption::server_log::ServerLogs;
 
+use super::limit::DeviceLimit;
 use super::server::Transport;
 use super::state::{Hub, Trust};
 use super::{hub_dir, load_config, load_trust};
@@ -48,6 +49,13 @@ pub struct HubArgs {
     /// unless unspecified, and "localhost"). Only used when the certificate is first made.
     #[arg(long, value_name = "NAME", requires = "self_signed")]
     tls_name: Vec<String>,
+    /// Requests per second each door device may make, sustained (429 with Retry-After beyond; 0: no
+    /// limit). The default is twice a door's busiest (see the hub's README section).
+    #[arg(long, value_name = "PER_S", default_value_t = super::limit::DEFAULT_PER_S)]
+    device_rate: f64,
+    /// Requests a door device may make at once after a quiet spell.
+    #[arg(long, value_name = "N", default_value_t = super::limit::DEFAULT_BURST)]
+    device_burst: u32,
 }
 
 #[derive(Subcommand)]
@@ -90,7 +98,8 @@ pub fn run(data: &Path, args: HubArgs) -> Result<ExitCode> {
         }
         Some(HubAction::Push) => push(data),
         None => {
-            let hub = open(data)?;
+            let mut hub = open(data)?;
+            hub.limit = DeviceLimit::new(args.device_rate, args.device_burst);
             let event = args.event.context("give the event: scanner hub --event ID --listen ADDR")?;
             if event != hub.config.event {
                 anyhow::bail!("this hub is set up for event {}, not {event}", hub.config.event);
@@ -122,7 +131,8 @@ fn open(data: &Path) -> Result<Hub> {
     let config = load_config(&dir)?;
     let trust = Trust::parse(load_trust(&dir)?)?;
     let owner = config.device();
-    let hub = Hub { dir, config, owner, logs: ServerLogs::new(), trust: RwLock::new(Arc::new(trust)) };
+    let limit = DeviceLimit::new(super::limit::DEFAULT_PER_S, super::limit::DEFAULT_BURST);
+    let hub = Hub { dir, config, owner, logs: ServerLogs::new(), trust: RwLock::new(Arc::new(trust)), limit };
     // Opened now so a damaged log stops the hub at start, not at the first device.
     hub.logs.with(&hub.redemptions_dir(), hub.config.event, Some(owner), |_| Ok(()))?;
     Ok(hub)

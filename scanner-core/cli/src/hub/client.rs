@@ -1,14 +1,15 @@
-//! A door device's side of a venue hub: where the hub is, and the door loop that syncs with it every few
-//! seconds while scanning.
+//! A door device's side of a venue hub: where the hub is, and the door loop that syncs with it while
+//! scanning (scanner-core's [`SyncSchedule`]: every few seconds, and at once after a scan the hub did not
+//! decide), and backs off when the hub says it is asked too often (429, `Retry-After`).
 
 use std::io::BufRead;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use scanner_core::redemption::RedemptionLog;
+use scanner_core::redemption::{RedemptionLog, SyncSchedule};
 use scanner_core::setup::CertPin;
 
 use crate::Issuer;
@@ -94,14 +95,48 @@ pub fn sync_once(log: &mut RedemptionLog, hub: &VenueHub, timeout: Duration) -> 
     Ok(summary.new_records)
 }
 
-/// The door loop (`scan --stdin`) with a hub: one ticket per line, and a sync with the hub whenever
-/// `every` has passed without one, so this device's offline decisions see the other gates' scans within
-/// seconds even when the hub cannot be asked for a verdict.
+/// Until when the server (in a door loop: the hub) asked this process not to call it (HTTP 429). One
+/// process is one device, so the whole process waits: its scans decide on the device, its syncs wait.
+static SERVER_WAIT_UNTIL: Mutex<Option<Instant>> = Mutex::new(None);
+
+/// The server answered 429 with this `Retry-After`: no scan asks it and no sync calls it before then.
+pub fn server_asked_to_wait(wait: Duration) {
+    let until = Instant::now() + wait;
+    let mut held = SERVER_WAIT_UNTIL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    *held = Some(held.map_or(until, |h| h.max(until)));
+}
+
+/// How much longer the server asked to wait, if it did and the time has not come.
+pub fn server_waiting() -> Option<Duration> {
+    let held = *SERVER_WAIT_UNTIL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    held.and_then(|until| until.checked_duration_since(Instant::now())).filter(|left| !left.is_zero())
+}
+
+/// A sync the server refused for now (HTTP 429): retry after this long.
+#[derive(Debug)]
+pub struct RetryLater(pub Duration);
+
+impl std::fmt::Display for RetryLater {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the server asks to retry after {} s (HTTP 429)", self.0.as_secs())
+    }
+}
+
+impl std::error::Error for RetryLater {}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The door loop (`scan --stdin`) with a hub: one ticket per line; syncs with the hub by scanner-core's
+/// [`SyncSchedule`]: every `every`, and at once after a scan the hub did not decide (so another gate
+/// learns of it within one of its own sync rounds), never while the hub asked to wait. `scan` returns the
+/// exit code and whether the hub (or the edge) decided the scan.
 pub fn door_loop(
     dir: &Path,
     log: &mut RedemptionLog,
     every: Duration,
-    mut scan: impl FnMut(&mut RedemptionLog, &str) -> Result<ExitCode>,
+    mut scan: impl FnMut(&mut RedemptionLog, &str) -> Result<(ExitCode, bool)>,
 ) -> Result<ExitCode> {
     let hub = venue_hub(dir)?.context("no venue hub configured")?;
     let (tx, rx) = mpsc::channel::<std::io::Result<String>>();
@@ -113,27 +148,36 @@ pub fn door_loop(
         }
     });
     let mut code = ExitCode::SUCCESS;
-    let mut next_sync = Instant::now();
+    let every_ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX);
+    let mut schedule = SyncSchedule::new(every_ms, unix_ms());
     loop {
-        let wait = next_sync.saturating_duration_since(Instant::now());
+        let wait = Duration::from_millis(schedule.wait_ms(unix_ms()));
         match rx.recv_timeout(wait) {
             Ok(line) => {
                 let line = line.context("cannot read standard input")?;
                 if line.trim().is_empty() {
                     continue;
                 }
-                code = scan(log, &line)?;
+                let (scanned, decided_by_server) = scan(log, &line)?;
+                code = scanned;
+                schedule.scanned(decided_by_server);
                 if log.should_fold() {
                     log.fold_pending(i64::try_from(crate::now_ms(None)? / 1000).unwrap_or(0))?;
                 }
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if let Err(e) = sync_once(log, &hub, HUB_SYNC_TIMEOUT) {
-                    tracing::info!(error = %format!("{e:#}"), "hub sync failed; next try in {} ms", every.as_millis());
-                }
-                next_sync = Instant::now() + every;
-            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        let now = unix_ms();
+        if let Some(left) = server_waiting() {
+            schedule.wait(now, u64::try_from(left.as_millis()).unwrap_or(u64::MAX));
+        }
+        if schedule.due(now) {
+            // A 429 is noted by the client itself (`server_asked_to_wait`) and held to on the next turn.
+            if let Err(e) = sync_once(log, &hub, HUB_SYNC_TIMEOUT) {
+                tracing::info!(error = %format!("{e:#}"), "hub sync failed; next try in {} ms", every.as_millis());
+            }
+            schedule.synced(unix_ms());
         }
     }
     // Last sync on the way out (best effort): the hub learns the final scans now, not at the next run.

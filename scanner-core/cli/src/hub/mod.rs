@@ -41,6 +41,7 @@ pub const PUSH_PATH: &str = "/hub/v1/push";
 
 pub mod cli;
 pub mod client;
+pub mod limit;
 pub mod server;
 pub mod state;
 pub mod upstream;

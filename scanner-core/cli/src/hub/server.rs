@@ -17,8 +17,9 @@
 //!
 //! Who may write: only tokens in the device list (refreshed from the issuer on each upstream relay), each
 //! as itself; the hub's own id is never accepted from outside (it is the hub's decisions). Sizes are
-//! bounded per request; every write is one exchange under the event log's lock, so the hub's rate is
-//! bounded by its disk (fsync per accepted change), never by memory.
+//! bounded per request, and each device's requests by its own token bucket ([`super::limit`]: 429 with
+//! `Retry-After` beyond, before any other work); every write is one exchange under the event log's lock,
+//! so the hub's total rate is bounded by its disk (fsync per accepted change), never by memory.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -61,6 +62,11 @@ impl Hub {
         if device == self.owner {
             return Err(HubError::Forbidden("the hub's own token is not a door device's".into()));
         }
+        // Before any work for the request: a device over its budget costs the hub one hash and one lookup.
+        if let Err(wait) = self.limit.take(device, std::time::Instant::now()) {
+            tracing::info!(%device, retry_after_s = wait.as_secs(), "device over its request budget");
+            return Err(HubError::TooManyRequests(wait.as_secs()));
+        }
         Ok(device)
     }
 }
@@ -75,10 +81,16 @@ pub enum HubError {
     Storage(String),
     Upstream(String),
     Internal(String),
+    /// Over the device's request budget: retry after this many seconds.
+    TooManyRequests(u64),
 }
 
 impl IntoResponse for HubError {
     fn into_response(self) -> Response {
+        let retry_after = match self {
+            HubError::TooManyRequests(secs) => Some(secs),
+            _ => None,
+        };
         let (status, code, message) = match self {
             HubError::Unauthorized => {
                 (StatusCode::UNAUTHORIZED, "unauthorized", "missing or unknown scanner token".into())
@@ -92,8 +104,18 @@ impl IntoResponse for HubError {
                 tracing::error!(error = %m, "hub internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".into())
             }
+            HubError::TooManyRequests(secs) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many requests from this device; retry after {secs} s"),
+            ),
         };
-        (status, [(header::CONTENT_TYPE, "application/json")], ErrorBody::new(code, message).to_json()).into_response()
+        let mut response = (status, [(header::CONTENT_TYPE, "application/json")], ErrorBody::new(code, message).to_json())
+            .into_response();
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 

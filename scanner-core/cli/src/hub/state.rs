@@ -38,6 +38,8 @@ pub struct Hub {
     pub owner: DeviceId,
     pub logs: ServerLogs,
     pub trust: RwLock<Arc<Trust>>,
+    /// Each door device's request budget ([`super::limit`]).
+    pub limit: super::limit::DeviceLimit,
 }
 
 impl Hub {
