@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The one test command (README: "Test it"). Installs what it needs idempotently, then runs every check:
 # formatting, lints, the wasm32 builds (edge Worker, PWA scanner: scanner-core's core without files or
-# clock), all Rust tests (including the whole-event end-to-end test), the Worker under workerd, the web
-# parts in real Chromium with a fake camera, and a short fuzz run.
+# clock), all Rust tests (including the whole-event end-to-end test; the issuer's once more on PostgreSQL),
+# the Worker under workerd, the web parts in real Chromium with a fake camera, and a short fuzz run.
 # Caches (Cargo target dirs, Python venv, installed tools) live under $HOME/.cache/tickets, outside the clone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +49,11 @@ scripts/web-build.sh
 step "cargo test (workspace)"
 cargo test --workspace 2>&1 | tee "$logs/cargo-test.log"
 
+step "cargo test -p issuer again, on PostgreSQL (a throwaway cluster; SQLite-only tests are skipped by name)"
+# Every issuer under test gets a fresh database of its own on the cluster (issuer/tests/common). Tests
+# named sqlite_only_* (the SQLite backup) are not run here, so they are not counted twice.
+scripts/postgres.sh run cargo test -p issuer --test '*' -- --skip sqlite_only 2>&1 | tee "$logs/cargo-test-postgres.log"
+
 step "edge verifier under workerd (Miniflare)"
 scripts/edge-test.sh 2>&1 | tee "$logs/edge-test.log"
 
@@ -70,7 +75,7 @@ fi
 
 step "all checks passed"
 # One plain summary line over every test runner above (cargo's "test result" lines and node's "# pass").
-passed=$( (grep -ho 'test result: ok\. [0-9]* passed' "$logs/cargo-test.log" | grep -o '[0-9]*' ; \
+passed=$( (grep -ho 'test result: ok\. [0-9]* passed' "$logs/cargo-test.log" "$logs/cargo-test-postgres.log" | grep -o '[0-9]*' ; \
            grep -ho '^# pass [0-9]*' "$logs/edge-test.log" "$logs/web-test.log" | grep -o '[0-9]*') \
          | awk '{s+=$1} END {print s+0}')
 echo "tests: ${passed} passed, 0 failed"

@@ -308,3 +308,41 @@ async fn sqlite_only_damaged_truncated_and_hostile_archives_are_refused_with_not
     assert!(issuer::backup::backup(work.path(), &nothing, 0).is_err());
     assert!(!nothing.exists());
 }
+
+/// A PostgreSQL store is not copied by `issuer backup` (nor overwritten by `issuer restore`): both refuse
+/// with a pointer to pg_dump / pg_restore and write nothing, whether the URL comes as a flag or from
+/// DATABASE_URL. (No database is contacted: the refusal comes before anything is opened.)
+#[test]
+fn backup_and_restore_refuse_a_postgres_store_and_point_to_pg_dump() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let archive = dir.path().join("backup.tar");
+    let url = "postgres://issuer@127.0.0.1:1/tickets";
+    let run = |args: &[&str], env: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_issuer"));
+        cmd.args(args).env_remove("DATABASE_URL");
+        if let Some(u) = env {
+            cmd.env("DATABASE_URL", u);
+        }
+        let out = cmd.output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (data_s, archive_s) = (data.to_str().unwrap(), archive.to_str().unwrap());
+    for (ok, stderr) in [
+        run(&["backup", "--data", data_s, "--to", archive_s, "--database-url", url], None),
+        run(&["backup", "--data", data_s, "--to", archive_s], Some(url)),
+    ] {
+        assert!(!ok, "backup of a PostgreSQL store succeeded");
+        assert!(stderr.contains("pg_dump"), "{stderr}");
+        assert!(!stderr.contains("127.0.0.1:1"), "the URL is not echoed: {stderr}");
+    }
+    assert!(!archive.exists(), "nothing written");
+    std::fs::write(&archive, b"not looked at").unwrap();
+    let target = dir.path().join("restored");
+    let (ok, stderr) =
+        run(&["restore", "--from", archive_s, "--data", target.to_str().unwrap(), "--database-url", url], None);
+    assert!(!ok);
+    assert!(stderr.contains("pg_restore"), "{stderr}");
+    assert!(!target.exists(), "nothing restored");
+}
