@@ -8,8 +8,11 @@
 //!   stamped far in the future or a compression bomb is refused with 400 and changes nothing; if the
 //!   disk refuses the write the answer is 507 and nothing was accepted.
 //! - `POST /v1/sync?event=ID&channel=relay` — hub token for that event ([`crate::hub_tokens`]): a venue
-//!   hub relays everything it holds, both ways, like the issuer with the edge (records of any device are
-//!   taken). A device token on this channel is 403, a hub token on push/pull or for another event 403.
+//!   hub relays everything it holds, both ways, like the issuer with the edge, but only records of the
+//!   event's devices (every device ever created for it, revoked ones included: their scans before the
+//!   revocation are real) are taken; changes under any other device id are refused, never merged, and
+//!   counted in the answer's `x-refused-changes` header. A device token on this channel is 403, a hub
+//!   token on push/pull or for another event 403.
 //! - `GET /admin/v1/events/{id}/redemptions[?format=text]` — staff (`Reports`): the report (admitted per
 //!   gate and hour, conflicts with devices, gates and times, refusals by reason) as JSON or a readable table.
 //!
@@ -31,7 +34,7 @@ use scanner_core::error::SyncKind;
 use scanner_core::redemption::document::MAX_SYNC_MESSAGE_BYTES;
 use scanner_core::redemption::server_log::{ServerLog, ServerLogs};
 use scanner_core::redemption::{Accept, CheckIn, DeviceId, EventReport, SyncChannel};
-use scanner_core::wire::{sync_path, SYNC_PATH};
+use scanner_core::wire::{sync_path, REFUSED_CHANGES_HEADER, SYNC_PATH};
 use serde::Deserialize;
 
 use crate::auth::ScannerDevice;
@@ -117,12 +120,12 @@ async fn sync(
     let channel = q.channel.as_deref().and_then(SyncChannel::parse).ok_or_else(|| {
         Error::BadRequest("give the sync channel: &channel=push, &channel=pull or &channel=relay".into())
     })?;
-    // Who may write what: a device only its own records (push/pull), a hub anything of its event (relay).
-    let (accept, peer_key, who) = match (&client, channel) {
+    // Who may write what: a device only its own records (push/pull), a hub its event's devices' (relay).
+    let (from, peer_key, who) = match (&client, channel) {
         (SyncClient::Device(device), SyncChannel::Push | SyncChannel::Pull) => {
             device.require_event(i64::from(event))?;
             let log_device: DeviceId = device.log_device;
-            (Accept::device(log_device, now_ms()), format!("{}.{}", log_device.to_hex(), channel.as_str()), &device.id)
+            (Some(log_device), format!("{}.{}", log_device.to_hex(), channel.as_str()), &device.id)
         }
         (SyncClient::Device(device), SyncChannel::Relay) => {
             tracing::warn!(device = %device.id, event, "device token refused on the relay channel");
@@ -130,23 +133,55 @@ async fn sync(
         }
         (SyncClient::Hub(hub), SyncChannel::Relay) => {
             hub.require_event(i64::from(event))?;
-            (Accept::relay(now_ms()), format!("hub.{}.relay", hub.id), &hub.id)
+            (None, format!("hub.{}.relay", hub.id), &hub.id)
         }
         (SyncClient::Hub(_), _) => {
             return Err(Error::Forbidden("a hub token only relays: use channel=relay".into()));
         }
     };
     let body = body_bytes(req, MAX_SYNC_BODY_BYTES).await?;
+    let writers = match from {
+        Some(_) => None,
+        None => Some(event_devices(&state, event).await?),
+    };
     let dir = redemptions_dir(&state);
-    let reply =
-        tokio::task::spawn_blocking(move || with_log(&dir, event, |log| log.serve(&peer_key, &body, accept, channel)))
-            .await
-            .map_err(Error::internal)??;
-    tracing::debug!(client = %who, event, channel = channel.as_str(), replied = reply.is_some(), "redemption sync");
-    Ok(match reply {
+    let served = tokio::task::spawn_blocking(move || {
+        let accept = match (from, &writers) {
+            (Some(device), _) => Accept::device(device, now_ms()),
+            (None, Some(writers)) => Accept::relay_of(writers, now_ms()),
+            (None, None) => return Err(Error::internal("a relay without its device list")),
+        };
+        with_log(&dir, event, |log| log.serve_exchange(&peer_key, &body, accept, channel))
+    })
+    .await
+    .map_err(Error::internal)??;
+    let refused = served.received.refused_changes;
+    if refused > 0 {
+        tracing::warn!(client = %who, event, refused, "relay sent changes under device ids not of this event; refused");
+    }
+    tracing::debug!(client = %who, event, channel = channel.as_str(), replied = served.reply.is_some(), "redemption sync");
+    let mut response = match served.reply {
         Some(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
-    })
+    };
+    if refused > 0 {
+        response.headers_mut().insert(REFUSED_CHANGES_HEADER, header::HeaderValue::from(refused));
+    }
+    Ok(response)
+}
+
+/// The log ids of every device created for the event (revoked ones too: what they scanned before their
+/// revocation counts), the only ones a hub may relay records of.
+async fn event_devices(state: &AppState, event: u32) -> Result<std::collections::BTreeSet<DeviceId>> {
+    let hashes: Vec<(String,)> = sqlx::query_as("SELECT token_hash FROM devices WHERE event_id = $1")
+        .bind(i64::from(event))
+        .fetch_all(&state.db.read)
+        .await?;
+    Ok(hashes
+        .iter()
+        .filter_map(|(hash,)| scanner_core::token::parse_token_hash(hash))
+        .map(|hash| scanner_core::token::device_id_for_token_hash(&hash))
+        .collect())
 }
 
 fn now_ms() -> u64 {

@@ -6,8 +6,11 @@ mod common;
 
 use common::App;
 use reqwest::Method;
+use scanner_core::redemption::document::{Accept, Batch, PeerState};
 use scanner_core::redemption::server_log::ServerLogs;
-use scanner_core::redemption::SyncChannel;
+use scanner_core::redemption::{Hlc, Outcome, RedemptionDoc, ScanKind, ScanRecord, SyncChannel, TicketRef};
+use scanner_core::token::device_id_for_token;
+use scanner_core::wire::REFUSED_CHANGES_HEADER;
 use serde_json::{json, Value};
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -163,4 +166,78 @@ async fn an_event_has_at_most_twenty_active_hub_tokens() {
     assert_eq!(s, 409, "{v}");
     let (s, v) = app.admin(Method::POST, &path, Some(json!({"name": "x".repeat(101)}))).await;
     assert_eq!(s, 422, "a name longer than 100 bytes: {v}");
+}
+
+/// A log holding one batch of `records` admissions written by `device`, as that device writes it.
+fn device_log(device: scanner_core::redemption::DeviceId, first: u8, records: u8) -> RedemptionDoc {
+    let records: Vec<ScanRecord> = (first..first + records)
+        .map(|n| ScanRecord {
+            ticket: TicketRef([n; 12]),
+            hlc: Hlc((common::sync::now_ms() - 60_000 + u64::from(n)) << 16),
+            wall_time: (common::sync::now_ms() / 1000) as u32 - 60,
+            gate: 0,
+            kind: ScanKind::Entry,
+            reentry: false,
+            outcome: Outcome::Admitted,
+            ticket_type: 0,
+            decided_by_edge: false,
+            addon: None,
+        })
+        .collect();
+    let mut doc = RedemptionDoc::new_for_device(device);
+    let batch = Batch { device_name: "door", gates: &["North".to_owned()], records: &records, overrides: &[], time: 0 };
+    doc.append_batch(device, batch).expect("append");
+    doc
+}
+
+#[tokio::test]
+async fn a_hub_relay_cannot_bring_records_of_a_made_up_device() {
+    let app = common::start().await;
+    let event = app.event(10, 0).await;
+    let (s, created) =
+        app.admin(Method::POST, &format!("/admin/v1/events/{event}/hub-tokens"), Some(json!({"name": "hub"}))).await;
+    assert_eq!(s, 201, "{created}");
+    let hub_token = created["token"].as_str().expect("token").to_owned();
+    // The hub holds 2 scans of a door device registered for the event, and 3 under an id no one created.
+    let registered = device_id_for_token(&app.device_token(event).await);
+    let made_up = scanner_core::redemption::DeviceId(0x2bad_0000_0000_0001);
+    let mut hub = RedemptionDoc::new_relay();
+    hub.merge(&device_log(registered, 1, 2)).expect("merge");
+    hub.merge(&device_log(made_up, 10, 3)).expect("merge");
+
+    let url = app.url(&format!("/v1/sync?event={event}&channel=relay"));
+    let mut state = PeerState::new();
+    let (mut refused, mut rounds) = (0u64, 0);
+    while let Some(message) = hub.generate_sync_message(&mut state) {
+        rounds += 1;
+        assert!(rounds <= 30, "the relay session ends");
+        let resp = app
+            .http
+            .post(&url)
+            .bearer_auth(&hub_token)
+            .header("content-type", "application/octet-stream")
+            .body(message)
+            .send()
+            .await
+            .expect("relay");
+        let status = resp.status().as_u16();
+        assert!(status == 200 || status == 204, "{status}");
+        refused += resp
+            .headers()
+            .get(REFUSED_CHANGES_HEADER)
+            .map(|v| v.to_str().expect("ascii").parse::<u64>().expect("a count"))
+            .unwrap_or(0);
+        let body = resp.bytes().await.expect("body");
+        if status == 204 {
+            break;
+        }
+        hub.receive_sync_message(&mut state, &body, Accept::relay(common::sync::now_ms())).expect("the issuer's reply");
+    }
+    assert_eq!(refused, 1, "the made-up device's one change is refused and counted");
+
+    let report = common::sync::report(&app, event).await;
+    assert_eq!((report["scans"].as_u64(), report["admitted"].as_u64()), (Some(2), Some(2)), "{report:#}");
+    let devices: Vec<&str> =
+        report["devices"].as_array().expect("devices").iter().filter_map(|d| d["device"].as_str()).collect();
+    assert_eq!(devices, vec![registered.to_hex()], "{report:#}");
 }
