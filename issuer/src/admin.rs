@@ -116,13 +116,48 @@ struct NewDevice {
     /// The one event the device's token is valid for (required; `Option` only to say so clearly).
     #[serde(default)]
     event: Option<i64>,
+    /// A venue hub (`scanner hub`) the device asks first and syncs with, carried in the setup link;
+    /// checked by scanner-core's server rule (https, plain http only to the device itself).
+    #[serde(default)]
+    hub: Option<String>,
+    /// The hub certificate's SHA-256 (`scanner hub --self-signed` prints it), for CLI devices; needs an
+    /// https hub. Browsers cannot pin: phones need a hub certificate their browser trusts.
+    #[serde(default)]
+    hub_cert_sha256: Option<String>,
+}
+
+/// The venue hub a new device's link names: `(hub, its certificate pin)`, checked by the same rules the
+/// device applies when it reads the link (scanner-core's `setup`), so the issuer never hands out a link
+/// the device would refuse. Empty fields mean "no hub".
+fn link_hub(hub: Option<&str>, pin: Option<&str>) -> Result<(Option<String>, Option<String>)> {
+    fn present(v: Option<&str>) -> Option<&str> {
+        v.map(str::trim).filter(|v| !v.is_empty())
+    }
+    let pin = present(pin)
+        .map(|p| scanner_core::setup::CertPin::parse(p).map(|p| p.to_hex()))
+        .transpose()
+        .map_err(|e| Error::validation("hub_cert_sha256", e.to_string()))?;
+    let hub = match (present(hub), &pin) {
+        (Some(url), Some(_)) => Some(scanner_core::setup::check_pinned_url(url)),
+        (Some(url), None) => Some(scanner_core::setup::check_server_url(url)),
+        (None, Some(_)) => return Err(Error::validation("hub_cert_sha256", "a certificate pin needs a hub URL")),
+        (None, None) => None,
+    };
+    let hub = hub.transpose().map_err(|e| Error::validation("hub", e.to_string()))?;
+    Ok((hub, pin))
 }
 
 /// `{public_url}/scanner/#setup=<base64url(JSON)>` (scanner-core's [`scanner_core::setup::SetupLink`]):
 /// opening it on a phone configures the PWA scanner, `scanner init --setup` the CLI. The token travels in
 /// the fragment, which browsers never send to a server or put in a Referer; the keyring's SHA-256 pins
-/// the keys the device will accept.
-fn setup_url(state: &AppState, token: &str, event: i64, device_name: &str) -> Result<String> {
+/// the keys the device will accept. `hub`: the venue hub and its certificate pin ([`link_hub`]).
+fn setup_url(
+    state: &AppState,
+    token: &str,
+    event: i64,
+    device_name: &str,
+    hub: (Option<String>, Option<String>),
+) -> Result<String> {
     let link = scanner_core::setup::SetupLink {
         v: scanner_core::setup::SETUP_VERSION,
         server: state.public_url.clone(),
@@ -131,6 +166,8 @@ fn setup_url(state: &AppState, token: &str, event: i64, device_name: &str) -> Re
         edge: state.config.edge_url.as_deref().map(|u| u.trim_end_matches('/').to_owned()),
         device_name: device_name.to_owned(),
         keyring_sha256: state.signer.keyring.sha256_hex(),
+        hub: hub.0,
+        hub_cert_sha256: hub.1,
     };
     Ok(link.to_url(&state.public_url))
 }
@@ -144,6 +181,8 @@ async fn create_device(
     let name = clean_text("name", &d.name, 100)?;
     // A device token is valid for one event only (every scanner endpoint and the edge check it).
     let event = d.event.ok_or_else(|| Error::validation("event", "required: the event this device scans for"))?;
+    // Checked before anything is written: a hub the device would refuse creates no device.
+    let hub = link_hub(d.hub.as_deref(), d.hub_cert_sha256.as_deref())?;
     crate::catalog::load_event(&state, event).await?;
     let id = random_id("dev");
     let token = random_token(32);
@@ -156,12 +195,16 @@ async fn create_device(
         .bind(event)
         .execute(&mut *tx)
         .await?;
-    let after = json!({ "id": id, "name": name, "event": event });
+    let mut after = json!({ "id": id, "name": name, "event": event });
+    if let Some(url) = &hub.0 {
+        // Which hub a device's link named (never the token) is part of what was decided.
+        after["hub"] = json!(url);
+    }
     audit::record(&mut tx, &staff, "device.create", &format!("device:{id}"), None, Some(after)).await?;
     tx.commit().await?;
     tracing::info!(device = %id, event, "scanner device registered");
     let mut body = json!({ "id": id, "name": name, "token": token, "event": event });
-    let url = setup_url(&state, &token, event, &name)?;
+    let url = setup_url(&state, &token, event, &name, hub)?;
     let svg = scanner_core::qr::render::svg(&url).map_err(Error::internal)?;
     // The SVG as an element for inline use: without the XML declaration.
     body["setup_qr_svg"] = json!(svg.find("<svg").map(|i| &svg[i..]).unwrap_or(&svg));
@@ -215,4 +258,42 @@ async fn revocation_info(staff: Staff, State(state): State<AppState>) -> Result<
     staff.require(Permission::Reports)?;
     let list = state.revocations.lock().await;
     Ok(axum::Json(json!({ "version": list.version(), "entries": list.len() })))
+}
+
+#[cfg(test)]
+mod link_hub_tests {
+    use super::*;
+
+    // SHA-256 of "abc" (FIPS 180-2, appendix B.1).
+    const ABC: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+    fn field(e: Error) -> &'static str {
+        match e {
+            Error::Validation { field, .. } => field,
+            other => panic!("not a validation error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn hubs_the_device_would_accept_go_into_the_link() {
+        assert_eq!(link_hub(None, None).unwrap(), (None, None));
+        assert_eq!(link_hub(Some(" "), Some("")).unwrap(), (None, None));
+        assert_eq!(
+            link_hub(Some("http://127.0.0.1:8088/"), None).unwrap(),
+            (Some("http://127.0.0.1:8088".to_owned()), None)
+        );
+        assert_eq!(
+            link_hub(Some("https://Hub.Example.org:8443"), Some(&ABC.to_ascii_uppercase())).unwrap(),
+            (Some("https://hub.example.org:8443".to_owned()), Some(ABC.to_owned()))
+        );
+    }
+
+    #[test]
+    fn hubs_the_device_would_refuse_are_refused_by_field() {
+        assert_eq!(field(link_hub(Some("http://192.168.1.20:8088"), None).unwrap_err()), "hub");
+        assert_eq!(field(link_hub(Some("ftp://hub"), None).unwrap_err()), "hub");
+        assert_eq!(field(link_hub(Some("http://127.0.0.1:8088"), Some(ABC)).unwrap_err()), "hub");
+        assert_eq!(field(link_hub(Some("https://hub.example.org"), Some("abc")).unwrap_err()), "hub_cert_sha256");
+        assert_eq!(field(link_hub(None, Some(ABC)).unwrap_err()), "hub_cert_sha256");
+    }
 }

@@ -94,8 +94,9 @@ pub fn check_pinned_url(url: &str) -> crate::Result<String> {
     Ok(url)
 }
 
-/// What a setup link carries, checked: `server` and `edge` passed [`check_server_url`] (normalised, no
-/// trailing `/`), `keyring_sha256` is 64 lower-case hex digits.
+/// What a setup link carries, checked: `server`, `edge` and `hub` passed [`check_server_url`] (normalised,
+/// no trailing `/`), `keyring_sha256` is 64 lower-case hex digits, and so is `hub_cert_sha256` (only with an
+/// `https://` hub).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetupLink {
     pub v: u8,
@@ -105,6 +106,12 @@ pub struct SetupLink {
     pub edge: Option<String>,
     pub device_name: String,
     pub keyring_sha256: String,
+    /// A venue hub's base URL: asked first for verdicts and synced with every few seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub: Option<String>,
+    /// The hub certificate's SHA-256 ([`CertPin::to_hex`]), for clients that can pin (the CLI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub_cert_sha256: Option<String>,
 }
 
 impl SetupLink {
@@ -115,7 +122,8 @@ impl SetupLink {
     }
 
     /// Parses a setup link (the whole URL, or just what follows `setup=`) and checks every field: the
-    /// version, the server and edge URLs ([`check_server_url`]), the token, the event and the keyring pin.
+    /// version, the server, edge and hub URLs ([`check_server_url`]), the token, the event, the keyring pin
+    /// and the hub's certificate pin ([`CertPin`], which needs an `https://` hub).
     pub fn parse(link: &str) -> crate::Result<Self> {
         let link = link.trim();
         if link.len() > MAX_LINK_CHARS {
@@ -136,11 +144,13 @@ impl SetupLink {
         }
         let text = |name: &'static str| raw.get(name).and_then(serde_json::Value::as_str);
         let server = check_server_url(text("server").ok_or(SetupKind::Damaged("server"))?)?;
-        let edge = match raw.get("edge") {
-            None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::String(s)) if s.is_empty() => None,
-            Some(serde_json::Value::String(s)) => Some(check_server_url(s)?),
-            Some(_) => return Err(SetupKind::Damaged("edge").into()),
+        let edge = optional_text(&raw, "edge")?.map(check_server_url).transpose()?;
+        let hub_cert_sha256 = optional_text(&raw, "hub_cert_sha256")?.map(CertPin::parse).transpose()?;
+        let hub = match (optional_text(&raw, "hub")?, &hub_cert_sha256) {
+            (Some(url), Some(_)) => Some(check_pinned_url(url)?),
+            (Some(url), None) => Some(check_server_url(url)?),
+            (None, Some(_)) => return Err(SetupKind::Damaged("hub_cert_sha256 without a hub").into()),
+            (None, None) => None,
         };
         let token = text("token").filter(|t| !t.is_empty() && t.len() <= MAX_TOKEN_CHARS);
         let token = token.ok_or(SetupKind::Damaged("token"))?.to_owned();
@@ -157,7 +167,19 @@ impl SetupLink {
             edge,
             device_name: if name.is_empty() { "scanner".to_owned() } else { name },
             keyring_sha256: crate::keyring::to_hex(&pin),
+            hub,
+            hub_cert_sha256: hub_cert_sha256.map(|p| p.to_hex()),
         })
+    }
+}
+
+/// An optional text field of a link: absent, `null` and `""` all mean "not set"; any other type is damage.
+fn optional_text<'a>(raw: &'a serde_json::Value, name: &'static str) -> crate::Result<Option<&'a str>> {
+    match raw.get(name) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) if s.is_empty() => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s.as_str())),
+        Some(_) => Err(SetupKind::Damaged(name).into()),
     }
 }
 
@@ -282,6 +304,8 @@ mod tests {
             edge: Some("https://edge.example.org".into()),
             device_name: "North door".into(),
             keyring_sha256: "ab".repeat(32),
+            hub: None,
+            hub_cert_sha256: None,
         }
     }
 
@@ -343,6 +367,76 @@ mod tests {
             (local.server.as_str(), local.edge, local.device_name.as_str()),
             ("http://127.0.0.1:8080", None, "scanner")
         );
+    }
+
+    #[test]
+    fn a_hub_and_its_certificate_pin_travel_in_the_link() {
+        // SHA-256 of "abc" (FIPS 180-2, appendix B.1), written as openssl prints fingerprints.
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        let openssl_style: Vec<String> =
+            abc.to_ascii_uppercase().as_bytes().chunks(2).map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+        let pinned = SetupLink::parse(&with(|v| {
+            v["hub"] = "HTTPS://192.168.1.20:8443/".into();
+            v["hub_cert_sha256"] = openssl_style.join(":").into();
+        }))
+        .unwrap();
+        assert_eq!(pinned.hub.as_deref(), Some("https://192.168.1.20:8443"));
+        assert_eq!(pinned.hub_cert_sha256.as_deref(), Some(abc));
+        assert_eq!(SetupLink::parse(&pinned.to_url("https://x")).unwrap(), pinned);
+
+        // A hub on this machine may be plain http (no pin then).
+        let local = SetupLink::parse(&with(|v| v["hub"] = "http://127.0.0.1:8088".into())).unwrap();
+        assert_eq!((local.hub.as_deref(), local.hub_cert_sha256), (Some("http://127.0.0.1:8088"), None));
+        for unset in [serde_json::Value::Null, "".into()] {
+            let link = SetupLink::parse(&with(|v| v["hub"] = unset.clone())).unwrap();
+            assert_eq!(link.hub, None);
+        }
+
+        // Links without a hub do not mention one: older scanners read them as before.
+        let payload = link().to_url("https://x");
+        let json = B64.decode(payload.split("setup=").nth(1).unwrap()).unwrap();
+        let json = String::from_utf8(json).unwrap();
+        assert!(!json.contains("hub"), "{json}");
+    }
+
+    #[test]
+    fn bad_hubs_and_hub_pins_are_refused() {
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        let refused = |change: &dyn Fn(&mut serde_json::Value)| SetupLink::parse(&with(change)).unwrap_err();
+        assert!(matches!(
+            refused(&|v| v["hub"] = "http://192.168.1.20:8088".into()),
+            crate::Error::Setup(SetupKind::PlainHttp(_))
+        ));
+        assert!(matches!(
+            refused(&|v| v["hub"] = "https://hub.lan/?x=1".into()),
+            crate::Error::Setup(SetupKind::BadUrl(..))
+        ));
+        assert!(matches!(refused(&|v| v["hub"] = 8088.into()), crate::Error::Setup(SetupKind::Damaged("hub"))));
+        assert!(matches!(
+            refused(&|v| {
+                v["hub"] = "http://127.0.0.1:8088".into();
+                v["hub_cert_sha256"] = abc.into();
+            }),
+            crate::Error::Setup(SetupKind::PinWithoutHttps(_))
+        ));
+        assert!(matches!(
+            refused(&|v| {
+                v["hub"] = "https://192.168.1.20:8443".into();
+                v["hub_cert_sha256"] = abc[..40].into();
+            }),
+            crate::Error::Setup(SetupKind::BadCertPin(_))
+        ));
+        assert!(matches!(
+            refused(&|v| {
+                v["hub"] = "https://192.168.1.20:8443".into();
+                v["hub_cert_sha256"] = 7.into();
+            }),
+            crate::Error::Setup(SetupKind::Damaged("hub_cert_sha256"))
+        ));
+        assert!(matches!(
+            refused(&|v| v["hub_cert_sha256"] = abc.into()),
+            crate::Error::Setup(SetupKind::Damaged("hub_cert_sha256 without a hub"))
+        ));
     }
 
     #[test]

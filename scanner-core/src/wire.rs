@@ -115,6 +115,30 @@ pub fn bearer(authorization: Option<&str>) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// CORS preflight answer for the device endpoints (`Access-Control-Allow-Methods`): a PWA served from
+/// another origin (the issuer's `/scanner/`) calls the edge and a venue hub.
+pub const CORS_ALLOW_METHODS: &str = "POST, GET, OPTIONS";
+/// `Access-Control-Allow-Headers` of that preflight: the bearer token and the body's type.
+pub const CORS_ALLOW_HEADERS: &str = "Authorization, Content-Type, X-Device-Id";
+/// `Access-Control-Max-Age` of that preflight, in seconds.
+pub const CORS_MAX_AGE_SECS: u32 = 600;
+
+/// CORS: the `Access-Control-Allow-Origin` value for a request's `Origin`, if that origin is allowed.
+/// `allowed` is the configured list; `*` in it allows any origin (credentials are bearer tokens in a
+/// header, never cookies, so a wildcard cannot leak them).
+pub fn cors_origin<'a>(origin: Option<&'a str>, allowed: &[String]) -> Option<&'a str> {
+    let origin = origin?;
+    allowed.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(origin)).then_some(origin)
+}
+
+/// The origin (`scheme://host[:port]`, as a browser sends it in `Origin`) of an http(s) URL: what comes
+/// before the path. `None` for anything else.
+pub fn url_origin(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"))?;
+    let end = rest.find('/').map_or(url.len(), |i| url.len() - rest.len() + i);
+    (!rest.is_empty() && !rest.starts_with('/')).then(|| &url[..end])
+}
+
 /// Constant-time equality of two byte strings of possibly different lengths (compares their SHA-256).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     digest_eq(&Sha256::digest(a).into(), &Sha256::digest(b).into())
@@ -452,5 +476,31 @@ mod tests {
             EdgeVerdict::from_reply(200, &vec![b' '; MAX_EDGE_REPLY_BYTES + 1]),
             Err(crate::Error::EdgeReply(EdgeReplyKind::TooLarge))
         ));
+    }
+}
+
+#[cfg(test)]
+mod cors_tests {
+    use super::*;
+
+    #[test]
+    fn only_listed_origins_or_a_wildcard_pass() {
+        let allowed = vec!["https://scan.example.org".to_owned(), "http://127.0.0.1:8080".to_owned()];
+        assert_eq!(cors_origin(Some("https://scan.example.org"), &allowed), Some("https://scan.example.org"));
+        assert_eq!(cors_origin(Some("HTTP://127.0.0.1:8080"), &allowed), Some("HTTP://127.0.0.1:8080"));
+        assert_eq!(cors_origin(Some("https://evil.example"), &allowed), None);
+        assert_eq!(cors_origin(Some("https://scan.example.org.evil.example"), &allowed), None);
+        assert_eq!(cors_origin(None, &allowed), None);
+        assert_eq!(cors_origin(Some("https://x"), &["*".to_owned()]), Some("https://x"));
+    }
+
+    #[test]
+    fn a_urls_origin_is_what_precedes_its_path() {
+        assert_eq!(url_origin("https://tickets.example.org/base/x"), Some("https://tickets.example.org"));
+        assert_eq!(url_origin("http://127.0.0.1:8080"), Some("http://127.0.0.1:8080"));
+        assert_eq!(url_origin("http://[::1]:9/"), Some("http://[::1]:9"));
+        assert_eq!(url_origin("ftp://x"), None);
+        assert_eq!(url_origin("https://"), None);
+        assert_eq!(url_origin("https:///path"), None);
     }
 }

@@ -406,7 +406,13 @@
     const name = $('device-name').value.trim();
     if (!name) return;
     try {
-      const d = await api('/admin/v1/devices', { method: 'POST', json: { name, event: eventId } });
+      const hub = $('device-hub').value.trim();
+      const pin = $('device-hub-pin').value.trim();
+      const json = { name, event: eventId };
+      // Only when given: the issuer checks the hub by the rule the device applies to the link.
+      if (hub) json.hub = hub;
+      if (pin) json.hub_cert_sha256 = pin;
+      const d = await api('/admin/v1/devices', { method: 'POST', json });
       $('setup-device-name').textContent = d.name;
       $('setup-url').value = d.setup_url;
       const doc = new DOMParser().parseFromString(d.setup_qr_svg, 'image/svg+xml');

@@ -217,6 +217,12 @@ function clock(ms) {
   return new Intl.DateTimeFormat(undefined, opts).format(ms);
 }
 
+/** "4 s ago" under a minute (the hub syncs every 2 s: minutes would hide a stalled hub), else as `ago`. */
+function secondsAgo(ms) {
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  return s < 60 ? `${s} s ago` : ago(ms);
+}
+
 function ago(ms) {
   const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
   if (s < 45) return 'just now';
@@ -255,14 +261,25 @@ function render() {
     if (state.revocationsAt) parts.push(`revocations from ${clock(state.revocationsAt)}`);
     parts.push(`${state.records} scan${state.records === 1 ? '' : 's'} in log`);
     if (online && state.lastSyncError) parts.push(`last sync failed: ${state.lastSyncError}`);
-    if (online && state.edge && state.edgeSyncError) parts.push(`edge sync failed: ${state.edgeSyncError}`);
+    if (online && state.edge && !state.hub && state.edgeSyncError) parts.push(`edge sync failed: ${state.edgeSyncError}`);
+    if (state.hub) {
+      // The venue hub is what keeps the gates in step when there is no internet: its state comes first
+      // among the problems, and the steward sees at once when it stops answering.
+      if (online && state.hubSyncError) parts.push(`venue hub unreachable: ${state.hubSyncError}`);
+      else if (state.hubSyncAt) parts.push(`venue hub synced ${secondsAgo(state.hubSyncAt)}`);
+      else parts.push('venue hub not synced yet');
+    }
     if (!online) tone = 'offline';
+    else if (state.hub && state.hubSyncError) tone = 'stale';
+    else if (state.hub && state.hubSyncAt) tone = '';
     else if (!state.lastSyncAt || Date.now() - state.lastSyncAt > STALE_AFTER_MS || state.lastSyncError) tone = 'stale';
   }
   ui.statusLine.textContent = parts.join(' · ');
   ui.statusLine.className = `status__line${tone ? ` status__line--${tone}` : ''}`;
   ui.statusLine.dataset.online = String(online);
   ui.statusLine.dataset.synced = String(state.lastSyncAt ?? '');
+  ui.statusLine.dataset.hubSynced = String(state.hubSyncAt ?? '');
+  ui.statusLine.dataset.hubError = state.hubSyncError ?? '';
   renderDoor();
 }
 
@@ -365,11 +382,18 @@ function showVerdict(m) {
   ui.who.textContent = who;
   ui.amount.textContent = amount;
   ui.detail.textContent = detail;
-  ui.path.textContent = v
-    ? `${v.path === 'edge' ? 'Checked online' : 'Checked on this phone'}${m.edgeNote ? ` (online check unavailable: ${m.edgeNote})` : ''}`
-    : '';
+  ui.verdict.dataset.checkedBy = v ? (m.checkedBy ?? '') : '';
+  ui.path.textContent = v ? checkedByText(v, m) : '';
   feedback(cls);
   openVerdictScreen(cls);
+}
+
+/** Who checked the ticket: the venue hub, the edge ("online") or this phone, and why not online. */
+function checkedByText(v, m) {
+  const by = m.checkedBy ?? (v.path === 'edge' ? 'edge' : 'phone');
+  const text = { hub: 'Checked by the venue hub', edge: 'Checked online', phone: 'Checked on this phone' }[by];
+  const unavailable = state?.hub ? 'venue hub unavailable' : 'online check unavailable';
+  return `${text}${m.edgeNote ? ` (${unavailable}: ${m.edgeNote})` : ''}`;
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -1,14 +1,14 @@
 // The scanner's engine, in a module Worker so the page stays responsive on a slow phone: it owns the wasm
 // build of scanner-core (QR decoding, the scanning Device), the IndexedDB storage and every network call
-// (setup, edge-first redemption, log sync, revocation refresh). The page sends it camera frames and
-// manual codes and shows what it answers.
+// (setup, online-first redemption with a venue hub or the edge, log sync, revocation refresh). The page
+// sends it camera frames and manual codes and shows what it answers.
 //
 // Every decision is scanner-core's. Each scan's record is written durably to IndexedDB before its verdict
 // is posted to the page (scanner-core/src/redemption/device.rs, "Persistence contract").
 //
 // The device token never leaves this worker (the page only learns whether a scanner is set up).
 
-import init, { decodeLuma, parseSetupLink, Restore, Scanner } from './pkg/scanner_wasm.js';
+import init, { decodeLuma, onlineVerifier, parseSetupLink, Restore, Scanner } from './pkg/scanner_wasm.js';
 import { openStore } from './store.js';
 
 /** The same code read again within this window is ignored (the window restarts at every read, so a
@@ -29,6 +29,12 @@ const REQUEST_TIMEOUT_MS = 15_000;
 /** Timeout of one sync request to the edge: it answers in milliseconds when it is there at all, and a
  *  hanging edge must not hold back the next sync with the issuer. */
 const EDGE_SYNC_TIMEOUT_MS = 3_000;
+/** Timeout of one sync request to a venue hub: it is on the local network, and the next round comes
+ *  every couple of seconds anyway. */
+const HUB_SYNC_TIMEOUT_MS = 3_000;
+/** With a venue hub the setup material comes from it; the event's names (which only the issuer serves)
+ *  are asked of the issuer this briefly, so a venue with no internet is not held up. */
+const EVENT_INFO_TIMEOUT_MS = 3_000;
 /** A sync session that has not converged after this many round trips is abandoned (the CLI's limit). */
 const MAX_SYNC_ROUNDS = 64;
 /** Stored document chunks are replaced by one full save beyond this many. */
@@ -36,8 +42,12 @@ const COMPACT_AFTER_CHUNKS = 64;
 
 let store = null;
 let scanner = null;
-/** {v, server, token, event, edge, device_name, keyring_sha256} from the setup link, as scanner-core checked it. */
+/** {v, server, token, event, edge, device_name, keyring_sha256, hub?, hub_cert_sha256?} from the setup link,
+ *  as scanner-core checked it. */
 let setup = null;
+/** The server asked for online verdicts, by scanner-core's rule (the same as the CLI's): {kind: 'hub' |
+ *  'edge', url, sync_every_ms} or null. */
+let verifier = null;
 /** The supervisor pass that unlocked this device (as stored), for the online search's header. */
 let supervisorPass = null;
 /** The event as the issuer's catalog describes it (names of ticket types and add-ons, time zone). */
@@ -46,7 +56,14 @@ let gate = 'Main entrance';
 let kind = 'entry';
 let nextChunk = 0;
 let chunkCount = 0;
-let status = { lastSyncAt: null, lastSyncError: null, edgeSyncError: null, revocationsAt: null };
+let status = {
+  lastSyncAt: null,
+  lastSyncError: null,
+  edgeSyncError: null,
+  revocationsAt: null,
+  hubSyncAt: null,
+  hubSyncError: null,
+};
 let syncing = null;
 let syncAgain = false;
 let syncTimer = null;
@@ -68,6 +85,8 @@ function snapshot() {
     eventInfo,
     server: setup?.server ?? null,
     edge: setup?.edge ?? null,
+    hub: verifier?.kind === 'hub' ? verifier.url : null,
+    hubSyncing: Boolean(hubSyncing),
     gate,
     kind,
     records: scanner?.recordCount ?? 0,
@@ -103,6 +122,7 @@ async function loadDevice() {
   status = { ...status, ...(c.status ?? {}) };
   eventInfo = c.event ?? null;
   setup = c.setup ?? null;
+  verifier = chooseVerifier(setup);
   supervisorPass = c.supervisorPass ?? null;
   scanner?.free();
   scanner = null;
@@ -207,10 +227,27 @@ function httpError(what, res) {
   return new Error(`${what}: HTTP ${res.status}${detail ? ` (${detail})` : ''}`);
 }
 
-async function getText(base, path, token) {
-  const res = await request(`${base}${path}`, { headers: { authorization: `Bearer ${token}` } });
+async function getText(base, path, token, timeoutMs = REQUEST_TIMEOUT_MS) {
+  const res = await request(`${base}${path}`, { headers: { authorization: `Bearer ${token}` } }, timeoutMs);
   if (res.status !== 200) throw httpError(path.split('?')[0], res);
   return new TextDecoder().decode(res.body);
+}
+
+/** scanner-core's choice of the server to ask for verdicts (wasm `onlineVerifier`), for a setup. */
+function chooseVerifier(s) {
+  if (!s) return null;
+  const json = onlineVerifier(s.hub ?? undefined, s.edge ?? undefined);
+  return json ? JSON.parse(json) : null;
+}
+
+/** Why the venue hub did not answer, in words a steward can act on. A browser does not say why a
+ *  connection failed; over https the likeliest cause is a certificate it does not trust, and a browser
+ *  cannot pin one, so the hub needs a certificate the phone's browser trusts (the organizer's). */
+function hubProblem(message) {
+  if (verifier?.kind === 'hub' && verifier.url.startsWith('https:') && /^cannot reach/.test(message)) {
+    return `${message} (if the hub is running, this browser may not trust its certificate: phones need a hub certificate their browser trusts, such as the organizer's; a fingerprint cannot be pinned in a browser)`;
+  }
+  return message;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -223,14 +260,48 @@ function checkSetup(link) {
   return JSON.parse(parseSetupLink(String(link ?? '')));
 }
 
+/** The keyring, manifest and gate rules for a setup, from `base` (the issuer, or a venue hub, which
+ *  serves what it fetched from the issuer: the keyring is checked against the link's pin either way). */
+async function fetchSetupMaterial(base, s) {
+  const [keyring, manifest, gates] = await Promise.all([
+    getText(base, '/v1/scanner/keyring', s.token),
+    getText(base, `/v1/scanner/events/${s.event}/manifest`, s.token),
+    request(`${base}/v1/scanner/events/${s.event}/gates`, { headers: { authorization: `Bearer ${s.token}` } }),
+  ]);
+  // A hub whose issuer had no gate rules has none to serve (404): every gate admits every ticket.
+  if (gates.status !== 200 && gates.status !== 404) throw httpError('gates', gates);
+  const gateRules = gates.status === 200 ? new TextDecoder().decode(gates.body) : null;
+  return { base, keyring, manifest, gateRules };
+}
+
 async function doSetup(raw) {
   const s = checkSetup(raw);
-  const [keyring, eventJson, manifest, gateRules] = await Promise.all([
-    getText(s.server, '/v1/scanner/keyring', s.token),
-    getText(s.server, `/v1/events/${s.event}`, s.token),
-    getText(s.server, `/v1/scanner/events/${s.event}/manifest`, s.token),
-    getText(s.server, `/v1/scanner/events/${s.event}/gates`, s.token),
-  ]);
+  const chosen = chooseVerifier(s);
+  const hub = chosen?.kind === 'hub' ? chosen.url : null;
+  // With a venue hub, set up from it (it works with no internet); the issuer if the hub cannot be
+  // reached (a phone set up before it gets to the venue).
+  let material;
+  if (hub) {
+    try {
+      material = await fetchSetupMaterial(hub, s);
+    } catch (e) {
+      try {
+        material = await fetchSetupMaterial(s.server, s);
+      } catch {
+        throw new Error(`neither the venue hub nor the issuer answered: ${hubProblem(e.message)}`);
+      }
+    }
+  } else {
+    material = await fetchSetupMaterial(s.server, s);
+  }
+  const { keyring, manifest, gateRules } = material;
+  // The names of ticket types and add-ons, and the time zone: only the issuer serves them; without them
+  // the page shows numbers and UTC-less times until a later sync reaches the issuer.
+  const eventJson = await getText(s.server, `/v1/events/${s.event}`, s.token, hub ? EVENT_INFO_TIMEOUT_MS : REQUEST_TIMEOUT_MS)
+    .catch((e) => {
+      if (!hub) throw e;
+      return null;
+    });
   if (scanner && setup && setup.event !== s.event && scanner.recordCount > 0) {
     throw new Error(
       `This scanner holds ${scanner.recordCount} scans of event ${setup.event}. Sync them, then reset the scanner before setting it up for event ${s.event}.`,
@@ -249,13 +320,13 @@ async function doSetup(raw) {
     candidate.setEvent(s.event);
     // Only the keyring the setup link pinned: whoever answers at the server cannot swap the keys.
     candidate.setKeyringPinned(keyring, s.keyring_sha256);
-    const delta = await getText(s.server, `/v1/scanner/revocations?since=${candidate.revocationsVersion}`, s.token);
+    const delta = await getText(material.base, `/v1/scanner/revocations?since=${candidate.revocationsVersion}`, s.token);
     const revocations = candidate.applyRevocationDelta(delta);
     candidate.setManifest(manifest);
-    candidate.setGateRules(gateRules);
+    if (gateRules !== null) candidate.setGateRules(gateRules);
     const now = Date.now();
-    status = { ...status, revocationsAt: now, lastSyncError: null };
-    eventInfo = JSON.parse(eventJson);
+    status = { ...status, revocationsAt: now, lastSyncError: null, hubSyncError: null };
+    eventInfo = eventJson ? JSON.parse(eventJson) : null;
     await store.setConfig({
       device: { id: candidate.deviceId, name: candidate.name },
       setup: s,
@@ -273,8 +344,10 @@ async function doSetup(raw) {
   if (scanner && scanner !== candidate) scanner.free();
   scanner = candidate;
   setup = s;
+  verifier = chosen;
   publish();
   scheduleSync(0);
+  scheduleHubSync(0);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -288,11 +361,12 @@ function isRepeat(text) {
   return repeat;
 }
 
-/** Sends the plan's question to the edge; the answer (or why there is none) goes back to scanner-core. */
-async function askEdge(question, nowMs) {
+/** Sends the plan's question to the online verifier (the venue hub or the edge); the answer (or why there
+ *  is none) goes back to scanner-core. */
+async function askOnline(question, nowMs) {
   const body = question.body;
   const timeoutMs = question.timeoutMs;
-  const url = `${setup.edge}${question.path}`;
+  const url = `${verifier.url}${question.path}`;
   let reply = null;
   let error = null;
   try {
@@ -302,7 +376,7 @@ async function askEdge(question, nowMs) {
       timeoutMs,
     );
   } catch (e) {
-    error = e.message;
+    error = hubProblem(e.message);
   }
   return scanner.finish(question, reply?.status, reply?.body, error ?? undefined, nowMs);
 }
@@ -320,11 +394,11 @@ async function scanOnce(text, source, action = 'scan', reason = undefined, captu
   const started = performance.now();
   let result;
   try {
-    const plan = scanner.plan(text, gate, kind, action, reason, Boolean(setup.edge && navigator.onLine), Date.now());
+    const plan = scanner.plan(text, gate, kind, action, reason, Boolean(verifier && navigator.onLine), Date.now());
     const decided = plan.takeDecided();
     const question = decided ? undefined : plan.takeQuestion();
     plan.free();
-    result = decided ?? (await askEdge(question, Date.now()));
+    result = decided ?? (await askOnline(question, Date.now()));
   } catch (e) {
     if (e instanceof WebAssembly.RuntimeError) throw e;
     post({ type: 'verdict', error: `Cannot check this code: ${e.message}`, text, source });
@@ -335,9 +409,12 @@ async function scanOnce(text, source, action = 'scan', reason = undefined, captu
   const gatesJson = result.gatesJson;
   const edgeNote = result.edgeNote ?? null;
   const verdict = JSON.parse(result.verdictJson);
-  // The page shows which path decided as `path` (scanner-core's wire name is `decided_by`).
+  // The page shows which path decided as `path` (scanner-core's wire name is `decided_by`), and who
+  // checked it: the online verifier ('hub' or 'edge') or this phone.
   verdict.path = verdict.decided_by;
-  if (verdict.decided_by !== 'edge') edgeSyncWanted = true;
+  const onlineDecided = verdict.decided_by === 'edge';
+  const checkedBy = onlineDecided ? (verifier?.kind ?? 'edge') : 'phone';
+  if (!onlineDecided) edgeSyncWanted = true;
   result.free();
   try {
     await store.write(['pending', 'config'], (s) => {
@@ -352,13 +429,17 @@ async function scanOnce(text, source, action = 'scan', reason = undefined, captu
   }
   // The code goes back with its verdict so the steward can override a refusal of this very ticket.
   // A camera verdict names the frame it came from (`capturedAt`, as the page sent it) for frame → verdict timing.
-  post({ type: 'verdict', verdict, text, source, edgeNote, capturedAt, ms: performance.now() - started });
+  post({ type: 'verdict', verdict, text, source, edgeNote, checkedBy, capturedAt, ms: performance.now() - started });
+  // The hub holds what it decided; a scan it did not decide (hub unreachable, or decided here by
+  // scanner-core's plan) goes to it at once, so the other gates learn of it within a sync round.
+  if (verifier?.kind === 'hub' && !onlineDecided) hubSyncWanted = true;
   publish();
   try {
     await fold(false);
   } catch (e) {
     status.lastSyncError = `storage: ${e.message}`;
   }
+  if (hubSyncWanted) syncHub();
   scheduleSync(SYNC_AFTER_SCAN_MS);
 }
 
@@ -523,7 +604,55 @@ async function refreshRevocations() {
   await store.setConfig({ revocations: list, gateRules, status });
 }
 
-/** One sync round: the issuer always, the edge when it is due (see `edgeSyncWanted`) or `everything`. */
+// A venue hub is synced on its own cadence (scanner-core's `sync_every_ms`, 2 s) and at once after a scan
+// it did not decide, independently of the issuer's round: with no internet the issuer's requests fail or
+// time out, and that must never hold back the hub's.
+let hubSyncing = null;
+let hubSyncWanted = false;
+let hubTimer = null;
+
+function syncHub() {
+  if (hubSyncing) {
+    // Scans made while a hub sync runs go out in one more round right after it.
+    hubSyncWanted = true;
+    return hubSyncing;
+  }
+  if (!scanner || !setup || verifier?.kind !== 'hub') return null;
+  const hub = verifier.url;
+  hubSyncWanted = false;
+  hubSyncing = (async () => {
+    try {
+      await fold(true);
+      await syncPeer(`hub ${hub}`, `${hub}/v1/sync?event=${setup.event}`, HUB_SYNC_TIMEOUT_MS);
+      status.hubSyncAt = Date.now();
+      status.hubSyncError = null;
+    } catch (e) {
+      // Retried at the next period (not at once: a hub that is down must not be hammered); the scans
+      // not yet acknowledged go out then.
+      status.hubSyncError = hubProblem(e.message);
+    } finally {
+      hubSyncing = null;
+      publish();
+    }
+  })();
+  return hubSyncing;
+}
+
+/** The hub's sync timer: every `sync_every_ms`, sooner when a scan wants it (see `syncHub`). */
+function scheduleHubSync(delayMs) {
+  clearTimeout(hubTimer);
+  if (verifier?.kind !== 'hub') return;
+  hubTimer = setTimeout(async () => {
+    hubTimer = null;
+    if (navigator.onLine) await syncHub();
+    // A scan that wanted a sync while this one ran gets its own round now, not a full period later.
+    scheduleHubSync(hubSyncWanted ? 0 : verifier?.sync_every_ms ?? SYNC_EVERY_MS);
+  }, delayMs);
+}
+
+/** One sync round: the issuer always, the edge when it is the online verifier and a sync with it is due
+ *  (see `edgeSyncWanted`) or `everything`; with a venue hub the edge is not used (scanner-core's
+ *  `OnlineVerifier`): the hub relays to the issuer, which relays to the edge. */
 function syncNow(everything = false) {
   if (syncing) {
     // Scans made while a sync runs go out in one more round right after it.
@@ -538,15 +667,21 @@ function syncNow(everything = false) {
       try {
         await syncPeer(`issuer ${setup.server}`, `${setup.server}/v1/sync?event=${setup.event}`);
         await refreshRevocations();
+        if (!eventInfo) {
+          // Set up from a venue hub with no internet: the event's names come once the issuer answers.
+          eventInfo = JSON.parse(await getText(setup.server, `/v1/events/${setup.event}`, setup.token));
+          await store.setConfig({ event: eventInfo });
+        }
         status.lastSyncAt = Date.now();
         status.lastSyncError = null;
       } catch (e) {
         status.lastSyncError = e.message;
       }
-      if (setup.edge && (everything || edgeSyncWanted || Date.now() - lastEdgeSyncAt >= SYNC_EVERY_MS)) {
+      if (everything && verifier?.kind === 'hub') await syncHub();
+      if (verifier?.kind === 'edge' && (everything || edgeSyncWanted || Date.now() - lastEdgeSyncAt >= SYNC_EVERY_MS)) {
         try {
           edgeSyncWanted = false;
-          await syncPeer(`edge ${setup.edge}`, `${setup.edge}/v1/sync?event=${setup.event}`, EDGE_SYNC_TIMEOUT_MS);
+          await syncPeer(`edge ${verifier.url}`, `${verifier.url}/v1/sync?event=${setup.event}`, EDGE_SYNC_TIMEOUT_MS);
           lastEdgeSyncAt = Date.now();
           status.edgeSyncError = null;
         } catch (e) {
@@ -659,7 +794,10 @@ async function handle(message) {
       break;
     case 'online':
       publish();
-      if (navigator.onLine) scheduleSync(0);
+      if (navigator.onLine) {
+        scheduleSync(0);
+        scheduleHubSync(0);
+      }
       break;
     case 'report':
       post({ type: 'report', report: scanner ? JSON.parse(scanner.reportJson()) : null });
@@ -703,7 +841,10 @@ async function start() {
     handle(e.data).catch(failed);
   post({ type: 'ready' });
   publish();
-  if (scanner && setup) scheduleSync(navigator.onLine ? 0 : SYNC_EVERY_MS);
+  if (scanner && setup) {
+    scheduleSync(navigator.onLine ? 0 : SYNC_EVERY_MS);
+    scheduleHubSync(0);
+  }
 }
 
 // Frames and commands that arrive while the wasm module loads wait for it.

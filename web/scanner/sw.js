@@ -1,7 +1,8 @@
 // Service worker of the scanner: keeps the app shell and the wasm module cached so the scanner starts and
 // works with no network at all. Shell files are answered from the cache at once and refreshed from the
-// network in the background (a new version takes effect at the next start). API calls (/v1/, /admin/)
-// and anything outside the scanner are never cached: they carry the device token and must be live.
+// network in the background (a new version takes effect at the next start). API calls (/v1/, /admin/,
+// /hub/) and anything outside the scanner are never cached: they carry the device token and must be live.
+// A venue hub (`scanner hub --web`) serves the scanner at its root, so there the API is inside the scope.
 
 const CACHE = 'ticket-scanner-shell-v1';
 const SHELL = [
@@ -19,6 +20,7 @@ const SHELL = [
   'pkg/scanner_wasm_bg.wasm',
 ];
 const scope = new URL(self.registration.scope);
+const API = /^\/(?:v1|admin|hub)\//;
 
 self.addEventListener('install', (event) => {
   event.waitUntil(
@@ -50,6 +52,7 @@ self.addEventListener('fetch', (event) => {
   const request = event.request;
   const url = new URL(request.url);
   if (request.method !== 'GET' || url.origin !== scope.origin || !url.pathname.startsWith(scope.pathname)) return;
+  if (API.test(url.pathname)) return;
   const key = shellKey(url);
   event.respondWith(
     (async () => {

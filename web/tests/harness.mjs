@@ -61,16 +61,18 @@ export function run(command, args, { cwd, env, input } = {}) {
  * and removes the data directory (unless `keepData` or TICKETS_KEEP_DATA is set).
  *
  * `args` are extra `issuer serve` flags; `env` extra environment variables. The web files come from `webDir`,
- * else $TICKETS_WEB_DIR, else the repository's web/.
+ * else $TICKETS_WEB_DIR, else the repository's web/. `dataDir` and `bind` restart an issuer that was stopped
+ * with `keepData` (same data, same address); a given `dataDir` is never removed.
  */
-export async function startIssuer({ args = [], env = {}, demo = true, keepData = false, webDir } = {}) {
-  const dataDir = mkdtempSync(join(tmpdir(), 'tickets-web-'));
+export async function startIssuer({ args = [], env = {}, demo = true, keepData = false, webDir, dataDir: reuse, bind } = {}) {
+  const dataDir = reuse ?? mkdtempSync(join(tmpdir(), 'tickets-web-'));
+  if (reuse) keepData = true;
   const serveArgs = [
     'serve',
     '--data-dir',
     dataDir,
     '--bind',
-    '127.0.0.1:0',
+    bind ?? '127.0.0.1:0',
     '--web-dir',
     webDir ?? process.env.TICKETS_WEB_DIR ?? join(repoRoot, 'web'),
     ...(demo ? ['--demo'] : []),

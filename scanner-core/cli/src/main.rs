@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 use scanner_core::redemption::decision::Verdict;
 use scanner_core::redemption::record::format_utc;
 use scanner_core::redemption::store::RecordedScan;
-use scanner_core::redemption::{DoorAction, EdgeAnswer, EdgeQuestion, ScanPlan, ScanRequest};
+use scanner_core::redemption::{DoorAction, EdgeAnswer, EdgeQuestion, OnlineVerifier, ScanPlan, ScanRequest};
 use scanner_core::redemption::{RedemptionLog, ScanKind, SyncChannel};
 use scanner_core::setup::CertPin;
 use scanner_core::verify::verify_text;
@@ -95,8 +95,9 @@ enum Command {
     /// (--setup LINK, or --server/--token), or take them from files for a fully offline setup (--keyring
     /// ...). The event is required. Servers must be https:// (plain http only to localhost).
     Init {
-        /// The setup link from the organizer (`.../scanner/#setup=...`): server, token, event, edge, name
-        /// and the keyring's SHA-256, which the fetched keyring must match.
+        /// The setup link from the organizer (`.../scanner/#setup=...`): server, token, event, edge, name,
+        /// the keyring's SHA-256 (which the fetched keyring must match) and, if it names one, the venue hub
+        /// and its certificate pin (as --hub/--hub-cert-sha256, which override them).
         #[arg(long, value_name = "URL", conflicts_with_all = ["server", "token", "event", "keyring", "keyring_sha256", "edge"])]
         setup: Option<String>,
         /// The issuer's base URL, e.g. https://tickets.example.org
@@ -369,6 +370,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             hub,
             hub_cert_sha256,
         } => {
+            // The setup link's hub (and its certificate pin) go the same way as --hub/--hub-cert-sha256;
+            // --hub on the command line wins over the link's.
+            let (hub, hub_cert_sha256) = match (&setup, hub) {
+                (Some(link), None) => {
+                    let link = scanner_core::setup::SetupLink::parse(link)?;
+                    (link.hub, link.hub_cert_sha256)
+                }
+                (_, hub) => (hub, hub_cert_sha256),
+            };
             let files = SetupFiles { keyring, revocations, manifest, gate_rules };
             let options = InitOptions { setup, server, token, event, keyring_sha256, name, edge };
             let dir = data_dir(data)?;
@@ -406,13 +416,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let dir = data_dir(data)?;
             let mut log = open_log(&dir)?;
             let kind = if exit { ScanKind::Exit } else { ScanKind::Entry };
-            // A venue hub is asked first (it decides for the whole venue); an explicit --edge overrides it.
-            let venue_hub = hub::client::venue_hub(&dir)?.filter(|_| edge.is_none());
-            let edge = match (no_edge, venue_hub.clone()) {
+            // This command's explicit --edge overrides the configured choice (and the hub's sync loop).
+            let venue_hub = if edge.is_none() { hub::client::venue_hub(&dir)? } else { None };
+            let verifier = match (no_edge, edge) {
                 (true, _) => None,
-                (false, Some(hub)) => EdgeClient::new(&log, Some(hub.url), hub.pin, edge_timeout_ms)?,
-                (false, None) => EdgeClient::new(&log, edge, None, edge_timeout_ms)?,
+                (false, Some(url)) => Some(OnlineVerifier::Edge(url)),
+                (false, None) => configured_verifier(venue_hub.as_ref(), &log)?,
             };
+            let pin =
+                venue_hub.as_ref().and_then(|h| h.pin).filter(|_| matches!(verifier, Some(OnlineVerifier::Hub(_))));
+            let edge = verifier.map(|v| EdgeClient::new(&log, &v, pin, edge_timeout_ms)).transpose()?;
             let action = match (paid, override_reason) {
                 (true, _) => DoorAction::ConfirmPaid,
                 (false, Some(reason)) => DoorAction::Override(reason),
@@ -563,7 +576,13 @@ struct ScanOptions<'a> {
     edge: Option<EdgeClient>,
 }
 
-/// The edge Worker a scan asks first.
+/// The server this device asks for online verdicts, as configured (`init --hub`, `init --edge`, or the
+/// setup link's): scanner-core's choice, the same as the PWA's.
+fn configured_verifier(hub: Option<&hub::client::VenueHub>, log: &RedemptionLog) -> Result<Option<OnlineVerifier>> {
+    Ok(OnlineVerifier::choose(hub.map(|h| h.url.as_str()), log.edge()?.as_deref()))
+}
+
+/// The server a scan asks first (scanner-core's [`OnlineVerifier`]: a venue hub or the edge Worker).
 struct EdgeClient {
     url: String,
     token: Option<String>,
@@ -572,23 +591,14 @@ struct EdgeClient {
 }
 
 impl EdgeClient {
-    /// The edge to ask: `--edge` if given, else the one stored by `init --edge`; None if neither.
-    /// `pin`: a venue hub's certificate pin (the hub is then accepted by it only).
-    fn new(log: &RedemptionLog, url: Option<String>, pin: Option<CertPin>, timeout_ms: u64) -> Result<Option<Self>> {
-        let Some(url) = url.or(log.edge()?) else {
-            return Ok(None);
-        };
+    /// A client for `verifier`. `pin`: a venue hub's certificate pin (the hub is then accepted by it only).
+    fn new(log: &RedemptionLog, verifier: &OnlineVerifier, pin: Option<CertPin>, timeout_ms: u64) -> Result<Self> {
         // The same rule as at setup: https, plain http only to this machine.
-        let url = scanner_core::setup::check_server_url(&url)?;
+        let url = scanner_core::setup::check_server_url(verifier.url())?;
         let timeout = Duration::from_millis(timeout_ms);
         // The timeout bounds the request thread too, so a blackholed edge leaves no thread behind for long.
         let agent = tls::http_agent(timeout, pin)?;
-        Ok(Some(Self {
-            url: format!("{}{REDEEM_PATH}", url.trim_end_matches('/')),
-            token: log.token()?,
-            timeout,
-            agent,
-        }))
+        Ok(Self { url: format!("{}{REDEEM_PATH}", url.trim_end_matches('/')), token: log.token()?, timeout, agent })
     }
 
     /// Asks the edge the plan's question. The deadline is kept by waiting on a channel, not only by the
@@ -744,7 +754,10 @@ fn search(dir: &Path, query: &str, admit: Option<&str>, gate: &str, json: bool) 
         .flat_map(|o| &o.tickets)
         .find(|t| t.ticket_id == ticket_id)
         .with_context(|| format!("ticket {ticket_id} is not among the results"))?;
-    let edge = EdgeClient::new(&log, None, None, DEFAULT_EDGE_TIMEOUT_MS)?;
+    let venue_hub = hub::client::venue_hub(dir)?;
+    let verifier = configured_verifier(venue_hub.as_ref(), &log)?;
+    let pin = venue_hub.and_then(|h| h.pin).filter(|_| matches!(verifier, Some(OnlineVerifier::Hub(_))));
+    let edge = verifier.map(|v| EdgeClient::new(&log, &v, pin, DEFAULT_EDGE_TIMEOUT_MS)).transpose()?;
     let options = ScanOptions { gate, kind: ScanKind::Entry, action: DoorAction::AdmitFound, now: None, json, edge };
     let code = scan_one(&mut log, &found.qr_text, &options)?;
     log.fold_pending(now_secs(None)?)?;

@@ -106,8 +106,8 @@ fn plain_http_to_another_host_is_refused_before_any_request() {
     assert!(err.contains("plain http"), "{err}");
     assert_never_called(&listener);
 
-    // The same through a setup link, for the server and for the edge.
-    let link = |server: String, edge: Option<String>| {
+    // The same through a setup link, for the server, the edge and a venue hub.
+    let link = |server: String, edge: Option<String>, hub: Option<String>| {
         let link = SetupLink {
             v: SETUP_VERSION,
             server,
@@ -116,10 +116,17 @@ fn plain_http_to_another_host_is_refused_before_any_request() {
             edge,
             device_name: "door".into(),
             keyring_sha256: "00".repeat(32),
+            hub,
+            hub_cert_sha256: None,
         };
         link.to_url("https://tickets.example.org")
     };
-    for url in [link(server.clone(), None), link("https://127.0.0.1:1".into(), Some(server.clone()))] {
+    let elsewhere = || "https://127.0.0.1:1".to_owned();
+    for url in [
+        link(server.clone(), None, None),
+        link(elsewhere(), Some(server.clone()), None),
+        link(elsewhere(), None, Some(server.clone())),
+    ] {
         let (code, _, err) = scanner(&data, &["init", "--setup", &url]);
         assert_eq!(code, Some(2), "{err}");
         assert!(err.contains("plain http"), "{err}");

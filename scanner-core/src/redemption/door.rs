@@ -30,6 +30,63 @@ use super::device::{Decide, Device, DeviceKind, ScanOutcome};
 use super::record::ScanKind;
 use crate::wire::{EdgeVerdict, RedeemRequest, DEFAULT_EDGE_TIMEOUT_MS, REDEEM_PATH};
 
+/// How often a door device syncs its log with a venue hub (the CLI's door loop and the PWA): the other
+/// gates' scans reach a device deciding offline within about this long. Issue #18's goal is "already used"
+/// at another gate in under 3 s.
+pub const HUB_SYNC_INTERVAL_MS: u64 = 2_000;
+
+/// The server a door device asks for online verdicts (step 2 of the plan), once for every scanner: the
+/// CLI and the PWA (through wasm) choose with [`OnlineVerifier::choose`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OnlineVerifier {
+    /// A venue hub (`scanner hub`): decides for every gate of the venue, on the venue's own network.
+    Hub(String),
+    /// The edge Worker.
+    Edge(String),
+}
+
+impl OnlineVerifier {
+    /// With a venue hub configured, the hub and only the hub: it is on the venue's network when the
+    /// internet is not, it already holds every gate's scans (the edge would not, while the venue is cut
+    /// off), and asking the edge as well would cost the steward a second timeout whenever the internet is
+    /// down — the usual case at a venue that needs a hub. The hub relays what it decided to the issuer,
+    /// which relays it to the edge. Without a hub, the edge if there is one; otherwise none (decide
+    /// offline).
+    pub fn choose(hub: Option<&str>, edge: Option<&str>) -> Option<Self> {
+        let set = |url: Option<&str>| url.map(str::trim).filter(|u| !u.is_empty()).map(str::to_owned);
+        match (set(hub), set(edge)) {
+            (Some(hub), _) => Some(Self::Hub(hub)),
+            (None, Some(edge)) => Some(Self::Edge(edge)),
+            (None, None) => None,
+        }
+    }
+
+    /// The server's base URL (its redemption endpoint is [`REDEEM_PATH`] below it).
+    pub fn url(&self) -> &str {
+        match self {
+            Self::Hub(url) | Self::Edge(url) => url,
+        }
+    }
+
+    /// `hub` or `edge`: what a scanner shows as who decided a scan online.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Hub(_) => "hub",
+            Self::Edge(_) => "edge",
+        }
+    }
+
+    /// How often to sync the log with this server while scanning: a hub every [`HUB_SYNC_INTERVAL_MS`]
+    /// (it is local and free, and the other gates' scans should reach this device within seconds); the
+    /// edge is synced by the caller's own background cadence (its requests are billed), so `None`.
+    pub fn sync_every_ms(&self) -> Option<u64> {
+        match self {
+            Self::Hub(_) => Some(HUB_SYNC_INTERVAL_MS),
+            Self::Edge(_) => None,
+        }
+    }
+}
+
 /// What the steward or supervisor asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DoorAction {
@@ -217,5 +274,29 @@ impl Device {
         let mut outcome = self.apply_decision(decision, &r.gate, now_ms)?;
         outcome.edge_note = Some(failure);
         Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod online_verifier_tests {
+    use super::*;
+
+    #[test]
+    fn a_hub_is_asked_instead_of_the_edge() {
+        let hub = "http://127.0.0.1:8088";
+        let edge = "https://edge.example.org";
+        assert_eq!(OnlineVerifier::choose(Some(hub), Some(edge)), Some(OnlineVerifier::Hub(hub.to_owned())));
+        assert_eq!(OnlineVerifier::choose(Some(hub), None), Some(OnlineVerifier::Hub(hub.to_owned())));
+        assert_eq!(OnlineVerifier::choose(None, Some(edge)), Some(OnlineVerifier::Edge(edge.to_owned())));
+        assert_eq!(OnlineVerifier::choose(Some("  "), Some(edge)), Some(OnlineVerifier::Edge(edge.to_owned())));
+        assert_eq!(OnlineVerifier::choose(None, Some("")), None);
+        assert_eq!(OnlineVerifier::choose(None, None), None);
+    }
+
+    #[test]
+    fn only_a_hub_is_synced_every_two_seconds() {
+        assert_eq!(OnlineVerifier::Hub("h".into()).sync_every_ms(), Some(2_000));
+        assert_eq!(OnlineVerifier::Edge("e".into()).sync_every_ms(), None);
+        assert_eq!((OnlineVerifier::Hub("h".into()).kind(), OnlineVerifier::Edge("e".into()).url()), ("hub", "e"));
     }
 }

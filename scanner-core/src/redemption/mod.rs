@@ -35,7 +35,7 @@ pub use crate::wire::EdgeVerdict;
 pub use decision::{HolderDirectory, ScanIndex, Verdict};
 pub use device::{Device, ScanOutcome};
 pub use document::{serve_sync, Accept, Batch, DeviceLog, Peer, RedemptionDoc, SyncChannel};
-pub use door::{DoorAction, EdgeAnswer, EdgeQuestion, ScanPlan, ScanRequest};
+pub use door::{DoorAction, EdgeAnswer, EdgeQuestion, OnlineVerifier, ScanPlan, ScanRequest, HUB_SYNC_INTERVAL_MS};
 pub use record::{DecisionPath, DeviceId, Hlc, HybridClock, Outcome, RefusalCode, ScanKind, ScanRecord, TicketRef};
 pub use report::{CheckIn, EventReport};
 pub use sync_schedule::SyncSchedule;

@@ -51,12 +51,28 @@ pub fn decode_luma(width: u32, height: u32, luma: &[u8]) -> Option<String> {
 
 /// Parses and checks a scanner setup link (the whole URL or what follows `setup=`) with scanner-core's
 /// `setup::SetupLink::parse`, exactly as `scanner init --setup` does: version, https (plain http only to
-/// localhost), token, event and the keyring pin. Returns the checked payload as JSON
-/// `{v, server, token, event, edge, device_name, keyring_sha256}`; throws the reason otherwise.
+/// localhost), token, event, the keyring pin, and the venue hub and its certificate pin if the link has
+/// them. Returns the checked payload as JSON `{v, server, token, event, edge, device_name, keyring_sha256}`
+/// plus `hub` and `hub_cert_sha256` when set; throws the reason otherwise.
 #[wasm_bindgen(js_name = parseSetupLink)]
 pub fn parse_setup_link(link: &str) -> Result<String, JsError> {
     let link = scanner_core::setup::SetupLink::parse(link).map_err(js_error)?;
     serde_json::to_string(&link).map_err(js_error)
+}
+
+/// The server to ask for online verdicts, by scanner-core's rule (`redemption::OnlineVerifier::choose`, the
+/// same as `scanner scan`'s): with a venue hub, the hub only; else the edge; else none (`undefined`).
+/// JSON `{kind: "hub" | "edge", url, sync_every_ms}`: `sync_every_ms` is how often to sync the log with
+/// it while scanning (`null`: the page's own background cadence).
+#[wasm_bindgen(js_name = onlineVerifier)]
+pub fn online_verifier(hub: Option<String>, edge: Option<String>) -> Option<String> {
+    let verifier = scanner_core::redemption::OnlineVerifier::choose(hub.as_deref(), edge.as_deref())?;
+    let json = serde_json::json!({
+        "kind": verifier.kind(),
+        "url": verifier.url(),
+        "sync_every_ms": verifier.sync_every_ms(),
+    });
+    Some(json.to_string())
 }
 
 /// Which stage of scanner-core's decoding pipeline read the code in a frame (`Raw`, `LowContrast`,

@@ -14,8 +14,8 @@ use scanner_core::setup::CertPin;
 
 use crate::Issuer;
 
-/// How often `scan --stdin` syncs with a venue hub by default.
-pub const DEFAULT_HUB_SYNC_MS: u64 = 2_000;
+/// How often `scan --stdin` syncs with a venue hub by default (scanner-core's, the same as the PWA's).
+pub const DEFAULT_HUB_SYNC_MS: u64 = scanner_core::redemption::HUB_SYNC_INTERVAL_MS;
 /// A sync with the hub in the door loop gives up after this long: the door never waits on a dead hub.
 const HUB_SYNC_TIMEOUT: Duration = Duration::from_secs(3);
 

@@ -132,6 +132,7 @@ impl From<scanner_core::Error> for HubError {
 type Shared = Arc<Hub>;
 
 pub fn router(hub: Shared, web: Option<PathBuf>) -> Router {
+    let cors = axum::middleware::from_fn_with_state(hub.clone(), cors);
     let router = Router::new()
         .route(SYNC_PATH, post(sync).layer(DefaultBodyLimit::max(MAX_SYNC_MESSAGE_BYTES)))
         .route(REDEEM_PATH, post(redeem).layer(DefaultBodyLimit::max(MAX_REDEEM_BODY)))
@@ -145,6 +146,37 @@ pub fn router(hub: Shared, web: Option<PathBuf>) -> Router {
         Some(dir) => router.fallback_service(tower_http::services::ServeDir::new(dir)),
         None => router.fallback(|| async { HubError::NotFound }),
     }
+    .layer(cors)
+}
+
+/// CORS, by scanner-core's rule (`wire::cors_origin`, the edge's): a PWA opened from the issuer's
+/// `/scanner/` (another origin than the hub's) may call the hub; the issuer's origin is the one allowed.
+/// A preflight needs no token (browsers never send one with it); every other answer to that origin
+/// carries `Access-Control-Allow-Origin`. The endpoints still check the device token themselves.
+async fn cors(State(hub): State<Shared>, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use axum::http::HeaderValue;
+    use scanner_core::wire::{cors_origin, url_origin, CORS_ALLOW_HEADERS, CORS_ALLOW_METHODS, CORS_MAX_AGE_SECS};
+    let allowed: Vec<String> = url_origin(&hub.config.server).map(str::to_owned).into_iter().collect();
+    let origin = request.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let allow = cors_origin(origin, &allowed).and_then(|o| HeaderValue::from_str(o).ok());
+    let preflight = request.method() == axum::http::Method::OPTIONS;
+    // Chrome asks before a public page calls a private address (the hub on the venue's network).
+    let private_network = request.headers().get("access-control-request-private-network").is_some();
+    let mut response = if preflight { StatusCode::NO_CONTENT.into_response() } else { next.run(request).await };
+    let headers = response.headers_mut();
+    headers.append(header::VARY, HeaderValue::from_static("Origin"));
+    if let Some(origin) = allow {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        if preflight {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(CORS_ALLOW_METHODS));
+            headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(CORS_ALLOW_HEADERS));
+            headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from(CORS_MAX_AGE_SECS));
+            if private_network {
+                headers.insert("access-control-allow-private-network", HeaderValue::from_static("true"));
+            }
+        }
+    }
+    response
 }
 
 fn now_ms() -> u64 {
