@@ -19,7 +19,7 @@ use scanner_core::redemption::{RedemptionLog, ScanKind, SyncChannel};
 use scanner_core::setup::CertPin;
 use scanner_core::verify::verify_text;
 use scanner_core::wire::{gate_rules_path, manifest_path, revocations_path, search_path, sync_path};
-use scanner_core::wire::{SearchResults, KEYRING_PATH, SUPERVISOR_PASS_HEADER};
+use scanner_core::wire::{SearchResults, KEYRING_PATH, REFUSED_CHANGES_HEADER, SUPERVISOR_PASS_HEADER};
 use scanner_core::wire::{DEFAULT_EDGE_TIMEOUT_MS, MAX_EDGE_REPLY_BYTES, REDEEM_PATH};
 use scanner_core::{Keyring, RevocationList, VerifyContext};
 use serde_json::json;
@@ -875,6 +875,11 @@ impl Issuer {
             .send(message)
             .with_context(|| format!("cannot reach {}", self.url(&path)))?;
         let status = resp.status().as_u16();
+        // A relay's changes under device ids the server does not know are refused there, not merged: say so.
+        let refused = resp.headers().get(REFUSED_CHANGES_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("0");
+        if refused != "0" {
+            tracing::warn!(refused, server = %self.base, "the server refused changes of devices it does not know");
+        }
         if status == 204 {
             return Ok(None);
         }
