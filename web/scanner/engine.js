@@ -8,7 +8,7 @@
 //
 // The device token never leaves this worker (the page only learns whether a scanner is set up).
 
-import init, { decodeLuma, onlineVerifier, parseSetupLink, Restore, Scanner } from './pkg/scanner_wasm.js';
+import init, { decodeLuma, onlineVerifier, parseSetupLink, Restore, Scanner, SyncSchedule } from './pkg/scanner_wasm.js';
 import { openStore } from './store.js';
 
 /** The same code read again within this window is ignored (the window restarts at every read, so a
@@ -207,7 +207,7 @@ async function request(url, init, timeoutMs = REQUEST_TIMEOUT_MS) {
   try {
     const response = await fetch(url, { ...init, signal: t.signal, cache: 'no-store' });
     const body = new Uint8Array(await response.arrayBuffer());
-    return { status: response.status, body };
+    return { status: response.status, body, retryAfter: response.headers.get('retry-after') };
   } catch (e) {
     throw new Error(e.name === 'AbortError' ? `${new URL(url).host} did not answer in time` : `cannot reach ${new URL(url).host}`);
   } finally {
@@ -347,7 +347,7 @@ async function doSetup(raw) {
   verifier = chosen;
   publish();
   scheduleSync(0);
-  scheduleHubSync(0);
+  startHubSync();
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -369,6 +369,10 @@ async function askOnline(question, nowMs) {
   const url = `${verifier.url}${question.path}`;
   let reply = null;
   let error = null;
+  if (verifier.kind === 'hub' && hubSchedule?.waiting(Date.now())) {
+    // The hub asked this phone to wait (429): decided here without asking, until the time it gave.
+    return scanner.finish(question, undefined, undefined, 'not asked: the venue hub asked to wait (HTTP 429)', nowMs);
+  }
   try {
     reply = await request(
       url,
@@ -378,6 +382,7 @@ async function askOnline(question, nowMs) {
   } catch (e) {
     error = hubProblem(e.message);
   }
+  if (reply && verifier.kind === 'hub') noteHubRetryAfter(reply);
   return scanner.finish(question, reply?.status, reply?.body, error ?? undefined, nowMs);
 }
 
@@ -432,14 +437,14 @@ async function scanOnce(text, source, action = 'scan', reason = undefined, captu
   post({ type: 'verdict', verdict, text, source, edgeNote, checkedBy, capturedAt, ms: performance.now() - started });
   // The hub holds what it decided; a scan it did not decide (hub unreachable, or decided here by
   // scanner-core's plan) goes to it at once, so the other gates learn of it within a sync round.
-  if (verifier?.kind === 'hub' && !onlineDecided) hubSyncWanted = true;
+  hubSchedule?.scanned(onlineDecided);
   publish();
   try {
     await fold(false);
   } catch (e) {
     status.lastSyncError = `storage: ${e.message}`;
   }
-  if (hubSyncWanted) syncHub();
+  armHubTimer();
   scheduleSync(SYNC_AFTER_SCAN_MS);
 }
 
@@ -548,6 +553,7 @@ async function syncRequest(url, message, timeoutMs) {
     headers: { 'content-type': 'application/octet-stream', authorization: `Bearer ${setup.token}` },
     body: message,
   }, timeoutMs);
+  if (verifier?.kind === 'hub' && url.startsWith(`${verifier.url}/`)) noteHubRetryAfter(res);
   if (res.status === 204 || (res.status === 200 && res.body.length === 0)) return null;
   if (res.status !== 200) throw httpError('sync', res);
   return res.body;
@@ -604,22 +610,57 @@ async function refreshRevocations() {
   await store.setConfig({ revocations: list, gateRules, status });
 }
 
-// A venue hub is synced on its own cadence (scanner-core's `sync_every_ms`, 2 s) and at once after a scan
-// it did not decide, independently of the issuer's round: with no internet the issuer's requests fail or
-// time out, and that must never hold back the hub's.
+// A venue hub is synced by scanner-core's `SyncSchedule` (the CLI's door loop follows the same rule):
+// every `sync_every_ms` (2 s), at once after a scan the hub did not decide, never while the hub asked to
+// wait (429). It runs on its own timer, independently of the issuer's round: with no internet the issuer's
+// requests fail or time out, and that must never hold back the hub's.
 let hubSyncing = null;
-let hubSyncWanted = false;
 let hubTimer = null;
+/** scanner-core's SyncSchedule (wasm) while the online verifier is a hub, else null. */
+let hubSchedule = null;
+
+/** (Re)starts the hub's schedule for the current verifier; the first round is due at once. */
+function startHubSync() {
+  hubSchedule?.free();
+  hubSchedule = verifier?.kind === 'hub' && verifier.sync_every_ms ? new SyncSchedule(verifier.sync_every_ms, Date.now()) : null;
+  armHubTimer();
+}
+
+/** Wakes up when the schedule says the next sync is due. */
+function armHubTimer() {
+  clearTimeout(hubTimer);
+  hubTimer = null;
+  if (!hubSchedule) return;
+  hubTimer = setTimeout(hubTick, hubSchedule.waitMs(Date.now()));
+}
+
+async function hubTick() {
+  hubTimer = null;
+  if (hubSyncing) {
+    // A round is running: the schedule is asked again when it ends.
+    await hubSyncing;
+  } else if (hubSchedule?.due(Date.now())) {
+    if (navigator.onLine) await syncHub();
+    // No network at all: this round is skipped (the 'online' event starts one).
+    else hubSchedule.synced(Date.now());
+  }
+  armHubTimer();
+}
+
+/** A 429 from the hub: its `Retry-After` (seconds; 1 when missing, at most 10 min, as the CLI reads it). */
+function noteHubRetryAfter(res) {
+  if (res.status !== 429 || !hubSchedule) return;
+  const secs = Number.parseInt(res.retryAfter ?? '', 10);
+  const wait = Math.min(Math.max(Number.isFinite(secs) ? secs : 1, 1), 600);
+  hubSchedule.wait(Date.now(), wait * 1000);
+}
 
 function syncHub() {
-  if (hubSyncing) {
-    // Scans made while a hub sync runs go out in one more round right after it.
-    hubSyncWanted = true;
-    return hubSyncing;
-  }
-  if (!scanner || !setup || verifier?.kind !== 'hub') return null;
+  if (hubSyncing) return hubSyncing;
+  if (!scanner || !setup || !hubSchedule) return null;
   const hub = verifier.url;
-  hubSyncWanted = false;
+  // What is recorded from now on goes out with the next round (a scan made during this one makes it due).
+  hubSchedule.synced(Date.now());
   hubSyncing = (async () => {
     try {
       await fold(true);
@@ -627,7 +668,7 @@ function syncHub() {
       status.hubSyncAt = Date.now();
       status.hubSyncError = null;
     } catch (e) {
-      // Retried at the next period (not at once: a hub that is down must not be hammered); the scans
+      // Retried at the next round (not at once: a hub that is down must not be hammered); the scans
       // not yet acknowledged go out then.
       status.hubSyncError = hubProblem(e.message);
     } finally {
@@ -636,18 +677,6 @@ function syncHub() {
     }
   })();
   return hubSyncing;
-}
-
-/** The hub's sync timer: every `sync_every_ms`, sooner when a scan wants it (see `syncHub`). */
-function scheduleHubSync(delayMs) {
-  clearTimeout(hubTimer);
-  if (verifier?.kind !== 'hub') return;
-  hubTimer = setTimeout(async () => {
-    hubTimer = null;
-    if (navigator.onLine) await syncHub();
-    // A scan that wanted a sync while this one ran gets its own round now, not a full period later.
-    scheduleHubSync(hubSyncWanted ? 0 : verifier?.sync_every_ms ?? SYNC_EVERY_MS);
-  }, delayMs);
 }
 
 /** One sync round: the issuer always, the edge when it is the online verifier and a sync with it is due
@@ -796,7 +825,7 @@ async function handle(message) {
       publish();
       if (navigator.onLine) {
         scheduleSync(0);
-        scheduleHubSync(0);
+        armHubTimer();
       }
       break;
     case 'report':
@@ -843,7 +872,7 @@ async function start() {
   publish();
   if (scanner && setup) {
     scheduleSync(navigator.onLine ? 0 : SYNC_EVERY_MS);
-    scheduleHubSync(0);
+    startHubSync();
   }
 }
 

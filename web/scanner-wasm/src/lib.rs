@@ -75,6 +75,59 @@ pub fn online_verifier(hub: Option<String>, edge: Option<String>) -> Option<Stri
     Some(json.to_string())
 }
 
+/// When to sync the log with the venue hub while scanning: scanner-core's `redemption::SyncSchedule`, the
+/// rule the CLI's door loop follows (every `every_ms`, at once after a scan the hub did not decide, never
+/// while the hub asked to wait). Times are Unix milliseconds.
+#[wasm_bindgen(js_name = SyncSchedule)]
+pub struct HubSyncSchedule {
+    inner: scanner_core::redemption::SyncSchedule,
+}
+
+#[wasm_bindgen(js_class = SyncSchedule)]
+impl HubSyncSchedule {
+    /// Every `every_ms`, the first round due at `now_ms`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(every_ms: f64, now_ms: f64) -> Result<HubSyncSchedule, JsError> {
+        let every = whole_number(every_ms, "every_ms")?;
+        Ok(HubSyncSchedule {
+            inner: scanner_core::redemption::SyncSchedule::new(every, whole_number(now_ms, "now_ms")?),
+        })
+    }
+
+    /// A scan was recorded; `decided_by_server`: the hub decided it (and so holds it already).
+    pub fn scanned(&mut self, decided_by_server: bool) {
+        self.inner.scanned(decided_by_server);
+    }
+
+    /// Whether to sync now.
+    pub fn due(&self, now_ms: f64) -> Result<bool, JsError> {
+        Ok(self.inner.due(whole_number(now_ms, "now_ms")?))
+    }
+
+    /// Milliseconds until a sync is due (0: now).
+    #[wasm_bindgen(js_name = waitMs)]
+    pub fn wait_ms(&self, now_ms: f64) -> Result<f64, JsError> {
+        Ok(self.inner.wait_ms(whole_number(now_ms, "now_ms")?) as f64)
+    }
+
+    /// A sync round starts at `now_ms`: what was recorded before it goes out with it.
+    pub fn synced(&mut self, now_ms: f64) -> Result<(), JsError> {
+        self.inner.synced(whole_number(now_ms, "now_ms")?);
+        Ok(())
+    }
+
+    /// The hub answered 429 with `Retry-After` (milliseconds): nothing is sent to it before then.
+    pub fn wait(&mut self, now_ms: f64, retry_after_ms: f64) -> Result<(), JsError> {
+        self.inner.wait(whole_number(now_ms, "now_ms")?, whole_number(retry_after_ms, "retry_after_ms")?);
+        Ok(())
+    }
+
+    /// Whether the hub asked to wait and the time has not come (scans then decide without asking it).
+    pub fn waiting(&self, now_ms: f64) -> Result<bool, JsError> {
+        Ok(self.inner.waiting(whole_number(now_ms, "now_ms")?))
+    }
+}
+
 /// Which stage of scanner-core's decoding pipeline read the code in a frame (`Raw`, `LowContrast`,
 /// `Smoothed`, `Downscaled`, `Upscaled`, `Rqrr`), or `undefined` if none did. For benchmarks and
 /// diagnostics: a clean frame that needs more than `Raw` costs many times the decoding time.
