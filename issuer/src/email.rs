@@ -291,15 +291,40 @@ async fn send_job(state: &AppState, mailer: &Mailer, job: &EmailJob) -> Result<&
     Ok("sent")
 }
 
+/// On PostgreSQL, how long a job taken by one instance's worker stays away from the others: longer than
+/// one SMTP send can take, so only an attempt that never finished (its instance died) is taken over, after
+/// this long. On SQLite the one process is the only worker, so there is no lease: a job whose send a crash
+/// interrupted is due again at once after the restart.
+const SEND_LEASE_MS: i64 = 60_000;
+
+/// Takes up to 32 due jobs for this worker: one statement moves their `next_attempt_at` a lease ahead and
+/// returns them. Several issuer instances on one PostgreSQL run a worker each; `FOR UPDATE SKIP LOCKED`
+/// gives each job to exactly one of them (the others skip the rows it holds instead of waiting and then
+/// taking them too), so each mail goes out once. SQLite has one writer: the statement alone is atomic (and
+/// SQLite does not parse `FOR UPDATE`).
+async fn lease_due(state: &AppState) -> Result<Vec<EmailJob>> {
+    let (lock, lease_ms) = match state.db.backend {
+        crate::db::Backend::Postgres => (" FOR UPDATE SKIP LOCKED", SEND_LEASE_MS),
+        crate::db::Backend::Sqlite => ("", 0),
+    };
+    let now = now_ms();
+    let mut jobs: Vec<EmailJob> = sqlx::query_as(&format!(
+        "UPDATE email_jobs SET next_attempt_at = $1
+         WHERE id IN (SELECT id FROM email_jobs WHERE status = 'pending' AND next_attempt_at <= $2
+                      ORDER BY next_attempt_at, id LIMIT 32{lock})
+         RETURNING id, order_id, kind, message_id, status, attempts, next_attempt_at, last_error, created_at, sent_at"
+    ))
+    .bind(now + lease_ms)
+    .bind(now)
+    .fetch_all(&state.db.write)
+    .await?;
+    jobs.sort_by_key(|j| j.id);
+    Ok(jobs)
+}
+
 /// Sends every due job once. Returns how many jobs were attempted.
 pub async fn process_due(state: &AppState, mailer: &Mailer) -> Result<usize> {
-    let jobs: Vec<EmailJob> = sqlx::query_as(
-        "SELECT id, order_id, kind, message_id, status, attempts, next_attempt_at, last_error, created_at, sent_at
-         FROM email_jobs WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT 32",
-    )
-    .bind(now_ms())
-    .fetch_all(&state.db.read)
-    .await?;
+    let jobs = lease_due(state).await?;
     for job in &jobs {
         match send_job(state, mailer, job).await {
             Ok(status) => {

@@ -5,6 +5,11 @@
 //! rate from a load generator on loopback (latency is measured from each request's scheduled time, so a
 //! stalled server cannot hide queueing). Prints one JSON object. Every 201 is a committed (fsynced with the
 //! default `--sqlite-synchronous full`) order with its tickets and email job.
+//!
+//! "Durable" and "oversold" are counted from the database after the issuer is killed with SIGKILL (so only
+//! what reached the disk counts), not from the HTTP answers: the orders and tickets of the event, against
+//! the capacity. `--database-url postgres://…` runs the issuer on PostgreSQL (an empty database) instead of
+//! its SQLite file.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,6 +30,10 @@ struct Args {
     /// while nearly every offered order is one the server must commit).
     #[arg(long)]
     capacity: Option<u64>,
+    /// The issuer's store (`--database-url`): an empty PostgreSQL database, or the default SQLite file in a
+    /// fresh data directory.
+    #[arg(long)]
+    database_url: Option<String>,
     /// SQLite synchronous mode passed to the issuer.
     #[arg(long, default_value = "full")]
     sqlite_synchronous: String,
@@ -65,6 +74,8 @@ async fn main() -> anyhow::Result<()> {
         .args(["--order-rate-per-minute", &args.order_rate_per_minute.to_string()])
         .arg("--data-dir")
         .arg(dir.path().join("data"))
+        .args(args.database_url.iter().flat_map(|u| ["--database-url", u.as_str()]))
+        .env_remove("DATABASE_URL")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -138,9 +149,14 @@ async fn main() -> anyhow::Result<()> {
     let ev: Value = http.get(format!("{base}/v1/events/{event}")).send().await?.json().await?;
     let available = ev["ticket_types"][0]["available"].as_i64().unwrap_or(-1);
     let loaded_rss = rss_kib(child.id());
-    let _ = child.kill();
+    let _ = child.kill(); // SIGKILL: what the database holds now is what was durable.
     let _ = child.wait();
     let sold = capacity as i64 - available;
+    let store_url = args
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}?mode=ro", dir.path().join("data").join("issuer.sqlite3").display()));
+    let rows = count_rows(&store_url, event).await.context("counting the orders in the database")?;
     let out = json!({
         "offered_rate_per_s": args.rate,
         "seconds": args.seconds,
@@ -149,7 +165,12 @@ async fn main() -> anyhow::Result<()> {
         "orders_committed": ok,
         "sold_out_409": sold_out,
         "errors": errors,
-        "durable_orders_per_s": ok as f64 / last_commit.max(1e-9),
+        "durable_orders_per_s": rows.orders as f64 / last_commit.max(1e-9),
+        "store": if args.database_url.is_some() { "postgres" } else { "sqlite" },
+        "orders_in_db": rows.orders,
+        "tickets_in_db": rows.tickets,
+        "acknowledged_but_not_in_db": (ok as i64 - rows.orders).max(0),
+        "oversold_in_db": (rows.tickets - capacity as i64).max(0),
         "elapsed_s": elapsed,
         "p50_ms": percentile(&lat, 0.50),
         "p99_ms": percentile(&lat, 0.99),
@@ -163,4 +184,24 @@ async fn main() -> anyhow::Result<()> {
     });
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
+}
+
+struct Rows {
+    orders: i64,
+    tickets: i64,
+}
+
+/// The bench event's orders and tickets as stored, read on a connection of our own.
+async fn count_rows(url: &str, event: i64) -> anyhow::Result<Rows> {
+    use sqlx::Connection as _;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await?;
+    let (orders,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM orders WHERE event_id = $1 AND status = 'confirmed'")
+        .bind(event)
+        .fetch_one(&mut conn)
+        .await?;
+    let (tickets,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM tickets WHERE event_id = $1").bind(event).fetch_one(&mut conn).await?;
+    let _ = conn.close().await;
+    Ok(Rows { orders, tickets })
 }

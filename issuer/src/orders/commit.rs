@@ -168,7 +168,7 @@ async fn write_one(tx: &mut Tx<'_>, state: &AppState, row: &OrderRow) -> Result<
     if let Some(cap) = row.email_cap {
         // Several issuer instances on one PostgreSQL each run a committer: the event's row lock makes
         // their checks of one event's cap take turns, so two orders cannot both fit under it.
-        crate::db::lock_event(&mut **tx, row.event_id).await?;
+        crate::db::lock_event(tx, row.event_id).await?;
         let [a, b, c] = HELD_STATUSES;
         let (held,): (i64,) = sqlx::query_as(HELD_BY_EMAIL)
             .bind(row.event_id)
