@@ -127,7 +127,8 @@ async fn enqueue_job(tx: &mut Tx<'_>, order_id: &str, kind: &str, message_id: &s
     Ok(())
 }
 
-/// The ticket email: HTML + text, each ticket's QR inline as a PNG referenced by Content-ID.
+/// The ticket email: HTML + text, each ticket's QR inline as a PNG referenced by Content-ID, and the tickets
+/// as a PDF attachment (one page each, see [`crate::orders::pdf`]).
 pub fn build_message(
     config: &Config,
     public_url: &str,
@@ -187,12 +188,21 @@ pub fn build_message(
     for img in images {
         related = related.singlepart(img);
     }
+    // The same tickets as one PDF (a page each) for printing; the body above stays as it was, so a reader
+    // that ignores attachments still has every QR code.
+    let pdf = crate::orders::pdf::tickets_pdf(order).map_err(|e| MailKind::Message(format!("PDF: {e}")))?;
+    let pdf = Attachment::new(crate::orders::pdf::file_name(&order.id))
+        .body(pdf, ContentType::parse("application/pdf").map_err(|e| MailKind::Message(e.to_string()))?);
     Message::builder()
         .from(from)
         .to(to)
         .subject(format!("Your tickets for {}", event.name))
         .message_id(Some(message_id.to_owned()))
-        .multipart(MultiPart::alternative().singlepart(SinglePart::plain(text)).multipart(related))
+        .multipart(
+            MultiPart::mixed()
+                .multipart(MultiPart::alternative().singlepart(SinglePart::plain(text)).multipart(related))
+                .singlepart(pdf),
+        )
         .map_err(|e| MailKind::Message(e.to_string()).into())
 }
 

@@ -91,7 +91,11 @@ async fn form_post_without_javascript_redirects_to_the_order_page_with_scannable
         .await
         .unwrap();
     assert_eq!(texts.len(), 2);
-    let png_link = page.split("href=\"").find(|s| s.starts_with("/orders/")).unwrap().split('"').next().unwrap();
+    let png_link = page
+        .split("href=\"")
+        .filter_map(|s| s.split('"').next())
+        .find(|link| link.starts_with("/orders/") && link.contains("/qr.png"))
+        .unwrap();
     let png = app.http.get(app.url(&png_link.replace("&amp;", "&"))).send().await.unwrap();
     assert_eq!(png.status(), 200);
     let decoded = common::decode_qr_png(&png.bytes().await.unwrap()).expect("the ticket PNG decodes");

@@ -6,12 +6,15 @@
 //! 3. [`issue`] — payment confirmed: tickets signed and stored, their email queued;
 //! 4. [`refund`] — refunds and cancellations: tickets revoked, money owed back recorded.
 //!
+//! [`pdf`] renders an order's tickets as a PDF (the download here and the ticket mail's attachment).
+//!
 //! [`model`] holds what every step shares: [`OrderStatus`], the request and answer types, the customer's
 //! view of an order and its access token. This file holds the order API's routes.
 
 pub mod commit;
 pub mod issue;
 pub mod model;
+pub mod pdf;
 pub mod queue;
 pub mod refund;
 pub mod reserve;
@@ -36,6 +39,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/orders", post(create_order))
         .route("/v1/orders/{id}", get(order_json))
         .route("/orders/{id}/tickets/{seq}/qr.png", get(ticket_png))
+        .route("/orders/{id}/tickets.pdf", get(tickets_pdf))
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,4 +73,27 @@ async fn ticket_png(
     let t = order.tickets.iter().find(|t| t.seq == seq && !t.revoked).ok_or(Error::NotFound("ticket"))?;
     let png = scanner_core::qr::render::png(&t.qr_text, 8).map_err(Error::internal)?;
     Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "no-store")], png).into_response())
+}
+
+/// Every valid ticket of the order as a PDF, one page each. The same access rule as the order page (the
+/// order's token, else 404 revealing nothing); the order budget's rate limit covers it as every route here.
+async fn tickets_pdf(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<TokenQuery>,
+) -> Result<Response> {
+    let order = load_order(&state, &id, Some(&q.token)).await?;
+    let pdf = pdf::tickets_pdf(&order)?;
+    let disposition = format!("attachment; filename=\"{}\"", pdf::file_name(&order.id));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/pdf".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+            // The request URL holds the order's access token: a link in the PDF must not pass it on.
+            (header::REFERRER_POLICY, "no-referrer".to_owned()),
+        ],
+        pdf,
+    )
+        .into_response())
 }

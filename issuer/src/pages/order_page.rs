@@ -81,6 +81,13 @@ longer valid.</p></div>"
         name = html_escape(&o.customer_name),
         total = html_escape(&money(o.total_cents, &o.currency))
     ));
+    if o.tickets.iter().any(|t| !t.revoked) {
+        main.push_str(&format!(
+            "<p><a href=\"/orders/{id}/tickets.pdf?token={token_q}\" download=\"{file}\">Download all tickets as a \
+PDF</a> (one page per ticket, for printing)</p>",
+            file = html_escape(&crate::orders::pdf::file_name(&o.id))
+        ));
+    }
     for t in &o.tickets {
         let addons =
             if t.addons.is_empty() { String::new() } else { format!(" + {}", html_escape(&t.addons.join(", "))) };

@@ -1,4 +1,4 @@
-//! Rendering a ticket's QR text as SVG (web pages) and PNG (email, files).
+//! Rendering a ticket's QR text as SVG (web pages), PNG (email, files) and a module matrix (PDF).
 
 use image::{ImageEncoder, Luma};
 use qrcode::render::svg;
@@ -44,6 +44,31 @@ pub fn png(text: &str, module_px: u32) -> crate::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The code's module matrix, without quiet zone, for renderers that draw the modules themselves (the
+/// issuer's PDF tickets draw each dark run as a vector rectangle, sharp at any zoom or print size).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Modules {
+    /// Modules per side.
+    pub width: usize,
+    /// Row by row from the top, `true` = dark.
+    pub dark: Vec<bool>,
+}
+
+impl Modules {
+    /// Whether the module in column `x`, row `y` is dark (outside the matrix: light, as the quiet zone).
+    pub fn is_dark(&self, x: usize, y: usize) -> bool {
+        x < self.width && y < self.width && self.dark[y * self.width + x]
+    }
+}
+
+/// The module matrix of `text` at [`TICKET_EC_LEVEL`]: the same code [`svg`] and [`png`] draw.
+pub fn modules(text: &str) -> crate::Result<Modules> {
+    let code = code(text)?;
+    let width = code.width();
+    let dark = code.to_colors().into_iter().map(|c| c == qrcode::Color::Dark).collect();
+    Ok(Modules { width, dark })
+}
+
 /// The code as a grayscale bitmap (black modules = 0, white = 255).
 pub fn luma(text: &str, module_px: u32) -> crate::Result<image::GrayImage> {
     let px = module_px.clamp(1, 64);
@@ -67,7 +92,26 @@ mod tests {
     }
 
     #[test]
+    fn modules_are_the_pixels_of_the_png() {
+        let text = "TK1:ABC";
+        let m = modules(text).unwrap();
+        assert_eq!(m.width, 21, "version 1");
+        let img = luma(text, 1).unwrap();
+        for y in 0..m.width {
+            for x in 0..m.width {
+                // The bitmap has the 4-module quiet zone around the matrix.
+                let black = img.get_pixel(x as u32 + 4, y as u32 + 4).0[0] == 0;
+                assert_eq!(m.is_dark(x, y), black, "module {x},{y}");
+            }
+        }
+        // Finder pattern corners are dark; outside the matrix is light.
+        assert!(m.is_dark(0, 0) && m.is_dark(20, 0) && m.is_dark(0, 20));
+        assert!(!m.is_dark(21, 0) && !m.is_dark(0, 21));
+    }
+
+    #[test]
     fn too_long_is_an_error() {
         assert!(matches!(png(&"A".repeat(5000), 1), Err(crate::Error::Render(RenderKind::TooLong(_)))));
+        assert!(matches!(modules(&"A".repeat(5000)), Err(crate::Error::Render(RenderKind::TooLong(_)))));
     }
 }
