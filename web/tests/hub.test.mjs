@@ -7,7 +7,9 @@
 // 2. `scanner hub` (set up with `scanner hub init` and a relay token) listens on loopback and serves the
 //    PWA; then the issuer is stopped: from here on there is no internet.
 // 3. Two phones (two browser contexts: separate storage) are set up from the hub alone and scan: a ticket
-//    admitted at phone A is "already used" at phone B, live, and phone B says the venue hub checked it.
+//    admitted at phone A is "already used" at phone B, live, and phone B says the venue hub checked it. A
+//    third phone, set up from the issuer's own link before the internet went (the PWA from the issuer's
+//    origin), asks the hub across origins (the hub's CORS answer) and is refused the ticket too.
 // 4. The hub is killed; phone A admits a ticket on its own ("Checked on this phone") and says the hub is
 //    unreachable. The hub is restarted; phone A's scan reaches it within a few sync rounds (polled through
 //    the CLI device's `scanner sync --hub`; no timing is asserted), and phone B is refused it, live.
@@ -164,6 +166,7 @@ async function check(p, code) {
 
 let tickets;
 let phoneLinks;
+let phoneC;
 let hubData;
 let hubListen;
 let checker;
@@ -183,6 +186,7 @@ before(async () => {
   const hubDevice = await createDevice('Venue hub');
   const phoneA = await createDevice('Phone A', hubUrl);
   const phoneB = await createDevice('Phone B', hubUrl);
+  const phoneCDevice = await createDevice('Phone C', hubUrl);
   const checkerDevice = await createDevice('Checker', hubUrl);
   for (const d of [phoneA, phoneB, checkerDevice]) assert.equal(linkPayload(d.setup_url).hub, hubUrl);
   assert.equal(linkPayload(hubDevice.setup_url).hub, undefined, 'a link without a hub does not mention one');
@@ -204,9 +208,23 @@ before(async () => {
 
   hubProcess = await startHub(hubData, hubListen);
   assert.equal(hubProcess.url, hubUrl);
+
+  // The hub's CORS answer (scanner-core's rule): the issuer's origin may call it, no other.
+  const preflight = (origin) =>
+    fetch(`${hubUrl}/v1/redeem`, {
+      method: 'OPTIONS',
+      headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' },
+    });
+  const allowed = await preflight(issuer.url);
+  assert.equal(allowed.headers.get('access-control-allow-origin'), issuer.url);
+  assert.match(allowed.headers.get('access-control-allow-headers') ?? '', /Authorization/);
+  assert.equal((await preflight('https://evil.example')).headers.get('access-control-allow-origin'), null);
+
+  browser = await launchBrowser();
+  // Phone C opens the issuer's own link while the internet is there (set up from the hub across origins).
+  phoneC = await phone('phone-C', phoneCDevice.setup_url, 'West');
   // No internet from here on.
   await issuer.stop();
-  browser = await launchBrowser();
 });
 
 after(async () => {
@@ -247,6 +265,10 @@ test('two phones set up from the hub refuse a duplicate live, a scan decided off
   assert.match(v.detail, /^Already used at North, /, JSON.stringify(v));
   assert.equal(v.checkedBy, 'hub');
   assert.equal(v.path, 'Checked by the venue hub', JSON.stringify(v));
+  // Phone C, whose PWA comes from the issuer's origin, asks the hub across origins: refused, live.
+  v = await check(phoneC, tickets[0].qrText);
+  assert.equal(v.headline, 'ALREADY USED', JSON.stringify(v));
+  assert.equal(v.path, 'Checked by the venue hub', JSON.stringify(v));
   // Phone B admits Barbara's ticket through the hub.
   v = await check(b, tickets[1].qrText);
   assert.equal(v.headline, 'ADMIT', JSON.stringify(v));
@@ -266,32 +288,39 @@ test('two phones set up from the hub refuse a duplicate live, a scan decided off
   hubProcess = await startHub(hubData, hubListen);
   const held = await waitUntilHubHolds('North', 2);
   assert.equal(held.admitted_by_gate.North, 2, JSON.stringify(held));
-  // Phone B is refused Grace's ticket, live, by the hub: it knows phone A's offline admission.
+  // Phone B is refused Grace's ticket: the hub knows phone A's offline admission, and phone B may already
+  // have it too from its own last sync round with the hub (then scanner-core's plan decides on the phone
+  // without asking). Either way it came through the hub: phone B never talked to phone A.
   v = await check(b, tickets[2].qrText);
   assert.equal(v.headline, 'ALREADY USED', JSON.stringify(v));
-  assert.match(v.detail, /^Already used at North, /, JSON.stringify(v));
-  assert.equal(v.path, 'Checked by the venue hub', JSON.stringify(v));
+  assert.match(v.detail, /^Already used at North, .*\(Phone A\)$/, JSON.stringify(v));
+  assert.match(
+    v.path,
+    /^(Checked by the venue hub|Checked on this phone \(venue hub unavailable: not asked: this device's log already shows the ticket used\))$/,
+    JSON.stringify(v),
+  );
   await a.page.waitForFunction(() => /venue hub synced \d+ s ago/.test(document.getElementById('status-line').textContent), null, WAIT);
-  // Phone B's mirror of that verdict reaches the hub before the relay (its next sync round).
-  await b.page.waitForFunction(() => Number(document.getElementById('status-line').dataset.hubSynced) > 0, null, WAIT);
-  const syncedAt = Number(await b.page.evaluate(() => document.getElementById('status-line').dataset.hubSynced));
-  await b.page.waitForFunction((t) => Number(document.getElementById('status-line').dataset.hubSynced) > t, syncedAt, WAIT);
+  // Phones B's and C's mirrors of their verdicts reach the hub before the relay (their next sync rounds).
+  for (const p of [b, phoneC]) {
+    const syncedAt = Number(await p.page.evaluate(() => document.getElementById('status-line').dataset.hubSynced));
+    await p.page.waitForFunction((t) => Number(document.getElementById('status-line').dataset.hubSynced) > t, syncedAt, WAIT);
+  }
 
   // The internet is back: the issuer again, on the same address and data; the hub relays what it holds.
   issuer = await startIssuer({ dataDir: issuerDataDir, bind: issuerAddress, demo: false });
   await scannerCli(hubData, ['hub', 'push']);
   // What this test did: three admissions (North: Ada by the hub, Grace on phone A; South: Barbara by the
-  // hub), two "already used" (phone B: Ada and Grace, by the hub), no duplicate. The hub's two admissions
-  // are in the log twice (its own record and the phone's mirror) and counted as one scan each.
+  // hub), three "already used" (phone B: Ada and Grace; phone C: Ada; all by the hub), no duplicate. The
+  // hub's two admissions are in the log twice (its own record and the phone's mirror), one scan each.
   const hubDecided = 2;
   const report = await issuerReport(issuer, EVENT);
   assert.equal(report.admitted, 3, JSON.stringify(report));
   assert.deepEqual(report.admitted_by_gate, { North: 2, South: 1 }, JSON.stringify(report));
-  assert.equal(report.already_used, 2, JSON.stringify(report));
+  assert.equal(report.already_used, 3, JSON.stringify(report));
   assert.deepEqual(report.conflicts, [], JSON.stringify(report));
   assert.equal(report.decided_by_edge, hubDecided, JSON.stringify(report));
   assert.equal(report.edge_copies, hubDecided, JSON.stringify(report));
-  assert.equal(report.scans, 2 /* phone A */ + 3 /* phone B */ + hubDecided, JSON.stringify(report));
+  assert.equal(report.scans, 2 /* phone A */ + 3 /* phone B */ + 1 /* phone C */ + hubDecided, JSON.stringify(report));
 
   for (const { name, pageErrors } of errors) {
     // Chromium logs each refused connection (the stopped issuer, the killed hub) as a console error, and
