@@ -30,7 +30,8 @@ pub const QR_SIDE_MM: f32 = 80.0;
 const QUIET_MODULES: usize = 4;
 /// Longest line of text, in characters, per point of font size: Helvetica's average Latin letter is
 /// about 0.5 em, so this keeps a line within the margins for ordinary text. Text is not measured glyph by
-/// glyph: a line of only wide capitals (`WWW…`) may run into the margin, never off the field count.
+/// glyph (no font metrics are bundled): a line of only wide capitals (`WWW…`) may run into the right
+/// margin, though never over the QR code or another field, since lines only stack downwards.
 const CHARS_PER_LINE_AT_1PT: f32 = (PAGE_WIDTH - 2.0 * MARGIN) / 0.55;
 /// Lines any one field may take; longer text is cut with "...".
 const MAX_LINES: usize = 3;
