@@ -54,6 +54,10 @@ async fn revocations(
     State(state): State<AppState>,
     Query(q): Query<Since>,
 ) -> impl IntoResponse {
+    if let Err(e) = crate::orders::refund::refresh_revocations(&state).await {
+        // The list this process has is still valid and signed: serve it.
+        tracing::warn!(error = %e, "could not check for a newer revocation list");
+    }
     let delta = state.revocations.lock().await.delta_since(q.since);
     json_response(delta.to_json())
 }

@@ -126,11 +126,22 @@ async fn publish_revocations(
 ) -> Result<(RevocationList, u64)> {
     let hashes: Vec<RevocationHash> =
         ids.iter().filter_map(|h| TicketId::from_hex(h)).map(|id| RevocationHash::of(&id)).collect();
-    let mut next = list.clone();
     if hashes.is_empty() {
-        let v = next.version();
-        return Ok((next, v));
+        let v = list.version();
+        return Ok((list.clone(), v));
     }
+    // Several issuer instances on one PostgreSQL each keep the list in memory. Lock the stored row
+    // (inserted first if this is the first list; a placeholder this transaction overwrites below) so
+    // publishers take turns, and publish on top of the newest stored list rather than this process's copy:
+    // a version is never published twice and no revocation is lost. (SQLite: one writer, a no-op.)
+    sqlx::query("INSERT INTO revocation_state (id, version, list_json) VALUES (1, 0, '') ON CONFLICT (id) DO NOTHING")
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("UPDATE revocation_state SET version = version WHERE id = 1").execute(&mut **tx).await?;
+    let mut next = match newer_stored_list(tx, state, list.version()).await? {
+        Some(stored) => stored,
+        None => list.clone(),
+    };
     let v = next.publish(&state.signer.key, hashes);
     sqlx::query(
         "INSERT INTO revocation_state (id, version, list_json) VALUES (1, $1, $2)
@@ -141,6 +152,34 @@ async fn publish_revocations(
     .execute(&mut **tx)
     .await?;
     Ok((next, v))
+}
+
+/// The stored revocation list, when another instance published a newer version than `known`.
+async fn newer_stored_list(conn: &mut crate::db::Conn, state: &AppState, known: u64) -> Result<Option<RevocationList>> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT list_json FROM revocation_state WHERE id = 1 AND version > $1")
+        .bind(known as i64)
+        .fetch_optional(conn)
+        .await?;
+    match row {
+        None => Ok(None),
+        Some((json,)) => RevocationList::from_json(&json, &state.signer.keyring)
+            .map(Some)
+            .map_err(|e| Error::internal(format!("stored revocation list: {e}"))),
+    }
+}
+
+/// On PostgreSQL, takes a newer list another instance published into this process's copy, so that every
+/// instance serves the newest list (one query per request). SQLite has one process: nothing to do.
+pub async fn refresh_revocations(state: &AppState) -> Result<()> {
+    if state.db.backend != crate::db::Backend::Postgres {
+        return Ok(());
+    }
+    let mut list = state.revocations.lock().await;
+    let mut conn = state.db.read.acquire().await?;
+    if let Some(stored) = newer_stored_list(&mut conn, state, list.version()).await? {
+        *list = stored;
+    }
+    Ok(())
 }
 
 /// Gives back the seat one issued ticket holds: one of its ticket type and one of each of its add-ons.
