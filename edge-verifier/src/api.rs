@@ -133,13 +133,9 @@ pub fn refused(refusal: &Refusal) -> Verdict {
     Verdict::Refused { code: RefusalCode::of(refusal), message: refusal.to_string() }
 }
 
-/// CORS: the `Access-Control-Allow-Origin` value for a request's `Origin`, if that origin is allowed.
-/// `allowed` is the configured list; `*` in it allows any origin (credentials are bearer tokens in a
-/// header, never cookies, so a wildcard cannot leak them).
-pub fn cors_origin<'a>(origin: Option<&'a str>, allowed: &[String]) -> Option<&'a str> {
-    let origin = origin?;
-    allowed.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(origin)).then_some(origin)
-}
+/// CORS: scanner-core's rule, the one a venue hub applies too (`ALLOWED_ORIGINS` is the list; `*` allows
+/// any origin, since credentials are bearer tokens in a header, never cookies).
+pub use scanner_core::wire::{cors_origin, CORS_ALLOW_HEADERS, CORS_ALLOW_METHODS, CORS_MAX_AGE_SECS};
 
 /// Splits a comma- or whitespace-separated configuration list.
 pub fn split_list(value: &str) -> Vec<String> {

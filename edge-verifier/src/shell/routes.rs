@@ -184,9 +184,9 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
         let mut resp = Response::empty()?.with_status(204);
         if cors.is_some() {
             let h = resp.headers_mut();
-            h.set("Access-Control-Allow-Methods", "POST, GET, OPTIONS")?;
-            h.set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Device-Id")?;
-            h.set("Access-Control-Max-Age", "600")?;
+            h.set("Access-Control-Allow-Methods", api::CORS_ALLOW_METHODS)?;
+            h.set("Access-Control-Allow-Headers", api::CORS_ALLOW_HEADERS)?;
+            h.set("Access-Control-Max-Age", &api::CORS_MAX_AGE_SECS.to_string())?;
         }
         return add_cors(resp, cors.as_deref());
     }
