@@ -135,7 +135,9 @@ pub fn refused(refusal: &Refusal) -> Verdict {
 
 /// CORS: scanner-core's rule, the one a venue hub applies too (`ALLOWED_ORIGINS` is the list; `*` allows
 /// any origin, since credentials are bearer tokens in a header, never cookies).
-pub use scanner_core::wire::{cors_origin, CORS_ALLOW_HEADERS, CORS_ALLOW_METHODS, CORS_MAX_AGE_SECS};
+pub use scanner_core::wire::{
+    cors_origin, CORS_ALLOW_HEADERS, CORS_ALLOW_METHODS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE_SECS,
+};
 
 /// Splits a comma- or whitespace-separated configuration list.
 pub fn split_list(value: &str) -> Vec<String> {

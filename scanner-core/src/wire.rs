@@ -65,6 +65,9 @@ pub fn revocations_path(since: u64) -> String {
 pub const MANIFEST_ROUTE: &str = "/v1/scanner/events/{event}/manifest";
 /// Route of an event's gate rules; [`gate_rules_path`] fills it in.
 pub const GATE_RULES_ROUTE: &str = "/v1/scanner/events/{event}/gates";
+/// Route of an event's public description (name, venue, times, ticket types and add-ons by index): what a
+/// scanner shows as a ticket's entitlements. [`event_path`] fills it in.
+pub const EVENT_ROUTE: &str = "/v1/events/{event}";
 /// Route of a supervisor's attendee search; [`search_path`] fills it in.
 pub const SEARCH_ROUTE: &str = "/v1/scanner/events/{event}/search";
 
@@ -80,6 +83,11 @@ pub fn manifest_path(event: u32) -> String {
 /// The path of an event's gate rules.
 pub fn gate_rules_path(event: u32) -> String {
     event_route(GATE_RULES_ROUTE, event)
+}
+
+/// The path of an event's public description.
+pub fn event_path(event: u32) -> String {
+    event_route(EVENT_ROUTE, event)
 }
 
 /// The path of a search, with the query percent-encoded.
@@ -122,6 +130,9 @@ pub const CORS_ALLOW_METHODS: &str = "POST, GET, OPTIONS";
 pub const CORS_ALLOW_HEADERS: &str = "Authorization, Content-Type, X-Device-Id";
 /// `Access-Control-Max-Age` of that preflight, in seconds.
 pub const CORS_MAX_AGE_SECS: u32 = 600;
+/// `Access-Control-Expose-Headers` of every answer to an allowed origin: the headers a device reads
+/// (how long a rate-limited device must wait; how many relayed changes were refused).
+pub const CORS_EXPOSE_HEADERS: &str = "Retry-After, X-Refused-Changes";
 
 /// CORS: the `Access-Control-Allow-Origin` value for a request's `Origin`, if that origin is allowed.
 /// `allowed` is the configured list; `*` in it allows any origin (credentials are bearer tokens in a

@@ -103,6 +103,24 @@ async fn a_venue_without_internet_refuses_duplicates_live_and_reports_exactly() 
     // --- the internet goes away ---
     link.online.store(false, Ordering::SeqCst);
     assert!(reqwest::get(format!("{}/v1/scanner/keyring", link.url)).await.is_err(), "the issuer is out of reach");
+    // A phone set up from the hub alone still shows ticket type and add-on names: the hub serves the
+    // event's description it kept at `hub init` (the issuer's own answer, read here past the cut link).
+    let from_issuer: serde_json::Value =
+        reqwest::get(app.url(&format!("/v1/events/{event}"))).await.expect("issuer").json().await.expect("json");
+    assert_eq!(from_issuer["name"], "Harbour Night", "{from_issuer}");
+    let answer = reqwest::Client::new()
+        .get(format!("{hub_url}/v1/events/{event}"))
+        .header("Origin", link.url.trim_end_matches('/'))
+        .send()
+        .await
+        .expect("hub");
+    assert_eq!(answer.status(), 200);
+    // A PWA on the issuer's origin may read how long a rate-limited device must wait.
+    let exposed = answer.headers().get("access-control-expose-headers").and_then(|v| v.to_str().ok()).unwrap_or("");
+    assert!(exposed.to_ascii_lowercase().contains("retry-after"), "exposed: {exposed:?}");
+    assert_eq!(answer.json::<serde_json::Value>().await.expect("json"), from_issuer);
+    let other = reqwest::get(format!("{hub_url}/v1/events/{}", event + 1)).await.expect("hub");
+    assert_eq!(other.status(), 403, "another event's description is not the hub's to give");
 
     // North admits six tickets; the hub decides each.
     for t in &tickets[..6] {

@@ -295,13 +295,18 @@ async function doSetup(raw) {
     material = await fetchSetupMaterial(s.server, s);
   }
   const { keyring, manifest, gateRules } = material;
-  // The names of ticket types and add-ons, and the time zone: only the issuer serves them; without them
-  // the page shows numbers and UTC-less times until a later sync reaches the issuer.
-  const eventJson = await getText(s.server, `/v1/events/${s.event}`, s.token, hub ? EVENT_INFO_TIMEOUT_MS : REQUEST_TIMEOUT_MS)
-    .catch((e) => {
+  // The names of ticket types and add-ons, and the time zone: from where the material came (a hub keeps
+  // the issuer's copy), then the issuer; without them the page shows numbers and UTC-less times until a
+  // later sync reaches the issuer.
+  let eventJson = null;
+  for (const base of hub ? [...new Set([material.base, s.server])] : [s.server]) {
+    try {
+      eventJson = await getText(base, `/v1/events/${s.event}`, s.token, hub ? EVENT_INFO_TIMEOUT_MS : REQUEST_TIMEOUT_MS);
+      break;
+    } catch (e) {
       if (!hub) throw e;
-      return null;
-    });
+    }
+  }
   if (scanner && setup && setup.event !== s.event && scanner.recordCount > 0) {
     throw new Error(
       `This scanner holds ${scanner.recordCount} scans of event ${setup.event}. Sync them, then reset the scanner before setting it up for event ${s.event}.`,

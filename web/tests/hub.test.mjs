@@ -167,6 +167,7 @@ async function check(p, code) {
 let tickets;
 let phoneLinks;
 let phoneC;
+let entitlement;
 let hubData;
 let hubListen;
 let checker;
@@ -223,6 +224,9 @@ before(async () => {
   browser = await launchBrowser();
   // Phone C opens the issuer's own link while the internet is there (set up from the hub across origins).
   phoneC = await phone('phone-C', phoneCDevice.setup_url, 'West');
+  // What the issuer says the tickets entitle to (ticket type 0 with add-on 0, as bought above).
+  const described = await (await fetch(`${issuer.url}/v1/events/${EVENT}`)).json();
+  entitlement = `${described.ticket_types.find((t) => t.index === 0).name} + ${described.addons.find((a) => a.index === 0).name}`;
   // No internet from here on.
   await issuer.stop();
 });
@@ -259,6 +263,9 @@ test('two phones set up from the hub refuse a duplicate live, a scan decided off
   let v = await check(a, tickets[0].qrText);
   assert.equal(v.headline, 'ADMIT', JSON.stringify(v));
   assert.equal(v.path, 'Checked by the venue hub', JSON.stringify(v));
+  // Set up from the hub alone, the phone still names what the ticket entitles to (the hub's copy of the
+  // event's description), not "Ticket type 0".
+  assert.equal(v.detail, entitlement, JSON.stringify(v));
   // Phone B is refused the same ticket at once, by the hub: no sync round was needed.
   v = await check(b, tickets[0].qrText);
   assert.equal(v.headline, 'ALREADY USED', JSON.stringify(v));

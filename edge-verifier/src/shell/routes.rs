@@ -170,6 +170,7 @@ fn add_cors(mut resp: Response, origin: Option<&str>) -> worker::Result<Response
     let Some(origin) = origin else { return Ok(resp) };
     let headers = resp.headers_mut();
     headers.set("Access-Control-Allow-Origin", origin)?;
+    headers.set("Access-Control-Expose-Headers", api::CORS_EXPOSE_HEADERS)?;
     headers.set("Vary", "Origin")?;
     Ok(resp)
 }

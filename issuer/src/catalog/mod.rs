@@ -48,7 +48,7 @@ pub const MAX_EVENTS: i64 = 10_000;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/events", get(list_events))
-        .route("/v1/events/{id}", get(get_event))
+        .route(scanner_core::wire::EVENT_ROUTE, get(get_event))
         .route("/admin/v1/events", post(create_event).get(admin_list_events))
         .route("/admin/v1/events/{id}", get(admin_get_event).patch(update_event))
         .route("/admin/v1/events/{id}/ticket-types", post(create_ticket_type))

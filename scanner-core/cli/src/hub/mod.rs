@@ -54,7 +54,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use scanner_core::redemption::DeviceId;
 use scanner_core::setup::{check_server_url, SetupLink};
-use scanner_core::wire::{gate_rules_path, manifest_path, revocations_path, EDGE_DEVICES_PATH, KEYRING_PATH};
+use scanner_core::wire::{
+    event_path, gate_rules_path, manifest_path, revocations_path, EDGE_DEVICES_PATH, KEYRING_PATH,
+};
 use scanner_core::{Keyring, RevocationList};
 use serde::{Deserialize, Serialize};
 
@@ -95,6 +97,9 @@ pub struct TrustFiles {
     pub revocations_json: String,
     pub manifest_json: String,
     pub gate_rules_json: Option<String>,
+    /// The event's public description (`GET /v1/events/{id}`): ticket type and add-on names for the
+    /// verdict screen of a phone set up from the hub alone. `None` for a hub set up before it was kept.
+    pub event_json: Option<String>,
     /// SHA-256 hex of the event's active device tokens.
     pub devices: BTreeSet<String>,
 }
@@ -121,6 +126,7 @@ pub fn load_trust(dir: &Path) -> Result<TrustFiles> {
         revocations_json: read(dir, "revocations.json")?,
         manifest_json: read(dir, "manifest.json")?,
         gate_rules_json: gate_rules_path.exists().then(|| read(dir, "gate-rules.json")).transpose()?,
+        event_json: dir.join("event.json").exists().then(|| read(dir, "event.json")).transpose()?,
         devices: devices.token_hashes.into_iter().collect(),
     })
 }
@@ -177,6 +183,10 @@ pub fn fetch_trust(config: &HubConfig) -> Result<TrustFiles> {
     let manifest_json = issuer.get_text(&manifest_path(config.event))?;
     scanner_core::manifest::Manifest::from_json(&manifest_json).context("the server's manifest is invalid")?;
     let gate_rules_json = issuer.get_optional_text(&gate_rules_path(config.event))?;
+    let event_json = issuer.get_optional_text(&event_path(config.event))?;
+    if let Some(json) = &event_json {
+        serde_json::from_str::<serde_json::Value>(json).context("the server's event description is not JSON")?;
+    }
     let devices = Issuer::new(&config.server, &config.edge_token)
         .get_text(EDGE_DEVICES_PATH)
         .context("cannot read the device list (is --edge-token an active edge token?)")?;
@@ -187,7 +197,7 @@ pub fn fetch_trust(config: &HubConfig) -> Result<TrustFiles> {
         .filter(|d| d.event == i64::from(config.event))
         .filter_map(|d| scanner_core::token::parse_token_hash(&d.token_hash).map(|_| d.token_hash.to_ascii_lowercase()))
         .collect();
-    Ok(TrustFiles { keyring_json, revocations_json, manifest_json, gate_rules_json, devices })
+    Ok(TrustFiles { keyring_json, revocations_json, manifest_json, gate_rules_json, event_json, devices })
 }
 
 pub fn store_trust(dir: &Path, config: &HubConfig, trust: &TrustFiles) -> Result<()> {
@@ -199,6 +209,9 @@ pub fn store_trust(dir: &Path, config: &HubConfig, trust: &TrustFiles) -> Result
         None => {
             let _ = std::fs::remove_file(dir.join("gate-rules.json"));
         }
+    }
+    if let Some(json) = &trust.event_json {
+        write_file(&dir.join("event.json"), json.as_bytes(), false)?;
     }
     let list = DeviceList { event: config.event, token_hashes: trust.devices.iter().cloned().collect() };
     write_file(&dir.join("devices.json"), serde_json::to_string_pretty(&list)?.as_bytes(), false)?;

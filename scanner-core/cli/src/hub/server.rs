@@ -39,7 +39,7 @@ use scanner_core::redemption::online::decide_online;
 use scanner_core::redemption::{Accept, DecisionPath, DeviceId, Hlc, SyncChannel, TicketRef};
 use scanner_core::token::{device_id_for_token_hash, token_hash};
 use scanner_core::wire::{bearer, ErrorBody, RedeemRequest, VerdictBody, KEYRING_PATH, MAX_REDEEM_BODY};
-use scanner_core::wire::{GATE_RULES_ROUTE, MANIFEST_ROUTE, REDEEM_PATH, REVOCATIONS_PATH, SYNC_PATH};
+use scanner_core::wire::{EVENT_ROUTE, GATE_RULES_ROUTE, MANIFEST_ROUTE, REDEEM_PATH, REVOCATIONS_PATH, SYNC_PATH};
 use scanner_core::{SignedTicket, VerifyContext};
 use serde::Deserialize;
 
@@ -110,8 +110,9 @@ impl IntoResponse for HubError {
                 format!("too many requests from this device; retry after {secs} s"),
             ),
         };
-        let mut response = (status, [(header::CONTENT_TYPE, "application/json")], ErrorBody::new(code, message).to_json())
-            .into_response();
+        let mut response =
+            (status, [(header::CONTENT_TYPE, "application/json")], ErrorBody::new(code, message).to_json())
+                .into_response();
         if let Some(secs) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, secs.into());
         }
@@ -140,6 +141,7 @@ pub fn router(hub: Shared, web: Option<PathBuf>) -> Router {
         .route(REVOCATIONS_PATH, get(revocations))
         .route(MANIFEST_ROUTE, get(manifest))
         .route(GATE_RULES_ROUTE, get(gate_rules))
+        .route(EVENT_ROUTE, get(event_info))
         .route(super::PUSH_PATH, post(push))
         .with_state(hub);
     match web {
@@ -155,7 +157,9 @@ pub fn router(hub: Shared, web: Option<PathBuf>) -> Router {
 /// carries `Access-Control-Allow-Origin`. The endpoints still check the device token themselves.
 async fn cors(State(hub): State<Shared>, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     use axum::http::HeaderValue;
-    use scanner_core::wire::{cors_origin, url_origin, CORS_ALLOW_HEADERS, CORS_ALLOW_METHODS, CORS_MAX_AGE_SECS};
+    use scanner_core::wire::{
+        cors_origin, url_origin, CORS_ALLOW_HEADERS, CORS_ALLOW_METHODS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE_SECS,
+    };
     let allowed: Vec<String> = url_origin(&hub.config.server).map(str::to_owned).into_iter().collect();
     let origin = request.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok());
     let allow = cors_origin(origin, &allowed).and_then(|o| HeaderValue::from_str(o).ok());
@@ -167,6 +171,7 @@ async fn cors(State(hub): State<Shared>, request: axum::extract::Request, next: 
     headers.append(header::VARY, HeaderValue::from_static("Origin"));
     if let Some(origin) = allow {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(CORS_EXPOSE_HEADERS));
         if preflight {
             headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(CORS_ALLOW_METHODS));
             headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(CORS_ALLOW_HEADERS));
@@ -295,6 +300,15 @@ async fn gate_rules(
     check_event(&hub, Some(event))?;
     match hub.trust()?.files.gate_rules_json.clone() {
         Some(rules) => Ok(json(rules)),
+        None => Err(HubError::NotFound),
+    }
+}
+
+/// Public on the issuer too (the order page shows it): no token needed, but only this hub's event.
+async fn event_info(State(hub): State<Shared>, Path(event): Path<u32>) -> Result<Response, HubError> {
+    check_event(&hub, Some(event))?;
+    match hub.trust()?.files.event_json.clone() {
+        Some(body) => Ok(json(body)),
         None => Err(HubError::NotFound),
     }
 }
