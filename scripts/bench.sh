@@ -6,7 +6,7 @@
 #   bench-log:            scan pipeline p50/p99, bytes/scan synced, merge + report of 20 logs / 50k scans
 #   issuer-bench:         durable orders/s, latency, oversold, idle and loaded RSS at a fixed offered load
 #                         (1,200/s by default: above the 1,000/s goal, so meeting it is not an artefact of the offer);
-#                         on SQLite (issuer.json) and on PostgreSQL (issuer-postgres.json, not yet in the table)
+#                         on SQLite (issuer.json) and on PostgreSQL (issuer-postgres.json), one instance each
 #   edge-bench:           redemption p50/p99 under workerd at a fixed concurrency, Worker wasm size
 #   hub-bench:            the venue hub: redemptions/s, "already used" round trip, admit → other device at 2 s sync
 #   web-build + web/scanner-wasm/bench.mjs: the scanner PWA's wasm size, the decode corpus in Chromium

@@ -29,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/v1/devices", post(create_device).get(list_devices))
         .route("/admin/v1/devices/{id}/revoke", post(revoke_device))
         .route("/admin/v1/revocations", get(revocation_info))
+        .route("/admin/v1/store", get(store_info))
 }
 
 async fn get_order(staff: Staff, State(state): State<AppState>, Path(id): Path<String>) -> Result<axum::Json<Value>> {
@@ -258,6 +259,12 @@ async fn revocation_info(staff: Staff, State(state): State<AppState>) -> Result<
     staff.require(Permission::Reports)?;
     let list = state.revocations.lock().await;
     Ok(axum::Json(json!({ "version": list.version(), "entries": list.len() })))
+}
+
+/// `GET /admin/v1/store`: which database, and its durability settings as the database reports them.
+async fn store_info(staff: Staff, State(state): State<AppState>) -> Result<axum::Json<Value>> {
+    staff.require(Permission::Reports)?;
+    Ok(axum::Json(state.db.durability().await?))
 }
 
 #[cfg(test)]

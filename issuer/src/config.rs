@@ -14,7 +14,8 @@ pub enum Synchronous {
     Normal,
 }
 
-#[derive(Debug, Clone, Args)]
+/// `Debug` is written out below: it names every setting but never prints a secret.
+#[derive(Clone, Args)]
 pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "ISSUER_BIND", default_value = "127.0.0.1:8080")]
@@ -166,5 +167,88 @@ impl Config {
 
     pub fn keyring_path(&self) -> PathBuf {
         self.keyring.clone().unwrap_or_else(|| self.data_dir.join("keyring.json"))
+    }
+}
+
+/// Every setting, with secrets shown only as set or not: a `{:?}` of the configuration in a log line or a
+/// panic message must not leak the admin or relay token, the SMTP password, the Stripe keys, or a
+/// password inside the database URL.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fn secret(value: &Option<String>) -> &'static str {
+            if value.is_some() {
+                "Some(<redacted>)"
+            } else {
+                "None"
+            }
+        }
+        // scheme://user:password@host… → scheme://user:<redacted>@host…; anything else is shown as is.
+        let database_url = self.database_url.as_deref().map(|url| match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                let userinfo = &url[scheme + 3..at];
+                match userinfo.split_once(':') {
+                    Some((user, _)) => format!("{}{user}:<redacted>{}", &url[..scheme + 3], &url[at..]),
+                    None => url.to_owned(),
+                }
+            }
+            _ => url.to_owned(),
+        });
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("data_dir", &self.data_dir)
+            .field("keyring", &self.keyring)
+            .field("public_url", &self.public_url)
+            .field("edge_url", &self.edge_url)
+            .field("edge_relay_token", &format_args!("{}", secret(&self.edge_relay_token)))
+            .field("edge_relay_seconds", &self.edge_relay_seconds)
+            .field("admin_token", &format_args!("{}", secret(&self.admin_token)))
+            .field("demo", &self.demo)
+            .field("hold_seconds", &self.hold_seconds)
+            .field("database_url", &database_url)
+            .field("sqlite_synchronous", &self.sqlite_synchronous)
+            .field("web_dir", &self.web_dir)
+            .field("smtp_host", &self.smtp_host)
+            .field("smtp_port", &self.smtp_port)
+            .field("smtp_user", &self.smtp_user)
+            .field("smtp_password", &format_args!("{}", secret(&self.smtp_password)))
+            .field("smtp_ca_file", &self.smtp_ca_file)
+            .field("mail_from", &self.mail_from)
+            .field("email_max_attempts", &self.email_max_attempts)
+            .field("email_backoff_ms", &self.email_backoff_ms)
+            .field("email_backoff_max_ms", &self.email_backoff_max_ms)
+            .field("stripe_secret_key", &format_args!("{}", secret(&self.stripe_secret_key)))
+            .field("stripe_webhook_secret", &format_args!("{}", secret(&self.stripe_webhook_secret)))
+            .field("stripe_api_base", &self.stripe_api_base)
+            .field("stripe_webhook_tolerance", &self.stripe_webhook_tolerance)
+            .field("order_rate_per_minute", &self.order_rate_per_minute)
+            .field("order_rate_burst", &self.order_rate_burst)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_prints_a_secret() {
+        let mut config = Config::for_data_dir("/tmp/x");
+        config.admin_token = Some("admin-SECRET-1".into());
+        config.edge_relay_token = Some("relay-SECRET-2".into());
+        config.smtp_user = Some("mailer".into());
+        config.smtp_password = Some("smtp-SECRET-3".into());
+        config.stripe_secret_key = Some("sk_test_SECRET-4".into());
+        config.stripe_webhook_secret = Some("whsec_SECRET-5".into());
+        config.database_url = Some("postgres://tickets:pg-SECRET-6@db.internal:5432/tickets".into());
+        let shown = format!("{config:?} {config:#?}");
+        for secret in ["SECRET-1", "SECRET-2", "SECRET-3", "SECRET-4", "SECRET-5", "SECRET-6"] {
+            assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+        }
+        // What is not secret is still there to debug with.
+        assert!(shown.contains("postgres://tickets:<redacted>@db.internal:5432/tickets"), "{shown}");
+        assert!(shown.contains("\"mailer\""), "{shown}");
+        assert!(shown.contains("admin_token: Some(<redacted>)"), "{shown}");
+        assert!(shown.contains("edge_url: None"), "{shown}");
     }
 }

@@ -126,6 +126,34 @@ impl Db {
         Ok(Self { write: pool.clone(), read: pool, backend: Backend::Postgres })
     }
 
+    /// The store's durability settings as the database reports them on the connection orders are written
+    /// through — not as they were asked for — so an operator or the bench can see what a commit really
+    /// waits for. SQLite: `synchronous` (off, normal, full, extra) and `journal_mode` of the writer;
+    /// PostgreSQL: the server's `fsync` and `synchronous_commit`.
+    pub async fn durability(&self) -> Result<serde_json::Value> {
+        Ok(match self.backend {
+            Backend::Sqlite => {
+                let mut conn = self.write.acquire().await?;
+                let level: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *conn).await?;
+                let journal: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut *conn).await?;
+                let synchronous = match level {
+                    0 => "off".to_owned(),
+                    1 => "normal".to_owned(),
+                    2 => "full".to_owned(),
+                    3 => "extra".to_owned(),
+                    other => other.to_string(),
+                };
+                serde_json::json!({ "backend": "sqlite", "synchronous": synchronous, "journal_mode": journal })
+            }
+            Backend::Postgres => {
+                let mut conn = self.write.acquire().await?;
+                let fsync: String = sqlx::query_scalar("SHOW fsync").fetch_one(&mut *conn).await?;
+                let commit: String = sqlx::query_scalar("SHOW synchronous_commit").fetch_one(&mut *conn).await?;
+                serde_json::json!({ "backend": "postgres", "fsync": fsync, "synchronous_commit": commit })
+            }
+        })
+    }
+
     pub async fn close(&self) {
         self.read.close().await;
         self.write.close().await;

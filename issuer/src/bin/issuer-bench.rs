@@ -92,6 +92,9 @@ async fn main() -> anyhow::Result<()> {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_rss = rss_kib(child.id());
+    // What a commit waits for, as the database reports it (not the flag we passed).
+    let store: Value =
+        http.get(format!("{base}/admin/v1/store")).bearer_auth(token).send().await?.error_for_status()?.json().await?;
 
     let ev: Value = http
         .post(format!("{base}/admin/v1/events"))
@@ -180,7 +183,8 @@ async fn main() -> anyhow::Result<()> {
         "oversold": (ok as i64 - capacity as i64).max(0) + (sold - ok as i64).abs(),
         "idle_rss_mib": idle_rss.map(|k| k as f64 / 1024.0),
         "rss_after_load_mib": loaded_rss.map(|k| k as f64 / 1024.0),
-        "sqlite_synchronous": args.sqlite_synchronous,
+        "store": store,
+        "sqlite_synchronous": store["synchronous"].as_str(),
     });
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())

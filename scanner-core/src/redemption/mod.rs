@@ -38,6 +38,6 @@ pub use document::{serve_sync, Accept, Batch, DeviceLog, Peer, RedemptionDoc, Sy
 pub use door::{DoorAction, EdgeAnswer, EdgeQuestion, OnlineVerifier, ScanPlan, ScanRequest, HUB_SYNC_INTERVAL_MS};
 pub use record::{DecisionPath, DeviceId, Hlc, HybridClock, Outcome, RefusalCode, ScanKind, ScanRecord, TicketRef};
 pub use report::{CheckIn, EventReport};
-pub use sync_schedule::SyncSchedule;
 #[cfg(feature = "store")]
 pub use store::RedemptionLog;
+pub use sync_schedule::SyncSchedule;
