@@ -31,14 +31,8 @@ async fn ticket_mail_over_starttls_has_inline_qr_that_verifies() {
     assert_eq!(s, 201, "{order}");
     let order_id = order["order_id"].as_str().unwrap().to_owned();
 
-    let out = server.out.clone();
-    let mail = eventually(Duration::from_secs(30), || {
-        let out = out.clone();
-        async move { smtp::mails(&out).into_iter().next() }
-    })
-    .await
-    .expect("the SMTP server received the ticket mail");
-    let raw = std::fs::read(mail).unwrap();
+    let raw =
+        smtp::first_mail(&server.out, Duration::from_secs(30)).await.expect("the SMTP server received the ticket mail");
     let msg = MessageParser::default().parse(&raw).expect("mail parses");
     assert_eq!(msg.message_id(), Some(format!("tickets.{order_id}@example.org").as_str()));
     assert!(msg.subject().unwrap().contains("Test Night"));

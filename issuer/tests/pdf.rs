@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{eventually, start_with, App};
+use common::{start_with, App};
 use mail_parser::{MessageParser, MimeHeaders};
 use scanner_core::{Keyring, VerifyContext};
 use serde_json::{json, Value};
@@ -283,14 +283,8 @@ async fn ticket_mail_carries_the_pdf_and_it_verifies() {
     assert_eq!(s, 201, "{order}");
     let order_id = order["order_id"].as_str().unwrap().to_owned();
 
-    let out = server.out.clone();
-    let mail = eventually(Duration::from_secs(30), || {
-        let out = out.clone();
-        async move { smtp::mails(&out).into_iter().next() }
-    })
-    .await
-    .expect("the SMTP server received the ticket mail");
-    let raw = std::fs::read(mail).unwrap();
+    let raw =
+        smtp::first_mail(&server.out, Duration::from_secs(30)).await.expect("the SMTP server received the ticket mail");
     let msg = MessageParser::default().parse(&raw).expect("mail parses");
     // The mail's own parts are still there: text, HTML and the two inline QR images.
     assert!(msg.body_text(0).expect("text part").contains(&format!("/orders/{order_id}?token=")));

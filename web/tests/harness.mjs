@@ -6,6 +6,7 @@
 // TICKETS_PROFILE=release to use release builds instead.
 
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir, homedir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
@@ -32,6 +33,18 @@ export function binPath(name) {
  * Runs a command to completion. Resolves with {code, stdout, stderr}; never rejects on a non-zero exit
  * (tests assert exit codes themselves, e.g. `scanner verify` exits 1 for a refused ticket).
  */
+/** A free loopback port (for a server whose address must be known before it starts). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 export function run(command, args, { cwd, env, input } = {}) {
   return new Promise((resolveRun, reject) => {
     const child = spawn(command, args, {

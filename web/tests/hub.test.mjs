@@ -20,7 +20,6 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -29,6 +28,7 @@ import {
   binPath,
   buyTicket,
   collectPageErrors,
+  freePort,
   issuerReport,
   launchBrowser,
   repoRoot,
@@ -48,17 +48,6 @@ let hubProcess;
 let browser;
 const errors = [];
 
-/** A free loopback port: the hub's address must be known before the devices' links are made. */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function scannerCli(data, args, ok = [0]) {
   const r = await run(binPath('scanner'), ['--data', data, ...args]);

@@ -27,6 +27,7 @@ import {
   chromiumPath,
   collectPageErrors,
   fakeCameraFlags,
+  freePort,
   launchBrowser,
   repoRoot,
   run,
@@ -310,16 +311,6 @@ async function setupLink(token, edge, deviceName) {
   return `${issuer.url}/scanner/#setup=${Buffer.from(json).toString('base64url')}`;
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 const edgeBuildDir = join(repoRoot, 'edge-verifier', 'build');
 

@@ -139,3 +139,17 @@ pub fn mails(out: &Path) -> Vec<PathBuf> {
     v.sort();
     v
 }
+
+/// The bytes of the first mail the server wrote to `out`, waiting up to `timeout` for it to arrive.
+pub async fn first_mail(out: &Path, timeout: std::time::Duration) -> Option<Vec<u8>> {
+    let until = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(path) = mails(out).into_iter().next() {
+            return std::fs::read(path).ok();
+        }
+        if std::time::Instant::now() > until {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
