@@ -17,32 +17,13 @@ use tower_http::services::ServeDir;
 
 use crate::config::Config;
 use crate::db::Db;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StartKind};
 use crate::payments::Payments;
 use crate::state::{AppState, Inner, Signer};
 use crate::{
     admin, catalog, dashboard, door, edge, email, hub_tokens, keys, limits, orders, pages, payments, scanner, staff,
     sync, util,
 };
-
-/// What stops the server from starting ([`Error::Start`]); a key file that cannot be used is an
-/// [`Error::KeyFile`] of its own.
-#[derive(Debug, thiserror::Error)]
-pub enum StartKind {
-    #[error("data directory {path}: {source}")]
-    DataDir { path: std::path::PathBuf, source: std::io::Error },
-    /// The store cannot be opened, read or seeded.
-    #[error("store: {0}")]
-    Store(#[source] Error),
-    /// Quoted, not a source: the CLI shows it once, on the same line.
-    #[error("stored revocation list does not verify against the keyring: {0}")]
-    Revocations(scanner_core::Error),
-    #[error("listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
-    /// The mail transport cannot be set up (an [`Error::Mail`]); quoted on the same line, not a source.
-    #[error("email transport: {0}")]
-    Mail(Error),
-}
 
 /// A running server.
 pub struct Running {

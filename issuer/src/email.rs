@@ -18,25 +18,11 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::db::Tx;
-use crate::error::{Error, Result};
+use crate::error::{Error, MailKind, Result};
 use crate::orders::model::{load_order, order_link, OrderView};
 use crate::pages::html::{html_escape, money};
 use crate::state::AppState;
 use crate::util::now_ms;
-
-/// Why a mail cannot be built or sent, or the transport set up ([`Error::Mail`]). The worker stores the
-/// message as the job's `last_error` and retries every kind alike until the job is dead-lettered.
-#[derive(Debug, thiserror::Error)]
-pub enum MailKind {
-    #[error("SMTP: {0}")]
-    Smtp(#[from] lettre::transport::smtp::Error),
-    #[error("file transport: {0}")]
-    File(#[from] lettre::transport::file::Error),
-    #[error("message: {0}")]
-    Message(String),
-    #[error("{0}")]
-    Config(String),
-}
 
 /// Where mail goes.
 pub enum Mailer {

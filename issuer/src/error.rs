@@ -2,7 +2,7 @@
 //!
 //! Every fallible function of the library returns [`Result<T>`](Result), whose error is [`Error`], as in
 //! scanner-core (`scanner_core::error`): one enum, a variant per kind of failure, and for the parts whose
-//! callers must tell cases apart a *kind* that lives with the code producing it and is re-exported here
+//! callers must tell cases apart a *kind*, defined here beside the one type (so this module depends on none of the parts that fail)
 //! ([`StartKind`], [`KeyFileKind`], [`MailKind`], [`RefundKind`], [`SignatureKind`], [`PaymentKind`]). One
 //! type means `?` composes across the crate (starting the server loads keys, opens the store and the mail
 //! transport in one function) and what can fail is listed in one place.
@@ -19,11 +19,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use scanner_core::wire::ErrorBody;
 
-pub use crate::app::StartKind;
-pub use crate::email::MailKind;
-pub use crate::keys::KeyFileKind;
-pub use crate::payments::provider::RefundKind;
-pub use crate::payments::stripe::{PaymentKind, SignatureKind};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -219,6 +216,118 @@ impl From<lettre::transport::file::Error> for Error {
     fn from(e: lettre::transport::file::Error) -> Self {
         Error::Mail(MailKind::File(e))
     }
+}
+
+/// What stops the server from starting ([`Error::Start`]); a key file that cannot be used is an
+/// [`Error::KeyFile`] of its own.
+#[derive(Debug, thiserror::Error)]
+pub enum StartKind {
+    #[error("data directory {path}: {source}")]
+    DataDir { path: std::path::PathBuf, source: std::io::Error },
+    /// The store cannot be opened, read or seeded.
+    #[error("store: {0}")]
+    Store(#[source] Error),
+    /// Quoted, not a source: the CLI shows it once, on the same line.
+    #[error("stored revocation list does not verify against the keyring: {0}")]
+    Revocations(scanner_core::Error),
+    #[error("listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    /// The mail transport cannot be set up (an [`Error::Mail`]); quoted on the same line, not a source.
+    #[error("email transport: {0}")]
+    Mail(Error),
+}
+
+/// Why a signing key or keyring file cannot be read, written or used ([`Error::KeyFile`]). Messages name
+/// files by path and never carry a key's bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileKind {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Key { path: PathBuf, source: scanner_core::Error },
+    #[error("{0} already exists; refusing to overwrite a private key")]
+    Exists(PathBuf),
+    #[error("no private key file in {dir} matches an active key of the keyring {keyring}")]
+    NoActiveKey { dir: PathBuf, keyring: PathBuf },
+    #[error(
+        "private signing key {path} cannot be used: {why}. Refusing to start rather than make a new key (that would \
+         invalidate every ticket sold): restore the file, or make a new key on purpose with `issuer keys rotate`"
+    )]
+    BadPrivateKey { path: PathBuf, why: String },
+    #[error("private signing key {path} is readable by group or others (mode {mode:o}): run `chmod 600` on it")]
+    Permissions { path: PathBuf, mode: u32 },
+    #[error(
+        "private key files exist in {dir} but the keyring {keyring} has no keys: refusing to make a new key \
+         (restore the keyring)"
+    )]
+    OrphanKeys { dir: PathBuf, keyring: PathBuf },
+    #[error("the keyring {keyring} has no key valid now: run `issuer keys rotate`")]
+    NoValidKey { keyring: PathBuf },
+}
+
+/// Why a mail cannot be built or sent, or the transport set up ([`Error::Mail`]). The worker stores the
+/// message as the job's `last_error` and retries every kind alike until the job is dead-lettered.
+#[derive(Debug, thiserror::Error)]
+pub enum MailKind {
+    #[error("SMTP: {0}")]
+    Smtp(#[from] lettre::transport::smtp::Error),
+    #[error("file transport: {0}")]
+    File(#[from] lettre::transport::file::Error),
+    #[error("message: {0}")]
+    Message(String),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Why a refund call did not succeed ([`Error::Refund`]), sorted by what the retry worker must do next.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RefundKind {
+    /// No answer, or an answer that says "try again" (network error, timeout, 409 in-flight, 429): retry
+    /// with the same idempotency key, which the provider may already have executed.
+    #[error("{0}")]
+    Retry(String),
+    /// A server error the provider saved under the idempotency key (Stripe replays a 5xx for its key):
+    /// retry with a fresh key. A second refund cannot go through because the payment is refunded in
+    /// full, which the provider refuses twice ([`RefundKind::AlreadyRefunded`]).
+    #[error("{0}")]
+    RetryNewKey(String),
+    /// Refused for good (bad request, unknown payment, disputed charge): a person has to look.
+    #[error("{0}")]
+    Permanent(String),
+    /// The payment is already refunded in full: the money is back with the customer.
+    #[error("the payment is already refunded")]
+    AlreadyRefunded,
+}
+
+/// Why a webhook's `Stripe-Signature` is refused ([`Error::Signature`], an HTTP 400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureKind {
+    #[error("missing Stripe-Signature header")]
+    Missing,
+    #[error("Stripe-Signature header is malformed")]
+    Malformed,
+    #[error("timestamp outside the tolerance (replayed or clock skew)")]
+    Timestamp,
+    #[error("no v1 signature matches")]
+    Mismatch,
+}
+
+/// How Stripe failed ([`Error::Payment`], an HTTP 502 for a customer). The refund call sorts these into
+/// [`RefundKind`]s. Messages carry neither the secret key (sent in a header) nor the request URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PaymentKind {
+    /// This server has no Stripe secret key (or no longer has: a refund recorded while it had).
+    #[error("Stripe is not configured")]
+    NotConfigured,
+    /// No usable answer (connection, timeout, unreadable body): the request may or may not have run.
+    #[error("Stripe request failed: {0}")]
+    Network(String),
+    /// Stripe answered with an error object.
+    #[error("Stripe answered {status}: {message}")]
+    Api { status: u16, code: Option<String>, message: String },
+    /// A successful answer to a checkout without the session's id or URL.
+    #[error("Stripe's checkout session has no id or url")]
+    NoCheckoutSession,
 }
 
 #[cfg(test)]

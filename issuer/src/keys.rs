@@ -13,35 +13,7 @@ use std::path::{Path, PathBuf};
 
 use scanner_core::{IssuerKey, KeyId, Keyring};
 
-use crate::error::{Error, Result};
-
-/// Why a signing key or keyring file cannot be read, written or used ([`Error::KeyFile`]). Messages name
-/// files by path and never carry a key's bytes.
-#[derive(Debug, thiserror::Error)]
-pub enum KeyFileKind {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("{path}: {source}")]
-    Key { path: PathBuf, source: scanner_core::Error },
-    #[error("{0} already exists; refusing to overwrite a private key")]
-    Exists(PathBuf),
-    #[error("no private key file in {dir} matches an active key of the keyring {keyring}")]
-    NoActiveKey { dir: PathBuf, keyring: PathBuf },
-    #[error(
-        "private signing key {path} cannot be used: {why}. Refusing to start rather than make a new key (that would \
-         invalidate every ticket sold): restore the file, or make a new key on purpose with `issuer keys rotate`"
-    )]
-    BadPrivateKey { path: PathBuf, why: String },
-    #[error("private signing key {path} is readable by group or others (mode {mode:o}): run `chmod 600` on it")]
-    Permissions { path: PathBuf, mode: u32 },
-    #[error(
-        "private key files exist in {dir} but the keyring {keyring} has no keys: refusing to make a new key \
-         (restore the keyring)"
-    )]
-    OrphanKeys { dir: PathBuf, keyring: PathBuf },
-    #[error("the keyring {keyring} has no key valid now: run `issuer keys rotate`")]
-    NoValidKey { keyring: PathBuf },
-}
+use crate::error::{Error, KeyFileKind, Result};
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| KeyFileKind::Io { path: path.to_owned(), source }.into()

@@ -55,7 +55,7 @@ impl Payments {
                 .stripe
                 .clone()
                 .map(|s| s as Arc<dyn PaymentProvider>)
-                .ok_or_else(|| stripe::PaymentKind::NotConfigured.into()),
+                .ok_or_else(|| crate::error::PaymentKind::NotConfigured.into()),
             _ => Err(Error::internal("unknown payment method")),
         }
     }

@@ -51,26 +51,6 @@ pub trait PaymentProvider: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<String>>>;
 }
 
-/// Why a refund call did not succeed ([`Error::Refund`]), sorted by what the retry worker must do next.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RefundKind {
-    /// No answer, or an answer that says "try again" (network error, timeout, 409 in-flight, 429): retry
-    /// with the same idempotency key, which the provider may already have executed.
-    #[error("{0}")]
-    Retry(String),
-    /// A server error the provider saved under the idempotency key (Stripe replays a 5xx for its key):
-    /// retry with a fresh key. A second refund cannot go through because the payment is refunded in
-    /// full, which the provider refuses twice ([`RefundKind::AlreadyRefunded`]).
-    #[error("{0}")]
-    RetryNewKey(String),
-    /// Refused for good (bad request, unknown payment, disputed charge): a person has to look.
-    #[error("{0}")]
-    Permanent(String),
-    /// The payment is already refunded in full: the money is back with the customer.
-    #[error("the payment is already refunded")]
-    AlreadyRefunded,
-}
-
 /// Free tickets and pay-at-the-door: settle at once; nothing to refund online.
 pub struct Offline {
     pub(super) method: &'static str,

@@ -9,9 +9,9 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::provider::{BoxFuture, Checkout, CheckoutRequest, PaymentProvider, RefundKind};
+use super::provider::{BoxFuture, Checkout, CheckoutRequest, PaymentProvider};
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::{Error, PaymentKind, RefundKind, Result, SignatureKind};
 use crate::util::now;
 
 pub struct Stripe {
@@ -26,37 +26,6 @@ impl std::fmt::Debug for Stripe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Stripe").field("api_base", &self.api_base).finish_non_exhaustive()
     }
-}
-
-/// Why a webhook's `Stripe-Signature` is refused ([`Error::Signature`], an HTTP 400).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum SignatureKind {
-    #[error("missing Stripe-Signature header")]
-    Missing,
-    #[error("Stripe-Signature header is malformed")]
-    Malformed,
-    #[error("timestamp outside the tolerance (replayed or clock skew)")]
-    Timestamp,
-    #[error("no v1 signature matches")]
-    Mismatch,
-}
-
-/// How Stripe failed ([`Error::Payment`], an HTTP 502 for a customer). The refund call sorts these into
-/// [`RefundKind`]s. Messages carry neither the secret key (sent in a header) nor the request URL.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PaymentKind {
-    /// This server has no Stripe secret key (or no longer has: a refund recorded while it had).
-    #[error("Stripe is not configured")]
-    NotConfigured,
-    /// No usable answer (connection, timeout, unreadable body): the request may or may not have run.
-    #[error("Stripe request failed: {0}")]
-    Network(String),
-    /// Stripe answered with an error object.
-    #[error("Stripe answered {status}: {message}")]
-    Api { status: u16, code: Option<String>, message: String },
-    /// A successful answer to a checkout without the session's id or URL.
-    #[error("Stripe's checkout session has no id or url")]
-    NoCheckoutSession,
 }
 
 fn mac(secret: &str, t: i64, payload: &[u8]) -> Hmac<Sha256> {

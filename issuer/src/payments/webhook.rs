@@ -9,7 +9,8 @@ use axum::Router;
 use serde::Deserialize;
 
 use super::refunds;
-use super::stripe::{verify_signature, SignatureKind};
+use super::stripe::verify_signature;
+use crate::error::SignatureKind;
 use crate::error::{Error, Result};
 use crate::orders::issue::{confirm_paid, Paid};
 use crate::orders::model::OrderStatus;
