@@ -109,6 +109,12 @@ pub struct Config {
     #[arg(long, env = "ISSUER_EMAIL_BACKOFF_MAX_MS", default_value_t = 3_600_000)]
     pub email_backoff_max_ms: u64,
 
+    /// PostgreSQL only: how long (milliseconds) a mail job one instance's worker took stays away from the
+    /// other instances' workers. Longer than one SMTP send can take: only a job whose instance died is taken
+    /// over, after this long. Tests of a killed instance set it short.
+    #[arg(long, env = "ISSUER_EMAIL_LEASE_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    pub email_lease_ms: u64,
+
     /// Stripe secret API key; enables the Stripe Checkout payment provider.
     #[arg(long, env = "STRIPE_SECRET_KEY", hide_env_values = true)]
     pub stripe_secret_key: Option<String>,
@@ -216,6 +222,7 @@ impl std::fmt::Debug for Config {
             .field("email_max_attempts", &self.email_max_attempts)
             .field("email_backoff_ms", &self.email_backoff_ms)
             .field("email_backoff_max_ms", &self.email_backoff_max_ms)
+            .field("email_lease_ms", &self.email_lease_ms)
             .field("stripe_secret_key", &format_args!("{}", secret(&self.stripe_secret_key)))
             .field("stripe_webhook_secret", &format_args!("{}", secret(&self.stripe_webhook_secret)))
             .field("stripe_api_base", &self.stripe_api_base)

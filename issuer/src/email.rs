@@ -287,20 +287,22 @@ async fn send_job(state: &AppState, mailer: &Mailer, job: &EmailJob) -> Result<&
     Ok("sent")
 }
 
-/// On PostgreSQL, how long a job taken by one instance's worker stays away from the others: longer than
-/// one SMTP send can take, so only an attempt that never finished (its instance died) is taken over, after
-/// this long. On SQLite the one process is the only worker, so there is no lease: a job whose send a crash
-/// interrupted is due again at once after the restart.
-const SEND_LEASE_MS: i64 = 60_000;
-
 /// Takes up to 32 due jobs for this worker: one statement moves their `next_attempt_at` a lease ahead and
 /// returns them. Several issuer instances on one PostgreSQL run a worker each; `FOR UPDATE SKIP LOCKED`
 /// gives each job to exactly one of them (the others skip the rows it holds instead of waiting and then
 /// taking them too), so each mail goes out once. SQLite has one writer: the statement alone is atomic (and
 /// SQLite does not parse `FOR UPDATE`).
+///
+/// On PostgreSQL a taken job stays away from the other workers for `email_lease_ms` (60 s by default):
+/// longer than one SMTP send can take, so only an attempt that never finished (its instance died) is taken
+/// over, after the lease. On SQLite the one process is the only worker, so there is no lease: a job whose
+/// send a crash interrupted is due again at once after the restart.
 async fn lease_due(state: &AppState) -> Result<Vec<EmailJob>> {
     let (lock, lease_ms) = match state.db.backend {
-        crate::db::Backend::Postgres => (" FOR UPDATE SKIP LOCKED", SEND_LEASE_MS),
+        // The setting is bounded to a day by the argument parser, so it fits an i64.
+        crate::db::Backend::Postgres => {
+            (" FOR UPDATE SKIP LOCKED", i64::try_from(state.config.email_lease_ms).unwrap_or(i64::MAX / 2))
+        }
         crate::db::Backend::Sqlite => ("", 0),
     };
     let now = now_ms();

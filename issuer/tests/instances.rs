@@ -1,19 +1,27 @@
 //! Two issuer instances on one PostgreSQL database, as behind a load balancer: 200 buyers split over both
 //! race for the last 50 seats and exactly 50 get one (counted in the database, not from the answers), the
 //! two outbox workers send every order's mail exactly once between them, and refunds on both instances
-//! make one line of revocation list versions that both serve.
+//! make one line of revocation list versions that both serve. Two issuer processes under load, one killed
+//! with SIGKILL: every acknowledged order is confirmed with its ticket, no seat is oversold, and the survivor
+//! mails every order once (the dead one's leased jobs after their lease; at most the one mail the dead one
+//! was sending goes out twice). Only one instance sweeps
+//! expired holds per round.
 //!
 //! PostgreSQL only (SQLite is one process on one file): the test is ignored in the SQLite pass, and the
 //! PostgreSQL pass of scripts/test.sh runs it (`--include-ignored`).
 
 mod common;
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::App;
 use reqwest::Method;
 use scanner_core::{Keyring, RevocationDelta, RevocationList, SignedTicket};
+use serde_json::{json, Value};
 
 /// A second instance beside `a`: the same database and data directory (signing key, admin token, link
 /// secret), as two processes of one deployment share them.
@@ -152,6 +160,231 @@ async fn refunds_on_two_instances_make_one_line_of_list_versions_both_serve() {
         }
     }
     let (a, b) = (Arc::try_unwrap(a).ok().unwrap(), Arc::try_unwrap(b).ok().unwrap());
+    b.running.shutdown().await;
+    a.running.shutdown().await;
+}
+
+const PROCESS_ADMIN_TOKEN: &str = "instances-test-admin-token";
+/// The mail lease of the processes under test: short, so the survivor takes over the dead instance's
+/// leased jobs within the test (the default is 60 s).
+const TEST_EMAIL_LEASE_MS: u64 = 2_000;
+
+/// One issuer process on `data` and the PostgreSQL database `db`, as crash.rs starts one.
+fn spawn_issuer(data: &std::path::Path, port: u16, db: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_issuer"))
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--admin-token", PROCESS_ADMIN_TOKEN])
+        .args(["--email-backoff-ms", "200", "--email-lease-ms", &TEST_EMAIL_LEASE_MS.to_string()])
+        // Eight buyers on one loopback address: far over the per-address order limit on purpose.
+        .args(["--order-rate-per-minute", "0", "--database-url", db])
+        .arg("--data-dir")
+        .arg(data)
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn issuer")
+}
+
+/// The Message-ID header of one .eml file, if it has one.
+fn message_id_of(eml: &str) -> Option<String> {
+    eml.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("message-id").then(|| value.trim().to_owned())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs ISSUER_TEST_POSTGRES: run by the PostgreSQL pass of scripts/test.sh"]
+async fn kill_9_of_one_of_two_instances_under_load_loses_no_order_and_mails_each_once() {
+    assert!(common::test_postgres().is_some(), "this test needs ISSUER_TEST_POSTGRES (scripts/postgres.sh run …)");
+    const CAPACITY: usize = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let db_url = common::fresh_database_url().await.unwrap();
+    let free_port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (port_a, port_b) = (free_port(), free_port());
+    let (base_a, base_b) = (format!("http://127.0.0.1:{port_a}"), format!("http://127.0.0.1:{port_b}"));
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    // One after the other: the first creates the signing key and admin files in the shared data directory.
+    let mut a = spawn_issuer(&data, port_a, &db_url);
+    common::wait_up(&http, &base_a).await;
+    let mut b = spawn_issuer(&data, port_b, &db_url);
+    common::wait_up(&http, &base_b).await;
+
+    let ev: Value = http
+        .post(format!("{base_a}/admin/v1/events"))
+        .bearer_auth(PROCESS_ADMIN_TOKEN)
+        .json(&json!({"name":"Kill","venue":"V","starts_at":2_000_000_000i64,"ends_at":2_000_010_000i64,"timezone":"UTC"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let event = ev["id"].as_i64().unwrap();
+    let r = http
+        .post(format!("{base_a}/admin/v1/events/{event}/ticket-types"))
+        .bearer_auth(PROCESS_ADMIN_TOKEN)
+        .json(&json!({"name":"GA","price_cents":0,"currency":"EUR","capacity":CAPACITY}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+
+    // Eight buyers, four on each instance, ordering one ticket at a time until sold out (409) or their
+    // instance is gone. The order ids each instance acknowledged with 201 are what must survive.
+    let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
+    let acked_count = Arc::new(AtomicUsize::new(0));
+    let mut buyers = Vec::new();
+    for w in 0..8 {
+        let base = if w % 2 == 0 { base_a.clone() } else { base_b.clone() };
+        let (http, acknowledged, acked_count) = (http.clone(), acknowledged.clone(), acked_count.clone());
+        buyers.push(tokio::spawn(async move {
+            for i in 0..CAPACITY {
+                let body = json!({"event_id":event,"name":format!("W{w} #{i}"),"email":"load@example.org","items":[{"ticket_type":0,"quantity":1}]});
+                let Ok(r) = http.post(format!("{base}/v1/orders")).json(&body).send().await else { return };
+                match r.status().as_u16() {
+                    201 => {
+                        let Ok(v) = r.json::<Value>().await else { return };
+                        let id = v["order_id"].as_str().expect("order id in a 201").to_owned();
+                        acknowledged.lock().unwrap().push(id);
+                        acked_count.fetch_add(1, Ordering::SeqCst);
+                    }
+                    409 => return, // sold out
+                    other => panic!("unexpected status {other}"),
+                }
+            }
+        }));
+    }
+    // kill -9 of B in the middle of the load: once a third of the seats are acknowledged.
+    let mid = common::eventually(Duration::from_secs(60), || {
+        let n = acked_count.load(Ordering::SeqCst);
+        async move { (n >= CAPACITY / 3).then_some(()) }
+    })
+    .await;
+    assert!(mid.is_some(), "the load reached a third of the seats");
+    b.kill().expect("SIGKILL"); // Child::kill sends SIGKILL on Unix.
+    let _ = b.wait();
+    for t in buyers {
+        t.await.unwrap();
+    }
+    let acknowledged: Vec<String> = acknowledged.lock().unwrap().clone();
+
+    // The database, through a connection of the test's own.
+    let db = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(&db_url).await.unwrap();
+    let confirmed: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT o.id, (SELECT COUNT(*) FROM tickets t WHERE t.order_id = o.id) FROM orders o
+         WHERE o.event_id = $1 AND o.status = 'confirmed'",
+    )
+    .bind(event)
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    let confirmed: HashMap<String, i64> = confirmed.into_iter().collect();
+    for id in &acknowledged {
+        assert_eq!(confirmed.get(id), Some(&1), "acknowledged order {id} is confirmed with its one ticket");
+    }
+    // The survivor's buyers ran on until sold out, so the event sold exactly its capacity: the
+    // acknowledged orders plus any B committed but could not answer before it died — and not one seat more.
+    let (tickets,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM tickets WHERE event_id = $1").bind(event).fetch_one(&db).await.unwrap();
+    let (reserved,): (i64,) = sqlx::query_as("SELECT reserved FROM ticket_types WHERE event_id = $1")
+        .bind(event)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(tickets, CAPACITY as i64, "sold out, not oversold");
+    assert_eq!(reserved, CAPACITY as i64);
+    assert_eq!(confirmed.len(), CAPACITY, "one ticket per order");
+    assert!(
+        acknowledged.len() <= CAPACITY && acknowledged.len() + 4 >= CAPACITY,
+        "at most one lost answer per buyer on the killed instance"
+    );
+
+    // The survivor sends every job, B's leased ones once their lease ran out.
+    let (leased_at_kill,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM email_jobs WHERE status = 'pending' AND attempts = 0 AND next_attempt_at > $1",
+    )
+    .bind(
+        i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap(),
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    let all_sent = common::eventually(Duration::from_secs(60), || {
+        let db = db.clone();
+        async move {
+            let (pending,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM email_jobs WHERE status <> 'sent'").fetch_one(&db).await.ok()?;
+            (pending == 0).then_some(())
+        }
+    })
+    .await;
+    let _ = a.kill();
+    let _ = a.wait();
+    assert!(all_sent.is_some(), "every mail job is sent");
+    // Each confirmed order's ticket mail is in the file sink exactly once, and there is no other mail.
+    let (mut per_message, mut torn) = (HashMap::<String, usize>::new(), 0usize);
+    for entry in std::fs::read_dir(data.join("outbox")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "eml") {
+            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+            match message_id_of(&text) {
+                Some(id) => *per_message.entry(id).or_default() += 1,
+                // The file sink writes a mail in place: SIGKILL mid-write leaves a torn file.
+                None => torn += 1,
+            }
+        }
+    }
+    let expected: HashSet<String> = confirmed.keys().map(|id| format!("<tickets.{id}@localhost>")).collect();
+    let mailed: HashSet<String> = per_message.keys().cloned().collect();
+    assert_eq!(mailed, expected, "a ticket mail for every confirmed order and no other mail");
+    // Exactly once, but for one mail at most: a worker sends its leased jobs one after the other and
+    // records each as sent right after its send, so the killed instance can leave at most the one job it
+    // was sending half written (torn) or sent-but-not-recorded, which the survivor sends again after the
+    // lease (the same Message-ID, so a mail client shows it once). Two workers taking the same jobs would
+    // show here as many doubles.
+    let doubled: Vec<_> = per_message.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(doubled.iter().all(|(_, n)| **n == 2), "mailed more than twice: {doubled:?}");
+    assert!(
+        doubled.len() + torn <= 1,
+        "more than the dead instance's one in-flight mail repeated: {doubled:?}, {torn} torn"
+    );
+    eprintln!(
+        "kill -9 test: {} acknowledged, {} confirmed, {leased_at_kill} jobs under a lease after the kill, {} mailed twice, {torn} torn",
+        acknowledged.len(),
+        confirmed.len(),
+        doubled.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs ISSUER_TEST_POSTGRES: run by the PostgreSQL pass of scripts/test.sh"]
+async fn a_hold_sweep_skips_its_round_while_another_instance_sweeps() {
+    assert!(common::test_postgres().is_some(), "this test needs ISSUER_TEST_POSTGRES (scripts/postgres.sh run …)");
+    let a = common::start().await;
+    let b = second_instance(&a).await;
+    // Another instance's sweep round, as the test's own transaction holding the sweep lock.
+    let db_url = a.running.state.config.database_url.clone().unwrap();
+    let db = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&db_url).await.unwrap();
+    let mut round = db.begin().await.unwrap();
+    let (took,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(issuer::orders::reserve::HOLD_SWEEP_LOCK_KEY)
+        .fetch_one(&mut *round)
+        .await
+        .unwrap();
+    assert!(took);
+    for app in [&a, &b] {
+        let swept = issuer::orders::reserve::sweep_holds_once(&app.running.state).await.unwrap();
+        assert_eq!(swept, None, "a sweep ran beside another instance's round");
+    }
+    round.commit().await.unwrap();
+    // With the round over, each instance sweeps (nothing is due: zero orders expired).
+    for app in [&a, &b] {
+        let swept = issuer::orders::reserve::sweep_holds_once(&app.running.state).await.unwrap();
+        assert_eq!(swept, Some(0));
+    }
     b.running.shutdown().await;
     a.running.shutdown().await;
 }

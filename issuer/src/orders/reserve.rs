@@ -326,6 +326,43 @@ pub async fn close_unpaid(state: &AppState, order_id: &str, status: OrderStatus)
     Ok(r.rows_affected() == 1)
 }
 
+/// The PostgreSQL advisory lock key a periodic hold sweep holds for its round (the ASCII bytes of
+/// "HOLDSWEP": any constant no other part of the issuer uses would do).
+pub const HOLD_SWEEP_LOCK_KEY: i64 = 0x484F_4C44_5357_4550;
+
+/// One round of the periodic hold sweeper: `Some(expired orders)`, or `None` if another instance on the
+/// same PostgreSQL is sweeping right now and this round was skipped.
+///
+/// Several issuer instances on one PostgreSQL each run a sweeper; only one of them sweeps per round: the
+/// round first takes a transaction-scoped advisory lock without waiting, so the instances do not all read
+/// the same due orders and race to close them. That saves work only: correctness stays with
+/// `close_unpaid`'s conditional UPDATE (`AND status = pending`), which closes each order once whoever runs
+/// it (the order path's own `expire_holds` on a sold-out answer takes no lock for that reason). The lock
+/// goes when the round's transaction ends: at commit, or when the connection drops because this instance
+/// died mid-sweep. SQLite has one process and no advisory locks: the round always runs.
+pub async fn sweep_holds_once(state: &AppState) -> Result<Option<usize>> {
+    let round = match state.db.backend {
+        crate::db::Backend::Postgres => {
+            let mut tx = state.db.write.begin().await?;
+            let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_xact_lock($1)")
+                .bind(HOLD_SWEEP_LOCK_KEY)
+                .fetch_one(&mut *tx)
+                .await?;
+            if !locked {
+                tracing::debug!("another instance is sweeping holds; skipping this round");
+                return Ok(None);
+            }
+            Some(tx)
+        }
+        crate::db::Backend::Sqlite => None,
+    };
+    let n = expire_holds(state).await?;
+    if let Some(tx) = round {
+        tx.commit().await?;
+    }
+    Ok(Some(n))
+}
+
 /// Releases every expired hold. Returns how many orders expired.
 pub async fn expire_holds(state: &AppState) -> Result<usize> {
     let due: Vec<(String, Option<String>, String)> = sqlx::query_as(
@@ -359,7 +396,7 @@ pub async fn run_hold_sweeper(state: AppState, mut shutdown: watch::Receiver<boo
             _ = tokio::time::sleep(every) => {}
             _ = shutdown.wait_for(|s| *s) => return,
         }
-        if let Err(e) = expire_holds(&state).await {
+        if let Err(e) = sweep_holds_once(&state).await {
             tracing::warn!(error = %e, "hold sweep failed");
         }
     }
