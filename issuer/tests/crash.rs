@@ -39,25 +39,7 @@ async fn kill_9_during_load_loses_no_committed_order_or_email() {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
     let mut child = spawn(&data, port, &db);
     common::wait_up(&http, &base).await;
-    let ev: Value = http
-        .post(format!("{base}/admin/v1/events"))
-        .bearer_auth(TOKEN)
-        .json(&json!({"name":"Crash","venue":"V","starts_at":2_000_000_000i64,"ends_at":2_000_010_000i64,"timezone":"UTC"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let event = ev["id"].as_i64().unwrap();
-    let r = http
-        .post(format!("{base}/admin/v1/events/{event}/ticket-types"))
-        .bearer_auth(TOKEN)
-        .json(&json!({"name":"GA","price_cents":0,"currency":"EUR","capacity":100_000}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
+    let event = common::process_event(&http, &base, TOKEN, "Crash", 100_000).await;
 
     let committed: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let mut workers = Vec::new();

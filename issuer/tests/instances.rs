@@ -212,25 +212,7 @@ async fn kill_9_of_one_of_two_instances_under_load_loses_no_order_and_mails_each
     let mut b = spawn_issuer(&data, port_b, &db_url);
     common::wait_up(&http, &base_b).await;
 
-    let ev: Value = http
-        .post(format!("{base_a}/admin/v1/events"))
-        .bearer_auth(PROCESS_ADMIN_TOKEN)
-        .json(&json!({"name":"Kill","venue":"V","starts_at":2_000_000_000i64,"ends_at":2_000_010_000i64,"timezone":"UTC"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let event = ev["id"].as_i64().unwrap();
-    let r = http
-        .post(format!("{base_a}/admin/v1/events/{event}/ticket-types"))
-        .bearer_auth(PROCESS_ADMIN_TOKEN)
-        .json(&json!({"name":"GA","price_cents":0,"currency":"EUR","capacity":CAPACITY}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
+    let event = common::process_event(&http, &base_a, PROCESS_ADMIN_TOKEN, "Kill", CAPACITY as i64).await;
 
     // Eight buyers, four on each instance, ordering one ticket at a time until sold out (409) or their
     // instance is gone. The order ids each instance acknowledged with 201 are what must survive.

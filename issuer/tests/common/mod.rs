@@ -189,3 +189,28 @@ pub fn decode_qr_png(png: &[u8]) -> Option<String> {
 pub async fn fake_stripe() -> String {
     FakeStripe::start("sk_test_x").await.url()
 }
+
+/// Makes a free event with one ticket type of `capacity` seats on the issuer process at `base` (admin
+/// `token`), for the tests that run the issuer binary rather than in-process; returns the event's id.
+pub async fn process_event(http: &reqwest::Client, base: &str, token: &str, name: &str, capacity: i64) -> i64 {
+    let ev: Value = http
+        .post(format!("{base}/admin/v1/events"))
+        .bearer_auth(token)
+        .json(&json!({"name": name, "venue": "V", "starts_at": 2_000_000_000i64, "ends_at": 2_000_010_000i64, "timezone": "UTC"}))
+        .send()
+        .await
+        .expect("create the event")
+        .json()
+        .await
+        .expect("event JSON");
+    let event = ev["id"].as_i64().expect("event id");
+    let r = http
+        .post(format!("{base}/admin/v1/events/{event}/ticket-types"))
+        .bearer_auth(token)
+        .json(&json!({"name": "GA", "price_cents": 0, "currency": "EUR", "capacity": capacity}))
+        .send()
+        .await
+        .expect("create the ticket type");
+    assert_eq!(r.status().as_u16(), 201);
+    event
+}
