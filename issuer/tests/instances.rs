@@ -60,15 +60,7 @@ async fn two_instances_sell_exactly_the_last_50_seats_and_mail_each_order_once()
         let app = if i % 2 == 0 { a.clone() } else { b.clone() };
         tasks.push(tokio::spawn(async move { app.order(event, &format!("Buyer {i}"), 1, "free").await.0 }));
     }
-    let (mut ok, mut sold_out) = (0, 0);
-    for t in tasks {
-        match t.await.unwrap() {
-            201 => ok += 1,
-            409 => sold_out += 1,
-            other => panic!("unexpected status {other}"),
-        }
-    }
-    assert_eq!((ok, sold_out), (50, 150));
+    assert_eq!(common::tally_orders(tasks).await, (50, 150));
 
     // What the database holds: 95 × 10 + 50 tickets, the capacity and not one more.
     let db = &a.running.state.db.read;

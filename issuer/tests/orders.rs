@@ -117,16 +117,7 @@ async fn race_of_200_buyers_for_the_last_50_seats_sells_exactly_50() {
         let app = app.clone();
         tasks.push(tokio::spawn(async move { app.order(event, &format!("Buyer {i}"), 1, "free").await.0 }));
     }
-    let mut ok = 0;
-    let mut sold_out = 0;
-    for t in tasks {
-        match t.await.unwrap() {
-            201 => ok += 1,
-            409 => sold_out += 1,
-            other => panic!("unexpected status {other}"),
-        }
-    }
-    assert_eq!((ok, sold_out), (50, 150));
+    assert_eq!(common::tally_orders(tasks).await, (50, 150));
     let (_, ev) = app.get_json(&format!("/v1/events/{event}")).await;
     assert_eq!(ev["ticket_types"][0]["available"], 0);
     let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM tickets WHERE event_id = $1")

@@ -214,3 +214,17 @@ pub async fn process_event(http: &reqwest::Client, base: &str, token: &str, name
     assert_eq!(r.status().as_u16(), 201);
     event
 }
+
+/// Waits for racing order tasks and counts their answers: (201 created, 409 sold out). Any other status
+/// fails the test.
+pub async fn tally_orders(tasks: Vec<tokio::task::JoinHandle<u16>>) -> (usize, usize) {
+    let (mut ok, mut sold_out) = (0, 0);
+    for t in tasks {
+        match t.await.expect("order task") {
+            201 => ok += 1,
+            409 => sold_out += 1,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    (ok, sold_out)
+}
