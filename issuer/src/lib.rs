@@ -18,6 +18,7 @@ pub mod error;
 pub mod exports;
 pub mod extract;
 pub mod hub_tokens;
+pub mod i18n;
 pub mod keys;
 pub mod limits;
 pub mod orders;

@@ -1,0 +1,18 @@
+email-subject = Ihre Tickets für { $event }
+email-hello = Hallo { $name },
+email-confirmed = Ihre Bestellung { $id } für { $event } ({ $venue }) ist bestätigt. Summe: { $total }.
+email-when = Wann: { $when }
+email-ticket-line = Ticket { $n }: { $type } — { $holder }
+email-ticket-heading = Ticket { $n }: { $type }
+email-holder = Inhaber: { $name }
+email-qr-alt = QR-Code des Tickets
+email-show-text = Zeigen Sie die QR-Codes am Einlass vor. Ihre Tickets jederzeit ansehen: { $url }
+email-show = Zeigen Sie die QR-Codes am Einlass vor.
+email-view-online = Ihre Tickets online ansehen
+
+pdf-title = Tickets: { $event }
+pdf-ticket-of = Ticket { $n } von { $total }
+pdf-holder = Inhaber: { $name }
+pdf-order = Bestellung: { $id }
+pdf-pay-at-door = Am Einlass zu bezahlen: { $amount }
+pdf-instructions = Zeigen Sie diesen Code am Einlass vor, gedruckt oder auf dem Bildschirm. Halten Sie ihn geheim: Eine Kopie ist dasselbe Ticket.

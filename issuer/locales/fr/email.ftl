@@ -1,0 +1,18 @@
+email-subject = Vos billets pour { $event }
+email-hello = Bonjour { $name },
+email-confirmed = votre commande { $id } pour { $event } ({ $venue }) est confirmée. Total : { $total }.
+email-when = Quand : { $when }
+email-ticket-line = Billet { $n } : { $type } — { $holder }
+email-ticket-heading = Billet { $n } : { $type }
+email-holder = Titulaire : { $name }
+email-qr-alt = Code QR du billet
+email-show-text = Présentez les codes QR à l’entrée. Vos billets à tout moment : { $url }
+email-show = Présentez les codes QR à l’entrée.
+email-view-online = Voir vos billets en ligne
+
+pdf-title = Billets : { $event }
+pdf-ticket-of = Billet { $n } sur { $total }
+pdf-holder = Titulaire : { $name }
+pdf-order = Commande : { $id }
+pdf-pay-at-door = À payer à l’entrée : { $amount }
+pdf-instructions = Présentez ce code à l’entrée, imprimé ou sur un écran. Gardez-le pour vous : une copie est le même billet.
