@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::db::Tx;
 use crate::error::{Error, MailKind, Result};
 use crate::orders::model::{load_order, order_link, OrderView};
-use crate::pages::html::{html_escape, money};
+use crate::pages::html::html_escape;
 use crate::state::AppState;
 use crate::util::now_ms;
 
@@ -114,7 +114,8 @@ async fn enqueue_job(tx: &mut Tx<'_>, order_id: &str, kind: &str, message_id: &s
 }
 
 /// The ticket email: HTML + text, each ticket's QR inline as a PNG referenced by Content-ID, and the tickets
-/// as a PDF attachment (one page each, see [`crate::orders::pdf`]).
+/// as a PDF attachment (one page each, see [`crate::orders::pdf`]). Subject, text, dates (in the event's
+/// zone) and amounts are in the order's language.
 pub fn build_message(
     config: &Config,
     public_url: &str,
@@ -127,47 +128,72 @@ pub fn build_message(
     let to = Mailbox::new(Some(order.customer_name.clone()), to_addr);
     let live: Vec<_> = order.tickets.iter().filter(|t| !t.revoked).collect();
     let event = &order.event;
-    let mut text = format!(
-        "Hello {},\n\nyour order {} for {} ({}) is confirmed. Total: {}.\n\n",
-        order.customer_name,
-        order.id,
-        event.name,
-        event.venue,
-        money(order.total_cents, &order.currency)
+    let locale = order.locale;
+    let hello = locale.tr("email-hello", &[("name", order.customer_name.as_str().into())]);
+    let confirmed = |event_name: String| {
+        locale.tr(
+            "email-confirmed",
+            &[
+                ("id", order.id.as_str().into()),
+                ("event", event_name.into()),
+                ("venue", event.venue.as_str().into()),
+                ("total", locale.money(order.total_cents, &order.currency).into()),
+            ],
+        )
+    };
+    let when = locale.tr("email-when", &[("when", crate::orders::pdf::when(locale, order).into())]);
+    let mut text = format!("{hello}\n\n{}\n{when}\n\n", confirmed(event.name.clone()));
+    // The event's name in bold: the message is written with a placeholder, escaped, then the placeholder
+    // replaced by the escaped name in <strong>.
+    let confirmed_html = html_escape(&confirmed("\u{1}".to_owned())).replacen(
+        '\u{1}',
+        &format!("<strong>{}</strong>", html_escape(&event.name)),
+        1,
     );
     let mut html = format!(
-        "<!doctype html><html><body style=\"font-family:sans-serif\"><p>Hello {},</p>\
-<p>your order {} for <strong>{}</strong> ({}) is confirmed. Total: {}.</p>",
-        html_escape(&order.customer_name),
-        html_escape(&order.id),
-        html_escape(&event.name),
-        html_escape(&event.venue),
-        html_escape(&money(order.total_cents, &order.currency))
+        "<!doctype html><html lang=\"{lang}\"><body style=\"font-family:sans-serif\"><p>{}</p><p>{confirmed_html}</p>\
+<p>{}</p>",
+        html_escape(&hello),
+        html_escape(&when),
+        lang = locale.tag(),
     );
     let mut related = MultiPart::related().build();
     let mut images = Vec::new();
     for t in &live {
         let cid = format!("ticket-{}-{}", order.id, t.seq);
         let png = scanner_core::qr::render::png(&t.qr_text, 6).map_err(|e| MailKind::Message(e.to_string()))?;
-        text.push_str(&format!("Ticket {}: {} — {}\n", t.seq + 1, t.ticket_type_name, t.holder_name));
+        text.push_str(&locale.tr(
+            "email-ticket-line",
+            &[
+                ("n", (t.seq + 1).into()),
+                ("type", t.ticket_type_name.as_str().into()),
+                ("holder", t.holder_name.as_str().into()),
+            ],
+        ));
+        text.push('\n');
         let addons = if t.addons.is_empty() { String::new() } else { format!(" + {}", t.addons.join(", ")) };
         html.push_str(&format!(
-            "<h3>Ticket {}: {}{}</h3><p>Holder: {}</p><p><img src=\"cid:{}\" alt=\"Ticket QR code\" width=\"240\" height=\"240\"></p>",
-            t.seq + 1,
-            html_escape(&t.ticket_type_name),
+            "<h3>{}{}</h3><p>{}</p><p><img src=\"cid:{}\" alt=\"{}\" width=\"240\" height=\"240\"></p>",
+            html_escape(&locale.tr(
+                "email-ticket-heading",
+                &[("n", (t.seq + 1).into()), ("type", t.ticket_type_name.as_str().into())]
+            )),
             html_escape(&addons),
-            html_escape(&t.holder_name),
-            html_escape(&cid)
+            html_escape(&locale.tr("email-holder", &[("name", t.holder_name.as_str().into())])),
+            html_escape(&cid),
+            html_escape(&locale.text("email-qr-alt"))
         ));
         images.push(
             Attachment::new_inline(cid)
                 .body(png, ContentType::parse("image/png").map_err(|e| MailKind::Message(e.to_string()))?),
         );
     }
-    text.push_str(&format!("\nShow the QR codes at the entrance. View your tickets any time: {token_url}\n"));
+    text.push_str(&format!("\n{}\n", locale.tr("email-show-text", &[("url", token_url.into())])));
     html.push_str(&format!(
-        "<p>Show the QR codes at the entrance. <a href=\"{}\">View your tickets online</a>.</p><p style=\"color:#777\">{}</p></body></html>",
+        "<p>{} <a href=\"{}\">{}</a>.</p><p style=\"color:#777\">{}</p></body></html>",
+        html_escape(&locale.text("email-show")),
         html_escape(token_url),
+        html_escape(&locale.text("email-view-online")),
         html_escape(public_url)
     ));
     related = related.singlepart(SinglePart::html(html));
@@ -182,7 +208,7 @@ pub fn build_message(
     Message::builder()
         .from(from)
         .to(to)
-        .subject(format!("Your tickets for {}", event.name))
+        .subject(locale.tr("email-subject", &[("event", event.name.as_str().into())]))
         .message_id(Some(message_id.to_owned()))
         .multipart(
             MultiPart::mixed()

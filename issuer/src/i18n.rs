@@ -73,6 +73,11 @@ impl Locale {
         }
     }
 
+    /// The language stored with an order (`orders.locale`); English for anything else.
+    pub fn stored(tag: &str) -> Locale {
+        Locale::from_tag(tag).unwrap_or_default()
+    }
+
     fn index(self) -> usize {
         match self {
             Locale::En => 0,
@@ -240,6 +245,13 @@ impl Locale {
             self.tr("format-money", &[("amount", amount.into()), ("symbol", symbol.into())])
         };
         format!("{sign}{formatted}")
+    }
+}
+
+/// As its tag (`"de"`), in JSON answers.
+impl serde::Serialize for Locale {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.tag())
     }
 }
 

@@ -163,8 +163,12 @@ async fn order_page_pdf_has_one_verifying_page_per_ticket_with_the_event_details
     // Large: the codes still read from a coarse 50 dpi rendering (an 80 mm code is ~157 px there).
     assert_pages_verify(&app, event, &order_id, &page_qrs(&pdf, 50), &expected_qr).await;
 
-    let when =
-        format!("{} \u{2013} {}", berlin(2_000_000_000, "%a %-d %b %Y, %H:%M %Z"), berlin(2_000_010_000, "%H:%M %Z"));
+    // English (the order's language): `date` in the C locale writes the same day and month names.
+    let when = format!(
+        "{} \u{2013} {}",
+        berlin(2_000_000_000, "%A, %-d %B %Y, %-I:%M %p %Z"),
+        berlin(2_000_010_000, "%-I:%M %p %Z")
+    );
     let texts = page_texts(&pdf);
     assert_eq!(texts.len(), 2);
     for (i, (text, holder)) in texts.iter().zip(["Zoë Ångström-Müller", "Grace Hopper"]).enumerate() {

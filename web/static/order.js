@@ -2,10 +2,22 @@
 // POST, priced and validated by the server); the script only adds a live total, messages next to a field
 // as soon as it is left, and a fresh availability count every 20 s. (Event times come from the server,
 // already in the event's own zone.)
-// It never decides a price: the server prices the order again.
+// It never decides a price: the server prices the order again. Its words come from the page, in the page's
+// language (the server's message catalog, a JSON block `#order-messages`), and amounts are formatted for
+// the page's language too.
 'use strict';
 
 (function () {
+  let messages = {};
+  try {
+    messages = JSON.parse(document.getElementById('order-messages')?.textContent ?? '{}');
+  } catch {
+    // A page without the block: the keys show, the form still works.
+  }
+  /** The message `key` with its `{name}` placeholders filled from `args`. */
+  const say = (key, args = {}) =>
+    (messages[key] ?? key).replace(/\{(\w+)\}/g, (whole, name) => (name in args ? String(args[name]) : whole));
+
   // Focus the error summary of a rejected form so keyboard and screen reader users land on it.
   const summary = document.getElementById('error-summary');
   if (summary) summary.focus();
@@ -14,7 +26,7 @@
   if (!form) return;
   const currency = form.dataset.currency || 'EUR';
   const totalEl = document.getElementById('total');
-  const money = new Intl.NumberFormat(undefined, { style: 'currency', currency });
+  const money = new Intl.NumberFormat(document.documentElement.lang || undefined, { style: 'currency', currency });
 
   function total() {
     let cents = 0;
@@ -52,7 +64,7 @@
       hint.id = 'payment-at-door-hint';
       atDoor.closest('label').insertAdjacentElement('afterend', hint);
     }
-    hint.textContent = `Pay at the door is not offered for ${blocked.join(', ')} tickets.`;
+    hint.textContent = say('at-door-blocked', { types: blocked.join(', ') });
     const online = document.getElementById('payment-online');
     if (atDoor.checked && online) online.checked = true;
   }
@@ -67,11 +79,11 @@
   // Inline validation with the browser's own constraint checks, shown in words next to the field.
   function fieldMessage(input) {
     if (input.validity.valid) return '';
-    if (input.validity.valueMissing) return 'Please fill this in.';
-    if (input.validity.typeMismatch && input.type === 'email') return 'Please enter an email address like name@example.org.';
-    if (input.validity.rangeOverflow) return `At most ${input.max} tickets of this type are available.`;
-    if (input.validity.rangeUnderflow) return 'Quantity cannot be negative.';
-    if (input.validity.badInput || input.validity.stepMismatch) return 'Please enter a whole number.';
+    if (input.validity.valueMissing) return say('fill-in');
+    if (input.validity.typeMismatch && input.type === 'email') return say('email-format');
+    if (input.validity.rangeOverflow) return say('at-most', { max: input.max });
+    if (input.validity.rangeUnderflow) return say('negative');
+    if (input.validity.badInput || input.validity.stepMismatch) return say('whole-number');
     return input.validationMessage;
   }
   function check(input) {
@@ -108,7 +120,7 @@
     if (!firstBad && total() === 0 && !hasTickets()) {
       firstBad = form.querySelector('fieldset.ticket-type input[type=number]:not([disabled])');
       if (firstBad) {
-        firstBad.setCustomValidity('Choose at least one ticket.');
+        firstBad.setCustomValidity(say('choose'));
         check(firstBad);
         firstBad.setCustomValidity('');
       }
@@ -122,7 +134,7 @@
     const button = form.querySelector('button[type=submit]');
     if (button.disabled) ev.preventDefault();
     button.disabled = true;
-    button.textContent = 'Placing your order…';
+    button.textContent = say('placing');
   });
   function hasTickets() {
     return [...form.querySelectorAll('fieldset.ticket-type input[type=number]')].some(
@@ -133,7 +145,7 @@
   window.addEventListener('pageshow', () => {
     const button = form.querySelector('button[type=submit]');
     button.disabled = false;
-    button.textContent = 'Order tickets';
+    button.textContent = say('submit');
   });
 
   // A name per ticket: the server's text area per ticket type (one name a line) becomes one field per
@@ -168,7 +180,7 @@
         input.value = names[i] ?? '';
         const label = document.createElement('label');
         label.htmlFor = input.id;
-        label.textContent = `Name on ${box.dataset.name} ticket ${i + 1}`;
+        label.textContent = say('holder', { type: box.dataset.name, n: i + 1 });
         fields.append(label, input);
       }
       box.hidden = wanted === 0;
@@ -193,7 +205,7 @@
       const input = form.querySelector(`#qty_${tt.index}`);
       if (!span || !input) continue;
       const left = Math.max(0, tt.available);
-      span.textContent = left === 0 ? 'Sold out' : `${left} left`;
+      span.textContent = left === 0 ? say('sold-out') : say('left', { count: left });
       span.className = left === 0 ? 'availability soldout' : 'availability';
       input.max = String(Math.min(left, 20));
       input.disabled = left === 0;
@@ -201,7 +213,7 @@
     for (const a of event.addons) {
       for (const span of form.querySelectorAll(`[data-addon="${a.index}"]`)) {
         const left = Math.max(0, a.available);
-        span.textContent = left === 0 ? 'sold out' : `${left} left`;
+        span.textContent = left === 0 ? say('addon-sold-out') : say('left', { count: left });
         const cb = span.closest('label')?.querySelector('input[type=checkbox]');
         if (cb && left === 0 && !cb.checked) cb.disabled = true;
       }

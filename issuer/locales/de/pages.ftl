@@ -71,3 +71,11 @@ ticket-qr-label = QR-Code von Ticket { $n }
 ticket-download = Ticket { $n } als Bild herunterladen
 ticket-heading = Ticket { $n } — { $type }
 ticket-holder = Inhaber: { $name }
+
+js-at-door-blocked = Zahlung am Einlass ist für { $types }-Tickets nicht möglich.
+js-fill-in = Bitte füllen Sie dieses Feld aus.
+js-email-format = Bitte geben Sie eine E-Mail-Adresse wie name@example.org ein.
+js-at-most = Von dieser Ticketart sind höchstens { $max } Tickets verfügbar.
+js-whole-number = Bitte geben Sie eine ganze Zahl ein.
+js-placing = Ihre Bestellung wird aufgegeben…
+js-holder = Name auf { $type }-Ticket { $n }

@@ -75,3 +75,12 @@ ticket-qr-label = QR code of ticket { $n }
 ticket-download = Download ticket { $n } as an image
 ticket-heading = Ticket { $n } — { $type }
 ticket-holder = Holder: { $name }
+
+# The order form's script (web/static/order.js) takes these from the page; `{name}` placeholders are its own.
+js-at-door-blocked = Pay at the door is not offered for { $types } tickets.
+js-fill-in = Please fill this in.
+js-email-format = Please enter an email address like name@example.org.
+js-at-most = At most { $max } tickets of this type are available.
+js-whole-number = Please enter a whole number.
+js-placing = Placing your order…
+js-holder = Name on { $type } ticket { $n }

@@ -71,3 +71,11 @@ ticket-qr-label = Code QR du billet { $n }
 ticket-download = Télécharger le billet { $n } en image
 ticket-heading = Billet { $n } — { $type }
 ticket-holder = Titulaire : { $name }
+
+js-at-door-blocked = Le paiement à l’entrée n’est pas proposé pour les billets { $types }.
+js-fill-in = Veuillez remplir ce champ.
+js-email-format = Saisissez une adresse e-mail comme nom@example.org.
+js-at-most = Au plus { $max } billets de ce type sont disponibles.
+js-whole-number = Saisissez un nombre entier.
+js-placing = Commande en cours…
+js-holder = Nom sur le billet { $type } n° { $n }

@@ -208,8 +208,8 @@ async fn write_order(tx: &mut Tx<'_>, state: &AppState, row: &OrderRow) -> Resul
     let status = if row.settles { OrderStatus::Confirmed } else { OrderStatus::Pending };
     sqlx::query(
         "INSERT INTO orders (id, event_id, token_hash, customer_name, customer_email, status, payment_method, total_cents,
-                             currency, hold_expires_at, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+                             currency, hold_expires_at, created_at, updated_at, locale)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)",
     )
     .bind(&row.order_id)
     .bind(row.event_id)
@@ -222,6 +222,7 @@ async fn write_order(tx: &mut Tx<'_>, state: &AppState, row: &OrderRow) -> Resul
     .bind(&row.currency)
     .bind(row.hold_expires_at)
     .bind(row.created)
+    .bind(row.locale.tag())
     .execute(&mut **tx)
     .await?;
     for line in &row.lines {

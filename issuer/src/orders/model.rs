@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{load_event, EventView};
 use crate::error::{Error, Result};
+use crate::i18n::Locale;
 use crate::state::AppState;
 use crate::util::hash_secret;
 
@@ -102,6 +103,10 @@ pub struct NewOrder {
     pub event_id: i64,
     pub name: String,
     pub email: String,
+    /// The buyer's language (`en`, `de` or `fr`; the order page's choice), which the mail, the PDF and
+    /// everything sent later speak. Default and anything else: English.
+    #[serde(default)]
+    pub locale: Option<String>,
     pub items: Vec<NewItem>,
     /// `free`, `at_door` or `stripe`; default: `free` for a zero total, else `stripe`.
     #[serde(default)]
@@ -162,14 +167,16 @@ pub struct OrderView {
     pub hold_expires_at: Option<i64>,
     pub created_at: i64,
     pub tickets: Vec<TicketView>,
+    /// The language the order was placed in.
+    pub locale: Locale,
 }
 
 /// Loads an order for display. With `token`, the token must match (else: not found, revealing nothing).
 pub async fn load_order(state: &AppState, id: &str, token: Option<&str>) -> Result<OrderView> {
-    type Row = (OrderStatus, i64, String, String, String, String, i64, String, Option<i64>, i64, String);
+    type Row = (OrderStatus, i64, String, String, String, String, i64, String, Option<i64>, i64, String, String);
     let row: Option<Row> = sqlx::query_as(
         "SELECT status, event_id, customer_name, customer_email, payment_method, token_hash, total_cents, currency,
-                hold_expires_at, created_at, id FROM orders WHERE id = $1",
+                hold_expires_at, created_at, id, locale FROM orders WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(&state.db.read)
@@ -186,6 +193,7 @@ pub async fn load_order(state: &AppState, id: &str, token: Option<&str>) -> Resu
         hold,
         created_at,
         id,
+        locale,
     ) = row.ok_or(Error::NotFound("order"))?;
     if let Some(token) = token {
         if !constant_time_eq(hash_secret(token).as_bytes(), token_hash.as_bytes()) {
@@ -229,6 +237,7 @@ pub async fn load_order(state: &AppState, id: &str, token: Option<&str>) -> Resu
         hold_expires_at: hold,
         created_at,
         tickets,
+        locale: Locale::stored(&locale),
     })
 }
 

@@ -12,9 +12,9 @@
 use pdf_writer::{Content, Filter, Finish, Name, Pdf, Rect, Ref, Str, TextStr};
 
 use super::model::{OrderView, TicketView};
-use crate::catalog::time::{display_end, zone_or_utc};
+use crate::catalog::time::zone_or_utc;
 use crate::error::{Error, Result};
-use crate::pages::html::money;
+use crate::i18n::Locale;
 
 /// Points per millimetre (a PDF point is 1/72 inch).
 const PT_PER_MM: f32 = 72.0 / 25.4;
@@ -61,9 +61,10 @@ pub fn tickets_pdf(order: &OrderView) -> Result<Vec<u8>> {
     pdf.type1_font(regular_id).base_font(Name(b"Helvetica")).encoding_predefined(Name(b"WinAnsiEncoding"));
     pdf.type1_font(bold_id).base_font(Name(b"Helvetica-Bold")).encoding_predefined(Name(b"WinAnsiEncoding"));
     // The document title is a Unicode text string, so it keeps the event's name whatever its script.
-    pdf.document_info(info_id).title(TextStr(&format!("Tickets: {}", order.event.name))).creator(TextStr("issuer"));
+    let title = order.locale.tr("pdf-title", &[("event", order.event.name.as_str().into())]);
+    pdf.document_info(info_id).title(TextStr(&title)).creator(TextStr("issuer"));
 
-    let when = event_time(order);
+    let when = when(order.locale, order);
     let total = order.tickets.len();
     for (ticket, page_id) in live.into_iter().zip(&page_ids) {
         let content_id = Ref::new(page_id.get() + 1);
@@ -91,11 +92,23 @@ pub fn file_name(order_id: &str) -> String {
     format!("tickets-{id}.pdf")
 }
 
-/// `Tue 29 Dec 2026, 19:00 CET – 22:00 CET`: start and end in the event's time zone, as the order page
-/// shows them.
-fn event_time(order: &OrderView) -> String {
+/// `Tuesday, 29 December 2026, 7:00 PM CET – 10:00 PM CET`: start and end in `locale` in the event's time
+/// zone, as the order page shows them (the end with its date when it is on another local day). The ticket
+/// mail says the same.
+pub(crate) fn when(locale: Locale, order: &OrderView) -> String {
     let tz = zone_or_utc(&order.event.timezone);
-    format!("{} \u{2013} {}", order.event.starts_display, display_end(order.event.starts_at, order.event.ends_at, &tz))
+    let (start, end) = (order.event.starts_at, order.event.ends_at);
+    let zone = |secs: i64| {
+        jiff::Timestamp::from_second(secs)
+            .map(|t| t.to_zoned_datetime(tz.clone()).strftime("%Z").to_string())
+            .unwrap_or_default()
+    };
+    let end_text = if locale.date(start, &tz) == locale.date(end, &tz) {
+        locale.time(end, &tz)
+    } else {
+        locale.date_time(end, &tz)
+    };
+    format!("{} {} \u{2013} {end_text} {}", locale.date_time(start, &tz), zone(start), zone(end))
 }
 
 /// One ticket's page content, top to bottom: ticket number, event, venue and time, the QR code centred,
@@ -103,7 +116,8 @@ fn event_time(order: &OrderView) -> String {
 fn ticket_page(order: &OrderView, ticket: &TicketView, when: &str, total: usize) -> Result<Vec<u8>> {
     let modules = scanner_core::qr::render::modules(&ticket.qr_text).map_err(Error::internal)?;
     let mut page = PageWriter { content: Content::new(), y: PAGE_HEIGHT - MARGIN };
-    page.lines(REGULAR, 11.0, &format!("Ticket {} of {}", ticket.seq + 1, total));
+    let locale = order.locale;
+    page.lines(REGULAR, 11.0, &locale.tr("pdf-ticket-of", &[("n", (ticket.seq + 1).into()), ("total", total.into())]));
     page.gap(6.0);
     page.lines(BOLD, 22.0, &order.event.name);
     page.lines(REGULAR, 13.0, &order.event.venue);
@@ -114,17 +128,14 @@ fn ticket_page(order: &OrderView, ticket: &TicketView, when: &str, total: usize)
     page.y -= side + 18.0;
     let addons = if ticket.addons.is_empty() { String::new() } else { format!(" + {}", ticket.addons.join(", ")) };
     page.lines(BOLD, 15.0, &format!("{}{}", ticket.ticket_type_name, addons));
-    page.lines(REGULAR, 13.0, &format!("Holder: {}", ticket.holder_name));
-    page.lines(REGULAR, 11.0, &format!("Order: {}", order.id));
+    page.lines(REGULAR, 13.0, &locale.tr("pdf-holder", &[("name", ticket.holder_name.as_str().into())]));
+    page.lines(REGULAR, 11.0, &locale.tr("pdf-order", &[("id", order.id.as_str().into())]));
     if order.payment_method == "at_door" && order.total_cents > 0 {
-        page.lines(BOLD, 11.0, &format!("To pay at the door: {}", money(order.total_cents, &order.currency)));
+        let amount = locale.money(order.total_cents, &order.currency);
+        page.lines(BOLD, 11.0, &locale.tr("pdf-pay-at-door", &[("amount", amount.into())]));
     }
     page.gap(12.0);
-    page.lines(
-        REGULAR,
-        10.0,
-        "Show this code at the entrance, printed or on a screen. Keep it private: a copy is the same ticket.",
-    );
+    page.lines(REGULAR, 10.0, &locale.text("pdf-instructions"));
     Ok(page.content.finish().to_vec())
 }
 
@@ -212,11 +223,13 @@ fn wrap(text: &str, width: usize, max_lines: usize) -> Vec<String> {
 
 /// `text` in WinAnsiEncoding (Windows-1252), the encoding of the standard fonts: Latin-1 maps to itself,
 /// the typographic extras of 0x80–0x9F (€, dashes, curly quotes, Œ, …) to their codes, anything else to
-/// `?`.
+/// `?`. French writes a narrow no-break space before `€` and `:`; the standard fonts have none, so it is
+/// printed as the (wider) no-break space.
 fn win_ansi(text: &str) -> Vec<u8> {
     text.chars()
         .map(|c| match c {
             ' '..='~' | '\u{a0}'..='\u{ff}' => c as u8,
+            '\u{202f}' => 0xa0,
             _ => WIN_ANSI_EXTRAS.iter().find(|(u, _)| *u == c).map_or(b'?', |(_, b)| *b),
         })
         .collect()
@@ -264,6 +277,8 @@ mod tests {
         assert_eq!(win_ansi("5 \u{20ac} \u{2013} \u{201c}x\u{201d}"), b"5 \x80 \x96 \x93x\x94");
         assert_eq!(win_ansi("\u{05e9}\u{05dc}\u{05d5}\u{05dd} \u{1f389}"), b"???? ?");
         assert_eq!(win_ansi("a\u{7}b"), b"a?b");
+        // German and French: äöüß éèàçô and the French narrow no-break space before the euro sign.
+        assert_eq!(win_ansi("äöüß éèàçô 25,00\u{202f}€"), b"\xe4\xf6\xfc\xdf \xe9\xe8\xe0\xe7\xf4 25,00\xa0\x80");
     }
 
     #[test]

@@ -241,6 +241,7 @@ pub async fn place_order(state: &AppState, req: NewOrder) -> Result<OrderCreated
         token_hash: hash_secret(&token),
         name,
         email: email.clone(),
+        locale: crate::i18n::Locale::stored(req.locale.as_deref().unwrap_or_default()),
         event_id: req.event_id,
         event_ends_at,
         method: provider.method(),

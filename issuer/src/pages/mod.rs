@@ -7,14 +7,16 @@
 //!   and work the same whatever `--web-dir` points at.
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
-use self::html::{html_escape, html_response, layout, when_html};
+use self::html::{html_escape, html_response, page, when_html};
 use crate::catalog::load_event;
 use crate::error::Result;
+use crate::extract::Query;
+use crate::i18n::Locale;
 use crate::state::AppState;
 use crate::util::now;
 
@@ -54,9 +56,44 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 }
 
 // -------------------------------------------------------------------------------------------------------
+// Language
+
+/// The cookie that keeps the buyer's choice from the language switcher (not a secret; a year).
+const LANG_COOKIE: &str = "tickets_lang";
+
+/// The `lang` parameter of every customer page: the language switcher's links set it.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct LangQuery {
+    #[serde(default)]
+    lang: Option<String>,
+}
+
+/// The language of a page: an explicit choice (the `lang` parameter or form field, from the switcher) wins,
+/// then the choice remembered in the cookie, then the browser's `Accept-Language`; English otherwise.
+pub(crate) fn request_locale(headers: &HeaderMap, explicit: Option<&str>) -> Locale {
+    explicit
+        .and_then(Locale::from_tag)
+        .or_else(|| order_form::cookie(headers, LANG_COOKIE).and_then(Locale::from_tag))
+        .unwrap_or_else(|| {
+            Locale::negotiate(headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or(""))
+        })
+}
+
+/// Keeps an explicit choice of language for the buyer's next pages.
+pub(crate) fn remember_locale(resp: &mut Response, state: &AppState, explicit: Option<&str>) {
+    let Some(locale) = explicit.and_then(Locale::from_tag) else { return };
+    let secure = if state.public_url.starts_with("https://") { "; Secure" } else { "" };
+    let cookie = format!("{LANG_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax{secure}", locale.tag());
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+// -------------------------------------------------------------------------------------------------------
 // Event list
 
-async fn event_list(State(state): State<AppState>) -> Result<Response> {
+async fn event_list(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<LangQuery>) -> Result<Response> {
+    let locale = request_locale(&headers, q.lang.as_deref());
     let ids: Vec<(i64,)> = sqlx::query_as("SELECT id FROM events WHERE ends_at > $1 ORDER BY starts_at, id")
         .bind(now())
         .fetch_all(&state.db.read)
@@ -69,9 +106,9 @@ async fn event_list(State(state): State<AppState>) -> Result<Response> {
         }
         let available: i64 = event.ticket_types.iter().filter(|t| t.on_sale).map(|t| t.available.max(0)).sum();
         let status = if available == 0 {
-            "<span class=\"soldout\">Sold out</span>".to_owned()
+            format!("<span class=\"soldout\">{}</span>", html_escape(&locale.text("sold-out")))
         } else {
-            format!("{available} tickets left")
+            html_escape(&locale.tr("tickets-left", &[("count", available.into())]))
         };
         items.push_str(&format!(
             "<li class=\"card\"><h2><a href=\"/events/{id}\">{name}</a></h2><p class=\"meta\">{venue} · {when}</p>\
@@ -79,15 +116,18 @@ async fn event_list(State(state): State<AppState>) -> Result<Response> {
             id = event.id,
             name = html_escape(&event.name),
             venue = html_escape(&event.venue),
-            when = when_html(event.starts_at, &event.timezone),
+            when = when_html(locale, event.starts_at, &event.timezone),
         ));
     }
+    let title = html_escape(&locale.text("events-title"));
     let main = if items.is_empty() {
-        "<h1>Events</h1><p>No events are on sale right now.</p>".to_owned()
+        format!("<h1>{title}</h1><p>{}</p>", html_escape(&locale.text("events-none")))
     } else {
-        format!("<h1>Events</h1><ul class=\"events\">{items}</ul>")
+        format!("<h1>{title}</h1><ul class=\"events\">{items}</ul>")
     };
-    Ok(html_response(StatusCode::OK, layout("Events", &main, None)))
+    let mut resp = html_response(StatusCode::OK, page(locale, &title, &main, None, Some("/")));
+    remember_locale(&mut resp, &state, q.lang.as_deref());
+    Ok(resp)
 }
 
 async fn dashboard_page() -> Response {

@@ -18,9 +18,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use scanner_core::wire::constant_time_eq;
 
-use super::html::{html_escape, html_response, layout, money, when_html};
+use super::html::{html_escape, html_response, page, when_html};
+use super::{remember_locale, request_locale, LangQuery};
 use crate::catalog::{load_event, EventView};
 use crate::error::{Error, Result};
+use crate::extract::Query;
+use crate::i18n::Locale;
 use crate::orders::model::{NewItem, NewOrder, MAX_TICKETS_PER_ORDER};
 use crate::orders::reserve::place_order;
 use crate::state::AppState;
@@ -47,6 +50,8 @@ struct OrderForm {
     /// `online` or `at_door`.
     payment: String,
     csrf: String,
+    /// The language the form was shown in (a hidden field), so the answer to the post speaks it too.
+    lang: String,
 }
 
 impl OrderForm {
@@ -58,6 +63,7 @@ impl OrderForm {
                 "email" => form.email = value,
                 "payment" => form.payment = value,
                 "csrf" => form.csrf = value,
+                "lang" => form.lang = value,
                 _ => {
                     if let Some(tt) = key.strip_prefix("qty_").and_then(|i| i.parse::<i64>().ok()) {
                         let raw: String = value.trim().chars().take(MAX_ECHOED_QUANTITY_CHARS).collect();
@@ -84,8 +90,8 @@ impl OrderForm {
         form
     }
 
-    /// The order lines: every ticket type with a quantity above zero.
-    fn items(&self) -> Result<Vec<NewItem>, FormError> {
+    /// The order lines: every ticket type with a quantity above zero. Problems are told in `locale`.
+    fn items(&self, locale: Locale) -> Result<Vec<NewItem>, FormError> {
         let mut items = Vec::new();
         for (&tt, raw) in &self.quantities {
             if raw.is_empty() {
@@ -94,11 +100,11 @@ impl OrderForm {
             let quantity = raw.parse::<i64>().map_err(|_| {
                 FormError::field(
                     "quantity",
-                    format!("Quantity must be a whole number from 0 to {MAX_TICKETS_PER_ORDER}."),
+                    locale.tr("form-error-quantity-number", &[("max", MAX_TICKETS_PER_ORDER.into())]),
                 )
             })?;
             if quantity < 0 {
-                return Err(FormError::field("quantity", "Quantity cannot be negative."));
+                return Err(FormError::field("quantity", locale.text("form-error-quantity-negative")));
             }
             if quantity > 0 {
                 let addons = self.addons.get(&tt).map(|a| a.iter().copied().collect()).unwrap_or_default();
@@ -110,9 +116,9 @@ impl OrderForm {
                 if holders.len() as i64 > quantity {
                     return Err(FormError::field(
                         "holders",
-                        format!(
-                            "You gave {} names for {quantity} tickets: one name per ticket, please.",
-                            holders.len()
+                        locale.tr(
+                            "form-error-holders-count",
+                            &[("names", holders.len().into()), ("quantity", quantity.into())],
                         ),
                     ));
                 }
@@ -120,7 +126,7 @@ impl OrderForm {
             }
         }
         if items.is_empty() {
-            return Err(FormError::field("quantity", "Choose at least one ticket."));
+            return Err(FormError::field("quantity", locale.text("form-error-choose")));
         }
         Ok(items)
     }
@@ -158,45 +164,43 @@ impl FormError {
         FormError { status: StatusCode::UNPROCESSABLE_ENTITY, field: Some(field), message: message.into() }
     }
 
-    /// Turns an error of `place_order` into words a customer can act on.
-    fn from_order_error(e: Error) -> Self {
+    /// Turns an error of `place_order` into words a customer can act on, in `locale`: a message per field
+    /// (the API's own message is English and stays in the API).
+    fn from_order_error(e: Error, locale: Locale) -> Self {
         let status = e.status();
         match e {
-            Error::Validation { field, message } => {
-                let (field, label) = match field {
-                    "name" => ("name", "Your name"),
-                    "email" => ("email", "Email"),
-                    "addons" => ("addons", "Add-ons"),
-                    "holder_name" | "holders" => ("holders", "A name on a ticket"),
-                    "payment" => ("payment", "Payment"),
-                    _ => ("quantity", "Tickets"),
+            Error::Validation { field, .. } => {
+                let (field, message_id) = match field {
+                    "name" => ("name", "form-error-name"),
+                    "email" => ("email", "form-error-email"),
+                    "addons" => ("addons", "form-error-addons"),
+                    "holder_name" | "holders" => ("holders", "form-error-holders"),
+                    "payment" => ("payment", "form-error-payment"),
+                    _ => ("quantity", "form-error-tickets"),
                 };
-                FormError { status, field: Some(field), message: format!("{label} {message}.") }
+                let message = locale.tr(message_id, &[("max", MAX_TICKETS_PER_ORDER.into())]);
+                FormError { status, field: Some(field), message }
             }
-            Error::Conflict(reason) => FormError {
-                status,
-                field: Some("quantity"),
-                message: format!("Sorry, {reason}. Please choose fewer tickets or another ticket type."),
-            },
-            Error::Payment(_) => FormError {
-                status,
-                field: None,
-                message: "The payment provider could not be reached. Nothing was charged; please try again.".into(),
-            },
-            Error::NotFound(what) => FormError { status, field: None, message: format!("That {what} does not exist.") },
+            Error::Conflict(_) => {
+                FormError { status, field: Some("quantity"), message: locale.text("form-error-sold-out") }
+            }
+            Error::Payment(_) => {
+                FormError { status, field: None, message: locale.text("form-error-payment-unreachable") }
+            }
+            Error::NotFound(_) => FormError { status, field: None, message: locale.text("form-error-not-found") },
             other => {
                 tracing::error!(error = %other, "order form: placing the order failed");
                 FormError {
                     status: StatusCode::INTERNAL_SERVER_ERROR,
                     field: None,
-                    message: "Something went wrong on our side. Nothing was charged; please try again.".into(),
+                    message: locale.text("form-error-internal"),
                 }
             }
         }
     }
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(super) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -247,13 +251,16 @@ pub(super) async fn event_page(
     State(state): State<AppState>,
     Path(id): Path<i64>,
     headers: HeaderMap,
+    Query(q): Query<LangQuery>,
 ) -> Result<Response> {
     let event = load_event(&state, id).await?;
     let token = csrf_token(&headers);
+    let locale = request_locale(&headers, q.lang.as_deref());
     let form = OrderForm { payment: "online".into(), ..OrderForm::default() };
-    let html = render_event_page(&state, &event, &form, &token, None);
+    let html = render_event_page(&state, locale, &event, &form, &token, None);
     let mut resp = html_response(StatusCode::OK, html);
     set_csrf_cookie(&mut resp, &state, &token);
+    remember_locale(&mut resp, &state, q.lang.as_deref());
     Ok(resp)
 }
 
@@ -273,9 +280,10 @@ pub(super) async fn submit_order(
     };
     let form = OrderForm::from_pairs(pairs);
     let token = csrf_token(&headers);
+    let locale = request_locale(&headers, Some(form.lang.as_str()));
     let rerender = |event: &EventView, error: FormError| {
         let status = error.status;
-        let html = render_event_page(&state, event, &form, &token, Some(&error));
+        let html = render_event_page(&state, locale, event, &form, &token, Some(&error));
         let mut resp = html_response(status, html);
         set_csrf_cookie(&mut resp, &state, &token);
         resp
@@ -285,16 +293,10 @@ pub(super) async fn submit_order(
         // the form back with a fresh token and only has to submit again.
         return Ok(rerender(
             &event,
-            FormError {
-                status: StatusCode::FORBIDDEN,
-                field: None,
-                message: "Your session expired or the form came from another site. Nothing was ordered; please check \
-                      your choices and submit again."
-                    .into(),
-            },
+            FormError { status: StatusCode::FORBIDDEN, field: None, message: locale.text("form-error-session") },
         ));
     }
-    let items = match form.items() {
+    let items = match form.items(locale) {
         Ok(items) => items,
         Err(e) => return Ok(rerender(&event, e)),
     };
@@ -303,10 +305,16 @@ pub(super) async fn submit_order(
     let paid = form.display_total(&event) > 0;
     let payment = (form.payment == "at_door" && paid).then(|| "at_door".to_owned());
     if paid && payment.is_none() && state.payments.stripe().is_none() {
-        let message = "Paying online is not available here, so these tickets cannot be ordered now. Free tickets can.";
-        return Ok(rerender(&event, FormError::field("payment", message)));
+        return Ok(rerender(&event, FormError::field("payment", locale.text("form-error-no-online-payment"))));
     }
-    let request = NewOrder { event_id: id, name: form.name.clone(), email: form.email.clone(), items, payment };
+    let request = NewOrder {
+        event_id: id,
+        name: form.name.clone(),
+        email: form.email.clone(),
+        locale: Some(locale.tag().to_owned()),
+        items,
+        payment,
+    };
     match place_order(&state, request).await {
         Ok(created) => {
             let target = match created.checkout_url {
@@ -319,19 +327,50 @@ pub(super) async fn submit_order(
         Err(e) => {
             // Show what is left now (the reason may be that another buyer just took the last seats).
             let fresh = load_event(&state, id).await.unwrap_or(event.clone());
-            Ok(rerender(&fresh, FormError::from_order_error(e)))
+            Ok(rerender(&fresh, FormError::from_order_error(e, locale)))
         }
     }
 }
 
+/// The words order.js shows, in `locale`, as a JSON data block (not run as script; the CSP allows no inline
+/// script). Placeholders stay `{name}` for the script to fill.
+fn script_messages(locale: Locale) -> String {
+    let keep = |name: &'static str| (name, crate::i18n::Arg::from(format!("{{{name}}}")));
+    let messages = serde_json::json!({
+        "at-door-blocked": locale.tr("js-at-door-blocked", &[keep("types")]),
+        "fill-in": locale.text("js-fill-in"),
+        "email-format": locale.text("js-email-format"),
+        "at-most": locale.tr("js-at-most", &[keep("max")]),
+        "negative": locale.text("form-error-quantity-negative"),
+        "whole-number": locale.text("js-whole-number"),
+        "choose": locale.text("form-error-choose"),
+        "placing": locale.text("js-placing"),
+        "submit": locale.text("form-submit"),
+        "holder": locale.tr("js-holder", &[keep("type"), keep("n")]),
+        "sold-out": locale.text("sold-out"),
+        "addon-sold-out": locale.text("form-addon-sold-out"),
+        "left": locale.tr("form-left", &[keep("count")]),
+    });
+    // `</` cannot end the block early.
+    format!(
+        "<script type=\"application/json\" id=\"order-messages\">{}</script>",
+        messages.to_string().replace("</", "<\\/")
+    )
+}
+
 fn render_event_page(
     state: &AppState,
+    locale: Locale,
     event: &EventView,
     form: &OrderForm,
     csrf: &str,
     error: Option<&FormError>,
 ) -> String {
     let currency = event.ticket_types.first().map(|t| t.currency.as_str()).unwrap_or("EUR");
+    let text = |id: &str| html_escape(&locale.text(id));
+    let tr = |id: &str, args: &[(&str, crate::i18n::Arg<'_>)]| html_escape(&locale.tr(id, args));
+    let money = |cents: i64, currency: &str| locale.money(cents, currency);
+    let here = format!("/events/{}", event.id);
     let error_for = |field: &str| error.filter(|e| e.field == Some(field)).map(|e| e.message.as_str());
     let field_attrs = |field: &str| {
         if error_for(field).is_some() {
@@ -351,7 +390,7 @@ fn render_event_page(
         "<h1>{}</h1><p class=\"meta\">{} · {}</p>",
         html_escape(&event.name),
         html_escape(&event.venue),
-        when_html(event.starts_at, &event.timezone)
+        when_html(locale, event.starts_at, &event.timezone)
     ));
     if let Some(e) = error {
         // Focused on load (autofocus without script, and again by order.js) so a screen reader announces it.
@@ -365,59 +404,68 @@ fn render_event_page(
         };
         out.push_str(&format!(
             "<div class=\"error-summary\" id=\"error-summary\" role=\"alert\" tabindex=\"-1\" autofocus>\
-<h2>There is a problem with your order</h2><ul><li><a href=\"{target}\">{}</a></li></ul></div>",
-            html_escape(&e.message)
+<h2>{problem}</h2><ul><li><a href=\"{target}\">{}</a></li></ul></div>",
+            html_escape(&e.message),
+            problem = text("form-problem"),
         ));
     }
 
     let on_sale: Vec<_> = event.ticket_types.iter().filter(|t| t.on_sale).collect();
     if on_sale.is_empty() {
-        out.push_str("<p>Tickets for this event are not on sale right now.</p>");
-        return layout(&html_escape(&event.name), &out, None);
+        out.push_str(&format!("<p>{}</p>", text("form-not-on-sale")));
+        return page(locale, &html_escape(&event.name), &out, None, Some(&here));
     }
 
     out.push_str(&format!(
         "<form method=\"post\" action=\"/events/{id}/order\" id=\"order-form\" data-event=\"{id}\" \
-data-currency=\"{cur}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">",
+data-currency=\"{cur}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+<input type=\"hidden\" name=\"lang\" value=\"{lang}\">",
         id = event.id,
+        lang = locale.tag(),
         cur = html_escape(currency),
         csrf = html_escape(csrf)
     ));
-    out.push_str(&format!("<h2 id=\"tickets\" tabindex=\"-1\">Tickets</h2>{}", field_error("quantity")));
+    out.push_str(&format!(
+        "<h2 id=\"tickets\" tabindex=\"-1\">{}</h2>{}",
+        text("form-tickets"),
+        field_error("quantity")
+    ));
     for tt in &on_sale {
         let available = tt.available.max(0);
         let max = available.min(MAX_TICKETS_PER_ORDER);
         let qty = form.quantities.get(&tt.index).map(String::as_str).unwrap_or("0");
-        let price = if tt.price_cents == 0 { "Free".to_owned() } else { money(tt.price_cents, &tt.currency) };
+        let price =
+            if tt.price_cents == 0 { text("form-free") } else { html_escape(&money(tt.price_cents, &tt.currency)) };
         let availability = if available == 0 {
-            "<span class=\"soldout\">Sold out</span>".to_owned()
+            format!("<span class=\"soldout\">{}</span>", text("sold-out"))
         } else {
-            format!("{available} left")
+            tr("form-left", &[("count", available.into())])
         };
         out.push_str(&format!(
             "<fieldset class=\"ticket-type\" data-index=\"{idx}\" data-price=\"{cents}\" data-at-door=\"{door}\">\
 <legend>{name}</legend><p><span class=\"price\">{price}</span> · <span class=\"availability\" \
 data-ticket-type=\"{idx}\" aria-live=\"polite\">{availability}</span></p>\
-<label for=\"qty_{idx}\">Number of {name} tickets</label>\
+<label for=\"qty_{idx}\">{quantity_label}</label>\
 <input type=\"number\" id=\"qty_{idx}\" name=\"qty_{idx}\" inputmode=\"numeric\" min=\"0\" max=\"{max}\" \
 value=\"{qty}\"{disabled}{invalid}>",
             idx = tt.index,
             cents = tt.price_cents,
             door = tt.at_door_allowed,
             name = html_escape(&tt.name),
+            quantity_label = tr("form-quantity-label", &[("type", tt.name.as_str().into())]),
             disabled = if available == 0 { " disabled" } else { "" },
             invalid = field_attrs("quantity"),
             qty = html_escape(qty),
         ));
         // Hidden add-ons and those taken off sale are not offered (the order would be refused).
         if event.addons.iter().any(|a| a.on_sale()) {
-            out.push_str("<p class=\"hint\">Add to every ticket of this type:</p>");
+            out.push_str(&format!("<p class=\"hint\">{}</p>", text("form-addons-hint")));
             for addon in event.addons.iter().filter(|a| a.on_sale()) {
                 let checked = form.addons.get(&tt.index).is_some_and(|a| a.contains(&addon.index));
                 let addon_price = if addon.price_cents == 0 {
-                    "free".to_owned()
+                    text("form-addon-free")
                 } else {
-                    format!("+{}", money(addon.price_cents, currency))
+                    html_escape(&format!("+{}", money(addon.price_cents, currency)))
                 };
                 let left = addon.available.max(0);
                 out.push_str(&format!(
@@ -430,7 +478,11 @@ data-addon=\"{a}\">{left_text}</span></label>",
                     checked = if checked { " checked" } else { "" },
                     disabled = if left == 0 { " disabled" } else { "" },
                     name = html_escape(&addon.name),
-                    left_text = if left == 0 { "sold out".to_owned() } else { format!("{left} left") },
+                    left_text = if left == 0 {
+                        text("form-addon-sold-out")
+                    } else {
+                        tr("form-left", &[("count", left.into())])
+                    },
                 ));
             }
         }
@@ -438,10 +490,13 @@ data-addon=\"{a}\">{left_text}</span></label>",
     }
 
     out.push_str(&format!(
-        "<h2>Your details</h2><label for=\"name\">Name on the tickets</label>{name_err}\
+        "<h2>{details}</h2><label for=\"name\">{name_label}</label>{name_err}\
 <input type=\"text\" id=\"name\" name=\"name\" autocomplete=\"name\" required maxlength=\"100\" value=\"{name}\"{name_attrs}>\
-<label for=\"email\">Email (we send the tickets there)</label>{email_err}\
+<label for=\"email\">{email_label}</label>{email_err}\
 <input type=\"email\" id=\"email\" name=\"email\" autocomplete=\"email\" required maxlength=\"254\" value=\"{email}\"{email_attrs}>",
+        details = text("form-your-details"),
+        name_label = text("form-name-label"),
+        email_label = text("form-email-label"),
         name = html_escape(&form.name),
         email = html_escape(&form.email),
         name_err = field_error("name"),
@@ -454,19 +509,19 @@ data-addon=\"{a}\">{left_text}</span></label>",
     // turns each into one field per ticket as the quantities change. Every name is escaped here and
     // validated by place_order (bounded length, no control characters).
     out.push_str(&format!(
-        "<fieldset id=\"holders\" tabindex=\"-1\"><legend>Names on the tickets (optional)</legend>\
-<p class=\"hint\" id=\"holders-hint\">Each ticket can carry the name of the person who uses it. Leave a name out and \
-the ticket carries the name above.</p>{}",
+        "<fieldset id=\"holders\" tabindex=\"-1\"><legend>{}</legend><p class=\"hint\" id=\"holders-hint\">{}</p>{}",
+        text("form-holders-legend"),
+        text("form-holders-hint"),
         field_error("holders")
     ));
     for tt in &on_sale {
         let names = form.holders.get(&tt.index).map(|n| n.join("\n")).unwrap_or_default();
         out.push_str(&format!(
-            "<div class=\"holder-names\" data-index=\"{idx}\" data-name=\"{name}\"><label for=\"holders_{idx}\">Names for \
-the {name} tickets, one per line</label><textarea id=\"holders_{idx}\" name=\"holders_{idx}\" rows=\"2\" \
+            "<div class=\"holder-names\" data-index=\"{idx}\" data-name=\"{name}\"><label for=\"holders_{idx}\">{label}</label><textarea id=\"holders_{idx}\" name=\"holders_{idx}\" rows=\"2\" \
 {described}>{names}</textarea></div>",
             idx = tt.index,
             name = html_escape(&tt.name),
+            label = tr("form-holders-label", &[("type", tt.name.as_str().into())]),
             described = if error_for("holders").is_some() {
                 "aria-invalid=\"true\" aria-describedby=\"holders-error holders-hint\""
             } else {
@@ -486,31 +541,29 @@ the {name} tickets, one per line</label><textarea id=\"holders_{idx}\" name=\"ho
         let at_door = !door_types.is_empty();
         let at_door_checked = at_door && (!online || form.payment == "at_door");
         out.push_str(&format!(
-            "<fieldset id=\"payment\" tabindex=\"-1\"><legend>Payment (for paid tickets)</legend>{}",
+            "<fieldset id=\"payment\" tabindex=\"-1\"><legend>{}</legend>{}",
+            text("form-payment-legend"),
             field_error("payment")
         ));
         if !online && !at_door {
-            out.push_str(
-                "<p class=\"hint\">Paid tickets cannot be ordered here at the moment: there is no online payment and \
-the organizer does not take payment at the door. Free tickets can be ordered.</p>",
-            );
+            out.push_str(&format!("<p class=\"hint\">{}</p>", text("form-payment-none")));
         }
         if online {
             out.push_str(&format!(
-                "<label class=\"check\"><input type=\"radio\" id=\"payment-online\" name=\"payment\" value=\"online\"{}> \
-Pay now by card (secure checkout)</label>",
-                if at_door_checked { "" } else { " checked" }
+                "<label class=\"check\"><input type=\"radio\" id=\"payment-online\" name=\"payment\" value=\"online\"{}> {}</label>",
+                if at_door_checked { "" } else { " checked" },
+                text("form-pay-online")
             ));
         }
         if at_door {
-            let only = if door_types.len() == on_sale.len() {
-                String::new()
+            let label = if door_types.len() == on_sale.len() {
+                text("form-pay-at-door")
             } else {
-                format!(" (only for {} tickets)", html_escape(&door_types.join(", ")))
+                tr("form-pay-at-door-only", &[("types", door_types.join(", ").into())])
             };
             out.push_str(&format!(
                 "<label class=\"check\"><input type=\"radio\" id=\"payment-at-door\" name=\"payment\" \
-value=\"at_door\"{}> Pay at the door{only}</label>",
+value=\"at_door\"{}> {label}</label>",
                 if at_door_checked { " checked" } else { "" }
             ));
         }
@@ -519,10 +572,15 @@ value=\"at_door\"{}> Pay at the door{only}</label>",
 
     let total = form.display_total(event);
     out.push_str(&format!(
-        "<p class=\"total\">Total: <output id=\"total\" for=\"order-form\" aria-live=\"polite\">{}</output></p>\
-<button type=\"submit\">Order tickets</button></form>\
-<p class=\"hint\">Ordered already and lost your tickets? <a href=\"/lost-tickets\">Get the links by mail</a>.</p>",
-        html_escape(&money(total, currency))
+        "<p class=\"total\">{total_label} <output id=\"total\" for=\"order-form\" aria-live=\"polite\">{total}</output></p>\
+<button type=\"submit\">{submit}</button></form>\
+<p class=\"hint\">{lost} <a href=\"/lost-tickets\">{lost_link}</a>.</p>",
+        total_label = text("form-total"),
+        total = html_escape(&money(total, currency)),
+        submit = text("form-submit"),
+        lost = text("form-lost-tickets"),
+        lost_link = text("form-lost-tickets-link"),
     ));
-    layout(&html_escape(&event.name), &out, Some("/static/order.js"))
+    out.push_str(&script_messages(locale));
+    page(locale, &html_escape(&event.name), &out, Some("/static/order.js"), Some(&here))
 }

@@ -2,13 +2,16 @@
 //! large enough to scan from a phone screen, with a PNG download link.
 
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::http::{header, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::html::{html_escape, html_response, inline_svg, layout, money, when_range_html};
+use super::html::{html_escape, html_response, inline_svg, page, when_range_html};
+use super::{remember_locale, request_locale};
 use crate::error::Result;
 use crate::extract::Query;
+use crate::i18n::Locale;
 use crate::orders::model::{load_order, OrderStatus, OrderView};
 use crate::state::AppState;
 
@@ -24,95 +27,105 @@ pub(super) struct OrderPageQuery {
     /// Back from a checkout the customer left.
     #[serde(default)]
     cancelled: Option<String>,
+    /// The language chosen with the switcher.
+    #[serde(default)]
+    lang: Option<String>,
 }
 
 /// The customer's order page: status, and each ticket's QR large enough to scan from a phone screen. Every
 /// customer-supplied string is escaped. `token` is the order's access token (for the PNG download links).
-fn render_order_html(o: &OrderView, token: &str, query: &OrderPageQuery) -> String {
+/// Everything the page says is in `locale`.
+fn render_order_html(locale: Locale, o: &OrderView, token: &str, query: &OrderPageQuery) -> String {
     let id = html_escape(&o.id);
     let token_q = html_escape(&urlencode_token(token));
+    let money = |cents: i64| html_escape(&locale.money(cents, &o.currency));
+    let notice = |id: &str, args: &[(&str, crate::i18n::Arg<'_>)]| {
+        format!("<div class=\"notice\" role=\"status\"><p>{}</p></div>", locale.tr(id, args))
+    };
+    let alert = |id: &str, args: &[(&str, crate::i18n::Arg<'_>)]| {
+        format!("<div class=\"error-summary\" role=\"alert\"><p>{}</p></div>", locale.tr(id, args))
+    };
+    let order_again = format!("/events/{}", o.event.id);
     let mut main = format!(
         "<h1>{event}</h1><p class=\"meta\">{venue} · {when}</p>",
         event = html_escape(&o.event.name),
         venue = html_escape(&o.event.venue),
-        when = when_range_html(o.event.starts_at, o.event.ends_at, &o.event.timezone)
+        when = when_range_html(locale, o.event.starts_at, o.event.ends_at, &o.event.timezone)
     );
+    // Messages ending in `-html` carry markup; every argument is escaped here.
     let status_line = match o.status {
-        OrderStatus::Confirmed => format!(
-            "<div class=\"notice\" role=\"status\"><p><strong>Your order is confirmed.</strong> Your tickets are on \
-their way to <strong>{}</strong>. You can also show them from this page at the door.</p></div>",
-            html_escape(&o.customer_email)
-        ),
-        OrderStatus::Pending if query.paid.is_some() => {
-            "<div class=\"notice\" role=\"status\"><p><strong>Thank you!</strong> We are confirming your payment; \
-this page refreshes by itself in a few seconds.</p></div>"
-                .to_owned()
+        OrderStatus::Confirmed => notice("order-confirmed-html", &[("email", html_escape(&o.customer_email).into())]),
+        OrderStatus::Pending if query.paid.is_some() => notice("order-paid-pending-html", &[]),
+        OrderStatus::Pending if query.cancelled.is_some() => {
+            alert("order-cancelled-checkout-html", &[("link", order_again.clone().into())])
         }
-        OrderStatus::Pending if query.cancelled.is_some() => format!(
-            "<div class=\"error-summary\" role=\"alert\"><p>You left the payment page, so nothing was charged. Your \
-tickets stay reserved for a short while: <a href=\"/events/{}\">order again</a>.</p></div>",
-            o.event.id
-        ),
-        OrderStatus::Pending => {
-            "<div class=\"notice\" role=\"status\"><p>This order is waiting for payment.</p></div>".to_owned()
+        OrderStatus::Pending => notice("order-pending", &[]),
+        OrderStatus::Expired | OrderStatus::Cancelled => {
+            alert("order-expired-html", &[("status", o.status.as_str().into()), ("link", order_again.clone().into())])
         }
-        OrderStatus::Expired | OrderStatus::Cancelled => format!(
-            "<div class=\"error-summary\" role=\"alert\"><p>This order is <strong>{}</strong>: the reservation ran \
-out before a payment arrived, and nothing was charged. <a href=\"/events/{}\">Order again</a>.</p></div>",
-            html_escape(o.status.as_str()),
-            o.event.id
-        ),
-        OrderStatus::Refunded => {
-            "<div class=\"error-summary\" role=\"alert\"><p>This order was refunded; its tickets are no \
-longer valid.</p></div>"
-                .to_owned()
+        OrderStatus::Refunded => alert("order-refunded", &[]),
+        other => {
+            format!("<p>{}</p>", locale.tr("order-status-html", &[("status", html_escape(other.as_str()).into())]))
         }
-        other => format!("<p>Status: <strong>{}</strong></p>", html_escape(other.as_str())),
     };
     main.push_str(&status_line);
     if o.payment_method == "at_door" && o.status == OrderStatus::Confirmed && o.total_cents > 0 {
         main.push_str(&format!(
-            "<p><strong>Please pay {} at the door.</strong></p>",
-            html_escape(&money(o.total_cents, &o.currency))
+            "<p><strong>{}</strong></p>",
+            html_escape(
+                &locale.tr("order-pay-at-door", &[("amount", locale.money(o.total_cents, &o.currency).into())])
+            )
         ));
     }
     main.push_str(&format!(
-        "<p>Order <code>{id}</code> for {name} · total {total}</p>",
-        name = html_escape(&o.customer_name),
-        total = html_escape(&money(o.total_cents, &o.currency))
+        "<p>{}</p>",
+        locale.tr(
+            "order-summary-html",
+            &[
+                ("id", id.clone().into()),
+                ("name", html_escape(&o.customer_name).into()),
+                ("total", money(o.total_cents).into())
+            ]
+        )
     ));
     if o.tickets.iter().any(|t| !t.revoked) {
         main.push_str(&format!(
-            "<p><a href=\"/orders/{id}/tickets.pdf?token={token_q}\" download=\"{file}\">Download all tickets as a \
-PDF</a> (one page per ticket, for printing)</p>",
-            file = html_escape(&crate::orders::pdf::file_name(&o.id))
+            "<p><a href=\"/orders/{id}/tickets.pdf?token={token_q}\" download=\"{file}\">{link}</a> {hint}</p>",
+            file = html_escape(&crate::orders::pdf::file_name(&o.id)),
+            link = html_escape(&locale.text("order-pdf-link")),
+            hint = html_escape(&locale.text("order-pdf-hint")),
         ));
     }
     for t in &o.tickets {
         let addons =
             if t.addons.is_empty() { String::new() } else { format!(" + {}", html_escape(&t.addons.join(", "))) };
         let body = if t.revoked {
-            "<p class=\"revoked\">This ticket was revoked (refunded or cancelled).</p>".to_owned()
+            format!("<p class=\"revoked\">{}</p>", html_escape(&locale.text("ticket-revoked")))
         } else {
             format!(
-                "<div class=\"qr\" role=\"img\" aria-label=\"QR code of ticket {n}\">{svg}</div>\
-<p><a href=\"/orders/{id}/tickets/{seq}/qr.png?token={token_q}\" download=\"ticket-{n}.png\">Download ticket {n} as \
-an image</a></p>",
+                "<div class=\"qr\" role=\"img\" aria-label=\"{label}\">{svg}</div>\
+<p><a href=\"/orders/{id}/tickets/{seq}/qr.png?token={token_q}\" download=\"ticket-{n}.png\">{download}</a></p>",
                 n = t.seq + 1,
                 seq = t.seq,
+                label = html_escape(&locale.tr("ticket-qr-label", &[("n", (t.seq + 1).into())])),
+                download = html_escape(&locale.tr("ticket-download", &[("n", (t.seq + 1).into())])),
                 svg = inline_svg(&t.qr_text)
             )
         };
         main.push_str(&format!(
-            "<section class=\"ticket\" data-seq=\"{seq}\"><h2>Ticket {n} — {ty}{addons}</h2><p>Holder: {holder}</p>{body}\
+            "<section class=\"ticket\" data-seq=\"{seq}\"><h2>{heading}{addons}</h2><p>{holder}</p>{body}\
 </section>\n",
             seq = t.seq,
-            n = t.seq + 1,
-            ty = html_escape(&t.ticket_type_name),
-            holder = html_escape(&t.holder_name),
+            heading = html_escape(
+                &locale
+                    .tr("ticket-heading", &[("n", (t.seq + 1).into()), ("type", t.ticket_type_name.as_str().into())])
+            ),
+            holder = html_escape(&locale.tr("ticket-holder", &[("name", t.holder_name.as_str().into())])),
         ));
     }
-    let mut html = layout(&format!("Order {id}"), &main, None);
+    let here = format!("/orders/{}?token={}", o.id, urlencode_token(token));
+    let title = html_escape(&locale.tr("order-title", &[("id", o.id.as_str().into())]));
+    let mut html = page(locale, &title, &main, None, Some(&here));
     if o.status == OrderStatus::Pending && query.paid.is_some() {
         // Works without JavaScript: the browser reloads until the webhook has confirmed the order.
         html = html.replacen("<head>", "<head><meta http-equiv=\"refresh\" content=\"3\">", 1);
@@ -137,12 +150,15 @@ fn urlencode_token(token: &str) -> String {
 pub(super) async fn order_html(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     Query(q): Query<OrderPageQuery>,
 ) -> Result<Response> {
     let order = load_order(&state, &id, Some(&q.token)).await?;
-    let html = render_order_html(&order, &q.token, &q);
+    let locale = request_locale(&headers, q.lang.as_deref());
+    let html = render_order_html(locale, &order, &q.token, &q);
     let mut resp = html_response(StatusCode::OK, html);
     // The URL holds the order's access token: never send it to another site.
     resp.headers_mut().insert("referrer-policy", header::HeaderValue::from_static("no-referrer"));
+    remember_locale(&mut resp, &state, q.lang.as_deref());
     Ok(resp)
 }
