@@ -1,6 +1,12 @@
 // The scanner page: camera, verdict display, sound, manual entry and status. Everything that decides or
 // stores runs in engine.js (a Worker with scanner-core compiled to wasm), so a slow phone keeps drawing the
-// camera preview and reacting to taps while a frame is decoded.
+// camera preview and reacting to taps while a frame is decoded. Every string the steward reads comes from
+// locales/<lang>.json through i18n.js.
+
+import * as i18n from './i18n.js';
+import { t as tr } from './i18n.js';
+
+await i18n.init();
 
 /** Frames are decoded at most this often; slower phones get longer gaps (1.5 × the last decode time). */
 const MIN_FRAME_GAP_MS = 120;
@@ -11,6 +17,9 @@ const DECODE_WIDTH = 640;
 const STALE_AFTER_MS = 10 * 60_000;
 
 const $ = (id) => document.getElementById(id);
+const languageSelect = $('language');
+languageSelect.value = i18n.lang;
+languageSelect.addEventListener('change', () => i18n.choose(languageSelect.value));
 const ui = {
   notice: $('notice'),
   setupScreen: $('setup-screen'),
@@ -78,13 +87,13 @@ function takeSetupFromUrl() {
 
 /** What is sent to the engine: the link itself; scanner-core (in the engine) parses and checks it. */
 function setupFromLink(link) {
-  if (!/#(?:.*&)?setup=/.test(link)) throw new Error('This is not a scanner setup link.');
+  if (!/#(?:.*&)?setup=/.test(link)) throw new Error(tr('setup.not_a_link'));
   return link;
 }
 
 function startSetup(setup) {
   showNotice(null);
-  ui.statusLine.textContent = 'Setting up: downloading keys, revocations and the attendee list…';
+  ui.statusLine.textContent = tr('setup.busy');
   engine.postMessage({ type: 'setup', setup });
 }
 
@@ -102,7 +111,7 @@ function onEngineMessage(e) {
         try {
           startSetup(encoded);
         } catch {
-          showNotice('This setup link is damaged. Ask the organizer for a new one.');
+          showNotice(tr('setup.damaged'));
         }
       }
       break;
@@ -136,7 +145,7 @@ function onEngineMessage(e) {
       showNotice(null);
       break;
     case 'setupFailed':
-      showNotice(`Setup failed: ${m.message}`);
+      showNotice(tr('setup.failed', { message: m.message }));
       render();
       break;
     case 'error':
@@ -156,7 +165,7 @@ function onEngineMessage(e) {
       break;
     case 'fatal':
       showNotice(m.message);
-      ui.statusLine.textContent = 'Not working';
+      ui.statusLine.textContent = tr('status.not_working');
       break;
     default:
       break;
@@ -172,14 +181,14 @@ function createEngine() {
   frameInFlight = false;
   engine = new Worker(new URL('./engine.js', import.meta.url), { type: 'module' });
   engine.onmessage = onEngineMessage;
-  engine.onerror = (e) => showNotice(`The scanner engine failed: ${e.message ?? 'unknown error'}`);
+  engine.onerror = (e) => showNotice(tr('engine.failed', { message: e.message ?? tr('engine.unknown_error') }));
 }
 
 function restartEngine(reason) {
   engine.terminate();
   restarts++;
   if (restarts > 5) {
-    showNotice(`The scanner keeps failing (${reason}). Reload the page; use manual entry meanwhile.`);
+    showNotice(tr('engine.keeps_failing', { reason }));
     return;
   }
   createEngine();
@@ -214,22 +223,22 @@ function clock(ms) {
   const opts = sameDay
     ? { hour: '2-digit', minute: '2-digit', timeZone: tz }
     : { day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit', timeZone: tz };
-  return new Intl.DateTimeFormat(undefined, opts).format(ms);
+  return new Intl.DateTimeFormat(i18n.lang, opts).format(ms);
 }
 
 /** "4 s ago" under a minute (the hub syncs every 2 s: minutes would hide a stalled hub), else as `ago`. */
 function secondsAgo(ms) {
   const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
-  return s < 60 ? `${s} s ago` : ago(ms);
+  return s < 60 ? tr('ago.seconds', { s }) : ago(ms);
 }
 
 function ago(ms) {
   const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
-  if (s < 45) return 'just now';
+  if (s < 45) return tr('ago.now');
   const min = Math.round(s / 60);
-  if (min < 60) return `${min} min ago`;
+  if (min < 60) return tr('ago.minutes', { min });
   const h = Math.round(min / 60);
-  return h < 48 ? `${h} h ago` : `${Math.round(h / 24)} days ago`;
+  return h < 48 ? tr('ago.hours', { h }) : tr('ago.days', { days: Math.round(h / 24) });
 }
 
 function render() {
@@ -242,7 +251,7 @@ function render() {
   ui.eventName.textContent = state.eventInfo
     ? `${state.eventInfo.name} · ${state.deviceName ?? ''}`
     : configured
-      ? `Event ${state.event}`
+      ? tr('status.event', { event: state.event })
       : '';
   if (document.activeElement !== ui.gate) ui.gate.value = state.gate;
   ui.kind.value = state.kind;
@@ -251,23 +260,23 @@ function render() {
   const online = navigator.onLine;
   let tone = '';
   if (!configured) {
-    parts.push(online ? 'Online' : 'Offline');
-    parts.push('not set up');
+    parts.push(online ? tr('status.online') : tr('status.offline'));
+    parts.push(tr('status.not_set_up'));
   } else {
-    parts.push(online ? 'Online' : 'Offline');
-    if (state.syncing) parts.push('syncing…');
-    else if (state.lastSyncAt) parts.push(`synced ${ago(state.lastSyncAt)}`);
-    else parts.push('not synced yet');
-    if (state.revocationsAt) parts.push(`revocations from ${clock(state.revocationsAt)}`);
-    parts.push(`${state.records} scan${state.records === 1 ? '' : 's'} in log`);
-    if (online && state.lastSyncError) parts.push(`last sync failed: ${state.lastSyncError}`);
-    if (online && state.edge && !state.hub && state.edgeSyncError) parts.push(`edge sync failed: ${state.edgeSyncError}`);
+    parts.push(online ? tr('status.online') : tr('status.offline'));
+    if (state.syncing) parts.push(tr('status.syncing'));
+    else if (state.lastSyncAt) parts.push(tr('status.synced', { ago: ago(state.lastSyncAt) }));
+    else parts.push(tr('status.not_synced'));
+    if (state.revocationsAt) parts.push(tr('status.revocations', { time: clock(state.revocationsAt) }));
+    parts.push(tr(state.records === 1 ? 'status.scans_one' : 'status.scans', { n: state.records }));
+    if (online && state.lastSyncError) parts.push(tr('status.sync_failed', { error: state.lastSyncError }));
+    if (online && state.edge && !state.hub && state.edgeSyncError) parts.push(tr('status.edge_failed', { error: state.edgeSyncError }));
     if (state.hub) {
       // The venue hub is what keeps the gates in step when there is no internet: its state comes first
       // among the problems, and the steward sees at once when it stops answering.
-      if (online && state.hubSyncError) parts.push(`venue hub unreachable: ${state.hubSyncError}`);
-      else if (state.hubSyncAt) parts.push(`venue hub synced ${secondsAgo(state.hubSyncAt)}`);
-      else parts.push('venue hub not synced yet');
+      if (online && state.hubSyncError) parts.push(tr('status.hub_unreachable', { error: state.hubSyncError }));
+      else if (state.hubSyncAt) parts.push(tr('status.hub_synced', { ago: secondsAgo(state.hubSyncAt) }));
+      else parts.push(tr('status.hub_not_synced'));
     }
     if (!online) tone = 'offline';
     else if (state.hub && state.hubSyncError) tone = 'stale';
@@ -284,11 +293,11 @@ function render() {
 }
 
 function typeName(index) {
-  return state?.eventInfo?.ticket_types?.find((t) => t.index === index)?.name ?? `Ticket type ${index}`;
+  return state?.eventInfo?.ticket_types?.find((t) => t.index === index)?.name ?? tr('ticket_type', { index });
 }
 
 function addonName(index) {
-  return state?.eventInfo?.addons?.find((a) => a.index === index)?.name ?? `Add-on ${index}`;
+  return state?.eventInfo?.addons?.find((a) => a.index === index)?.name ?? tr('addon', { index });
 }
 
 /** Refusals a steward may override for a genuine ticket (scanner-core decides; forgeries never pass). */
@@ -318,58 +327,59 @@ function showVerdict(m) {
   let amount = '';
   if (!v) {
     cls = 'error';
-    headline = 'NOT RECORDED';
+    headline = tr('verdict.not_recorded');
     detail = m.error;
   } else if (v.verdict === 'admit') {
     cls = 'admit';
-    headline = v.overridden ? 'ADMIT (override)' : 'ADMIT';
-    who = v.holder ?? 'Name not on the attendee list';
+    headline = v.overridden ? tr('verdict.admit_override') : tr('verdict.admit');
+    who = v.holder ?? tr('verdict.no_name');
     const extras = v.addons.map(addonName);
     detail = [typeName(v.ticket_type), ...extras].join(' + ');
-    if (v.overridden) detail += ` — overrode: ${v.overridden}`;
+    if (v.overridden) detail += tr('verdict.overrode', { reason: v.overridden });
     if (v.paid_at_door) {
-      headline = 'ADMIT — PAID';
-      detail += v.collected ? ` — paid ${v.collected.text} at the door` : ' — paid at the door';
+      headline = tr('verdict.admit_paid');
+      detail += v.collected ? tr('verdict.paid_amount', { amount: v.collected.text }) : tr('verdict.paid');
     }
     if (v.redeemed) {
       // A gate that redeems an add-on (a voucher) redeemed it, once; the ticket itself was not admitted here.
-      headline = 'REDEEMED';
+      headline = tr('verdict.redeemed');
       detail = `${v.redeemed.name} — ${detail}`;
     }
-    if (m.source === 'search') detail += ' — found by search, no QR code';
+    if (m.source === 'search') detail += tr('verdict.by_search');
   } else if (v.verdict === 'payment_due') {
     // scanner-core decided the ticket is unpaid and formatted the amount; the page only shows it.
     cls = 'due';
-    headline = 'UNPAID';
-    amount = v.due ? `Collect ${v.due.text}` : 'Collect payment (amount unknown)';
-    who = v.holder ?? 'Name not on the attendee list';
+    headline = tr('verdict.unpaid');
+    amount = v.due ? tr('verdict.collect', { amount: v.due.text }) : tr('verdict.collect_unknown');
+    who = v.holder ?? tr('verdict.no_name');
     detail = [typeName(v.ticket_type), ...v.addons.map(addonName)].join(' + ');
   } else if (v.verdict === 'exit') {
     cls = 'exit';
-    headline = 'EXIT';
-    detail = `Exit recorded at ${v.gate}`;
+    headline = tr('verdict.exit');
+    detail = tr('verdict.exit_detail', { gate: v.gate });
   } else if (v.verdict === 'already_used') {
     cls = 'used';
-    headline = 'ALREADY USED';
-    const device = v.this_device ? 'this scanner' : v.device_name || `scanner ${v.device}`;
-    detail = `Already used at ${v.gate}, ${clock(v.wall_time * 1000)} (${device})`;
+    headline = tr('verdict.used');
+    const device = v.this_device ? tr('device.this') : v.device_name || tr('device.other', { device: v.device });
+    const at = { gate: v.gate, time: clock(v.wall_time * 1000), device };
+    detail = tr('verdict.used_detail', at);
     if (v.redeemed) {
-      headline = 'ALREADY REDEEMED';
-      detail = `${v.redeemed.name} already redeemed at ${v.gate}, ${clock(v.wall_time * 1000)} (${device})`;
+      headline = tr('verdict.already_redeemed');
+      detail = tr('verdict.redeemed_detail', { name: v.redeemed.name, ...at });
     }
   } else if (v.verdict === 'undone') {
     // A supervisor's undo: the check-in no longer counts and the ticket admits again.
     cls = 'undone';
-    headline = 'CHECK-IN UNDONE';
-    who = v.holder ?? 'Name not on the attendee list';
+    headline = tr('verdict.undone');
+    who = v.holder ?? tr('verdict.no_name');
     const u = v.undid;
-    const device = u.this_device ? 'this scanner' : u.device_name || `scanner ${u.device}`;
-    const what = u.redeemed ? `${u.redeemed.name} redemption` : 'entry';
-    detail = `Undid the ${what} at ${u.gate}, ${clock(u.wall_time * 1000)} (${device}). Reason: ${v.reason}. The ticket admits again.`;
+    const device = u.this_device ? tr('device.this') : u.device_name || tr('device.other', { device: u.device });
+    const what = u.redeemed ? tr('undo.what_redemption', { name: u.redeemed.name }) : tr('undo.what_entry');
+    detail = tr('verdict.undone_detail', { what, gate: u.gate, time: clock(u.wall_time * 1000), device, reason: v.reason });
   } else {
     cls = 'refused';
-    headline = 'REFUSED';
-    detail = v.message;
+    headline = tr('verdict.refused');
+    detail = refusal(v);
   }
   ui.verdict.className = `verdict verdict--${cls}`;
   // Restart the flash animation so two verdicts in a row are visibly two.
@@ -388,11 +398,20 @@ function showVerdict(m) {
   openVerdictScreen(cls);
 }
 
+/** Why a ticket was refused, by scanner-core's code. scanner-core's own message is English and says more
+ *  (which event, which gate rule), so English shows it; the other languages say what the code means. */
+function refusal(v) {
+  if (i18n.lang === 'en' || !v.code) return v.message;
+  const key = `refusal.${v.code}`;
+  const text = tr(key);
+  return text === key ? v.message : text;
+}
+
 /** Who checked the ticket: the venue hub, the edge ("online") or this phone, and why not online. */
 function checkedByText(v, m) {
   const by = m.checkedBy ?? (v.path === 'edge' ? 'edge' : 'phone');
-  const text = { hub: 'Checked by the venue hub', edge: 'Checked online', phone: 'Checked on this phone' }[by];
-  const unavailable = state?.hub ? 'venue hub unavailable' : 'online check unavailable';
+  const text = tr(`checked.${by}`);
+  const unavailable = state?.hub ? tr('checked.hub_unavailable') : tr('checked.edge_unavailable');
   return `${text}${m.edgeNote ? ` (${unavailable}: ${m.edgeNote})` : ''}`;
 }
 
@@ -547,7 +566,7 @@ for (const event of ['pointerdown', 'keydown']) addEventListener(event, unlockAu
 async function startCamera() {
   ui.cameraStart.hidden = true;
   if (!navigator.mediaDevices?.getUserMedia) {
-    ui.cameraState.textContent = 'No camera access in this browser: use manual entry.';
+    ui.cameraState.textContent = tr('camera.none');
     return;
   }
   try {
@@ -557,11 +576,11 @@ async function startCamera() {
     });
     ui.video.srcObject = stream;
     await ui.video.play();
-    ui.cameraState.textContent = 'Camera on';
+    ui.cameraState.textContent = tr('camera.on');
     ui.cameraState.dataset.on = 'true';
     keepScreenOn();
   } catch (e) {
-    ui.cameraState.textContent = `Camera unavailable (${e.name}): use manual entry.`;
+    ui.cameraState.textContent = tr('camera.unavailable', { error: e.name });
     ui.cameraStart.hidden = false;
   }
 }
@@ -768,7 +787,7 @@ addEventListener('keyup', onWedgeKeyup, { capture: true });
 
 /** Search text shorter than this is not sent (the issuer's limit: a search narrows the list, never dumps it). */
 const MIN_SEARCH_CHARS = 3;
-const SEARCH_SEALED = 'Search needs a connection: the attendee list on this scanner is sealed.';
+const SEARCH_SEALED = tr('find.sealed');
 /** The search whose answer the panel waits for. */
 let searchAsked = null;
 /** The supervisor pass form sent a pass and waits for the engine's answer. */
@@ -794,14 +813,14 @@ function renderDoor() {
   const sup = supervisor();
   const until = sup ? untilClock(sup.not_after * 1000) : '';
   ui.role.hidden = !configured;
-  ui.role.textContent = sup ? `Supervisor: ${sup.name} until ${until}` : 'Steward';
+  ui.role.textContent = sup ? tr('role.supervisor', { name: sup.name, until }) : tr('role.steward');
   ui.role.dataset.role = sup ? 'supervisor' : 'steward';
   ui.supervisorPanel.hidden = !configured;
   ui.supervisorPanel.classList.toggle('supervisor--on', Boolean(sup));
   ui.unlockForm.hidden = Boolean(sup);
   ui.unlockHint.hidden = Boolean(sup);
   ui.lockRow.hidden = !sup;
-  ui.supervisorWho.textContent = sup ? `Supervisor mode: ${sup.name}, until ${until}` : '';
+  ui.supervisorWho.textContent = sup ? tr('supervisor.who', { name: sup.name, until }) : '';
   ui.findPanel.hidden = !sup;
   if (!sup && (ui.findResults.childElementCount || ui.findQuery.value)) {
     // Attendees' names and emails do not stay on a steward's screen.
@@ -831,7 +850,7 @@ function onSupervisor(who) {
 }
 
 function onUnlockFailed(message) {
-  const text = `Supervisor mode not unlocked: ${message}`;
+  const text = tr('supervisor.not_unlocked', { message });
   showUnlockError(text);
   // A pass shown to the camera or typed into the manual box: the panel may be off screen.
   if (!unlockAsked) showNotice(text);
@@ -865,7 +884,7 @@ function renderGates() {
   ui.gateRule.textContent = rule
     ? describeRule(rule, rules)
     : gates.length
-      ? `No rule for this gate: it admits every ticket. Gates with rules: ${gates.map((g) => g.gate).join(', ')}.`
+      ? tr('gate.no_rule', { gates: gates.map((g) => g.gate).join(', ') })
       : '';
 }
 
@@ -873,10 +892,12 @@ function describeRule(rule, rules) {
   const type = (i) => rules.ticket_type_names?.[i] || typeName(i);
   const addon = (i) => rules.addon_names?.[i] || addonName(i);
   const parts = [];
-  if (rule.ticket_types) parts.push(`admits ${rule.ticket_types.map(type).join(', ')} only`);
-  if (rule.addons) parts.push(`admits tickets with ${rule.addons.map(addon).join(' or ')} only`);
-  if (rule.redeems_addon !== undefined && rule.redeems_addon !== null) parts.push(`redeems ${addon(rule.redeems_addon)}`);
-  return `This gate ${parts.join('; ') || 'admits every ticket'}.`;
+  if (rule.ticket_types) parts.push(tr('gate.types_only', { types: rule.ticket_types.map(type).join(', ') }));
+  if (rule.addons) parts.push(tr('gate.addons_only', { addons: rule.addons.map(addon).join(tr('gate.or')) }));
+  if (rule.redeems_addon !== undefined && rule.redeems_addon !== null) {
+    parts.push(tr('gate.redeems', { addon: addon(rule.redeems_addon) }));
+  }
+  return tr('gate.rule', { rule: parts.join('; ') || tr('gate.admits_all') });
 }
 
 // Find attendee: the issuer's orders, searched online (the engine sends the pass with the device token).
@@ -889,8 +910,8 @@ function setFindStatus(text, kind = '') {
 }
 
 function statusLabel(status) {
-  if (status === 'paid') return 'Paid';
-  if (status === 'pay_at_door') return 'Pay at the door';
+  if (status === 'paid') return tr('order.paid');
+  if (status === 'pay_at_door') return tr('order.pay_at_door');
   const s = String(status ?? '').replace(/_/g, ' ');
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
@@ -910,16 +931,16 @@ function orderItem(order) {
     element('p', 'find__meta', `${order.email} · ${statusLabel(order.status)} · order ${order.order_id}`),
   );
   const tickets = element('ul', 'find__tickets');
-  tickets.setAttribute('aria-label', `Tickets of ${order.buyer_name}`);
+  tickets.setAttribute('aria-label', tr('find.tickets_of', { name: order.buyer_name }));
   for (const t of order.tickets) {
     const row = element('li', 'find__ticket');
     row.dataset.ticketId = t.ticket_id;
     const what = [t.ticket_type_name || typeName(t.ticket_type), ...t.addons.map(addonName)].join(' + ');
     row.append(element('span', 'find__holder', `${t.holder} — ${what}`));
-    if (t.revoked) row.append(element('span', 'find__revoked', 'REVOKED'));
-    const admit = element('button', 'find__admit', 'Admit');
+    if (t.revoked) row.append(element('span', 'find__revoked', tr('find.revoked')));
+    const admit = element('button', 'find__admit', tr('find.admit'));
     admit.type = 'button';
-    admit.setAttribute('aria-label', `Admit ${t.holder}, ${what}${t.revoked ? ' (revoked)' : ''}`);
+    admit.setAttribute('aria-label', tr(t.revoked ? 'find.admit_label_revoked' : 'find.admit_label', { holder: t.holder, what }));
     admit.addEventListener('click', () => {
       if (!supervisor()) return;
       // Once per search: a second tap would only be "already used".
@@ -938,7 +959,7 @@ function onSearchResults(query, results) {
   searchAsked = null;
   const orders = results?.orders ?? [];
   ui.findResults.replaceChildren(...orders.map(orderItem));
-  if (!orders.length) setFindStatus(`Nothing found for “${query}”.`);
+  if (!orders.length) setFindStatus(tr('find.nothing', { query }));
   else {
     const more = results.truncated ? ' More matched: search more precisely.' : '';
     setFindStatus(`${orders.length} order${orders.length === 1 ? '' : 's'} found for “${query}”.${more}`);
@@ -949,7 +970,7 @@ function onSearchFailed(query, message) {
   if (query !== searchAsked) return;
   searchAsked = null;
   if (!navigator.onLine) setFindStatus(SEARCH_SEALED, 'offline');
-  else setFindStatus(`Search failed: ${message}`, 'error');
+  else setFindStatus(tr('find.failed', { message }), 'error');
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -1007,7 +1028,7 @@ ui.findForm.addEventListener('submit', (e) => {
   e.preventDefault();
   const query = ui.findQuery.value.trim();
   if ([...query].length < MIN_SEARCH_CHARS) {
-    setFindStatus(`Type at least ${MIN_SEARCH_CHARS} characters of a name, an email address or an order id.`, 'error');
+    setFindStatus(tr('find.too_short', { n: MIN_SEARCH_CHARS }), 'error');
     return;
   }
   ui.findResults.replaceChildren();
@@ -1016,7 +1037,7 @@ ui.findForm.addEventListener('submit', (e) => {
     return;
   }
   searchAsked = query;
-  setFindStatus(`Searching for “${query}”…`, 'busy');
+  setFindStatus(tr('find.searching', { query }), 'busy');
   engine.postMessage({ type: 'search', query });
 });
 
@@ -1052,7 +1073,7 @@ setInterval(render, 15_000);
 
 if ('serviceWorker' in navigator) {
   navigator.serviceWorker.register('sw.js', { scope: './' }).catch((e) => {
-    showNotice(`Offline mode unavailable: ${e.message}`);
+    showNotice(tr('offline.unavailable', { message: e.message }));
   });
 }
 

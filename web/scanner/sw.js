@@ -4,7 +4,7 @@
 // /hub/) and anything outside the scanner are never cached: they carry the device token and must be live.
 // A venue hub (`scanner hub --web`) serves the scanner at its root, so there the API is inside the scope.
 
-const CACHE = 'ticket-scanner-shell-v1';
+const CACHE = 'ticket-scanner-shell-v2';
 const SHELL = [
   './',
   'index.html',
@@ -12,6 +12,11 @@ const SHELL = [
   'app.js',
   'engine.js',
   'store.js',
+  'i18n.js',
+  // Every language's messages, so that the switcher works offline too.
+  'locales/en.json',
+  'locales/de.json',
+  'locales/fr.json',
   'manifest.webmanifest',
   'icon.svg',
   'icon-192.png',
