@@ -817,6 +817,21 @@ impl RedemptionDoc {
         Ok((kept, refused))
     }
 
+    /// Applies bytes from this log's own durable storage that another writer put there (a chunk a second
+    /// server wrote to a shared store, or the full save that replaced the chunks), validated like a load.
+    /// They are stored already, so the saved point moves with them when nothing else was unsaved. If the
+    /// result would not be a valid log, this one is unchanged.
+    pub fn apply_stored(&mut self, bytes: &[u8]) -> crate::Result<Received> {
+        let before = self.doc.get_heads();
+        let mut candidate = self.doc.clone();
+        catch_unwind(AssertUnwindSafe(|| candidate.load_incremental(bytes))).map_err(|_| LogKind::Panicked)??;
+        let received = self.adopt(candidate, &before, None)?;
+        if self.saved_heads == before {
+            self.saved_heads = self.doc.get_heads();
+        }
+        Ok(received)
+    }
+
     /// Merges another log into this one. If the result would not be a valid log, this one is unchanged.
     pub fn merge(&mut self, other: &RedemptionDoc) -> crate::Result<Received> {
         let before = self.doc.get_heads();

@@ -10,8 +10,9 @@
 //! - [`device`]: the scanning device as a pure state machine (decide, record, fold, sync, report) that
 //!   tells its storage what to persist; the CLI stores it on sled, the browser on IndexedDB.
 //! - [`online`]: the decision a server makes for every device that asks (the edge's shards, a venue hub).
-//! - `server_log` (feature `server-log`): a sync server's durable copy of an event's log, in files (the
-//!   issuer, a venue hub).
+//! - `sync_log` (feature `server-log`): a sync server's copy of an event's log without storage (what to
+//!   take, what to answer, what to store first); `server_log`: the same in files (a venue hub). The
+//!   issuer stores it in its database.
 //! - `store` (feature `store`): the durable device log on sled, a thin wrapper over [`device::Device`].
 //! - [`sync_schedule`]: when a door device syncs with its hub (every few seconds, and at once after a
 //!   scan the hub did not decide).
@@ -29,6 +30,8 @@ pub mod report;
 pub mod server_log;
 #[cfg(feature = "store")]
 pub mod store;
+#[cfg(feature = "server-log")]
+pub mod sync_log;
 pub mod sync_schedule;
 
 pub use crate::wire::EdgeVerdict;

@@ -1,6 +1,6 @@
-//! A sync server's durable copy of one event's redemption log, in plain files: the one storage of the
-//! issuer's `/v1/sync` and of a venue hub (`scanner hub`). The protocol is [`serve_sync`]; this module only
-//! keeps what it accepts durable and routes the peers' sync states.
+//! A sync server's durable copy of one event's redemption log in plain files: the storage of a venue hub
+//! (`scanner hub`). The decisions (what to take from a peer, what to answer, what to store first) are
+//! [`SyncLog`]'s, which this module only stores; the issuer keeps the same log in its database instead.
 //!
 //! ## Files
 //!
@@ -28,20 +28,20 @@
 //! that device, [`ServerLog::append_own`]); the issuer's logs are owned by no one.
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use thiserror::Error;
 
 use super::decision::ScanIndex;
-use super::document::{decode_peer_state, encode_peer_state, Batch, LogKind, PeerState, Received};
-use super::document::{serve_sync, Accept, RedemptionDoc, ServerReply, SyncChannel};
-use super::record::{DeviceId, Hlc, ScanRecord};
-use super::report::EventReport;
+use super::document::{decode_peer_state, encode_peer_state, Accept, PeerState, Received};
+use super::document::{RedemptionDoc, ServerReply, SyncChannel};
+use super::record::{DeviceId, Hlc, ScanRecord, TicketRef};
+use super::report::{CheckIn, EventReport};
+use super::sync_log::{ClientStep, Exchange, StoreAs, SyncLog, Write};
 
-/// Appended chunks after which the log file is rewritten as one full save.
-pub const COMPACT_AFTER_CHUNKS: usize = 256;
+pub use super::sync_log::COMPACT_AFTER_CHUNKS;
 
 /// How a server log failed: the payload of [`crate::Error::ServerLog`]. A refused peer message (damaged,
 /// hostile, too large, another device's records...: nothing changed, a client error) is a
@@ -61,24 +61,30 @@ pub enum ServerLogKind {
     Poisoned,
 }
 
-/// One event's log on a sync server. See the module documentation.
+/// The log file of `event` in `dir`.
+pub fn log_path(dir: &Path, event: u32) -> PathBuf {
+    dir.join(format!("event-{event}.log"))
+}
+
+/// The directory of `event`'s peer states in `dir`.
+pub fn peers_dir(dir: &Path, event: u32) -> PathBuf {
+    dir.join(format!("event-{event}.peers"))
+}
+
+/// One event's log on a sync server, in files: [`SyncLog`] and its storage. See the module documentation.
 #[derive(Debug)]
 pub struct ServerLog {
     path: PathBuf,
     peers_dir: PathBuf,
-    doc: RedemptionDoc,
-    owner: Option<DeviceId>,
+    log: SyncLog,
     peers: HashMap<String, PeerState>,
-    chunks: usize,
-    /// The decision index over the whole log, built on first use and dropped when the log changes by sync.
-    index: Option<ScanIndex>,
 }
 
 impl ServerLog {
     /// Opens (or creates, empty) the log of `event` in `dir`. With `owner`, this log's own records
     /// ([`Self::append_own`]) are written as that device.
     pub fn open(dir: &Path, event: u32, owner: Option<DeviceId>) -> crate::Result<Self> {
-        let path = dir.join(format!("event-{event}.log"));
+        let path = log_path(dir, event);
         let storage = |source| crate::Error::from(ServerLogKind::Storage { path: path.clone(), source });
         std::fs::create_dir_all(dir).map_err(storage)?;
         let bytes = match std::fs::read(&path) {
@@ -88,21 +94,9 @@ impl ServerLog {
         };
         let damaged =
             |source| crate::Error::from(ServerLogKind::Damaged { path: path.clone(), source: Box::new(source) });
-        let doc = match (bytes.is_empty(), owner) {
-            (true, Some(owner)) => RedemptionDoc::new_for_device(owner),
-            (true, None) => RedemptionDoc::new_relay(),
-            (false, Some(owner)) => RedemptionDoc::load_for_device(&bytes, owner).map_err(damaged)?,
-            (false, None) => RedemptionDoc::load(&bytes).map_err(damaged)?,
-        };
-        Ok(Self {
-            peers_dir: dir.join(format!("event-{event}.peers")),
-            path,
-            doc,
-            owner,
-            peers: HashMap::new(),
-            chunks: 0,
-            index: None,
-        })
+        // Chunks are counted from this process's first append on, as they always were for the file.
+        let log = SyncLog::load(&bytes, 0, owner).map_err(damaged)?;
+        Ok(Self { peers_dir: peers_dir(dir, event), path, log, peers: HashMap::new() })
     }
 
     pub fn path(&self) -> &Path {
@@ -110,12 +104,12 @@ impl ServerLog {
     }
 
     pub fn doc(&self) -> &RedemptionDoc {
-        &self.doc
+        self.log.doc()
     }
 
     /// The device this log's own records are written as, if any.
     pub fn owner(&self) -> Option<DeviceId> {
-        self.owner
+        self.log.owner()
     }
 
     fn storage(&self, source: std::io::Error) -> crate::Error {
@@ -139,39 +133,38 @@ impl ServerLog {
         self.peers.insert(peer_key.to_owned(), state);
     }
 
-    /// Appends what changed to the log file and fsyncs it (or rewrites the file as one full save when
-    /// enough chunks piled up). The "saved" marker moves only after the write is durable.
-    fn persist(&mut self) -> crate::Result<()> {
-        let (chunk, heads) = self.doc.unsaved();
-        if chunk.is_empty() {
-            return Ok(());
+    /// Stores what the log hands back: a chunk is appended to the file and fsync'd, a full save is
+    /// written beside it and renamed over it. The saved point moves only after the write is durable.
+    fn persist(&mut self, write: Option<Write>) -> crate::Result<()> {
+        let Some(write) = write else { return Ok(()) };
+        match write.store_as {
+            StoreAs::Chunk => self.append(&write.bytes)?,
+            StoreAs::FullSave => self.replace(&write.bytes)?,
         }
-        if self.chunks >= COMPACT_AFTER_CHUNKS {
-            return self.compact();
-        }
+        self.log.stored(write);
+        Ok(())
+    }
+
+    fn append(&self, chunk: &[u8]) -> crate::Result<()> {
         let appended = (|| {
             let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&self.path)?;
             let len = file.metadata()?.len();
-            if let Err(e) = file.write_all(&chunk).and_then(|()| file.sync_data()) {
+            if let Err(e) = file.write_all(chunk).and_then(|()| file.sync_data()) {
                 // A partial append would make the whole file unreadable: cut it back to what it was.
                 let _ = file.set_len(len).and_then(|()| file.sync_data());
                 return Err(e);
             }
             Ok(())
         })();
-        appended.map_err(|e| self.storage(e))?;
-        self.doc.mark_saved_at(heads);
-        self.chunks += 1;
-        Ok(())
+        appended.map_err(|e| self.storage(e))
     }
 
-    /// Rewrites the log file as one full save (atomically: a temporary file renamed over it).
-    pub fn compact(&mut self) -> crate::Result<()> {
-        let heads = self.doc.heads();
+    /// Rewrites the log file atomically: a temporary file renamed over it.
+    fn replace(&self, full: &[u8]) -> crate::Result<()> {
         let tmp = self.path.with_extension("log.tmp");
         let written = (|| {
             let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(&self.doc.save())?;
+            file.write_all(full)?;
             file.sync_all()?;
             std::fs::rename(&tmp, &self.path)?;
             // The rename itself is durable once the directory is.
@@ -184,9 +177,13 @@ impl ServerLog {
             let _ = std::fs::remove_file(&tmp);
             return Err(self.storage(e));
         }
-        self.doc.mark_saved_at(heads);
-        self.chunks = 0;
         Ok(())
+    }
+
+    /// Rewrites the log file as one full save.
+    pub fn compact(&mut self) -> crate::Result<()> {
+        let full = self.log.full_save();
+        self.persist(Some(full))
     }
 
     /// One exchange with one peer (the server's side): takes what `accept` allows from `message`, stores
@@ -212,22 +209,14 @@ impl ServerLog {
         channel: SyncChannel,
     ) -> crate::Result<ServerReply> {
         let mut state = self.peer_state(peer_key);
-        let reply = serve_sync(&mut self.doc, &mut state, message, accept, channel)?;
-        if reply.received.changed {
-            self.index = None;
-            self.persist()?;
-        }
+        let Exchange { served, write } = self.log.serve(&mut state, message, accept, channel)?;
+        self.persist(write)?;
         self.save_peer(peer_key, state);
-        Ok(reply)
+        Ok(served)
     }
 
-    /// One step of a session this log runs as the *client* with another server (the issuer's relay with
-    /// the edge; a hub's upstream sync): takes the server's last reply (if any) and returns the next
-    /// message to send (`None`: nothing more to say) with what the reply brought.
-    ///
-    /// - [`SyncChannel::Relay`]: both ways, everything (the server must authenticate this side as a relay).
-    /// - [`SyncChannel::Push`]: this log's own records out, nothing in (needs an owner).
-    /// - [`SyncChannel::Pull`]: everyone's records in, as a device takes them from its server.
+    /// One step of a session this log runs as the *client* with another server: see
+    /// [`SyncLog::client_step`]. What the reply brought is durable when this returns.
     pub fn client_step(
         &mut self,
         peer_key: &str,
@@ -236,83 +225,42 @@ impl ServerLog {
         now_ms: u64,
     ) -> crate::Result<(Option<Vec<u8>>, Received)> {
         let mut state = self.peer_state(peer_key);
-        let mut received = Received::default();
-        if channel == SyncChannel::Push {
-            if self.owner.is_none() {
-                return Err(ServerLogKind::NotOwned.into());
-            }
-            if let Some(reply) = reply {
-                self.doc.receive_push_reply(&mut state, reply)?;
-            }
-            let message = self.doc.generate_push_message(&mut state)?;
-            self.save_peer(peer_key, state);
-            return Ok((message, received));
-        }
-        if let Some(reply) = reply {
-            received = self.doc.receive_sync_message(&mut state, reply, Accept::relay(now_ms))?;
-            if received.changed {
-                self.index = None;
-                self.persist()?;
-            }
-        }
-        let message = self.doc.generate_sync_message(&mut state);
+        let ClientStep { message, received, write } = self.log.client_step(&mut state, channel, reply, now_ms)?;
+        self.persist(write)?;
         self.save_peer(peer_key, state);
         Ok((message, received))
     }
 
     /// The decision index over everything this log holds (every device's scans and this log's own).
     pub fn index(&mut self) -> crate::Result<&ScanIndex> {
-        if self.index.is_none() {
-            self.index = Some(ScanIndex::from_logs(&self.doc.device_logs()?));
-        }
-        self.index.as_ref().ok_or(ServerLogKind::Poisoned.into())
+        self.log.index()
     }
 
     /// Records one of this log's own decisions (as its owner, at `gate`, named `name`) durably, before the
     /// caller answers for it.
     pub fn append_own(&mut self, name: &str, gate: &str, record: ScanRecord, now_secs: i64) -> crate::Result<()> {
-        let owner = self.owner.ok_or(ServerLogKind::NotOwned)?;
-        let own = self.doc.device_log(owner)?;
-        let mut gates = own.map(|l| l.gates).unwrap_or_default();
-        let gate_index = match gates.iter().position(|g| g == gate) {
-            Some(i) => i,
-            None => {
-                gates.push(gate.to_owned());
-                gates.len() - 1
-            }
-        };
-        let gate = u16::try_from(gate_index).map_err(|_| LogKind::TooManyGates)?;
-        let record = ScanRecord { gate, ..record };
-        let batch = Batch { device_name: name, gates: &gates, records: &[record], overrides: &[], time: now_secs };
-        self.doc.append_batch(owner, batch)?;
-        self.persist()?;
-        if let Some(index) = &mut self.index {
-            index.set_device(owner, name, &gates);
-            index.add(owner, &record);
-        }
-        Ok(())
+        let write = self.log.append_own(name, gate, record, now_secs)?;
+        self.persist(Some(write))
     }
 
     /// The latest clock value of any scan of this ticket slot the log knows (a new online decision sorts
     /// after it).
-    pub fn last_hlc(&mut self, ticket: &super::record::TicketRef, addon: Option<u8>) -> crate::Result<Hlc> {
-        let index = self.index()?;
-        let latest = |slot| index.history_of(ticket, slot).iter().map(|s| s.hlc).max().unwrap_or_default();
-        Ok(latest(None).max(latest(addon)))
+    pub fn last_hlc(&mut self, ticket: &TicketRef, addon: Option<u8>) -> crate::Result<Hlc> {
+        self.log.last_hlc(ticket, addon)
     }
 
     /// The organizer's report over everything this log holds.
     pub fn report(&self) -> crate::Result<EventReport> {
-        Ok(EventReport::from_logs(&self.doc.device_logs()?))
+        self.log.report()
     }
 
     /// The report and its check-in list ([`EventReport::with_check_ins`]).
-    pub fn check_ins(&self) -> crate::Result<(EventReport, Vec<super::report::CheckIn>)> {
-        Ok(EventReport::with_check_ins(&self.doc.device_logs()?))
+    pub fn check_ins(&self) -> crate::Result<(EventReport, Vec<CheckIn>)> {
+        self.log.check_ins()
     }
 
     pub fn record_count(&self) -> usize {
-        self.doc.record_count()
+        self.log.record_count()
     }
 }
 
@@ -352,7 +300,7 @@ impl ServerLogs {
         owner: Option<DeviceId>,
         f: impl FnOnce(&mut ServerLog) -> crate::Result<T>,
     ) -> crate::Result<T> {
-        let path = dir.join(format!("event-{event}.log"));
+        let path = log_path(dir, event);
         let log = {
             let mut open = self.open.lock().map_err(|_| ServerLogKind::Poisoned)?;
             match open.get(&path) {
