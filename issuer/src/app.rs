@@ -213,6 +213,7 @@ pub async fn start(config: Config) -> Result<Running> {
         pricing: Default::default(),
         order_limit,
         search_limit: Default::default(),
+        sync_logs: Default::default(),
         config,
     });
     if state.config.demo {

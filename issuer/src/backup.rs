@@ -1,16 +1,16 @@
 //! Backup and restore of an issuer's data directory (`issuer backup`, `issuer restore`).
 //!
 //! A backup is one tar file holding everything the issuer needs to carry on where it stood: the SQLite
-//! database (orders, tickets, catalog, outbox, revocations, staff), the signing keys and keyring, the
-//! secrets (admin token, link secret, ...) and the redemption logs. It is taken **online**: the issuer
+//! database (orders, tickets, catalog, outbox, revocations, staff, the redemption sync logs), the signing
+//! keys and keyring and the secrets (admin token, link secret, ...). It is taken **online**: the issuer
 //! keeps selling while it runs.
 //!
 //! - The database is copied with SQLite's online backup API in a single step, which reads one consistent
 //!   snapshot (in WAL mode a reader never blocks the writer, and the writer never tears the snapshot).
 //!   Copying the `.sqlite3` file with `cp` instead can capture a half-written page.
-//! - Every other file is copied as it is (each through one open handle). The redemption logs are append-only with fsync'd chunks, so a copy
-//!   taken mid-append is what a crash at that instant leaves behind, which the log store already
-//!   recovers from (and devices resend anything newer at their next sync).
+//! - Every other file is copied as it is (each through one open handle), including an old file-backed
+//!   redemption log not yet imported into the database (append-only with fsync'd chunks: a copy taken
+//!   mid-append is what a crash at that instant leaves behind; devices resend anything newer).
 //! - The first entry, `BACKUP.json`, lists every file with its size and SHA-256. Restore checks each
 //!   one, so a damaged or truncated archive is refused before anything is written.
 //! - The archive holds private keys: it is written with mode 0600, under a temporary name that is renamed

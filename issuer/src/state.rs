@@ -40,6 +40,8 @@ pub struct Inner {
     pub order_limit: Option<Arc<OrderLimit>>,
     /// Per-device budget of the supervisors' attendee search.
     pub search_limit: SearchLimit,
+    /// This instance's copies of the events' redemption logs, kept in the store ([`crate::sync::store`]).
+    pub sync_logs: crate::sync::store::SyncLogs,
 }
 
 pub type AppState = Arc<Inner>;

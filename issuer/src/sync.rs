@@ -16,12 +16,13 @@
 //! - `GET /admin/v1/events/{id}/redemptions[?format=text]` — staff (`Reports`): the report (admitted per
 //!   gate and hour, conflicts with devices, gates and times, refusals by reason) as JSON or a readable table.
 //!
-//! The server's copy of each event's log is `DATA_DIR/redemptions/event-<id>.log` with per-device sync
-//! states beside it: scanner-core's file-backed [`ServerLog`] (its documentation states the persistence
-//! contract), the same storage a venue hub uses. This module only authenticates and routes.
+//! Each event's log lives in the database (tables `sync_chunks` and `sync_peers`), so every issuer
+//! instance on one database serves the same log: scanner-core's storage-free [`SyncLog`] decides (its
+//! documentation states the persistence contract) and [`store`] keeps it, one transaction per exchange
+//! under a per-event lock that every instance takes. An old file log from before
+//! (`DATA_DIR/redemptions/event-<id>.log`) is imported once. This module only authenticates and routes.
 
-use std::path::{Path as FsPath, PathBuf};
-use std::sync::LazyLock;
+pub mod store;
 
 use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
@@ -29,10 +30,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use scanner_core::error::ServerLogKind;
 use scanner_core::error::SyncKind;
 use scanner_core::redemption::document::MAX_SYNC_MESSAGE_BYTES;
-use scanner_core::redemption::server_log::{ServerLog, ServerLogs};
+use scanner_core::redemption::sync_log::{ClientStep, Exchange, SyncLog};
 use scanner_core::redemption::{Accept, CheckIn, DeviceId, EventReport, SyncChannel};
 use scanner_core::wire::{sync_path, REFUSED_CHANGES_HEADER, SYNC_PATH};
 use serde::Deserialize;
@@ -54,27 +54,24 @@ pub fn router() -> Router<AppState> {
         .route("/admin/v1/events/{id}/edge-relay", post(edge_relay))
 }
 
-/// Open logs by file path (one process may run several servers, e.g. in tests).
-static LOGS: LazyLock<ServerLogs> = LazyLock::new(ServerLogs::new);
-
-fn redemptions_dir(state: &AppState) -> PathBuf {
-    state.config.data_dir.join("redemptions")
-}
-
 /// What a sync request's failure on the event's log answers: a refused message is the device's fault
-/// (413 too large, otherwise 400), a refused write the disk's (507); anything else is internal.
+/// (413 too large, otherwise 400); anything else is internal. (A write the store refuses is a 507 from
+/// [`store`].)
 fn log_error(e: scanner_core::Error) -> Error {
     match e {
         scanner_core::Error::Sync(SyncKind::TooLarge(_)) => Error::PayloadTooLarge(MAX_SYNC_BODY_BYTES),
         e @ scanner_core::Error::Sync(_) => Error::BadRequest(e.to_string()),
-        e @ scanner_core::Error::ServerLog(ServerLogKind::Storage { .. }) => Error::Storage(e.to_string()),
         e => Error::internal(e),
     }
 }
 
-/// Runs `f` on the event's log (the issuer's logs are owned by no device).
-fn with_log<T>(dir: &FsPath, event: u32, f: impl FnOnce(&mut ServerLog) -> scanner_core::Result<T>) -> Result<T> {
-    LOGS.with(dir, event, None, f).map_err(log_error)
+/// Reads the event's log (the issuer's logs are owned by no device).
+async fn read_log<T: Send + 'static>(
+    state: &AppState,
+    event: u32,
+    f: impl FnOnce(&mut SyncLog) -> scanner_core::Result<T> + Send + 'static,
+) -> Result<T> {
+    state.sync_logs.read(state, event, |log| f(log).map_err(log_error)).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -144,17 +141,18 @@ async fn sync(
         Some(_) => None,
         None => Some(event_devices(&state, event).await?),
     };
-    let dir = redemptions_dir(&state);
-    let served = tokio::task::spawn_blocking(move || {
-        let accept = match (from, &writers) {
-            (Some(device), _) => Accept::device(device, now_ms()),
-            (None, Some(writers)) => Accept::relay_of(writers, now_ms()),
-            (None, None) => return Err(Error::internal("a relay without its device list")),
-        };
-        with_log(&dir, event, |log| log.serve_exchange(&peer_key, &body, accept, channel))
-    })
-    .await
-    .map_err(Error::internal)??;
+    let served = state
+        .sync_logs
+        .exchange(&state, event, &peer_key, move |log, peer| {
+            let accept = match (from, &writers) {
+                (Some(device), _) => Accept::device(device, now_ms()),
+                (None, Some(writers)) => Accept::relay_of(writers, now_ms()),
+                (None, None) => return Err(Error::internal("a relay without its device list")),
+            };
+            let Exchange { served, write } = log.serve(peer, &body, accept, channel).map_err(log_error)?;
+            Ok((served, write))
+        })
+        .await?;
     let refused = served.received.refused_changes;
     if refused > 0 {
         tracing::warn!(client = %who, event, refused, "relay sent changes under device ids not of this event; refused");
@@ -188,22 +186,26 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The relay session's sync state key in an event's peer directory.
+/// The relay session's sync state key among an event's peers.
 const EDGE_RELAY_PEER: &str = "relay.edge";
 /// Round trips after which one relay session gives up (it resumes from there next time).
 const MAX_RELAY_ROUNDS: usize = 64;
 
 /// One step of this issuer's relay session with the edge, as the client: takes the edge's last reply (if
 /// any) and returns the next message to send (`None`: nothing more to say) and the new records taken.
-fn relay_step(dir: &FsPath, event: u32, reply: Option<&[u8]>, now_ms: u64) -> Result<(Option<Vec<u8>>, usize)> {
-    let step = LOGS.with(dir, event, None, |log| log.client_step(EDGE_RELAY_PEER, SyncChannel::Relay, reply, now_ms));
-    match step {
-        Ok((message, received)) => Ok((message, received.new_records)),
-        Err(e @ scanner_core::Error::Sync(_)) => {
-            Err(Error::Upstream(format!("the edge's relay reply was refused: {e}")))
-        }
-        Err(e) => Err(log_error(e)),
-    }
+async fn relay_step(state: &AppState, event: u32, reply: Option<Vec<u8>>) -> Result<(Option<Vec<u8>>, usize)> {
+    state
+        .sync_logs
+        .exchange(state, event, EDGE_RELAY_PEER, move |log, peer| {
+            match log.client_step(peer, SyncChannel::Relay, reply.as_deref(), now_ms()) {
+                Ok(ClientStep { message, received, write }) => Ok(((message, received.new_records), write)),
+                Err(e @ scanner_core::Error::Sync(_)) => {
+                    Err(Error::Upstream(format!("the edge's relay reply was refused: {e}")))
+                }
+                Err(e) => Err(log_error(e)),
+            }
+        })
+        .await
 }
 
 /// What one relay session with the edge did.
@@ -222,14 +224,10 @@ pub async fn relay_with_edge(state: &AppState, event: u32) -> Result<RelaySummar
     let url = format!("{}{}", edge.trim_end_matches('/'), sync_path(Some(event), SyncChannel::Relay));
     let client =
         reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).build().map_err(Error::internal)?;
-    let dir = redemptions_dir(state);
     let mut summary = RelaySummary::default();
     let mut reply: Option<Vec<u8>> = None;
     loop {
-        let (d, r) = (dir.clone(), reply.take());
-        let (message, new_records) = tokio::task::spawn_blocking(move || relay_step(&d, event, r.as_deref(), now_ms()))
-            .await
-            .map_err(Error::internal)??;
+        let (message, new_records) = relay_step(state, event, reply.take()).await?;
         summary.new_records += new_records;
         let Some(message) = message else { return Ok(summary) };
         if summary.round_trips == MAX_RELAY_ROUNDS {
@@ -295,8 +293,7 @@ async fn edge_relay(staff: Staff, State(state): State<AppState>, Path(id): Path<
 
 /// The event's report and its check-in list (every pass the report counts), for the check-ins export.
 pub async fn check_ins(state: &AppState, event: u32) -> Result<(EventReport, Vec<CheckIn>)> {
-    let dir = redemptions_dir(state);
-    tokio::task::spawn_blocking(move || with_log(&dir, event, |log| log.check_ins())).await.map_err(Error::internal)?
+    read_log(state, event, |log| log.check_ins()).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -313,11 +310,7 @@ async fn report(
 ) -> Result<Response> {
     staff.require(Permission::Reports)?;
     let event = event_id(&state, Some(id)).await?;
-    let dir = redemptions_dir(&state);
-    let report =
-        tokio::task::spawn_blocking(move || -> Result<EventReport> { with_log(&dir, event, |log| log.report()) })
-            .await
-            .map_err(Error::internal)??;
+    let report = read_log(&state, event, |log| log.report()).await?;
     Ok(match q.format.as_deref() {
         Some("text") => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], report.to_table()).into_response(),
         _ => axum::Json(report).into_response(),

@@ -1,6 +1,6 @@
 //! `issuer backup` / `issuer restore`: a backup taken while orders keep arriving restores every order,
-//! ticket and signing key; the restored issuer signs with the same key; damaged, truncated and hostile
-//! archives are refused with nothing written.
+//! ticket and signing key (and, taken quiet, the redemption sync log); the restored issuer signs with the
+//! same key; damaged, truncated and hostile archives are refused with nothing written.
 //!
 //! Expected values come from the original data directory read directly (SQLite rows through rusqlite,
 //! key files as bytes), never from the backup code's own summary.
@@ -160,6 +160,14 @@ async fn sqlite_only_backup_while_selling_restores_every_order_ticket_and_key() 
     );
     assert_eq!(std::fs::read(data.join("admin-token")).unwrap(), std::fs::read(restored.join("admin-token")).unwrap());
 
+    // A door device syncs one admission: the redemption log is in the database, so backups hold it.
+    let token = app.device_token(event).await;
+    let qr = common::sync::free_tickets(&app, event, 1).await;
+    let devices = tempfile::tempdir().unwrap();
+    let mut door = common::sync::device_log(&app, devices.path(), "door", event, &token).await;
+    assert!(common::sync::scan(&mut door, &qr[0], "Main", common::sync::now_ms()).is_admit());
+    let _door = common::sync::sync(&app, door, event, &token).await;
+
     // Quiet now (no order arriving, every ticket mail sent): a second backup equals the live database
     // table for table, row for row.
     let live_db = data.join("issuer.sqlite3");
@@ -215,9 +223,10 @@ async fn sqlite_only_backup_while_selling_restores_every_order_ticket_and_key() 
         now: issuer::util::now() as u64,
     };
     scanner_core::verify_text(view["tickets"][0]["qr_text"].as_str().unwrap(), &ctx).expect("same signing key");
-    // And the orders from before the backup are served by the restored issuer.
+    // And the orders from before the backup are served by the restored issuer, and the door's admission.
     let (s, _) = second.get_json(&format!("/v1/events/{event}")).await;
     assert_eq!(s, 200);
+    assert_eq!(common::sync::report(&second, event).await["admitted"], 1);
 }
 
 /// Writes a tar with the given (path, bytes) entries, without any checks (to build hostile archives).

@@ -136,8 +136,9 @@ fn fill(dir: &std::path::Path) -> std::path::PathBuf {
     }
 }
 
+/// SQLite only: the store is the SQLite file on the small disk (a PostgreSQL store's disk is the server's).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_disk_refuses_the_sync_and_loses_nothing_after_a_restart() {
+async fn sqlite_only_a_full_disk_refuses_the_sync_and_loses_nothing_after_a_restart() {
     let mount = tempfile::tempdir().unwrap();
     let _disk = SmallDisk::mount(mount.path(), "24m");
     let data = mount.path().join("data");
@@ -153,7 +154,7 @@ async fn a_full_disk_refuses_the_sync_and_loses_nothing_after_a_restart() {
 
     // The disk fills up; the next scans' sync is refused with 507 and the server keeps nothing of it.
     // (They are scanned at 100 gates with long, hard-to-compress names so that the change is larger
-    // than the free tail of the log file's last page, which a full tmpfs still lets an append use.)
+    // than the free tail of the store's last page, which a full tmpfs still lets a write use.)
     let filler = fill(mount.path());
     assert!(matches!(scan(&mut log, &qr[1], "North", now_ms()), Verdict::Admit(_)));
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
@@ -187,5 +188,80 @@ async fn a_full_disk_refuses_the_sync_and_loses_nothing_after_a_restart() {
     assert_eq!(report(&app, event).await["admitted"], 1, "what was answered is on disk");
     let _ = sync(&app, log, event, &token).await;
     assert_eq!(report(&app, event).await["admitted"], 2);
+    app.running.shutdown().await;
+}
+
+/// The event's stored log pieces, in order.
+async fn pieces(db: &sqlx::AnyPool, event: i64) -> Vec<(i64, Vec<u8>)> {
+    sqlx::query_as("SELECT seq, bytes FROM sync_chunks WHERE event_id = $1 ORDER BY seq")
+        .bind(event)
+        .fetch_all(db)
+        .await
+        .unwrap()
+}
+
+/// An issuer upgraded from the file-backed log: the event's old `DATA_DIR/redemptions/event-<id>.log`
+/// (written here by scanner-core's file storage, as the issuer did before) is imported into the database
+/// on first use, once, and the log carries on from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_file_log_is_imported_into_the_database_once() {
+    use scanner_core::redemption::server_log::ServerLog;
+    use scanner_core::redemption::{DeviceId, Hlc, Outcome, ScanKind, ScanRecord, TicketRef};
+
+    let app = common::start().await;
+    let event = app.event(10, 0).await;
+    let dir = app.data_dir().join("redemptions");
+    let old_device = DeviceId(0x0123_4567_89ab_cdef);
+    let record = |ticket: u8, at_ms: u64| ScanRecord {
+        ticket: TicketRef([ticket; 12]),
+        hlc: Hlc(at_ms << 16),
+        wall_time: (at_ms / 1000) as u32,
+        gate: 0,
+        kind: ScanKind::Entry,
+        reentry: false,
+        outcome: Outcome::Admitted,
+        ticket_type: 0,
+        decided_by_edge: false,
+        addon: None,
+    };
+    let now = now_ms();
+    {
+        let mut old = ServerLog::open(&dir, event as u32, Some(old_device)).unwrap();
+        old.append_own("old gate", "West", record(1, now - 60_000), 0).unwrap();
+        old.append_own("old gate", "West", record(2, now - 50_000), 0).unwrap();
+    }
+    let file = std::fs::read(dir.join(format!("event-{event}.log"))).unwrap();
+
+    // The two admissions of the file are in the report, and the file is the event's first stored piece.
+    let first = report(&app, event).await;
+    assert_eq!(first["admitted"], 2, "{first}");
+    assert_eq!(first["admitted_by_gate"]["West"], 2, "{first}");
+    let db = &app.running.state.db.read;
+    assert_eq!(pieces(db, event).await, [(1, file.clone())]);
+
+    // A device syncs a new admission: stored after the imported piece.
+    let qr = free_tickets(&app, event, 1).await;
+    let token = app.device_token(event).await;
+    let dirs = tempfile::tempdir().unwrap();
+    let mut log = device_log(&app, dirs.path(), "north", event, &token).await;
+    assert!(matches!(scan(&mut log, &qr[0], "North", now), Verdict::Admit(_)));
+    let log = sync(&app, log, event, &token).await;
+    assert_eq!(log.record_count(), 3, "the device got the imported admissions");
+    assert_eq!(report(&app, event).await["admitted"], 3);
+    let stored = pieces(db, event).await;
+    assert_eq!(stored.len(), 2, "the import and the device's chunk");
+
+    // A restart on the same data, the old file still there: nothing is imported again.
+    let database_url = app.running.state.config.database_url.clone();
+    let data = app.data_dir().to_path_buf();
+    let _keep = app.dir;
+    app.running.shutdown().await;
+    let app = common::start_with(|c| {
+        c.data_dir = data;
+        c.database_url = database_url;
+    })
+    .await;
+    assert_eq!(report(&app, event).await["admitted"], 3);
+    assert_eq!(pieces(&app.running.state.db.read, event).await, stored);
     app.running.shutdown().await;
 }
