@@ -127,6 +127,26 @@ def decode_kind_rows(core, peers):
     return rows
 
 
+def postgres_rows(pg, label):
+    """The issuer bench on PostgreSQL (issuer-bench --database-url, `instances` issuer processes)."""
+    pg_store = pg.get("store") or {}
+    rows = []
+    rows.append(row(f"Issuer on PostgreSQL ({label}): durable orders/s", pg.get("durable_orders_per_s"),
+                    "orders/s", "≥ 1000", at_least(pg.get("durable_orders_per_s"), 1000), "issuer-bench",
+                    f"offered {pg.get('offered_rate_per_s')}/s for {pg.get('seconds')} s "
+                    f"to {pg.get('instances', 1)} instance(s); as the server reports: "
+                    f"fsync={pg_store.get('fsync')}, synchronous_commit={pg_store.get('synchronous_commit')}"
+                    if pg else ""))
+    rows.append(row(f"Issuer on PostgreSQL ({label}): order latency p99", pg.get("p99_ms"), "ms", "< 50 ms",
+                    None if pg.get("p99_ms") is None else pg["p99_ms"] < 50, "issuer-bench",
+                    f"median {pg['p50_ms']:.1f} ms" if pg.get("p50_ms") is not None else ""))
+    rows.append(row(f"Issuer on PostgreSQL ({label}): oversold (DB rows)", pg.get("oversold_in_db"), "tickets",
+                    "0", None if pg.get("oversold_in_db") is None else pg["oversold_in_db"] == 0, "issuer-bench",
+                    f"{pg.get('tickets_in_db')} tickets in the database; "
+                    f"{pg.get('acknowledged_but_not_in_db')} acknowledged orders missing" if pg else ""))
+    return rows
+
+
 def build(out_dir):
     core = load(out_dir, "scanner-core.json") or {}
     log = dig(load(out_dir, "redemption.json"), "redemption_log") or {}
@@ -217,21 +237,10 @@ def build(out_dir):
     rows.append(row("Issuer idle RSS", issuer.get("idle_rss_mib"), "MiB", "≤ 30 MB",
                     at_most(issuer.get("idle_rss_mib"), 30 * 1e6 / 2**20), "issuer-bench"))
     rows.append(row("Issuer RSS after load", issuer.get("rss_after_load_mib"), "MiB", None, None, "issuer-bench"))
-    # The same bench against a throwaway PostgreSQL cluster (scripts/postgres.sh: fsync on), one instance.
-    pg = load(out_dir, "issuer-postgres.json") or {}
-    pg_store = pg.get("store") or {}
-    rows.append(row("Issuer on PostgreSQL (1 instance): durable orders/s", pg.get("durable_orders_per_s"),
-                    "orders/s", "≥ 1000", at_least(pg.get("durable_orders_per_s"), 1000), "issuer-bench",
-                    f"offered {pg.get('offered_rate_per_s')}/s for {pg.get('seconds')} s; as the server reports: "
-                    f"fsync={pg_store.get('fsync')}, synchronous_commit={pg_store.get('synchronous_commit')}"
-                    if pg else ""))
-    rows.append(row("Issuer on PostgreSQL (1 instance): order latency p99", pg.get("p99_ms"), "ms", "< 50 ms",
-                    None if pg.get("p99_ms") is None else pg["p99_ms"] < 50, "issuer-bench",
-                    f"p50 {pg['p50_ms']:.1f} ms" if pg.get("p50_ms") is not None else ""))
-    rows.append(row("Issuer on PostgreSQL (1 instance): oversold (DB rows)", pg.get("oversold_in_db"), "tickets",
-                    "0", None if pg.get("oversold_in_db") is None else pg["oversold_in_db"] == 0, "issuer-bench",
-                    f"{pg.get('tickets_in_db')} tickets in the database; "
-                    f"{pg.get('acknowledged_but_not_in_db')} acknowledged orders missing" if pg else ""))
+    # The same bench against a throwaway PostgreSQL cluster (scripts/postgres.sh: fsync on): one instance,
+    # then two instances on one database with the load split between them.
+    for name, label in (("issuer-postgres.json", "1 instance"), ("issuer-postgres-2.json", "2 instances")):
+        rows.extend(postgres_rows(load(out_dir, name) or {}, label))
 
     red = edge.get("redemption") or {}
     seq = red.get("sequential") or {}
@@ -328,7 +337,7 @@ def main(argv):
     rows = build(out_dir)
     raw = {name: load(out_dir, name) for name in
            ("scanner-core.json", "redemption.json", "issuer.json", "edge.json", "peers.json", "web.json",
-            "web-decode.json", "hub.json", "issuer-postgres.json")}
+            "web-decode.json", "hub.json", "issuer-postgres.json", "issuer-postgres-2.json")}
     Path(results_json).write_text(json.dumps({"rows": rows, "raw": raw}, indent=2, ensure_ascii=False) + "\n")
     table = markdown(rows)
     Path(results_md).write_text("# Benchmark results\n\nWritten by `scripts/bench.sh`.\n\n" + table)

@@ -170,6 +170,38 @@ pub async fn lock_event(conn: &mut Conn, event_id: i64) -> Result<()> {
     Ok(())
 }
 
+/// Most values one statement binds: under SQLite's limit (32,766) and PostgreSQL's (65,535), so a
+/// multi-row statement built with [`values_rows`] stays valid on both stores.
+pub const MAX_BIND_PARAMS: usize = 30_000;
+
+/// The `VALUES` list of a multi-row `INSERT`: `rows` tuples of `cols` numbered placeholders, `($1, $2),
+/// ($3, $4)`, which both dialects run (sqlx's `QueryBuilder` would write `?` for the `Any` driver, which
+/// PostgreSQL does not parse). One statement for a whole batch instead of one round trip per row.
+pub fn values_rows(rows: usize, cols: usize) -> String {
+    let mut sql = String::with_capacity(rows * cols * 6);
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", r * cols + c + 1));
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// Whether a statement of [`values_rows`] with `rows` rows should stay prepared in the connection's cache:
+/// only the single-row form. One cached statement per batch size would crowd the hot statements out of
+/// the cache (100 per connection), and each eviction costs a round trip to prepare again.
+pub fn keep_prepared(rows: usize) -> bool {
+    rows == 1
+}
+
 /// A boolean column as either store returns it. sqlx's `Any` driver refuses to map a SQLite column
 /// declared BOOLEAN at all, so queries read boolean columns as `CAST(col AS INTEGER)` (0/1 in both
 /// dialects) and decode them into `Flag` (which also takes a real bool). Bind plain `bool`s: both stores
@@ -200,5 +232,17 @@ impl<'r> Decode<'r, Any> for Flag {
         } else {
             <i64 as Decode<Any>>::decode(value).map(|n| Flag(n != 0))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::values_rows;
+
+    #[test]
+    fn values_rows_numbers_placeholders_row_after_row() {
+        assert_eq!(values_rows(1, 2), "($1, $2)");
+        assert_eq!(values_rows(3, 2), "($1, $2), ($3, $4), ($5, $6)");
+        assert_eq!(values_rows(0, 4), "");
     }
 }

@@ -66,17 +66,28 @@ fn mail_domain(config: &Config) -> String {
 
 /// Adds the ticket email job of `order_id` to the outbox, inside the caller's transaction.
 pub async fn enqueue(tx: &mut Tx<'_>, state: &AppState, order_id: &str) -> Result<()> {
-    let message_id = format!("<tickets.{order_id}@{}>", mail_domain(&state.config));
+    enqueue_many(tx, state, &[order_id]).await
+}
+
+/// Adds the ticket email job of each of `order_ids` to the outbox, inside the caller's transaction: one
+/// statement for a whole batch of orders (the group committer's), as few as the bind limit allows.
+pub async fn enqueue_many(tx: &mut Tx<'_>, state: &AppState, order_ids: &[&str]) -> Result<()> {
+    const COLS: usize = 7;
+    let domain = mail_domain(&state.config);
     let t = now_ms();
-    sqlx::query(
-        "INSERT INTO email_jobs (order_id, kind, message_id, status, attempts, next_attempt_at, created_at)
-         VALUES ($1, 'tickets', $2, 'pending', 0, $3, $3) ON CONFLICT (message_id) DO NOTHING",
-    )
-    .bind(order_id)
-    .bind(message_id)
-    .bind(t)
-    .execute(&mut **tx)
-    .await?;
+    for chunk in order_ids.chunks(crate::db::MAX_BIND_PARAMS / COLS) {
+        let sql = format!(
+            "INSERT INTO email_jobs (order_id, kind, message_id, status, attempts, next_attempt_at, created_at)
+             VALUES {} ON CONFLICT (message_id) DO NOTHING",
+            crate::db::values_rows(chunk.len(), COLS)
+        );
+        let mut query = sqlx::query(&sql).persistent(crate::db::keep_prepared(chunk.len()));
+        for order_id in chunk {
+            let message_id = format!("<tickets.{order_id}@{domain}>");
+            query = query.bind(*order_id).bind("tickets").bind(message_id).bind("pending").bind(0i64).bind(t).bind(t);
+        }
+        query.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 

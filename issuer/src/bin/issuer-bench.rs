@@ -9,9 +9,11 @@
 //! "Durable" and "oversold" are counted from the database after the issuer is killed with SIGKILL (so only
 //! what reached the disk counts), not from the HTTP answers: the orders and tickets of the event, against
 //! the capacity. `--database-url postgres://…` runs the issuer on PostgreSQL (an empty database) instead of
-//! its SQLite file.
+//! its SQLite file; with `--instances 2` two issuer processes share that database and the orders are sent
+//! to them in turn (as a round-robin load balancer would), so the run also proves no oversell across
+//! instances. The tickets sold are the ticket type's `reserved` count as stored, also read from the database.
 
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -41,6 +43,58 @@ struct Args {
     /// loopback address, so the default 0 turns the limit off; give a rate to measure with it on.
     #[arg(long, default_value_t = 0)]
     order_rate_per_minute: u32,
+    /// Issuer processes sharing the store (more than one needs `--database-url postgres://…`); the orders
+    /// go to them in turn.
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
+}
+
+/// Starts one issuer process serving on `port`.
+fn spawn_issuer(
+    exe: &std::path::Path,
+    data_dir: &std::path::Path,
+    port: u16,
+    token: &str,
+    args: &Args,
+) -> anyhow::Result<Child> {
+    Command::new(exe)
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--admin-token", token])
+        .args(["--sqlite-synchronous", &args.sqlite_synchronous])
+        .args(["--order-rate-per-minute", &args.order_rate_per_minute.to_string()])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args.database_url.iter().flat_map(|u| ["--database-url", u.as_str()]))
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting the issuer")
+}
+
+/// Waits until the issuer at `base` answers its health check (at most 30 s).
+async fn wait_healthy(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
+    let up = Instant::now();
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        if up.elapsed() > Duration::from_secs(30) {
+            bail!("issuer at {base} did not start");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// The issuer processes under load, killed with SIGKILL when dropped — at the end of the run, so that
+/// what the database holds afterwards is what was durable, and on any early error.
+struct Issuers(Vec<Child>);
+
+impl Drop for Issuers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -64,34 +118,26 @@ async fn main() -> anyhow::Result<()> {
     if !exe.exists() {
         bail!("{} not found: build it with `cargo build --release -p issuer`", exe.display());
     }
-    let dir = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let base = format!("http://127.0.0.1:{port}");
-    let token = "bench-admin-token";
-    let mut child = Command::new(&exe)
-        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--admin-token", token])
-        .args(["--sqlite-synchronous", &args.sqlite_synchronous])
-        .args(["--order-rate-per-minute", &args.order_rate_per_minute.to_string()])
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .args(args.database_url.iter().flat_map(|u| ["--database-url", u.as_str()]))
-        .env_remove("DATABASE_URL")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("starting the issuer")?;
-    let http = reqwest::Client::builder().pool_max_idle_per_host(256).timeout(Duration::from_secs(30)).build()?;
-    let up = Instant::now();
-    while http.get(format!("{base}/healthz")).send().await.is_err() {
-        if up.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            bail!("issuer did not start");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    if args.instances == 0 || (args.instances > 1 && args.database_url.is_none()) {
+        bail!("--instances: 1, or several on one --database-url postgres://…");
     }
+    let dir = tempfile::tempdir()?;
+    let data_dir = dir.path().join("data");
+    let token = "bench-admin-token";
+    let http = reqwest::Client::builder().pool_max_idle_per_host(256).timeout(Duration::from_secs(30)).build()?;
+    let mut issuers = Issuers(Vec::with_capacity(args.instances));
+    let mut bases = Vec::with_capacity(args.instances);
+    // One after the other: the first creates the store's schema and keys, the others find them.
+    for _ in 0..args.instances {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let base = format!("http://127.0.0.1:{port}");
+        issuers.0.push(spawn_issuer(&exe, &data_dir, port, token, &args)?);
+        wait_healthy(&http, &base).await?;
+        bases.push(base);
+    }
+    let base = bases[0].clone();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let idle_rss = rss_kib(child.id());
+    let idle_rss: Vec<Option<u64>> = issuers.0.iter().map(|c| rss_kib(c.id())).collect();
     // What a commit waits for, as the database reports it (not the flag we passed).
     let store: Value =
         http.get(format!("{base}/admin/v1/store")).bearer_auth(token).send().await?.error_for_status()?.json().await?;
@@ -118,7 +164,7 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..total {
         let scheduled = start + interval * i as u32;
         tokio::time::sleep_until(scheduled.into()).await;
-        let (http, base) = (http.clone(), base.clone());
+        let (http, base) = (http.clone(), bases[i as usize % bases.len()].clone());
         handles.push(tokio::spawn(async move {
             let body = json!({"event_id":event,"name":format!("Bench {i}"),"email":"bench@example.org","items":[{"ticket_type":0,"quantity":1}]});
             let status = match http.post(format!("{base}/v1/orders")).json(&body).send().await {
@@ -149,17 +195,15 @@ async fn main() -> anyhow::Result<()> {
     let elapsed = start.elapsed().as_secs_f64();
     lat.sort_by(f64::total_cmp);
     ok_lat.sort_by(f64::total_cmp);
-    let ev: Value = http.get(format!("{base}/v1/events/{event}")).send().await?.json().await?;
-    let available = ev["ticket_types"][0]["available"].as_i64().unwrap_or(-1);
-    let loaded_rss = rss_kib(child.id());
-    let _ = child.kill(); // SIGKILL: what the database holds now is what was durable.
-    let _ = child.wait();
-    let sold = capacity as i64 - available;
+    let loaded_rss: Vec<Option<u64>> = issuers.0.iter().map(|c| rss_kib(c.id())).collect();
+    drop(issuers); // SIGKILL: what the database holds now is what was durable.
     let store_url = args
         .database_url
         .clone()
-        .unwrap_or_else(|| format!("sqlite://{}?mode=ro", dir.path().join("data").join("issuer.sqlite3").display()));
+        .unwrap_or_else(|| format!("sqlite://{}?mode=ro", data_dir.join("issuer.sqlite3").display()));
     let rows = count_rows(&store_url, event).await.context("counting the orders in the database")?;
+    let sold = rows.reserved;
+    let mib = |k: &Option<u64>| k.map(|k| k as f64 / 1024.0);
     let out = json!({
         "offered_rate_per_s": args.rate,
         "seconds": args.seconds,
@@ -169,7 +213,7 @@ async fn main() -> anyhow::Result<()> {
         "sold_out_409": sold_out,
         "errors": errors,
         "durable_orders_per_s": rows.orders as f64 / last_commit.max(1e-9),
-        "store": if args.database_url.is_some() { "postgres" } else { "sqlite" },
+        "instances": args.instances,
         "orders_in_db": rows.orders,
         "tickets_in_db": rows.tickets,
         "acknowledged_but_not_in_db": (ok as i64 - rows.orders).max(0),
@@ -181,8 +225,10 @@ async fn main() -> anyhow::Result<()> {
         "max_ms": lat.last().copied().unwrap_or(0.0),
         "tickets_sold": sold,
         "oversold": (ok as i64 - capacity as i64).max(0) + (sold - ok as i64).abs(),
-        "idle_rss_mib": idle_rss.map(|k| k as f64 / 1024.0),
-        "rss_after_load_mib": loaded_rss.map(|k| k as f64 / 1024.0),
+        "idle_rss_mib": idle_rss.first().and_then(mib),
+        "rss_after_load_mib": loaded_rss.first().and_then(mib),
+        "idle_rss_mib_each": idle_rss.iter().map(mib).collect::<Vec<_>>(),
+        "rss_after_load_mib_each": loaded_rss.iter().map(mib).collect::<Vec<_>>(),
         "store": store,
         "sqlite_synchronous": store["synchronous"].as_str(),
     });
@@ -193,6 +239,8 @@ async fn main() -> anyhow::Result<()> {
 struct Rows {
     orders: i64,
     tickets: i64,
+    /// The bench ticket type's `reserved` count: the tickets the store says it sold.
+    reserved: i64,
 }
 
 /// The bench event's orders and tickets as stored, read on a connection of our own.
@@ -206,6 +254,10 @@ async fn count_rows(url: &str, event: i64) -> anyhow::Result<Rows> {
         .await?;
     let (tickets,): (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM tickets WHERE event_id = $1").bind(event).fetch_one(&mut conn).await?;
+    let (reserved,): (i64,) = sqlx::query_as("SELECT reserved FROM ticket_types WHERE event_id = $1")
+        .bind(event)
+        .fetch_one(&mut conn)
+        .await?;
     let _ = conn.close().await;
-    Ok(Rows { orders, tickets })
+    Ok(Rows { orders, tickets, reserved })
 }

@@ -68,9 +68,38 @@ pub(super) async fn sign_and_store(
     holder: &str,
     lines: &[TicketLine],
 ) -> Result<usize> {
+    let tickets = sign_tickets(state, order_id, event_id, event_ends_at, holder, lines)?;
+    insert_tickets(tx, &tickets).await?;
+    crate::email::enqueue(tx, state, order_id).await?;
+    Ok(tickets.len())
+}
+
+/// One signed ticket as its row in `tickets` is written.
+pub(super) struct SignedTicket<'a> {
+    ticket_id: String,
+    order_id: &'a str,
+    seq: i64,
+    event_id: i64,
+    type_index: i64,
+    addon_mask: i64,
+    holder: &'a str,
+    key_id: i64,
+    qr_text: String,
+    created: i64,
+}
+
+/// Signs each ticket of an order's `lines` (numbered from 0 in line order); nothing is stored yet.
+pub(super) fn sign_tickets<'a>(
+    state: &AppState,
+    order_id: &'a str,
+    event_id: i64,
+    event_ends_at: i64,
+    holder: &'a str,
+    lines: &'a [TicketLine],
+) -> Result<Vec<SignedTicket<'a>>> {
     let key = &state.signer.key;
     let created = now();
-    let mut seq = 0i64;
+    let mut tickets = Vec::with_capacity(lines.iter().map(|l| l.quantity.max(0) as usize).sum());
     for line in lines {
         for i in 0..line.quantity {
             let holder = match line.holders.get(i as usize) {
@@ -89,27 +118,50 @@ pub(super) async fn sign_and_store(
                 valid_until: u32::try_from(event_ends_at + VALID_AFTER_END_SECS).ok(),
             };
             let signed = key.sign_ticket(&ticket).map_err(Error::internal)?;
-            sqlx::query(
-                "INSERT INTO tickets (ticket_id, order_id, seq, event_id, ticket_type, addon_mask, holder_name, key_id, qr_text, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(ticket.ticket_id.to_hex())
-            .bind(order_id)
-            .bind(seq)
-            .bind(event_id)
-            .bind(line.type_index)
-            .bind(line.addon_mask)
-            .bind(holder)
-            .bind(i64::from(key.key_id().0))
-            .bind(signed.to_qr_text())
-            .bind(created)
-            .execute(&mut **tx)
-            .await?;
-            seq += 1;
+            tickets.push(SignedTicket {
+                ticket_id: ticket.ticket_id.to_hex(),
+                order_id,
+                seq: tickets.len() as i64,
+                event_id,
+                type_index: line.type_index,
+                addon_mask: line.addon_mask,
+                holder,
+                key_id: i64::from(key.key_id().0),
+                qr_text: signed.to_qr_text(),
+                created,
+            });
         }
     }
-    crate::email::enqueue(tx, state, order_id).await?;
-    Ok(seq as usize)
+    Ok(tickets)
+}
+
+/// Stores signed tickets (of one order or of a whole batch of orders) inside `tx`, as few multi-row
+/// `INSERT`s as the bind limit allows: one round trip for a batch instead of one per ticket.
+pub(super) async fn insert_tickets(tx: &mut Tx<'_>, tickets: &[SignedTicket<'_>]) -> Result<()> {
+    const COLS: usize = 10;
+    for chunk in tickets.chunks(crate::db::MAX_BIND_PARAMS / COLS) {
+        let sql = format!(
+            "INSERT INTO tickets (ticket_id, order_id, seq, event_id, ticket_type, addon_mask, holder_name, key_id, qr_text, created_at)
+             VALUES {}",
+            crate::db::values_rows(chunk.len(), COLS)
+        );
+        let mut query = sqlx::query(&sql).persistent(crate::db::keep_prepared(chunk.len()));
+        for t in chunk {
+            query = query
+                .bind(&t.ticket_id)
+                .bind(t.order_id)
+                .bind(t.seq)
+                .bind(t.event_id)
+                .bind(t.type_index)
+                .bind(t.addon_mask)
+                .bind(t.holder)
+                .bind(t.key_id)
+                .bind(&t.qr_text)
+                .bind(t.created);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// What a payment did to its order ([`confirm_paid`]).

@@ -56,6 +56,15 @@ impl OrderRow {
         self.lines.len() > 1 || self.lines.iter().any(|l| l.addon_mask != 0)
     }
 
+    /// The order's one line, if it has exactly one and no add-ons: an order the group committer can
+    /// reserve together with others of its ticket type.
+    pub(crate) fn only_line(&self) -> Option<&Line> {
+        match self.lines.as_slice() {
+            [line] if line.addon_mask == 0 => Some(line),
+            _ => None,
+        }
+    }
+
     /// How many tickets the order contains.
     pub(crate) fn tickets(&self) -> i64 {
         self.lines.iter().map(|l| l.quantity).sum()

@@ -144,7 +144,7 @@ pub(super) async fn reserve(tx: &mut Tx<'_>, event_id: i64, lines: &[Reservation
         .execute(&mut **tx)
         .await?;
         if r.rows_affected() != 1 {
-            return Ok(Some(format!("sold out: not enough {} tickets left", line.type_name)));
+            return Ok(Some(sold_out(line.type_name)));
         }
         for bit in 0..16 {
             if line.addon_mask & (1 << bit) != 0 {
@@ -163,6 +163,11 @@ pub(super) async fn reserve(tx: &mut Tx<'_>, event_id: i64, lines: &[Reservation
         }
     }
     Ok(None)
+}
+
+/// Why an order is refused when its ticket type (or the type's quota) has too little room left.
+pub(super) fn sold_out(type_name: &str) -> String {
+    format!("sold out: not enough {type_name} tickets left")
 }
 
 /// An order's items as (ticket type id, quantity, add-on mask, event id).
