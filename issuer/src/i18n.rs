@@ -232,7 +232,7 @@ impl Locale {
         let units = (cents / 100).to_string();
         let mut grouped = String::with_capacity(units.len() + units.len() / 3 * group.len());
         for (i, digit) in units.chars().enumerate() {
-            if i > 0 && (units.len() - i) % 3 == 0 {
+            if i > 0 && (units.len() - i).is_multiple_of(3) {
                 grouped.push_str(&group);
             }
             grouped.push(digit);
