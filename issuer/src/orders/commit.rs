@@ -371,11 +371,11 @@ fn unit_price(line: &Line) -> i64 {
 
 /// Inserts `rows` into `orders`, as few multi-row statements as the bind limit allows.
 async fn insert_orders(tx: &mut Tx<'_>, rows: &[&OrderRow]) -> Result<()> {
-    const COLS: usize = 12;
+    const COLS: usize = 13;
     for chunk in rows.chunks(MAX_BIND_PARAMS / COLS) {
         let sql = format!(
             "INSERT INTO orders (id, event_id, token_hash, customer_name, customer_email, status, payment_method,
-                                 total_cents, currency, hold_expires_at, created_at, updated_at)
+                                 total_cents, currency, hold_expires_at, created_at, updated_at, locale)
              VALUES {}",
             values_rows(chunk.len(), COLS)
         );
@@ -394,7 +394,8 @@ async fn insert_orders(tx: &mut Tx<'_>, rows: &[&OrderRow]) -> Result<()> {
                 .bind(&row.currency)
                 .bind(row.hold_expires_at)
                 .bind(row.created)
-                .bind(row.created);
+                .bind(row.created)
+                .bind(row.locale.tag());
         }
         query.execute(&mut **tx).await?;
     }
