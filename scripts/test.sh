@@ -17,8 +17,9 @@ step() { printf '\n==> %s\n' "$*"; }
 step "system packages"
 # wasm32 toolchain (Debian's rustc-web builds std for wasm from source; see ../shared/wasm-toolchain.md);
 # chromium for the browser tests (driven by playwright-core; no browser download); poppler-utils
-# (pdftoppm, pdftotext, pdfinfo) for the PDF ticket tests (issuer/tests/pdf.rs).
-scripts/apt-install.sh rustc-web cargo-web rust-web-src lld-22 openssl python3-venv chromium poppler-utils
+# (pdftoppm, pdftotext, pdfinfo) for the PDF ticket tests (issuer/tests/pdf.rs); libssl-dev and pkg-config for
+# the issuer's `openssl` crate (wallet pass signatures, issuer/src/orders/wallet).
+scripts/apt-install.sh rustc-web cargo-web rust-web-src lld-22 openssl libssl-dev pkg-config python3-venv chromium poppler-utils
 echo "ok"
 
 step "python test tools (venv in $cache/venv)"

@@ -190,6 +190,7 @@ pub async fn start(config: Config) -> Result<Running> {
     let revocations = load_revocations(&db, &keyring, &key).await?;
     let admin_token = admin_token(&config)?;
     let link_secret = link_secret(&config)?;
+    let wallet = orders::wallet::Wallet::from_config(&config)?;
     let mailer = email::Mailer::from_config(&config).map_err(StartKind::Mail)?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
@@ -213,6 +214,7 @@ pub async fn start(config: Config) -> Result<Running> {
         pricing: Default::default(),
         order_limit,
         search_limit: Default::default(),
+        wallet,
         sync_logs: Default::default(),
         config,
     });

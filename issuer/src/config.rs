@@ -131,6 +131,42 @@ pub struct Config {
     #[arg(long, env = "STRIPE_WEBHOOK_TOLERANCE", default_value_t = 300)]
     pub stripe_webhook_tolerance: u64,
 
+    /// Apple Wallet: the Pass Type ID of the organizer's pass certificate (`pass.org.example.tickets`). With
+    /// --apple-team-id, --apple-pass-cert, --apple-pass-key and --apple-wwdr-cert, each ticket gets an "Add
+    /// to Apple Wallet" link on the order page and in the mail; without them no pass is offered.
+    #[arg(long, env = "ISSUER_APPLE_PASS_TYPE_ID")]
+    pub apple_pass_type_id: Option<String>,
+
+    /// Apple Wallet: the Team ID of the organizer's Apple developer account.
+    #[arg(long, env = "ISSUER_APPLE_TEAM_ID")]
+    pub apple_team_id: Option<String>,
+
+    /// Apple Wallet: the pass certificate (PEM), read at start.
+    #[arg(long, env = "ISSUER_APPLE_PASS_CERT")]
+    pub apple_pass_cert: Option<PathBuf>,
+
+    /// Apple Wallet: the pass certificate's private key (unencrypted PEM, mode 0600), read at start.
+    #[arg(long, env = "ISSUER_APPLE_PASS_KEY")]
+    pub apple_pass_key: Option<PathBuf>,
+
+    /// Apple Wallet: Apple's WWDR intermediate certificate (PEM) that issued the pass certificate.
+    #[arg(long, env = "ISSUER_APPLE_WWDR_CERT")]
+    pub apple_wwdr_cert: Option<PathBuf>,
+
+    /// Google Wallet: the issuer id from the Google Pay & Wallet console. With --google-wallet-key, each
+    /// ticket gets a "Save to Google Wallet" link on the order page and in the mail.
+    #[arg(long, env = "ISSUER_GOOGLE_WALLET_ISSUER_ID")]
+    pub google_wallet_issuer_id: Option<String>,
+
+    /// Google Wallet: the service account's key file (JSON with client_email and private_key, mode 0600),
+    /// read at start.
+    #[arg(long, env = "ISSUER_GOOGLE_WALLET_KEY")]
+    pub google_wallet_key: Option<PathBuf>,
+
+    /// The organizer's name on wallet passes (Apple's organizationName, Google's issuerName).
+    #[arg(long, env = "ISSUER_WALLET_ORGANIZATION", default_value = "Tickets")]
+    pub wallet_organization: String,
+
     /// Orders one client IP address may place per minute, sustained (JSON API and order form together;
     /// placing an order is the only public way to make this server send mail). 0 turns the limit off,
     /// e.g. for a load test from one address. Past the limit: 429 with Retry-After.
@@ -227,6 +263,14 @@ impl std::fmt::Debug for Config {
             .field("stripe_webhook_secret", &format_args!("{}", secret(&self.stripe_webhook_secret)))
             .field("stripe_api_base", &self.stripe_api_base)
             .field("stripe_webhook_tolerance", &self.stripe_webhook_tolerance)
+            .field("apple_pass_type_id", &self.apple_pass_type_id)
+            .field("apple_team_id", &self.apple_team_id)
+            .field("apple_pass_cert", &self.apple_pass_cert)
+            .field("apple_pass_key", &self.apple_pass_key)
+            .field("apple_wwdr_cert", &self.apple_wwdr_cert)
+            .field("google_wallet_issuer_id", &self.google_wallet_issuer_id)
+            .field("google_wallet_key", &self.google_wallet_key)
+            .field("wallet_organization", &self.wallet_organization)
             .field("order_rate_per_minute", &self.order_rate_per_minute)
             .field("order_rate_burst", &self.order_rate_burst)
             .field("trusted_proxies", &self.trusted_proxies)

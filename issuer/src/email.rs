@@ -182,6 +182,9 @@ pub fn build_message(
             ],
         ));
         text.push('\n');
+        for (label, link) in crate::orders::wallet::ticket_links(config, locale, token_url, t.seq) {
+            text.push_str(&format!("  {label}: {link}\n"));
+        }
         let addons = if t.addons.is_empty() { String::new() } else { format!(" + {}", t.addons.join(", ")) };
         html.push_str(&format!(
             "<h3>{}{}</h3><p>{}</p><p><img src=\"cid:{}\" alt=\"{}\" width=\"240\" height=\"240\"></p>",
@@ -194,6 +197,7 @@ pub fn build_message(
             html_escape(&cid),
             html_escape(&locale.text("email-qr-alt"))
         ));
+        html.push_str(&crate::orders::wallet::ticket_links_html(config, locale, token_url, t.seq));
         images.push(
             Attachment::new_inline(cid)
                 .body(png, ContentType::parse("image/png").map_err(|e| MailKind::Message(e.to_string()))?),

@@ -235,6 +235,10 @@ pub enum StartKind {
     /// The mail transport cannot be set up (an [`Error::Mail`]); quoted on the same line, not a source.
     #[error("email transport: {0}")]
     Mail(Error),
+    /// The wallet settings are incomplete or malformed (a wallet file that cannot be used is an
+    /// [`Error::KeyFile`]).
+    #[error("wallet passes: {0}")]
+    Wallet(String),
 }
 
 /// Why a signing key or keyring file cannot be read, written or used ([`Error::KeyFile`]). Messages name
@@ -263,6 +267,11 @@ pub enum KeyFileKind {
     OrphanKeys { dir: PathBuf, keyring: PathBuf },
     #[error("the keyring {keyring} has no key valid now: run `issuer keys rotate`")]
     NoValidKey { keyring: PathBuf },
+    /// A wallet certificate or key file (the Apple pass certificate, its key, Apple's WWDR certificate, a
+    /// Google service-account key) that was read but cannot be used: `why` is OpenSSL's or the parser's
+    /// reason, never the file's content.
+    #[error("{what} {path} cannot be used: {why}")]
+    Wallet { what: &'static str, path: PathBuf, why: String },
 }
 
 /// Why a mail cannot be built or sent, or the transport set up ([`Error::Mail`]). The worker stores the

@@ -40,6 +40,8 @@ pub struct Inner {
     pub order_limit: Option<Arc<OrderLimit>>,
     /// Per-device budget of the supervisors' attendee search.
     pub search_limit: SearchLimit,
+    /// The Apple and Google Wallet signers the configuration turns on (keys read at start-up).
+    pub wallet: crate::orders::wallet::Wallet,
     /// This instance's copies of the events' redemption logs, kept in the store ([`crate::sync::store`]).
     pub sync_logs: crate::sync::store::SyncLogs,
 }

@@ -38,3 +38,20 @@ currency-symbol = { $code ->
 }
 format-money = { $amount }{"\u00A0"}{ $symbol }
 format-money-code = { $amount }{"\u00A0"}{ $code }
+
+# Wallet passes (issuer/src/orders/wallet): the links on the order page and in the ticket mail, and the
+# Apple Wallet pass's field labels and texts.
+wallet-apple-link = Zu Apple Wallet hinzufügen
+wallet-google-link = In Google Wallet speichern
+wallet-description = Ticket für { $event }
+wallet-event = Veranstaltung
+wallet-venue = Ort
+wallet-starts = Beginn
+wallet-when = Wann
+wallet-ticket = Ticket
+wallet-holder = Inhaber
+wallet-order = Bestellung
+wallet-pay-at-door = Am Einlass zu zahlen
+wallet-entry = Einlass
+wallet-notice = Zeigen Sie diesen Code am Eingang. Geben Sie ihn nicht weiter: Eine Kopie ist dasselbe Ticket, und es gilt nur einmal.
+wallet-barcode-alt = Ticket { $n }

@@ -45,3 +45,20 @@ currency-symbol = { $code ->
 }
 format-money = { $symbol }{ $amount }
 format-money-code = { $code }{"\u00A0"}{ $amount }
+
+# Wallet passes (issuer/src/orders/wallet): the links on the order page and in the ticket mail, and the
+# Apple Wallet pass's field labels and texts.
+wallet-apple-link = Add to Apple Wallet
+wallet-google-link = Save to Google Wallet
+wallet-description = Ticket for { $event }
+wallet-event = Event
+wallet-venue = Venue
+wallet-starts = Starts
+wallet-when = When
+wallet-ticket = Ticket
+wallet-holder = Holder
+wallet-order = Order
+wallet-pay-at-door = To pay at the door
+wallet-entry = Entry
+wallet-notice = Show this code at the entrance. Keep it private: a copy is the same ticket, and it admits once.
+wallet-barcode-alt = Ticket { $n }

@@ -38,3 +38,20 @@ currency-symbol = { $code ->
 }
 format-money = { $amount }{"\u202F"}{ $symbol }
 format-money-code = { $amount }{"\u202F"}{ $code }
+
+# Wallet passes (issuer/src/orders/wallet): the links on the order page and in the ticket mail, and the
+# Apple Wallet pass's field labels and texts.
+wallet-apple-link = Ajouter à Apple Wallet
+wallet-google-link = Enregistrer dans Google Wallet
+wallet-description = Billet pour { $event }
+wallet-event = Événement
+wallet-venue = Lieu
+wallet-starts = Début
+wallet-when = Quand
+wallet-ticket = Billet
+wallet-holder = Titulaire
+wallet-order = Commande
+wallet-pay-at-door = À payer à l’entrée
+wallet-entry = Entrée
+wallet-notice = Présentez ce code à l’entrée. Gardez-le pour vous, car une copie est le même billet, et il n’est valable qu’une fois.
+wallet-barcode-alt = Billet { $n }

@@ -6,7 +6,8 @@
 //! 3. [`issue`] — payment confirmed: tickets signed and stored, their email queued;
 //! 4. [`refund`] — refunds and cancellations: tickets revoked, money owed back recorded.
 //!
-//! [`pdf`] renders an order's tickets as a PDF (the download here and the ticket mail's attachment).
+//! [`pdf`] renders an order's tickets as a PDF (the download here and the ticket mail's attachment);
+//! [`wallet`] makes a ticket's Apple Wallet pass and its "Save to Google Wallet" link.
 //!
 //! [`model`] holds what every step shares: [`OrderStatus`], the request and answer types, the customer's
 //! view of an order and its access token. This file holds the order API's routes.
@@ -18,6 +19,7 @@ pub mod pdf;
 pub mod queue;
 pub mod refund;
 pub mod reserve;
+pub mod wallet;
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -27,7 +29,7 @@ use axum::Router;
 use serde::Deserialize;
 
 pub use model::{load_order, order_token, OrderStatus};
-use model::{NewOrder, OrderCreated, OrderView};
+use model::{NewOrder, OrderCreated, OrderView, TicketView};
 
 use crate::error::{Error, Result};
 use crate::extract::{Json, Query};
@@ -40,6 +42,8 @@ pub fn router() -> Router<AppState> {
         .route("/v1/orders/{id}", get(order_json))
         .route("/orders/{id}/tickets/{seq}/qr.png", get(ticket_png))
         .route("/orders/{id}/tickets.pdf", get(tickets_pdf))
+        .route("/orders/{id}/tickets/{seq}/pass.pkpass", get(wallet::apple_pass))
+        .route("/orders/{id}/tickets/{seq}/google-wallet", get(wallet::google_save))
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,9 +74,15 @@ async fn ticket_png(
     Query(q): Query<TokenQuery>,
 ) -> Result<Response> {
     let order = load_order(&state, &id, Some(&q.token)).await?;
-    let t = order.tickets.iter().find(|t| t.seq == seq && !t.revoked).ok_or(Error::NotFound("ticket"))?;
+    let t = live_ticket(&order, seq)?;
     let png = scanner_core::qr::render::png(&t.qr_text, 8).map_err(Error::internal)?;
     Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "no-store")], png).into_response())
+}
+
+/// Ticket `seq` of `order` unless it is revoked (refunded, cancelled): else 404, as for a ticket that
+/// does not exist.
+fn live_ticket(order: &OrderView, seq: i64) -> Result<&TicketView> {
+    order.tickets.iter().find(|t| t.seq == seq && !t.revoked).ok_or(Error::NotFound("ticket"))
 }
 
 /// Every valid ticket of the order as a PDF, one page each. The same access rule as the order page (the

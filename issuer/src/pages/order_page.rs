@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::html::{html_escape, html_response, inline_svg, page, when_range_html};
 use super::{remember_locale, request_locale};
+use crate::config::Config;
 use crate::error::Result;
 use crate::extract::Query;
 use crate::i18n::Locale;
@@ -35,7 +36,8 @@ pub(super) struct OrderPageQuery {
 /// The customer's order page: status, and each ticket's QR large enough to scan from a phone screen. Every
 /// customer-supplied string is escaped. `token` is the order's access token (for the PNG download links).
 /// Everything the page says is in `locale`.
-fn render_order_html(locale: Locale, o: &OrderView, token: &str, query: &OrderPageQuery) -> String {
+/// `config` says which wallet links each ticket offers.
+fn render_order_html(locale: Locale, o: &OrderView, token: &str, query: &OrderPageQuery, config: &Config) -> String {
     let id = html_escape(&o.id);
     let token_q = html_escape(&urlencode_token(token));
     let money = |cents: i64| html_escape(&locale.money(cents, &o.currency));
@@ -104,12 +106,18 @@ fn render_order_html(locale: Locale, o: &OrderView, token: &str, query: &OrderPa
         } else {
             format!(
                 "<div class=\"qr\" role=\"img\" aria-label=\"{label}\">{svg}</div>\
-<p><a href=\"/orders/{id}/tickets/{seq}/qr.png?token={token_q}\" download=\"ticket-{n}.png\">{download}</a></p>",
+<p><a href=\"/orders/{id}/tickets/{seq}/qr.png?token={token_q}\" download=\"ticket-{n}.png\">{download}</a></p>{wallet}",
                 n = t.seq + 1,
                 seq = t.seq,
                 label = html_escape(&locale.tr("ticket-qr-label", &[("n", (t.seq + 1).into())])),
                 download = html_escape(&locale.tr("ticket-download", &[("n", (t.seq + 1).into())])),
-                svg = inline_svg(&t.qr_text)
+                svg = inline_svg(&t.qr_text),
+                wallet = crate::orders::wallet::ticket_links_html(
+                    config,
+                    locale,
+                    &format!("/orders/{}?token={}", o.id, urlencode_token(token)),
+                    t.seq
+                ),
             )
         };
         main.push_str(&format!(
@@ -155,7 +163,7 @@ pub(super) async fn order_html(
 ) -> Result<Response> {
     let order = load_order(&state, &id, Some(&q.token)).await?;
     let locale = request_locale(&headers, q.lang.as_deref());
-    let html = render_order_html(locale, &order, &q.token, &q);
+    let html = render_order_html(locale, &order, &q.token, &q, &state.config);
     let mut resp = html_response(StatusCode::OK, html);
     // The URL holds the order's access token: never send it to another site.
     resp.headers_mut().insert("referrer-policy", header::HeaderValue::from_static("no-referrer"));
