@@ -192,6 +192,7 @@ pub async fn start(config: Config) -> Result<Running> {
     let link_secret = link_secret(&config)?;
     let wallet = orders::wallet::Wallet::from_config(&config)?;
     let mailer = email::Mailer::from_config(&config).map_err(StartKind::Mail)?;
+    let sms = crate::sms::Twilio::from_config(&config).map_err(StartKind::Sms)?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|source| StartKind::Bind { addr: config.bind, source })?;
@@ -238,7 +239,7 @@ pub async fn start(config: Config) -> Result<Running> {
         }
     }));
     tasks.push(tokio::spawn(orders::commit::run(state.clone(), order_queue_rx, shutdown_rx.clone())));
-    tasks.push(tokio::spawn(email::run_worker(state.clone(), mailer, shutdown_rx.clone())));
+    tasks.push(tokio::spawn(email::run_worker(state.clone(), mailer, sms, shutdown_rx.clone())));
     tasks.push(tokio::spawn(payments::refunds::run_worker(state.clone(), shutdown_rx.clone())));
     if let Some(limit) = state.order_limit.clone() {
         tasks.push(tokio::spawn(limits::forget_idle_clients(limit, shutdown_rx.clone())));

@@ -167,6 +167,28 @@ pub struct Config {
     #[arg(long, env = "ISSUER_WALLET_ORGANIZATION", default_value = "Tickets")]
     pub wallet_organization: String,
 
+    /// Twilio Account SID (`AC` + 32 hex digits). With the auth token and a sender (--twilio-from or
+    /// --twilio-messaging-service-sid) the order form asks for an optional mobile number and the ticket link
+    /// also goes out by SMS, through the outbox; without them no SMS is offered or sent.
+    #[arg(long, env = "TWILIO_ACCOUNT_SID")]
+    pub twilio_account_sid: Option<String>,
+
+    /// Twilio auth token (a secret: give it in the environment, not on the command line).
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub twilio_auth_token: Option<String>,
+
+    /// Sender of the SMS: a Twilio phone number in E.164 (+15017122661) or an alphanumeric sender ID.
+    #[arg(long, env = "TWILIO_FROM")]
+    pub twilio_from: Option<String>,
+
+    /// Twilio Messaging Service SID (`MG…`), instead of --twilio-from: Twilio picks the sender.
+    #[arg(long, env = "TWILIO_MESSAGING_SERVICE_SID")]
+    pub twilio_messaging_service_sid: Option<String>,
+
+    /// Twilio API base URL.
+    #[arg(long, env = "TWILIO_API_BASE", default_value = "https://api.twilio.com")]
+    pub twilio_api_base: String,
+
     /// Orders one client IP address may place per minute, sustained (JSON API and order form together;
     /// placing an order is the only public way to make this server send mail). 0 turns the limit off,
     /// e.g. for a load test from one address. Past the limit: 429 with Retry-After.
@@ -263,6 +285,11 @@ impl std::fmt::Debug for Config {
             .field("stripe_webhook_secret", &format_args!("{}", secret(&self.stripe_webhook_secret)))
             .field("stripe_api_base", &self.stripe_api_base)
             .field("stripe_webhook_tolerance", &self.stripe_webhook_tolerance)
+            .field("twilio_account_sid", &self.twilio_account_sid)
+            .field("twilio_auth_token", &format_args!("{}", secret(&self.twilio_auth_token)))
+            .field("twilio_from", &self.twilio_from)
+            .field("twilio_messaging_service_sid", &self.twilio_messaging_service_sid)
+            .field("twilio_api_base", &self.twilio_api_base)
             .field("apple_pass_type_id", &self.apple_pass_type_id)
             .field("apple_team_id", &self.apple_team_id)
             .field("apple_pass_cert", &self.apple_pass_cert)
@@ -292,8 +319,9 @@ mod tests {
         config.stripe_secret_key = Some("sk_test_SECRET-4".into());
         config.stripe_webhook_secret = Some("whsec_SECRET-5".into());
         config.database_url = Some("postgres://tickets:pg-SECRET-6@db.internal:5432/tickets".into());
+        config.twilio_auth_token = Some("twilio-SECRET-7".into());
         let shown = format!("{config:?} {config:#?}");
-        for secret in ["SECRET-1", "SECRET-2", "SECRET-3", "SECRET-4", "SECRET-5", "SECRET-6"] {
+        for secret in ["SECRET-1", "SECRET-2", "SECRET-3", "SECRET-4", "SECRET-5", "SECRET-6", "SECRET-7"] {
             assert!(!shown.contains(secret), "{secret} leaked: {shown}");
         }
         // What is not secret is still there to debug with.
@@ -301,5 +329,6 @@ mod tests {
         assert!(shown.contains("\"mailer\""), "{shown}");
         assert!(shown.contains("admin_token: Some(<redacted>)"), "{shown}");
         assert!(shown.contains("edge_url: None"), "{shown}");
+        assert!(shown.contains("twilio_auth_token: Some(<redacted>)"), "{shown}");
     }
 }

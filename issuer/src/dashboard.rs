@@ -151,6 +151,8 @@ async fn list_orders(
 #[derive(Debug, Serialize, sqlx::FromRow)]
 struct MailSent {
     kind: String,
+    /// `email` or `sms`.
+    channel: String,
     status: String,
     attempts: i64,
     /// Unix milliseconds.
@@ -186,7 +188,7 @@ async fn order_detail(who: Staff, State(state): State<AppState>, Path(id): Path<
         })
         .collect();
     let mails: Vec<MailSent> = sqlx::query_as(
-        "SELECT kind, status, attempts, created_at, sent_at, last_error FROM email_jobs WHERE order_id = $1 ORDER BY id",
+        "SELECT kind, channel, status, attempts, created_at, sent_at, last_error FROM email_jobs WHERE order_id = $1 ORDER BY id",
     )
     .bind(&id)
     .fetch_all(&state.db.read)
@@ -299,12 +301,14 @@ async fn resend(
         return Err(Error::Conflict(format!("order is {status} with {live} valid tickets: nothing to resend")));
     }
     let hour_ago = now_ms() - 3_600_000;
-    let (recent,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM email_jobs WHERE order_id = $1 AND kind = 'resend' AND created_at > $2")
-            .bind(&id)
-            .bind(hour_ago)
-            .fetch_one(&mut *tx)
-            .await?;
+    // Resent mails: the SMS that goes with a resend is not a resend of its own.
+    let (recent,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM email_jobs WHERE order_id = $1 AND kind = 'resend' AND channel = 'email' AND created_at > $2",
+    )
+    .bind(&id)
+    .bind(hour_ago)
+    .fetch_one(&mut *tx)
+    .await?;
     if recent >= MAX_RESENDS_PER_HOUR {
         return Err(Error::RateLimited {
             message: format!("this order's tickets were resent {recent} times in the last hour; try again later"),

@@ -5,6 +5,8 @@
 //! with STARTTLS and AUTH when configured, otherwise .eml files in DATA_DIR/outbox), retries failures with
 //! exponential backoff and jitter, and dead-letters a job after the configured number of attempts. Delivery
 //! is at-least-once; every attempt of a job carries the same Message-ID so duplicates are recognisable.
+//!
+//! The same outbox carries the SMS with the order link ([`crate::sms`]): a job's `channel` says which.
 
 use std::time::Duration;
 
@@ -88,18 +90,17 @@ pub async fn enqueue_many(tx: &mut Tx<'_>, state: &AppState, order_ids: &[&str])
         }
         query.execute(&mut **tx).await?;
     }
-    Ok(())
+    crate::sms::enqueue(tx, state, order_ids, "tickets", |id| format!("sms.tickets.{id}")).await
 }
 
 /// Adds another mail of `order_id`'s tickets to the outbox (an organizer's resend), inside `tx`: a job of
-/// its own with a fresh Message-ID, so it is not taken for a duplicate of the first mail.
+/// its own with a fresh Message-ID, so it is not taken for a duplicate of the first mail. An order with a
+/// phone number gets its SMS again too.
 pub async fn enqueue_resend(tx: &mut Tx<'_>, state: &AppState, order_id: &str) -> Result<()> {
-    let message_id = format!(
-        "<resend.{order_id}.{}@{}>",
-        crate::util::random_token(9).replace(['-', '_'], "x"),
-        mail_domain(&state.config)
-    );
-    enqueue_job(tx, order_id, "resend", &message_id).await
+    let unique = crate::util::random_token(9).replace(['-', '_'], "x");
+    let message_id = format!("<resend.{order_id}.{unique}@{}>", mail_domain(&state.config));
+    enqueue_job(tx, order_id, "resend", &message_id).await?;
+    crate::sms::enqueue(tx, state, &[order_id], "resend", |id| format!("sms.resend.{id}.{unique}")).await
 }
 
 /// Adds a "your orders" mail (see [`crate::selfservice`]) for `order_id`'s customer address to the outbox.
@@ -238,6 +239,8 @@ pub struct EmailJob {
     pub id: i64,
     pub order_id: String,
     pub kind: String,
+    /// `email` or `sms` ([`crate::sms::CHANNEL`]).
+    pub channel: String,
     pub message_id: String,
     pub status: String,
     pub attempts: i64,
@@ -312,7 +315,15 @@ pub fn backoff_ms(config: &Config, attempts: u32) -> i64 {
 
 /// Sends one job's mail: `sent`, or `skipped` when every ticket of the order is revoked. Any failure is
 /// the job's `last_error` and is retried (see [`process_due`]).
-async fn send_job(state: &AppState, mailer: &Mailer, job: &EmailJob) -> Result<&'static str> {
+async fn send_job(
+    state: &AppState,
+    mailer: &Mailer,
+    sms: Option<&crate::sms::Twilio>,
+    job: &EmailJob,
+) -> Result<&'static str> {
+    if job.channel == crate::sms::CHANNEL {
+        return crate::sms::send_job(state, sms, &job.order_id).await;
+    }
     if job.kind == "lookup" {
         let message = build_lookup_message(state, &job.order_id, &job.message_id).await?;
         mailer.send(message).await?;
@@ -351,7 +362,7 @@ async fn lease_due(state: &AppState) -> Result<Vec<EmailJob>> {
         "UPDATE email_jobs SET next_attempt_at = $1
          WHERE id IN (SELECT id FROM email_jobs WHERE status = 'pending' AND next_attempt_at <= $2
                       ORDER BY next_attempt_at, id LIMIT 32{lock})
-         RETURNING id, order_id, kind, message_id, status, attempts, next_attempt_at, last_error, created_at, sent_at"
+         RETURNING id, order_id, kind, channel, message_id, status, attempts, next_attempt_at, last_error, created_at, sent_at"
     ))
     .bind(now + lease_ms)
     .bind(now)
@@ -362,10 +373,10 @@ async fn lease_due(state: &AppState) -> Result<Vec<EmailJob>> {
 }
 
 /// Sends every due job once. Returns how many jobs were attempted.
-pub async fn process_due(state: &AppState, mailer: &Mailer) -> Result<usize> {
+pub async fn process_due(state: &AppState, mailer: &Mailer, sms: Option<&crate::sms::Twilio>) -> Result<usize> {
     let jobs = lease_due(state).await?;
     for job in &jobs {
-        match send_job(state, mailer, job).await {
+        match send_job(state, mailer, sms, job).await {
             Ok(status) => {
                 sqlx::query("UPDATE email_jobs SET status = $1, attempts = attempts + 1, sent_at = $2, last_error = NULL WHERE id = $3")
                     .bind(status)
@@ -377,7 +388,9 @@ pub async fn process_due(state: &AppState, mailer: &Mailer) -> Result<usize> {
             }
             Err(err) => {
                 let attempts = job.attempts + 1;
-                let dead = attempts >= i64::from(state.config.email_max_attempts);
+                // An SMS the provider refused for good is not sent again (an organizer retries it).
+                let refused = matches!(&err, Error::Sms(kind) if kind.is_permanent());
+                let dead = refused || attempts >= i64::from(state.config.email_max_attempts);
                 let next = now_ms() + backoff_ms(&state.config, attempts as u32);
                 let err: String = err.to_string().chars().take(500).collect();
                 sqlx::query("UPDATE email_jobs SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4 WHERE id = $5")
@@ -408,12 +421,17 @@ async fn next_due_in(state: &AppState) -> Result<Option<Duration>> {
 }
 
 /// The outbox worker: runs until shutdown.
-pub async fn run_worker(state: AppState, mailer: Mailer, mut shutdown: watch::Receiver<bool>) {
+pub async fn run_worker(
+    state: AppState,
+    mailer: Mailer,
+    sms: Option<crate::sms::Twilio>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         if *shutdown.borrow() {
             return;
         }
-        let attempted = match process_due(&state, &mailer).await {
+        let attempted = match process_due(&state, &mailer, sms.as_ref()).await {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!(error = %e, "email outbox pass failed");
@@ -436,7 +454,7 @@ pub async fn run_worker(state: AppState, mailer: Mailer, mut shutdown: watch::Re
 /// Admin view of the outbox.
 pub async fn list_jobs(state: &AppState, status: Option<&str>, limit: i64) -> Result<Vec<EmailJob>> {
     let jobs = sqlx::query_as(
-        "SELECT id, order_id, kind, message_id, status, attempts, next_attempt_at, last_error, created_at, sent_at
+        "SELECT id, order_id, kind, channel, message_id, status, attempts, next_attempt_at, last_error, created_at, sent_at
          FROM email_jobs WHERE ($1 IS NULL OR status = $1) ORDER BY id DESC LIMIT $2",
     )
     .bind(status)

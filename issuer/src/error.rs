@@ -3,7 +3,7 @@
 //! Every fallible function of the library returns [`Result<T>`](Result), whose error is [`Error`], as in
 //! scanner-core (`scanner_core::error`): one enum, a variant per kind of failure, and for the parts whose
 //! callers must tell cases apart a *kind*, defined here beside the one type (so this module depends on none of the parts that fail)
-//! ([`StartKind`], [`KeyFileKind`], [`MailKind`], [`RefundKind`], [`SignatureKind`], [`PaymentKind`]). One
+//! ([`StartKind`], [`KeyFileKind`], [`MailKind`], [`SmsKind`], [`RefundKind`], [`SignatureKind`], [`PaymentKind`]). One
 //! type means `?` composes across the crate (starting the server loads keys, opens the store and the mail
 //! transport in one function) and what can fail is listed in one place.
 //!
@@ -60,6 +60,10 @@ pub enum Error {
     /// A mail could not be built, or the mail transport could not be set up or send.
     #[error(transparent)]
     Mail(#[from] MailKind),
+    /// An SMS could not be built or sent, or the SMS provider is not (fully) configured. Boxed: a provider's
+    /// refusal carries its code, message and link.
+    #[error(transparent)]
+    Sms(Box<SmsKind>),
     /// A signing key or keyring file cannot be read, written or used (boxed: paths are large).
     #[error(transparent)]
     KeyFile(Box<KeyFileKind>),
@@ -108,6 +112,7 @@ impl Error {
             | Error::Internal(_)
             | Error::Refund(_)
             | Error::Mail(_)
+            | Error::Sms(_)
             | Error::KeyFile(_)
             | Error::Start(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -133,6 +138,7 @@ impl Error {
             | Error::Internal(_)
             | Error::Refund(_)
             | Error::Mail(_)
+            | Error::Sms(_)
             | Error::KeyFile(_)
             | Error::Start(_) => "internal",
         }
@@ -153,7 +159,7 @@ impl IntoResponse for Error {
             }
             // Failures of the background workers and of start-up: a handler that meets one has nothing
             // to tell the client about it.
-            Error::Refund(_) | Error::Mail(_) | Error::KeyFile(_) | Error::Start(_) => {
+            Error::Refund(_) | Error::Mail(_) | Error::Sms(_) | Error::KeyFile(_) | Error::Start(_) => {
                 tracing::error!(error = %self, "internal error");
                 "internal error; see the server log".to_owned()
             }
@@ -189,6 +195,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl From<PaymentKind> for Error {
     fn from(kind: PaymentKind) -> Self {
         Error::Payment(Box::new(kind))
+    }
+}
+
+impl From<SmsKind> for Error {
+    fn from(kind: SmsKind) -> Self {
+        Error::Sms(Box::new(kind))
     }
 }
 
@@ -235,6 +247,9 @@ pub enum StartKind {
     /// The mail transport cannot be set up (an [`Error::Mail`]); quoted on the same line, not a source.
     #[error("email transport: {0}")]
     Mail(Error),
+    /// The SMS provider's settings are incomplete or malformed (an [`Error::Sms`]).
+    #[error("SMS provider: {0}")]
+    Sms(Error),
     /// The wallet settings are incomplete or malformed (a wallet file that cannot be used is an
     /// [`Error::KeyFile`]).
     #[error("wallet passes: {0}")]
@@ -286,6 +301,32 @@ pub enum MailKind {
     Message(String),
     #[error("{0}")]
     Config(String),
+}
+
+/// Why an SMS could not be sent ([`Error::Sms`]), sorted by what the outbox worker does next: a job whose
+/// error [`is_permanent`](SmsKind::is_permanent) is dead-lettered at once (sending the same request again
+/// cannot succeed; an organizer retries it from the outbox once the cause is fixed), any other is retried
+/// with the outbox's backoff. Messages carry neither the auth token (sent in a header) nor the request URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SmsKind {
+    /// This server has no (complete) SMS provider settings.
+    #[error("SMS is not configured: {0}")]
+    NotConfigured(String),
+    /// No usable answer (connection, timeout, unreadable body), a server error or 429: try again later.
+    #[error("SMS provider unavailable: {0}")]
+    Unavailable(String),
+    /// The provider refused the message for good (a 4xx other than 429), with its error code and message.
+    #[error("SMS provider refused the message: HTTP {status}, error {code}: {message} ({more_info})")]
+    Refused { status: u16, code: i64, message: String, more_info: String },
+    /// The message cannot be built (no phone number on the order, body over the provider's limit).
+    #[error("SMS message: {0}")]
+    Message(String),
+}
+
+impl SmsKind {
+    pub fn is_permanent(&self) -> bool {
+        !matches!(self, SmsKind::Unavailable(_))
+    }
 }
 
 /// Why a refund call did not succeed ([`Error::Refund`]), sorted by what the retry worker must do next.
@@ -373,6 +414,7 @@ mod tests {
             ),
             (RefundKind::AlreadyRefunded.into(), (500, "internal", generic)),
             (MailKind::Message("recipient: invalid".into()).into(), (500, "internal", generic)),
+            (SmsKind::Unavailable("HTTP 503".into()).into(), (500, "internal", generic)),
             (
                 KeyFileKind::Permissions { path: "/srv/keys/issuer-key-1.json".into(), mode: 0o644 }.into(),
                 (500, "internal", generic),

@@ -26,6 +26,7 @@ pub mod pages;
 pub mod payments;
 pub mod scanner;
 pub mod selfservice;
+pub mod sms;
 pub mod staff;
 pub mod state;
 pub mod sync;

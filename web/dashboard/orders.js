@@ -124,7 +124,7 @@
     if (o.refunds.length === 0) refunds.append(el('li', 'No refunds.'));
     const mails = $('order-mails');
     mails.replaceChildren(...o.mails.map((m) => el('li',
-      `${m.kind === 'tickets' ? 'Tickets' : m.kind === 'resend' ? 'Tickets (resent)' : m.kind === 'lookup' ? 'Order links' : m.kind}: ${m.status}${m.sent_at ? ` at ${new Date(m.sent_at).toLocaleString()}` : ''}`)));
+      `${m.channel === 'sms' ? 'SMS: ' : ''}${m.kind === 'tickets' ? 'Tickets' : m.kind === 'resend' ? 'Tickets (resent)' : m.kind === 'lookup' ? 'Order links' : m.kind}: ${m.status}${m.sent_at ? ` at ${new Date(m.sent_at).toLocaleString()}` : ''}`)));
     if (o.mails.length === 0) mails.append(el('li', 'No mails.'));
     $('order-resend').disabled = o.status !== 'confirmed' || o.tickets.every((t) => t.revoked);
   }

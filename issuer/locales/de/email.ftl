@@ -16,3 +16,6 @@ pdf-holder = Inhaber: { $name }
 pdf-order = Bestellung: { $id }
 pdf-pay-at-door = Am Einlass zu bezahlen: { $amount }
 pdf-instructions = Zeigen Sie diesen Code am Einlass vor, gedruckt oder auf dem Bildschirm. Halten Sie ihn geheim: Eine Kopie ist dasselbe Ticket.
+
+# The SMS with the order link (issuer/src/sms.rs), within 1,600 characters with the link.
+sms-tickets = Ihre Tickets für { $event }: { $link }

@@ -18,3 +18,6 @@ pdf-holder = Holder: { $name }
 pdf-order = Order: { $id }
 pdf-pay-at-door = To pay at the door: { $amount }
 pdf-instructions = Show this code at the entrance, printed or on a screen. Keep it private: a copy is the same ticket.
+
+# The SMS with the order link (issuer/src/sms.rs), within 1,600 characters with the link.
+sms-tickets = Your tickets for { $event }: { $link }

@@ -16,3 +16,6 @@ pdf-holder = Titulaire : { $name }
 pdf-order = Commande : { $id }
 pdf-pay-at-door = À payer à l’entrée : { $amount }
 pdf-instructions = Présentez ce code à l’entrée, imprimé ou sur un écran. Gardez-le pour vous : une copie est le même billet.
+
+# The SMS with the order link (issuer/src/sms.rs), within 1,600 characters with the link.
+sms-tickets = Vos billets pour { $event } : { $link }

@@ -371,11 +371,11 @@ fn unit_price(line: &Line) -> i64 {
 
 /// Inserts `rows` into `orders`, as few multi-row statements as the bind limit allows.
 async fn insert_orders(tx: &mut Tx<'_>, rows: &[&OrderRow]) -> Result<()> {
-    const COLS: usize = 13;
+    const COLS: usize = 14;
     for chunk in rows.chunks(MAX_BIND_PARAMS / COLS) {
         let sql = format!(
             "INSERT INTO orders (id, event_id, token_hash, customer_name, customer_email, status, payment_method,
-                                 total_cents, currency, hold_expires_at, created_at, updated_at, locale)
+                                 total_cents, currency, hold_expires_at, created_at, updated_at, locale, phone)
              VALUES {}",
             values_rows(chunk.len(), COLS)
         );
@@ -395,7 +395,8 @@ async fn insert_orders(tx: &mut Tx<'_>, rows: &[&OrderRow]) -> Result<()> {
                 .bind(row.hold_expires_at)
                 .bind(row.created)
                 .bind(row.created)
-                .bind(row.locale.tag());
+                .bind(row.locale.tag())
+                .bind(&row.phone);
         }
         query.execute(&mut **tx).await?;
     }

@@ -111,6 +111,10 @@ pub struct NewOrder {
     /// `free`, `at_door` or `stripe`; default: `free` for a zero total, else `stripe`.
     #[serde(default)]
     pub payment: Option<String>,
+    /// A mobile number with its country code, for an SMS with the order link (only where this server sends
+    /// SMS, see [`crate::sms`]); stored in E.164. Empty means none.
+    #[serde(default)]
+    pub phone: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

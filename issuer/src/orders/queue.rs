@@ -31,6 +31,8 @@ pub(crate) struct OrderRow {
     pub(crate) token_hash: String,
     pub(crate) name: String,
     pub(crate) email: String,
+    /// The buyer's mobile number in E.164, for the SMS with the order link.
+    pub(crate) phone: Option<String>,
     /// The buyer's language (`orders.locale`).
     pub(crate) locale: crate::i18n::Locale,
     pub(crate) event_id: i64,

@@ -226,6 +226,13 @@ pub(super) async fn re_reserve(tx: &mut Tx<'_>, order_id: &str) -> Result<bool> 
 pub async fn place_order(state: &AppState, req: NewOrder) -> Result<OrderCreated> {
     let name = clean_text("name", &req.name, 100)?;
     let email = clean_email(&req.email)?;
+    let phone = match req.phone.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(_) if !crate::sms::offered(&state.config) => {
+            return Err(Error::validation("phone", "cannot be used: tickets are not sent by SMS here"))
+        }
+        Some(number) => Some(crate::sms::normalize_phone(number)?),
+    };
     let (lines, total, currency, event_ends_at) = plan(state, &req).await?;
     // From the cache `plan` just filled: the organizer's at-door choices and the event's email cap.
     let event = crate::catalog::event_for_pricing(state, req.event_id).await?;
@@ -246,6 +253,7 @@ pub async fn place_order(state: &AppState, req: NewOrder) -> Result<OrderCreated
         token_hash: hash_secret(&token),
         name,
         email: email.clone(),
+        phone,
         locale: crate::i18n::Locale::stored(req.locale.as_deref().unwrap_or_default()),
         event_id: req.event_id,
         event_ends_at,

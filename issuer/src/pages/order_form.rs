@@ -40,6 +40,9 @@ const MAX_ECHOED_NAME_CHARS: usize = 2 * crate::orders::model::MAX_HOLDER_NAME_C
 struct OrderForm {
     name: String,
     email: String,
+    /// The mobile number for the SMS with the order link, as typed (bounded); the field is there only
+    /// where this server sends SMS.
+    phone: String,
     /// Raw quantity text per ticket type index.
     quantities: BTreeMap<i64, String>,
     /// Chosen add-on indices per ticket type index.
@@ -61,6 +64,8 @@ impl OrderForm {
             match key.as_str() {
                 "name" => form.name = value,
                 "email" => form.email = value,
+                // Longer input is refused by validation; this much is shown again.
+                "phone" => form.phone = value.chars().take(2 * crate::sms::MAX_PHONE_INPUT_CHARS).collect(),
                 "payment" => form.payment = value,
                 "csrf" => form.csrf = value,
                 "lang" => form.lang = value,
@@ -154,7 +159,7 @@ impl OrderForm {
 #[derive(Debug)]
 struct FormError {
     status: StatusCode,
-    /// The form field (one of `name`, `email`, `quantity`, `addons`, `holders`, `payment`) or none.
+    /// The form field (one of `name`, `email`, `phone`, `quantity`, `addons`, `holders`, `payment`) or none.
     field: Option<&'static str>,
     message: String,
 }
@@ -173,6 +178,7 @@ impl FormError {
                 let (field, message_id) = match field {
                     "name" => ("name", "form-error-name"),
                     "email" => ("email", "form-error-email"),
+                    "phone" => ("phone", "form-error-phone"),
                     "addons" => ("addons", "form-error-addons"),
                     "holder_name" | "holders" => ("holders", "form-error-holders"),
                     "payment" => ("payment", "form-error-payment"),
@@ -314,6 +320,7 @@ pub(super) async fn submit_order(
         locale: Some(locale.tag().to_owned()),
         items,
         payment,
+        phone: Some(form.phone.clone()),
     };
     match place_order(&state, request).await {
         Ok(created) => {
@@ -397,6 +404,7 @@ fn render_event_page(
         let target = match e.field {
             Some("name") => "#name",
             Some("email") => "#email",
+            Some("phone") => "#phone",
             Some("payment") => "#payment",
             Some("holders") => "#holders",
             Some(_) => "#tickets",
@@ -504,6 +512,17 @@ data-addon=\"{a}\">{left_text}</span></label>",
         name_attrs = field_attrs("name"),
         email_attrs = field_attrs("email"),
     ));
+    if crate::sms::offered(&state.config) {
+        out.push_str(&format!(
+            "<label for=\"phone\">{label}</label>{err}<input type=\"tel\" id=\"phone\" name=\"phone\" \
+autocomplete=\"tel\" maxlength=\"{max}\" value=\"{phone}\"{attrs}>",
+            label = html_escape(&locale.text("form-phone-label")),
+            max = crate::sms::MAX_PHONE_INPUT_CHARS,
+            phone = html_escape(&form.phone),
+            err = field_error("phone"),
+            attrs = field_attrs("phone"),
+        ));
+    }
 
     // A name per ticket, optional: without script one text area per ticket type (one name a line); order.js
     // turns each into one field per ticket as the quantities change. Every name is escaped here and

@@ -9,6 +9,7 @@
 
 mod stripe_fake;
 pub mod sync;
+pub mod twilio_fake;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
