@@ -265,3 +265,40 @@ async fn an_old_file_log_is_imported_into_the_database_once() {
     assert_eq!(pieces(&app.running.state.db.read, event).await, stored);
     app.running.shutdown().await;
 }
+
+/// After `COMPACT_AFTER_CHUNKS` (256) stored chunks, the next exchange stores one full save that replaces
+/// them all, in the same transaction; the log reads back whole, also after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_are_compacted_into_one_full_save() {
+    let app = common::start().await;
+    let event = app.event(10, 0).await;
+    let qr = free_tickets(&app, event, 1).await;
+    let token = app.device_token(event).await;
+    let dirs = tempfile::tempdir().unwrap();
+    let mut log = device_log(&app, dirs.path(), "north", event, &token).await;
+    let now = now_ms();
+    // 260 syncs, each bringing one new scan of the same ticket: one chunk each (the pull takes nothing).
+    for i in 0..260u64 {
+        let verdict = scan(&mut log, &qr[0], "North", now + i * 100);
+        assert_eq!(verdict.is_admit(), i == 0);
+        log = sync(&app, log, event, &token).await;
+    }
+    // Chunks 1..=256, then sync 257 stores the full save (seq 257) in their place, then three chunks.
+    let seqs: Vec<i64> = pieces(&app.running.state.db.read, event).await.into_iter().map(|(seq, _)| seq).collect();
+    assert_eq!(seqs, [257, 258, 259, 260]);
+    let expect = |report: Value| {
+        assert_eq!(report["admitted"], 1, "{report}");
+        assert_eq!(report["already_used"], 259, "{report}");
+    };
+    expect(report(&app, event).await);
+    let (database_url, data) = (app.running.state.config.database_url.clone(), app.data_dir().to_path_buf());
+    let _keep = app.dir;
+    app.running.shutdown().await;
+    let app = common::start_with(|c| {
+        c.data_dir = data;
+        c.database_url = database_url;
+    })
+    .await;
+    expect(report(&app, event).await);
+    app.running.shutdown().await;
+}
