@@ -373,3 +373,38 @@ async fn the_auth_token_never_appears_in_the_logs() {
     assert!(!log.contains(AUTH_TOKEN), "the auth token is in the log");
     assert!(!log.contains(&basic), "the Basic credentials are in the log");
 }
+
+/// SMS pumping: anyone who can order free tickets could make the organizer's Twilio account text one
+/// number again and again. Five orders an hour per number get their SMS; the sixth, however the number
+/// is written, is refused with 429 before anything is stored, and an order without a phone still goes.
+#[tokio::test]
+async fn a_sixth_order_within_the_hour_for_one_phone_number_is_refused_before_anything_is_stored() {
+    let twilio = FakeTwilio::start(SID, AUTH_TOKEN).await;
+    let app = start_with_sms(&twilio).await;
+    let event = app.event(20, 0).await;
+    for i in 0..5 {
+        let (s, v) = order(&app, event, Some("+49 170 1234567")).await;
+        assert_eq!(s, 201, "order {i}: {v}");
+    }
+    assert_eq!(order_count(&app).await, 5);
+    let resp = app
+        .http
+        .post(app.url("/v1/orders"))
+        .json(&json!({"event_id": event, "name": "Ada", "email": "ada@example.org", "phone": "+491701234567",
+                      "items": [{"ticket_type": 0, "quantity": 1}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["retry-after"], "3600");
+    assert_eq!(order_count(&app).await, 5, "the refused order stored nothing");
+    // Another number, and no number at all, are not held up.
+    let (s, v) = order(&app, event, Some("+44 7911 123456")).await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = order(&app, event, None).await;
+    assert_eq!(s, 201, "{v}");
+    let sent = eventually(Duration::from_secs(30), || async { (twilio.calls().len() >= 6).then_some(()) }).await;
+    assert!(sent.is_some(), "{:?}", twilio.calls());
+    let to_first = twilio.calls().iter().filter(|c| c.field("To") == Some("+491701234567")).count();
+    assert_eq!(to_first, 5);
+}

@@ -92,16 +92,29 @@ async fn plan(state: &AppState, req: &NewOrder) -> Result<(Vec<Line>, i64, Strin
 /// every line that costs money is of a ticket type whose organizer allows it.
 fn check_at_door(event: &EventView, items: &[NewItem]) -> Result<()> {
     for item in items {
-        let Some(tt) = event.ticket_types.iter().find(|t| t.index == item.ticket_type) else {
+        if !event.ticket_types.iter().any(|t| t.index == item.ticket_type) {
             return Err(Error::validation("ticket_type", format!("event has no ticket type {}", item.ticket_type)));
-        };
-        let addons: i64 = event.addons.iter().filter(|a| item.addons.contains(&a.index)).map(|a| a.price_cents).sum();
-        let paid = (tt.price_cents + addons).saturating_mul(item.quantity) > 0;
-        if paid && !tt.at_door_allowed {
-            return Err(Error::validation("payment", format!("at the door is not offered for {} tickets", tt.name)));
         }
     }
-    Ok(())
+    match at_door_refused_for(event, items).first() {
+        Some(name) => Err(Error::validation("payment", format!("at the door is not offered for {name} tickets"))),
+        None => Ok(()),
+    }
+}
+
+/// The names of the ticket types in `items` that cost money and whose organizer does not take payment at
+/// the door: what stops an at-door order. One rule for the API's refusal and the order form's message.
+pub fn at_door_refused_for<'a>(event: &'a EventView, items: &[NewItem]) -> Vec<&'a str> {
+    let mut names: Vec<&str> = Vec::new();
+    for item in items {
+        let Some(tt) = event.ticket_types.iter().find(|t| t.index == item.ticket_type) else { continue };
+        let addons: i64 = event.addons.iter().filter(|a| item.addons.contains(&a.index)).map(|a| a.price_cents).sum();
+        let paid = (tt.price_cents + addons).saturating_mul(item.quantity) > 0;
+        if paid && !tt.at_door_allowed && !names.contains(&tt.name.as_str()) {
+            names.push(&tt.name);
+        }
+    }
+    names
 }
 
 /// What reserving one line takes: the order's lines, or an order's stored items when an expired hold is
@@ -220,6 +233,31 @@ pub(super) async fn re_reserve(tx: &mut Tx<'_>, order_id: &str) -> Result<bool> 
     Ok(reserve(tx, event_id, &lines).await?.is_none())
 }
 
+/// Orders with one phone number in the last hour after which that number gets no more: the cap that
+/// keeps anyone able to order free tickets from making the organizer's SMS account text a number again
+/// and again (SMS pumping costs the organizer money per message). Checked before the order is queued,
+/// so concurrent orders for one number can pass it by the few in flight at once.
+pub const MAX_SMS_ORDERS_PER_PHONE_PER_HOUR: i64 = 5;
+
+async fn check_sms_budget(state: &AppState, phone: &str) -> Result<()> {
+    let since = now() - 3600;
+    let (recent,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM orders WHERE phone = $1 AND created_at > $2")
+        .bind(phone)
+        .bind(since)
+        .fetch_one(&state.db.read)
+        .await?;
+    if recent >= MAX_SMS_ORDERS_PER_PHONE_PER_HOUR {
+        return Err(Error::RateLimited {
+            message: format!(
+                "phone: {MAX_SMS_ORDERS_PER_PHONE_PER_HOUR} orders in the last hour already send their tickets to \
+                 this number; leave the phone number out (the tickets still come by email) or try again later"
+            ),
+            retry_after_secs: 3600,
+        });
+    }
+    Ok(())
+}
+
 /// Validates, prices and places an order: the seats are reserved and the order (with its tickets and
 /// email job when it settles at once) committed in one transaction. Shared by the JSON API and the
 /// order page's form post.
@@ -233,6 +271,9 @@ pub async fn place_order(state: &AppState, req: NewOrder) -> Result<OrderCreated
         }
         Some(number) => Some(crate::sms::normalize_phone(number)?),
     };
+    if let Some(number) = &phone {
+        check_sms_budget(state, number).await?;
+    }
     let (lines, total, currency, event_ends_at) = plan(state, &req).await?;
     // From the cache `plan` just filled: the organizer's at-door choices and the event's email cap.
     let event = crate::catalog::event_for_pricing(state, req.event_id).await?;

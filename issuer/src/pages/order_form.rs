@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::extract::Query;
 use crate::i18n::Locale;
 use crate::orders::model::{NewItem, NewOrder, MAX_TICKETS_PER_ORDER};
-use crate::orders::reserve::place_order;
+use crate::orders::reserve::{at_door_refused_for, place_order};
 use crate::state::AppState;
 use crate::util::random_token;
 
@@ -171,9 +171,15 @@ impl FormError {
 
     /// Turns an error of `place_order` into words a customer can act on, in `locale`: a message per field
     /// (the API's own message is English and stays in the API).
-    fn from_order_error(e: Error, locale: Locale) -> Self {
+    /// `at_door_refused` names the chosen ticket types that cannot be paid at the door, so that refusal says
+    /// which ones (as the page's script does before submitting).
+    fn from_order_error(e: Error, locale: Locale, at_door_refused: &[&str]) -> Self {
         let status = e.status();
         match e {
+            Error::Validation { field: "payment", .. } if !at_door_refused.is_empty() => {
+                let message = locale.tr("form-error-at-door-refused", &[("types", at_door_refused.join(", ").into())]);
+                FormError { status, field: Some("payment"), message }
+            }
             Error::Validation { field, .. } => {
                 let (field, message_id) = match field {
                     "name" => ("name", "form-error-name"),
@@ -186,6 +192,9 @@ impl FormError {
                 };
                 let message = locale.tr(message_id, &[("max", MAX_TICKETS_PER_ORDER.into())]);
                 FormError { status, field: Some(field), message }
+            }
+            Error::RateLimited { .. } => {
+                FormError { status, field: Some("phone"), message: locale.text("form-error-phone-limit") }
             }
             Error::Conflict(_) => {
                 FormError { status, field: Some("quantity"), message: locale.text("form-error-sold-out") }
@@ -313,6 +322,10 @@ pub(super) async fn submit_order(
     if paid && payment.is_none() && state.payments.stripe().is_none() {
         return Ok(rerender(&event, FormError::field("payment", locale.text("form-error-no-online-payment"))));
     }
+    let at_door_refused: Vec<String> = match payment {
+        Some(_) => at_door_refused_for(&event, &items).into_iter().map(str::to_owned).collect(),
+        None => Vec::new(),
+    };
     let request = NewOrder {
         event_id: id,
         name: form.name.clone(),
@@ -334,7 +347,8 @@ pub(super) async fn submit_order(
         Err(e) => {
             // Show what is left now (the reason may be that another buyer just took the last seats).
             let fresh = load_event(&state, id).await.unwrap_or(event.clone());
-            Ok(rerender(&fresh, FormError::from_order_error(e, locale)))
+            let refused: Vec<&str> = at_door_refused.iter().map(String::as_str).collect();
+            Ok(rerender(&fresh, FormError::from_order_error(e, locale, &refused)))
         }
     }
 }
