@@ -257,12 +257,14 @@ pub const MAX_ORDERS_IN_MAIL: i64 = 50;
 /// (newest first), sent to that address only.
 pub async fn build_lookup_message(state: &AppState, order_id: &str, message_id: &str) -> Result<Message> {
     let db = |e: sqlx::Error| Error::from(MailKind::Message(e.to_string()));
-    let (email, name): (String, String) =
-        sqlx::query_as("SELECT customer_email, customer_name FROM orders WHERE id = $1")
+    // The language of the newest order (the one the request found): the customer's latest choice.
+    let (email, name, stored_locale): (String, String, String) =
+        sqlx::query_as("SELECT customer_email, customer_name, locale FROM orders WHERE id = $1")
             .bind(order_id)
             .fetch_one(&state.db.read)
             .await
             .map_err(db)?;
+    let locale = crate::i18n::Locale::stored(&stored_locale);
     let orders: Vec<(String, String, String, i64)> = sqlx::query_as(
         "SELECT o.id, e.name, o.status, o.created_at FROM orders o JOIN events e ON e.id = o.event_id
          WHERE LOWER(o.customer_email) = LOWER($1) ORDER BY o.created_at DESC, o.id DESC LIMIT $2",
@@ -274,32 +276,36 @@ pub async fn build_lookup_message(state: &AppState, order_id: &str, message_id: 
     .map_err(db)?;
     let from: Mailbox = state.config.mail_from.parse().map_err(|e| MailKind::Message(format!("mail_from: {e}")))?;
     let to = Mailbox::new(Some(name.clone()), email.parse().map_err(|e| MailKind::Message(format!("recipient: {e}")))?);
-    let mut text = format!("Hello {name},\n\nyou asked for the links to your orders. Here they are:\n\n");
+    let hello = locale.tr("email-hello", &[("name", name.as_str().into())]);
+    let intro = locale.text("lookup-intro");
+    let mut text = format!("{hello}\n\n{intro}\n\n");
     let mut html = format!(
-        "<!doctype html><html><body style=\"font-family:sans-serif\"><p>Hello {},</p><p>you asked for the links to \
-your orders. Here they are:</p><ul>",
-        html_escape(&name)
+        "<!doctype html><html lang=\"{}\"><body style=\"font-family:sans-serif\"><p>{}</p><p>{}</p><ul>",
+        locale.tag(),
+        html_escape(&hello),
+        html_escape(&intro)
     );
     for (id, event, status, _) in &orders {
         let link = order_link(state, id);
-        text.push_str(&format!("- {event} (order {id}, {status}): {link}\n"));
+        let line = locale.tr(
+            "lookup-order",
+            &[("event", event.as_str().into()), ("id", id.as_str().into()), ("status", status.as_str().into())],
+        );
+        text.push_str(&format!("- {line}: {link}\n"));
         html.push_str(&format!(
-            "<li><a href=\"{}\">{}</a> (order {}, {})</li>",
+            "<li><a href=\"{}\">{}</a> {}</li>",
             html_escape(&link),
             html_escape(event),
-            html_escape(id),
-            html_escape(status)
+            html_escape(line.strip_prefix(event.as_str()).unwrap_or(&line).trim_start())
         ));
     }
-    text.push_str("\nIf you did not ask for this mail, you can ignore it: only you receive these links.\n");
-    html.push_str(
-        "</ul><p style=\"color:#777\">If you did not ask for this mail, you can ignore it: only you receive these \
-links.</p></body></html>",
-    );
+    let ignore = locale.text("lookup-ignore");
+    text.push_str(&format!("\n{ignore}\n"));
+    html.push_str(&format!("</ul><p style=\"color:#777\">{}</p></body></html>", html_escape(&ignore)));
     Message::builder()
         .from(from)
         .to(to)
-        .subject("Your orders")
+        .subject(locale.text("lookup-subject"))
         .message_id(Some(message_id.to_owned()))
         .multipart(MultiPart::alternative_plain_html(text, html))
         .map_err(|e| MailKind::Message(e.to_string()).into())

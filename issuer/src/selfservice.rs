@@ -16,15 +16,18 @@
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Form, Router};
 use hmac::Mac;
 
 use crate::error::{Error, Result};
+use crate::extract::Query;
+use crate::i18n::Locale;
 use crate::limits::ClientIp;
-use crate::pages::html::{html_escape, html_response, layout};
+use crate::pages::html::{html_escape, html_response, page as site_page};
+use crate::pages::{remember_locale, request_locale, LangQuery};
 use crate::state::AppState;
 use crate::util::{clean_email, now};
 
@@ -34,32 +37,41 @@ pub const MAX_PER_ADDRESS_PER_HOUR: i64 = 3;
 pub const MAX_PER_IP_PER_HOUR: i64 = 10;
 const WINDOW_SECS: i64 = 3600;
 
-/// The one answer to every accepted request.
-pub const SENT_MESSAGE: &str =
-    "If there are orders for this address, we have sent a mail with links to them. Check your inbox (and spam folder) in a few minutes.";
+/// The one answer to every accepted request (a message id of `locales/*/pages.ftl`).
+const SENT_MESSAGE: &str = "lost-sent";
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/lost-tickets", get(form_page).post(submit))
 }
 
-fn page(status: StatusCode, email: &str, message: Option<(&str, bool)>) -> Response {
+/// The page in `locale`; `message` is a message id and whether it is an error.
+fn page(locale: Locale, status: StatusCode, email: &str, message: Option<(&str, bool)>) -> Response {
     let notice = match message {
-        Some((text, true)) => format!("<div class=\"error-summary\" id=\"lookup-result\" role=\"alert\" tabindex=\"-1\" autofocus><p>{}</p></div>", html_escape(text)),
-        Some((text, false)) => format!("<div class=\"notice\" id=\"lookup-result\" role=\"status\" tabindex=\"-1\" autofocus><p>{}</p></div>", html_escape(text)),
+        Some((id, true)) => format!("<div class=\"error-summary\" id=\"lookup-result\" role=\"alert\" tabindex=\"-1\" autofocus><p>{}</p></div>", html_escape(&locale.text(id))),
+        Some((id, false)) => format!("<div class=\"notice\" id=\"lookup-result\" role=\"status\" tabindex=\"-1\" autofocus><p>{}</p></div>", html_escape(&locale.text(id))),
         None => String::new(),
     };
+    let title = locale.text("lost-title");
     let main = format!(
-        "<h1>Lost your tickets?</h1>{notice}<p>Enter the email address you ordered with. We mail the links to your \
-orders to that address.</p><form method=\"post\" action=\"/lost-tickets\" id=\"lookup-form\">\
-<label for=\"lookup-email\">Email address</label><input type=\"email\" id=\"lookup-email\" name=\"email\" \
-autocomplete=\"email\" required maxlength=\"254\" value=\"{}\"><button type=\"submit\">Send me my tickets</button></form>",
-        html_escape(email)
+        "<h1>{title}</h1>{notice}<p>{intro}</p><form method=\"post\" action=\"/lost-tickets\" id=\"lookup-form\">\
+<input type=\"hidden\" name=\"lang\" value=\"{lang}\">\
+<label for=\"lookup-email\">{label}</label><input type=\"email\" id=\"lookup-email\" name=\"email\" \
+autocomplete=\"email\" required maxlength=\"254\" value=\"{email}\"><button type=\"submit\">{submit}</button></form>",
+        title = html_escape(&title),
+        intro = html_escape(&locale.text("lost-intro")),
+        lang = locale.tag(),
+        label = html_escape(&locale.text("lost-email-label")),
+        email = html_escape(email),
+        submit = html_escape(&locale.text("lost-submit")),
     );
-    html_response(status, layout("Lost your tickets?", &main, None))
+    html_response(status, site_page(locale, &title, &main, None, Some("/lost-tickets")))
 }
 
-async fn form_page() -> Response {
-    page(StatusCode::OK, "", None)
+async fn form_page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<LangQuery>) -> Response {
+    let explicit = q.lang.as_deref();
+    let mut resp = page(request_locale(&headers, explicit), StatusCode::OK, "", None);
+    remember_locale(&mut resp, &state, explicit);
+    resp
 }
 
 /// A keyed hash of a rate-limit key, so the table holds neither addresses nor IPs in clear.
@@ -73,12 +85,8 @@ fn key_hash(state: &AppState, kind: &str, value: &str) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-fn too_many(what: &str) -> Response {
-    let mut resp = page(
-        StatusCode::TOO_MANY_REQUESTS,
-        "",
-        Some((&format!("Too many requests {what}. Please try again in an hour."), true)),
-    );
+fn too_many(locale: Locale, message_id: &str) -> Response {
+    let mut resp = page(locale, StatusCode::TOO_MANY_REQUESTS, "", Some((message_id, true)));
     resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(WINDOW_SECS as u64));
     resp
 }
@@ -86,18 +94,20 @@ fn too_many(what: &str) -> Response {
 async fn submit(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
+    headers: HeaderMap,
     form: std::result::Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Result<Response> {
     let pairs = match form {
         Ok(Form(pairs)) => pairs,
         Err(r) => return Err(Error::BadRequest(format!("not a form submission: {}", r.body_text()))),
     };
+    let locale = request_locale(&headers, pairs.iter().find(|(k, _)| k == "lang").map(|(_, v)| v.as_str()));
     let raw: String =
         pairs.iter().find(|(k, _)| k == "email").map(|(_, v)| v.chars().take(300).collect()).unwrap_or_default();
     let email = match clean_email(&raw) {
         Ok(e) => e.to_lowercase(),
         Err(_) => {
-            return Ok(page(StatusCode::UNPROCESSABLE_ENTITY, &raw, Some(("Enter a valid email address.", true))));
+            return Ok(page(locale, StatusCode::UNPROCESSABLE_ENTITY, &raw, Some(("lost-invalid-email", true))));
         }
     };
     let t = now();
@@ -113,11 +123,11 @@ async fn submit(
     };
     let (from_ip,) = count(ip_key.clone()).fetch_one(&mut *tx).await?;
     if from_ip >= MAX_PER_IP_PER_HOUR {
-        return Ok(too_many("from your network"));
+        return Ok(too_many(locale, "lost-too-many-network"));
     }
     let (for_address,) = count(address_key.clone()).fetch_one(&mut *tx).await?;
     if for_address >= MAX_PER_ADDRESS_PER_HOUR {
-        return Ok(too_many("for this address"));
+        return Ok(too_many(locale, "lost-too-many-address"));
     }
     for key in [&ip_key, &address_key] {
         sqlx::query("INSERT INTO lookup_requests (key_hash, created_at) VALUES ($1, $2)")
@@ -140,5 +150,5 @@ async fn submit(
         state.mail_wakeup.notify_one();
     }
     tracing::info!(found = newest.is_some(), "lost-tickets request");
-    Ok(page(StatusCode::OK, "", Some((SENT_MESSAGE, false))))
+    Ok(page(locale, StatusCode::OK, "", Some((SENT_MESSAGE, false))))
 }

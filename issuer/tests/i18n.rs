@@ -236,6 +236,38 @@ async fn an_order_placed_in_german_gets_its_mail_and_pdf_in_german() {
     ] {
         assert!(words.contains(german), "{german:?} missing: {words}");
     }
+
+    // "Lost your tickets?" in the browser's language, and its mail in the order's.
+    let lost = app
+        .http
+        .post(app.url("/lost-tickets"))
+        .header("accept-language", "de")
+        .form(&[("email", "juergen@example.org")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lost.status(), 200);
+    let lost = lost.text().await.unwrap();
+    assert!(lost.contains("<html lang=\"de\">") && lost.contains("<h1>Tickets verloren?</h1>"), "{lost}");
+    assert!(lost.contains("Falls es Bestellungen mit dieser Adresse gibt"), "{lost}");
+    let lookup = common::eventually(Duration::from_secs(30), || async {
+        smtp::mails(&server.out).into_iter().map(|p| std::fs::read(p).unwrap()).find(|raw| {
+            MessageParser::default().parse(raw).and_then(|m| m.subject().map(|s| s == "Ihre Bestellungen"))
+                == Some(true)
+        })
+    })
+    .await
+    .expect("the lookup mail, in German");
+    let msg = MessageParser::default().parse(&lookup).expect("mail parses");
+    let text = msg.body_text(0).expect("text part");
+    let link = format!("{}/orders/{order_id}?token=", app.running.state.public_url);
+    for german in [
+        "Hallo Jürgen Groß,".to_owned(),
+        "Sie haben die Links zu Ihren Bestellungen angefordert.".to_owned(),
+        format!("- Test Night (Bestellung {order_id}, bestätigt): {link}"),
+    ] {
+        assert!(text.contains(&german), "{german:?} missing: {text}");
+    }
     app.running.shutdown().await;
 }
 

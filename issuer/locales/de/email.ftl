@@ -19,3 +19,17 @@ pdf-instructions = Zeigen Sie diesen Code am Einlass vor, gedruckt oder auf dem 
 
 # The SMS with the order link (issuer/src/sms.rs), within 1,600 characters with the link.
 sms-tickets = Ihre Tickets für { $event }: { $link }
+
+lookup-subject = Ihre Bestellungen
+lookup-intro = Sie haben die Links zu Ihren Bestellungen angefordert. Hier sind sie:
+lookup-order = { $event } (Bestellung { $id }, { $status ->
+    [confirmed] bestätigt
+    [pending] Zahlung ausstehend
+    [refunded] erstattet
+    [disputed] Zahlung angefochten
+    [payment_conflict] Zahlung wird geprüft
+    [cancelled] storniert
+    [expired] abgelaufen
+   *[other] { $status }
+})
+lookup-ignore = Falls Sie diese E-Mail nicht angefordert haben, können Sie sie ignorieren: Nur Sie erhalten diese Links.

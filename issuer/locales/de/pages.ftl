@@ -83,3 +83,13 @@ js-at-most = Von dieser Ticketart sind höchstens { $max } Tickets verfügbar.
 js-whole-number = Bitte geben Sie eine ganze Zahl ein.
 js-placing = Ihre Bestellung wird aufgegeben…
 js-holder = Name auf { $type }-Ticket { $n }
+
+## "Tickets verloren?" (selfservice.rs) und ihre E-Mail (email.rs)
+lost-title = Tickets verloren?
+lost-intro = Geben Sie die E-Mail-Adresse ein, mit der Sie bestellt haben. Wir senden die Links zu Ihren Bestellungen an diese Adresse.
+lost-email-label = E-Mail-Adresse
+lost-submit = Meine Tickets senden
+lost-sent = Falls es Bestellungen mit dieser Adresse gibt, haben wir eine E-Mail mit den Links dazu gesendet. Sehen Sie in einigen Minuten in Ihren Posteingang (und Spam-Ordner).
+lost-invalid-email = Geben Sie eine gültige E-Mail-Adresse ein.
+lost-too-many-network = Zu viele Anfragen aus Ihrem Netz. Bitte versuchen Sie es in einer Stunde erneut.
+lost-too-many-address = Zu viele Anfragen für diese Adresse. Bitte versuchen Sie es in einer Stunde erneut.

@@ -21,3 +21,17 @@ pdf-instructions = Show this code at the entrance, printed or on a screen. Keep 
 
 # The SMS with the order link (issuer/src/sms.rs), within 1,600 characters with the link.
 sms-tickets = Your tickets for { $event }: { $link }
+
+lookup-subject = Your orders
+lookup-intro = you asked for the links to your orders. Here they are:
+lookup-order = { $event } (order { $id }, { $status ->
+    [confirmed] confirmed
+    [pending] awaiting payment
+    [refunded] refunded
+    [disputed] payment disputed
+    [payment_conflict] payment being checked
+    [cancelled] cancelled
+    [expired] expired
+   *[other] { $status }
+})
+lookup-ignore = If you did not ask for this mail, you can ignore it: only you receive these links.

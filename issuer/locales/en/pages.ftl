@@ -88,3 +88,13 @@ js-at-most = At most { $max } tickets of this type are available.
 js-whole-number = Please enter a whole number.
 js-placing = Placing your order…
 js-holder = Name on { $type } ticket { $n }
+
+## "Lost your tickets?" (selfservice.rs) and its mail (email.rs)
+lost-title = Lost your tickets?
+lost-intro = Enter the email address you ordered with. We mail the links to your orders to that address.
+lost-email-label = Email address
+lost-submit = Send me my tickets
+lost-sent = If there are orders for this address, we have sent a mail with links to them. Check your inbox (and spam folder) in a few minutes.
+lost-invalid-email = Enter a valid email address.
+lost-too-many-network = Too many requests from your network. Please try again in an hour.
+lost-too-many-address = Too many requests for this address. Please try again in an hour.

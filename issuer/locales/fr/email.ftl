@@ -19,3 +19,17 @@ pdf-instructions = Présentez ce code à l’entrée, imprimé ou sur un écran.
 
 # The SMS with the order link (issuer/src/sms.rs), within 1,600 characters with the link.
 sms-tickets = Vos billets pour { $event } : { $link }
+
+lookup-subject = Vos commandes
+lookup-intro = vous avez demandé les liens vers vos commandes. Les voici :
+lookup-order = { $event } (commande { $id }, { $status ->
+    [confirmed] confirmée
+    [pending] paiement en attente
+    [refunded] remboursée
+    [disputed] paiement contesté
+    [payment_conflict] paiement en cours de vérification
+    [cancelled] annulée
+    [expired] expirée
+   *[other] { $status }
+})
+lookup-ignore = Si vous n’avez pas demandé cet e-mail, ignorez-le : vous seul recevez ces liens.

@@ -83,3 +83,13 @@ js-at-most = Au plus { $max } billets de ce type sont disponibles.
 js-whole-number = Saisissez un nombre entier.
 js-placing = Commande en cours…
 js-holder = Nom sur le billet { $type } n° { $n }
+
+## « Billets perdus ? » (selfservice.rs) et son e-mail (email.rs)
+lost-title = Billets perdus ?
+lost-intro = Saisissez l’adresse e-mail utilisée pour la commande. Nous y envoyons les liens vers vos commandes.
+lost-email-label = Adresse e-mail
+lost-submit = M’envoyer mes billets
+lost-sent = S’il existe des commandes pour cette adresse, nous avons envoyé un e-mail avec leurs liens. Consultez votre boîte de réception (et les indésirables) dans quelques minutes.
+lost-invalid-email = Saisissez une adresse e-mail valide.
+lost-too-many-network = Trop de demandes depuis votre réseau. Réessayez dans une heure.
+lost-too-many-address = Trop de demandes pour cette adresse. Réessayez dans une heure.

@@ -57,11 +57,6 @@ pub(crate) fn html_response(status: StatusCode, html: String) -> Response {
     resp
 }
 
-/// The page frame shared by every customer page, in English. `title` and `main` must already be escaped HTML.
-pub(crate) fn layout(title: &str, main: &str, script: Option<&str>) -> String {
-    page(Locale::En, title, main, script, None)
-}
-
 /// The page frame in `locale`, with `<html lang>`. `switch_to` is the address of this page without a `lang`
 /// parameter: the language switcher links to it with `lang=` added (plain links: no JavaScript needed, the
 /// event or order stays the same). `title` and `main` must already be escaped HTML.

@@ -65,7 +65,7 @@ const LANG_COOKIE: &str = "tickets_lang";
 #[derive(Debug, Default, serde::Deserialize)]
 pub(crate) struct LangQuery {
     #[serde(default)]
-    lang: Option<String>,
+    pub(crate) lang: Option<String>,
 }
 
 /// The language of a page: an explicit choice (the `lang` parameter or form field, from the switcher) wins,
