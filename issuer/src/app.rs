@@ -190,7 +190,7 @@ pub async fn start(config: Config) -> Result<Running> {
     let revocations = load_revocations(&db, &keyring, &key).await?;
     let admin_token = admin_token(&config)?;
     let link_secret = link_secret(&config)?;
-    let wallet = orders::wallet::Wallet::from_config(&config)?;
+    let wallet = orders::wallet::keys::Wallet::from_config(&config)?;
     let mailer = email::Mailer::from_config(&config).map_err(StartKind::Mail)?;
     let sms = crate::sms::Twilio::from_config(&config).map_err(StartKind::Sms)?;
     let listener = tokio::net::TcpListener::bind(config.bind)

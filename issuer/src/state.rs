@@ -41,9 +41,9 @@ pub struct Inner {
     /// Per-device budget of the supervisors' attendee search.
     pub search_limit: SearchLimit,
     /// The Apple and Google Wallet signers the configuration turns on (keys read at start-up).
-    pub wallet: crate::orders::wallet::Wallet,
+    pub wallet: crate::orders::wallet::keys::Wallet,
     /// This instance's copies of the events' redemption logs, kept in the store ([`crate::sync::store`]).
-    pub sync_logs: crate::sync::store::SyncLogs,
+    pub sync_logs: crate::sync::logs::SyncLogs,
 }
 
 pub type AppState = Arc<Inner>;

@@ -22,6 +22,7 @@
 //! under a per-event lock that every instance takes. An old file log from before
 //! (`DATA_DIR/redemptions/event-<id>.log`) is imported once. This module only authenticates and routes.
 
+pub mod logs;
 pub mod store;
 
 use axum::extract::{FromRequestParts, Path, Request, State};

@@ -33,7 +33,7 @@ pub use crate::redemption::device::DeviceKind;
 pub use crate::redemption::document::{LogKind, SyncKind};
 pub use crate::redemption::record::RecordKind;
 #[cfg(feature = "server-log")]
-pub use crate::redemption::server_log::ServerLogKind;
+pub use crate::redemption::sync_log::ServerLogKind;
 pub use crate::revocation::RevocationKind;
 pub use crate::setup::SetupKind;
 pub use crate::supervisor::PassKind;

@@ -32,34 +32,15 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use thiserror::Error;
-
 use super::decision::ScanIndex;
 use super::document::{decode_peer_state, encode_peer_state, Accept, PeerState, Received};
 use super::document::{RedemptionDoc, ServerReply, SyncChannel};
 use super::record::{DeviceId, Hlc, ScanRecord, TicketRef};
 use super::report::{CheckIn, EventReport};
+pub use super::sync_log::ServerLogKind;
 use super::sync_log::{ClientStep, Exchange, StoreAs, SyncLog, Write};
 
 pub use super::sync_log::COMPACT_AFTER_CHUNKS;
-
-/// How a server log failed: the payload of [`crate::Error::ServerLog`]. A refused peer message (damaged,
-/// hostile, too large, another device's records...: nothing changed, a client error) is a
-/// [`crate::Error::Sync`], and a local append or report the document refuses a [`crate::Error::Log`], as
-/// anywhere else in the library.
-#[derive(Debug, Error)]
-pub enum ServerLogKind {
-    /// The disk refused a write: nothing was accepted (see the module's persistence contract).
-    #[error("redemption log {path}: {source}")]
-    Storage { path: PathBuf, source: std::io::Error },
-    /// The stored log cannot be read back: it needs an operator, never a silent reset.
-    #[error("stored redemption log {path} is damaged: {source}")]
-    Damaged { path: PathBuf, source: Box<crate::Error> },
-    #[error("this log is owned by no device: it cannot record decisions")]
-    NotOwned,
-    #[error("another thread panicked while holding the redemption log")]
-    Poisoned,
-}
 
 /// The log file of `event` in `dir`.
 pub fn log_path(dir: &Path, event: u32) -> PathBuf {

@@ -26,14 +26,35 @@
 //! A log may be *owned* by a device id (a venue hub writes its own decisions into the log it serves, as
 //! that device, [`SyncLog::append_own`]); the issuer's logs are owned by no one.
 
+use std::path::PathBuf;
+
 use automerge::ChangeHash;
+use thiserror::Error;
 
 use super::decision::ScanIndex;
 use super::document::SyncChannel;
 use super::document::{serve_sync, Accept, Batch, LogKind, PeerState, Received, RedemptionDoc, ServerReply};
 use super::record::{DeviceId, Hlc, ScanRecord, TicketRef};
 use super::report::{CheckIn, EventReport};
-use super::server_log::ServerLogKind;
+
+/// How a server log failed: the payload of [`crate::Error::ServerLog`]. A refused peer message (damaged,
+/// hostile, too large, another device's records...: nothing changed, a client error) is a
+/// [`crate::Error::Sync`], and a local append or report the document refuses a [`crate::Error::Log`], as
+/// anywhere else in the library.
+#[derive(Debug, Error)]
+pub enum ServerLogKind {
+    /// The disk refused a write of the file-backed log: nothing was accepted (see the persistence contract
+    /// of [`super::server_log`]).
+    #[error("redemption log {path}: {source}")]
+    Storage { path: PathBuf, source: std::io::Error },
+    /// The stored log cannot be read back: it needs an operator, never a silent reset.
+    #[error("stored redemption log {path} is damaged: {source}")]
+    Damaged { path: PathBuf, source: Box<crate::Error> },
+    #[error("this log is owned by no device: it cannot record decisions")]
+    NotOwned,
+    #[error("another thread panicked while holding the redemption log")]
+    Poisoned,
+}
 
 /// Chunks stored after which the next write is one full save that replaces them all.
 pub const COMPACT_AFTER_CHUNKS: usize = 256;

@@ -7,16 +7,13 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::path::Path;
 
-use openssl::asn1::Asn1Time;
 use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
-use openssl::pkey::{PKey, Private};
 use openssl::stack::Stack;
-use openssl::x509::X509;
 use serde_json::{json, Value};
 
-use super::{check_private_file, entitlement, iso_in_zone, read_file, ticket_id, unusable};
+use super::content::{entitlement, iso_in_zone, ticket_id};
+use super::keys::PassSigner;
 use crate::error::{Error, Result};
 use crate::orders::model::{OrderView, TicketView};
 
@@ -28,52 +25,7 @@ pub const CONTENT_TYPE: &str = "application/vnd.apple.pkpass";
 const ICON: &[u8] = include_bytes!("../../../assets/wallet/icon.png");
 const ICON_2X: &[u8] = include_bytes!("../../../assets/wallet/icon@2x.png");
 
-/// Who the passes are from: the identifiers of the organizer's Apple developer account and the name the
-/// pass shows.
-#[derive(Debug, Clone)]
-pub struct PassIdentity {
-    /// `pass.org.example.tickets`: the Pass Type ID the certificate was issued for.
-    pub pass_type_id: String,
-    /// The 10-character Team ID of the Apple developer account.
-    pub team_id: String,
-    pub organization: String,
-}
-
-/// Signs passes with the organizer's pass certificate; read once at start-up.
-pub struct PassSigner {
-    identity: PassIdentity,
-    cert: X509,
-    key: PKey<Private>,
-    wwdr: X509,
-}
-
 impl PassSigner {
-    /// Reads the pass certificate, its private key (a file only its owner may read) and the WWDR
-    /// certificate, all PEM, and checks that the key is the certificate's and the certificate has not
-    /// expired (Wallet refuses passes signed with an expired certificate).
-    pub fn load(identity: PassIdentity, cert_path: &Path, key_path: &Path, wwdr_path: &Path) -> Result<Self> {
-        let cert = X509::from_pem(&read_file(cert_path)?)
-            .map_err(|e| unusable(cert_path, "Apple pass certificate (PEM)", e))?;
-        check_private_file(key_path)?;
-        let key = PKey::private_key_from_pem(&read_file(key_path)?)
-            .map_err(|e| unusable(key_path, "Apple pass certificate's private key (unencrypted PEM)", e))?;
-        let wwdr = X509::from_pem(&read_file(wwdr_path)?)
-            .map_err(|e| unusable(wwdr_path, "Apple WWDR intermediate certificate (PEM)", e))?;
-        let public = cert.public_key().map_err(|e| unusable(cert_path, "Apple pass certificate (PEM)", e))?;
-        if !public.public_eq(&key) {
-            return Err(unusable(
-                key_path,
-                "Apple pass certificate's private key (unencrypted PEM)",
-                format!("it is not the private key of the certificate {}", cert_path.display()),
-            ));
-        }
-        let now = Asn1Time::days_from_now(0).map_err(Error::internal)?;
-        if cert.not_after() < now {
-            return Err(unusable(cert_path, "Apple pass certificate (PEM)", format!("expired {}", cert.not_after())));
-        }
-        Ok(PassSigner { identity, cert, key, wwdr })
-    }
-
     /// The signed `.pkpass` of `ticket` (a live ticket of `order`).
     pub fn pkpass(&self, order: &OrderView, ticket: &TicketView) -> Result<Vec<u8>> {
         let pass_json = serde_json::to_vec_pretty(&self.pass_json(order, ticket)?).map_err(Error::internal)?;

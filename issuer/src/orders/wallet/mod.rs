@@ -5,7 +5,8 @@
 //!
 //! Each wallet is on only when the organizer configured it (Apple: pass type id, team id, pass certificate,
 //! its private key and Apple's WWDR certificate; Google: issuer id and service-account key). The key
-//! material is read and checked once at start-up ([`Wallet::from_config`]); a file that cannot be used
+//! material is read and checked once at start-up ([`Wallet::from_config`], in [`keys`], the one part the
+//! application state holds); a file that cannot be used
 //! stops the start with an error naming the file, never its content. Without configuration neither the
 //! order page nor the ticket mail offers the link, and the routes answer 404.
 //!
@@ -15,82 +16,24 @@
 //! click from the stored ticket: a link in an old mail to a ticket refunded since no longer saves it.
 
 pub mod apple;
+mod content;
 pub mod google;
+pub mod keys;
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::model::{load_order, TicketView};
+pub use keys::{PassIdentity, Wallet};
+
+use super::model::load_order;
 use super::{live_ticket, TokenQuery};
-use crate::catalog::time::zone_or_utc;
 use crate::config::Config;
-use crate::error::{Error, KeyFileKind, Result, StartKind};
+use crate::error::{Error, Result};
 use crate::extract::Query;
 use crate::i18n::Locale;
 use crate::pages::html::html_escape;
 use crate::state::AppState;
-
-/// The wallets this issuer signs for, loaded at start-up.
-#[derive(Default)]
-pub struct Wallet {
-    pub apple: Option<apple::PassSigner>,
-    pub google: Option<google::SaveLinkSigner>,
-}
-
-/// Hand-written so that a `{:?}` never prints key material: it says which wallets are on.
-impl std::fmt::Debug for Wallet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Wallet").field("apple", &self.apple.is_some()).field("google", &self.google.is_some()).finish()
-    }
-}
-
-impl Wallet {
-    /// Reads and checks the configured certificates and keys. A wallet whose settings are all absent is
-    /// off; one whose settings are only partly given is a start-up error listing what is missing.
-    pub fn from_config(config: &Config) -> Result<Self> {
-        let apple = match (
-            &config.apple_pass_type_id,
-            &config.apple_team_id,
-            &config.apple_pass_cert,
-            &config.apple_pass_key,
-            &config.apple_wwdr_cert,
-        ) {
-            (None, None, None, None, None) => None,
-            (Some(pass_type_id), Some(team_id), Some(cert), Some(key), Some(wwdr)) => Some(apple::PassSigner::load(
-                apple::PassIdentity {
-                    pass_type_id: pass_type_id.clone(),
-                    team_id: team_id.clone(),
-                    organization: config.wallet_organization.clone(),
-                },
-                cert,
-                key,
-                wwdr,
-            )?),
-            _ => {
-                return Err(StartKind::Wallet(
-                    "Apple Wallet needs all of --apple-pass-type-id, --apple-team-id, --apple-pass-cert, \
-                     --apple-pass-key and --apple-wwdr-cert"
-                        .to_owned(),
-                )
-                .into())
-            }
-        };
-        let google = match (&config.google_wallet_issuer_id, &config.google_wallet_key) {
-            (None, None) => None,
-            (Some(issuer_id), Some(key)) => {
-                Some(google::SaveLinkSigner::load(issuer_id, key, &config.wallet_organization)?)
-            }
-            _ => {
-                return Err(StartKind::Wallet(
-                    "Google Wallet needs both --google-wallet-issuer-id and --google-wallet-key".to_owned(),
-                )
-                .into())
-            }
-        };
-        Ok(Wallet { apple, google })
-    }
-}
 
 /// The wallet links of ticket `seq` of the order whose page is `order_url` (the order page's URL with its
 /// access query, absolute in the mail, relative on the page): each wallet's label in `locale` and its link,
@@ -166,57 +109,6 @@ pub(super) async fn google_save(
         .into_response())
 }
 
-/// `2033-05-18T05:33:20+02:00`: `secs` in the event's time zone with its UTC offset, the W3C date form
-/// both wallets take.
-fn iso_in_zone(secs: i64, timezone: &str) -> String {
-    jiff::Timestamp::from_second(secs)
-        .map(|t| t.to_zoned_datetime(zone_or_utc(timezone)).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string())
-        .unwrap_or_default()
-}
-
-/// `Standard + Drink, Parking`: the ticket type and its add-ons, as the PDF and the page name them.
-fn entitlement(ticket: &TicketView) -> String {
-    if ticket.addons.is_empty() {
-        ticket.ticket_type_name.clone()
-    } else {
-        format!("{} + {}", ticket.ticket_type_name, ticket.addons.join(", "))
-    }
-}
-
-/// The ticket's id (the 96-bit id signed into it, in hex), read from its QR text: the pass's serial
-/// number and the Google object's id.
-fn ticket_id(ticket: &TicketView) -> Result<String> {
-    let signed = scanner_core::SignedTicket::from_qr_text(&ticket.qr_text).map_err(Error::internal)?;
-    Ok(signed.ticket.ticket_id.to_hex())
-}
-
-/// Refuses a private key file that group or others may read, as the ticket-signing key is refused.
-fn check_private_file(path: &std::path::Path) -> Result<()> {
-    let meta = std::fs::metadata(path).map_err(|source| KeyFileKind::Io { path: path.to_owned(), source })?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(KeyFileKind::Permissions { path: path.to_owned(), mode }.into());
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = meta;
-    Ok(())
-}
-
-/// Reads a wallet file; failures name the file only.
-fn read_file(path: &std::path::Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| KeyFileKind::Io { path: path.to_owned(), source }.into())
-}
-
-/// A wallet file that was read but cannot be used: `what` it should be, and why not (OpenSSL's reason,
-/// which never quotes the key).
-fn unusable(path: &std::path::Path, what: &'static str, why: impl std::fmt::Display) -> Error {
-    KeyFileKind::Wallet { what, path: path.to_owned(), why: why.to_string() }.into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,12 +138,5 @@ mod tests {
             "<p class=\"wallet\"><a href=\"/orders/o1/tickets/0/pass.pkpass?token=a&amp;b\">Add to Apple Wallet</a> · \
 <a href=\"/orders/o1/tickets/0/google-wallet?token=a&amp;b\">Save to Google Wallet</a></p>"
         );
-    }
-
-    #[test]
-    fn times_carry_the_event_zone_offset() {
-        // 2_000_000_000 is 2033-05-18 03:33:20 UTC (`date -u -d @2000000000`); Berlin is UTC+2 in May.
-        assert_eq!(iso_in_zone(2_000_000_000, "Europe/Berlin"), "2033-05-18T05:33:20+02:00");
-        assert_eq!(iso_in_zone(2_000_000_000, "UTC"), "2033-05-18T03:33:20+00:00");
     }
 }
