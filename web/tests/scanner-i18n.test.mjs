@@ -81,7 +81,12 @@ test('a German phone shows German; the switcher changes to French and it stays a
   const page = await context.newPage();
   const errors = collectPageErrors(page);
   await page.goto(device.setup_url);
-  await page.waitForFunction(() => /^Online · /.test(document.getElementById('status-line').textContent), null, WAIT);
+  // Set up once the status line stops saying "nicht eingerichtet" (not set up yet).
+  await page.waitForFunction(
+    () => /^Online · (synchronisiert|noch nicht synchronisiert)/.test(document.getElementById('status-line').textContent),
+    null,
+    WAIT,
+  );
 
   let s = await shown(page);
   assert.equal(s.lang, 'de');
