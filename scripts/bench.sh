@@ -23,6 +23,8 @@ rm -f "$out"/*.json
 cargo build --release -q -p scanner-bench -p issuer
 echo "bench: scanner-core (ticket, decode corpus)" >&2
 "$CARGO_TARGET_DIR/release/bench" --corpus-dir "$out/corpus" > "$out/scanner-core.json"
+# zbar's shared library for pyzbar (the peer decoder beside zxing-cpp).
+scripts/apt-install.sh libzbar0 >&2
 venv="$cache/venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q -r bench/requirements.txt
