@@ -240,6 +240,7 @@ pub async fn start(config: Config) -> Result<Running> {
     }));
     tasks.push(tokio::spawn(orders::commit::run(state.clone(), order_queue_rx, shutdown_rx.clone())));
     tasks.push(tokio::spawn(email::run_worker(state.clone(), mailer, sms, shutdown_rx.clone())));
+    tasks.push(tokio::spawn(catalog::changes::follow(state.clone(), shutdown_rx.clone())));
     tasks.push(tokio::spawn(payments::refunds::run_worker(state.clone(), shutdown_rx.clone())));
     if let Some(limit) = state.order_limit.clone() {
         tasks.push(tokio::spawn(limits::forget_idle_clients(limit, shutdown_rx.clone())));

@@ -138,7 +138,8 @@ pub fn build_message(
     let from: Mailbox = config.mail_from.parse().map_err(|e| MailKind::Message(format!("mail_from: {e}")))?;
     let to_addr = order.customer_email.parse().map_err(|e| MailKind::Message(format!("recipient: {e}")))?;
     let to = Mailbox::new(Some(order.customer_name.clone()), to_addr);
-    let live: Vec<_> = order.tickets.iter().filter(|t| !t.revoked).collect();
+    // Each valid ticket's code, encoded once for both its inline image and its PDF page.
+    let live = crate::orders::pdf::live_codes(order).map_err(|e| MailKind::Message(format!("tickets: {e}")))?;
     let event = &order.event;
     let locale = order.locale;
     let hello = locale.tr("email-hello", &[("name", order.customer_name.as_str().into())]);
@@ -171,9 +172,9 @@ pub fn build_message(
     );
     let mut related = MultiPart::related().build();
     let mut images = Vec::new();
-    for t in &live {
+    for (t, modules) in &live {
         let cid = format!("ticket-{}-{}", order.id, t.seq);
-        let png = scanner_core::qr::render::png(&t.qr_text, 6).map_err(|e| MailKind::Message(e.to_string()))?;
+        let png = modules.png(6).map_err(|e| MailKind::Message(e.to_string()))?;
         text.push_str(&locale.tr(
             "email-ticket-line",
             &[
@@ -218,7 +219,7 @@ pub fn build_message(
     }
     // The same tickets as one PDF (a page each) for printing; the body above stays as it was, so a reader
     // that ignores attachments still has every QR code.
-    let pdf = crate::orders::pdf::tickets_pdf(order).map_err(|e| MailKind::Message(format!("PDF: {e}")))?;
+    let pdf = crate::orders::pdf::tickets_pdf_of(order, &live).map_err(|e| MailKind::Message(format!("PDF: {e}")))?;
     let pdf = Attachment::new(crate::orders::pdf::file_name(&order.id))
         .body(pdf, ContentType::parse("application/pdf").map_err(|e| MailKind::Message(e.to_string()))?);
     Message::builder()
@@ -340,7 +341,13 @@ async fn send_job(
         return Ok("skipped");
     }
     let token_url = order_link(state, &order.id);
-    let message = build_message(&state.config, &state.public_url, &order, &token_url, &job.message_id)?;
+    // Rendering (QR codes, PNGs, the PDF) is the mail's CPU work: at background priority, so that in a sales
+    // spike it takes what the orders leave of the processor rather than delaying their answers.
+    let (render_state, message_id) = (state.clone(), job.message_id.clone());
+    let message = crate::background::run(move || {
+        build_message(&render_state.config, &render_state.public_url, &order, &token_url, &message_id)
+    })
+    .await??;
     mailer.send(message).await?;
     Ok("sent")
 }

@@ -5,7 +5,8 @@
 //! with SIGKILL: every acknowledged order is confirmed with its ticket, no seat is oversold, and the survivor
 //! mails every order once (the dead one's leased jobs after their lease; at most the one mail the dead one
 //! was sending goes out twice). Only one instance sweeps
-//! expired holds per round.
+//! expired holds per round. A price changed on one instance is what the other charges at once (catalog
+//! changes are a PostgreSQL notification every instance listens for), also after its listener reconnects.
 //!
 //! PostgreSQL only (SQLite is one process on one file): the test is ignored in the SQLite pass, and the
 //! PostgreSQL pass of scripts/test.sh runs it (`--include-ignored`).
@@ -361,4 +362,195 @@ async fn a_hold_sweep_skips_its_round_while_another_instance_sweeps() {
     }
     b.running.shutdown().await;
     a.running.shutdown().await;
+}
+
+/// What instance `app` charges for one ticket of `event` now (a pay-at-the-door order, so nothing settles).
+async fn charged(app: &App, event: i64) -> i64 {
+    let (s, v) = app.order(event, "Price check", 1, "at_door").await;
+    assert_eq!(s, 201, "{v}");
+    v["total_cents"].as_i64().expect("total_cents")
+}
+
+/// Polls `app`'s price for up to `within` and returns the first one that is `wanted`, or the last seen.
+async fn charged_within(app: &App, event: i64, wanted: i64, within: Duration) -> i64 {
+    let start = std::time::Instant::now();
+    loop {
+        let now = charged(app, event).await;
+        if now == wanted || start.elapsed() >= within {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The sessions listening for catalog changes in this test's database, as PostgreSQL lists them.
+async fn listening_sessions(db: &sqlx::PgPool) -> i64 {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN %'",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap();
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs ISSUER_TEST_POSTGRES: run by the PostgreSQL pass of scripts/test.sh"]
+async fn a_price_changed_on_one_instance_is_charged_by_the_other_at_once_even_after_its_listener_reconnects() {
+    assert!(common::test_postgres().is_some(), "this test needs ISSUER_TEST_POSTGRES (scripts/postgres.sh run …)");
+    let a = common::start().await;
+    let b = second_instance(&a).await;
+    let db_url = a.running.state.config.database_url.clone().unwrap();
+    let db = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(&db_url).await.unwrap();
+    // Each instance listens on its own connection.
+    let both = common::eventually(Duration::from_secs(10), || {
+        let db = db.clone();
+        async move { (listening_sessions(&db).await == 2).then_some(()) }
+    })
+    .await;
+    assert!(both.is_some(), "two listening sessions, found {}", listening_sessions(&db).await);
+
+    let event = a.event(1_000, 1_000).await;
+    // B prices an order now: its cache holds the event at 10.00 from here on (the cache keeps an event for
+    // 2 s, so without the notification B would charge 10.00 for about that long after the change).
+    assert_eq!(charged(&b, event).await, 1_000);
+    let path = format!("/admin/v1/events/{event}/ticket-types/0");
+    let (s, v) = a.admin(Method::PATCH, &path, Some(json!({"price_cents":1_500}))).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(charged_within(&b, event, 1_500, Duration::from_millis(1_000)).await, 1_500);
+
+    // The listeners' connections are cut (a database restart, a network blip). Each instance listens again
+    // on a new one, and changes committed after that reach it as before.
+    let (cut,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                               WHERE datname = current_database() AND query ILIKE 'LISTEN %') t",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(cut, 2);
+    let back = common::eventually(Duration::from_secs(10), || {
+        let db = db.clone();
+        async move { (listening_sessions(&db).await == 2).then_some(()) }
+    })
+    .await;
+    assert!(back.is_some(), "both instances listen again, found {}", listening_sessions(&db).await);
+    assert_eq!(charged(&b, event).await, 1_500);
+    let (s, v) = a.admin(Method::PATCH, &path, Some(json!({"price_cents":2_000}))).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(charged_within(&b, event, 2_000, Duration::from_millis(1_000)).await, 2_000);
+    // And the other way round: a change made on B reaches A.
+    assert_eq!(charged(&a, event).await, 2_000);
+    let (s, v) = b.admin(Method::PATCH, &path, Some(json!({"price_cents":2_500}))).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(charged_within(&a, event, 2_500, Duration::from_millis(1_000)).await, 2_500);
+
+    b.running.shutdown().await;
+    a.running.shutdown().await;
+}
+
+/// Sessions of this test's database waiting for a lock: a transaction of the issuer waiting for the test's.
+async fn waiting_locks(db: &sqlx::PgPool) -> i64 {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap();
+    n
+}
+
+/// A committer reads its ticket types' room without a lock and reserves last (what lets two instances'
+/// committers overlap). Here another writer — the test's own transaction, as another instance would —
+/// takes the room between the read and the reservation: the batch must be decided again, with the rows
+/// locked, and sell only what is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs ISSUER_TEST_POSTGRES: run by the PostgreSQL pass of scripts/test.sh"]
+async fn an_order_batch_whose_room_is_taken_before_it_reserves_is_decided_again_and_sells_only_what_is_left() {
+    assert!(common::test_postgres().is_some(), "this test needs ISSUER_TEST_POSTGRES (scripts/postgres.sh run …)");
+    let a = Arc::new(common::start().await);
+    let db_url = a.running.state.config.database_url.clone().unwrap();
+    let db = sqlx::postgres::PgPoolOptions::new().max_connections(3).connect(&db_url).await.unwrap();
+    let (first, event) = (a.event(10, 0).await, a.event(10, 0).await);
+    let type_of = |event: i64| {
+        let db = db.clone();
+        async move {
+            let (id,): (i64,) = sqlx::query_as("SELECT id FROM ticket_types WHERE event_id = $1")
+                .bind(event)
+                .fetch_one(&db)
+                .await
+                .unwrap();
+            id
+        }
+    };
+    let (first_type, event_type) = (type_of(first).await, type_of(event).await);
+
+    // The test holds both ticket types' rows. An order for `first` makes the committer wait on its row.
+    let mut hold_first = db.begin().await.unwrap();
+    sqlx::query("UPDATE ticket_types SET reserved = reserved WHERE id = $1")
+        .bind(first_type)
+        .execute(&mut *hold_first)
+        .await
+        .unwrap();
+    let mut hold_event = db.begin().await.unwrap();
+    sqlx::query("UPDATE ticket_types SET reserved = reserved WHERE id = $1")
+        .bind(event_type)
+        .execute(&mut *hold_event)
+        .await
+        .unwrap();
+    let blocker = {
+        let a = a.clone();
+        tokio::spawn(async move { a.order(first, "Blocker", 1, "free").await.0 })
+    };
+    let waiting = common::eventually(Duration::from_secs(10), || {
+        let db = db.clone();
+        async move { (waiting_locks(&db).await >= 1).then_some(()) }
+    })
+    .await;
+    assert!(waiting.is_some(), "the committer waits for the test's row");
+    // Three buyers of `event` queue up behind it: the committer takes them as one batch, one run.
+    let buyers: Vec<_> = (0..3)
+        .map(|i| {
+            let a = a.clone();
+            // One line without add-ons: the common order, which the committer writes as a run.
+            let order = json!({"event_id": event, "name": format!("Buyer {i}"), "email": format!("buyer{i}@example.org"),
+                "items": [{"ticket_type": 0, "quantity": 3}], "payment": "free"});
+            tokio::spawn(async move { a.post("/v1/orders", order).await.0 })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Let the blocker through: the batch reads `event`'s room (10 seats: all three fit), writes its orders
+    // and waits at its reservation for the test's other row.
+    hold_first.commit().await.unwrap();
+    assert_eq!(blocker.await.unwrap(), 201);
+    let waiting = common::eventually(Duration::from_secs(10), || {
+        let db = db.clone();
+        async move { (waiting_locks(&db).await >= 1).then_some(()) }
+    })
+    .await;
+    assert!(waiting.is_some(), "the batch waits at its reservation");
+    // Meanwhile "another instance" sells 6 of the 10 seats: 4 are left, room for one buyer of 3.
+    sqlx::query("UPDATE ticket_types SET reserved = reserved + 6 WHERE id = $1")
+        .bind(event_type)
+        .execute(&mut *hold_event)
+        .await
+        .unwrap();
+    hold_event.commit().await.unwrap();
+    let mut statuses = Vec::new();
+    for b in buyers {
+        statuses.push(b.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(statuses, [201, 409, 409]);
+    let count = |sql: &'static str| {
+        let db = db.clone();
+        async move {
+            let (n,): (i64,) = sqlx::query_as(sql).bind(event).fetch_one(&db).await.unwrap();
+            n
+        }
+    };
+    assert_eq!(count("SELECT COUNT(*) FROM orders WHERE event_id = $1").await, 1);
+    assert_eq!(count("SELECT COUNT(*) FROM tickets WHERE event_id = $1").await, 3);
+    assert_eq!(count("SELECT reserved FROM ticket_types WHERE event_id = $1").await, 6 + 3);
+    Arc::try_unwrap(a).ok().unwrap().running.shutdown().await;
 }

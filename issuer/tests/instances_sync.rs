@@ -2,7 +2,8 @@
 //! 1 syncs with instance A only, device 2 with instance B only. After syncing each device holds the
 //! other's scans, and both instances report exactly the counts this test expects from the scans it made;
 //! a ticket admitted on device 1 (synced through A) and then, offline, on device 2 (synced through B) is
-//! one conflict on both instances' reports.
+//! one conflict on both instances' reports. An instance whose copy of the log predates the other's
+//! compaction (chunks it had not read deleted in favour of one full save) loads the full save and serves on.
 //!
 //! PostgreSQL only (SQLite is one process on one file): the test is ignored in the SQLite pass, and the
 //! PostgreSQL pass of scripts/test.sh runs it (`--include-ignored`).
@@ -185,5 +186,73 @@ async fn devices_syncing_with_two_instances_see_each_others_scans_and_one_report
     let names: Vec<&str> =
         conflicts[0]["scans"].as_array().unwrap().iter().map(|s| s["device_name"].as_str().unwrap()).collect();
     assert_eq!(names, ["one", "two"], "{report_a}");
+    assert_eq!(report_a, report_b, "both instances serve one log");
+}
+
+/// Instance B serves device 2 once; then instance A serves device 1 for 260 exchanges, and the 257th
+/// stores one full save in place of the 256 chunks before it (deleting the chunks B last read). B's next
+/// exchange must notice that what it holds is behind a compaction and load the full save: device 2 then
+/// receives every scan device 1 made, and both instances report the same log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs ISSUER_TEST_POSTGRES: run by the PostgreSQL pass of scripts/test.sh"]
+async fn an_instance_catches_up_after_the_other_compacted_the_log_under_it() {
+    assert!(common::test_postgres().is_some(), "this test needs ISSUER_TEST_POSTGRES (scripts/postgres.sh run …)");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let db_url = common::fresh_database_url().await.unwrap();
+    let free_port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (port_a, port_b) = (free_port(), free_port());
+    let (a, b) = (format!("http://127.0.0.1:{port_a}"), format!("http://127.0.0.1:{port_b}"));
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+    let _process_a = Process(spawn_issuer(&data, port_a, &db_url));
+    common::wait_up(&http, &a).await;
+    let _process_b = Process(spawn_issuer(&data, port_b, &db_url));
+    common::wait_up(&http, &b).await;
+
+    let event = common::process_event(&http, &a, ADMIN_TOKEN, "Compaction", 10).await;
+    let order = json!({"event_id": event, "name": "Ada", "email": "ada@example.org",
+        "items": [{"ticket_type": 0, "quantity": 3}], "payment": "free"});
+    let order: Value = http.post(format!("{a}/v1/orders")).json(&order).send().await.unwrap().json().await.unwrap();
+    let (id, token) = (order["order_id"].as_str().expect("order id"), order["token"].as_str().expect("order token"));
+    let view: Value = http.get(format!("{a}/v1/orders/{id}?token={token}")).send().await.unwrap().json().await.unwrap();
+    let qr: Vec<String> =
+        view["tickets"].as_array().unwrap().iter().map(|t| t["qr_text"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(qr.len(), 3);
+
+    let dirs = tempfile::tempdir().unwrap();
+    let (mut one, token_one) = device(&http, &a, &dirs.path().join("one"), "one", event).await;
+    let (mut two, token_two) = device(&http, &b, &dirs.path().join("two"), "two", event).await;
+    let now = now_ms();
+    // B serves device 2's first scan: the log's first chunk, and B now holds the log as of it.
+    assert!(scan(&mut two, &qr[1], "South", now).is_admit());
+    two = sync(&http, &b, two, event, &token_two).await;
+    // A serves device 1: 260 exchanges, each storing one chunk with one new scan of ticket 0.
+    for i in 0..260u64 {
+        assert_eq!(scan(&mut one, &qr[0], "North", now + 1_000 + i * 100).is_admit(), i == 0);
+        one = sync(&http, &a, one, event, &token_one).await;
+    }
+    let db = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&db_url).await.unwrap();
+    let seqs = |db: sqlx::PgPool| async move {
+        let rows: Vec<(i64,)> = sqlx::query_as("SELECT seq FROM sync_chunks WHERE event_id = $1 ORDER BY seq")
+            .bind(event)
+            .fetch_all(&db)
+            .await
+            .unwrap();
+        rows.into_iter().map(|(s,)| s).collect::<Vec<i64>>()
+    };
+    // 261 exchanges stored something: B's chunk 1, A's 2..=256, the full save 257 in their place, 258..=261.
+    assert_eq!(seqs(db.clone()).await, [257, 258, 259, 260, 261]);
+
+    // Device 2 scans ticket 2 and syncs through B, whose copy ends at chunk 1, long deleted.
+    assert!(scan(&mut two, &qr[2], "South", now + 60_000).is_admit());
+    let two = sync(&http, &b, two, event, &token_two).await;
+    let one = sync(&http, &a, one, event, &token_one).await;
+    // Every scan on both devices: 1 + 260 + 1.
+    assert_eq!((one.record_count(), two.record_count()), (262, 262));
+    assert_eq!(seqs(db).await, [257, 258, 259, 260, 261, 262]);
+    let (report_a, report_b) = (report(&http, &a, event).await, report(&http, &b, event).await);
+    assert_eq!(report_a["admitted"], 3, "{report_a}");
+    assert_eq!(report_a["already_used"], 259, "{report_a}");
+    assert_eq!(report_a["conflicts"], json!([]), "{report_a}");
     assert_eq!(report_a, report_b, "both instances serve one log");
 }

@@ -12,6 +12,7 @@
 //!
 //! Event times are stored as Unix seconds and shown in the event's own IANA zone ([`time`]).
 
+pub mod changes;
 pub mod model;
 pub mod time;
 
@@ -342,8 +343,7 @@ async fn update_event(
     .await?;
     audit(&mut tx, &who, "event.update", &format!("event:{id}"), Some(json!(before)), Some(json!(after))).await?;
     let view = read_event(&mut tx, id).await?;
-    tx.commit().await?;
-    state.pricing.invalidate();
+    changes::commit(tx, &state).await?;
     tracing::info!(event_id = id, "event changed");
     Ok(axum::Json(view))
 }
@@ -470,8 +470,7 @@ async fn insert_ticket_type_in(tx: &mut Conn, event_id: i64, t: NewTicketType) -
 pub async fn insert_ticket_type(state: &AppState, event_id: i64, t: NewTicketType) -> Result<i64> {
     let mut tx = state.db.write.begin().await?;
     let index = insert_ticket_type_in(&mut tx, event_id, t).await?;
-    tx.commit().await?;
-    state.pricing.invalidate();
+    changes::commit(tx, state).await?;
     Ok(index)
 }
 
@@ -499,8 +498,7 @@ async fn create_ticket_type(
     let after = ticket_type_row(&mut tx, event_id, index).await?;
     let target = format!("event:{event_id}/ticket_type:{index}");
     audit(&mut tx, &who, "ticket_type.create", &target, None, Some(json!(after))).await?;
-    tx.commit().await?;
-    state.pricing.invalidate();
+    changes::commit(tx, &state).await?;
     Ok((StatusCode::CREATED, axum::Json(json!({ "event_id": event_id, "index": index }))))
 }
 
@@ -601,8 +599,7 @@ async fn update_ticket_type(
     let after = ticket_type_row(&mut tx, event_id, index).await?;
     let target = format!("event:{event_id}/ticket_type:{index}");
     audit(&mut tx, &who, "ticket_type.update", &target, Some(json!(before)), Some(json!(after))).await?;
-    tx.commit().await?;
-    state.pricing.invalidate();
+    changes::commit(tx, &state).await?;
     tracing::info!(event_id, index, "ticket type changed");
     Ok(axum::Json(after))
 }
@@ -637,8 +634,7 @@ async fn insert_addon_in(tx: &mut Conn, event_id: i64, a: NewAddon) -> Result<i6
 pub async fn insert_addon(state: &AppState, event_id: i64, a: NewAddon) -> Result<i64> {
     let mut tx = state.db.write.begin().await?;
     let index = insert_addon_in(&mut tx, event_id, a).await?;
-    tx.commit().await?;
-    state.pricing.invalidate();
+    changes::commit(tx, state).await?;
     Ok(index)
 }
 
@@ -662,8 +658,7 @@ async fn create_addon(
     let index = insert_addon_in(&mut tx, event_id, body).await?;
     let after = addon_row(&mut tx, event_id, index).await?;
     audit(&mut tx, &who, "addon.create", &format!("event:{event_id}/addon:{index}"), None, Some(json!(after))).await?;
-    tx.commit().await?;
-    state.pricing.invalidate();
+    changes::commit(tx, &state).await?;
     Ok((StatusCode::CREATED, axum::Json(json!({ "event_id": event_id, "index": index }))))
 }
 
@@ -714,8 +709,7 @@ async fn update_addon(
     let after = addon_row(&mut tx, event_id, index).await?;
     let target = format!("event:{event_id}/addon:{index}");
     audit(&mut tx, &who, "addon.update", &target, Some(json!(before)), Some(json!(after))).await?;
-    tx.commit().await?;
-    state.pricing.invalidate();
+    changes::commit(tx, &state).await?;
     Ok(axum::Json(after))
 }
 
@@ -748,8 +742,7 @@ async fn create_quota(
     .await?;
     let target = format!("event:{event_id}/quota:{}", quota.id);
     audit(&mut tx, &who, "quota.create", &target, None, Some(json!(quota))).await?;
-    tx.commit().await?;
-    state.pricing.invalidate();
+    changes::commit(tx, &state).await?;
     Ok((StatusCode::CREATED, axum::Json(quota)))
 }
 
@@ -788,8 +781,7 @@ async fn update_quota(
         .await?;
     let target = format!("event:{event_id}/quota:{quota_id}");
     audit(&mut tx, &who, "quota.update", &target, Some(json!(before)), Some(json!(after))).await?;
-    tx.commit().await?;
-    state.pricing.invalidate();
+    changes::commit(tx, &state).await?;
     Ok(axum::Json(after))
 }
 

@@ -319,7 +319,9 @@ pub(super) fn validate_capacity(capacity: i64) -> Result<i64> {
     }
 }
 
-/// How long a cached event structure may be used for pricing before it is read again.
+/// How long a cached event structure may be used for pricing before it is read again. Catalog writes clear
+/// the cache of every instance at once ([`super::changes`]); this bounds staleness only while an instance's
+/// listener for those changes is reconnecting.
 const PRICING_CACHE_TTL: Duration = Duration::from_secs(2);
 
 /// Events as needed to validate and price orders: names, prices, sales windows and indices, which change

@@ -10,9 +10,11 @@
 //! Under light load a batch is a single order and nothing waits for company: latency stays one commit.
 //! Under load the statements per batch matter as much as the fsync (each is a round trip to PostgreSQL):
 //! a run of common orders (one line, no add-ons) is written by [`write_run`] with a few statements for the
-//! whole run — ticket type rows locked and their room read once, one reservation `UPDATE` per ticket type,
-//! multi-row `INSERT`s — and each of its orders is still decided in arrival order exactly as one
-//! conditional `UPDATE` after another would decide it. Other orders are reserved one by one with the
+//! whole run — ticket types' room read once, multi-row `INSERT`s, one reservation `UPDATE` per ticket type
+//! — and each of its orders is still decided in arrival order exactly as one conditional `UPDATE` after
+//! another would decide it. With several instances, the committers' transactions hold the ticket type's
+//! row lock only from their reservation to their commit ([`Room::Unlocked`]); one that finds the room gone
+//! there writes its batch again with the rows locked first ([`Room::Locked`]). Other orders are reserved one by one with the
 //! conditional `UPDATE` of [`super::reserve`]. Either way no ticket type is oversold: the room is read
 //! under the row's lock and the store's `CHECK`s refuse anything over capacity.
 //!
@@ -68,16 +70,29 @@ pub async fn run(state: AppState, mut queue: OrderQueueReceiver, mut shutdown: w
 async fn commit_batch(state: &AppState, batch: Vec<Placement>) {
     let mut batch = batch;
     loop {
-        let results = match write_batch(state, &batch).await {
-            Ok(results) => results,
+        let written = match write_batch(state, &batch, Room::Unlocked).await {
+            // Another instance took room this batch counted on: the batch rolled back; now with the locks.
+            Ok(None) => {
+                tracing::debug!(orders = batch.len(), "room taken meanwhile: order batch written again with locks");
+                write_batch(state, &batch, Room::Locked).await
+            }
+            other => other,
+        };
+        let results = match written {
+            Ok(Some(results)) => results,
+            Ok(None) => {
+                tracing::error!(orders = batch.len(), "order batch with locked rows found no room it had read");
+                batch.iter().map(|_| Err(Error::internal("order batch was not decided"))).collect()
+            }
             Err(e) if batch.len() > 1 => {
                 // One order's statement failed where no savepoint could isolate it, or the commit failed:
                 // nothing of the batch is committed. Write each order alone so only the culprit fails.
                 tracing::warn!(error = %e, orders = batch.len(), "order batch rolled back; writing its orders one by one");
                 let mut results = Vec::with_capacity(batch.len());
                 for p in &batch {
-                    results.push(match write_batch(state, std::slice::from_ref(p)).await {
-                        Ok(mut one) => one.pop().unwrap_or_else(|| Err(Error::internal("empty batch result"))),
+                    results.push(match write_batch(state, std::slice::from_ref(p), Room::Locked).await {
+                        Ok(Some(mut one)) => one.pop().unwrap_or_else(|| Err(Error::internal("empty batch result"))),
+                        Ok(None) => Err(Error::internal("order was not decided")),
                         Err(e) => Err(e),
                     });
                 }
@@ -118,7 +133,21 @@ async fn commit_batch(state: &AppState, batch: Vec<Placement>) {
     }
 }
 
-/// One transaction for the whole batch. The outer `Err` means nothing committed.
+/// How a run of common orders ([`write_run`]) learns its ticket types' room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Room {
+    /// Read without locking, and the reservation `UPDATE`s — which lock the rows — are the run's last
+    /// statements, each applying only if the room is still there. The rows stay locked from there to the
+    /// commit only, not through the run's inserts, so another instance's committer waits on this one for a
+    /// statement and a commit instead of a whole batch. If another writer took the room meanwhile, nothing is
+    /// kept: `write_batch` answers `None` and the batch is written again with [`Room::Locked`].
+    Unlocked,
+    /// Locked first and then read, as [`write_run`] describes: the room read stays true until the commit.
+    Locked,
+}
+
+/// One transaction for the whole batch. The outer `Err` means nothing committed; `Ok(None)` that a run
+/// read with [`Room::Unlocked`] found its room gone at its reservation, and nothing committed.
 ///
 /// Consecutive single-line orders without add-ons (the common order) are written together by
 /// [`write_run`]: a handful of statements for the whole run instead of ~5 round trips per order, which is
@@ -130,7 +159,7 @@ async fn commit_batch(state: &AppState, batch: Vec<Placement>) {
 /// reserves with one conditional `UPDATE` that either applies or changes nothing, so it needs no savepoint;
 /// if one of its inserts (or a run's) fails, the whole batch fails and [`commit_batch`] writes its orders
 /// one by one.
-async fn write_batch(state: &AppState, batch: &[Placement]) -> Result<Vec<Result<()>>> {
+async fn write_batch(state: &AppState, batch: &[Placement], room: Room) -> Result<Option<Vec<Result<()>>>> {
     let mut tx = state.db.write.begin().await?;
     let mut results = Vec::with_capacity(batch.len());
     let mut rest = batch;
@@ -138,7 +167,11 @@ async fn write_batch(state: &AppState, batch: &[Placement]) -> Result<Vec<Result
         let run: Vec<(&OrderRow, &Line)> =
             rest.iter().map_while(|p| p.row.only_line().map(|line| (&p.row, line))).collect();
         if run.len() >= 2 {
-            results.extend(write_run(&mut tx, state, &run).await?);
+            let Some(run_results) = write_run(&mut tx, state, &run, room).await? else {
+                // Dropping the transaction rolls it back.
+                return Ok(None);
+            };
+            results.extend(run_results);
             rest = &rest[run.len()..];
             continue;
         }
@@ -168,7 +201,7 @@ async fn write_batch(state: &AppState, batch: &[Placement]) -> Result<Vec<Result
         }
     }
     tx.commit().await?;
-    Ok(results)
+    Ok(Some(results))
 }
 
 /// Tickets per email address that still count against an event's cap: those of orders holding or having
@@ -232,12 +265,25 @@ async fn write_one(tx: &mut Tx<'_>, state: &AppState, row: &OrderRow) -> Result<
 /// 3. one `UPDATE` per ticket type adds what the accepted orders took (the trigger moves the quota), and
 ///    multi-row `INSERT`s write the accepted orders, items, address keys, tickets and email jobs.
 ///
+/// With [`Room::Unlocked`] (the first try of a run without capped orders), step 2 reads the room without a
+/// lock and step 3's reservations come last, each conditional ([`reserve_if_room`]), so the ticket types'
+/// rows are locked only from there to the commit; if one finds its room gone, the run answers `None` and
+/// the caller rolls back and writes the batch again with the locks.
+///
 /// Rows are locked in the order [`write_one`] locks them (event, then ticket type, then quota), ticket
 /// types by ascending id, so two committers cannot deadlock on them.
-async fn write_run(tx: &mut Tx<'_>, state: &AppState, rows: &[(&OrderRow, &Line)]) -> Result<Vec<Result<()>>> {
+async fn write_run(
+    tx: &mut Tx<'_>,
+    state: &AppState,
+    rows: &[(&OrderRow, &Line)],
+    room: Room,
+) -> Result<Option<Vec<Result<()>>>> {
     let keys: Vec<String> = rows.iter().map(|(r, _)| crate::catalog::email_key(&r.email)).collect();
     let capped_events: BTreeSet<i64> =
         rows.iter().filter(|(r, _)| r.email_cap.is_some()).map(|(r, _)| r.event_id).collect();
+    // Capped orders lock their event's row first anyway, which already makes the committers take turns:
+    // their ticket types are locked at once too, as before.
+    let room = if capped_events.is_empty() { room } else { Room::Locked };
     for &event_id in &capped_events {
         crate::db::lock_event(tx, event_id).await?;
     }
@@ -252,16 +298,17 @@ async fn write_run(tx: &mut Tx<'_>, state: &AppState, rows: &[(&OrderRow, &Line)
     let mut types: BTreeMap<i64, (i64, Option<i64>)> =
         rows.iter().map(|(_, line)| (line.ticket_type_id, (0, None))).collect();
     let mut quotas: BTreeMap<i64, i64> = BTreeMap::new();
-    for (&id, room) in types.iter_mut() {
-        let locked: Option<(i64, Option<i64>)> = sqlx::query_as(
-            "UPDATE ticket_types SET reserved = reserved WHERE id = $1 RETURNING capacity - reserved, quota_id",
-        )
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?;
+    for (&id, left) in types.iter_mut() {
+        let read = match room {
+            Room::Locked => {
+                "UPDATE ticket_types SET reserved = reserved WHERE id = $1 RETURNING capacity - reserved, quota_id"
+            }
+            Room::Unlocked => "SELECT capacity - reserved, quota_id FROM ticket_types WHERE id = $1",
+        };
+        let found: Option<(i64, Option<i64>)> = sqlx::query_as(read).bind(id).fetch_optional(&mut **tx).await?;
         // A ticket type that is gone has no room: its orders are sold out, as `reserve` would find.
-        *room = locked.unwrap_or((0, None));
-        if let Some(quota) = room.1 {
+        *left = found.unwrap_or((0, None));
+        if let Some(quota) = left.1 {
             if let std::collections::btree_map::Entry::Vacant(e) = quotas.entry(quota) {
                 let (left,): (i64,) = sqlx::query_as("SELECT capacity - reserved FROM quotas WHERE id = $1")
                     .bind(quota)
@@ -284,9 +331,9 @@ async fn write_run(tx: &mut Tx<'_>, state: &AppState, rows: &[(&OrderRow, &Line)
                 continue;
             }
         }
-        let (room, quota) = types.get(&line.ticket_type_id).copied().unwrap_or((0, None));
+        let (type_room, quota) = types.get(&line.ticket_type_id).copied().unwrap_or((0, None));
         let quota_room = quota.and_then(|q| quotas.get(&q).copied());
-        if line.quantity > room || quota_room.is_some_and(|left| line.quantity > left) {
+        if line.quantity > type_room || quota_room.is_some_and(|left| line.quantity > left) {
             results.push(Err(Error::Conflict(sold_out(&line.type_name))));
             continue;
         }
@@ -304,12 +351,14 @@ async fn write_run(tx: &mut Tx<'_>, state: &AppState, rows: &[(&OrderRow, &Line)
         results.push(Ok(()));
     }
 
-    for (id, quantity) in taken {
-        sqlx::query("UPDATE ticket_types SET reserved = reserved + $1 WHERE id = $2")
-            .bind(quantity)
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
+    if room == Room::Locked {
+        for (&id, &quantity) in &taken {
+            sqlx::query("UPDATE ticket_types SET reserved = reserved + $1 WHERE id = $2")
+                .bind(quantity)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+        }
     }
     let written: Vec<&OrderRow> = accepted.iter().map(|(row, _)| *row).collect();
     insert_orders(tx, &written).await?;
@@ -326,7 +375,32 @@ async fn write_run(tx: &mut Tx<'_>, state: &AppState, rows: &[(&OrderRow, &Line)
         crate::email::enqueue_many(tx, state, &mailed).await?;
     }
     insert_email_keys(tx, &accepted).await?;
-    Ok(results)
+    if room == Room::Unlocked && !reserve_if_room(tx, &taken).await? {
+        return Ok(None);
+    }
+    Ok(Some(results))
+}
+
+/// The reservations of a run read with [`Room::Unlocked`], as its last statements: each ticket type takes
+/// what its accepted orders asked for only if it still has that much room (its quota's `CHECK` refuses
+/// the same for the quota). False when one did not, because another writer took the room since it was
+/// read: the caller rolls back.
+async fn reserve_if_room(tx: &mut Tx<'_>, taken: &BTreeMap<i64, i64>) -> Result<bool> {
+    for (&id, &quantity) in taken {
+        let reserved =
+            sqlx::query("UPDATE ticket_types SET reserved = reserved + $1 WHERE id = $2 AND capacity - reserved >= $1")
+                .bind(quantity)
+                .bind(id)
+                .execute(&mut **tx)
+                .await;
+        match reserved {
+            Ok(done) if done.rows_affected() == 1 => {}
+            Ok(_) => return Ok(false),
+            Err(sqlx::Error::Database(e)) if e.kind() == sqlx::error::ErrorKind::CheckViolation => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(true)
 }
 
 /// Writes one order inside `tx`: reserves every line (`Ok(Some(reason))` if sold out: the caller rolls

@@ -4,7 +4,7 @@
 use scanner_core::wire::constant_time_eq;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{load_event, EventView};
+use crate::catalog::{event_for_pricing, EventView};
 use crate::error::{Error, Result};
 use crate::i18n::Locale;
 use crate::state::AppState;
@@ -204,7 +204,11 @@ pub async fn load_order(state: &AppState, id: &str, token: Option<&str>) -> Resu
             return Err(Error::NotFound("order"));
         }
     }
-    let event = load_event(state, event_id).await?;
+    // The event from the pricing cache (every instance clears it on any catalog change, see
+    // `catalog::changes`): an order shows and mails its event's names, venue and times, which that cache
+    // holds, and the outbox renders one mail per order, so reading the event's four tables for each was
+    // most of the database's work in a sales spike.
+    let event = EventView::clone(&*event_for_pricing(state, event_id).await?);
     let rows: Vec<(i64, i64, i64, String, crate::db::Flag, String)> = sqlx::query_as(
         "SELECT seq, ticket_type, addon_mask, holder_name, CAST(revoked AS INTEGER), qr_text FROM tickets
          WHERE order_id = $1 ORDER BY seq",

@@ -10,6 +10,7 @@
 //! [`super::model::MAX_TICKETS_PER_ORDER`] tickets; every text field is cut to a few lines.
 
 use pdf_writer::{Content, Filter, Finish, Name, Pdf, Rect, Ref, Str, TextStr};
+use scanner_core::qr::render::Modules;
 
 use super::model::{OrderView, TicketView};
 use crate::catalog::time::zone_or_utc;
@@ -43,7 +44,26 @@ const BOLD: Name<'static> = Name(b"F2");
 /// The PDF of `order`'s valid (not revoked) tickets, one page each; `NotFound` when it has none (pending,
 /// refunded or cancelled orders).
 pub fn tickets_pdf(order: &OrderView) -> Result<Vec<u8>> {
-    let live: Vec<&TicketView> = order.tickets.iter().filter(|t| !t.revoked).collect();
+    tickets_pdf_of(order, &live_codes(order)?)
+}
+
+/// `order`'s valid (not revoked) tickets, each with its QR code encoded; `NotFound` when it has none.
+pub fn live_codes(order: &OrderView) -> Result<Vec<(&TicketView, Modules)>> {
+    let live: Vec<(&TicketView, Modules)> = order
+        .tickets
+        .iter()
+        .filter(|t| !t.revoked)
+        .map(|t| Ok((t, scanner_core::qr::render::modules(&t.qr_text).map_err(Error::internal)?)))
+        .collect::<Result<_>>()?;
+    if live.is_empty() {
+        return Err(Error::NotFound("ticket"));
+    }
+    Ok(live)
+}
+
+/// [`tickets_pdf`] of tickets whose codes are already encoded ([`live_codes`]): the ticket mail encodes
+/// each code once for its inline image and for the PDF.
+pub fn tickets_pdf_of(order: &OrderView, live: &[(&TicketView, Modules)]) -> Result<Vec<u8>> {
     if live.is_empty() {
         return Err(Error::NotFound("ticket"));
     }
@@ -66,9 +86,9 @@ pub fn tickets_pdf(order: &OrderView) -> Result<Vec<u8>> {
 
     let when = when(order.locale, order);
     let total = order.tickets.len();
-    for (ticket, page_id) in live.into_iter().zip(&page_ids) {
+    for ((ticket, modules), page_id) in live.iter().zip(&page_ids) {
         let content_id = Ref::new(page_id.get() + 1);
-        let content = ticket_page(order, ticket, &when, total)?;
+        let content = ticket_page(order, ticket, modules, &when, total);
         let mut page = pdf.page(*page_id);
         page.parent(page_tree_id).media_box(Rect::new(0.0, 0.0, PAGE_WIDTH, PAGE_HEIGHT)).contents(content_id);
         let mut resources = page.resources();
@@ -113,8 +133,7 @@ pub(crate) fn when(locale: Locale, order: &OrderView) -> String {
 
 /// One ticket's page content, top to bottom: ticket number, event, venue and time, the QR code centred,
 /// then what the ticket is, whose it is and the order it belongs to.
-fn ticket_page(order: &OrderView, ticket: &TicketView, when: &str, total: usize) -> Result<Vec<u8>> {
-    let modules = scanner_core::qr::render::modules(&ticket.qr_text).map_err(Error::internal)?;
+fn ticket_page(order: &OrderView, ticket: &TicketView, modules: &Modules, when: &str, total: usize) -> Vec<u8> {
     let mut page = PageWriter { content: Content::new(), y: PAGE_HEIGHT - MARGIN };
     let locale = order.locale;
     page.lines(REGULAR, 11.0, &locale.tr("pdf-ticket-of", &[("n", (ticket.seq + 1).into()), ("total", total.into())]));
@@ -124,7 +143,7 @@ fn ticket_page(order: &OrderView, ticket: &TicketView, when: &str, total: usize)
     page.lines(REGULAR, 13.0, when);
     page.gap(18.0);
     let side = QR_SIDE_MM * PT_PER_MM;
-    page.qr(&modules, (PAGE_WIDTH - side) / 2.0, page.y - side, side);
+    page.qr(modules, (PAGE_WIDTH - side) / 2.0, page.y - side, side);
     page.y -= side + 18.0;
     let addons = if ticket.addons.is_empty() { String::new() } else { format!(" + {}", ticket.addons.join(", ")) };
     page.lines(BOLD, 15.0, &format!("{}{}", ticket.ticket_type_name, addons));
@@ -136,7 +155,7 @@ fn ticket_page(order: &OrderView, ticket: &TicketView, when: &str, total: usize)
     }
     page.gap(12.0);
     page.lines(REGULAR, 10.0, &locale.text("pdf-instructions"));
-    Ok(page.content.finish().to_vec())
+    page.content.finish().to_vec()
 }
 
 /// A page's content stream with a cursor running down the page.
@@ -167,7 +186,7 @@ impl PageWriter {
     /// The code with its quiet zone in the `side`-point square whose bottom-left corner is (`x`, `y`).
     /// Each horizontal run of dark modules is one rectangle: fewer operators than one per module, and no
     /// hairline seams where a viewer anti-aliases the edges of adjacent squares.
-    fn qr(&mut self, modules: &scanner_core::qr::render::Modules, x: f32, y: f32, side: f32) {
+    fn qr(&mut self, modules: &Modules, x: f32, y: f32, side: f32) {
         let module = side / (modules.width + 2 * QUIET_MODULES) as f32;
         let origin_x = x + QUIET_MODULES as f32 * module;
         let top = y + side - QUIET_MODULES as f32 * module;

@@ -1,6 +1,6 @@
 //! Rendering a ticket's QR text as SVG (web pages), PNG (email, files) and a module matrix (PDF).
 
-use image::{ImageEncoder, Luma};
+use image::ImageEncoder;
 use qrcode::render::svg;
 use qrcode::{EcLevel, QrCode};
 use thiserror::Error;
@@ -36,12 +36,7 @@ pub fn svg(text: &str) -> crate::Result<String> {
 
 /// A grayscale PNG with `module_px` pixels per module and a 4-module quiet zone.
 pub fn png(text: &str, module_px: u32) -> crate::Result<Vec<u8>> {
-    let img = luma(text, module_px)?;
-    let mut out = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut out)
-        .write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::L8)
-        .map_err(|e| RenderKind::Png(Box::new(e)))?;
-    Ok(out)
+    modules(text)?.png(module_px)
 }
 
 /// The code's module matrix, without quiet zone, for renderers that draw the modules themselves (the
@@ -54,10 +49,41 @@ pub struct Modules {
     pub dark: Vec<bool>,
 }
 
+/// Modules of light quiet zone around the matrix in the bitmaps ([`Modules::luma`], [`Modules::png`]).
+const QUIET_ZONE: usize = 4;
+
 impl Modules {
     /// Whether the module in column `x`, row `y` is dark (outside the matrix: light, as the quiet zone).
     pub fn is_dark(&self, x: usize, y: usize) -> bool {
         x < self.width && y < self.width && self.dark[y * self.width + x]
+    }
+
+    /// The code as a grayscale bitmap (dark modules 0, light 255) with `module_px` pixels per module
+    /// (1–64) and a 4-module quiet zone. Drawn from the matrix, so a renderer that needs the code in
+    /// several forms (the ticket mail: an inline PNG and a PDF page) encodes it once.
+    pub fn luma(&self, module_px: u32) -> image::GrayImage {
+        let px = module_px.clamp(1, 64) as usize;
+        let side = (self.width + 2 * QUIET_ZONE) * px;
+        let mut pixels = Vec::with_capacity(side * side);
+        for y in 0..side {
+            for x in 0..side {
+                // Quiet-zone coordinates wrap to huge values, which `is_dark` reads as light.
+                let (mx, my) = ((x / px).wrapping_sub(QUIET_ZONE), (y / px).wrapping_sub(QUIET_ZONE));
+                pixels.push(if self.is_dark(mx, my) { 0 } else { 255 });
+            }
+        }
+        let side = side as u32;
+        image::GrayImage::from_raw(side, side, pixels).unwrap_or_else(|| image::GrayImage::new(side, side))
+    }
+
+    /// [`Self::luma`] as a PNG.
+    pub fn png(&self, module_px: u32) -> crate::Result<Vec<u8>> {
+        let img = self.luma(module_px);
+        let mut out = Vec::new();
+        image::codecs::png::PngEncoder::new(&mut out)
+            .write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::L8)
+            .map_err(|e| RenderKind::Png(Box::new(e)))?;
+        Ok(out)
     }
 }
 
@@ -69,15 +95,15 @@ pub fn modules(text: &str) -> crate::Result<Modules> {
     Ok(Modules { width, dark })
 }
 
-/// The code as a grayscale bitmap (black modules = 0, white = 255).
+/// The code as a grayscale bitmap (black modules = 0, white = 255), see [`Modules::luma`].
 pub fn luma(text: &str, module_px: u32) -> crate::Result<image::GrayImage> {
-    let px = module_px.clamp(1, 64);
-    Ok(code(text)?.render::<Luma<u8>>().quiet_zone(true).module_dimensions(px, px).build())
+    Ok(modules(text)?.luma(module_px))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use image::Luma;
 
     #[test]
     fn renders_svg_and_png() {
@@ -107,6 +133,21 @@ mod tests {
         // Finder pattern corners are dark; outside the matrix is light.
         assert!(m.is_dark(0, 0) && m.is_dark(20, 0) && m.is_dark(0, 20));
         assert!(!m.is_dark(21, 0) && !m.is_dark(0, 21));
+    }
+
+    /// The matrix's own bitmap is pixel for pixel what the qrcode crate's renderer draws of the same code
+    /// (quiet zone included), at several module sizes and versions.
+    #[test]
+    fn the_matrix_bitmap_is_the_qrcode_crates_rendering() {
+        for text in ["TK1:ABC", &"TK1:".repeat(30)] {
+            for px in [1, 3, 6] {
+                let theirs =
+                    code(text).unwrap().render::<Luma<u8>>().quiet_zone(true).module_dimensions(px, px).build();
+                let ours = modules(text).unwrap().luma(px);
+                assert_eq!(ours.dimensions(), theirs.dimensions(), "{text} at {px} px");
+                assert!(ours.as_raw() == theirs.as_raw(), "{text} at {px} px: pixels differ");
+            }
+        }
     }
 
     #[test]
