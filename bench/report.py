@@ -127,23 +127,43 @@ def decode_kind_rows(core, peers):
     return rows
 
 
-def postgres_rows(pg, label):
-    """The issuer bench on PostgreSQL (issuer-bench --database-url, `instances` issuer processes)."""
+def postgres_runs(out_dir, stem):
+    """Every run of one PostgreSQL bench (STEM-run1.json, STEM-run2.json, …), or the single STEM.json."""
+    runs = [r for r in (load(out_dir, f"{stem}-run{i}.json") for i in range(1, 10)) if r]
+    if not runs:
+        single = load(out_dir, f"{stem}.json")
+        runs = [single] if single else []
+    return runs
+
+
+def postgres_rows(runs, label):
+    """The issuer bench on PostgreSQL (issuer-bench --database-url, `instances` issuer processes), run
+    several times: the tail on a shared 2-core machine moves from run to run, so the value is the median
+    run's and the goal must hold in every run."""
+    if not runs:
+        return [row(f"Issuer on PostgreSQL ({label}): order latency p99", None, "ms", "< 50 ms", None, "issuer-bench")]
+    by_p99 = sorted(runs, key=lambda r: r.get("p99_ms") or 0.0)
+    pg = by_p99[len(by_p99) // 2]
     pg_store = pg.get("store") or {}
+    each = lambda key, fmt: " / ".join(fmt.format(r.get(key)) for r in runs)
     rows = []
-    rows.append(row(f"Issuer on PostgreSQL ({label}): durable orders/s", pg.get("durable_orders_per_s"),
-                    "orders/s", "≥ 1000", at_least(pg.get("durable_orders_per_s"), 1000), "issuer-bench",
+    rate = min(r.get("durable_orders_per_s") or 0.0 for r in runs)
+    rows.append(row(f"Issuer on PostgreSQL ({label}): durable orders/s (slowest of {len(runs)} runs)", rate,
+                    "orders/s", "≥ 1000", at_least(rate, 1000), "issuer-bench",
                     f"offered {pg.get('offered_rate_per_s')}/s for {pg.get('seconds')} s "
-                    f"to {pg.get('instances', 1)} instance(s); as the server reports: "
-                    f"fsync={pg_store.get('fsync')}, synchronous_commit={pg_store.get('synchronous_commit')}"
-                    if pg else ""))
-    rows.append(row(f"Issuer on PostgreSQL ({label}): order latency p99", pg.get("p99_ms"), "ms", "< 50 ms",
-                    None if pg.get("p99_ms") is None else pg["p99_ms"] < 50, "issuer-bench",
-                    f"median {pg['p50_ms']:.1f} ms" if pg.get("p50_ms") is not None else ""))
-    rows.append(row(f"Issuer on PostgreSQL ({label}): oversold (DB rows)", pg.get("oversold_in_db"), "tickets",
-                    "0", None if pg.get("oversold_in_db") is None else pg["oversold_in_db"] == 0, "issuer-bench",
-                    f"{pg.get('tickets_in_db')} tickets in the database; "
-                    f"{pg.get('acknowledged_but_not_in_db')} acknowledged orders missing" if pg else ""))
+                    f"to {pg.get('instances', 1)} instance(s); runs: {each('durable_orders_per_s', '{:.0f}')}/s; "
+                    f"as the server reports: fsync={pg_store.get('fsync')}, "
+                    f"synchronous_commit={pg_store.get('synchronous_commit')}"))
+    worst = max(r.get("p99_ms") or float("inf") for r in runs)
+    rows.append(row(f"Issuer on PostgreSQL ({label}): order latency p99 (median of {len(runs)} runs)",
+                    pg.get("p99_ms"), "ms", "< 50 ms in every run", worst < 50, "issuer-bench",
+                    f"runs: p99 {each('p99_ms', '{:.1f}')} ms, median {each('p50_ms', '{:.1f}')} ms"))
+    oversold = max(r.get("oversold_in_db") or 0 for r in runs)
+    missing = max(r.get("acknowledged_but_not_in_db") or 0 for r in runs)
+    rows.append(row(f"Issuer on PostgreSQL ({label}): oversold (DB rows, worst run)", oversold, "tickets", "0",
+                    oversold == 0, "issuer-bench",
+                    f"tickets in the database: {each('tickets_in_db', '{}')}; "
+                    f"acknowledged orders missing (worst run): {missing}"))
     return rows
 
 
@@ -239,8 +259,8 @@ def build(out_dir):
     rows.append(row("Issuer RSS after load", issuer.get("rss_after_load_mib"), "MiB", None, None, "issuer-bench"))
     # The same bench against a throwaway PostgreSQL cluster (scripts/postgres.sh: fsync on): one instance,
     # then two instances on one database with the load split between them.
-    for name, label in (("issuer-postgres.json", "1 instance"), ("issuer-postgres-2.json", "2 instances")):
-        rows.extend(postgres_rows(load(out_dir, name) or {}, label))
+    for stem, label in (("issuer-postgres", "1 instance"), ("issuer-postgres-2", "2 instances")):
+        rows.extend(postgres_rows(postgres_runs(out_dir, stem), label))
 
     red = edge.get("redemption") or {}
     seq = red.get("sequential") or {}
@@ -337,7 +357,9 @@ def main(argv):
     rows = build(out_dir)
     raw = {name: load(out_dir, name) for name in
            ("scanner-core.json", "redemption.json", "issuer.json", "edge.json", "peers.json", "web.json",
-            "web-decode.json", "hub.json", "issuer-postgres.json", "issuer-postgres-2.json")}
+            "web-decode.json", "hub.json")}
+    for stem in ("issuer-postgres", "issuer-postgres-2"):
+        raw[stem] = postgres_runs(out_dir, stem)
     Path(results_json).write_text(json.dumps({"rows": rows, "raw": raw}, indent=2, ensure_ascii=False) + "\n")
     table = markdown(rows)
     Path(results_md).write_text("# Benchmark results\n\nWritten by `scripts/bench.sh`.\n\n" + table)

@@ -110,9 +110,21 @@ async fn report(http: &reqwest::Client, base: &str, event: i64) -> Value {
     admin(http, base, reqwest::Method::GET, &format!("/admin/v1/events/{event}/redemptions"), None).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "needs ISSUER_TEST_POSTGRES: run by the PostgreSQL pass of scripts/test.sh"]
-async fn devices_syncing_with_two_instances_see_each_others_scans_and_one_report() {
+/// Two issuer processes, A and B, on one fresh PostgreSQL database and one data directory, and an event
+/// `name` with one free order of `tickets` tickets: the processes (killed when dropped), A's and B's base
+/// URLs, a client, the event, its tickets' QR texts and the database URL.
+struct TwoInstances {
+    _processes: (Process, Process),
+    _dir: tempfile::TempDir,
+    a: String,
+    b: String,
+    http: reqwest::Client,
+    event: i64,
+    qr: Vec<String>,
+    db_url: String,
+}
+
+async fn two_instances(name: &str, tickets: usize) -> TwoInstances {
     assert!(common::test_postgres().is_some(), "this test needs ISSUER_TEST_POSTGRES (scripts/postgres.sh run …)");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -122,20 +134,29 @@ async fn devices_syncing_with_two_instances_see_each_others_scans_and_one_report
     let (a, b) = (format!("http://127.0.0.1:{port_a}"), format!("http://127.0.0.1:{port_b}"));
     let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
     // One after the other: the first creates the signing key and admin files in the shared data directory.
-    let _process_a = Process(spawn_issuer(&data, port_a, &db_url));
+    let process_a = Process(spawn_issuer(&data, port_a, &db_url));
     common::wait_up(&http, &a).await;
-    let _process_b = Process(spawn_issuer(&data, port_b, &db_url));
+    let process_b = Process(spawn_issuer(&data, port_b, &db_url));
     common::wait_up(&http, &b).await;
 
-    let event = common::process_event(&http, &a, ADMIN_TOKEN, "Two doors", 10).await;
+    let event = common::process_event(&http, &a, ADMIN_TOKEN, name, 10).await;
     let order = json!({"event_id": event, "name": "Ada", "email": "ada@example.org",
-        "items": [{"ticket_type": 0, "quantity": 4}], "payment": "free"});
+        "items": [{"ticket_type": 0, "quantity": tickets}], "payment": "free"});
     let order: Value = http.post(format!("{a}/v1/orders")).json(&order).send().await.unwrap().json().await.unwrap();
     let (id, token) = (order["order_id"].as_str().expect("order id"), order["token"].as_str().expect("order token"));
     let view: Value = http.get(format!("{a}/v1/orders/{id}?token={token}")).send().await.unwrap().json().await.unwrap();
     let qr: Vec<String> =
         view["tickets"].as_array().unwrap().iter().map(|t| t["qr_text"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(qr.len(), 4);
+    assert_eq!(qr.len(), tickets);
+    TwoInstances { _processes: (process_a, process_b), _dir: dir, a, b, http, event, qr, db_url }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs ISSUER_TEST_POSTGRES: run by the PostgreSQL pass of scripts/test.sh"]
+async fn devices_syncing_with_two_instances_see_each_others_scans_and_one_report() {
+    let running = two_instances("Two doors", 4).await;
+    let (a, b, http, event, qr) =
+        (running.a.clone(), running.b.clone(), running.http.clone(), running.event, &running.qr);
 
     let dirs = tempfile::tempdir().unwrap();
     let (mut one, token_one) = device(&http, &a, &dirs.path().join("one"), "one", event).await;
@@ -196,28 +217,10 @@ async fn devices_syncing_with_two_instances_see_each_others_scans_and_one_report
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs ISSUER_TEST_POSTGRES: run by the PostgreSQL pass of scripts/test.sh"]
 async fn an_instance_catches_up_after_the_other_compacted_the_log_under_it() {
-    assert!(common::test_postgres().is_some(), "this test needs ISSUER_TEST_POSTGRES (scripts/postgres.sh run …)");
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let db_url = common::fresh_database_url().await.unwrap();
-    let free_port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let (port_a, port_b) = (free_port(), free_port());
-    let (a, b) = (format!("http://127.0.0.1:{port_a}"), format!("http://127.0.0.1:{port_b}"));
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
-    let _process_a = Process(spawn_issuer(&data, port_a, &db_url));
-    common::wait_up(&http, &a).await;
-    let _process_b = Process(spawn_issuer(&data, port_b, &db_url));
-    common::wait_up(&http, &b).await;
-
-    let event = common::process_event(&http, &a, ADMIN_TOKEN, "Compaction", 10).await;
-    let order = json!({"event_id": event, "name": "Ada", "email": "ada@example.org",
-        "items": [{"ticket_type": 0, "quantity": 3}], "payment": "free"});
-    let order: Value = http.post(format!("{a}/v1/orders")).json(&order).send().await.unwrap().json().await.unwrap();
-    let (id, token) = (order["order_id"].as_str().expect("order id"), order["token"].as_str().expect("order token"));
-    let view: Value = http.get(format!("{a}/v1/orders/{id}?token={token}")).send().await.unwrap().json().await.unwrap();
-    let qr: Vec<String> =
-        view["tickets"].as_array().unwrap().iter().map(|t| t["qr_text"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(qr.len(), 3);
+    let running = two_instances("Compaction", 3).await;
+    let (a, b, http, event, qr) =
+        (running.a.clone(), running.b.clone(), running.http.clone(), running.event, &running.qr);
+    let db_url = &running.db_url;
 
     let dirs = tempfile::tempdir().unwrap();
     let (mut one, token_one) = device(&http, &a, &dirs.path().join("one"), "one", event).await;
@@ -231,7 +234,7 @@ async fn an_instance_catches_up_after_the_other_compacted_the_log_under_it() {
         assert_eq!(scan(&mut one, &qr[0], "North", now + 1_000 + i * 100).is_admit(), i == 0);
         one = sync(&http, &a, one, event, &token_one).await;
     }
-    let db = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&db_url).await.unwrap();
+    let db = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(db_url).await.unwrap();
     let seqs = |db: sqlx::PgPool| async move {
         let rows: Vec<(i64,)> = sqlx::query_as("SELECT seq FROM sync_chunks WHERE event_id = $1 ORDER BY seq")
             .bind(event)
