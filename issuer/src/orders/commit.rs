@@ -14,9 +14,10 @@
 //! — and each of its orders is still decided in arrival order exactly as one conditional `UPDATE` after
 //! another would decide it. With several instances, the committers' transactions hold the ticket type's
 //! row lock only from their reservation to their commit ([`Room::Unlocked`]); one that finds the room gone
-//! there writes its batch again with the rows locked first ([`Room::Locked`]). Other orders are reserved one by one with the
-//! conditional `UPDATE` of [`super::reserve`]. Either way no ticket type is oversold: the room is read
-//! under the row's lock and the store's `CHECK`s refuse anything over capacity.
+//! there writes its batch again with the rows locked first ([`Room::Locked`]). Other orders are reserved
+//! one by one with the conditional `UPDATE` of [`super::reserve`]. Either way no ticket type is oversold:
+//! each reservation applies only where the room is there when the row is locked, and the store's `CHECK`s
+//! refuse anything over capacity.
 //!
 //! The event's cap of tickets per email address is checked here too, inside the transaction that writes
 //! the order ([`write_one`], [`write_run`]): the committer is the only writer of orders of this instance
