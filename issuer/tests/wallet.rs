@@ -181,6 +181,20 @@ fn configure_google(c: &mut Config, key_file: &Path) {
     c.wallet_organization = "Test Org".into();
 }
 
+/// An issuer with both wallets configured, from throwaway credentials in the returned directory (keep it
+/// alive beside the app).
+async fn app_with_both_wallets() -> (App, tempfile::TempDir) {
+    let certs = tempfile::tempdir().unwrap();
+    let files = make_apple_chain(certs.path());
+    let (key_file, _) = make_service_account(certs.path());
+    let app = start_with(|c| {
+        configure_apple(c, &files);
+        configure_google(c, &key_file);
+    })
+    .await;
+    (app, certs)
+}
+
 /// `secs` in Europe/Berlin with its UTC offset, as `date` computes it.
 fn berlin_iso(secs: i64) -> String {
     let out =
@@ -453,14 +467,7 @@ async fn ticket_mail(app: &App) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mail_links_both_wallets_and_the_links_work() {
-    let certs = tempfile::tempdir().unwrap();
-    let files = make_apple_chain(certs.path());
-    let (key_file, _) = make_service_account(certs.path());
-    let app = start_with(|c| {
-        configure_apple(c, &files);
-        configure_google(c, &key_file);
-    })
-    .await;
+    let (app, _certs) = app_with_both_wallets().await;
     let event = app.event(10, 0).await;
     let order = order_with_holders(&app, event, "Grace Hopper", &["Grace Hopper"]).await;
     let (id, token) = (order["order_id"].as_str().unwrap(), order["token"].as_str().unwrap());
@@ -482,14 +489,7 @@ async fn the_mail_links_both_wallets_and_the_links_work() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_tokens_other_orders_and_revoked_tickets_get_404() {
-    let certs = tempfile::tempdir().unwrap();
-    let files = make_apple_chain(certs.path());
-    let (key_file, _) = make_service_account(certs.path());
-    let app = start_with(|c| {
-        configure_apple(c, &files);
-        configure_google(c, &key_file);
-    })
-    .await;
+    let (app, _certs) = app_with_both_wallets().await;
     let event = app.event(10, 0).await;
     let mine = order_with_holders(&app, event, "Mine", &["Me"]).await;
     let theirs = order_with_holders(&app, event, "Theirs", &["Them"]).await;
@@ -541,14 +541,7 @@ async fn without_configuration_no_link_is_offered_and_the_routes_are_404() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_holder_names_are_escaped_in_html_and_json() {
-    let certs = tempfile::tempdir().unwrap();
-    let files = make_apple_chain(certs.path());
-    let (key_file, _) = make_service_account(certs.path());
-    let app = start_with(|c| {
-        configure_apple(c, &files);
-        configure_google(c, &key_file);
-    })
-    .await;
+    let (app, _certs) = app_with_both_wallets().await;
     let event = app.event(10, 0).await;
     let hostile = "\"/><script>alert(1)</script> \\ Zoë \u{1f389}";
     let order = order_with_holders(&app, event, "Buyer", &[hostile]).await;
@@ -635,14 +628,7 @@ async fn unusable_wallet_settings_stop_the_start_naming_the_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_german_order_gets_a_german_pass_and_german_tagged_google_texts() {
-    let certs = tempfile::tempdir().unwrap();
-    let files = make_apple_chain(certs.path());
-    let (key_file, _) = make_service_account(certs.path());
-    let app = start_with(|c| {
-        configure_apple(c, &files);
-        configure_google(c, &key_file);
-    })
-    .await;
+    let (app, _certs) = app_with_both_wallets().await;
     let event = app.event(10, 0).await;
     let (s, order) = app
         .post(

@@ -7,6 +7,7 @@
 //! they are not run (and not reported as passing) against PostgreSQL.
 #![allow(dead_code)]
 
+mod form;
 mod stripe_fake;
 pub mod sync;
 pub mod twilio_fake;

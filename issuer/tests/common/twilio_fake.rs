@@ -28,6 +28,8 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde_json::{json, Value};
 
+use super::form::parse_form;
+
 /// One request the fake received, as it arrived.
 #[derive(Debug, Clone)]
 pub struct Call {
@@ -101,36 +103,6 @@ fn error(status: u16, code: i64, message: &str) -> (u16, Value) {
         json!({ "code": code, "message": message, "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
                 "status": status }),
     )
-}
-
-/// `application/x-www-form-urlencoded` → pairs (`+` is a space, `%XX` a byte). `None` if malformed.
-fn parse_form(body: &[u8]) -> Option<Vec<(String, String)>> {
-    fn decode(s: &str) -> Option<String> {
-        let bytes = s.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'+' => out.push(b' '),
-                b'%' => {
-                    let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                    out.push(u8::from_str_radix(hex, 16).ok()?);
-                    i += 2;
-                }
-                b => out.push(b),
-            }
-            i += 1;
-        }
-        String::from_utf8(out).ok()
-    }
-    let text = std::str::from_utf8(body).ok()?;
-    text.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            Some((decode(k)?, decode(v)?))
-        })
-        .collect()
 }
 
 /// E.164 as Twilio documents it for `To`: `+`, then up to 15 digits, the first not 0.
