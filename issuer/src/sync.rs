@@ -33,7 +33,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use scanner_core::error::SyncKind;
 use scanner_core::redemption::document::MAX_SYNC_MESSAGE_BYTES;
-use scanner_core::redemption::sync_log::{ClientStep, Exchange, SyncLog};
+use scanner_core::redemption::sync_log::{ClientStep, ClientTurn, Exchange, SyncLog};
 use scanner_core::redemption::{Accept, CheckIn, DeviceId, EventReport, SyncChannel};
 use scanner_core::wire::{sync_path, REFUSED_CHANGES_HEADER, SYNC_PATH};
 use serde::Deserialize;
@@ -192,13 +192,15 @@ const EDGE_RELAY_PEER: &str = "relay.edge";
 /// Round trips after which one relay session gives up (it resumes from there next time).
 const MAX_RELAY_ROUNDS: usize = 64;
 
-/// One step of this issuer's relay session with the edge, as the client: takes the edge's last reply (if
-/// any) and returns the next message to send (`None`: nothing more to say) and the new records taken.
+/// One step of this issuer's relay session with the edge, as the client: takes the edge's last reply
+/// (`None`: the session begins) and returns the next message to send (`None`: nothing more to say) and
+/// the new records taken.
 async fn relay_step(state: &AppState, event: u32, reply: Option<Vec<u8>>) -> Result<(Option<Vec<u8>>, usize)> {
     state
         .sync_logs
         .exchange(state, event, EDGE_RELAY_PEER, move |log, peer| {
-            match log.client_step(peer, SyncChannel::Relay, reply.as_deref(), now_ms()) {
+            let turn = reply.as_deref().map_or(ClientTurn::Begin, ClientTurn::Reply);
+            match log.client_step(peer, SyncChannel::Relay, turn, now_ms()) {
                 Ok(ClientStep { message, received, write }) => Ok(((message, received.new_records), write)),
                 Err(e @ scanner_core::Error::Sync(_)) => {
                     Err(Error::Upstream(format!("the edge's relay reply was refused: {e}")))
@@ -246,7 +248,8 @@ pub async fn relay_with_edge(state: &AppState, event: u32) -> Result<RelaySummar
             .await
             .map_err(|e| Error::Upstream(format!("edge relay: {e}")))?;
         match resp.status().as_u16() {
-            204 => {}
+            // The edge has nothing to say: the session is over.
+            204 => return Ok(summary),
             200 => {
                 let bytes = resp.bytes().await.map_err(|e| Error::Upstream(format!("edge relay: {e}")))?;
                 if bytes.len() > MAX_SYNC_MESSAGE_BYTES {

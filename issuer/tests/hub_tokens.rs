@@ -8,6 +8,7 @@ use common::App;
 use reqwest::Method;
 use scanner_core::redemption::document::{Accept, Batch, PeerState};
 use scanner_core::redemption::server_log::ServerLogs;
+use scanner_core::redemption::sync_log::ClientTurn;
 use scanner_core::redemption::{Hlc, Outcome, RedemptionDoc, ScanKind, ScanRecord, SyncChannel, TicketRef};
 use scanner_core::token::device_id_for_token;
 use scanner_core::wire::REFUSED_CHANGES_HEADER;
@@ -56,7 +57,9 @@ fn first_relay_message() -> Vec<u8> {
     let dir = tempfile::tempdir().expect("tempdir");
     let logs = ServerLogs::new();
     let (message, _) = logs
-        .with(dir.path(), 1, None, |log| log.client_step("issuer", SyncChannel::Relay, None, common::sync::now_ms()))
+        .with(dir.path(), 1, None, |log| {
+            log.client_step("issuer", SyncChannel::Relay, ClientTurn::Begin, common::sync::now_ms())
+        })
         .expect("client step");
     message.expect("a first message")
 }

@@ -591,6 +591,7 @@ async function pullFrom(peer, url, timeoutMs) {
     const receipt = scanner.receiveSync(peer, reply, Date.now());
     const chunk = receipt.chunk;
     const peerState = receipt.peerState;
+    const complete = receipt.complete;
     newRecords += receipt.newRecords;
     receipt.free();
     const key = chunk.length ? nextChunk++ : null;
@@ -599,6 +600,8 @@ async function pullFrom(peer, url, timeoutMs) {
       s.peers.put(peerState, peer);
     });
     if (key !== null) chunkCount++;
+    // This device holds every head the server advertised: it has everything the server has.
+    if (complete) break;
   }
   const finalState = scanner.peerState(peer);
   await store.write(['peers'], (s) => s.peers.put(finalState, peer), { durable: false });

@@ -28,9 +28,11 @@
 //!    with `seq <= folded`. Optionally, when there are many chunks, replace them all by the one chunk
 //!    [`Device::save_full`] returns (in one transaction); later chunks follow it. [`Device::report`] reads
 //!    pending scans as they are: no fold needed.
-//! 3. Sync: loop `generate_sync_message` → send → [`Device::receive_sync_message`]; each receipt returns a
-//!    chunk (possibly empty) to append together with the peer's new sync state (encode it with
-//!    [`encode_peer_state`]). The index is brought up to date before the next scan by itself.
+//! 3. Sync: start each session from the peer's stored state, then loop `generate_sync_message` → send →
+//!    [`Device::receive_sync_message`] until there is no message, the server answers nothing, or
+//!    [`Device::pull_complete`]; each receipt returns a chunk (possibly empty) to append together with the
+//!    peer's new sync state (encode it with [`encode_peer_state`]). The index is brought up to date before
+//!    the next scan by itself.
 //! 4. Config: store the JSON given to [`Device::set_keyring`], [`Device::set_manifest`] and
 //!    [`Device::set_gate_rules`] as is, and the JSON that [`Device::set_revocations`] /
 //!    [`Device::apply_revocation_delta`] return (the whole list).
@@ -750,6 +752,13 @@ impl Device {
     /// [`crate::redemption::SyncChannel`]), if there is anything to say.
     pub fn generate_sync_message(&self, state: &mut PeerState) -> Option<Vec<u8>> {
         self.doc.generate_sync_message(state)
+    }
+
+    /// Whether the pull session with `state`'s server is complete: this device holds every head the
+    /// server advertised in its last reply, so it has everything the server has. Ask after each reply,
+    /// and stop the session when it is (one round trip fewer than waiting for the server to fall silent).
+    pub fn pull_complete(&self, state: &PeerState) -> bool {
+        self.doc.holds_heads_of(state)
     }
 
     /// The next message of the push session with a server (this device's own records go out), if there is

@@ -54,6 +54,20 @@
 //!
 //! Each device writes its changes on top of its own previous change only (not on everything it has
 //! received), so a server can apply a device's changes without holding what other servers told it.
+//!
+//! ## Sessions over HTTP
+//!
+//! Automerge's sync protocol assumes one connection that delivers every message. Here each message is
+//! one HTTP request, a reply can be lost, and a device's next request may open a new session. So:
+//!
+//! - a server never withholds a change as "sent already": only the peer's heads say what it holds
+//!   ([`serve_sync`]);
+//! - in a device's pull, the server sends its heads when the device may lack one of them even though
+//!   its bloom filter says otherwise (a false positive, about 1 in 100 per change); the device then
+//!   asks for the missing change by hash;
+//! - a client begins every session from its stored state ([`session_start`]), never from the last
+//!   session's flight, and a device's pull is complete as soon as it holds every head the server
+//!   advertised ([`RedemptionDoc::holds_heads_of`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -871,6 +885,29 @@ impl RedemptionDoc {
         Ok(out)
     }
 
+    /// Whether this log holds every head the peer of `state` last advertised, i.e. everything the peer
+    /// has. A device's pull session is complete as soon as this holds after a reply.
+    pub fn holds_heads_of(&self, state: &sync::State) -> bool {
+        state
+            .their_heads
+            .as_ref()
+            .is_some_and(|heads| heads.iter().all(|h| self.doc.get_change_meta_by_hash(h).is_some()))
+    }
+
+    /// Whether a peer whose heads are `their_heads` provably holds every change of this log: each of
+    /// this log's heads is one of theirs or an ancestor of one of theirs that this log knows. (A peer
+    /// whose heads this log does not know may hold everything and still fail this: records from
+    /// elsewhere.)
+    fn peer_holds_heads(&self, their_heads: &[ChangeHash]) -> bool {
+        let ours = self.doc.get_heads();
+        if ours.iter().all(|h| their_heads.contains(h)) {
+            return true;
+        }
+        let known: Vec<ChangeHash> =
+            their_heads.iter().filter(|h| self.doc.get_change_meta_by_hash(h).is_some()).copied().collect();
+        !known.is_empty() && self.doc.get_changes_meta(&known).is_empty()
+    }
+
     /// The underlying automerge document (read-only).
     pub fn automerge(&self) -> &Automerge {
         &self.doc
@@ -881,6 +918,14 @@ impl RedemptionDoc {
 /// so a resumed sync starts from where the last one got to instead of from nothing.
 pub fn encode_peer_state(state: &sync::State) -> Vec<u8> {
     state.encode()
+}
+
+/// The state a new session with a peer starts from: what storage keeps of `state` (the shared heads),
+/// nothing of the last session's flight. A client over HTTP cannot tell whether its last message was
+/// answered; carrying "in flight" or the peer's old heads into a new session would make it believe it
+/// has nothing to say, and a quiet client would never hear of the server's news.
+pub fn session_start(state: &sync::State) -> sync::State {
+    sync::State::decode(&state.encode()).unwrap_or_default()
 }
 
 pub fn decode_peer_state(bytes: &[u8]) -> crate::Result<sync::State> {
@@ -922,14 +967,41 @@ pub fn serve_sync(
     let pull = peer.read_only;
     let news = received.changed || peer.their_heads != their_heads_before;
     peer.their_capabilities = None;
+    // Over HTTP a reply may be lost, and the peer's next request may open a new session: what this side
+    // sent before proves nothing. Only the peer's heads say what it holds, so nothing is withheld as
+    // "sent already" (automerge's `sent_hashes` assumes a connection that delivers everything).
+    peer.sent_hashes.clear();
+    // The heads this side last sent for real (automerge moves them on every message it builds, and some
+    // are never sent); cleared so that a pull always gets a message built, and then put back unless sent.
+    let told = if pull { Some(std::mem::take(&mut peer.last_sent_heads)) } else { None };
+    let message = doc.doc.generate_sync_message(peer);
     // A device holds records this server never takes (other servers' and devices'), so the two never
-    // reach the same heads and automerge alone would answer forever. In a pull the device only needs
-    // changes; otherwise the server stays quiet when the exchange taught neither side anything.
-    let reply = doc
-        .doc
-        .generate_sync_message(peer)
-        .filter(|m| !m.changes.is_empty() || (!pull && (news || !m.need.is_empty())))
-        .map(sync::Message::encode);
+    // reach the same heads and automerge alone would answer forever. So the server speaks only when it
+    // has something to say:
+    // - changes, always;
+    // - in a pull, otherwise, its heads when the device may lack one of them. The device's bloom filter
+    //   can claim a change it does not hold (about 1 in 100 for each); the changes are then left out, and
+    //   only the heads let the device see the gap and ask for it by hash. Not repeated to a device that
+    //   came back unchanged after hearing them (it holds them, through records from elsewhere);
+    // - in the other sessions, when the exchange taught either side something or the peer must be asked
+    //   for changes.
+    let send = match &message {
+        None => false,
+        Some(m) if !m.changes.is_empty() => true,
+        Some(m) => match &told {
+            Some(told) => {
+                let heard_already = !news && peer.their_need.as_ref().is_none_or(Vec::is_empty) && *told == m.heads;
+                !heard_already && !doc.peer_holds_heads(peer.their_heads.as_deref().unwrap_or_default())
+            }
+            None => news || !m.need.is_empty(),
+        },
+    };
+    if !send {
+        if let Some(told) = told {
+            peer.last_sent_heads = told;
+        }
+    }
+    let reply = message.filter(|_| send).map(sync::Message::encode);
     Ok(ServerReply { reply, received })
 }
 

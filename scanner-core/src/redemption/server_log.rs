@@ -38,7 +38,7 @@ use super::document::{RedemptionDoc, ServerReply, SyncChannel};
 use super::record::{DeviceId, Hlc, ScanRecord, TicketRef};
 use super::report::{CheckIn, EventReport};
 pub use super::sync_log::ServerLogKind;
-use super::sync_log::{ClientStep, Exchange, StoreAs, SyncLog, Write};
+use super::sync_log::{ClientStep, ClientTurn, Exchange, StoreAs, SyncLog, Write};
 
 pub use super::sync_log::COMPACT_AFTER_CHUNKS;
 
@@ -202,11 +202,11 @@ impl ServerLog {
         &mut self,
         peer_key: &str,
         channel: SyncChannel,
-        reply: Option<&[u8]>,
+        turn: ClientTurn<'_>,
         now_ms: u64,
     ) -> crate::Result<(Option<Vec<u8>>, Received)> {
         let mut state = self.peer_state(peer_key);
-        let ClientStep { message, received, write } = self.log.client_step(&mut state, channel, reply, now_ms)?;
+        let ClientStep { message, received, write } = self.log.client_step(&mut state, channel, turn, now_ms)?;
         self.persist(write)?;
         self.save_peer(peer_key, state);
         Ok((message, received))

@@ -580,6 +580,9 @@ impl RedemptionLog {
                 summary.new_records += receipt.new_records;
                 changed |= receipt.changed;
                 self.persist_receipt(&receipt, Some((&pull_key, &state)))?;
+                if self.scanner.pull_complete(&state) {
+                    break;
+                }
             }
         }
         self.persist_receipt(&Receipt::default(), Some((&pull_key, &state)))?;

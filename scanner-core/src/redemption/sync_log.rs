@@ -33,7 +33,9 @@ use thiserror::Error;
 
 use super::decision::ScanIndex;
 use super::document::SyncChannel;
-use super::document::{serve_sync, Accept, Batch, LogKind, PeerState, Received, RedemptionDoc, ServerReply};
+use super::document::{
+    serve_sync, session_start, Accept, Batch, LogKind, PeerState, Received, RedemptionDoc, ServerReply,
+};
 use super::record::{DeviceId, Hlc, ScanRecord, TicketRef};
 use super::report::{CheckIn, EventReport};
 
@@ -97,6 +99,17 @@ pub struct ClientStep {
     pub received: Received,
     /// What to store before going on.
     pub write: Option<Write>,
+}
+
+/// Where a session this log runs as the client is (see [`SyncLog::client_step`]).
+#[derive(Debug, Clone, Copy)]
+pub enum ClientTurn<'a> {
+    /// A new session begins: the peer state goes back to what storage keeps of it
+    /// ([`super::document::session_start`]).
+    Begin,
+    /// The server answered the last message with this one. When it answered nothing (HTTP 204) the
+    /// session is over: stop without another step.
+    Reply(&'a [u8]),
 }
 
 /// One event's log on a sync server, without storage. See the module documentation.
@@ -194,19 +207,27 @@ impl SyncLog {
     }
 
     /// One step of a session this log runs as the *client* with another server (the issuer's relay with
-    /// the edge; a hub's upstream sync): takes the server's last reply (if any) and returns the next
-    /// message to send (`None`: nothing more to say) with what the reply brought.
+    /// the edge; a hub's upstream sync): takes the server's reply (or begins the session) and returns the
+    /// next message to send (`None`: nothing more to say) with what the reply brought.
     ///
     /// - [`SyncChannel::Relay`]: both ways, everything (the server must authenticate this side as a relay).
     /// - [`SyncChannel::Push`]: this log's own records out, nothing in (needs an owner).
-    /// - [`SyncChannel::Pull`]: everyone's records in, as a device takes them from its server.
+    /// - [`SyncChannel::Pull`]: everyone's records in, as a device takes them from its server; complete as
+    ///   soon as this log holds every head the server advertised.
     pub fn client_step(
         &mut self,
         peer: &mut PeerState,
         channel: SyncChannel,
-        reply: Option<&[u8]>,
+        turn: ClientTurn<'_>,
         now_ms: u64,
     ) -> crate::Result<ClientStep> {
+        let reply = match turn {
+            ClientTurn::Begin => {
+                *peer = session_start(peer);
+                None
+            }
+            ClientTurn::Reply(reply) => Some(reply),
+        };
         let mut received = Received::default();
         if channel == SyncChannel::Push {
             if self.owner.is_none() {
@@ -224,6 +245,9 @@ impl SyncLog {
             if received.changed {
                 self.index = None;
                 write = self.pending_write();
+            }
+            if channel == SyncChannel::Pull && self.doc.holds_heads_of(peer) {
+                return Ok(ClientStep { message: None, received, write });
             }
         }
         let message = self.doc.generate_sync_message(peer);

@@ -365,6 +365,7 @@ pub struct SyncReceipt {
     peer_state: Vec<u8>,
     changed: bool,
     new_records: usize,
+    complete: bool,
 }
 
 #[wasm_bindgen]
@@ -382,6 +383,12 @@ impl SyncReceipt {
     #[wasm_bindgen(getter)]
     pub fn changed(&self) -> bool {
         self.changed
+    }
+
+    /// The pull session is complete: this device holds everything the server has (stop sending).
+    #[wasm_bindgen(getter)]
+    pub fn complete(&self) -> bool {
+        self.complete
     }
 
     #[wasm_bindgen(getter, js_name = newRecords)]
@@ -638,6 +645,7 @@ impl Scanner {
             peer_state: encode_peer_state(state),
             changed: receipt.changed,
             new_records: receipt.new_records,
+            complete: self.device.pull_complete(state),
         })
     }
 

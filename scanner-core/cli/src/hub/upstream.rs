@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use scanner_core::redemption::store::MAX_SYNC_ROUNDS;
+use scanner_core::redemption::sync_log::ClientTurn;
 use scanner_core::redemption::SyncChannel;
 use serde::Serialize;
 
@@ -52,9 +53,15 @@ pub fn relay(hub: &Hub) -> Result<RelaySummary> {
         let mut reply: Option<Vec<u8>> = None;
         let mut rounds = 0;
         loop {
-            let (message, received) = hub.logs.with(&dir, config.event, Some(hub.owner), |log| {
-                log.client_step(peer_key, channel, reply.as_deref(), now_ms())
-            })?;
+            let turn = match (rounds, &reply) {
+                (0, _) => ClientTurn::Begin,
+                (_, Some(reply)) => ClientTurn::Reply(reply),
+                // The issuer answered nothing: the session is over.
+                (_, None) => break,
+            };
+            let (message, received) = hub
+                .logs
+                .with(&dir, config.event, Some(hub.owner), |log| log.client_step(peer_key, channel, turn, now_ms()))?;
             summary.new_records += received.new_records;
             let Some(message) = message else { break };
             if rounds == MAX_SYNC_ROUNDS {
