@@ -165,19 +165,26 @@ fn a_device_holding_newer_records_than_its_server_gets_the_servers_and_its_sessi
     push(&mut south, &mut server, south_id);
     assert_eq!((server.device_record_count(x_id), south.device_record_count(x_id)), (1, 3));
 
-    // A device built before the completion rule: North's records; the server's heads (it cannot tell
-    // that X's second batch covers its first); the device's unchanged answer, to which the server has
-    // nothing more to say. Then each quiet session is one round trip, though the two never reach the
-    // same heads.
-    let mut old_device = south.clone();
-    let mut server_state = sync::State::new();
-    let (trips, stored) =
-        pull_with(Loop::AutomergeOnly, &mut old_device, &[], &mut server, &mut server_state, south_id, None);
-    assert_eq!((old_device.device_record_count(north_id), trips), (5, 3));
-    for _ in 0..3 {
-        let (trips, _) =
-            pull_with(Loop::AutomergeOnly, &mut old_device, &stored, &mut server, &mut server_state, south_id, None);
-        assert_eq!(trips, 1, "a quiet session");
+    // A device built before the completion rule ends when the server falls silent: after North's
+    // records, its next message says it has synced up to the server's heads, and the server says no more
+    // (though it cannot tell that X's second batch covers its first). Each quiet session is then one round
+    // trip, though the two never reach the same heads; the same against a server that keeps no state
+    // between requests (the edge decodes it from storage each time).
+    for keeps_state in [true, false] {
+        let mut old_device = south.clone();
+        let mut server_state = sync::State::new();
+        let mut session = |old_device: &mut RedemptionDoc, stored: &[u8]| {
+            if !keeps_state {
+                server_state = decode_peer_state(&encode_peer_state(&server_state)).expect("state");
+            }
+            pull_with(Loop::AutomergeOnly, old_device, stored, &mut server, &mut server_state, south_id, None)
+        };
+        let (trips, stored) = session(&mut old_device, &[]);
+        assert_eq!((old_device.device_record_count(north_id), trips), (5, 2));
+        for _ in 0..3 {
+            let (trips, _) = session(&mut old_device, &stored);
+            assert_eq!(trips, 1, "a quiet session");
+        }
     }
 
     // A device of today holds every head the server advertised after the first reply.
@@ -188,6 +195,20 @@ fn a_device_holding_newer_records_than_its_server_gets_the_servers_and_its_sessi
         let (trips, _) = pull(&mut south, &stored, &mut server, &mut server_state, south_id, None);
         assert_eq!(trips, 1, "a quiet session");
     }
+    // A device that got everything this server has, and more, from the edge alone: no changes to send,
+    // and its heads do not show it holds X's first batch. The server tells its heads once; the device
+    // holds them all.
+    let west_id = DeviceId(4);
+    sync_with_relay(&mut north.clone(), &mut edge);
+    let mut west = one_batch(west_id, 800);
+    sync_with_relay(&mut west, &mut edge);
+    for (how, expected) in [(Loop::AutomergeOnly, 2), (Loop::StopsWhenComplete, 1)] {
+        let mut west = west.clone();
+        let mut server_state = sync::State::new();
+        let (trips, _) = pull_with(how, &mut west, &[], &mut server, &mut server_state, west_id, None);
+        assert_eq!(trips, expected);
+    }
+
     // The server learns something new: the next session brings it.
     append(&mut north, north_id, 50..53);
     push(&mut north, &mut server, north_id);

@@ -971,38 +971,40 @@ pub fn serve_sync(
     // sent before proves nothing. Only the peer's heads say what it holds, so nothing is withheld as
     // "sent already" (automerge's `sent_hashes` assumes a connection that delivers everything).
     peer.sent_hashes.clear();
-    // The heads this side last sent for real (automerge moves them on every message it builds, and some
-    // are never sent); cleared so that a pull always gets a message built, and then put back unless sent.
-    let told = if pull { Some(std::mem::take(&mut peer.last_sent_heads)) } else { None };
+    // In a pull, a message is always built (automerge would stay quiet towards a peer it already sent
+    // these heads to, which a lost reply makes wrong); whether it goes is decided below.
+    if pull {
+        peer.last_sent_heads.clear();
+    }
     let message = doc.doc.generate_sync_message(peer);
     // A device holds records this server never takes (other servers' and devices'), so the two never
     // reach the same heads and automerge alone would answer forever. So the server speaks only when it
     // has something to say:
     // - changes, always;
-    // - in a pull, otherwise, its heads when the device may lack one of them. The device's bloom filter
-    //   can claim a change it does not hold (about 1 in 100 for each); the changes are then left out, and
-    //   only the heads let the device see the gap and ask for it by hash. Not repeated to a device that
-    //   came back unchanged after hearing them (it holds them, through records from elsewhere);
+    // - in a pull, otherwise, its heads when the device may lack one of them: its bloom filter can claim
+    //   a change it does not hold (about 1 in 100 for each), the change is then left out, and only the
+    //   heads let the device see the gap and ask for it by hash. Not when the device's message says it
+    //   has synced up to these heads already (its `have`: no server state needed, so a server that
+    //   keeps none, like the edge, does not answer a device forever), nor when its heads cover them;
     // - in the other sessions, when the exchange taught either side something or the peer must be asked
     //   for changes.
     let send = match &message {
         None => false,
         Some(m) if !m.changes.is_empty() => true,
-        Some(m) => match &told {
-            Some(told) => {
-                let heard_already = !news && peer.their_need.as_ref().is_none_or(Vec::is_empty) && *told == m.heads;
-                !heard_already && !doc.peer_holds_heads(peer.their_heads.as_deref().unwrap_or_default())
-            }
-            None => news || !m.need.is_empty(),
-        },
-    };
-    if !send {
-        if let Some(told) = told {
-            peer.last_sent_heads = told;
+        Some(m) if pull => {
+            !peer_synced_up_to(peer, &m.heads) && !doc.peer_holds_heads(peer.their_heads.as_deref().unwrap_or_default())
         }
-    }
+        Some(m) => news || !m.need.is_empty(),
+    };
     let reply = message.filter(|_| send).map(sync::Message::encode);
     Ok(ServerReply { reply, received })
+}
+
+/// Whether the peer's last message said it had synced up to `heads` (each of them in its `have`'s last
+/// sync point): it holds them, by its own account, which only it could get wrong, to its own loss.
+fn peer_synced_up_to(peer: &sync::State, heads: &[ChangeHash]) -> bool {
+    let Some(haves) = &peer.their_have else { return false };
+    heads.iter().all(|h| haves.iter().any(|have| have.last_sync.contains(h)))
 }
 
 /// Decodes a sync message no larger than [`MAX_SYNC_MESSAGE_BYTES`] (its changes are checked separately).
