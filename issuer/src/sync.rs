@@ -192,14 +192,19 @@ const EDGE_RELAY_PEER: &str = "relay.edge";
 /// Round trips after which one relay session gives up (it resumes from there next time).
 const MAX_RELAY_ROUNDS: usize = 64;
 
-/// One step of this issuer's relay session with the edge, as the client: takes the edge's last reply
-/// (`None`: the session begins) and returns the next message to send (`None`: nothing more to say) and
-/// the new records taken.
-async fn relay_step(state: &AppState, event: u32, reply: Option<Vec<u8>>) -> Result<(Option<Vec<u8>>, usize)> {
+/// One step of this issuer's relay session with the edge, as the client, after `sent` messages of the
+/// session, the last answered with `reply`: returns the next message to send (`None`: the session is
+/// over) and the new records taken.
+async fn relay_step(
+    state: &AppState,
+    event: u32,
+    sent: usize,
+    reply: Option<Vec<u8>>,
+) -> Result<(Option<Vec<u8>>, usize)> {
     state
         .sync_logs
         .exchange(state, event, EDGE_RELAY_PEER, move |log, peer| {
-            let turn = reply.as_deref().map_or(ClientTurn::Begin, ClientTurn::Reply);
+            let Some(turn) = ClientTurn::after(sent, reply.as_deref()) else { return Ok(((None, 0), None)) };
             match log.client_step(peer, SyncChannel::Relay, turn, now_ms()) {
                 Ok(ClientStep { message, received, write }) => Ok(((message, received.new_records), write)),
                 Err(e @ scanner_core::Error::Sync(_)) => {
@@ -230,7 +235,7 @@ pub async fn relay_with_edge(state: &AppState, event: u32) -> Result<RelaySummar
     let mut summary = RelaySummary::default();
     let mut reply: Option<Vec<u8>> = None;
     loop {
-        let (message, new_records) = relay_step(state, event, reply.take()).await?;
+        let (message, new_records) = relay_step(state, event, summary.round_trips, reply.take()).await?;
         summary.new_records += new_records;
         let Some(message) = message else { return Ok(summary) };
         if summary.round_trips == MAX_RELAY_ROUNDS {
@@ -248,8 +253,7 @@ pub async fn relay_with_edge(state: &AppState, event: u32) -> Result<RelaySummar
             .await
             .map_err(|e| Error::Upstream(format!("edge relay: {e}")))?;
         match resp.status().as_u16() {
-            // The edge has nothing to say: the session is over.
-            204 => return Ok(summary),
+            204 => {}
             200 => {
                 let bytes = resp.bytes().await.map_err(|e| Error::Upstream(format!("edge relay: {e}")))?;
                 if bytes.len() > MAX_SYNC_MESSAGE_BYTES {

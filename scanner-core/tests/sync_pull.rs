@@ -46,17 +46,6 @@ enum Loop {
 /// sessions. `drop_reply` loses the server's n-th reply on the way. Returns the round trips and the
 /// device's state to store.
 fn pull(
-    device: &mut RedemptionDoc,
-    stored: &[u8],
-    server: &mut RedemptionDoc,
-    server_state: &mut sync::State,
-    id: DeviceId,
-    drop_reply: Option<usize>,
-) -> (usize, Vec<u8>) {
-    pull_with(Loop::StopsWhenComplete, device, stored, server, server_state, id, drop_reply)
-}
-
-fn pull_with(
     how: Loop,
     device: &mut RedemptionDoc,
     stored: &[u8],
@@ -97,14 +86,13 @@ fn false_positive_pair() -> (u64, RedemptionDoc, RedemptionDoc) {
     let (north_id, south_id) = (DeviceId(1), DeviceId(2));
     for k in 0..20_000u64 {
         let north = one_batch(north_id, 100_000 + k);
-        let mut south = one_batch(south_id, k);
+        let south = one_batch(south_id, k);
         let north_change = north.heads();
         assert_eq!(north_change.len(), 1);
         let first = south.generate_sync_message(&mut sync::State::new()).expect("first pull message");
         let first = sync::Message::decode(&first).expect("a sync message");
         let hidden = first.have.iter().any(|have| have.bloom.contains_hash(&north_change[0]));
         if hidden {
-            south = one_batch(south_id, k);
             return (k, north, south);
         }
     }
@@ -121,7 +109,8 @@ fn a_change_the_devices_bloom_filter_claims_to_hold_still_reaches_it() {
     push(&mut south, &mut server, south_id);
     assert_eq!(server.device_record_count(north_id), 1);
 
-    let (trips, _) = pull(&mut south, &[], &mut server, &mut sync::State::new(), south_id, None);
+    let (trips, _) =
+        pull(Loop::StopsWhenComplete, &mut south, &[], &mut server, &mut sync::State::new(), south_id, None);
     assert_eq!(south.device_record_count(north_id), 1, "the north gate's admission reached the south device");
     // The server's heads (no changes: the filter hid them); the device's request for the change it lacks
     // by hash, answered with it.
@@ -139,10 +128,10 @@ fn a_pull_reply_lost_on_the_way_is_sent_again_in_the_next_session() {
 
     let mut server_state = sync::State::new();
     // The first session's only reply (carrying north's records) never arrives.
-    let (_, stored) = pull(&mut south, &[], &mut server, &mut server_state, south_id, Some(0));
+    let (_, stored) = pull(Loop::StopsWhenComplete, &mut south, &[], &mut server, &mut server_state, south_id, Some(0));
     assert_eq!(south.device_record_count(north_id), 0);
     // The next session, from the device's stored state, against the server's state as it was left.
-    let (trips, _) = pull(&mut south, &stored, &mut server, &mut server_state, south_id, None);
+    let (trips, _) = pull(Loop::StopsWhenComplete, &mut south, &stored, &mut server, &mut server_state, south_id, None);
     assert_eq!(south.device_record_count(north_id), 10, "the lost records arrived in the next session");
     assert_eq!(trips, 1);
 }
@@ -177,7 +166,7 @@ fn a_device_holding_newer_records_than_its_server_gets_the_servers_and_its_sessi
             if !keeps_state {
                 server_state = decode_peer_state(&encode_peer_state(&server_state)).expect("state");
             }
-            pull_with(Loop::AutomergeOnly, old_device, stored, &mut server, &mut server_state, south_id, None)
+            pull(Loop::AutomergeOnly, old_device, stored, &mut server, &mut server_state, south_id, None)
         };
         let (trips, stored) = session(&mut old_device, &[]);
         assert_eq!((old_device.device_record_count(north_id), trips), (5, 2));
@@ -189,10 +178,12 @@ fn a_device_holding_newer_records_than_its_server_gets_the_servers_and_its_sessi
 
     // A device of today holds every head the server advertised after the first reply.
     let mut server_state = sync::State::new();
-    let (trips, stored) = pull(&mut south, &[], &mut server, &mut server_state, south_id, None);
+    let (trips, stored) =
+        pull(Loop::StopsWhenComplete, &mut south, &[], &mut server, &mut server_state, south_id, None);
     assert_eq!((south.device_record_count(north_id), trips), (5, 1));
     for _ in 0..3 {
-        let (trips, _) = pull(&mut south, &stored, &mut server, &mut server_state, south_id, None);
+        let (trips, _) =
+            pull(Loop::StopsWhenComplete, &mut south, &stored, &mut server, &mut server_state, south_id, None);
         assert_eq!(trips, 1, "a quiet session");
     }
     // A device that got everything this server has, and more, from the edge alone: no changes to send,
@@ -205,14 +196,14 @@ fn a_device_holding_newer_records_than_its_server_gets_the_servers_and_its_sessi
     for (how, expected) in [(Loop::AutomergeOnly, 2), (Loop::StopsWhenComplete, 1)] {
         let mut west = west.clone();
         let mut server_state = sync::State::new();
-        let (trips, _) = pull_with(how, &mut west, &[], &mut server, &mut server_state, west_id, None);
+        let (trips, _) = pull(how, &mut west, &[], &mut server, &mut server_state, west_id, None);
         assert_eq!(trips, expected);
     }
 
     // The server learns something new: the next session brings it.
     append(&mut north, north_id, 50..53);
     push(&mut north, &mut server, north_id);
-    let (_, _) = pull(&mut south, &stored, &mut server, &mut server_state, south_id, None);
+    let (_, _) = pull(Loop::StopsWhenComplete, &mut south, &stored, &mut server, &mut server_state, south_id, None);
     assert_eq!(south.device_record_count(north_id), 8);
 }
 
@@ -237,11 +228,7 @@ fn hub_session(
 ) {
     let mut reply: Option<Vec<u8>> = None;
     for round in 0..20 {
-        let turn = match (round, &reply) {
-            (0, _) => ClientTurn::Begin,
-            (_, Some(reply)) => ClientTurn::Reply(reply),
-            (_, None) => return,
-        };
+        let Some(turn) = ClientTurn::after(round, reply.as_deref()) else { return };
         let (message, _) = hub.client_step(channel.as_str(), channel, turn, NOW_MS).expect("client step");
         let Some(message) = message else { return };
         let served =
@@ -286,11 +273,7 @@ fn a_relay_client_hears_its_servers_news_though_it_has_none_of_its_own() {
     let mut session = |issuer: &mut SyncLog, edge: &mut RedemptionDoc| {
         let mut reply: Option<Vec<u8>> = None;
         for round in 0..20 {
-            let turn = match (round, &reply) {
-                (0, _) => ClientTurn::Begin,
-                (_, Some(reply)) => ClientTurn::Reply(reply),
-                (_, None) => return,
-            };
+            let Some(turn) = ClientTurn::after(round, reply.as_deref()) else { return };
             let step = issuer.client_step(&mut client_state, SyncChannel::Relay, turn, NOW_MS).expect("step");
             if let Some(write) = step.write {
                 issuer.stored(write);

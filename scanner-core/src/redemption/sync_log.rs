@@ -112,6 +112,18 @@ pub enum ClientTurn<'a> {
     Reply(&'a [u8]),
 }
 
+impl<'a> ClientTurn<'a> {
+    /// The turn after `sent` messages of the session, the last answered with `reply` (`None`: answered
+    /// with nothing); `None` when the session is over.
+    pub fn after(sent: usize, reply: Option<&'a [u8]>) -> Option<Self> {
+        match (sent, reply) {
+            (0, _) => Some(ClientTurn::Begin),
+            (_, Some(reply)) => Some(ClientTurn::Reply(reply)),
+            (_, None) => None,
+        }
+    }
+}
+
 /// One event's log on a sync server, without storage. See the module documentation.
 #[derive(Debug)]
 pub struct SyncLog {

@@ -52,13 +52,7 @@ pub fn relay(hub: &Hub) -> Result<RelaySummary> {
     for &(channel, peer_key) in sessions {
         let mut reply: Option<Vec<u8>> = None;
         let mut rounds = 0;
-        loop {
-            let turn = match (rounds, &reply) {
-                (0, _) => ClientTurn::Begin,
-                (_, Some(reply)) => ClientTurn::Reply(reply),
-                // The issuer answered nothing: the session is over.
-                (_, None) => break,
-            };
+        while let Some(turn) = ClientTurn::after(rounds, reply.as_deref()) {
             let (message, received) = hub
                 .logs
                 .with(&dir, config.event, Some(hub.owner), |log| log.client_step(peer_key, channel, turn, now_ms()))?;
