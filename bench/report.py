@@ -136,6 +136,21 @@ def postgres_runs(out_dir, stem):
     return runs
 
 
+def mail_row(label, runs):
+    """What the spike costs the mail: the outbox gives way to waiting buyers, so mail follows the orders.
+    From the email job rows after each run (issuer-bench waits until none is pending); no goal."""
+    runs = [r for r in runs if r.get("mail_jobs") is not None]
+    if not runs:
+        return row(f"{label}: order commit → mail sent, p99", None, "s", None, None, "issuer-bench")
+    each = lambda key, fmt: " / ".join("n/a" if r.get(key) is None else fmt.format(r.get(key)) for r in runs)
+    worst = max(r.get("mail_delay_p99_s") or 0.0 for r in runs)
+    return row(f"{label}: order commit → mail sent, p99 (worst of {len(runs)} run(s))", worst, "s", None, None,
+               "issuer-bench",
+               f"p50 {each('mail_delay_p50_s', '{:.1f}')} s; sent during the load: "
+               f"{each('mail_sent_during_load', '{}')} of {each('mail_jobs', '{}')}; outbox empty "
+               f"{each('mail_drained_after_load_s', '{:.1f}')} s after the last answer")
+
+
 def postgres_rows(runs, label):
     """The issuer bench on PostgreSQL (issuer-bench --database-url, `instances` issuer processes), run
     several times: the tail on a shared 2-core machine moves from run to run, so the value is the median
@@ -158,6 +173,7 @@ def postgres_rows(runs, label):
     rows.append(row(f"Issuer on PostgreSQL ({label}): order latency p99 (median of {len(runs)} runs)",
                     pg.get("p99_ms"), "ms", "< 50 ms in every run", worst < 50, "issuer-bench",
                     f"runs: p99 {each('p99_ms', '{:.1f}')} ms, median {each('p50_ms', '{:.1f}')} ms"))
+    rows.append(mail_row(f"Issuer on PostgreSQL ({label})", runs))
     oversold = max(r.get("oversold_in_db") or 0 for r in runs)
     missing = max(r.get("acknowledged_but_not_in_db") or 0 for r in runs)
     rows.append(row(f"Issuer on PostgreSQL ({label}): oversold (DB rows, worst run)", oversold, "tickets", "0",
@@ -254,6 +270,7 @@ def build(out_dir):
                     None if issuer.get("oversold") is None else issuer["oversold"] == 0, "issuer-bench",
                     f"{issuer.get('orders_committed')} committed, {issuer.get('sold_out_409')} refused sold out"
                     if issuer else ""))
+    rows.append(mail_row("Issuer (SQLite)", [issuer] if issuer else []))
     rows.append(row("Issuer idle RSS", issuer.get("idle_rss_mib"), "MiB", "≤ 30 MB",
                     at_most(issuer.get("idle_rss_mib"), 30 * 1e6 / 2**20), "issuer-bench"))
     rows.append(row("Issuer RSS after load", issuer.get("rss_after_load_mib"), "MiB", None, None, "issuer-bench"))

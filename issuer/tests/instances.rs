@@ -7,6 +7,8 @@
 //! was sending goes out twice). Only one instance sweeps
 //! expired holds per round. A price changed on one instance is what the other charges at once (catalog
 //! changes are a PostgreSQL notification every instance listens for), also after its listener reconnects.
+//! Outbox workers that give way to waiting buyers, and so take longer over a batch than its lease, still
+//! send each mail once.
 //!
 //! PostgreSQL only (SQLite is one process on one file): the test is ignored in the SQLite pass, and the
 //! PostgreSQL pass of scripts/test.sh runs it (`--include-ignored`).
@@ -31,6 +33,7 @@ async fn second_instance(a: &App) -> App {
     config.database_url = a.running.state.config.database_url.clone();
     config.email_backoff_ms = 200;
     config.email_backoff_max_ms = 1_000;
+    config.email_lease_ms = a.running.state.config.email_lease_ms;
     App { running: issuer::start(config).await.unwrap(), dir: tempfile::tempdir().unwrap(), http: a.http.clone() }
 }
 
@@ -552,5 +555,106 @@ async fn an_order_batch_whose_room_is_taken_before_it_reserves_is_decided_again_
     assert_eq!(count("SELECT COUNT(*) FROM orders WHERE event_id = $1").await, 1);
     assert_eq!(count("SELECT COUNT(*) FROM tickets WHERE event_id = $1").await, 3);
     assert_eq!(count("SELECT reserved FROM ticket_types WHERE event_id = $1").await, 6 + 3);
+    Arc::try_unwrap(a).ok().unwrap().running.shutdown().await;
+}
+
+/// Both instances' outbox workers give way to a waiting buyer (each committer waits on the test's row
+/// lock), so each starts a job only every `YIELD_AT_MOST` (200 ms): a batch of the 20 resent mails below
+/// takes longer than the 2 s lease, after which the other worker may take its jobs. A worker starts a job
+/// only while half of its lease is left and gives the rest back, so each mail still goes out once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs ISSUER_TEST_POSTGRES: run by the PostgreSQL pass of scripts/test.sh"]
+async fn outbox_workers_giving_way_to_buyers_send_each_mail_once_though_a_batch_outlasts_its_lease() {
+    assert!(common::test_postgres().is_some(), "this test needs ISSUER_TEST_POSTGRES (scripts/postgres.sh run …)");
+    let a = Arc::new(common::start_with(|c| c.email_lease_ms = 2_000).await);
+    let b = Arc::new(second_instance(&a).await);
+    let db_url = a.running.state.config.database_url.clone().unwrap();
+    let db = sqlx::postgres::PgPoolOptions::new().max_connections(3).connect(&db_url).await.unwrap();
+    let all_sent = |db: sqlx::PgPool| async move {
+        common::eventually(Duration::from_secs(60), || {
+            let db = db.clone();
+            async move {
+                let (pending,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM email_jobs WHERE status <> 'sent'")
+                    .fetch_one(&db)
+                    .await
+                    .ok()?;
+                (pending == 0).then_some(())
+            }
+        })
+        .await
+        .is_some()
+    };
+
+    // Ten orders, mailed while nobody waits.
+    let sold = a.event(100, 0).await;
+    let mut orders = Vec::new();
+    for i in 0..10 {
+        let (s, v) = a.order(sold, &format!("Early {i}"), 1, "free").await;
+        assert_eq!(s, 201, "{v}");
+        orders.push(v["order_id"].as_str().expect("order id").to_owned());
+    }
+    assert!(all_sent(db.clone()).await, "the ten order mails are sent");
+
+    // A buyer waits on each instance: the test holds their ticket type's row.
+    let blocked = a.event(10, 0).await;
+    let (blocked_type,): (i64,) =
+        sqlx::query_as("SELECT id FROM ticket_types WHERE event_id = $1").bind(blocked).fetch_one(&db).await.unwrap();
+    let mut hold = db.begin().await.unwrap();
+    sqlx::query("UPDATE ticket_types SET reserved = reserved WHERE id = $1")
+        .bind(blocked_type)
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+    let buyers: Vec<_> = [a.clone(), b.clone()]
+        .into_iter()
+        .map(|app| tokio::spawn(async move { app.order(blocked, "Waiting", 1, "free").await.0 }))
+        .collect();
+    let waiting = common::eventually(Duration::from_secs(10), || {
+        let db = db.clone();
+        async move { (waiting_locks(&db).await >= 2).then_some(()) }
+    })
+    .await;
+    assert!(waiting.is_some(), "both committers wait for the test's row");
+
+    // The organizer resends every order's mail twice, half through each instance: 20 jobs.
+    let resent_from = issuer::util::now_ms();
+    for round in 0..2 {
+        for (i, order) in orders.iter().enumerate() {
+            let app = if (i + round) % 2 == 0 { &a } else { &b };
+            let (s, v) = app.admin(Method::POST, &format!("/admin/v1/orders/{order}/resend"), None).await;
+            assert_eq!(s, 202, "{v}");
+        }
+    }
+    assert!(all_sent(db.clone()).await, "every resent mail is sent while the buyers still wait");
+    let (last_sent,): (i64,) =
+        sqlx::query_as("SELECT MAX(sent_at) FROM email_jobs WHERE kind = 'resend'").fetch_one(&db).await.unwrap();
+    // The workers did give way: two of them at one job per 200 ms need about 2 s for 20 jobs.
+    assert!(
+        last_sent - resent_from >= 1_500,
+        "20 mails sent within {} ms: the workers did not give way",
+        last_sent - resent_from
+    );
+
+    // Each of the 30 mails is in the file sink once, and no job was attempted twice.
+    let outbox = a.data_dir().join("outbox");
+    let mut ids = HashSet::new();
+    let mut files = 0;
+    for entry in std::fs::read_dir(&outbox).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            files += 1;
+            ids.insert(message_id_of(&std::fs::read_to_string(&path).unwrap()).expect("a Message-ID"));
+        }
+    }
+    assert_eq!((files, ids.len()), (30, 30), "each mail once");
+    let (attempts,): (i64,) =
+        sqlx::query_as("SELECT CAST(SUM(attempts) AS BIGINT) FROM email_jobs").fetch_one(&db).await.unwrap();
+    assert_eq!(attempts, 30, "no job attempted twice");
+
+    hold.rollback().await.unwrap();
+    for buyer in buyers {
+        assert_eq!(buyer.await.unwrap(), 201);
+    }
+    Arc::try_unwrap(b).ok().unwrap().running.shutdown().await;
     Arc::try_unwrap(a).ok().unwrap().running.shutdown().await;
 }

@@ -12,6 +12,10 @@
 //! its SQLite file; with `--instances 2` two issuer processes share that database and the orders are sent
 //! to them in turn (as a round-robin load balancer would), so the run also proves no oversell across
 //! instances. The tickets sold are the ticket type's `reserved` count as stored, also read from the database.
+//!
+//! Before the kill it waits for the email outbox to send every order's mail and reports, from the job rows,
+//! how many were sent during the load and how long each took from its order's commit: the outbox yields
+//! to orders in a spike, and this is what that costs the mail.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -196,11 +200,13 @@ async fn main() -> anyhow::Result<()> {
     lat.sort_by(f64::total_cmp);
     ok_lat.sort_by(f64::total_cmp);
     let loaded_rss: Vec<Option<u64>> = issuers.0.iter().map(|c| rss_kib(c.id())).collect();
-    drop(issuers); // SIGKILL: what the database holds now is what was durable.
     let store_url = args
         .database_url
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}?mode=ro", data_dir.join("issuer.sqlite3").display()));
+    // The outbox yields to orders during the spike: how far the mail lags, from the job rows.
+    let mail = wait_for_mail(&store_url).await.context("reading the email outbox")?;
+    drop(issuers); // SIGKILL: what the database holds now is what was durable.
     let rows = count_rows(&store_url, event).await.context("counting the orders in the database")?;
     let sold = rows.reserved;
     let mib = |k: &Option<u64>| k.map(|k| k as f64 / 1024.0);
@@ -230,10 +236,58 @@ async fn main() -> anyhow::Result<()> {
         "idle_rss_mib_each": idle_rss.iter().map(mib).collect::<Vec<_>>(),
         "rss_after_load_mib_each": loaded_rss.iter().map(mib).collect::<Vec<_>>(),
         "store": store,
+        "mail_jobs": mail.jobs,
+        "mail_sent_during_load": mail.sent_during_load,
+        "mail_drained_after_load_s": mail.drained_after_s,
+        "mail_delay_p50_s": percentile(&mail.delays_s, 0.50),
+        "mail_delay_p99_s": percentile(&mail.delays_s, 0.99),
+        "mail_delay_max_s": mail.delays_s.last().copied(),
         "sqlite_synchronous": store["synchronous"].as_str(),
     });
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
+}
+
+/// The email outbox after the load, as stored.
+struct Mail {
+    jobs: i64,
+    /// Jobs already sent when the last order was answered.
+    sent_during_load: i64,
+    /// Seconds from the last answer until no job was pending any more; None if that took over [`MAIL_WAIT`].
+    drained_after_s: Option<f64>,
+    /// Each sent job's delay from its order's commit (the job's `created_at`) to its `sent_at`, sorted.
+    delays_s: Vec<f64>,
+}
+
+/// The longest the bench waits for the outbox to send every mail of the run.
+const MAIL_WAIT: Duration = Duration::from_secs(600);
+
+/// Waits until no email job is pending (every order's mail sent), reading the store on a connection of its own.
+async fn wait_for_mail(url: &str) -> anyhow::Result<Mail> {
+    use sqlx::Connection as _;
+    sqlx::any::install_default_drivers();
+    let started = Instant::now();
+    let mut conn = sqlx::AnyConnection::connect(url).await?;
+    let count = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql);
+    let jobs = count("SELECT COUNT(*) FROM email_jobs").fetch_one(&mut conn).await?;
+    let sent_during_load = count("SELECT COUNT(*) FROM email_jobs WHERE status = 'sent'").fetch_one(&mut conn).await?;
+    let drained_after_s = loop {
+        if count("SELECT COUNT(*) FROM email_jobs WHERE status = 'pending'").fetch_one(&mut conn).await? == 0 {
+            break Some(started.elapsed().as_secs_f64());
+        }
+        if started.elapsed() > MAIL_WAIT {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let rows: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT created_at, sent_at FROM email_jobs WHERE status = 'sent' AND sent_at IS NOT NULL")
+            .fetch_all(&mut conn)
+            .await?;
+    let mut delays_s: Vec<f64> = rows.iter().map(|(created, sent)| (sent - created) as f64 / 1000.0).collect();
+    delays_s.sort_by(f64::total_cmp);
+    let _ = conn.close().await;
+    Ok(Mail { jobs, sent_during_load, drained_after_s, delays_s })
 }
 
 struct Rows {

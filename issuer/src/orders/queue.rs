@@ -1,8 +1,15 @@
 //! The hand-over between the order handlers and the group committer ([`super::commit`]): a validated,
 //! priced order ([`OrderRow`]) goes into the queue, and the handler waits for the commit that made it
 //! durable. Nothing here touches the store.
+//!
+//! The queue also knows how many orders are between their hand-over and their answer, so that work nobody
+//! is waiting on (the email outbox) can start in the moments when no buyer is waiting ([`OrderQueue::quiet`]).
 
-use tokio::sync::{mpsc, oneshot};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::error::{Error, Result};
 
@@ -84,6 +91,32 @@ pub(crate) struct Placement {
 #[derive(Clone)]
 pub struct OrderQueue {
     tx: mpsc::Sender<Placement>,
+    waiting: Arc<Waiting>,
+}
+
+/// The orders placed and not yet answered, and a wake-up for the moment there are none.
+#[derive(Default)]
+struct Waiting {
+    orders: AtomicUsize,
+    none: Notify,
+}
+
+/// One placed order counted in [`Waiting`] until it is answered, or its handler gives up on it.
+struct Counted<'a>(&'a Waiting);
+
+impl<'a> Counted<'a> {
+    fn new(waiting: &'a Waiting) -> Self {
+        waiting.orders.fetch_add(1, Ordering::SeqCst);
+        Counted(waiting)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        if self.0.orders.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.none.notify_waiters();
+        }
+    }
 }
 
 /// The committer's side, handed to [`super::commit::run`].
@@ -93,7 +126,7 @@ pub struct OrderQueueReceiver {
 
 pub fn channel() -> (OrderQueue, OrderQueueReceiver) {
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-    (OrderQueue { tx }, OrderQueueReceiver { rx })
+    (OrderQueue { tx, waiting: Arc::default() }, OrderQueueReceiver { rx })
 }
 
 fn stopped() -> Error {
@@ -104,8 +137,107 @@ impl OrderQueue {
     /// Writes `row` durably (returned back on success), or fails with the order's own error: `Conflict`
     /// when sold out, a database error when its transaction could not commit.
     pub(crate) async fn place(&self, row: OrderRow) -> Result<OrderRow> {
+        let _counted = Counted::new(&self.waiting);
         let (reply, answer) = oneshot::channel();
         self.tx.send(Placement { row, retried: false, reply }).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
+    }
+
+    /// Counts a buyer waiting for an answer until the guard is dropped, as [`Self::place`] does: for tests of
+    /// what gives way to buyers.
+    #[cfg(test)]
+    pub(crate) fn buyer_waiting(&self) -> impl Drop + '_ {
+        Counted::new(&self.waiting)
+    }
+
+    /// Waits until no placed order is waiting for its answer, but at most `at_most`; true if that moment
+    /// came. Under light load it comes at once or within one commit. In a sales spike that keeps the
+    /// committer busy it may not come at all, and the caller goes on after `at_most` anyway: that bound is
+    /// the least pace its work keeps.
+    pub async fn quiet(&self, at_most: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + at_most;
+        loop {
+            // Registered before the count is read, so an answer between the two still wakes this waiter.
+            let none = self.waiting.none.notified();
+            tokio::pin!(none);
+            none.as_mut().enable();
+            if self.waiting.orders.load(Ordering::SeqCst) == 0 {
+                return true;
+            }
+            tokio::select! {
+                _ = &mut none => {}
+                _ = tokio::time::sleep_until(deadline) => return false,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn quiet_comes_at_once_without_orders_and_waits_for_the_last_answer() {
+        let (queue, _rx) = channel();
+        assert!(queue.quiet(Duration::from_secs(60)).await, "no order placed: quiet at once");
+
+        // Two orders waiting; the wait ends when the second of them is answered, not before.
+        let (first, second) = (Counted::new(&queue.waiting), Counted::new(&queue.waiting));
+        let waiter = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.quiet(Duration::from_secs(60)).await }
+        });
+        drop(first);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "one order still waits for its answer");
+        drop(second);
+        assert!(waiter.await.unwrap(), "quiet came when the last order was answered");
+        assert_eq!(queue.waiting.orders.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn quiet_gives_up_after_its_bound_while_an_order_waits() {
+        let (queue, _rx) = channel();
+        let _waiting = Counted::new(&queue.waiting);
+        let started = std::time::Instant::now();
+        assert!(!queue.quiet(Duration::from_millis(30)).await);
+        assert!(started.elapsed() >= Duration::from_millis(30));
+    }
+
+    #[tokio::test]
+    async fn an_order_whose_handler_gives_up_is_no_longer_counted() {
+        let (queue, mut rx) = channel();
+        // The handler's request is dropped (the buyer went away) while the committer holds the order.
+        let placing = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.place(test_row()).await.map(|_| ()) }
+        });
+        let held = rx.rx.recv().await.expect("the committer got the order");
+        assert_eq!(queue.waiting.orders.load(Ordering::SeqCst), 1);
+        placing.abort();
+        let _ = placing.await;
+        assert!(queue.quiet(Duration::from_secs(60)).await);
+        drop(held);
+    }
+
+    fn test_row() -> OrderRow {
+        OrderRow {
+            order_id: "o".into(),
+            token_hash: "h".into(),
+            name: "Ada".into(),
+            email: "ada@example.org".into(),
+            phone: None,
+            locale: crate::i18n::Locale::En,
+            event_id: 1,
+            event_ends_at: 0,
+            method: "free",
+            total: 0,
+            currency: "EUR".into(),
+            hold_expires_at: None,
+            created: 0,
+            settles: true,
+            lines: Vec::new(),
+            email_cap: None,
+        }
     }
 }
