@@ -561,26 +561,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let running = crate::app::start(Config::for_data_dir(dir.path().join("data"))).await.unwrap();
         let (state, http, base) = (&running.state, reqwest::Client::new(), running.url());
-        let admin = running.admin_token();
-        let event: Value = http
-            .post(format!("{base}/admin/v1/events"))
-            .bearer_auth(admin)
-            .json(&json!({"name":"Spike","venue":"Hall","starts_at":2_000_000_000i64,"ends_at":2_000_010_000i64,"timezone":"UTC"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
+        let create = |path: String, body: Value| {
+            let request = http.post(format!("{base}{path}")).bearer_auth(running.admin_token()).json(&body);
+            async move {
+                let response = request.send().await.unwrap();
+                assert_eq!(response.status(), 201);
+                response.json::<Value>().await.unwrap()
+            }
+        };
+        let event = create("/admin/v1/events".into(), json!({"name":"Spike","venue":"Hall","starts_at":2_000_000_000i64,"ends_at":2_000_010_000i64,"timezone":"UTC"}))
+            .await["id"]
+            .as_i64()
             .unwrap();
-        let event = event["id"].as_i64().unwrap();
-        let created = http
-            .post(format!("{base}/admin/v1/events/{event}/ticket-types"))
-            .bearer_auth(admin)
-            .json(&json!({"name":"GA","price_cents":0,"currency":"EUR","capacity":10}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(created.status(), 201);
+        create(
+            format!("/admin/v1/events/{event}/ticket-types"),
+            json!({"name":"GA","price_cents":0,"currency":"EUR","capacity":10}),
+        )
+        .await;
         let order = |i: usize| {
             let body = json!({"event_id":event,"name":format!("Buyer {i}"),"email":"buyer@example.org","items":[{"ticket_type":0,"quantity":1}]});
             http.post(format!("{base}/v1/orders")).json(&body).send()

@@ -78,16 +78,8 @@ async fn two_instances_sell_exactly_the_last_50_seats_and_mail_each_order_once()
 
     // Both workers send; each of the 145 mails goes out once (.eml files in the shared data directory).
     let outbox = a.data_dir().join("outbox");
-    let sent = common::eventually(Duration::from_secs(60), || {
-        let db = db.clone();
-        async move {
-            let (pending,): (i64,) =
-                sqlx::query_as("SELECT COUNT(*) FROM email_jobs WHERE status <> 'sent'").fetch_one(&db).await.ok()?;
-            (pending == 0).then_some(())
-        }
-    })
-    .await;
-    assert!(sent.is_some(), "every mail is sent");
+    let pg = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&db_url(&a)).await.unwrap();
+    assert!(all_mail_sent(&pg).await, "every mail is sent");
     let files = std::fs::read_dir(&outbox).unwrap().filter(|e| e.as_ref().is_ok_and(|e| e.path().is_file())).count();
     assert_eq!(files, 145, "one mail per order, none sent twice");
     let (attempts,): (i64,) =
@@ -290,18 +282,10 @@ async fn kill_9_of_one_of_two_instances_under_load_loses_no_order_and_mails_each
     .fetch_one(&db)
     .await
     .unwrap();
-    let all_sent = common::eventually(Duration::from_secs(60), || {
-        let db = db.clone();
-        async move {
-            let (pending,): (i64,) =
-                sqlx::query_as("SELECT COUNT(*) FROM email_jobs WHERE status <> 'sent'").fetch_one(&db).await.ok()?;
-            (pending == 0).then_some(())
-        }
-    })
-    .await;
+    let all_sent = all_mail_sent(&db).await;
     let _ = a.kill();
     let _ = a.wait();
-    assert!(all_sent.is_some(), "every mail job is sent");
+    assert!(all_sent, "every mail job is sent");
     // Each confirmed order's ticket mail is in the file sink exactly once, and there is no other mail.
     let (mut per_message, mut torn) = (HashMap::<String, usize>::new(), 0usize);
     for entry in std::fs::read_dir(data.join("outbox")).unwrap() {
@@ -344,8 +328,7 @@ async fn a_hold_sweep_skips_its_round_while_another_instance_sweeps() {
     let a = common::start().await;
     let b = second_instance(&a).await;
     // Another instance's sweep round, as the test's own transaction holding the sweep lock.
-    let db_url = a.running.state.config.database_url.clone().unwrap();
-    let db = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&db_url).await.unwrap();
+    let db = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&db_url(&a)).await.unwrap();
     let mut round = db.begin().await.unwrap();
     let (took,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_xact_lock($1)")
         .bind(issuer::orders::reserve::HOLD_SWEEP_LOCK_KEY)
@@ -403,8 +386,7 @@ async fn a_price_changed_on_one_instance_is_charged_by_the_other_at_once_even_af
     assert!(common::test_postgres().is_some(), "this test needs ISSUER_TEST_POSTGRES (scripts/postgres.sh run …)");
     let a = common::start().await;
     let b = second_instance(&a).await;
-    let db_url = a.running.state.config.database_url.clone().unwrap();
-    let db = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(&db_url).await.unwrap();
+    let db = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(&db_url(&a)).await.unwrap();
     // Each instance listens on its own connection.
     let both = common::eventually(Duration::from_secs(10), || {
         let db = db.clone();
@@ -463,6 +445,47 @@ async fn waiting_locks(db: &sqlx::PgPool) -> i64 {
     n
 }
 
+/// The PostgreSQL database `app` runs on.
+fn db_url(app: &App) -> String {
+    app.running.state.config.database_url.clone().expect("a PostgreSQL database")
+}
+
+/// The id of `event`'s one ticket type.
+async fn ticket_type_of(db: &sqlx::PgPool, event: i64) -> i64 {
+    let (id,): (i64,) =
+        sqlx::query_as("SELECT id FROM ticket_types WHERE event_id = $1").bind(event).fetch_one(db).await.unwrap();
+    id
+}
+
+/// A transaction of the test holding ticket type `id`'s row, as another instance's committer would.
+async fn hold_row(db: &sqlx::PgPool, id: i64) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut hold = db.begin().await.unwrap();
+    sqlx::query("UPDATE ticket_types SET reserved = reserved WHERE id = $1")
+        .bind(id)
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+    hold
+}
+
+/// Whether, within 10 s, at least `n` of the issuers' transactions wait for a lock.
+async fn locks_awaited(db: &sqlx::PgPool, n: i64) -> bool {
+    common::eventually(Duration::from_secs(10), || async move { (waiting_locks(db).await >= n).then_some(()) })
+        .await
+        .is_some()
+}
+
+/// Whether, within 60 s, every email job of the database is sent.
+async fn all_mail_sent(db: &sqlx::PgPool) -> bool {
+    common::eventually(Duration::from_secs(60), || async move {
+        let (pending,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM email_jobs WHERE status <> 'sent'").fetch_one(db).await.ok()?;
+        (pending == 0).then_some(())
+    })
+    .await
+    .is_some()
+}
+
 /// A committer reads its ticket types' room without a lock and reserves last (what lets two instances'
 /// committers overlap). Here another writer — the test's own transaction, as another instance would —
 /// takes the room between the read and the reservation: the batch must be decided again, with the rows
@@ -472,45 +495,18 @@ async fn waiting_locks(db: &sqlx::PgPool) -> i64 {
 async fn an_order_batch_whose_room_is_taken_before_it_reserves_is_decided_again_and_sells_only_what_is_left() {
     assert!(common::test_postgres().is_some(), "this test needs ISSUER_TEST_POSTGRES (scripts/postgres.sh run …)");
     let a = Arc::new(common::start().await);
-    let db_url = a.running.state.config.database_url.clone().unwrap();
-    let db = sqlx::postgres::PgPoolOptions::new().max_connections(3).connect(&db_url).await.unwrap();
+    let db = sqlx::postgres::PgPoolOptions::new().max_connections(3).connect(&db_url(&a)).await.unwrap();
     let (first, event) = (a.event(10, 0).await, a.event(10, 0).await);
-    let type_of = |event: i64| {
-        let db = db.clone();
-        async move {
-            let (id,): (i64,) = sqlx::query_as("SELECT id FROM ticket_types WHERE event_id = $1")
-                .bind(event)
-                .fetch_one(&db)
-                .await
-                .unwrap();
-            id
-        }
-    };
-    let (first_type, event_type) = (type_of(first).await, type_of(event).await);
+    let (first_type, event_type) = (ticket_type_of(&db, first).await, ticket_type_of(&db, event).await);
 
     // The test holds both ticket types' rows. An order for `first` makes the committer wait on its row.
-    let mut hold_first = db.begin().await.unwrap();
-    sqlx::query("UPDATE ticket_types SET reserved = reserved WHERE id = $1")
-        .bind(first_type)
-        .execute(&mut *hold_first)
-        .await
-        .unwrap();
-    let mut hold_event = db.begin().await.unwrap();
-    sqlx::query("UPDATE ticket_types SET reserved = reserved WHERE id = $1")
-        .bind(event_type)
-        .execute(&mut *hold_event)
-        .await
-        .unwrap();
+    let hold_first = hold_row(&db, first_type).await;
+    let mut hold_event = hold_row(&db, event_type).await;
     let blocker = {
         let a = a.clone();
         tokio::spawn(async move { a.order(first, "Blocker", 1, "free").await.0 })
     };
-    let waiting = common::eventually(Duration::from_secs(10), || {
-        let db = db.clone();
-        async move { (waiting_locks(&db).await >= 1).then_some(()) }
-    })
-    .await;
-    assert!(waiting.is_some(), "the committer waits for the test's row");
+    assert!(locks_awaited(&db, 1).await, "the committer waits for the test's row");
     // Three buyers of `event` queue up behind it: the committer takes them as one batch, one run.
     let buyers: Vec<_> = (0..3)
         .map(|i| {
@@ -526,12 +522,7 @@ async fn an_order_batch_whose_room_is_taken_before_it_reserves_is_decided_again_
     // and waits at its reservation for the test's other row.
     hold_first.commit().await.unwrap();
     assert_eq!(blocker.await.unwrap(), 201);
-    let waiting = common::eventually(Duration::from_secs(10), || {
-        let db = db.clone();
-        async move { (waiting_locks(&db).await >= 1).then_some(()) }
-    })
-    .await;
-    assert!(waiting.is_some(), "the batch waits at its reservation");
+    assert!(locks_awaited(&db, 1).await, "the batch waits at its reservation");
     // Meanwhile "another instance" sells 6 of the 10 seats: 4 are left, room for one buyer of 3.
     sqlx::query("UPDATE ticket_types SET reserved = reserved + 6 WHERE id = $1")
         .bind(event_type)
@@ -568,23 +559,7 @@ async fn outbox_workers_giving_way_to_buyers_send_each_mail_once_though_a_batch_
     assert!(common::test_postgres().is_some(), "this test needs ISSUER_TEST_POSTGRES (scripts/postgres.sh run …)");
     let a = Arc::new(common::start_with(|c| c.email_lease_ms = 2_000).await);
     let b = Arc::new(second_instance(&a).await);
-    let db_url = a.running.state.config.database_url.clone().unwrap();
-    let db = sqlx::postgres::PgPoolOptions::new().max_connections(3).connect(&db_url).await.unwrap();
-    let all_sent = |db: sqlx::PgPool| async move {
-        common::eventually(Duration::from_secs(60), || {
-            let db = db.clone();
-            async move {
-                let (pending,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM email_jobs WHERE status <> 'sent'")
-                    .fetch_one(&db)
-                    .await
-                    .ok()?;
-                (pending == 0).then_some(())
-            }
-        })
-        .await
-        .is_some()
-    };
-
+    let db = sqlx::postgres::PgPoolOptions::new().max_connections(3).connect(&db_url(&a)).await.unwrap();
     // Ten orders, mailed while nobody waits.
     let sold = a.event(100, 0).await;
     let mut orders = Vec::new();
@@ -593,28 +568,16 @@ async fn outbox_workers_giving_way_to_buyers_send_each_mail_once_though_a_batch_
         assert_eq!(s, 201, "{v}");
         orders.push(v["order_id"].as_str().expect("order id").to_owned());
     }
-    assert!(all_sent(db.clone()).await, "the ten order mails are sent");
+    assert!(all_mail_sent(&db).await, "the ten order mails are sent");
 
     // A buyer waits on each instance: the test holds their ticket type's row.
     let blocked = a.event(10, 0).await;
-    let (blocked_type,): (i64,) =
-        sqlx::query_as("SELECT id FROM ticket_types WHERE event_id = $1").bind(blocked).fetch_one(&db).await.unwrap();
-    let mut hold = db.begin().await.unwrap();
-    sqlx::query("UPDATE ticket_types SET reserved = reserved WHERE id = $1")
-        .bind(blocked_type)
-        .execute(&mut *hold)
-        .await
-        .unwrap();
+    let hold = hold_row(&db, ticket_type_of(&db, blocked).await).await;
     let buyers: Vec<_> = [a.clone(), b.clone()]
         .into_iter()
         .map(|app| tokio::spawn(async move { app.order(blocked, "Waiting", 1, "free").await.0 }))
         .collect();
-    let waiting = common::eventually(Duration::from_secs(10), || {
-        let db = db.clone();
-        async move { (waiting_locks(&db).await >= 2).then_some(()) }
-    })
-    .await;
-    assert!(waiting.is_some(), "both committers wait for the test's row");
+    assert!(locks_awaited(&db, 2).await, "both committers wait for the test's row");
 
     // The organizer resends every order's mail twice, half through each instance: 20 jobs.
     let resent_from = issuer::util::now_ms();
@@ -625,7 +588,7 @@ async fn outbox_workers_giving_way_to_buyers_send_each_mail_once_though_a_batch_
             assert_eq!(s, 202, "{v}");
         }
     }
-    assert!(all_sent(db.clone()).await, "every resent mail is sent while the buyers still wait");
+    assert!(all_mail_sent(&db).await, "every resent mail is sent while the buyers still wait");
     let (last_sent,): (i64,) =
         sqlx::query_as("SELECT MAX(sent_at) FROM email_jobs WHERE kind = 'resend'").fetch_one(&db).await.unwrap();
     // The workers did give way: two of them at one job per 200 ms need about 2 s for 20 jobs.
