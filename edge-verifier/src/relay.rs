@@ -284,28 +284,19 @@ mod tests {
     use super::*;
     use crate::error::Error;
     use scanner_core::error::{Error as CoreError, SyncKind};
+    use scanner_core::fixtures;
     use scanner_core::redemption::document::encode_peer_state;
-    use scanner_core::redemption::{Outcome, ScanKind, ScanRecord};
+    use scanner_core::redemption::{Outcome, ScanRecord};
 
     const EVENT: u32 = 4242;
 
-    fn record(ticket: u8, hlc: u64, gate: u16) -> ScanRecord {
-        ScanRecord {
-            ticket: TicketRef([ticket; 12]),
-            hlc: Hlc(hlc),
-            wall_time: 1_750_000_000,
-            gate,
-            kind: ScanKind::Entry,
-            reentry: false,
-            outcome: Outcome::Admitted,
-            ticket_type: 0,
-            decided_by_edge: false,
-            addon: None,
-        }
+    /// A device's admission of ticket `n` at `secs`, at its gate number `gate`.
+    fn record(n: u64, secs: u64, gate: u16) -> ScanRecord {
+        ScanRecord { gate, ..fixtures::admit(n, secs) }
     }
 
-    fn edge_scan(ticket: u8, hlc: u64, gate: &str) -> StoredScan {
-        StoredScan::new(DeviceId(7), "phone", gate, &record(ticket, hlc, 0), true)
+    fn edge_scan(n: u64, secs: u64, gate: &str) -> StoredScan {
+        StoredScan::new(DeviceId(7), "phone", gate, &record(n, secs, 0), true)
     }
 
     const NOW_MS: u64 = 1_750_000_000_000;
@@ -425,8 +416,8 @@ mod tests {
         }
         let gate_names: BTreeMap<_, _> =
             relayed.iter().map(|s| (s.scan_record().unwrap().ticket, s.gate.clone())).collect();
-        assert_eq!(gate_names[&TicketRef([1; 12])], "East");
-        assert_eq!(gate_names[&TicketRef([3; 12])], "West");
+        assert_eq!(gate_names[&fixtures::ticket_ref(1)], "East");
+        assert_eq!(gate_names[&fixtures::ticket_ref(3)], "West");
         assert!(relay.backlog(&backlog.cursors).unwrap().is_empty());
     }
 

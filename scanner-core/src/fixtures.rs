@@ -144,7 +144,7 @@ pub fn qr(key: &IssuerKey, t: &Ticket) -> String {
 /// A record that let ticket `n` in (or out) at `secs`.
 pub fn record(n: u64, secs: u64, kind: ScanKind, outcome: Outcome) -> ScanRecord {
     ScanRecord {
-        ticket: TicketRef::of(&ticket_id(n)),
+        ticket: ticket_ref(n),
         hlc: Hlc((secs * 1000) << 16),
         wall_time: secs as u32,
         gate: 0,
@@ -159,6 +159,16 @@ pub fn record(n: u64, secs: u64, kind: ScanKind, outcome: Outcome) -> ScanRecord
 
 pub fn admit(n: u64, secs: u64) -> ScanRecord {
     record(n, secs, ScanKind::Entry, Outcome::Admitted)
+}
+
+/// A server's own admission of ticket `n` at `secs`: one the edge or a venue hub decided.
+pub fn served(n: u64, secs: u64) -> ScanRecord {
+    ScanRecord { decided_by_edge: true, ..admit(n, secs) }
+}
+
+/// The reference every record of ticket `n` carries.
+pub fn ticket_ref(n: u64) -> TicketRef {
+    TicketRef::of(&ticket_id(n))
 }
 
 /// A device log holding `batches`, one change per batch.

@@ -308,22 +308,7 @@ impl ServerLogs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::redemption::record::{Outcome, ScanKind, TicketRef};
-
-    fn record(ticket: u8, hlc: u64) -> ScanRecord {
-        ScanRecord {
-            ticket: TicketRef([ticket; 12]),
-            hlc: Hlc(hlc),
-            wall_time: 1_750_000_000,
-            gate: 0,
-            kind: ScanKind::Entry,
-            reentry: false,
-            outcome: Outcome::Admitted,
-            ticket_type: 0,
-            decided_by_edge: true,
-            addon: None,
-        }
-    }
+    use crate::fixtures::{served, ticket_ref};
 
     #[test]
     fn own_records_survive_a_reopen_and_compaction() {
@@ -331,9 +316,9 @@ mod tests {
         let hub = DeviceId(0x4242);
         {
             let mut log = ServerLog::open(dir.path(), 7, Some(hub)).unwrap();
-            log.append_own("hub", "North", record(1, 10 << 16), 0).unwrap();
-            log.append_own("hub", "South", record(2, 11 << 16), 0).unwrap();
-            assert_eq!(log.last_hlc(&TicketRef([1; 12]), None).unwrap(), Hlc(10 << 16));
+            log.append_own("hub", "North", served(1, 10), 0).unwrap();
+            log.append_own("hub", "South", served(2, 11), 0).unwrap();
+            assert_eq!(log.last_hlc(&ticket_ref(1), None).unwrap(), Hlc(10_000 << 16));
         }
         let mut log = ServerLog::open(dir.path(), 7, Some(hub)).unwrap();
         assert_eq!(log.record_count(), 2);
@@ -341,7 +326,7 @@ mod tests {
         assert_eq!(own.gates, ["North", "South"]);
         assert_eq!(own.records.iter().map(|r| r.gate).collect::<Vec<_>>(), [0, 1]);
         log.compact().unwrap();
-        log.append_own("hub", "North", record(3, 12 << 16), 0).unwrap();
+        log.append_own("hub", "North", served(3, 12), 0).unwrap();
         let log = ServerLog::open(dir.path(), 7, Some(hub)).unwrap();
         assert_eq!(log.record_count(), 3);
         assert_eq!(log.report().unwrap().admitted, 3);
@@ -352,7 +337,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut log = ServerLog::open(dir.path(), 1, None).unwrap();
         assert!(matches!(
-            log.append_own("x", "g", record(1, 1), 0),
+            log.append_own("x", "g", served(1, 1), 0),
             Err(crate::Error::ServerLog(ServerLogKind::NotOwned))
         ));
         assert_eq!(peer_file("../../etc/passwd"), "_.._.._etc_passwd");

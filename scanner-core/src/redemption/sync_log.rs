@@ -326,22 +326,7 @@ impl SyncLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::redemption::record::{Outcome, ScanKind};
-
-    fn record(ticket: u8, hlc: u64) -> ScanRecord {
-        ScanRecord {
-            ticket: TicketRef([ticket; 12]),
-            hlc: Hlc(hlc),
-            wall_time: 1_750_000_000,
-            gate: 0,
-            kind: ScanKind::Entry,
-            reentry: false,
-            outcome: Outcome::Admitted,
-            ticket_type: 0,
-            decided_by_edge: true,
-            addon: None,
-        }
-    }
+    use crate::fixtures::{served, ticket_ref};
 
     /// Two copies over one shared store of pieces (as two issuer instances over one database): each
     /// catches up on the other's pieces before writing, and both end with every record.
@@ -353,7 +338,7 @@ mod tests {
         let mut b = SyncLog::load(&[], 0, Some(two)).unwrap();
         let mut seen = (0, 0);
 
-        let write = a.append_own("a", "North", record(1, 10 << 16), 0).unwrap();
+        let write = a.append_own("a", "North", served(1, 10), 0).unwrap();
         assert_eq!(write.store_as, StoreAs::Chunk);
         store.push(write.bytes.clone());
         a.stored(write);
@@ -365,7 +350,7 @@ mod tests {
         }
         seen.1 = store.len();
         assert!(b.pending_write().is_none(), "what was read from the store is not written again");
-        let write = b.append_own("b", "South", record(2, 11 << 16), 0).unwrap();
+        let write = b.append_own("b", "South", served(2, 11), 0).unwrap();
         store.push(write.bytes.clone());
         b.stored(write);
 
@@ -373,7 +358,7 @@ mod tests {
             a.apply_stored(piece).unwrap();
         }
         assert_eq!((a.record_count(), b.record_count()), (2, 2));
-        assert_eq!(a.last_hlc(&TicketRef([2; 12]), None).unwrap(), Hlc(11 << 16));
+        assert_eq!(a.last_hlc(&ticket_ref(2), None).unwrap(), Hlc(11_000 << 16));
 
         // A compaction by `a` replaces both pieces; the full save alone loads the whole log.
         let full = a.full_save();
@@ -392,13 +377,13 @@ mod tests {
     fn chunks_pile_up_to_a_full_save() {
         let one = DeviceId(0x11);
         let mut log = SyncLog::load(&[], COMPACT_AFTER_CHUNKS - 1, Some(one)).unwrap();
-        let write = log.append_own("a", "North", record(1, 10 << 16), 0).unwrap();
+        let write = log.append_own("a", "North", served(1, 10), 0).unwrap();
         assert_eq!(write.store_as, StoreAs::Chunk);
         log.stored(write);
-        let write = log.append_own("a", "North", record(2, 11 << 16), 0).unwrap();
+        let write = log.append_own("a", "North", served(2, 11), 0).unwrap();
         assert_eq!(write.store_as, StoreAs::FullSave);
         log.stored(write);
-        let write = log.append_own("a", "North", record(3, 12 << 16), 0).unwrap();
+        let write = log.append_own("a", "North", served(3, 12), 0).unwrap();
         assert_eq!(write.store_as, StoreAs::Chunk);
     }
 
@@ -406,7 +391,7 @@ mod tests {
     fn a_log_owned_by_no_one_records_nothing() {
         let mut log = SyncLog::load(&[], 0, None).unwrap();
         assert!(matches!(
-            log.append_own("x", "g", record(1, 1), 0),
+            log.append_own("x", "g", served(1, 1), 0),
             Err(crate::Error::ServerLog(ServerLogKind::NotOwned))
         ));
     }
