@@ -151,6 +151,15 @@ impl App {
 }
 
 /// Waits (at most 30 s) until an issuer process at `base` answers its health check.
+/// Serves `app` on a free loopback port for the rest of the test; returns its base URL.
+pub async fn serve_on_loopback(app: axum::Router, what: &str) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("bind {what}: {e}"));
+    let addr = listener.local_addr().expect("address");
+    let what = what.to_owned();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap_or_else(|e| panic!("serve {what}: {e}")) });
+    format!("http://{addr}")
+}
+
 pub async fn wait_up(http: &reqwest::Client, base: &str) {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(30) {

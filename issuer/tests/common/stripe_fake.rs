@@ -147,10 +147,7 @@ impl FakeStripe {
             .route("/v1/refunds", axum::routing::post(create_refund))
             .fallback(unknown)
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the Stripe fake");
-        let addr = listener.local_addr().expect("address");
-        tokio::spawn(async move { axum::serve(listener, app).await.expect("serve the Stripe fake") });
-        FakeStripe { url: format!("http://{addr}"), shared }
+        FakeStripe { url: super::serve_on_loopback(app, "the Stripe fake").await, shared }
     }
 
     /// The API base URL to configure the issuer with.

@@ -124,10 +124,7 @@ impl FakeTwilio {
             .route("/2010-04-01/Accounts/{sid}/Messages.json", axum::routing::post(create_message))
             .fallback(unknown)
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the Twilio fake");
-        let addr = listener.local_addr().expect("address");
-        tokio::spawn(async move { axum::serve(listener, app).await.expect("serve the Twilio fake") });
-        FakeTwilio { url: format!("http://{addr}"), shared }
+        FakeTwilio { url: super::serve_on_loopback(app, "the Twilio fake").await, shared }
     }
 
     /// The API base URL to configure the issuer with.
