@@ -372,13 +372,11 @@ async fn send_job(
 /// over, after the lease. On SQLite the one process is the only worker, so there is no lease: a job whose
 /// send a crash interrupted is due again at once after the restart.
 async fn lease_due(state: &AppState) -> Result<Vec<EmailJob>> {
-    let (lock, lease_ms) = match state.db.backend {
-        // The setting is bounded to a day by the argument parser, so it fits an i64.
-        crate::db::Backend::Postgres => {
-            (" FOR UPDATE SKIP LOCKED", i64::try_from(state.config.email_lease_ms).unwrap_or(i64::MAX / 2))
-        }
-        crate::db::Backend::Sqlite => ("", 0),
+    let lock = match state.db.backend {
+        crate::db::Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        crate::db::Backend::Sqlite => "",
     };
+    let lease_ms = lease_ms(state);
     let now = now_ms();
     let mut jobs: Vec<EmailJob> = sqlx::query_as(&format!(
         "UPDATE email_jobs SET next_attempt_at = $1
@@ -402,8 +400,18 @@ pub const YIELD_AT_MOST: Duration = Duration::from_millis(200);
 /// stretch a batch of 32 past a short lease, and another instance's worker takes a job whose lease has
 /// run out: starting it then could send its mail twice.
 fn lease_running_out(state: &AppState, job: &EmailJob, now: i64) -> bool {
-    let lease_ms = i64::try_from(state.config.email_lease_ms).unwrap_or(i64::MAX / 2);
-    state.db.backend == crate::db::Backend::Postgres && now > job.next_attempt_at.saturating_sub(lease_ms / 2)
+    let lease_ms = lease_ms(state);
+    lease_ms > 0 && now > job.next_attempt_at.saturating_sub(lease_ms / 2)
+}
+
+/// How long a taken job stays away from other workers: `email_lease_ms` on PostgreSQL, none on SQLite (see
+/// [`lease_due`]).
+fn lease_ms(state: &AppState) -> i64 {
+    match state.db.backend {
+        // The setting is bounded to a day by the argument parser, so it fits an i64.
+        crate::db::Backend::Postgres => i64::try_from(state.config.email_lease_ms).unwrap_or(i64::MAX / 2),
+        crate::db::Backend::Sqlite => 0,
+    }
 }
 
 /// Makes leased jobs this worker did not start due again at once (unless another worker took them since).
